@@ -1,0 +1,95 @@
+//! `stackato-local check`: validate the manifest and print every problem at once.
+
+use std::io::Write;
+
+use crate::cli::{Global, print_diagnostics, report_load_error, terminal_asker};
+use crate::diag::{Diagnostic, Sources, display_path};
+use crate::exit;
+use crate::manifest::{self, LoadError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Snippets with carets and hints.
+    Human,
+    /// One `file:line:col: severity: message` line per problem.
+    Short,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Exit with 1 when there are warnings (and no errors).
+    #[arg(long)]
+    pub strict: bool,
+    /// How to print problems.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+pub fn run(g: &Global, args: &Args) -> i32 {
+    let mut asker = terminal_asker();
+    match manifest::load(&g.load, &mut asker) {
+        Ok(l) => {
+            print(g, args, &l.sources, &l.warnings);
+            let n = l.warnings.len();
+            let names: Vec<&str> = l
+                .manifest
+                .apps
+                .iter()
+                .map(|a| a.name.value.as_str())
+                .collect();
+            let mut out = anstream::stdout();
+            let _ = writeln!(
+                out,
+                "{}: valid, {} application{} ({}){}",
+                display_path(&l.file),
+                names.len(),
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", "),
+                match n {
+                    0 => String::new(),
+                    1 => ", 1 warning".into(),
+                    n => format!(", {n} warnings"),
+                }
+            );
+            if args.strict && n > 0 {
+                exit::WARNINGS
+            } else {
+                exit::OK
+            }
+        }
+        Err(LoadError::Invalid {
+            sources,
+            file,
+            diagnostics,
+        }) => {
+            print(g, args, &sources, &diagnostics);
+            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+            let warnings = diagnostics.len() - errors;
+            let _ = writeln!(
+                anstream::stderr(),
+                "{}: invalid, {errors} error{}{}",
+                display_path(&file),
+                if errors == 1 { "" } else { "s" },
+                match warnings {
+                    0 => String::new(),
+                    1 => ", 1 warning".into(),
+                    n => format!(", {n} warnings"),
+                }
+            );
+            exit::INVALID_MANIFEST
+        }
+        Err(e) => report_load_error(g, &e),
+    }
+}
+
+fn print(g: &Global, args: &Args, sources: &Sources, diags: &[Diagnostic]) {
+    match args.format {
+        Format::Human => print_diagnostics(g, sources, diags),
+        Format::Short => {
+            let mut err = anstream::stderr();
+            for d in diags {
+                let _ = writeln!(err, "{}", d.short(sources));
+            }
+        }
+    }
+}

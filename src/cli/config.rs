@@ -1,0 +1,233 @@
+//! `stackato-local config`: the normalised manifest, as a readable summary or as the JSON the
+//! client's `debug-manifest` printed.
+
+use std::io::Write;
+
+use crate::cli::{Global, print_diagnostics, report_load_error, terminal_asker};
+use crate::diag::display_path;
+use crate::exit;
+use crate::manifest::{self, App, LoadError, model::Web};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON: {"manifest_file": …, "manifest": {"applications": {NAME: {…}}}}, raw text
+    /// values as the client kept them.
+    #[arg(long)]
+    pub json: bool,
+    /// Only this application.
+    #[arg(long, value_name = "NAME")]
+    pub app: Option<String>,
+}
+
+pub fn run(g: &Global, args: &Args) -> i32 {
+    let mut asker = terminal_asker();
+    let loaded = match manifest::load(&g.load, &mut asker) {
+        Ok(l) => l,
+        Err(LoadError::NotFound { dir }) => {
+            // As the client: a warning, not a failure.
+            let mut err = anstream::stderr();
+            let _ = writeln!(
+                err,
+                "warning: No manifest: no stackato.yml in {}, no manifest.yml there or above.\nNo configuration found.",
+                dir.display()
+            );
+            if args.json {
+                println!("{}", serde_json::json!({"manifest": {"applications": {}}}));
+            }
+            return exit::OK;
+        }
+        Err(e) => return report_load_error(g, &e),
+    };
+    print_diagnostics(g, &loaded.sources, &loaded.warnings);
+    let mut tree = loaded.tree.to_json();
+    if let Some(name) = &args.app {
+        let Some(apps) = tree.get_mut("applications").and_then(|a| a.as_object_mut()) else {
+            return exit::INTERNAL;
+        };
+        if !apps.contains_key(name) {
+            let names: Vec<&String> = apps.keys().collect();
+            eprintln!(
+                "error: no application named \"{name}\" in {} (it has: {})",
+                display_path(&loaded.file),
+                names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            );
+            return exit::USAGE;
+        }
+        apps.retain(|k, _| k == name);
+    }
+    if args.json {
+        let out = serde_json::json!({
+            "manifest_file": loaded.file.display().to_string(),
+            "manifest": tree,
+        });
+        let text = serde_json::to_string_pretty(&out).unwrap_or_default();
+        println!("{text}");
+        return exit::OK;
+    }
+    let mut out = anstream::stdout();
+    let apps: Vec<&App> = loaded
+        .manifest
+        .start_order()
+        .into_iter()
+        .filter(|a| args.app.as_ref().is_none_or(|n| *n == a.name.value))
+        .collect();
+    let _ = writeln!(
+        out,
+        "{} — {} application{}{}",
+        display_path(&loaded.file),
+        apps.len(),
+        if apps.len() == 1 { "" } else { "s" },
+        if apps.len() > 1 { " (start order)" } else { "" }
+    );
+    for a in apps {
+        let _ = write!(out, "{}", summary(a, g.ui.color_out));
+    }
+    exit::OK
+}
+
+fn summary(a: &App, color: bool) -> String {
+    let bold = anstyle::Style::new().bold();
+    let (b, r) = if color {
+        (bold.render().to_string(), bold.render_reset().to_string())
+    } else {
+        (String::new(), String::new())
+    };
+    let mut s = format!("\n{b}{}{r}  {}\n", a.name.value, display_path(&a.path));
+    let mut row = |k: &str, v: String| {
+        if !v.is_empty() {
+            s.push_str(&format!("  {k:<12} {v}\n"));
+        }
+    };
+    if let Some(fw) = &a.framework {
+        let mut v = fw.name.clone().unwrap_or_else(|| "?".into());
+        if let Some(rt) = &a.runtime {
+            v.push_str(&format!(" (runtime {rt})"));
+        }
+        row("framework", v);
+    } else if let Some(bp) = &a.buildpack {
+        row("buildpack", bp.clone());
+    }
+    let web = match &a.web {
+        Web::Default => "framework default ($PROCESSES_WEB)".to_string(),
+        Web::Command(c) => c.value.clone(),
+        Web::Worker => format!(
+            "none (worker): {}",
+            a.command.as_ref().map_or("", |c| c.value.as_str())
+        ),
+    };
+    row("web", web);
+    if let (Some(c), false) = (&a.command, a.web == Web::Worker) {
+        row("command", c.value.clone());
+    }
+    let mem = match &a.memory_mb {
+        Some(_) => format!("{}M", a.memory_limit_mb()),
+        None => format!("{}M (default)", a.memory_limit_mb()),
+    };
+    row(
+        "resources",
+        format!(
+            "{} instance{}, memory {mem}, disk {}M",
+            a.instance_count(),
+            if a.instance_count() == 1 { "" } else { "s" },
+            a.disk_limit_mb()
+        ),
+    );
+    row(
+        "services",
+        a.services
+            .iter()
+            .map(|sv| match &sv.kind {
+                Some(k) => format!("{} ({})", sv.name.value, k.value),
+                None => format!("{} (existing)", sv.name.value),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    row(
+        "env",
+        a.env
+            .iter()
+            .map(|e| match (&e.default, e.required) {
+                (Some(d), _) if !e.hidden => format!("{}={}", e.name.value, d.value),
+                (Some(_), _) => format!("{}=(hidden)", e.name.value),
+                (None, true) => format!("{} (required)", e.name.value),
+                (None, false) => e.name.value.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    let hooks = [
+        ("pre-push", &a.hooks.pre_push),
+        ("pre-staging", &a.hooks.pre_staging),
+        ("post-staging", &a.hooks.post_staging),
+        ("pre-running", &a.hooks.pre_running),
+    ];
+    for (k, list) in hooks {
+        for (i, h) in list.iter().enumerate() {
+            let label = if i == 0 { k } else { "" };
+            s.push_str(&format!(
+                "  {:<12} {}{}\n",
+                if i == 0 { "hooks" } else { "" },
+                if label.is_empty() {
+                    " ".repeat(k.len() + 2)
+                } else {
+                    format!("{label}: ")
+                },
+                if h.ignore_failure {
+                    format!("{} (failure ignored)", h.command)
+                } else {
+                    h.command.clone()
+                }
+            ));
+        }
+    }
+    let mut row = |k: &str, v: String| {
+        if !v.is_empty() {
+            s.push_str(&format!("  {k:<12} {v}\n"));
+        }
+    };
+    let r = &a.requirements;
+    let mut req: Vec<String> = Vec::new();
+    for (k, v) in [("pip", &r.pip), ("pypm", &r.pypm), ("ppm", &r.ppm), ("cpan", &r.cpan)] {
+        if !v.is_empty() {
+            req.push(format!("{k}: {}", v.join(" ")));
+        }
+    }
+    row("requirements", req.join("; "));
+    row(
+        "cron",
+        a.cron.iter().map(|c| c.value.clone()).collect::<Vec<_>>().join(" | "),
+    );
+    row(
+        "urls",
+        match &a.urls {
+            None => "default".into(),
+            Some(u) if u.is_empty() => "none".into(),
+            Some(u) => u.join(", "),
+        },
+    );
+    row(
+        "depends-on",
+        a.depends_on
+            .iter()
+            .map(|d| d.value.clone())
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    if let Some(i) = &a.ignores {
+        row("ignores", if i.is_empty() { "nothing".into() } else { i.join(" ") });
+    }
+    let mv = &a.min_version;
+    let mut v = Vec::new();
+    if let Some(c) = &mv.client {
+        v.push(format!("client {}", c.value));
+    }
+    if let Some(c) = &mv.server {
+        v.push(format!("server {}", c.value));
+    }
+    row("min_version", v.join(", "));
+    if let Some(t) = &a.timeout {
+        row("timeout", format!("{}s", t.value));
+    }
+    s
+}

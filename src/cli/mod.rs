@@ -1,0 +1,196 @@
+//! Command-line interface: clap types, global options and dispatch to one module per
+//! subcommand. Nothing below `cli` sees clap.
+
+mod check;
+mod config;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::diag::Sources;
+use crate::exit;
+use crate::manifest::{self, LoadError, LoadOptions};
+
+const EXAMPLES: &str = "\
+Examples:
+  stackato-local check                     validate ./stackato.yml, every problem at once
+  stackato-local config                    what the platform would read from it
+  stackato-local config --json             the normalised manifest, as `stackato debug-manifest`
+  stackato-local -C examples/hello config  use another app directory
+  stackato-local check --manifest ci.yml   validate a specific file";
+
+/// Run a Stackato app (stackato.yml) on your laptop the way the platform would.
+#[derive(Debug, Parser)]
+#[command(
+    name = "stackato-local",
+    version,
+    about,
+    after_help = EXAMPLES,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// When to use colour: auto (a terminal, and NO_COLOR unset), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    pub color: ColorWhen,
+
+    /// The application directory (default: the current directory).
+    #[arg(short = 'C', long = "path", global = true, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+
+    /// Use this manifest file instead of searching for stackato.yml / manifest.yml.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub manifest: Option<String>,
+
+    /// The target URL behind ${target-url} and ${target-base}.
+    #[arg(long, global = true, env = "STACKATO_TARGET", value_name = "URL",
+          default_value = manifest::DEFAULT_TARGET, hide_env_values = true)]
+    pub target: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the normalised manifest (all apps, after inherit and ${...} substitution).
+    #[command(after_help = "\
+Examples:
+  stackato-local config
+  stackato-local config --json | jq '.manifest.applications | keys'
+  stackato-local config --app web")]
+    Config(config::Args),
+    /// Validate the manifest and print every error and warning with file:line:col.
+    #[command(after_help = "\
+Exit codes: 0 valid, 1 warnings only (with --strict), 2 invalid, 3 no manifest.
+
+Examples:
+  stackato-local check
+  stackato-local check --strict        fail on warnings too (for CI)
+  stackato-local check --format short  one line per problem, for editors")]
+    Check(check::Args),
+}
+
+/// Terminal facts decided once, at the edge.
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    pub color_err: bool,
+    pub color_out: bool,
+}
+
+impl Ui {
+    fn new(when: ColorWhen) -> Ui {
+        let auto = |tty: bool| {
+            tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var("TERM").map_or(true, |t| t != "dumb")
+        };
+        let (out, err) = match when {
+            ColorWhen::Always => (true, true),
+            ColorWhen::Never => (false, false),
+            ColorWhen::Auto => (
+                auto(std::io::stdout().is_terminal()),
+                auto(std::io::stderr().is_terminal()),
+            ),
+        };
+        anstream::ColorChoice::write_global(if out || err {
+            anstream::ColorChoice::Always
+        } else {
+            anstream::ColorChoice::Never
+        });
+        Ui {
+            color_err: err,
+            color_out: out,
+        }
+    }
+}
+
+/// Options every command shares, without clap.
+pub struct Global {
+    pub ui: Ui,
+    pub load: LoadOptions,
+}
+
+/// Parse the command line, run, return the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let ui = Ui::new(cli.color);
+    let dir = match &cli.path {
+        Some(p) => p.clone(),
+        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+    };
+    let mut load = LoadOptions::new(dir);
+    load.manifest = cli.manifest.as_deref().filter(|m| !m.is_empty()).map(PathBuf::from);
+    load.target_url = cli.target.clone();
+    let g = Global { ui, load };
+    let code = match &cli.command {
+        Command::Config(a) => config::run(&g, a),
+        Command::Check(a) => check::run(&g, a),
+    };
+    let _ = std::io::stdout().flush();
+    code
+}
+
+/// Ask on the terminal for `${ask …}`; nobody answers when stdin is not a terminal.
+pub fn terminal_asker() -> impl FnMut(&str) -> Option<String> {
+    |question: &str| {
+        if !std::io::stdin().is_terminal() {
+            return None;
+        }
+        eprint!("{question}: ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).ok()?;
+        Some(line.trim_end_matches(['\n', '\r']).to_string())
+    }
+}
+
+/// Print a load failure to stderr and return its exit code.
+pub fn report_load_error(g: &Global, e: &LoadError) -> i32 {
+    let mut err = anstream::stderr();
+    match e {
+        LoadError::NotFound { .. } => {
+            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(
+                err,
+                "help: run it in the app directory, pass -C DIR, or name the file with --manifest FILE"
+            );
+            exit::NO_MANIFEST
+        }
+        LoadError::Unreadable { .. } => {
+            let _ = writeln!(err, "error: {e}");
+            exit::NO_MANIFEST
+        }
+        LoadError::Invalid {
+            sources,
+            diagnostics,
+            ..
+        } => {
+            print_diagnostics(g, sources, diagnostics);
+            let _ = writeln!(err, "error: {e}");
+            exit::INVALID_MANIFEST
+        }
+    }
+}
+
+/// Render diagnostics to stderr, errors and warnings alike, in file order.
+pub fn print_diagnostics(g: &Global, sources: &Sources, diags: &[crate::diag::Diagnostic]) {
+    let mut err = anstream::stderr();
+    for d in diags {
+        let _ = writeln!(err, "{}\n", d.render(sources, g.ui.color_err));
+    }
+}

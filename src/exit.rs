@@ -1,0 +1,16 @@
+//! The one table of exit codes for the whole tool (documented in the README).
+
+/// Success.
+pub const OK: i32 = 0;
+/// `check --strict`: the manifest is valid but has warnings.
+pub const WARNINGS: i32 = 1;
+/// The manifest is invalid (syntax, types, unknown symbols, …).
+pub const INVALID_MANIFEST: i32 = 2;
+/// No manifest was found, or the one named cannot be read.
+pub const NO_MANIFEST: i32 = 3;
+/// The command line is wrong (unknown flag, bad value).
+pub const USAGE: i32 = 64;
+/// An unexpected internal failure (a bug: please report it).
+pub const INTERNAL: i32 = 70;
+/// A file or directory the tool needs cannot be read or written.
+pub const IO: i32 = 74;

@@ -1,0 +1,175 @@
+//! The key vocabulary of stackato.yml and manifest.yml, as the 3.2.4 client knew it.
+
+/// Top-level keys that describe the single stackato.yml app (the client's `Decompose` list).
+pub const STACKATO_KEYS: &[&str] = &[
+    "name",
+    "instances",
+    "mem",
+    "memory",
+    "disk",
+    "disk_quota",
+    "framework",
+    "services",
+    "processes",
+    "min_version",
+    "env",
+    "ignores",
+    "hooks",
+    "cron",
+    "requirements",
+    "drain",
+    "subdomain",
+    "command",
+    "app-dir",
+    "url",
+    "urls",
+    "depends-on",
+    "buildpack",
+    "stack",
+    "host",
+    "domain",
+    "placement-zone",
+    "placementzone",
+    "description",
+    "autoscale",
+    "sso-enabled",
+    "timeout",
+    "force-war-unpacking",
+    "docker_image",
+    "no-route",
+];
+
+/// Keys with no Cloud Foundry counterpart: they live under the app's `stackato:` mapping.
+pub const STACKATO_ONLY: &[&str] = &[
+    "processes",
+    "min_version",
+    "env",
+    "ignores",
+    "hooks",
+    "cron",
+    "requirements",
+    "drain",
+    "placement-zone",
+    "description",
+    "sso-enabled",
+    "autoscale",
+    "force-war-unpacking",
+];
+
+/// Keys an entry of `applications:` may carry besides the stackato ones.
+pub const CF_APP_KEYS: &[&str] = &["path", "runtime", "stackato", "env"];
+
+/// Top-level keys of the manifest.yml part that are not warned about.
+pub const MANIFEST_KEYS: &[&str] = &["applications", "inherit", "properties"];
+
+/// Every key that may appear in an application entry, for "did you mean" hints.
+pub fn all_app_keys() -> impl Iterator<Item = &'static str> {
+    STACKATO_KEYS.iter().chain(CF_APP_KEYS).copied()
+}
+
+pub const FRAMEWORK_KEYS: &[&str] = &[
+    "name",
+    "type",
+    "runtime",
+    "start-file",
+    "document-root",
+    "home-dir",
+    "app-server",
+];
+
+pub const HOOK_KEYS: &[&str] = &[
+    "pre-push",
+    "pre-staging",
+    "post-staging",
+    "pre-running",
+    "legacy-running",
+];
+
+pub const ENV_ATTRS: &[&str] = &[
+    "default", "required", "inherit", "prompt", "choices", "hidden", "scope",
+];
+
+pub const REQUIREMENT_KEYS: &[&str] = &[
+    "pip", "pypm", "ppm", "cpan", "ubuntu", "redhat", "unix", "staging", "running",
+];
+pub const OS_REQUIREMENT_KEYS: &[&str] = &["ubuntu", "redhat", "unix"];
+
+pub const SERVICE_KEYS: &[&str] = &[
+    "type",
+    "label",
+    "vendor",
+    "version",
+    "provider",
+    "plan",
+    "tags",
+    "parameters",
+    "credentials",
+    "syslog",
+];
+
+pub const AUTOSCALE_KEYS: &[&str] = &["enabled", "instances", "cpu"];
+
+/// Service types a Stackato target offered (core and common add-ons). Used, as the client used
+/// the target's list, to tell `name: type` from the legacy `type: name`.
+pub const SERVICE_TYPES: &[&str] = &[
+    "mysql",
+    "postgresql",
+    "redis",
+    "mongodb",
+    "memcached",
+    "rabbitmq",
+    "rabbitmq3",
+    "filesystem",
+    "harbor",
+    "user-provided",
+    "oracledb",
+    "mssql2012",
+    "mssql2014",
+    "elasticsearch",
+    "couchdb",
+    "activemq",
+];
+
+/// Frameworks of the 3.x legacy buildpack (plus `buildpack` from 2.x).
+pub const FRAMEWORKS: &[&str] = &[
+    "aspdotnet",
+    "django",
+    "generic",
+    "grails",
+    "java_ee",
+    "java_web",
+    "lift",
+    "node",
+    "otp_rebar",
+    "perl",
+    "perlcgi",
+    "php",
+    "play",
+    "python",
+    "rack",
+    "rails3",
+    "sinatra",
+    "spring",
+    "standalone",
+    "wsgi",
+    "buildpack",
+    "ruby",
+    "java",
+];
+
+/// The client's boolean words.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            Some(true)
+        }
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            Some(false)
+        }
+        _ => None,
+    }
+}
+
+pub fn is_service_type(s: &str) -> bool {
+    SERVICE_TYPES.contains(&s)
+}

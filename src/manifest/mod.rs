@@ -1,0 +1,361 @@
+//! Reading `stackato.yml` / `manifest.yml` exactly as the Stackato client did: locate the file,
+//! parse with positions, resolve `inherit:`, normalise, validate, substitute `${...}`, and build
+//! the typed [`Manifest`]. Every problem found is kept as a positioned [`Diagnostic`].
+
+pub mod keys;
+pub mod model;
+pub mod normalize;
+pub mod subst;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+
+use crate::diag::{Diagnostic, Severity, Sources, Span};
+use crate::yaml::{self, Node, Value};
+
+pub use model::{App, Manifest};
+pub use subst::{Asker, Target};
+
+/// Longest chain of `inherit:` files we follow.
+const MAX_INHERIT_DEPTH: usize = 32;
+
+/// The default target when neither `--target` nor `STACKATO_TARGET` names one.
+pub const DEFAULT_TARGET: &str = "https://api.stackato.local";
+
+/// Where to look and how to resolve built-in symbols.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// The application directory (`--path`, or the working directory).
+    pub dir: PathBuf,
+    /// `--manifest FILE`: use this file instead of searching.
+    pub manifest: Option<PathBuf>,
+    /// The target URL behind `${target-url}` and `${target-base}`.
+    pub target_url: String,
+    /// `${random-word}`; derived from the manifest's directory when `None`, so it is stable.
+    pub random_word: Option<String>,
+}
+
+impl LoadOptions {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        LoadOptions {
+            dir: dir.into(),
+            manifest: None,
+            target_url: DEFAULT_TARGET.into(),
+            random_word: None,
+        }
+    }
+}
+
+/// A manifest that loaded: warnings may remain, errors do not.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub sources: Sources,
+    /// The root manifest file.
+    pub file: PathBuf,
+    /// The normalised, resolved tree (what `debug-manifest` printed).
+    pub tree: Node,
+    pub manifest: Manifest,
+    pub warnings: Vec<Diagnostic>,
+}
+
+#[derive(Debug)]
+pub enum LoadError {
+    /// No stackato.yml in `dir`, no manifest.yml in it or its parents.
+    NotFound { dir: PathBuf },
+    /// `--manifest` names a file that cannot be read, or the file vanished.
+    Unreadable { path: PathBuf, error: std::io::Error },
+    /// The manifest has errors (all of them are here, with the warnings).
+    Invalid {
+        sources: Sources,
+        file: PathBuf,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::NotFound { dir } => write!(
+                f,
+                "no manifest found: no stackato.yml in {}, and no manifest.yml there or in any parent directory",
+                dir.display()
+            ),
+            LoadError::Unreadable { path, error } => {
+                write!(f, "cannot read {}: {error}", path.display())
+            }
+            LoadError::Invalid {
+                diagnostics, file, ..
+            } => {
+                let n = diagnostics.iter().filter(|d| d.is_error()).count();
+                write!(
+                    f,
+                    "{} has {n} error{}",
+                    crate::diag::display_path(file),
+                    if n == 1 { "" } else { "s" }
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Find the manifest as the client did: `stackato.yml` in `dir` only, else `manifest.yml` in
+/// `dir` or any parent. `--manifest` wins.
+pub fn locate(dir: &Path, manifest: Option<&Path>) -> Result<PathBuf, LoadError> {
+    if let Some(m) = manifest {
+        let p = if m.is_absolute() {
+            m.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map(|c| c.join(m))
+                .unwrap_or_else(|_| m.to_path_buf())
+        };
+        return match std::fs::metadata(&p) {
+            Ok(md) if md.is_file() => Ok(p),
+            Ok(_) => Err(LoadError::Unreadable {
+                path: p,
+                error: std::io::Error::other("is a directory, not a file"),
+            }),
+            Err(error) => Err(LoadError::Unreadable { path: p, error }),
+        };
+    }
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let s = dir.join("stackato.yml");
+    if s.is_file() {
+        return Ok(s);
+    }
+    let mut d: Option<&Path> = Some(&dir);
+    while let Some(cur) = d {
+        let m = cur.join("manifest.yml");
+        if m.is_file() {
+            return Ok(m);
+        }
+        d = cur.parent();
+    }
+    Err(LoadError::NotFound { dir })
+}
+
+/// A stable `${random-word}` for a project: 4–5 hex digits from its directory.
+pub fn stable_random_word(dir: &Path) -> String {
+    // FNV-1a: stable across Rust versions, unlike the std hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in dir.as_os_str().as_encoded_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:04x}", h % 0x10_0000)
+}
+
+/// Locate and load the manifest.
+pub fn load(opts: &LoadOptions, asker: &mut Asker<'_>) -> Result<Loaded, LoadError> {
+    let file = locate(&opts.dir, opts.manifest.as_deref())?;
+    let bytes = std::fs::read(&file).map_err(|error| LoadError::Unreadable {
+        path: file.clone(),
+        error,
+    })?;
+    load_bytes(&bytes, &file, opts, asker)
+}
+
+/// Load a manifest whose root file content is `bytes`, as if read from `file` (inherited files
+/// are read from disk relative to it).
+pub fn load_bytes(
+    bytes: &[u8],
+    file: &Path,
+    opts: &LoadOptions,
+    asker: &mut Asker<'_>,
+) -> Result<Loaded, LoadError> {
+    let mut sources = Sources::default();
+    let mut diags: Vec<Diagnostic> = Vec::new();
+    let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = base.canonicalize().unwrap_or(base);
+
+    let root = load_tree(bytes, file, &mut sources, &mut Vec::new(), &mut diags);
+    let fail = |sources: Sources, diags: Vec<Diagnostic>| LoadError::Invalid {
+        sources,
+        file: file.to_path_buf(),
+        diagnostics: finish(diags),
+    };
+    let Some(root) = root else {
+        return Err(fail(sources, diags));
+    };
+
+    let mut tree = normalize::normalize(root, &base, &mut diags).tree;
+    validate::validate(&tree, &mut diags);
+    let target = Target {
+        url: opts.target_url.clone(),
+        random_word: opts
+            .random_word
+            .clone()
+            .unwrap_or_else(|| stable_random_word(&base)),
+    };
+    subst::resolve(&mut tree, &target, &sources, asker, &mut diags);
+    let manifest = model::build(&tree, file.to_path_buf(), &mut diags);
+
+    let diags = finish(diags);
+    if diags.iter().any(Diagnostic::is_error) {
+        return Err(fail(sources, diags));
+    }
+    Ok(Loaded {
+        sources,
+        file: file.to_path_buf(),
+        tree,
+        manifest,
+        warnings: diags,
+    })
+}
+
+/// Drop repeats (same place, same severity), keep file order.
+fn finish(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut seen: Vec<(Option<Span>, Severity, String)> = Vec::new();
+    diags.retain(|d| {
+        let key = (d.span, d.severity, d.message.clone());
+        let same_place = seen
+            .iter()
+            .any(|(s, sev, _)| d.span.is_some() && *s == d.span && *sev == d.severity);
+        if same_place || seen.contains(&key) {
+            false
+        } else {
+            seen.push(key);
+            true
+        }
+    });
+    diags.sort_by_key(|d| d.span.map(|s| (s.file.0, s.start)));
+    diags
+}
+
+/// Parse one file and everything it inherits, deep-merged (the including file wins; earlier
+/// entries of an `inherit:` list win over later ones).
+fn load_tree(
+    bytes: &[u8],
+    file: &Path,
+    sources: &mut Sources,
+    stack: &mut Vec<PathBuf>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Node> {
+    let text = match yaml::decode(bytes, crate::diag::FileId(sources.files().len() as u32)) {
+        Ok(t) => t.to_string(),
+        Err(e) => {
+            let id = sources.add(file, String::from_utf8_lossy(bytes).into_owned());
+            diags.push(yaml_diag(e, id));
+            return None;
+        }
+    };
+    let id = sources.add(file, text);
+    let text = sources.get(id).map(|f| f.text.clone()).unwrap_or_default();
+    let parsed = match yaml::parse(&text, id) {
+        Ok(p) => p,
+        Err(e) => {
+            diags.push(yaml_diag(e, id));
+            return None;
+        }
+    };
+    let file_span = Span {
+        file: id,
+        start: 0,
+        end: 0,
+        line: 1,
+        col: 1,
+    };
+    let mut root = match parsed {
+        None => Node::map(Vec::new(), file_span),
+        Some(n) if n.is_null() => Node::map(Vec::new(), file_span),
+        Some(n) if n.as_map().is_some() => n,
+        Some(n) => {
+            diags.push(
+                Diagnostic::error(format!(
+                    "the top level of the manifest must be a mapping of keys (name:, services:, …), but it is {}",
+                    n.kind_name()
+                ))
+                .at(n.span)
+                .hint("a stackato.yml starts with lines like `name: myapp`"),
+            );
+            return None;
+        }
+    };
+
+    let canonical = file.canonicalize().unwrap_or_else(|_| file.to_path_buf());
+    stack.push(canonical);
+    let inherit = root.remove("inherit");
+    if let Some(inh) = inherit {
+        let entries: Vec<Node> = match inh.value.value {
+            Value::Scalar(_) if inh.value.is_null() => Vec::new(),
+            Value::Scalar(_) => vec![inh.value],
+            Value::Seq(items) => items,
+            Value::Map(_) => {
+                diags.push(
+                    Diagnostic::error(
+                        "Expected a yaml scalar or sequence for key \"inherit\", got a mapping",
+                    )
+                    .at(inh.value.span)
+                    .hint("list the files to inherit: `inherit: [base/stackato.yml]`"),
+                );
+                Vec::new()
+            }
+        };
+        let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        for entry in entries {
+            let Some(rel) = entry.as_str() else {
+                diags.push(
+                    Diagnostic::error(format!(
+                        "Expected a file name in \"inherit\", got {}",
+                        entry.kind_name()
+                    ))
+                    .at(entry.span),
+                );
+                continue;
+            };
+            let path = dir.join(rel);
+            let canon = path.canonicalize().unwrap_or_else(|_| path.clone());
+            if let Some(pos) = stack.iter().position(|p| *p == canon) {
+                let chain: Vec<String> = stack[pos..]
+                    .iter()
+                    .chain(std::iter::once(&canon))
+                    .map(|p| crate::diag::display_path(p))
+                    .collect();
+                diags.push(
+                    Diagnostic::error(format!("inherit cycle: {}", chain.join(" -> ")))
+                        .at(entry.span)
+                        .hint("a file may not inherit itself, directly or through others"),
+                );
+                continue;
+            }
+            if stack.len() >= MAX_INHERIT_DEPTH {
+                diags.push(
+                    Diagnostic::error(format!(
+                        "inherit chain deeper than {MAX_INHERIT_DEPTH} files"
+                    ))
+                    .at(entry.span),
+                );
+                continue;
+            }
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    diags.push(
+                        Diagnostic::error(format!(
+                            "cannot read inherited file {}: {e}",
+                            crate::diag::display_path(&path)
+                        ))
+                        .at(entry.span)
+                        .hint("inherit paths are relative to the file that names them"),
+                    );
+                    continue;
+                }
+            };
+            if let Some(child) = load_tree(&bytes, &path, sources, stack, diags) {
+                root = yaml::deep_merge(root, child);
+            }
+        }
+    }
+    stack.pop();
+    Some(root)
+}
+
+fn yaml_diag(e: yaml::YamlError, _id: crate::diag::FileId) -> Diagnostic {
+    let mut d = Diagnostic::error(e.message).at(e.span).hint_opt(e.hint);
+    if let Some((label, span)) = e.other {
+        d = d.related(label, span);
+    }
+    d
+}
