@@ -285,7 +285,10 @@ mod tests {
     #[test]
     fn renders_file_line_col_and_caret() {
         let mut src = Sources::default();
-        let id = src.add(Path::new("/x/stackato.yml"), "name: a\ninstances: many\n".into());
+        let id = src.add(
+            Path::new("/x/stackato.yml"),
+            "name: a\ninstances: many\n".into(),
+        );
         let d = Diagnostic::error("expected an integer")
             .at(Span {
                 file: id,

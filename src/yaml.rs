@@ -205,7 +205,9 @@ impl Node {
         match &self.value {
             Value::Scalar(_) if self.is_null() => serde_json::Value::Null,
             Value::Scalar(s) => serde_json::Value::String(s.text.clone()),
-            Value::Seq(items) => serde_json::Value::Array(items.iter().map(Node::to_json).collect()),
+            Value::Seq(items) => {
+                serde_json::Value::Array(items.iter().map(Node::to_json).collect())
+            }
             Value::Map(entries) => {
                 let mut m = serde_json::Map::new();
                 for e in entries {
@@ -382,7 +384,7 @@ enum Frame {
 /// Parse the first YAML document of `text`. An empty document gives `None`.
 pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, YamlError> {
     let idx = LineIndex::new(text);
-    let mut parser = Parser::new_from_str(text);
+    let parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: std::collections::HashMap<usize, Node> = std::collections::HashMap::new();
     let mut nodes: usize = 0;
@@ -393,15 +395,14 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, YamlError> {
         let m = e.marker();
         let span = idx.point(file, m.line(), m.col());
         let line_text = text.lines().nth(m.line().saturating_sub(1)).unwrap_or("");
-        let hint = if line_text.starts_with('\t')
-            || line_text.trim_start_matches(' ').starts_with('\t')
-        {
-            Some("YAML does not allow tabs for indentation; indent with spaces".to_string())
-        } else if e.info().contains("mapping values are not allowed") {
-            Some("a value containing `: ` must be quoted, e.g. - \"echo a: b\"".to_string())
-        } else {
-            None
-        };
+        let hint =
+            if line_text.starts_with('\t') || line_text.trim_start_matches(' ').starts_with('\t') {
+                Some("YAML does not allow tabs for indentation; indent with spaces".to_string())
+            } else if e.info().contains("mapping values are not allowed") {
+                Some("a value containing `: ` must be quoted, e.g. - \"echo a: b\"".to_string())
+            } else {
+                None
+            };
         YamlError {
             message: format!("YAML syntax error: {}", e.info()),
             span,
@@ -410,8 +411,7 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, YamlError> {
         }
     };
 
-    loop {
-        let Some(next) = parser.next() else { break };
+    for next in parser {
         let (event, espan) = next.map_err(scan_err)?;
         let span = idx.span(file, &espan);
         let node = match event {

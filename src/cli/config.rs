@@ -49,7 +49,11 @@ pub fn run(g: &Global, args: &Args) -> i32 {
             eprintln!(
                 "error: no application named \"{name}\" in {} (it has: {})",
                 display_path(&loaded.file),
-                names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                names
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             return exit::USAGE;
         }
@@ -162,23 +166,22 @@ fn summary(a: &App, color: bool) -> String {
         ("post-staging", &a.hooks.post_staging),
         ("pre-running", &a.hooks.pre_running),
     ];
+    let mut first = true;
     for (k, list) in hooks {
         for (i, h) in list.iter().enumerate() {
-            let label = if i == 0 { k } else { "" };
-            s.push_str(&format!(
-                "  {:<12} {}{}\n",
-                if i == 0 { "hooks" } else { "" },
-                if label.is_empty() {
-                    " ".repeat(k.len() + 2)
-                } else {
-                    format!("{label}: ")
-                },
-                if h.ignore_failure {
-                    format!("{} (failure ignored)", h.command)
-                } else {
-                    h.command.clone()
-                }
-            ));
+            let stage = if i == 0 {
+                format!("{k}: ")
+            } else {
+                " ".repeat(k.len() + 2)
+            };
+            let cmd = if h.ignore_failure {
+                format!("{} (failure ignored)", h.command)
+            } else {
+                h.command.clone()
+            };
+            let label = if first { "hooks" } else { "" };
+            first = false;
+            s.push_str(&format!("  {label:<12} {stage}{cmd}\n"));
         }
     }
     let mut row = |k: &str, v: String| {
@@ -188,7 +191,12 @@ fn summary(a: &App, color: bool) -> String {
     };
     let r = &a.requirements;
     let mut req: Vec<String> = Vec::new();
-    for (k, v) in [("pip", &r.pip), ("pypm", &r.pypm), ("ppm", &r.ppm), ("cpan", &r.cpan)] {
+    for (k, v) in [
+        ("pip", &r.pip),
+        ("pypm", &r.pypm),
+        ("ppm", &r.ppm),
+        ("cpan", &r.cpan),
+    ] {
         if !v.is_empty() {
             req.push(format!("{k}: {}", v.join(" ")));
         }
@@ -196,7 +204,11 @@ fn summary(a: &App, color: bool) -> String {
     row("requirements", req.join("; "));
     row(
         "cron",
-        a.cron.iter().map(|c| c.value.clone()).collect::<Vec<_>>().join(" | "),
+        a.cron
+            .iter()
+            .map(|c| c.value.clone())
+            .collect::<Vec<_>>()
+            .join(" | "),
     );
     row(
         "urls",
@@ -215,7 +227,14 @@ fn summary(a: &App, color: bool) -> String {
             .join(", "),
     );
     if let Some(i) = &a.ignores {
-        row("ignores", if i.is_empty() { "nothing".into() } else { i.join(" ") });
+        row(
+            "ignores",
+            if i.is_empty() {
+                "nothing".into()
+            } else {
+                i.join(" ")
+            },
+        );
     }
     let mv = &a.min_version;
     let mut v = Vec::new();

@@ -123,7 +123,11 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return code;
         }
@@ -134,7 +138,11 @@ pub fn main() -> i32 {
         None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
     };
     let mut load = LoadOptions::new(dir);
-    load.manifest = cli.manifest.as_deref().filter(|m| !m.is_empty()).map(PathBuf::from);
+    load.manifest = cli
+        .manifest
+        .as_deref()
+        .filter(|m| !m.is_empty())
+        .map(PathBuf::from);
     load.target_url = cli.target.clone();
     let g = Global { ui, load };
     let code = match &cli.command {

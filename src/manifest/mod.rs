@@ -63,7 +63,10 @@ pub enum LoadError {
     /// No stackato.yml in `dir`, no manifest.yml in it or its parents.
     NotFound { dir: PathBuf },
     /// `--manifest` names a file that cannot be read, or the file vanished.
-    Unreadable { path: PathBuf, error: std::io::Error },
+    Unreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     /// The manifest has errors (all of them are here, with the warnings).
     Invalid {
         sources: Sources,

@@ -254,9 +254,7 @@ impl App {
 /// The client's per-framework default memory when `mem` is absent.
 pub fn default_memory_mb(framework: Option<&str>) -> u64 {
     match framework {
-        Some(
-            "aspnet" | "aspdotnet" | "grails" | "java_ee" | "java_web" | "lift" | "spring",
-        ) => 512,
+        Some("aspnet" | "aspdotnet" | "grails" | "java_ee" | "java_web" | "lift" | "spring") => 512,
         Some("generic") => 256,
         Some(
             "node" | "php" | "perl" | "python" | "rack" | "rails3" | "sinatra" | "otp_rebar"
@@ -272,16 +270,14 @@ pub fn default_memory_mb(framework: Option<&str>) -> u64 {
 pub fn parse_memspec(s: &str) -> Result<i64, String> {
     let t = s.trim();
     let bad = || {
-        let hint = if t.to_ascii_uppercase().ends_with("MB") || t.to_ascii_uppercase().ends_with("GB")
-        {
+        if t.to_ascii_uppercase().ends_with("MB") || t.to_ascii_uppercase().ends_with("GB") {
             format!(
                 "Stackato accepts only the suffixes M and G: write `{}`",
                 &t[..t.len() - 1]
             )
         } else {
             "write a size in megabytes such as 256 or 256M, or gigabytes such as 1G or 1.5G".into()
-        };
-        hint
+        }
     };
     if t.is_empty() {
         return Err(bad());
@@ -511,9 +507,12 @@ fn build_app(app: &Node, diags: &mut Vec<Diagnostic>) -> App {
         cron: list(sget("cron")),
         ignores: sget("ignores").and_then(|n| n.as_seq().map(|_| strings(Some(n)))),
         requirements: build_requirements(sget("requirements")),
-        urls: app
-            .get("urls")
-            .map(|u| strings(Some(u)).into_iter().map(|s| s.to_lowercase()).collect()),
+        urls: app.get("urls").map(|u| {
+            strings(Some(u))
+                .into_iter()
+                .map(|s| s.to_lowercase())
+                .collect()
+        }),
         depends_on: list(app.get("depends-on")),
         min_version: MinVersion {
             client: spanned_text(sget("min_version").and_then(|m| m.get("client"))),
@@ -687,8 +686,8 @@ fn build_requirements(n: Option<&Node>) -> Requirements {
 
 /// Refuse dependency cycles, naming the loop.
 fn check_cycles(apps: &[App], diags: &mut Vec<Diagnostic>) {
-    fn visit<'a>(
-        apps: &'a [App],
+    fn visit(
+        apps: &[App],
         i: usize,
         stack: &mut Vec<usize>,
         done: &mut Vec<bool>,
@@ -719,7 +718,10 @@ fn check_cycles(apps: &[App], diags: &mut Vec<Diagnostic>) {
         for d in &apps[i].depends_on {
             if let Some(j) = apps.iter().position(|a| a.name.value == d.value) {
                 visit(apps, j, stack, done, diags);
-                if diags.iter().any(|x| x.message.starts_with("Circular dependency")) {
+                if diags
+                    .iter()
+                    .any(|x| x.message.starts_with("Circular dependency"))
+                {
                     break;
                 }
             }

@@ -232,13 +232,21 @@ pub fn app_name(app: &Node) -> &str {
 
 fn unknown_top_hint(k: &str) -> Option<String> {
     if keys::HOOK_KEYS.contains(&k) {
-        return Some(format!("hooks go under `hooks:`, e.g.\nhooks:\n  {k}:\n    - …"));
+        return Some(format!(
+            "hooks go under `hooks:`, e.g.\nhooks:\n  {k}:\n    - …"
+        ));
     }
     if k == "web" {
         return Some("the web command goes under `processes:`, as `processes: {web: …}`".into());
     }
-    suggest(k, STACKATO_KEYS.iter().copied().chain(["applications", "inherit"]))
-        .map(|s| format!("did you mean `{s}`?"))
+    suggest(
+        k,
+        STACKATO_KEYS
+            .iter()
+            .copied()
+            .chain(["applications", "inherit"]),
+    )
+    .map(|s| format!("did you mean `{s}`?"))
 }
 
 /// `TransformASStackato` / `TransformCFManifestApp` for one application mapping.
@@ -318,7 +326,9 @@ fn transform_app(
             "no-route" => no_route = Some(e.value),
             "depends-on" => {
                 let v = match e.value.value {
-                    Value::Scalar(_) if !e.value.is_null() => Node::seq(vec![e.value.clone()], e.value.span),
+                    Value::Scalar(_) if !e.value.is_null() => {
+                        Node::seq(vec![e.value.clone()], e.value.span)
+                    }
                     _ => e.value,
                 };
                 top.push(Entry {
@@ -380,13 +390,14 @@ fn transform_app(
         .and_then(|e| e.value.as_str())
         .map(str::to_string);
     let domain_text = domain.as_ref().and_then(Node::as_str).map(str::to_string);
-    let dom = domain_text.clone().unwrap_or_else(|| "${space-base}".into());
+    let dom = domain_text
+        .clone()
+        .unwrap_or_else(|| "${space-base}".into());
     let mut any_url_key = url_span.is_some();
     for h in hosts {
         any_url_key = true;
-        match h.as_str() {
-            Some(text) => urls.push(Node::scalar(format!("{text}.{dom}"), h.span)),
-            None => {}
+        if let Some(text) = h.as_str() {
+            urls.push(Node::scalar(format!("{text}.{dom}"), h.span));
         }
     }
     if let (Some(d), true) = (&domain, !any_url_key) {
@@ -560,11 +571,11 @@ fn transform_services(svc: Node, diags: &mut Vec<Diagnostic>) -> Node {
                 let (name_node, body) = match &e.value.value {
                     Value::Scalar(_) if e.value.is_null() => {
                         diags.push(
-                            Diagnostic::error(format!(
-                                "Service \"{k}\" has no type"
-                            ))
-                            .at(e.key.span)
-                            .hint(format!("write `{k}: mysql` (or postgresql, redis, memcached, …)")),
+                            Diagnostic::error(format!("Service \"{k}\" has no type"))
+                                .at(e.key.span)
+                                .hint(format!(
+                                    "write `{k}: mysql` (or postgresql, redis, memcached, …)"
+                                )),
                         );
                         continue;
                     }
@@ -787,7 +798,10 @@ fn fix_dependencies(apps: &mut [Node], diags: &mut Vec<Diagnostic>) {
             .and_then(Node::as_str)
             .map(PathBuf::from)
             .unwrap_or_default();
-        let base = this_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = this_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let Some(dep) = app.get_mut("depends-on") else {
             continue;
         };
@@ -803,11 +817,9 @@ fn fix_dependencies(apps: &mut [Node], diags: &mut Vec<Diagnostic>) {
             }
             // A path: relative to the manifest's directory (the parent of the app dirs).
             let candidates = [absolutize(&base, &r), absolutize(&this_path, &r)];
-            let found = index.iter().find(|(_, p)| {
-                candidates
-                    .iter()
-                    .any(|c| Path::new(p) == c.as_path())
-            });
+            let found = index
+                .iter()
+                .find(|(_, p)| candidates.iter().any(|c| Path::new(p) == c.as_path()));
             match found {
                 Some((n, _)) => *it = Node::scalar(n.clone(), it.span),
                 None => diags.push(

@@ -264,17 +264,24 @@ fn value_of(
                 "random-word".into(),
             ];
             if let Some(app) = ctx.app.and_then(Node::as_map) {
-                cands.extend(app.iter().filter_map(|e| {
-                    e.value
-                        .is_scalar()
-                        .then(|| e.key.scalar_text().unwrap_or_default().to_string())
-                }));
+                cands.extend(
+                    app.iter()
+                        .filter(|e| e.value.is_scalar())
+                        .map(|e| e.key.scalar_text().unwrap_or_default().to_string()),
+                );
             }
             let hint = match name {
-                "mem" => Some("`mem` is renamed to `memory` by normalisation; use ${memory}".into()),
-                _ if name.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()) => Some(format!(
-                    "`{reference}` is read as a manifest symbol, not a shell variable: write `${name}` without braces, or move the command into a script"
-                )),
+                "mem" => {
+                    Some("`mem` is renamed to `memory` by normalisation; use ${memory}".into())
+                }
+                _ if name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()) =>
+                {
+                    Some(format!(
+                        "`{reference}` is read as a manifest symbol, not a shell variable: write `${name}` without braces, or move the command into a script"
+                    ))
+                }
                 _ => suggest(name, cands.iter().map(String::as_str))
                     .map(|s| format!("did you mean `${{{s}}}`?")),
             };

@@ -242,7 +242,12 @@ fn validate_services(v: &Node, diags: &mut Vec<Diagnostic>) {
                 "parameters" | "credentials" => {
                     expect_map(&path, &e.value, diags);
                 }
-                _ => unknown(&format!("services:{name}"), &e.key, keys::SERVICE_KEYS, diags),
+                _ => unknown(
+                    &format!("services:{name}"),
+                    &e.key,
+                    keys::SERVICE_KEYS,
+                    diags,
+                ),
             }
         }
         let ty = s.value.get("type").and_then(Node::as_str);
@@ -254,11 +259,9 @@ fn validate_services(v: &Node, diags: &mut Vec<Diagnostic>) {
                         format!("supported types: {}", keys::SERVICE_TYPES.join(", "))
                     });
                 diags.push(
-                    Diagnostic::error(format!(
-                        "Service \"{name}\" has unsupported type \"{t}\""
-                    ))
-                    .at(s.value.get("type").map_or(s.value.span, |n| n.span))
-                    .hint(hint),
+                    Diagnostic::error(format!("Service \"{name}\" has unsupported type \"{t}\""))
+                        .at(s.value.get("type").map_or(s.value.span, |n| n.span))
+                        .hint(hint),
                 );
             }
             if t == "user-provided" && s.value.get("credentials").is_none() {
@@ -322,11 +325,9 @@ fn validate_env(v: &Node, diags: &mut Vec<Diagnostic>) {
         };
         if !is_env_name(name) && !name.contains("${") {
             diags.push(
-                Diagnostic::error(format!(
-                    "Bad environment variable name \"{name}\""
-                ))
-                .at(var.key.span)
-                .hint("use letters, digits and underscores, not starting with a digit"),
+                Diagnostic::error(format!("Bad environment variable name \"{name}\""))
+                    .at(var.key.span)
+                    .hint("use letters, digits and underscores, not starting with a digit"),
             );
         }
         for a in attrs {
@@ -378,9 +379,11 @@ fn validate_env(v: &Node, diags: &mut Vec<Diagnostic>) {
                 .hint("add `default: …` or `required: yes`"),
             );
         }
-        if var.value.get("hidden").is_some_and(|h| {
-            h.scalar_text().and_then(parse_bool) == Some(true)
-        }) && var.value.get("choices").is_some()
+        if var
+            .value
+            .get("hidden")
+            .is_some_and(|h| h.scalar_text().and_then(parse_bool) == Some(true))
+            && var.value.get("choices").is_some()
         {
             diags.push(
                 Diagnostic::error(format!(
