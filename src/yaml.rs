@@ -381,8 +381,17 @@ enum Frame {
     },
 }
 
-/// Parse the first YAML document of `text`. An empty document gives `None`.
-pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, YamlError> {
+/// The first document of a YAML stream.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    /// `None` for an empty document.
+    pub root: Option<Node>,
+    /// Where a second document starts, if there is one (it is ignored, as the client did).
+    pub next_document: Option<Span>,
+}
+
+/// Parse the first YAML document of `text`.
+pub fn parse(text: &str, file: FileId) -> Result<Parsed, YamlError> {
     let idx = LineIndex::new(text);
     let parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
@@ -390,6 +399,7 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, YamlError> {
     let mut nodes: usize = 0;
     let mut root: Option<Node> = None;
     let mut docs = 0;
+    let mut next_document = None;
 
     let scan_err = |e: ScanError| -> YamlError {
         let m = e.marker();
@@ -420,6 +430,7 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, YamlError> {
             Event::DocumentStart(..) => {
                 docs += 1;
                 if docs > 1 {
+                    next_document = Some(span);
                     break;
                 }
                 continue;
@@ -557,7 +568,10 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, YamlError> {
             },
         }
     }
-    Ok(root)
+    Ok(Parsed {
+        root,
+        next_document,
+    })
 }
 
 /// Add a mapping entry, refusing duplicates and expanding `<<` merge keys.
@@ -660,7 +674,7 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> Node {
-        parse(s, FileId(0)).unwrap().unwrap()
+        parse(s, FileId(0)).unwrap().root.unwrap()
     }
 
     #[test]

@@ -194,6 +194,28 @@ pub fn load_bytes(
     };
     subst::resolve(&mut tree, &target, &sources, asker, &mut diags);
     let manifest = model::build(&tree, file.to_path_buf(), &mut diags);
+    if manifest.apps.is_empty() && !diags.iter().any(Diagnostic::is_error) {
+        let empty = sources.get(crate::diag::FileId(0)).is_some_and(|f| {
+            f.text
+                .lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        });
+        diags.push(
+            Diagnostic::error(if empty {
+                "the manifest is empty: it describes no application"
+            } else {
+                "the manifest describes no application"
+            })
+            .at(Span {
+                file: crate::diag::FileId(0),
+                start: 0,
+                end: 0,
+                line: 1,
+                col: 1,
+            })
+            .hint("a stackato.yml needs at least `name: myapp`; several apps go under `applications:`"),
+        );
+    }
 
     let diags = finish(diags);
     if diags.iter().any(Diagnostic::is_error) {
@@ -260,7 +282,14 @@ fn load_tree(
         line: 1,
         col: 1,
     };
-    let mut root = match parsed {
+    if let Some(at) = parsed.next_document {
+        diags.push(
+            Diagnostic::warning("a second YAML document starts here; only the first is read")
+                .at(at)
+                .hint("remove the `---` line and what follows, or merge it into the first document"),
+        );
+    }
+    let mut root = match parsed.root {
         None => Node::map(Vec::new(), file_span),
         Some(n) if n.is_null() => Node::map(Vec::new(), file_span),
         Some(n) if n.as_map().is_some() => n,
