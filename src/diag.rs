@@ -79,17 +79,16 @@ impl Sources {
 /// Show `path` relative to the current directory when it lies below it.
 pub fn display_path(path: &Path) -> String {
     if let Ok(cwd) = std::env::current_dir() {
-        if let Ok(rel) = path.strip_prefix(&cwd) {
-            if !rel.as_os_str().is_empty() {
-                return rel.display().to_string();
-            }
+        if let Ok(rel) = path.strip_prefix(&cwd)
+            && !rel.as_os_str().is_empty()
+        {
+            return rel.display().to_string();
         }
-        if let (Ok(c), Ok(p)) = (cwd.canonicalize(), path.canonicalize()) {
-            if let Ok(rel) = p.strip_prefix(&c) {
-                if !rel.as_os_str().is_empty() {
-                    return rel.display().to_string();
-                }
-            }
+        if let (Ok(c), Ok(p)) = (cwd.canonicalize(), path.canonicalize())
+            && let Ok(rel) = p.strip_prefix(&c)
+            && !rel.as_os_str().is_empty()
+        {
+            return rel.display().to_string();
         }
     }
     path.display().to_string()
@@ -207,18 +206,18 @@ impl Diagnostic {
             None => groups.push(Group::with_title(title)),
         }
         for (label, rspan) in &self.related {
-            if Some(rspan.file) != self.span.map(|s| s.file) {
-                if let Some(file) = sources.get(rspan.file) {
-                    let (s, e) = clamp(&file.text, *rspan);
-                    groups.push(
-                        Level::NOTE.secondary_title(label.as_str()).element(
-                            Snippet::source(file.text.as_str())
-                                .path(file.display.as_str())
-                                .fold(true)
-                                .annotation(AnnotationKind::Primary.span(s..e)),
-                        ),
-                    );
-                }
+            if Some(rspan.file) != self.span.map(|s| s.file)
+                && let Some(file) = sources.get(rspan.file)
+            {
+                let (s, e) = clamp(&file.text, *rspan);
+                groups.push(
+                    Level::NOTE.secondary_title(label.as_str()).element(
+                        Snippet::source(file.text.as_str())
+                            .path(file.display.as_str())
+                            .fold(true)
+                            .annotation(AnnotationKind::Primary.span(s..e)),
+                    ),
+                );
             }
         }
         if let Some(h) = &self.hint {

@@ -2,12 +2,16 @@
 
 /// Success.
 pub const OK: i32 = 0;
-/// `check --strict`: the manifest is valid but has warnings.
+/// `check --strict`: the manifest is valid but has warnings; `env diff`: the environments
+/// differ; `env explain`: the variable is not set.
 pub const WARNINGS: i32 = 1;
 /// The manifest is invalid (syntax, types, unknown symbols, …).
 pub const INVALID_MANIFEST: i32 = 2;
 /// No manifest was found, or the one named cannot be read.
 pub const NO_MANIFEST: i32 = 3;
+/// The environment cannot be completed: a required variable has no value, a value is not
+/// among its `choices`, a `.env` file is malformed.
+pub const ENV: i32 = 4;
 /// The command line is wrong (unknown flag, bad value).
 pub const USAGE: i32 = 64;
 /// An unexpected internal failure (a bug: please report it).

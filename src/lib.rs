@@ -3,6 +3,11 @@
 
 pub mod cli;
 pub mod diag;
+pub mod env;
 pub mod exit;
 pub mod manifest;
+pub mod platform;
+pub mod random;
+pub mod services;
+pub mod state;
 pub mod yaml;

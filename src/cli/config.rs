@@ -32,7 +32,11 @@ pub fn run(g: &Global, args: &Args) -> i32 {
                 dir.display()
             );
             if args.json {
-                println!("{}", serde_json::json!({"manifest": {"applications": {}}}));
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "{}",
+                    serde_json::json!({"manifest": {"applications": {}}})
+                );
             }
             return exit::OK;
         }
@@ -65,7 +69,7 @@ pub fn run(g: &Global, args: &Args) -> i32 {
             "manifest": tree,
         });
         let text = serde_json::to_string_pretty(&out).unwrap_or_default();
-        println!("{text}");
+        let _ = writeln!(std::io::stdout(), "{text}");
         return exit::OK;
     }
     let mut out = anstream::stdout();

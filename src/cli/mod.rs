@@ -3,6 +3,7 @@
 
 mod check;
 mod config;
+mod env;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -77,6 +78,18 @@ Examples:
   stackato-local check --strict        fail on warnings too (for CI)
   stackato-local check --format short  one line per problem, for editors")]
     Check(check::Args),
+    /// Print the environment the platform would give the app; explain or diff it.
+    #[command(after_help = "\
+Precedence, lowest to highest: platform rules, services, stackato.yml env:, your shell
+(inherit: true), remembered answers, .env files, --env.
+
+Examples:
+  eval \"$(stackato-local env)\"                 load the app's environment into this shell
+  stackato-local env --format json --reveal
+  stackato-local env --staging --profile 2
+  stackato-local env explain DATABASE_URL
+  stackato-local env diff prod-env.txt            compare with `stackato run env > prod-env.txt`")]
+    Env(env::Args),
 }
 
 /// Terminal facts decided once, at the edge.
@@ -148,6 +161,7 @@ pub fn main() -> i32 {
     let code = match &cli.command {
         Command::Config(a) => config::run(&g, a),
         Command::Check(a) => check::run(&g, a),
+        Command::Env(a) => env::run(&g, a),
     };
     let _ = std::io::stdout().flush();
     code

@@ -286,7 +286,9 @@ fn load_tree(
         diags.push(
             Diagnostic::warning("a second YAML document starts here; only the first is read")
                 .at(at)
-                .hint("remove the `---` line and what follows, or merge it into the first document"),
+                .hint(
+                    "remove the `---` line and what follows, or merge it into the first document",
+                ),
         );
     }
     let mut root = match parsed.root {

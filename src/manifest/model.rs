@@ -411,28 +411,28 @@ fn build_app(app: &Node, diags: &mut Vec<Diagnostic>) -> App {
     }
 
     let instances = integer("instances", app.get("instances"), diags);
-    if let Some(i) = &instances {
-        if i.value < 1 {
-            diags.push(
-                Diagnostic::warning(format!(
-                    "instances: {} is below 1; the platform forces it to 1",
-                    i.value
-                ))
-                .at(i.span),
-            );
-        }
+    if let Some(i) = &instances
+        && i.value < 1
+    {
+        diags.push(
+            Diagnostic::warning(format!(
+                "instances: {} is below 1; the platform forces it to 1",
+                i.value
+            ))
+            .at(i.span),
+        );
     }
     let memory_mb = memspec("memory", app.get("memory"), diags);
-    if let Some(m) = &memory_mb {
-        if m.value < MIN_MEMORY_MB as i64 {
-            diags.push(
-                Diagnostic::warning(format!(
-                    "memory {}M is below the platform minimum; it is raised to {MIN_MEMORY_MB}M",
-                    m.value
-                ))
-                .at(m.span),
-            );
-        }
+    if let Some(m) = &memory_mb
+        && m.value < MIN_MEMORY_MB as i64
+    {
+        diags.push(
+            Diagnostic::warning(format!(
+                "memory {}M is below the platform minimum; it is raised to {MIN_MEMORY_MB}M",
+                m.value
+            ))
+            .at(m.span),
+        );
     }
     let disk_mb = memspec("disk_quota", app.get("disk_quota"), diags);
 

@@ -141,7 +141,9 @@ pub fn normalize(root: Node, base_dir: &Path, diags: &mut Vec<Diagnostic>) -> No
         let part = Node::map(stackato_part, span);
         if !has_name && has_applications {
             // Cloud Foundry style: top-level keys are defaults for every listed app.
-            defaults = transform_app(part, None, Origin::Stackato, &mut Vec::new());
+            let mut part = part;
+            part.insert(key("name", span), Node::scalar("-defaults-", span));
+            defaults = transform_app(part, None, Origin::Stackato, diags);
         } else if let Some(app) = transform_app(part, None, Origin::Stackato, diags) {
             // The stackato part is merged over a manifest app of the same name.
             let name = app_name(&app).to_string();
@@ -155,6 +157,14 @@ pub fn normalize(root: Node, base_dir: &Path, diags: &mut Vec<Diagnostic>) -> No
         }
     }
 
+    // Unknown top-level keys are defaults of every application (the entry's own value wins).
+    if !extra_top.is_empty() {
+        let d = Node::map(extra_top.clone(), root_span);
+        apps = apps
+            .into_iter()
+            .map(|a| crate::yaml::deep_merge(a, d.clone()))
+            .collect();
+    }
     if let Some(d) = defaults {
         apps = apps
             .into_iter()
@@ -374,13 +384,13 @@ fn transform_app(
             value: d.value,
         });
     }
-    if let Some(rt) = runtime_from_framework {
-        if !top.iter().any(|e| e.key.scalar_text() == Some("runtime")) {
-            top.push(Entry {
-                key: key("runtime", rt.span),
-                value: rt,
-            });
-        }
+    if let Some(rt) = runtime_from_framework
+        && !top.iter().any(|e| e.key.scalar_text() == Some("runtime"))
+    {
+        top.push(Entry {
+            key: key("runtime", rt.span),
+            value: rt,
+        });
     }
 
     // URLs: url/urls, then host/subdomain with domain; no-route empties the list.
@@ -400,12 +410,12 @@ fn transform_app(
             urls.push(Node::scalar(format!("{text}.{dom}"), h.span));
         }
     }
-    if let (Some(d), true) = (&domain, !any_url_key) {
-        if let Some(dt) = &domain_text {
-            any_url_key = true;
-            let n = name_text.clone().unwrap_or_else(|| "${name}".into());
-            urls.push(Node::scalar(format!("{n}.{dt}"), d.span));
-        }
+    if let (Some(d), true) = (&domain, !any_url_key)
+        && let Some(dt) = &domain_text
+    {
+        any_url_key = true;
+        let n = name_text.clone().unwrap_or_else(|| "${name}".into());
+        urls.push(Node::scalar(format!("{n}.{dt}"), d.span));
     }
     if let Some(nr) = &no_route {
         match nr.as_str().map(keys::parse_bool) {
@@ -881,14 +891,14 @@ fn legacy_rules(app: &mut Node, diags: &mut Vec<Diagnostic>) {
     app.insert(key("stackato", stackato.span), stackato);
 
     if fw_name.as_deref() == Some("standalone") || web_null {
-        if let Some(u) = app.get("urls") {
-            if u.as_seq().is_some_and(|s| !s.is_empty()) {
-                diags.push(
+        if let Some(u) = app.get("urls")
+            && u.as_seq().is_some_and(|s| !s.is_empty())
+        {
+            diags.push(
                     Diagnostic::error("Legacy-based worker application requesting an url mapping")
                         .at(u.span)
                         .hint("a worker (framework standalone or `processes: web: ~`) gets no URL; remove `url:`"),
                 );
-            }
         }
         let span = app.span;
         app.insert(key("urls", span), Node::seq(Vec::new(), span));

@@ -73,6 +73,23 @@ pub fn resolve(
 ) {
     let snapshot = tree.clone();
     let mut answers = HashMap::new();
+    // A `target` key in the manifest overrides the target, as in the client.
+    let own_target;
+    let target = match snapshot
+        .get("properties")
+        .and_then(|p| p.get("target"))
+        .or_else(|| snapshot.get("target"))
+        .and_then(Node::as_str)
+    {
+        Some(t) if !t.contains("${") => {
+            own_target = Target {
+                url: t.to_string(),
+                random_word: target.random_word.clone(),
+            };
+            &own_target
+        }
+        _ => target,
+    };
     let Some(entries) = tree.as_map_mut() else {
         return;
     };
@@ -125,10 +142,10 @@ fn resolve_node(n: &mut Node, ctx: &mut Ctx<'_, '_>) {
     let span = n.span;
     match &mut n.value {
         Value::Scalar(s) => {
-            if s.text.contains("${") {
-                if let Some(t) = expand(&s.text, span, ctx, &mut Vec::new()) {
-                    s.text = t;
-                }
+            if s.text.contains("${")
+                && let Some(t) = expand(&s.text, span, ctx, &mut Vec::new())
+            {
+                s.text = t;
             }
         }
         Value::Seq(items) => items.iter_mut().for_each(|i| resolve_node(i, ctx)),

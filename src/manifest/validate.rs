@@ -210,17 +210,18 @@ fn validate_framework(v: &Node, diags: &mut Vec<Diagnostic>) {
             expect_scalar(&format!("framework:{k}"), &e.value, diags);
         }
     }
-    if let Some(n) = fw.get("name").and_then(Node::as_str) {
-        if !n.contains("${") && !keys::FRAMEWORKS.contains(&n) {
-            let hint = suggest(n, keys::FRAMEWORKS.iter().copied())
-                .map(|s| format!("did you mean `{s}`?"))
-                .unwrap_or_else(|| format!("known frameworks: {}", keys::FRAMEWORKS.join(", ")));
-            diags.push(
-                Diagnostic::warning(format!("Unknown framework \"{n}\""))
-                    .at(fw.get("name").map_or(fw.span, |x| x.span))
-                    .hint(hint),
-            );
-        }
+    if let Some(n) = fw.get("name").and_then(Node::as_str)
+        && !n.contains("${")
+        && !keys::FRAMEWORKS.contains(&n)
+    {
+        let hint = suggest(n, keys::FRAMEWORKS.iter().copied())
+            .map(|s| format!("did you mean `{s}`?"))
+            .unwrap_or_else(|| format!("known frameworks: {}", keys::FRAMEWORKS.join(", ")));
+        diags.push(
+            Diagnostic::warning(format!("Unknown framework \"{n}\""))
+                .at(fw.get("name").map_or(fw.span, |x| x.span))
+                .hint(hint),
+        );
     }
 }
 

@@ -1,0 +1,522 @@
+//! `stackato-local env`: the variables the platform would give the app (or its staging
+//! hooks), `env explain VAR` (where a value comes from) and `env diff FILE` (compare with an
+//! environment captured in production). Secrets are masked unless `--reveal`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use crate::cli::{Global, print_diagnostics, report_load_error, terminal_asker};
+use crate::diag::display_path;
+use crate::env::build::{self, BuildError, Built, Request};
+use crate::env::diff::{self, Kind};
+use crate::env::dump;
+use crate::env::mask::{MASK, Secrets};
+use crate::env::user::parse_cli_pair;
+use crate::exit;
+use crate::manifest::model::EnvVar;
+use crate::manifest::{self, Loaded};
+use crate::platform::env::{DbUrlRule, SqliteEnv};
+use crate::platform::profile::Profile;
+use crate::random::OsRng;
+use crate::state::StateDir;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// `export KEY='value'` lines, for `eval "$(stackato-local env)"`.
+    Shell,
+    /// One flat JSON object, name → value as the process sees it.
+    Json,
+    /// `KEY="value"` lines, for tools that read .env files.
+    Dotenv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DbRule {
+    /// DATABASE_URL when exactly one mysql/postgresql service is bound (3.x docs).
+    Relational,
+    /// DATABASE_URL when exactly one of mysql/postgresql/redis/mongodb is bound (2.10 docs).
+    Any,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqliteMode {
+    /// Leave a sqlite-backed service's variables out (the app uses its own default).
+    Omit,
+    /// Export DATABASE_URL=sqlite:////path for it.
+    Url,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<EnvCommand>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Shell, global = true)]
+    pub format: Format,
+    /// The environment of the staging hooks instead of the running app.
+    #[arg(long, global = true)]
+    pub staging: bool,
+    /// Which application (default: the first in start order).
+    #[arg(long, value_name = "NAME", global = true)]
+    pub app: Option<String>,
+    /// Which instance (its PORT and instance_index).
+    #[arg(long, value_name = "N", default_value_t = 0, global = true)]
+    pub instance: u32,
+    /// Imitate Stackato 2.x or 3.x (default: from min_version, else 3).
+    #[arg(long, value_name = "2|3", global = true, value_parser = parse_profile)]
+    pub profile: Option<Profile>,
+    /// Set a variable (highest precedence); repeatable.
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", global = true, value_parser = parse_cli_pair)]
+    pub env: Vec<(String, String)>,
+    /// Read another .env file after the default ones; repeatable.
+    #[arg(long = "env-file", value_name = "FILE", global = true)]
+    pub env_file: Vec<PathBuf>,
+    /// Do not read the project's .env files.
+    #[arg(long, global = true)]
+    pub no_dotenv: bool,
+    /// Show passwords and other secrets instead of masking them.
+    #[arg(long, global = true)]
+    pub reveal: bool,
+    /// Which services may set DATABASE_URL.
+    #[arg(long, value_enum, default_value_t = DbRule::Relational, global = true)]
+    pub database_url: DbRule,
+    /// What a database running as sqlite exports.
+    #[arg(long, value_enum, default_value_t = SqliteMode::Omit, global = true)]
+    pub sqlite_env: SqliteMode,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EnvCommand {
+    /// Explain one variable: its value, the layer that set it and the values it hid.
+    Explain {
+        /// The variable, e.g. DATABASE_URL.
+        var: String,
+    },
+    /// Compare with an environment captured elsewhere: KEY=VALUE lines (`env` output), the
+    /// JSON of `env --format json`, or a Stackato JSON dump. Exit 1 when they differ.
+    Diff {
+        /// The file with the other environment.
+        file: PathBuf,
+    },
+}
+
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    Profile::from_number(s).ok_or_else(|| format!("`{s}` is not a profile: use 2 or 3"))
+}
+
+pub fn run(g: &Global, args: &Args) -> i32 {
+    let mut asker = terminal_asker();
+    let loaded = match manifest::load(&g.load, &mut asker) {
+        Ok(l) => l,
+        Err(e) => return report_load_error(g, &e),
+    };
+    print_diagnostics(g, &loaded.sources, &loaded.warnings);
+    let built = match build_env(g, args, &loaded) {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    match &args.command {
+        None => print_env(args, &built),
+        Some(EnvCommand::Explain { var }) => explain(args, &built, var),
+        Some(EnvCommand::Diff { file }) => diff_with(args, &built, file),
+    }
+}
+
+fn build_env(g: &Global, args: &Args, loaded: &Loaded) -> Result<Built, i32> {
+    let state = StateDir::open(&loaded.manifest.dir).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::IO
+    })?;
+    let target = manifest::Target {
+        url: g.load.target_url.clone(),
+        random_word: String::new(),
+    };
+    let facts = build::facts(&target.target_base());
+    let req = Request {
+        app: args.app.clone(),
+        instance: args.instance,
+        staging: args.staging,
+        profile: args.profile,
+        cli: args.env.clone(),
+        env_files: args.env_file.clone(),
+        no_dotenv: args.no_dotenv,
+        db_url_rule: match args.database_url {
+            DbRule::Relational => DbUrlRule::Relational,
+            DbRule::Any => DbUrlRule::AnyDatabase,
+        },
+        sqlite_env: match args.sqlite_env {
+            SqliteMode::Omit => SqliteEnv::Omit,
+            SqliteMode::Url => SqliteEnv::Url,
+        },
+    };
+    let mut prompt = terminal_prompt();
+    build::build(loaded, &req, &state, &facts, &mut OsRng, &mut prompt).map_err(|e| match e {
+        BuildError::Invalid {
+            sources,
+            diagnostics,
+        } => {
+            print_diagnostics(g, &sources, &diagnostics);
+            eprintln!("error: the environment cannot be completed");
+            exit::ENV
+        }
+        BuildError::Provision(crate::services::registry::ProvisionError::Conflict(d)) => {
+            print_diagnostics(g, &loaded.sources, &d);
+            exit::INVALID_MANIFEST
+        }
+        BuildError::NoSuchApp { .. } | BuildError::NoSuchInstance { .. } => {
+            eprintln!("error: {e}");
+            exit::USAGE
+        }
+        BuildError::State(_) | BuildError::Provision(_) => {
+            eprintln!("error: {e}");
+            exit::IO
+        }
+    })
+}
+
+/// Ask for a required variable on the terminal: its prompt, a menu for choices, no echo for
+/// hidden ones. Nobody answers when stdin is not a terminal.
+fn terminal_prompt() -> impl FnMut(&EnvVar) -> Option<String> {
+    |var: &EnvVar| {
+        if !std::io::stdin().is_terminal() {
+            return None;
+        }
+        let mut err = std::io::stderr();
+        let text = var
+            .prompt
+            .clone()
+            .unwrap_or_else(|| format!("Enter {}", var.name.value));
+        if !var.choices.is_empty() {
+            for (i, c) in var.choices.iter().enumerate() {
+                let _ = writeln!(err, "  {}. {c}", i + 1);
+            }
+        }
+        let _ = write!(err, "{text}: ");
+        let _ = err.flush();
+        let echo_off = var.hidden
+            && std::process::Command::new("stty")
+                .arg("-echo")
+                .stdin(std::process::Stdio::inherit())
+                .status()
+                .is_ok_and(|s| s.success());
+        let mut line = String::new();
+        let read = std::io::stdin().read_line(&mut line);
+        if echo_off {
+            let _ = std::process::Command::new("stty")
+                .arg("echo")
+                .stdin(std::process::Stdio::inherit())
+                .status();
+            let _ = writeln!(err);
+        }
+        read.ok()?;
+        let answer = line.trim_end_matches(['\n', '\r']).to_string();
+        if let Ok(n) = answer.parse::<usize>()
+            && n >= 1
+            && n <= var.choices.len()
+        {
+            return Some(var.choices[n - 1].clone());
+        }
+        Some(answer)
+    }
+}
+
+fn shown(secrets: &Secrets, reveal: bool, v: &str) -> String {
+    if reveal {
+        v.to_string()
+    } else {
+        secrets.mask(v)
+    }
+}
+
+fn shell_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "'\\''"))
+}
+
+fn dotenv_quote(v: &str) -> String {
+    let mut s = String::from("\"");
+    for c in v.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            '$' => s.push_str("\\$"),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+fn print_env(args: &Args, b: &Built) -> i32 {
+    let pairs = b.env.sorted_pairs();
+    let mut out = std::io::stdout().lock();
+    let mut masked = false;
+    match args.format {
+        Format::Json => {
+            let mut m = serde_json::Map::new();
+            for (k, v) in &pairs {
+                let s = shown(&b.secrets, args.reveal, v);
+                masked |= s != *v;
+                m.insert(k.to_string(), serde_json::Value::String(s));
+            }
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&serde_json::Value::Object(m)).unwrap_or_default()
+            );
+        }
+        Format::Shell | Format::Dotenv => {
+            for (k, v) in &pairs {
+                let s = shown(&b.secrets, args.reveal, v);
+                masked |= s != *v;
+                let line = match args.format {
+                    Format::Shell => format!("export {k}={}", shell_quote(&s)),
+                    _ => format!("{k}={}", dotenv_quote(&s)),
+                };
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    }
+    drop(out);
+    eprintln!(
+        "# {} {} of \"{}\", profile {} ({}){}",
+        pairs.len(),
+        if args.staging {
+            "staging variables".to_string()
+        } else {
+            format!("variables for instance {}", args.instance)
+        },
+        b.app,
+        b.profile.profile.number(),
+        b.profile.reason,
+        if masked {
+            format!("; secrets shown as {MASK}, add --reveal to see them")
+        } else {
+            String::new()
+        }
+    );
+    exit::OK
+}
+
+fn explain(args: &Args, b: &Built, name: &str) -> i32 {
+    let mut out = std::io::stdout().lock();
+    let Some(v) = b.env.var(name) else {
+        let _ = writeln!(out, "{name} is not set for \"{}\".", b.app);
+        let _ = writeln!(out, "  {}", why_unset(b, name, args.staging));
+        return exit::WARNINGS;
+    };
+    let _ = writeln!(out, "{name}={}", shown(&b.secrets, args.reveal, &v.value));
+    let _ = writeln!(out, "  set by:  {} ({})", v.layer, v.why);
+    for (layer, old) in v.hidden.iter().rev() {
+        let _ = writeln!(
+            out,
+            "  hides:   {layer}: {}",
+            shown(&b.secrets, args.reveal, old)
+        );
+    }
+    exit::OK
+}
+
+/// Why a well-known variable is absent.
+fn why_unset(b: &Built, name: &str, staging: bool) -> String {
+    let bound = |pred: &dyn Fn(&str) -> bool| -> Vec<String> {
+        b.records
+            .iter()
+            .filter(|r| pred(&r.kind))
+            .map(|r| format!("{} ({})", r.name, r.kind))
+            .collect()
+    };
+    match name {
+        "DATABASE_URL" => {
+            let rel = bound(&crate::platform::services::is_relational);
+            match rel.len() {
+                0 => "no relational (mysql/postgresql) service is bound.".into(),
+                _ => format!(
+                    "DATABASE_URL is set only when exactly one relational service is bound; bound: {}.",
+                    rel.join(", ")
+                ),
+            }
+        }
+        "PORT" | "VCAP_APP_PORT" | "VCAP_APP_HOST" if staging => {
+            "the platform does not give staging hooks a port.".into()
+        }
+        n if n.ends_with("_URL") => {
+            "URL variables are set per type only when exactly one service of that type is bound."
+                .into()
+        }
+        n if n.starts_with("STACKATO_UWSGI") || n == "PROCESSES_WEB" => {
+            "only Python and Perl frameworks get STACKATO_UWSGI; PROCESSES_WEB is unset when the framework has no default web command.".into()
+        }
+        _ => "neither the platform rules, the services, stackato.yml env:, .env nor --env set it."
+            .into(),
+    }
+}
+
+fn diff_with(args: &Args, b: &Built, file: &PathBuf) -> i32 {
+    let text = match std::fs::read(file) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", display_path(file));
+            return exit::NO_MANIFEST;
+        }
+    };
+    let other = match dump::parse(&text) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!(
+                "error: {}:{}:{}: {}",
+                display_path(file),
+                e.line,
+                e.col,
+                e.message
+            );
+            return exit::INVALID_MANIFEST;
+        }
+    };
+    // Their secrets are masked too.
+    let mut secrets = b.secrets.clone();
+    for (k, v) in &other.vars {
+        if crate::env::mask::is_secret_name(k) {
+            secrets.add(v);
+        }
+        if k == "VCAP_SERVICES" || k == "STACKATO_SERVICES" {
+            collect_json_secrets(v, &mut secrets);
+        }
+        if k.ends_with("_URL")
+            && let Some(pw) = url_password(v)
+        {
+            secrets.add(&pw);
+        }
+    }
+    let local: Vec<(String, String)> = b
+        .env
+        .vars()
+        .iter()
+        .map(|v| (v.name.clone(), v.value.clone()))
+        .collect();
+    let items = diff::diff(&local, &other.vars);
+    let show = |v: &Option<String>| {
+        v.as_deref()
+            .map(|s| {
+                let s = shown(&secrets, args.reveal, s);
+                if s.len() > 100 {
+                    format!("{}…", s.chars().take(100).collect::<String>())
+                } else {
+                    s
+                }
+            })
+            .unwrap_or_default()
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "ours: \"{}\" ({}, profile {}) — theirs: {}",
+        b.app,
+        if args.staging { "staging" } else { "runtime" },
+        b.profile.profile.number(),
+        display_path(file)
+    );
+    for note in &other.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+    let count = |k: Kind| items.iter().filter(|i| i.kind == k).count();
+    for i in items.iter().filter(|i| i.kind == Kind::Different) {
+        let _ = writeln!(out, "\n≠ {}", i.name);
+        for d in &i.details {
+            let _ = writeln!(out, "    {}", shown(&secrets, args.reveal, d));
+        }
+        if i.details.iter().all(|d| d == "values differ") {
+            let _ = writeln!(out, "    ours:   {}", show(&i.local));
+            let _ = writeln!(out, "    theirs: {}", show(&i.other));
+        }
+    }
+    let group = |out: &mut std::io::StdoutLock<'_>, k: Kind, title: &str, val: bool| {
+        let list: Vec<&diff::Item> = items.iter().filter(|i| i.kind == k).collect();
+        if list.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "\n{title} ({}):", list.len());
+        for i in list {
+            if val {
+                let v = if k == Kind::Missing {
+                    &i.other
+                } else {
+                    &i.local
+                };
+                let _ = writeln!(out, "    {}={}", i.name, show(v));
+            } else {
+                let _ = writeln!(out, "    {}", i.name);
+            }
+        }
+    };
+    group(
+        &mut out,
+        Kind::Missing,
+        "- missing here (set in theirs)",
+        true,
+    );
+    group(&mut out, Kind::Extra, "+ only here", true);
+    group(
+        &mut out,
+        Kind::Expected,
+        "~ differ as expected on a laptop (paths, ports, hosts, credentials)",
+        false,
+    );
+    group(
+        &mut out,
+        Kind::Noise,
+        "· only theirs, set by the container or shell (ignored)",
+        false,
+    );
+    let significant = count(Kind::Different) + count(Kind::Missing) + count(Kind::Extra);
+    let _ = writeln!(
+        out,
+        "\n{} different, {} missing, {} only here, {} as expected, {} identical",
+        count(Kind::Different),
+        count(Kind::Missing),
+        count(Kind::Extra),
+        count(Kind::Expected),
+        count(Kind::Same)
+    );
+    if significant > 0 {
+        exit::WARNINGS
+    } else {
+        exit::OK
+    }
+}
+
+fn collect_json_secrets(v: &str, secrets: &mut Secrets) {
+    fn walk(v: &serde_json::Value, secrets: &mut Secrets) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    match x {
+                        serde_json::Value::String(s)
+                            if crate::platform::services::is_secret_field(k) =>
+                        {
+                            secrets.add(s)
+                        }
+                        serde_json::Value::String(s) if k == "url" || k == "uri" => {
+                            if let Some(pw) = url_password(s) {
+                                secrets.add(&pw);
+                            }
+                        }
+                        _ => walk(x, secrets),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, secrets)),
+            _ => {}
+        }
+    }
+    if let Ok(j) = serde_json::from_str::<serde_json::Value>(v) {
+        walk(&j, secrets);
+    }
+}
+
+fn url_password(u: &str) -> Option<String> {
+    let rest = u.split_once("://")?.1;
+    let auth = rest.rsplit_once('@')?.0;
+    Some(auth.split_once(':')?.1.to_string())
+}

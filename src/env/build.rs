@@ -1,0 +1,274 @@
+//! Assembling one process environment: the manifest's app, its provisioned services, the
+//! chosen profile, the instance's port, then the user's layers. Used by `env` and, later, by
+//! everything that starts a process.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::diag::{Diagnostic, Sources};
+use crate::env::mask::Secrets;
+use crate::env::set::EnvSet;
+use crate::env::user::{self, Prompter};
+use crate::manifest::{App, Loaded};
+use crate::platform::env::{self as penv, Binding, DbUrlRule, Facts, SqliteEnv};
+use crate::platform::layout::Layout;
+use crate::platform::profile::{self, Choice, Profile};
+use crate::random::Rng;
+use crate::services::registry::{self, ProvisionError, ServiceRecord};
+use crate::state::{StateDir, StateError};
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The app (`None`: the only one, or the first in start order).
+    pub app: Option<String>,
+    pub instance: u32,
+    pub staging: bool,
+    /// `None`: the manifest's default profile.
+    pub profile: Option<Profile>,
+    /// `--env KEY=VALUE`.
+    pub cli: Vec<(String, String)>,
+    /// Extra `.env` files (`--env-file`), after the default ones.
+    pub env_files: Vec<PathBuf>,
+    /// Skip the default `.env` files.
+    pub no_dotenv: bool,
+    pub db_url_rule: DbUrlRule,
+    pub sqlite_env: SqliteEnv,
+}
+
+impl Default for Request {
+    fn default() -> Self {
+        Request {
+            app: None,
+            instance: 0,
+            staging: false,
+            profile: None,
+            cli: Vec::new(),
+            env_files: Vec::new(),
+            no_dotenv: false,
+            db_url_rule: DbUrlRule::Relational,
+            sqlite_env: SqliteEnv::Omit,
+        }
+    }
+}
+
+/// The result: the environment with provenance, and what is needed to print it safely.
+#[derive(Debug)]
+pub struct Built {
+    pub env: EnvSet,
+    pub secrets: Secrets,
+    pub profile: Choice,
+    pub layout: Layout,
+    pub app: String,
+    pub records: Vec<ServiceRecord>,
+    /// The `.env` files read (for messages).
+    pub dotenv_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("no application named \"{name}\" (the manifest has: {known})")]
+    NoSuchApp { name: String, known: String },
+    #[error(
+        "instance {instance} does not exist: \"{app}\" has {count} instance(s), numbered from 0"
+    )]
+    NoSuchInstance {
+        app: String,
+        instance: u32,
+        count: u32,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    /// Problems in the user's input (manifest env, .env), positioned in `sources`.
+    #[error("the environment cannot be completed")]
+    Invalid {
+        sources: Box<Sources>,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+/// Remembered answers to prompts, per app (`answers.json`, 0600).
+const ANSWERS: &str = "answers.json";
+/// Remembered instance ports, `app/instance` → port (`ports.json`).
+const PORTS: &str = "ports.json";
+
+/// Pick the requested app.
+pub fn select_app<'a>(loaded: &'a Loaded, name: Option<&str>) -> Result<&'a App, BuildError> {
+    let m = &loaded.manifest;
+    match name {
+        Some(n) => m.app(n).ok_or_else(|| BuildError::NoSuchApp {
+            name: n.to_string(),
+            known: m
+                .apps
+                .iter()
+                .map(|a| a.name.value.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+        None => m
+            .start_order()
+            .into_iter()
+            .next()
+            .ok_or_else(|| BuildError::NoSuchApp {
+                name: String::new(),
+                known: String::new(),
+            }),
+    }
+}
+
+/// The port of an app instance: remembered in the state dir, allocated on first use.
+pub fn instance_port(state: &StateDir, app: &str, instance: u32) -> Result<u16, BuildError> {
+    let _lock = state.lock("ports")?;
+    let mut ports: BTreeMap<String, u16> = state.read_json(PORTS)?.unwrap_or_default();
+    let key = format!("{app}/{instance}");
+    if let Some(p) = ports.get(&key) {
+        return Ok(*p);
+    }
+    let p = crate::services::ports::free_port()
+        .map_err(|e| BuildError::Provision(ProvisionError::Port(e)))?;
+    ports.insert(key, p);
+    state.write_json(PORTS, &ports)?;
+    Ok(p)
+}
+
+/// Gather the machine facts once.
+pub fn facts(domain: &str) -> Facts {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "stackato".into());
+    let has_en_us = std::process::Command::new("locale")
+        .arg("-a")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| matches!(l.trim(), "en_US.utf8" | "en_US.UTF-8"))
+        })
+        .unwrap_or(false);
+    Facts {
+        now,
+        user,
+        domain: domain.to_string(),
+        path: std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        lang: if has_en_us { "en_US.UTF-8" } else { "C.UTF-8" }.into(),
+    }
+}
+
+/// Build the environment of one instance (or of staging) of one app.
+pub fn build(
+    loaded: &Loaded,
+    req: &Request,
+    state: &StateDir,
+    facts: &Facts,
+    rng: &mut dyn Rng,
+    prompt: &mut Prompter<'_>,
+) -> Result<Built, BuildError> {
+    let app = select_app(loaded, req.app.as_deref())?;
+    let count = app.instance_count();
+    if !req.staging && req.instance >= count {
+        return Err(BuildError::NoSuchInstance {
+            app: app.name.value.clone(),
+            instance: req.instance,
+            count,
+        });
+    }
+    let choice = match req.profile {
+        Some(p) => Choice {
+            profile: p,
+            reason: "chosen with --profile".into(),
+        },
+        None => profile::default_for(&loaded.manifest),
+    };
+    let records = registry::provision(state, &loaded.manifest, rng)?;
+    let bindings: Vec<Binding> = app
+        .services
+        .iter()
+        .filter_map(|s| records.iter().find(|r| r.name == s.name.value))
+        .map(|r| Binding {
+            record: r.clone(),
+            sqlite: None,
+        })
+        .collect();
+    let layout = Layout::new(&loaded.manifest.dir, app, req.instance);
+    let port = if req.staging {
+        0
+    } else {
+        instance_port(state, &app.name.value, req.instance)?
+    };
+    let input = penv::Input {
+        manifest: &loaded.manifest,
+        app,
+        profile: choice.profile,
+        layout: &layout,
+        instance: req.instance,
+        port,
+        bindings: &bindings,
+        facts,
+        db_url_rule: req.db_url_rule,
+        sqlite_env: req.sqlite_env,
+    };
+    let mut env = if req.staging {
+        penv::staging(&input)
+    } else {
+        penv::runtime(&input)
+    };
+
+    let mut answers_all: BTreeMap<String, BTreeMap<String, String>> =
+        state.read_json(ANSWERS)?.unwrap_or_default();
+    let answers = answers_all
+        .get(&app.name.value)
+        .cloned()
+        .unwrap_or_default();
+    let mut files = if req.no_dotenv {
+        Vec::new()
+    } else {
+        user::default_dotenv_files(&loaded.manifest.dir, &app.path)
+    };
+    files.extend(req.env_files.iter().cloned());
+    let shell = |n: &str| std::env::var(n).ok();
+    let uinput = user::Input {
+        app,
+        dotenv_files: &files,
+        cli: &req.cli,
+        shell: &shell,
+        answers: &answers,
+    };
+    let mut sources = loaded.sources.clone();
+    let outcome =
+        user::apply(&mut env, &uinput, &mut sources, prompt).map_err(|d| BuildError::Invalid {
+            sources: Box::new(sources.clone()),
+            diagnostics: d,
+        })?;
+    if !outcome.new_answers.is_empty() {
+        let _lock = state.lock("answers")?;
+        let entry = answers_all.entry(app.name.value.clone()).or_default();
+        for (k, v) in outcome.new_answers {
+            entry.insert(k, v);
+        }
+        state.write_json(ANSWERS, &answers_all)?;
+    }
+
+    let mut secrets = Secrets::new();
+    secrets.add_services(&records);
+    let hidden: Vec<String> = app
+        .env
+        .iter()
+        .filter(|v| v.hidden)
+        .map(|v| v.name.value.clone())
+        .collect();
+    secrets.add_vars(&env, &hidden);
+    Ok(Built {
+        env,
+        secrets,
+        profile: choice,
+        layout,
+        app: app.name.value.clone(),
+        records,
+        dotenv_files: files,
+    })
+}

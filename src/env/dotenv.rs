@@ -1,0 +1,300 @@
+//! `.env` files: `KEY=VALUE` lines, `export` prefixes, comments, single quotes (literal),
+//! double quotes (escapes, `$VAR` expansion, several lines) and unquoted values (trimmed,
+//! ` #` starts a comment). Errors name the line and column. Nothing is ever executed.
+
+use std::fmt;
+
+/// One assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: String,
+    pub value: String,
+    /// 1-based line of the key.
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.col, self.message)
+    }
+}
+
+fn is_key_char(c: char) -> bool {
+    c == '_' || c.is_ascii_alphanumeric() || c == '.'
+}
+
+/// Parse `.env` text. `lookup` resolves `$VAR` for names not assigned earlier in the file.
+pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Entry>, Error> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    let mut line = 1;
+    let mut line_start = 0;
+    let mut out: Vec<Entry> = Vec::new();
+    let err = |line: usize, col: usize, m: &str| Error {
+        line,
+        col,
+        message: m.to_string(),
+    };
+    while i < chars.len() {
+        // Skip blank space at the start of a line.
+        while i < chars.len() && (chars[i] == ' ' || chars[i] == '\t') {
+            i += 1;
+        }
+        if i >= chars.len() {
+            break;
+        }
+        if chars[i] == '\n' || chars[i] == '\r' {
+            if chars[i] == '\n' {
+                line += 1;
+                line_start = i + 1;
+            }
+            i += 1;
+            continue;
+        }
+        if chars[i] == '#' {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+            continue;
+        }
+        let rest: String = chars[i..chars.len().min(i + 7)].iter().collect();
+        if rest == "export " || rest == "export\t" {
+            i += 7;
+            while i < chars.len() && (chars[i] == ' ' || chars[i] == '\t') {
+                i += 1;
+            }
+        }
+        let key_line = line;
+        let key_start = i;
+        while i < chars.len() && is_key_char(chars[i]) {
+            i += 1;
+        }
+        let key: String = chars[key_start..i].iter().collect();
+        let col = key_start - line_start + 1;
+        if key.is_empty() || key.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(err(
+                line,
+                col,
+                "expected a variable name (letters, digits, _) at the start of the line",
+            ));
+        }
+        while i < chars.len() && (chars[i] == ' ' || chars[i] == '\t') {
+            i += 1;
+        }
+        if i >= chars.len() || chars[i] != '=' {
+            return Err(err(
+                line,
+                i - line_start + 1,
+                &format!("expected `=` after `{key}` (lines look like KEY=value)"),
+            ));
+        }
+        i += 1;
+        while i < chars.len() && (chars[i] == ' ' || chars[i] == '\t') {
+            i += 1;
+        }
+        let defined = |name: &str, out: &[Entry]| {
+            out.iter()
+                .rev()
+                .find(|e| e.key == name)
+                .map(|e| e.value.clone())
+                .or_else(|| lookup(name))
+        };
+        let value = if i < chars.len() && chars[i] == '\'' {
+            let (qline, qcol) = (line, i - line_start + 1);
+            i += 1;
+            let s = i;
+            while i < chars.len() && chars[i] != '\'' {
+                if chars[i] == '\n' {
+                    line += 1;
+                    line_start = i + 1;
+                }
+                i += 1;
+            }
+            if i >= chars.len() {
+                return Err(err(qline, qcol, "unterminated single quote"));
+            }
+            let v: String = chars[s..i].iter().collect();
+            i += 1;
+            v
+        } else if i < chars.len() && chars[i] == '"' {
+            let (qline, qcol) = (line, i - line_start + 1);
+            i += 1;
+            let mut v = String::new();
+            loop {
+                if i >= chars.len() {
+                    return Err(err(qline, qcol, "unterminated double quote"));
+                }
+                match chars[i] {
+                    '"' => {
+                        i += 1;
+                        break;
+                    }
+                    '\\' if i + 1 < chars.len() => {
+                        let c = chars[i + 1];
+                        v.push(match c {
+                            'n' => '\n',
+                            'r' => '\r',
+                            't' => '\t',
+                            other => other,
+                        });
+                        if !matches!(c, 'n' | 'r' | 't' | '"' | '\\' | '$') {
+                            v.insert(v.len() - c.len_utf8(), '\\');
+                        }
+                        i += 2;
+                    }
+                    '$' => {
+                        let (name, next) = var_ref(&chars, i);
+                        match name {
+                            Some(n) => {
+                                v.push_str(&defined(&n, &out).unwrap_or_default());
+                                i = next;
+                            }
+                            None => {
+                                v.push('$');
+                                i += 1;
+                            }
+                        }
+                    }
+                    c => {
+                        if c == '\n' {
+                            line += 1;
+                            line_start = i + 1;
+                        }
+                        v.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            v
+        } else {
+            let mut v = String::new();
+            while i < chars.len() && chars[i] != '\n' {
+                if chars[i] == '#' && v.ends_with([' ', '\t']) {
+                    while i < chars.len() && chars[i] != '\n' {
+                        i += 1;
+                    }
+                    break;
+                }
+                if chars[i] == '$' {
+                    let (name, next) = var_ref(&chars, i);
+                    if let Some(n) = name {
+                        v.push_str(&defined(&n, &out).unwrap_or_default());
+                        i = next;
+                        continue;
+                    }
+                }
+                v.push(chars[i]);
+                i += 1;
+            }
+            v.trim_end_matches(['\r', ' ', '\t']).to_string()
+        };
+        // Only a comment may follow a quoted value.
+        while i < chars.len() && (chars[i] == ' ' || chars[i] == '\t' || chars[i] == '\r') {
+            i += 1;
+        }
+        if i < chars.len() && chars[i] != '\n' && chars[i] != '#' {
+            return Err(err(
+                line,
+                i - line_start + 1,
+                "unexpected text after the closing quote",
+            ));
+        }
+        out.push(Entry {
+            key,
+            value,
+            line: key_line,
+        });
+    }
+    Ok(out)
+}
+
+/// `$NAME` or `${NAME}` at `i`: the name and the index after the reference.
+fn var_ref(chars: &[char], i: usize) -> (Option<String>, usize) {
+    let mut j = i + 1;
+    if j < chars.len() && chars[j] == '{' {
+        let s = j + 1;
+        let mut k = s;
+        while k < chars.len() && chars[k] != '}' && chars[k] != '\n' {
+            k += 1;
+        }
+        if k < chars.len() && chars[k] == '}' {
+            let name: String = chars[s..k].iter().collect();
+            if !name.is_empty() && name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric()) {
+                return (Some(name), k + 1);
+            }
+        }
+        return (None, i + 1);
+    }
+    let s = j;
+    while j < chars.len() && (chars[j] == '_' || chars[j].is_ascii_alphanumeric()) {
+        j += 1;
+    }
+    if j == s || chars[s].is_ascii_digit() {
+        return (None, i + 1);
+    }
+    (Some(chars[s..j].iter().collect()), j)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Vec<(String, String)> {
+        parse(s, &|n| (n == "HOME").then(|| "/home/me".to_string()))
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.key, e.value))
+            .collect()
+    }
+
+    fn kv(k: &str, v: &str) -> (String, String) {
+        (k.to_string(), v.to_string())
+    }
+
+    #[test]
+    fn forms() {
+        assert_eq!(
+            p(
+                "# c\nA=1\nexport B = two words # note\nC='lit $A'\nD=\"x\\n$A ${B}\"\nE=\nF=$HOME/x\n"
+            ),
+            vec![
+                kv("A", "1"),
+                kv("B", "two words"),
+                kv("C", "lit $A"),
+                kv("D", "x\n1 two words"),
+                kv("E", ""),
+                kv("F", "/home/me/x"),
+            ]
+        );
+    }
+
+    #[test]
+    fn multiline_double_quotes() {
+        assert_eq!(p("K=\"a\nb\"\nL=2"), vec![kv("K", "a\nb"), kv("L", "2")]);
+    }
+
+    #[test]
+    fn errors_have_positions() {
+        let e = parse("A=1\nnot a line\n", &|_| None).unwrap_err();
+        assert_eq!((e.line, e.col), (2, 5));
+        let e = parse("A=1\nB='open\n", &|_| None).unwrap_err();
+        assert_eq!((e.line, e.col), (2, 3));
+        assert!(e.message.contains("unterminated"));
+        let e = parse("A=\"x\" y\n", &|_| None).unwrap_err();
+        assert_eq!(e.line, 1);
+        let e = parse("=x\n", &|_| None).unwrap_err();
+        assert_eq!((e.line, e.col), (1, 1));
+    }
+
+    #[test]
+    fn never_executes() {
+        assert_eq!(p("A=$(rm -rf /)\n"), vec![kv("A", "$(rm -rf /)")]);
+    }
+}

@@ -1,0 +1,11 @@
+//! The user's side of the environment: `env:` attributes, `.env` files, `--env`, prompts and
+//! remembered answers, layered over the platform's variables in one documented order; and the
+//! tools to inspect it (masking, dumps of other environments, diffs).
+
+pub mod build;
+pub mod diff;
+pub mod dotenv;
+pub mod dump;
+pub mod mask;
+pub mod set;
+pub mod user;

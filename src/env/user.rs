@@ -1,0 +1,313 @@
+//! The user's variables over the platform's, in one order (lowest to highest):
+//! platform rules → services → stackato.yml `env:` defaults → your shell for `inherit: true`
+//! → remembered prompt answers → `.env` files → `--env KEY=VALUE`.
+//!
+//! Values from stackato.yml and `--env` are expanded like the platform's shell did
+//! (`$OTHER`, `${OTHER}`; `\$` for a literal dollar); command substitution is never run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::diag::{Diagnostic, Sources, Span};
+use crate::env::dotenv;
+use crate::env::set::{EnvSet, Layer};
+use crate::manifest::App;
+use crate::manifest::model::EnvVar;
+
+/// What the user side adds, besides the manifest.
+pub struct Input<'a> {
+    pub app: &'a App,
+    /// `.env` files to read, in order (missing ones are skipped by the caller).
+    pub dotenv_files: &'a [PathBuf],
+    /// `--env KEY=VALUE`, in order.
+    pub cli: &'a [(String, String)],
+    /// Your shell's environment.
+    pub shell: &'a dyn Fn(&str) -> Option<String>,
+    /// Answers given earlier for this app.
+    pub answers: &'a BTreeMap<String, String>,
+}
+
+/// Asks for a required variable's value; `None` when nobody can answer.
+pub type Prompter<'a> = dyn FnMut(&EnvVar) -> Option<String> + 'a;
+
+/// Parse one `--env` argument.
+pub fn parse_cli_pair(s: &str) -> Result<(String, String), String> {
+    let Some((k, v)) = s.split_once('=') else {
+        return Err(format!(
+            "`--env {s}` needs the form KEY=VALUE (e.g. --env DEBUG=1)"
+        ));
+    };
+    if !crate::manifest::validate::is_env_name(k) {
+        return Err(format!(
+            "`--env {s}`: `{k}` is not a variable name (letters, digits, _; not starting with a digit)"
+        ));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// Shell-style expansion of `$NAME` / `${NAME}` against `lookup`; unknown names expand to
+/// nothing, as in the shell; `$(…)` and backticks are left as they are.
+pub fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    let mut out = String::with_capacity(value.len());
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' if i + 1 < chars.len() && chars[i + 1] == '$' => {
+                out.push('$');
+                i += 2;
+            }
+            '$' if i + 1 < chars.len() && chars[i + 1] == '{' => {
+                match chars[i + 2..].iter().position(|&c| c == '}') {
+                    Some(len) => {
+                        let name: String = chars[i + 2..i + 2 + len].iter().collect();
+                        if name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric())
+                            && !name.is_empty()
+                        {
+                            out.push_str(&lookup(&name).unwrap_or_default());
+                        } else {
+                            out.extend(&chars[i..i + 3 + len]);
+                        }
+                        i += 3 + len;
+                    }
+                    None => {
+                        out.push('$');
+                        i += 1;
+                    }
+                }
+            }
+            '$' if i + 1 < chars.len()
+                && (chars[i + 1] == '_' || chars[i + 1].is_ascii_alphabetic()) =>
+            {
+                let s = i + 1;
+                let mut j = s;
+                while j < chars.len() && (chars[j] == '_' || chars[j].is_ascii_alphanumeric()) {
+                    j += 1;
+                }
+                let name: String = chars[s..j].iter().collect();
+                out.push_str(&lookup(&name).unwrap_or_default());
+                i = j;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// What applying the user layers produced besides the variables.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Answers typed at a prompt now, to remember.
+    pub new_answers: Vec<(String, String)>,
+}
+
+/// Layer the user's variables over `env`. Errors (a required variable with no value and
+/// nobody to ask, a value not among `choices`, a malformed `.env`) are all collected.
+pub fn apply(
+    env: &mut EnvSet,
+    input: &Input<'_>,
+    sources: &mut Sources,
+    prompt: &mut Prompter<'_>,
+) -> Result<Outcome, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let mut outcome = Outcome::default();
+
+    // .env files first (parsed once; applied after the manifest below).
+    let mut dotenv_entries: Vec<(String, String, String, Span)> = Vec::new();
+    for path in input.dotenv_files {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                diags.push(Diagnostic::error(format!(
+                    "cannot read {}: {e}",
+                    crate::diag::display_path(path)
+                )));
+                continue;
+            }
+        };
+        let id = sources.add(path, text.clone());
+        let shown = crate::diag::display_path(path);
+        let lookup = |n: &str| env.get(n).map(str::to_string).or_else(|| (input.shell)(n));
+        match dotenv::parse(&text, &lookup) {
+            Ok(entries) => {
+                for e in entries {
+                    let span = line_span(&text, id, e.line, 1);
+                    dotenv_entries.push((e.key, e.value, shown.clone(), span));
+                }
+            }
+            Err(e) => diags.push(
+                Diagnostic::error(format!("malformed .env file: {}", e.message))
+                    .at(line_span(&text, id, e.line, e.col)),
+            ),
+        }
+    }
+
+    for var in &input.app.env {
+        let name = var.name.value.as_str();
+        let mut have = false;
+        if let Some(d) = &var.default {
+            let v = expand(&d.value, &|n| env.get(n).map(str::to_string));
+            env.set(name, v, Layer::Manifest, "stackato.yml env: (default)");
+            have = true;
+        }
+        if var.inherit
+            && let Some(v) = (input.shell)(name)
+        {
+            env.set(
+                name,
+                v,
+                Layer::Shell,
+                "inherit: true takes your shell's value",
+            );
+            have = true;
+        }
+        if let Some(v) = input.answers.get(name) {
+            env.set(
+                name,
+                v.clone(),
+                Layer::Answer,
+                "answered at an earlier prompt",
+            );
+            have = true;
+        }
+        let later = dotenv_entries.iter().any(|(k, ..)| k == name)
+            || input.cli.iter().any(|(k, _)| k == name);
+        if !have && !later {
+            if var.required {
+                match prompt(var) {
+                    Some(v) if !v.is_empty() => {
+                        env.set(name, v.clone(), Layer::Answer, "answered at the prompt");
+                        outcome.new_answers.push((name.to_string(), v));
+                    }
+                    _ => diags.push(
+                        Diagnostic::error(format!("Required variable \"{name}\" not set"))
+                            .at(var.name.span)
+                            .hint(format!(
+                                "give it a value: `--env {name}=…`, a line `{name}=…` in .env, or run in a terminal to be asked"
+                            )),
+                    ),
+                }
+            }
+            continue;
+        }
+    }
+
+    for (k, v, file, _) in &dotenv_entries {
+        env.set(
+            k,
+            v.clone(),
+            Layer::DotEnv(file.clone()),
+            format!("set in {file}"),
+        );
+    }
+    for (k, v) in input.cli {
+        let v = expand(v, &|n| env.get(n).map(str::to_string));
+        env.set(k, v, Layer::Cli, "--env on the command line");
+    }
+
+    // Choices are checked on the final value, wherever it came from.
+    for var in &input.app.env {
+        if var.choices.is_empty() {
+            continue;
+        }
+        if let Some(v) = env.var(&var.name.value)
+            && !var.choices.contains(&v.value)
+        {
+            let at = dotenv_entries
+                .iter()
+                .rev()
+                .find(|(k, ..)| *k == var.name.value)
+                .map(|(.., s)| *s)
+                .filter(|_| matches!(v.layer, Layer::DotEnv(_)))
+                .unwrap_or(var.name.span);
+            diags.push(
+                Diagnostic::error(format!(
+                    "Variable \"{}\" is \"{}\" (from {}), which is not one of its choices: {}",
+                    var.name.value,
+                    v.value,
+                    v.layer,
+                    var.choices.join(", ")
+                ))
+                .at(at),
+            );
+        }
+    }
+    if diags.is_empty() {
+        Ok(outcome)
+    } else {
+        Err(diags)
+    }
+}
+
+/// A span covering one line from `col` (1-based) to its end.
+fn line_span(text: &str, file: crate::diag::FileId, line: usize, col: usize) -> Span {
+    let start_of_line: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let line_text = text[start_of_line.min(text.len())..]
+        .split('\n')
+        .next()
+        .unwrap_or("");
+    let off: usize = line_text
+        .chars()
+        .take(col.saturating_sub(1))
+        .map(char::len_utf8)
+        .sum();
+    let start = start_of_line + off;
+    Span {
+        file,
+        start: start as u32,
+        end: (start_of_line + line_text.len())
+            .max(start + 1)
+            .min(text.len().max(start)) as u32,
+        line: line as u32,
+        col: col as u32,
+    }
+}
+
+/// The `.env` files used by default: the app directory's `.env`, then the project's (when
+/// the app lives in a sub-directory), the nearer one winning.
+pub fn default_dotenv_files(project_dir: &Path, app_dir: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    let p = project_dir.join(".env");
+    if p.is_file() {
+        v.push(p);
+    }
+    let a = app_dir.join(".env");
+    if a.is_file() && app_dir != project_dir {
+        v.push(a);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expansion_is_shell_like_and_inert() {
+        let look = |n: &str| match n {
+            "A" => Some("1".to_string()),
+            "LOGS" => Some("x=/a".to_string()),
+            _ => None,
+        };
+        assert_eq!(expand("$A-${A}-$B-\\$A", &look), "1-1--$A");
+        assert_eq!(expand("t=/p:$LOGS", &look), "t=/p:x=/a");
+        assert_eq!(expand("$(rm -rf /) `id` $", &look), "$(rm -rf /) `id` $");
+    }
+
+    #[test]
+    fn cli_pairs() {
+        assert_eq!(
+            parse_cli_pair("A=b=c"),
+            Ok(("A".to_string(), "b=c".to_string()))
+        );
+        assert!(parse_cli_pair("A").is_err());
+        assert!(parse_cli_pair("1A=x").is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! The platform's rules as pure functions: profiles, the local path mapping, service labels
+//! and credential shapes, default web commands, and the staging and runtime environments.
+
+pub mod env;
+pub mod layout;
+pub mod profile;
+pub mod services;
+pub mod web;
+
+pub use profile::Profile;

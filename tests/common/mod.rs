@@ -1,0 +1,245 @@
+//! Helpers shared by the integration tests: write small apps into temp dirs, run the real
+//! `stackato-local` binary in them, and look at what a user sees (exit code, stdout, stderr,
+//! the JSON of `config --json`).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The binary cargo built for these tests.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_stackato-local")
+}
+
+/// A temp dir holding `files` (path relative to the dir, text). Parent dirs are created.
+pub fn app(files: &[(&str, &str)]) -> TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("stackato-local-test-")
+        .tempdir()
+        .expect("create temp dir");
+    for (rel, text) in files {
+        write(dir.path(), rel, text.as_bytes());
+    }
+    dir
+}
+
+/// Like [`app`], with raw bytes (for non-UTF-8 input).
+pub fn app_bytes(files: &[(&str, &[u8])]) -> TempDir {
+    let dir = app(&[]);
+    for (rel, bytes) in files {
+        write(dir.path(), rel, bytes);
+    }
+    dir
+}
+
+/// Write one file below `dir`, creating parent directories.
+pub fn write(dir: &Path, rel: &str, bytes: &[u8]) {
+    let p = dir.join(rel);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).expect("create parent dirs");
+    }
+    std::fs::write(&p, bytes).expect("write test file");
+}
+
+/// A single-file app: `stackato.yml` with `text`.
+pub fn yml(text: &str) -> TempDir {
+    app(&[("stackato.yml", text)])
+}
+
+/// The canonical (symlink-resolved) form of `p`, as the tool prints paths.
+pub fn canon(p: &Path) -> PathBuf {
+    p.canonicalize().expect("canonicalize")
+}
+
+/// The canonical path of `dir` joined with `rel`, as a string.
+pub fn canon_str(dir: &Path, rel: &str) -> String {
+    let base = canon(dir);
+    let p = if rel.is_empty() { base } else { base.join(rel) };
+    p.display().to_string()
+}
+
+/// A command for the binary, run in `dir`, with an environment that does not leak the
+/// developer's settings into the test (target, colours) and no terminal on stdin.
+pub fn cmd(dir: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.current_dir(dir)
+        .env_remove("STACKATO_TARGET")
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null());
+    c
+}
+
+/// What one run of the binary showed.
+#[derive(Debug)]
+pub struct Run {
+    pub args: Vec<String>,
+    /// `None` when the process was killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn from_output(args: Vec<String>, out: Output) -> Run {
+        Run {
+            args,
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Everything the run printed, for failure messages.
+    pub fn dump(&self) -> String {
+        format!(
+            "args: {:?}\nexit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.args, self.code, self.stdout, self.stderr
+        )
+    }
+
+    /// Assert the exit code (and that it was not a panic or a signal).
+    #[track_caller]
+    pub fn code(&self, expected: i32) -> &Run {
+        assert_eq!(
+            self.code,
+            Some(expected),
+            "unexpected exit code\n{}",
+            self.dump()
+        );
+        assert!(
+            !self.stderr.contains("panicked"),
+            "the binary panicked\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    /// Assert stderr contains `needle`.
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Run {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    /// Assert stderr does not contain `needle`.
+    #[track_caller]
+    pub fn stderr_lacks(&self, needle: &str) -> &Run {
+        assert!(
+            !self.stderr.contains(needle),
+            "stderr unexpectedly has {needle:?}\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    /// Assert stdout contains `needle`.
+    #[track_caller]
+    pub fn stdout_has(&self, needle: &str) -> &Run {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    /// Assert some stderr line starts with `prefix` (e.g. `stackato.yml:2:12: error:`) and
+    /// contains every one of `parts`. Returns that line.
+    #[track_caller]
+    pub fn diag(&self, prefix: &str, parts: &[&str]) -> String {
+        let found = self
+            .stderr
+            .lines()
+            .find(|l| l.starts_with(prefix) && parts.iter().all(|p| l.contains(p)));
+        match found {
+            Some(l) => l.to_string(),
+            None => panic!(
+                "no stderr line starts with {prefix:?} and contains {parts:?}\n{}",
+                self.dump()
+            ),
+        }
+    }
+
+    /// The `file:line:col: severity:` lines of `--format short` output.
+    pub fn short_lines(&self, severity: &str) -> Vec<&str> {
+        let tag = format!(": {severity}: ");
+        self.stderr
+            .lines()
+            .filter(|l| l.contains(&tag) && !l.starts_with(severity))
+            .collect()
+    }
+
+    /// Stdout parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        match serde_json::from_str(&self.stdout) {
+            Ok(v) => v,
+            Err(e) => panic!("stdout is not JSON ({e})\n{}", self.dump()),
+        }
+    }
+}
+
+/// Run the binary in `dir` with `args`.
+pub fn run(dir: &Path, args: &[&str]) -> Run {
+    run_with(dir, args, &[])
+}
+
+/// Run the binary in `dir` with `args` and extra environment variables.
+pub fn run_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut c = cmd(dir);
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("run stackato-local");
+    Run::from_output(args.iter().map(|s| s.to_string()).collect(), out)
+}
+
+/// `check --format short` in `dir`.
+pub fn check(dir: &Path) -> Run {
+    run(dir, &["check", "--format", "short"])
+}
+
+/// `config --json` in `dir`; asserts exit 0 and returns the parsed JSON.
+#[track_caller]
+pub fn config_json(dir: &Path) -> Value {
+    let r = run(dir, &["config", "--json"]);
+    r.code(0);
+    r.json()
+}
+
+/// `manifest.applications` of a `config --json` document.
+#[track_caller]
+pub fn apps(doc: &Value) -> &serde_json::Map<String, Value> {
+    doc.pointer("/manifest/applications")
+        .and_then(Value::as_object)
+        .unwrap_or_else(|| panic!("no manifest.applications object in {doc:#}"))
+}
+
+/// One application of a `config --json` document.
+#[track_caller]
+pub fn app_of<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    apps(doc)
+        .get(name)
+        .unwrap_or_else(|| panic!("no application {name:?} in {doc:#}"))
+}
+
+/// The single application of a manifest in `dir`, from `config --json`.
+#[track_caller]
+pub fn only_app(dir: &Path) -> Value {
+    let doc = config_json(dir);
+    let a = apps(&doc);
+    assert_eq!(a.len(), 1, "expected exactly one application in {doc:#}");
+    a.values().next().cloned().unwrap_or(Value::Null)
+}
