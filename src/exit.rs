@@ -12,6 +12,9 @@ pub const NO_MANIFEST: i32 = 3;
 /// The environment cannot be completed: a required variable has no value, a value is not
 /// among its `choices`, a `.env` file is malformed.
 pub const ENV: i32 = 4;
+/// A service could not be started: its server is not installed, it did not answer in time,
+/// it crashed while starting.
+pub const SERVICE: i32 = 5;
 /// The command line is wrong (unknown flag, bad value).
 pub const USAGE: i32 = 64;
 /// An unexpected internal failure (a bug: please report it).

@@ -84,6 +84,8 @@ pub struct Args {
     /// What a database running as sqlite exports.
     #[arg(long, value_enum, default_value_t = SqliteMode::Omit, global = true)]
     pub sqlite_env: SqliteMode,
+    #[command(flatten)]
+    pub services: crate::cli::ServiceOpts,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -101,7 +103,7 @@ pub enum EnvCommand {
     },
 }
 
-fn parse_profile(s: &str) -> Result<Profile, String> {
+pub fn parse_profile(s: &str) -> Result<Profile, String> {
     Profile::from_number(s).ok_or_else(|| format!("`{s}` is not a profile: use 2 or 3"))
 }
 
@@ -149,9 +151,21 @@ fn build_env(g: &Global, args: &Args, loaded: &Loaded) -> Result<Built, i32> {
             SqliteMode::Omit => SqliteEnv::Omit,
             SqliteMode::Url => SqliteEnv::Url,
         },
+        db: args.services.db_mode(),
+        skip: args.services.skip_service.clone(),
     };
     let mut prompt = terminal_prompt();
-    build::build(loaded, &req, &state, &facts, &mut OsRng, &mut prompt).map_err(|e| match e {
+    let built = build::build(loaded, &req, &state, &facts, &mut OsRng, &mut prompt)
+        .map_err(|e| report_build_error(g, loaded, e))?;
+    for n in &built.notes {
+        eprintln!("note: {n}");
+    }
+    Ok(built)
+}
+
+/// Print why the environment could not be built; return the exit code.
+pub fn report_build_error(g: &Global, loaded: &Loaded, e: BuildError) -> i32 {
+    match e {
         BuildError::Invalid {
             sources,
             diagnostics,
@@ -172,12 +186,12 @@ fn build_env(g: &Global, args: &Args, loaded: &Loaded) -> Result<Built, i32> {
             eprintln!("error: {e}");
             exit::IO
         }
-    })
+    }
 }
 
 /// Ask for a required variable on the terminal: its prompt, a menu for choices, no echo for
 /// hidden ones. Nobody answers when stdin is not a terminal.
-fn terminal_prompt() -> impl FnMut(&EnvVar) -> Option<String> {
+pub fn terminal_prompt() -> impl FnMut(&EnvVar) -> Option<String> {
     |var: &EnvVar| {
         if !std::io::stdin().is_terminal() {
             return None;
@@ -307,7 +321,7 @@ fn explain(args: &Args, b: &Built, name: &str) -> i32 {
         return exit::WARNINGS;
     };
     let _ = writeln!(out, "{name}={}", shown(&b.secrets, args.reveal, &v.value));
-    let _ = writeln!(out, "  set by:  {} ({})", v.layer, v.why);
+    let _ = writeln!(out, "  set by:  {} — {}", v.layer, v.why);
     for (layer, old) in v.hidden.iter().rev() {
         let _ = writeln!(
             out,

@@ -4,6 +4,8 @@
 mod check;
 mod config;
 mod env;
+mod exec;
+mod services;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -90,6 +92,60 @@ Examples:
   stackato-local env explain DATABASE_URL
   stackato-local env diff prod-env.txt            compare with `stackato run env > prod-env.txt`")]
     Env(env::Args),
+    /// Manage the project's local services: list, start, stop, logs, reset, shell.
+    #[command(after_help = "\
+Examples:
+  stackato-local services                 what runs, on which port, how much data
+  stackato-local services start           start all and wait until they answer
+  stackato-local services stop
+  stackato-local services logs mydb
+  stackato-local services reset mydb --yes
+  stackato-local --db sqlite services     use sqlite for mysql/postgresql")]
+    Services(services::Args),
+    /// Open the database's own client with the app's credentials (psql, mariadb, redis-cli).
+    Dbshell(services::DbshellArgs),
+    /// Run a one-off command in the app's environment with its services up (like `stackato run`).
+    #[command(after_help = "\
+Examples:
+  stackato-local exec -- python manage.py migrate
+  stackato-local exec -- sh -c 'psql $DATABASE_URL'
+  stackato-local exec --app worker -- env")]
+    Exec(exec::Args),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DbWhen {
+    /// The real database server when installed, else sqlite.
+    Auto,
+    /// The real server; fail when it is not installed.
+    Native,
+    /// Always sqlite for mysql/postgresql services.
+    Sqlite,
+}
+
+/// How services run; shared by every command that needs them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceOpts {
+    /// How mysql/postgresql services run.
+    #[arg(long, value_enum, default_value_t = DbWhen::Auto, global = true)]
+    pub db: DbWhen,
+    /// Do not start this service, and leave it out of the environment; repeatable.
+    #[arg(long = "skip-service", value_name = "NAME", global = true)]
+    pub skip_service: Vec<String>,
+    /// Seconds to wait for each service to answer.
+    #[arg(long, value_name = "SECS", default_value_t = 60, global = true)]
+    pub service_timeout: u64,
+}
+
+impl ServiceOpts {
+    pub fn db_mode(&self) -> crate::services::lifecycle::DbMode {
+        use crate::services::lifecycle::DbMode;
+        match self.db {
+            DbWhen::Auto => DbMode::Auto,
+            DbWhen::Native => DbMode::Native,
+            DbWhen::Sqlite => DbMode::Sqlite,
+        }
+    }
 }
 
 /// Terminal facts decided once, at the edge.
@@ -162,6 +218,9 @@ pub fn main() -> i32 {
         Command::Config(a) => config::run(&g, a),
         Command::Check(a) => check::run(&g, a),
         Command::Env(a) => env::run(&g, a),
+        Command::Services(a) => services::run(&g, a),
+        Command::Dbshell(a) => services::dbshell(&g, a),
+        Command::Exec(a) => exec::run(&g, a),
     };
     let _ = std::io::stdout().flush();
     code

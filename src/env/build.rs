@@ -14,6 +14,7 @@ use crate::platform::env::{self as penv, Binding, DbUrlRule, Facts, SqliteEnv};
 use crate::platform::layout::Layout;
 use crate::platform::profile::{self, Choice, Profile};
 use crate::random::Rng;
+use crate::services::lifecycle::{self, DbMode, Mode, Planned};
 use crate::services::registry::{self, ProvisionError, ServiceRecord};
 use crate::state::{StateDir, StateError};
 
@@ -34,6 +35,10 @@ pub struct Request {
     pub no_dotenv: bool,
     pub db_url_rule: DbUrlRule,
     pub sqlite_env: SqliteEnv,
+    /// How relational services run (decides sqlite fallbacks).
+    pub db: DbMode,
+    /// `--skip-service NAME`: left out of the environment.
+    pub skip: Vec<String>,
 }
 
 impl Default for Request {
@@ -48,6 +53,8 @@ impl Default for Request {
             no_dotenv: false,
             db_url_rule: DbUrlRule::Relational,
             sqlite_env: SqliteEnv::Omit,
+            db: DbMode::Auto,
+            skip: Vec::new(),
         }
     }
 }
@@ -63,6 +70,10 @@ pub struct Built {
     pub records: Vec<ServiceRecord>,
     /// The `.env` files read (for messages).
     pub dotenv_files: Vec<PathBuf>,
+    /// How each service runs (sqlite fallback, skipped…).
+    pub planned: Vec<Planned>,
+    /// One-line messages for the user (fallbacks, skipped services).
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,15 +196,29 @@ pub fn build(
         None => profile::default_for(&loaded.manifest),
     };
     let records = registry::provision(state, &loaded.manifest, rng)?;
-    let bindings: Vec<Binding> = app
-        .services
-        .iter()
-        .filter_map(|s| records.iter().find(|r| r.name == s.name.value))
-        .map(|r| Binding {
-            record: r.clone(),
-            sqlite: None,
-        })
-        .collect();
+    let mut notes = Vec::new();
+    let planned = match lifecycle::plan(state, &records, req.db, &req.skip) {
+        Ok(p) => p,
+        Err(e) => {
+            // The environment can still be shown; starting will report this again.
+            notes.push(format!("warning: {e}"));
+            records
+                .iter()
+                .map(|r| Planned {
+                    record: r.clone(),
+                    mode: Mode::Nothing,
+                    note: None,
+                })
+                .collect()
+        }
+    };
+    let bindings = bindings_for(app, &planned);
+    notes.extend(
+        planned
+            .iter()
+            .filter(|p| app.services.iter().any(|s| s.name.value == p.record.name))
+            .filter_map(|p| p.note.clone()),
+    );
     let layout = Layout::new(&loaded.manifest.dir, app, req.instance);
     let port = if req.staging {
         0
@@ -270,5 +295,23 @@ pub fn build(
         app: app.name.value.clone(),
         records,
         dotenv_files: files,
+        planned,
+        notes,
     })
+}
+
+/// The app's services as bindings: sqlite fallbacks marked, skipped ones left out.
+pub fn bindings_for(app: &App, planned: &[Planned]) -> Vec<Binding> {
+    app.services
+        .iter()
+        .filter_map(|s| planned.iter().find(|p| p.record.name == s.name.value))
+        .filter(|p| !matches!(p.mode, Mode::Skipped))
+        .map(|p| Binding {
+            record: p.record.clone(),
+            sqlite: match &p.mode {
+                Mode::Sqlite(path) => Some(path.clone()),
+                _ => None,
+            },
+        })
+        .collect()
 }

@@ -28,10 +28,10 @@ impl fmt::Display for Layer {
             Layer::Shell => f.write_str("your shell"),
             Layer::Platform => f.write_str("platform rule"),
             Layer::Service => f.write_str("service"),
-            Layer::Manifest => f.write_str("stackato.yml env:"),
+            Layer::Manifest => f.write_str("stackato.yml (env)"),
             Layer::Answer => f.write_str("your answer (remembered)"),
-            Layer::DotEnv(p) => write!(f, ".env file {p}"),
-            Layer::Cli => f.write_str("--env on the command line"),
+            Layer::DotEnv(p) => write!(f, "{p}"),
+            Layer::Cli => f.write_str("--env"),
         }
     }
 }

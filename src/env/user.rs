@@ -150,7 +150,7 @@ pub fn apply(
         let mut have = false;
         if let Some(d) = &var.default {
             let v = expand(&d.value, &|n| env.get(n).map(str::to_string));
-            env.set(name, v, Layer::Manifest, "stackato.yml env: (default)");
+            env.set(name, v, Layer::Manifest, "its default, shell-expanded");
             have = true;
         }
         if var.inherit
@@ -195,17 +195,17 @@ pub fn apply(
         }
     }
 
-    for (k, v, file, _) in &dotenv_entries {
+    for (k, v, file, span) in &dotenv_entries {
         env.set(
             k,
             v.clone(),
             Layer::DotEnv(file.clone()),
-            format!("set in {file}"),
+            format!("line {}", span.line),
         );
     }
     for (k, v) in input.cli {
         let v = expand(v, &|n| env.get(n).map(str::to_string));
-        env.set(k, v, Layer::Cli, "--env on the command line");
+        env.set(k, v, Layer::Cli, "on the command line");
     }
 
     // Choices are checked on the final value, wherever it came from.

@@ -586,9 +586,10 @@ pub fn format_time(t: i64) -> String {
 pub fn vcap_application(input: &Input<'_>, staging: bool) -> Value {
     let app = input.app;
     let f = input.facts;
-    let project = input.manifest.dir.display().to_string();
+    // Ids derive from the app's name only, so they are stable across runs and machines.
+    let project = "stackato-local";
     let idx = input.instance.to_string();
-    let instance_id = stable_hex(&[&project, &app.name.value, &idx, "instance"], 32);
+    let instance_id = stable_hex(&[project, &app.name.value, &idx, "instance"], 32);
     let uris = uris(app, &f.domain);
     let mem_mb = app.memory_limit_mb();
     let disk_mb = app.disk_limit_mb();
@@ -596,7 +597,7 @@ pub fn vcap_application(input: &Input<'_>, staging: bool) -> Value {
     let start = format_time(f.now);
     match input.profile {
         Profile::V2 => {
-            let version = format!("{}-1", stable_hex(&[&project, &app.name.value, "v"], 40));
+            let version = format!("{}-1", stable_hex(&[project, &app.name.value, "v"], 40));
             let mut v = json!({
                 "instance_id": instance_id,
                 "instance_index": input.instance,
@@ -627,7 +628,7 @@ pub fn vcap_application(input: &Input<'_>, staging: bool) -> Value {
             v
         }
         Profile::V3 => {
-            let version = stable_uuid(&[&project, &app.name.value, "version"]);
+            let version = stable_uuid(&[project, &app.name.value, "version"]);
             let mut v = json!({
                 "limits": {"mem": mem_mb, "disk": disk_mb, "fds": 16384, "allow_sudo": false},
                 "application_version": version,
@@ -636,7 +637,7 @@ pub fn vcap_application(input: &Input<'_>, staging: bool) -> Value {
                 "version": version,
                 "name": app.name.value,
                 "space_name": "local",
-                "space_id": stable_uuid(&[&project, "space"]),
+                "space_id": stable_uuid(&[project, "space"]),
                 "uris": uris,
                 "users": Value::Null,
                 "sso_enabled": app.sso_enabled,

@@ -1,5 +1,79 @@
-//! Local stand-ins for the platform's services. For now: the registry of provisioned
-//! instances (credentials and remembered ports) that the environment advertises.
+//! Local stand-ins for the platform's services: the registry of provisioned instances
+//! (credentials and remembered ports), one backend per server type behind one small trait,
+//! and their lifecycle (start in order, readiness, stale-state recovery, clean stop).
 
+pub mod backend;
+pub mod lifecycle;
+pub mod memcached;
+pub mod mysql;
+pub mod paths;
 pub mod ports;
+pub mod postgres;
+pub mod probe;
+pub mod redis;
 pub mod registry;
+
+use std::path::PathBuf;
+
+use crate::state::StateError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{kind} needs `{program}`, which is not installed; {install}")]
+    Missing {
+        kind: String,
+        program: String,
+        install: String,
+    },
+    #[error(
+        "service \"{name}\" ({kind}): stackato-local cannot run {kind} locally yet; skip it with --skip-service {name}"
+    )]
+    Unsupported { name: String, kind: String },
+    #[error("failed to {what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("failed to {what} (exit status {status}):\n{output}")]
+    Tool {
+        what: String,
+        status: i32,
+        output: String,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("{0}")]
+    Setup(String),
+    /// A server failed to come up; the log tail is included.
+    #[error("service \"{}\" ({}) {}; last lines of {}:\n{}", .0.name, .0.kind, .0.what, .0.log.display(), .0.tail)]
+    Failed(Box<Failure>),
+}
+
+/// Details of a server that did not come up.
+#[derive(Debug)]
+pub struct Failure {
+    pub name: String,
+    pub kind: String,
+    /// "did not answer within 60 s (connection refused)", "exited while starting".
+    pub what: String,
+    pub log: PathBuf,
+    pub tail: String,
+}
+
+impl ServiceError {
+    /// Name the service in a "missing program" error.
+    pub fn for_service(self, name: &str) -> ServiceError {
+        match self {
+            ServiceError::Missing {
+                kind,
+                program,
+                install,
+            } => ServiceError::Missing {
+                kind: format!("service \"{name}\" ({kind})"),
+                program,
+                install: format!("{install}; or skip it with --skip-service {name}"),
+            },
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! `stackato-local exec -- CMD`: a one-off command in the app's runtime environment with its
+//! services up, in `$HOME`, like `stackato run`. Services this command started are stopped
+//! again when it ends; ones that were already running are left alone.
+
+use std::time::Duration;
+
+use crate::cli::Global;
+use crate::cli::env::{self as cenv};
+use crate::cli::services::{self as csvc};
+use crate::env::build::{self, Request};
+use crate::exit;
+use crate::random::OsRng;
+use crate::services::lifecycle::How;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Which application (default: the first in start order).
+    #[arg(long, value_name = "NAME")]
+    pub app: Option<String>,
+    /// Which instance's environment.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub instance: u32,
+    /// Imitate Stackato 2.x or 3.x.
+    #[arg(long, value_name = "2|3", value_parser = cenv::parse_profile)]
+    pub profile: Option<crate::platform::Profile>,
+    /// Set a variable; repeatable.
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = crate::env::user::parse_cli_pair)]
+    pub env: Vec<(String, String)>,
+    /// Leave the services running afterwards.
+    #[arg(long)]
+    pub keep_services: bool,
+    #[command(flatten)]
+    pub services: crate::cli::ServiceOpts,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+pub fn run(g: &Global, args: &Args) -> i32 {
+    let (loaded, state) = match csvc::open(g) {
+        Ok(x) => x,
+        Err(c) => return c,
+    };
+    let mut planned = match csvc::plan(g, &loaded, &state, &args.services) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let ups = match csvc::start(&mut planned, &state, &args.services) {
+        Ok(u) => u,
+        Err(c) => return c,
+    };
+    let ours: Vec<_> = planned
+        .iter()
+        .filter(|p| {
+            ups.iter()
+                .any(|u| u.name == p.record.name && matches!(u.how, How::Started { .. }))
+        })
+        .cloned()
+        .collect();
+    let code = run_command(g, args, &loaded, &state);
+    if !args.keep_services && !ours.is_empty() {
+        csvc::stop(&ours, &state, Duration::from_secs(30));
+    }
+    code
+}
+
+fn run_command(
+    g: &Global,
+    args: &Args,
+    loaded: &crate::manifest::Loaded,
+    state: &crate::state::StateDir,
+) -> i32 {
+    let target = crate::manifest::Target {
+        url: g.load.target_url.clone(),
+        random_word: String::new(),
+    };
+    let facts = build::facts(&target.target_base());
+    let req = Request {
+        app: args.app.clone(),
+        instance: args.instance,
+        profile: args.profile,
+        cli: args.env.clone(),
+        db: args.services.db_mode(),
+        skip: args.services.skip_service.clone(),
+        ..Request::default()
+    };
+    let mut prompt = cenv::terminal_prompt();
+    let built = match build::build(loaded, &req, state, &facts, &mut OsRng, &mut prompt) {
+        Ok(b) => b,
+        Err(e) => return cenv::report_build_error(g, loaded, e),
+    };
+    if let Err(e) = built.layout.prepare() {
+        eprintln!("error: {e}");
+        return exit::IO;
+    }
+    let mut cmd = std::process::Command::new(&args.command[0]);
+    cmd.args(&args.command[1..])
+        .current_dir(&built.layout.home)
+        .envs(built.env.vars().iter().map(|v| (&v.name, &v.value)));
+    // Ctrl-C reaches the command (same process group); we wait for it, then clean up.
+    let _guard = IgnoreInterrupts::new();
+    match cmd.status() {
+        Ok(s) => {
+            use std::os::unix::process::ExitStatusExt;
+            s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
+        }
+        Err(e) => {
+            eprintln!("error: cannot run `{}`: {e}", args.command[0]);
+            if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            }
+        }
+    }
+}
+
+/// Ignore SIGINT and SIGQUIT in this process while a foreground child runs.
+struct IgnoreInterrupts {
+    old: Vec<(nix::sys::signal::Signal, nix::sys::signal::SigAction)>,
+}
+
+impl IgnoreInterrupts {
+    fn new() -> Self {
+        use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+        let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+        let mut old = Vec::new();
+        for s in [Signal::SIGINT, Signal::SIGQUIT] {
+            // SAFETY: installing SIG_IGN has no handler code to be unsafe.
+            if let Ok(prev) = unsafe { sigaction(s, &ignore) } {
+                old.push((s, prev));
+            }
+        }
+        IgnoreInterrupts { old }
+    }
+}
+
+impl Drop for IgnoreInterrupts {
+    fn drop(&mut self) {
+        for (s, prev) in &self.old {
+            // SAFETY: restoring the previous disposition.
+            let _ = unsafe { nix::sys::signal::sigaction(*s, prev) };
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! memcached: `memcached -l 127.0.0.1 -p PORT`, UDP off. A cache: nothing to keep.
+
+use std::process::Command;
+
+use crate::services::ServiceError;
+use crate::services::backend::{Backend, Ctx, Probe};
+use crate::services::probe;
+
+pub struct Memcached;
+
+impl Backend for Memcached {
+    fn kind(&self) -> &'static str {
+        "memcached"
+    }
+
+    fn product(&self) -> &'static str {
+        "memcached"
+    }
+
+    fn packages(&self) -> (&'static str, &'static str, &'static str) {
+        ("memcached", "memcached", "memcached")
+    }
+
+    fn programs(&self) -> &'static [&'static [&'static str]] {
+        &[&["memcached"]]
+    }
+
+    fn initialized(&self, _ctx: &Ctx<'_>) -> bool {
+        true
+    }
+
+    fn init(&self, _ctx: &Ctx<'_>) -> Result<(), ServiceError> {
+        Ok(())
+    }
+
+    fn server(&self, ctx: &Ctx<'_>) -> Result<Command, ServiceError> {
+        let mut c = ctx.command("memcached");
+        c.args(["-l", "127.0.0.1", "-p"])
+            .arg(ctx.port.to_string())
+            .args(["-U", "0", "-m", "64", "-c", "1024"])
+            .current_dir(&ctx.paths.run);
+        Ok(c)
+    }
+
+    fn probe(&self, ctx: &Ctx<'_>) -> Probe {
+        probe::memcached(ctx.port)
+    }
+
+    fn shell(&self, _ctx: &Ctx<'_>) -> Option<Command> {
+        None
+    }
+}
