@@ -16,7 +16,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def db_path():
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith("sqlite:///"):
-        return url[len("sqlite://"):]
+        # sqlite:////abs/path (absolute) or sqlite:///rel/path (relative to the app).
+        return os.path.join(HERE, url[len("sqlite:///"):])
     return os.path.join(HERE, "dev.db")
 
 

@@ -126,6 +126,12 @@ pub fn run(g: &Global, args: &Args) -> i32 {
 }
 
 fn build_env(g: &Global, args: &Args, loaded: &Loaded) -> Result<Built, i32> {
+    for f in &args.env_file {
+        if let Err(e) = std::fs::metadata(f) {
+            eprintln!("error: cannot read {}: {e}", display_path(f));
+            return Err(exit::NO_MANIFEST);
+        }
+    }
     let state = StateDir::open(&loaded.manifest.dir).map_err(|e| {
         eprintln!("error: {e}");
         exit::IO
@@ -182,6 +188,7 @@ pub fn report_build_error(g: &Global, loaded: &Loaded, e: BuildError) -> i32 {
             eprintln!("error: {e}");
             exit::USAGE
         }
+        BuildError::Service(e) => crate::cli::services::report(&e),
         BuildError::State(_) | BuildError::Provision(_) => {
             eprintln!("error: {e}");
             exit::IO
@@ -235,6 +242,14 @@ pub fn terminal_prompt() -> impl FnMut(&EnvVar) -> Option<String> {
     }
 }
 
+fn shown_var(secrets: &Secrets, reveal: bool, name: &str, v: &str) -> String {
+    if reveal {
+        v.to_string()
+    } else {
+        secrets.mask_var(name, v)
+    }
+}
+
 fn shown(secrets: &Secrets, reveal: bool, v: &str) -> String {
     if reveal {
         v.to_string()
@@ -270,7 +285,7 @@ fn print_env(args: &Args, b: &Built) -> i32 {
         Format::Json => {
             let mut m = serde_json::Map::new();
             for (k, v) in &pairs {
-                let s = shown(&b.secrets, args.reveal, v);
+                let s = shown_var(&b.secrets, args.reveal, k, v);
                 masked |= s != *v;
                 m.insert(k.to_string(), serde_json::Value::String(s));
             }
@@ -282,7 +297,7 @@ fn print_env(args: &Args, b: &Built) -> i32 {
         }
         Format::Shell | Format::Dotenv => {
             for (k, v) in &pairs {
-                let s = shown(&b.secrets, args.reveal, v);
+                let s = shown_var(&b.secrets, args.reveal, k, v);
                 masked |= s != *v;
                 let line = match args.format {
                     Format::Shell => format!("export {k}={}", shell_quote(&s)),
@@ -320,13 +335,17 @@ fn explain(args: &Args, b: &Built, name: &str) -> i32 {
         let _ = writeln!(out, "  {}", why_unset(b, name, args.staging));
         return exit::WARNINGS;
     };
-    let _ = writeln!(out, "{name}={}", shown(&b.secrets, args.reveal, &v.value));
+    let _ = writeln!(
+        out,
+        "{name}={}",
+        shown_var(&b.secrets, args.reveal, name, &v.value)
+    );
     let _ = writeln!(out, "  set by:  {} — {}", v.layer, v.why);
     for (layer, old) in v.hidden.iter().rev() {
         let _ = writeln!(
             out,
             "  hides:   {layer}: {}",
-            shown(&b.secrets, args.reveal, old)
+            shown_var(&b.secrets, args.reveal, name, old)
         );
     }
     exit::OK
@@ -398,7 +417,7 @@ fn diff_with(args: &Args, b: &Built, file: &PathBuf) -> i32 {
             collect_json_secrets(v, &mut secrets);
         }
         if k.ends_with("_URL")
-            && let Some(pw) = url_password(v)
+            && let Some(pw) = crate::env::mask::url_password(v)
         {
             secrets.add(&pw);
         }
@@ -512,7 +531,7 @@ fn collect_json_secrets(v: &str, secrets: &mut Secrets) {
                             secrets.add(s)
                         }
                         serde_json::Value::String(s) if k == "url" || k == "uri" => {
-                            if let Some(pw) = url_password(s) {
+                            if let Some(pw) = crate::env::mask::url_password(s) {
                                 secrets.add(&pw);
                             }
                         }
@@ -527,10 +546,4 @@ fn collect_json_secrets(v: &str, secrets: &mut Secrets) {
     if let Ok(j) = serde_json::from_str::<serde_json::Value>(v) {
         walk(&j, secrets);
     }
-}
-
-fn url_password(u: &str) -> Option<String> {
-    let rest = u.split_once("://")?.1;
-    let auth = rest.rsplit_once('@')?.0;
-    Some(auth.split_once(':')?.1.to_string())
 }

@@ -195,6 +195,11 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         Ok(x) => x,
         Err(c) => return c,
     };
+    // Reset works from the record alone: it is the way out of a type conflict with the
+    // manifest, so it must not provision first.
+    if let Some(Cmd::Reset { name, yes }) = &args.command {
+        return reset(&state, name, *yes);
+    }
     let mut planned = match plan(g, &loaded, &state, &args.opts) {
         Ok(p) => p,
         Err(c) => return c,
@@ -219,7 +224,7 @@ pub fn run(g: &Global, args: &Args) -> i32 {
             stop(&chosen, &state, Duration::from_secs(*grace))
         }
         Cmd::Logs { name, lines } => logs(&planned, &state, name, *lines),
-        Cmd::Reset { name, yes } => reset(&planned, &state, name, *yes),
+        Cmd::Reset { .. } => exit::OK,
         Cmd::Shell { name } => shell(&mut planned, &state, &args.opts, Some(name)),
     }
 }
@@ -276,6 +281,7 @@ fn list(planned: &[Planned], state: &StateDir) -> i32 {
             Mode::Directory(_) => ("directory".into(), String::new(), String::new()),
             Mode::Nothing => ("nothing to run".into(), String::new(), String::new()),
             Mode::Skipped => ("skipped".into(), String::new(), String::new()),
+            Mode::Unavailable(_) => ("not installed".into(), String::new(), String::new()),
         };
         let _ = writeln!(
             out,
@@ -325,10 +331,25 @@ fn logs(planned: &[Planned], state: &StateDir, name: &str, lines: usize) -> i32 
     exit::OK
 }
 
-fn reset(planned: &[Planned], state: &StateDir, name: &str, yes: bool) -> i32 {
-    let p = match find(planned, name) {
-        Ok(p) => p,
-        Err(c) => return c,
+fn reset(state: &StateDir, name: &str, yes: bool) -> i32 {
+    let reg = match registry::load(state) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::IO;
+        }
+    };
+    let Some(record) = reg.services.get(name).cloned() else {
+        let known: Vec<&str> = reg.services.keys().map(String::as_str).collect();
+        eprintln!(
+            "error: no service named \"{name}\" has been created in this project (known: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+        return exit::USAGE;
     };
     if !yes {
         if !std::io::stdin().is_terminal() {
@@ -339,7 +360,7 @@ fn reset(planned: &[Planned], state: &StateDir, name: &str, yes: bool) -> i32 {
         }
         eprint!(
             "Delete all data of {name} ({}) and its credentials? [y/N] ",
-            p.record.kind
+            record.kind
         );
         let _ = std::io::stderr().flush();
         let mut line = String::new();
@@ -349,8 +370,8 @@ fn reset(planned: &[Planned], state: &StateDir, name: &str, yes: bool) -> i32 {
             return exit::OK;
         }
     }
-    if let Mode::Native(b, _) = &p.mode
-        && let Err(e) = lifecycle::stop(state, &p.record, *b, Duration::from_secs(30))
+    if let Some(b) = backend::for_kind(&record.kind)
+        && let Err(e) = lifecycle::stop(state, &record, b, Duration::from_secs(30))
     {
         return report(&e);
     }
@@ -358,7 +379,7 @@ fn reset(planned: &[Planned], state: &StateDir, name: &str, yes: bool) -> i32 {
         Ok(r) => r,
         Err(e) => return report(&e),
     };
-    let paths = lifecycle::paths_for(state, &p.record.name, &run_as);
+    let paths = lifecycle::paths_for(state, &record.name, &run_as);
     let _lock = match state.lock("services") {
         Ok(l) => l,
         Err(e) => {

@@ -92,6 +92,8 @@ pub enum BuildError {
     State(#[from] StateError),
     #[error(transparent)]
     Provision(#[from] ProvisionError),
+    #[error(transparent)]
+    Service(#[from] crate::services::ServiceError),
     /// Problems in the user's input (manifest env, .env), positioned in `sources`.
     #[error("the environment cannot be completed")]
     Invalid {
@@ -197,21 +199,13 @@ pub fn build(
     };
     let records = registry::provision(state, &loaded.manifest, rng)?;
     let mut notes = Vec::new();
-    let planned = match lifecycle::plan(state, &records, req.db, &req.skip) {
-        Ok(p) => p,
-        Err(e) => {
+    let planned = lifecycle::plan(state, &records, req.db, &req.skip)?;
+    for p in &planned {
+        if let Mode::Unavailable(m) = &p.mode {
             // The environment can still be shown; starting will report this again.
-            notes.push(format!("warning: {e}"));
-            records
-                .iter()
-                .map(|r| Planned {
-                    record: r.clone(),
-                    mode: Mode::Nothing,
-                    note: None,
-                })
-                .collect()
+            notes.push(format!("warning: {m}"));
         }
-    };
+    }
     let bindings = bindings_for(app, &planned);
     notes.extend(
         planned

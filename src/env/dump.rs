@@ -28,9 +28,10 @@ fn is_name(s: &str) -> bool {
 
 /// Parse a dump; the format is recognised from its content.
 pub fn parse(text: &str) -> Result<Dump, DumpError> {
-    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
-    if trimmed.starts_with('{') {
-        return parse_json(trimmed);
+    let text = text.trim_start_matches('\u{feff}');
+    if text.trim_start().starts_with('{') {
+        // Parse the text as it is, so error positions count every line.
+        return parse_json(text);
     }
     parse_lines(text)
 }

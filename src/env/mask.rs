@@ -14,6 +14,8 @@ pub const MASK: &str = "********";
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
     values: Vec<String>,
+    /// Variables whose whole value is secret, however short.
+    names: Vec<String>,
 }
 
 /// Variable names that hold secrets by convention.
@@ -59,12 +61,30 @@ impl Secrets {
         }
     }
 
-    /// Values of variables named like secrets, and of `hidden` ones.
+    /// Values of variables named like secrets, of `hidden` ones (and the values they hid),
+    /// and passwords inside URLs.
     pub fn add_vars(&mut self, env: &EnvSet, hidden: &[String]) {
         for v in env.vars() {
             if is_secret_name(&v.name) || hidden.contains(&v.name) {
+                self.names.push(v.name.clone());
                 self.add(&v.value);
+                for (_, old) in &v.hidden {
+                    self.add(old);
+                }
             }
+            if let Some(pw) = url_password(&v.value) {
+                self.add(&pw);
+            }
+        }
+    }
+
+    /// A variable's value as printed: wholly masked when the variable is secret, else with
+    /// every known secret masked inside it.
+    pub fn mask_var(&self, name: &str, value: &str) -> String {
+        if self.names.iter().any(|n| n == name) && !value.is_empty() {
+            MASK.to_string()
+        } else {
+            self.mask(value)
         }
     }
 
@@ -82,6 +102,14 @@ impl Secrets {
         }
         out
     }
+}
+
+/// The password part of `scheme://user:password@host…`.
+pub fn url_password(u: &str) -> Option<String> {
+    let rest = u.split_once("://")?.1;
+    let auth = rest.split('/').next()?.rsplit_once('@')?.0;
+    let pw = auth.split_once(':')?.1;
+    (!pw.is_empty()).then(|| pw.to_string())
 }
 
 #[cfg(test)]

@@ -106,6 +106,11 @@ pub struct Outcome {
 
 /// Layer the user's variables over `env`. Errors (a required variable with no value and
 /// nobody to ask, a value not among `choices`, a malformed `.env`) are all collected.
+///
+/// Each variable's final raw value is decided first (highest layer wins); values from
+/// stackato.yml and `--env` are then expanded in declaration order, so `Y: $X/y` sees the
+/// final `X`, wherever it came from. `.env` files expand their own `$VAR`s while being read,
+/// against the platform's variables, stackato.yml's defaults and earlier lines.
 pub fn apply(
     env: &mut EnvSet,
     input: &Input<'_>,
@@ -115,7 +120,22 @@ pub fn apply(
     let mut diags = Vec::new();
     let mut outcome = Outcome::default();
 
-    // .env files first (parsed once; applied after the manifest below).
+    // stackato.yml defaults, expanded against the platform only, for .env lookups.
+    let mut yml_defaults: Vec<(String, String)> = Vec::new();
+    for var in &input.app.env {
+        if let Some(d) = &var.default {
+            let v = expand(&d.value, &|n| {
+                yml_defaults
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| v.clone())
+                    .or_else(|| env.get(n).map(str::to_string))
+            });
+            yml_defaults.push((var.name.value.clone(), v));
+        }
+    }
+
     let mut dotenv_entries: Vec<(String, String, String, Span)> = Vec::new();
     for path in input.dotenv_files {
         let text = match std::fs::read_to_string(path) {
@@ -130,7 +150,23 @@ pub fn apply(
         };
         let id = sources.add(path, text.clone());
         let shown = crate::diag::display_path(path);
-        let lookup = |n: &str| env.get(n).map(str::to_string).or_else(|| (input.shell)(n));
+        let earlier = dotenv_entries.clone();
+        let lookup = |n: &str| {
+            earlier
+                .iter()
+                .rev()
+                .find(|(k, ..)| k == n)
+                .map(|(_, v, ..)| v.clone())
+                .or_else(|| {
+                    yml_defaults
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| k == n)
+                        .map(|(_, v)| v.clone())
+                })
+                .or_else(|| env.get(n).map(str::to_string))
+                .or_else(|| (input.shell)(n))
+        };
         match dotenv::parse(&text, &lookup) {
             Ok(entries) => {
                 for e in entries {
@@ -145,67 +181,125 @@ pub fn apply(
         }
     }
 
+    // Every layer's value per variable, lowest first; `expand` marks shell-expanded ones.
+    struct Cand {
+        value: String,
+        layer: Layer,
+        why: String,
+        expand: bool,
+    }
+    let mut order: Vec<String> = Vec::new();
+    let mut cands: Vec<(String, Vec<Cand>)> = Vec::new();
+    let mut push = |name: &str, c: Cand| {
+        if !order.iter().any(|o| o == name) {
+            order.push(name.to_string());
+            cands.push((name.to_string(), Vec::new()));
+        }
+        if let Some((_, list)) = cands.iter_mut().find(|(n, _)| n == name) {
+            list.push(c);
+        }
+    };
     for var in &input.app.env {
         let name = var.name.value.as_str();
         let mut have = false;
         if let Some(d) = &var.default {
-            let v = expand(&d.value, &|n| env.get(n).map(str::to_string));
-            env.set(name, v, Layer::Manifest, "its default, shell-expanded");
+            push(
+                name,
+                Cand {
+                    value: d.value.clone(),
+                    layer: Layer::Manifest,
+                    why: "its default, shell-expanded".into(),
+                    expand: true,
+                },
+            );
             have = true;
         }
         if var.inherit
             && let Some(v) = (input.shell)(name)
         {
-            env.set(
+            push(
                 name,
-                v,
-                Layer::Shell,
-                "inherit: true takes your shell's value",
+                Cand {
+                    value: v,
+                    layer: Layer::Shell,
+                    why: "inherit: true takes your shell's value".into(),
+                    expand: false,
+                },
             );
             have = true;
         }
         if let Some(v) = input.answers.get(name) {
-            env.set(
+            push(
                 name,
-                v.clone(),
-                Layer::Answer,
-                "answered at an earlier prompt",
+                Cand {
+                    value: v.clone(),
+                    layer: Layer::Answer,
+                    why: "answered at an earlier prompt".into(),
+                    expand: false,
+                },
             );
             have = true;
         }
         let later = dotenv_entries.iter().any(|(k, ..)| k == name)
             || input.cli.iter().any(|(k, _)| k == name);
-        if !have && !later {
-            if var.required {
-                match prompt(var) {
-                    Some(v) if !v.is_empty() => {
-                        env.set(name, v.clone(), Layer::Answer, "answered at the prompt");
-                        outcome.new_answers.push((name.to_string(), v));
-                    }
-                    _ => diags.push(
-                        Diagnostic::error(format!("Required variable \"{name}\" not set"))
-                            .at(var.name.span)
-                            .hint(format!(
-                                "give it a value: `--env {name}=…`, a line `{name}=…` in .env, or run in a terminal to be asked"
-                            )),
-                    ),
+        if !have && !later && var.required {
+            match prompt(var) {
+                Some(v) if !v.is_empty() => {
+                    push(
+                        name,
+                        Cand {
+                            value: v.clone(),
+                            layer: Layer::Answer,
+                            why: "answered at the prompt".into(),
+                            expand: false,
+                        },
+                    );
+                    outcome.new_answers.push((name.to_string(), v));
                 }
+                _ => diags.push(
+                    Diagnostic::error(format!("Required variable \"{name}\" not set"))
+                        .at(var.name.span)
+                        .hint(format!(
+                            "give it a value: `--env {name}=…`, a line `{name}=…` in .env, or run in a terminal to be asked"
+                        )),
+                ),
             }
-            continue;
         }
     }
-
     for (k, v, file, span) in &dotenv_entries {
-        env.set(
+        push(
             k,
-            v.clone(),
-            Layer::DotEnv(file.clone()),
-            format!("line {}", span.line),
+            Cand {
+                value: v.clone(),
+                layer: Layer::DotEnv(file.clone()),
+                why: format!("line {}", span.line),
+                expand: false,
+            },
         );
     }
     for (k, v) in input.cli {
-        let v = expand(v, &|n| env.get(n).map(str::to_string));
-        env.set(k, v, Layer::Cli, "on the command line");
+        push(
+            k,
+            Cand {
+                value: v.clone(),
+                layer: Layer::Cli,
+                why: "on the command line".into(),
+                expand: true,
+            },
+        );
+    }
+
+    // Export in order: lower layers are kept as hidden history, the top one is expanded.
+    for (name, list) in cands {
+        let n = list.len();
+        for (i, c) in list.into_iter().enumerate() {
+            let value = if i + 1 == n && c.expand {
+                expand(&c.value, &|x| env.get(x).map(str::to_string))
+            } else {
+                c.value
+            };
+            env.set(&name, value, c.layer, c.why);
+        }
     }
 
     // Choices are checked on the final value, wherever it came from.

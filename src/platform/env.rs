@@ -311,10 +311,8 @@ fn services(e: &mut EnvSet, input: &Input<'_>, _staging: bool) {
         {
             e.set(
                 "DATABASE_URL",
-                format!(
-                    "sqlite:///{}",
-                    path.display().to_string().trim_start_matches('/')
-                ),
+                // sqlite:////abs/path: SQLAlchemy's and dj-database-url's absolute form.
+                format!("sqlite:///{}", path.display()),
                 Layer::Service,
                 format!(
                     "service {} runs as sqlite (--sqlite-env url)",

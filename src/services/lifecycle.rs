@@ -44,6 +44,9 @@ pub enum Mode {
     Nothing,
     /// `--skip-service NAME`: not started, and left out of the environment.
     Skipped,
+    /// Cannot run here (server not installed, type not supported): starting it fails with
+    /// this message; the environment still advertises it.
+    Unavailable(String),
 }
 
 impl std::fmt::Debug for Mode {
@@ -54,6 +57,7 @@ impl std::fmt::Debug for Mode {
             Mode::Directory(p) => write!(f, "Directory({})", p.display()),
             Mode::Nothing => f.write_str("Nothing"),
             Mode::Skipped => f.write_str("Skipped"),
+            Mode::Unavailable(m) => write!(f, "Unavailable({m})"),
         }
     }
 }
@@ -67,7 +71,8 @@ pub struct Planned {
 }
 
 /// Decide how each service runs. A relational service whose server is missing falls back to
-/// sqlite under `--db auto`; any other missing server is an error naming what to install.
+/// sqlite under `--db auto`; any other missing server makes the service `Unavailable` (an
+/// error naming what to install when it is started).
 pub fn plan(
     state: &StateDir,
     records: &[ServiceRecord],
@@ -124,14 +129,15 @@ pub fn plan(
                         });
                         continue;
                     }
-                    Err(e) => return Err(e.for_service(&r.name)),
+                    Err(e) => Mode::Unavailable(e.for_service(&r.name).to_string()),
                 },
-                None => {
-                    return Err(ServiceError::Unsupported {
+                None => Mode::Unavailable(
+                    ServiceError::Unsupported {
                         name: r.name.clone(),
                         kind: r.kind.clone(),
-                    });
-                }
+                    }
+                    .to_string(),
+                ),
             },
         };
         out.push(Planned {
@@ -284,12 +290,19 @@ pub fn start_all(
     let _lock = state.lock("services")?;
     let run_as = RunAs::for_services()?;
     let mut ups = Vec::new();
+    // Refuse before starting anything when a service cannot run here.
+    if let Some(msg) = planned.iter().find_map(|p| match &p.mode {
+        Mode::Unavailable(m) => Some(m.clone()),
+        _ => None,
+    }) {
+        return Err(ServiceError::Setup(msg));
+    }
     for p in planned.iter_mut() {
         let t0 = Instant::now();
         let mut notes: Vec<String> = p.note.iter().cloned().collect();
         let how = match &p.mode {
             Mode::Skipped => How::Skipped,
-            Mode::Nothing => How::Nothing,
+            Mode::Nothing | Mode::Unavailable(_) => How::Nothing,
             Mode::Sqlite(path) => {
                 if let Some(dir) = path.parent() {
                     crate::state::create_private_dir(dir)?;

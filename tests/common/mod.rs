@@ -72,8 +72,78 @@ pub fn cmd(dir: &Path) -> Command {
         .env_remove("CLICOLOR")
         .env_remove("CLICOLOR_FORCE")
         .env_remove("RUST_BACKTRACE")
+        .env_remove("STACKATO_LOCAL_SERVER_PATH")
         .stdin(Stdio::null());
     c
+}
+
+/// Where the product looks for server programs besides `PATH`: `/usr/sbin`,
+/// `/usr/local/sbin` and `/usr/lib/postgresql/*/bin` (newest first).
+fn extra_program_dirs() -> Vec<PathBuf> {
+    let mut v = vec![PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")];
+    let mut pg: Vec<(u64, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| {
+                    let version = e
+                        .file_name()
+                        .to_str()
+                        .and_then(|n| n.parse::<f64>().ok())
+                        .map_or(0, |f| (f * 100.0) as u64);
+                    (version, e.path().join("bin"))
+                })
+                .filter(|(_, p)| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    pg.sort_by(|a, b| b.0.cmp(&a.0));
+    v.extend(pg.into_iter().map(|(_, p)| p));
+    v
+}
+
+/// Find a program the way the product does (`PATH`, then `/usr/sbin`, `/usr/local/sbin`,
+/// `/usr/lib/postgresql/*/bin`). `name` may list alternatives: `mariadbd|mysqld`.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
+        .chain(extra_program_dirs())
+        .collect();
+    name.split('|').find_map(|alt| {
+        dirs.iter().map(|d| d.join(alt)).find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+/// Whether the program `bin` (alternatives separated by `|`) is installed. When it is not,
+/// the calling test should return early: this prints a loud SKIP line, or panics when
+/// `STACKATO_LOCAL_REQUIRE_SERVICES=1` (CI), so a missing server never passes silently.
+#[track_caller]
+pub fn require(bin: &str) -> bool {
+    if find_program(bin).is_some() {
+        return true;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_string();
+    if std::env::var("STACKATO_LOCAL_REQUIRE_SERVICES").as_deref() == Ok("1") {
+        panic!("{test}: {bin} not installed, and STACKATO_LOCAL_REQUIRE_SERVICES=1 requires it");
+    }
+    eprintln!();
+    eprintln!("**********************************************************************");
+    eprintln!(
+        "SKIP {test}: {bin} not installed (set STACKATO_LOCAL_REQUIRE_SERVICES=1 to fail instead)"
+    );
+    eprintln!("**********************************************************************");
+    false
+}
+
+/// [`require`] for each of `bins`; stops at the first missing one.
+#[track_caller]
+pub fn require_all(bins: &[&str]) -> bool {
+    bins.iter().all(|b| require(b))
 }
 
 /// What one run of the binary showed.
