@@ -15,6 +15,11 @@ pub const ENV: i32 = 4;
 /// A service could not be started: its server is not installed, it did not answer in time,
 /// it crashed while starting.
 pub const SERVICE: i32 = 5;
+/// Staging failed: a hook (staging or pre-running) or an installer failed.
+pub const HOOK: i32 = 6;
+/// The app failed: it crashed with `--exit-on-crash`, never accepted connections on its port
+/// (the platform's health check), or could not be started.
+pub const APP: i32 = 7;
 /// The command line is wrong (unknown flag, bad value).
 pub const USAGE: i32 = 64;
 /// An unexpected internal failure (a bug: please report it).

@@ -87,6 +87,27 @@ impl StateDir {
         Ok(Lock { _file: file })
     }
 
+    /// Take the lock `name` if nobody holds it; `None` when another process does.
+    pub fn try_lock(&self, name: &str) -> Result<Option<Lock>, StateError> {
+        let dir = self.dir("locks")?;
+        let path = dir.join(format!("{name}.lock"));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| StateError::Lock {
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Lock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(source)) => Err(StateError::Lock { path, source }),
+        }
+    }
+
     /// Read a JSON file of the state dir; `None` when it does not exist yet.
     pub fn read_json<T: serde::de::DeserializeOwned>(
         &self,

@@ -5,6 +5,7 @@ mod check;
 mod config;
 mod env;
 mod exec;
+mod run;
 mod services;
 
 use std::io::{IsTerminal, Write};
@@ -111,6 +112,21 @@ Examples:
   stackato-local exec -- sh -c 'psql $DATABASE_URL'
   stackato-local exec --app worker -- env")]
     Exec(exec::Args),
+    /// Run the app as the platform would: services, staging, hooks, supervised processes.
+    #[command(after_help = "\
+Order: services up and answering → staging (pre-staging hooks → requirements → post-staging
+hooks; skipped when nothing changed) → for each instance: pre-running hooks → the process.
+Ctrl-C stops everything (again to kill at once).
+
+Examples:
+  stackato-local run
+  stackato-local run --restage            stage even if nothing changed
+  stackato-local run --exit-on-crash      for scripts and CI
+  stackato-local run --db sqlite          no database server needed")]
+    Run(run::Args),
+    /// Internal: the guardian that cleans up if `run` is killed.
+    #[command(name = "__guardian", hide = true)]
+    Guardian,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -221,6 +237,8 @@ pub fn main() -> i32 {
         Command::Services(a) => services::run(&g, a),
         Command::Dbshell(a) => services::dbshell(&g, a),
         Command::Exec(a) => exec::run(&g, a),
+        Command::Run(a) => run::run(&g, a),
+        Command::Guardian => crate::supervise::guardian::main(),
     };
     let _ = std::io::stdout().flush();
     code

@@ -523,6 +523,11 @@ fn wait_ready(
                 tail: backend::log_tail(&ctx.paths.log, 15),
             })));
         }
+        if crate::interrupt::received().is_some() {
+            break Err(ServiceError::Setup(format!(
+                "interrupted while waiting for {name} to answer"
+            )));
+        }
         if t0.elapsed() > opts.timeout {
             break Err(ServiceError::Failed(Box::new(Failure {
                 name: name.to_string(),

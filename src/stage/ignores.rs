@@ -326,7 +326,9 @@ mod tests {
     use super::*;
 
     fn ig(list: &[&str]) -> Ignores {
-        Ignores::new(Some(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>()))
+        Ignores::new(Some(
+            &list.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        ))
     }
 
     #[test]
@@ -345,7 +347,10 @@ mod tests {
         let i = ig(&["doc/*.html", "/build/out"]);
         assert!(i.is_ignored("doc/a.html", false));
         assert!(i.is_ignored("x/doc/a.html.bak", false));
-        assert!(!i.is_ignored("doc/sub/a.html", false), "* stays in a segment");
+        assert!(
+            !i.is_ignored("doc/sub/a.html", false),
+            "* stays in a segment"
+        );
         assert!(i.is_ignored("build/out", true));
         assert!(!i.is_ignored("x/build/out", true), "leading / anchors");
     }
@@ -354,13 +359,22 @@ mod tests {
     fn defaults() {
         let i = Ignores::new(None);
         assert!(i.is_ignored(".git", true));
-        assert!(!i.is_ignored("vendor/x/.git", true), "nested .git is uploaded");
+        assert!(
+            !i.is_ignored("vendor/x/.git", true),
+            "nested .git is uploaded"
+        );
         assert!(i.is_ignored("server.log", false));
         assert!(i.is_ignored("a/b~", false));
-        assert!(i.is_ignored(".stackato-local", true), "our state dir, always");
+        assert!(
+            i.is_ignored(".stackato-local", true),
+            "our state dir, always"
+        );
         assert!(!i.is_ignored("app.py", false));
         let none = ig(&[]);
-        assert!(!none.is_ignored(".git", true), "ignores: [] ignores nothing");
+        assert!(
+            !none.is_ignored(".git", true),
+            "ignores: [] ignores nothing"
+        );
         assert!(none.is_ignored(".stackato-local", true));
     }
 

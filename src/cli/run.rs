@@ -1,0 +1,441 @@
+//! `stackato-local run`: what a push and start would do on the platform, in its order —
+//! services up and ready → staging (pre-staging hooks → requirements → post-staging hooks;
+//! cached) → per instance: pre-running hooks → the process — then supervision until Ctrl-C.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::env::{self as cenv};
+use crate::cli::services::{self as csvc};
+use crate::cli::{Global, ServiceOpts};
+use crate::diag::Diagnostic;
+use crate::env::build::{self, Built, Request};
+use crate::exit;
+use crate::manifest::model::Web;
+use crate::manifest::{App, Loaded};
+use crate::output::Output;
+use crate::random::OsRng;
+use crate::services::lifecycle::{How, Mode};
+use crate::stage::{StageError, Stager};
+use crate::state::StateDir;
+use crate::supervise::{self, Outcome, Plan, child::Spec};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Run only this application (and not the others of a multi-app manifest); repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub app: Vec<String>,
+    /// Stage again even when nothing changed.
+    #[arg(long)]
+    pub restage: bool,
+    /// Seconds between SIGTERM and SIGKILL at shutdown.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub grace: u64,
+    /// Stop everything (exit 7) when a process exits, instead of restarting it.
+    #[arg(long)]
+    pub exit_on_crash: bool,
+    /// Give processes a pseudo-terminal instead of pipes (colours, line buffering).
+    #[arg(long)]
+    pub tty: bool,
+    /// Prefix each line with the time.
+    #[arg(long)]
+    pub timestamps: bool,
+    /// Imitate Stackato 2.x or 3.x.
+    #[arg(long, value_name = "2|3", value_parser = cenv::parse_profile)]
+    pub profile: Option<crate::platform::Profile>,
+    /// Set a variable; repeatable.
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = crate::env::user::parse_cli_pair)]
+    pub env: Vec<(String, String)>,
+    /// Read another .env file; repeatable.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<std::path::PathBuf>,
+    /// Do not read the project's .env files.
+    #[arg(long)]
+    pub no_dotenv: bool,
+    /// Time limit of each staging hook or installer, in seconds (the platform's STAGING_TIMEOUT).
+    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    pub hook_timeout: u64,
+    #[command(flatten)]
+    pub services: ServiceOpts,
+}
+
+/// `128 + signal`, the shell's convention.
+fn signal_code(sig: i32) -> i32 {
+    128 + sig
+}
+
+pub fn run(g: &Global, args: &Args) -> i32 {
+    crate::interrupt::install();
+    let out = Arc::new(Output::new(g.ui.color_out, g.ui.color_err, args.timestamps));
+    let (loaded, state) = match csvc::open(g) {
+        Ok(x) => x,
+        Err(c) => return c,
+    };
+    let _run_lock = match state.try_lock("run") {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            out.error("another `stackato-local run` is already running for this project; stop it first (Ctrl-C in its terminal)");
+            return exit::USAGE;
+        }
+        Err(e) => {
+            out.error(&e.to_string());
+            return exit::IO;
+        }
+    };
+    for name in &args.app {
+        if loaded.manifest.app(name).is_none() {
+            let known: Vec<&str> = loaded
+                .manifest
+                .apps
+                .iter()
+                .map(|a| a.name.value.as_str())
+                .collect();
+            out.error(&format!(
+                "no application named \"{name}\" (the manifest has: {})",
+                known.join(", ")
+            ));
+            return exit::USAGE;
+        }
+    }
+    let apps: Vec<&App> = loaded
+        .manifest
+        .start_order()
+        .into_iter()
+        .filter(|a| args.app.is_empty() || args.app.contains(&a.name.value))
+        .collect();
+
+    // 1. Services.
+    out.phase("services: starting and checking each one answers");
+    let mut planned = match csvc::plan(g, &loaded, &state, &args.services) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let ups = match csvc::start(&mut planned, &state, &args.services) {
+        Ok(u) => u,
+        Err(c) => {
+            // Whatever did start is stopped again; an interruption exits as a signal.
+            let started: Vec<_> = planned.to_vec();
+            csvc::stop(&started, &state, Duration::from_secs(30));
+            return crate::interrupt::received().map_or(c, signal_code);
+        }
+    };
+    let ours: Vec<_> = planned
+        .iter()
+        .filter(|p| {
+            ups.iter()
+                .any(|u| u.name == p.record.name && matches!(u.how, How::Started { .. }))
+        })
+        .cloned()
+        .collect();
+    let stop_services = |code: i32| -> i32 {
+        if !ours.is_empty() {
+            out.phase("stopping the services this run started");
+            csvc::stop(&ours, &state, Duration::from_secs(30));
+        }
+        code
+    };
+
+    // 2. Staging, then the processes of each app.
+    let target = crate::manifest::Target {
+        url: g.load.target_url.clone(),
+        random_word: String::new(),
+    };
+    let facts = build::facts(&target.target_base());
+    let multi = loaded.manifest.apps.len() > 1;
+    let mut plan = Plan {
+        utc_offset: utc_offset(),
+        ..Plan::default()
+    };
+    for app in &apps {
+        match prepare_app(g, args, &loaded, &state, &facts, app, multi, &out) {
+            Ok((specs, crons)) => {
+                plan.groups.push(specs);
+                plan.crons.extend(crons);
+            }
+            Err(code) => {
+                let code = crate::interrupt::received().map_or(code, signal_code);
+                return stop_services(code);
+            }
+        }
+    }
+
+    if let Some(sig) = crate::interrupt::received() {
+        return stop_services(signal_code(sig));
+    }
+
+    // 3. Supervise.
+    out.phase("running: Ctrl-C stops everything");
+    let keep: Vec<i32> = ups.iter().filter_map(|u| u.pid).collect();
+    let outcome = supervise::run(
+        plan,
+        Arc::clone(&out),
+        supervise::Options {
+            grace: Duration::from_secs(args.grace),
+            exit_on_crash: args.exit_on_crash,
+            keep,
+            services: ours
+                .iter()
+                .filter_map(|p| match &p.mode {
+                    Mode::Native(b, _) => ups
+                        .iter()
+                        .find(|u| u.name == p.record.name)
+                        .and_then(|u| u.pid)
+                        .map(|pid| (pid, b.stop_signal())),
+                    _ => None,
+                })
+                .collect(),
+        },
+    );
+    let code = match outcome {
+        Outcome::Signal(s) => signal_code(s),
+        Outcome::HookFailed(_) => exit::HOOK,
+        Outcome::Crashed(_) | Outcome::NotReady(_) | Outcome::SpawnFailed(_) => exit::APP,
+    };
+    let code = stop_services(code);
+    out.phase(&format!("stopped (exit status {code})"));
+    code
+}
+
+fn utc_offset() -> i64 {
+    std::process::Command::new("date")
+        .arg("+%z")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let s = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            let sign = if s.starts_with('-') { -1 } else { 1 };
+            let d = s.trim_start_matches(['+', '-']);
+            let h: i64 = d.get(0..2)?.parse().ok()?;
+            let m: i64 = d.get(2..4)?.parse().ok()?;
+            Some(sign * (h * 3600 + m * 60))
+        })
+        .unwrap_or(0)
+}
+
+fn request(args: &Args, app: &App, instance: u32, staging: bool) -> Request {
+    Request {
+        app: Some(app.name.value.clone()),
+        instance,
+        staging,
+        profile: args.profile,
+        cli: args.env.clone(),
+        env_files: args.env_file.clone(),
+        no_dotenv: args.no_dotenv,
+        db: args.services.db_mode(),
+        skip: args.services.skip_service.clone(),
+        ..Request::default()
+    }
+}
+
+fn build_env(
+    g: &Global,
+    loaded: &Loaded,
+    state: &StateDir,
+    facts: &crate::platform::env::Facts,
+    req: &Request,
+) -> Result<Built, i32> {
+    let mut prompt = cenv::terminal_prompt();
+    build::build(loaded, req, state, facts, &mut OsRng, &mut prompt)
+        .map_err(|e| cenv::report_build_error(g, loaded, e))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn prepare_app(
+    g: &Global,
+    args: &Args,
+    loaded: &Loaded,
+    state: &StateDir,
+    facts: &crate::platform::env::Facts,
+    app: &App,
+    multi: bool,
+    out: &Arc<Output>,
+) -> Result<(Vec<Spec>, Vec<supervise::CronJob>), i32> {
+    let label = |s: &str| {
+        if multi {
+            format!("{}:{s}", app.name.value)
+        } else {
+            s.to_string()
+        }
+    };
+    // Staging.
+    let staging_env = build_env(g, loaded, state, facts, &request(args, app, 0, true))?;
+    for n in &staging_env.notes {
+        out.note(&format!("note: {n}"));
+    }
+    if let Err(e) = staging_env.layout.prepare() {
+        out.error(&e.to_string());
+        return Err(exit::IO);
+    }
+    out.phase(&format!("staging {}", app.name.value));
+    out.reserve(&label("staging"));
+    let stager = Stager {
+        loaded,
+        app,
+        state,
+        env: &staging_env.env,
+        out,
+        prefix: out.prefix(&label("staging"), 8),
+        limit: Duration::from_secs(args.hook_timeout),
+        restage: args.restage,
+    };
+    match stager.stage() {
+        Ok(s) if s.cached => out.phase(&format!(
+            "staging {}: nothing pushed changed since the last staging; skipped (--restage to force)",
+            app.name.value
+        )),
+        Ok(s) => {
+            for n in &s.notes {
+                out.note(&format!("note: {n}"));
+            }
+            out.phase(&format!("staged {}", app.name.value));
+        }
+        Err(e) => return Err(report_stage_error(g, loaded, out, &e)),
+    }
+
+    // The processes, one per instance.
+    let mut specs = Vec::new();
+    let mut crons = Vec::new();
+    let count = app.instance_count();
+    let all_cron = false;
+    for i in 0..count {
+        let built = build_env(g, loaded, state, facts, &request(args, app, i, false))?;
+        if let Err(e) = built.layout.prepare() {
+            out.error(&e.to_string());
+            return Err(exit::IO);
+        }
+        let env: Vec<(String, String)> = built
+            .env
+            .vars()
+            .iter()
+            .map(|v| (v.name.clone(), v.value.clone()))
+            .collect();
+        let (kind, command, port) = match &app.web {
+            Web::Command(c) => ("web", c.value.clone(), built.env.get("PORT")),
+            Web::Worker => (
+                "worker",
+                app.command
+                    .as_ref()
+                    .map(|c| c.value.clone())
+                    .unwrap_or_default(),
+                None,
+            ),
+            Web::Default => match (&app.command, built.env.get("PROCESSES_WEB")) {
+                (Some(c), _) => ("web", c.value.clone(), built.env.get("PORT")),
+                (None, Some(w)) => ("web", w.to_string(), built.env.get("PORT")),
+                (None, None) => {
+                    let d = Diagnostic::error(format!(
+                        "Application \"{}\" has no web command: framework {} has no default one here",
+                        app.name.value,
+                        app.framework_name().unwrap_or("(none)")
+                    ))
+                    .at(app.name.span)
+                    .hint("add `processes: {web: <command listening on $PORT>}`, or `command:`");
+                    crate::cli::print_diagnostics(g, &loaded.sources, &[d]);
+                    return Err(exit::INVALID_MANIFEST);
+                }
+            },
+        };
+        let port = port.and_then(|p| p.parse::<u16>().ok());
+        let cwd = built.layout.home.clone();
+        specs.push(Spec {
+            name: label(&format!("{kind}.{i}")),
+            app: app.name.value.clone(),
+            instance: i,
+            hooks: app.hooks.pre_running.clone(),
+            command,
+            env: env.clone(),
+            cwd: cwd.clone(),
+            port,
+            ready_timeout: Duration::from_secs(
+                app.timeout.as_ref().map_or(60, |t| u64::from(t.value)),
+            ),
+            tty: args.tty,
+            clear_env: false,
+        });
+        let cron_everywhere = all_cron || built.env.get("STACKATO_CRON_INSTANCES") == Some("all");
+        if i == 0 || cron_everywhere {
+            crons.extend(cron_jobs(
+                app,
+                &env,
+                &cwd,
+                &label(&format!("cron.{i}")),
+                out,
+            ));
+        }
+    }
+    Ok((specs, crons))
+}
+
+/// The crontab of one instance: `$HOME/crontab`, then `cron:`; assignments apply to the jobs.
+fn cron_jobs(
+    app: &App,
+    env: &[(String, String)],
+    cwd: &std::path::Path,
+    name: &str,
+    out: &Output,
+) -> Vec<supervise::CronJob> {
+    use crate::supervise::cron::{self, Line};
+    let mut lines: Vec<String> = std::fs::read_to_string(app.path.join("crontab"))
+        .map(|t| {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    lines.extend(app.cron.iter().map(|c| c.value.clone()));
+    let mut assigns = Vec::new();
+    let mut jobs = Vec::new();
+    for l in lines {
+        match cron::parse(&l) {
+            Ok(Line::Assign(k, v)) => assigns.push((k, v)),
+            Ok(Line::Job(schedule, command)) => jobs.push((schedule, command)),
+            Err(e) => out.error(&format!("cron entry `{l}` ignored: {e}")),
+        }
+    }
+    let cenv = cron::env(env, &assigns);
+    jobs.into_iter()
+        .map(|(schedule, command)| supervise::CronJob {
+            name: name.to_string(),
+            schedule,
+            command,
+            env: cenv.clone(),
+            cwd: cwd.to_path_buf(),
+        })
+        .collect()
+}
+
+fn report_stage_error(g: &Global, loaded: &Loaded, out: &Output, e: &StageError) -> i32 {
+    match e {
+        StageError::Hook {
+            stage, span, tail, ..
+        } => {
+            let d = Diagnostic::error(e.to_string())
+                .at(*span)
+                .label("this hook failed")
+                .hint(format!(
+                    "fix the command, or start it with `-` (quoted: \"-cmd\") to ignore its failure; the {stage} hooks stop at the first failure, as on the platform"
+                ));
+            crate::cli::print_diagnostics(g, &loaded.sources, &[d]);
+            if !tail.is_empty() {
+                out.note(&format!(
+                    "last lines of its output:\n    {}",
+                    tail.join("\n    ")
+                ));
+            }
+        }
+        StageError::Requirement { tail, hint, .. } => {
+            out.error(&format!("staging failed: {e}"));
+            if !tail.is_empty() {
+                out.note(&format!(
+                    "last lines of its output:\n    {}",
+                    tail.join("\n    ")
+                ));
+            }
+            out.note(&format!("help: {hint}"));
+        }
+        StageError::Io(m) => out.error(m),
+    }
+    exit::HOOK
+}

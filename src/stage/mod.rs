@@ -1,0 +1,248 @@
+//! Staging, in the platform's order: pre-staging hooks → requirements (OS packages checked,
+//! Python modules into the project's virtualenv, npm, cpanm, uWSGI when the web command needs
+//! it) → post-staging hooks. Cached on a hash of the files that would be pushed plus the
+//! manifest, so running twice in a row skips it; `--restage` forces it.
+
+pub mod ignores;
+pub mod requirements;
+pub mod run;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::diag::Span;
+use crate::env::set::EnvSet;
+use crate::manifest::model::Hook;
+use crate::manifest::{App, Loaded};
+use crate::output::{Output, Prefix};
+use crate::stage::run::{Ended, Finished};
+use crate::state::StateDir;
+
+/// A staging failure.
+#[derive(Debug)]
+pub enum StageError {
+    /// A hook entry failed (and did not start with `-`).
+    Hook {
+        stage: &'static str,
+        index: usize,
+        command: String,
+        ended: Ended,
+        tail: Vec<String>,
+        span: Span,
+    },
+    /// An installer failed.
+    Requirement {
+        what: String,
+        ended: Ended,
+        tail: Vec<String>,
+        hint: String,
+    },
+    Io(String),
+}
+
+impl std::fmt::Display for StageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StageError::Hook {
+                stage,
+                index,
+                command,
+                ended,
+                ..
+            } => write!(
+                f,
+                "{stage} hook #{} `{command}` {}",
+                index + 1,
+                describe(ended)
+            ),
+            StageError::Requirement { what, ended, .. } => {
+                write!(f, "{what} {}", describe(ended))
+            }
+            StageError::Io(m) => f.write_str(m),
+        }
+    }
+}
+
+/// "failed with exit status 3", "timed out", …
+pub fn describe(e: &Ended) -> String {
+    match e {
+        Ended::Exit(0) => "succeeded".into(),
+        Ended::Exit(c) if *c > 128 => format!("was killed by signal {}", c - 128),
+        Ended::Exit(c) => format!("failed with exit status {c}"),
+        Ended::TimedOut => "did not finish in time and was killed".into(),
+        Ended::NotStarted(m) => format!("could not be started: {m}"),
+        Ended::Interrupted => "was interrupted".into(),
+    }
+}
+
+/// What staging did.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    /// Nothing changed since the last staging: skipped.
+    pub cached: bool,
+    pub hash: String,
+    pub notes: Vec<String>,
+}
+
+/// Everything staging needs.
+pub struct Stager<'a> {
+    pub loaded: &'a Loaded,
+    pub app: &'a App,
+    pub state: &'a StateDir,
+    /// The staging environment.
+    pub env: &'a EnvSet,
+    pub out: &'a Arc<Output>,
+    /// The prefix for staging output (`staging`, or `<app>:staging` with several apps).
+    pub prefix: Prefix,
+    /// Time limit of one hook or installer.
+    pub limit: Duration,
+    /// Run it even when the cache says nothing changed.
+    pub restage: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CacheRecord {
+    hash: String,
+    staged_at: u64,
+}
+
+fn cache_file(app: &App) -> String {
+    format!("apps/{}/staged.json", app.name.value)
+}
+
+/// The hash of what would be pushed: every file not ignored (path, size, mtime), the
+/// manifest and what it inherits, and the profile-independent staging inputs.
+pub fn push_hash(loaded: &Loaded, app: &App) -> String {
+    let ig = ignores::Ignores::new(app.ignores.as_deref());
+    let files = ignores::walk(&app.path, &ig);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    for f in &files {
+        feed(f.rel.as_bytes());
+        feed(&f.size.to_le_bytes());
+        feed(&f.mtime.to_le_bytes());
+    }
+    for s in loaded.sources.files() {
+        feed(s.path.display().to_string().as_bytes());
+        feed(s.text.as_bytes());
+    }
+    feed(env!("CARGO_PKG_VERSION").as_bytes());
+    format!("{h:016x}-{}", files.len())
+}
+
+/// The state of the cache, without staging.
+pub fn is_cached(loaded: &Loaded, app: &App, state: &StateDir) -> bool {
+    let rec: Option<CacheRecord> = state.read_json(&cache_file(app)).ok().flatten();
+    rec.is_some_and(|r| r.hash == push_hash(loaded, app))
+        && (!requirements::is_python(app) || requirements::venv_python(state).is_file())
+}
+
+/// Forget the cache (after a failed staging, or to force the next one).
+pub fn forget(app: &App, state: &StateDir) {
+    let _ = std::fs::remove_file(state.path(cache_file(app)));
+}
+
+impl Stager<'_> {
+    /// Stage the app, or skip it when nothing changed.
+    pub fn stage(&self) -> Result<Staged, StageError> {
+        let app = self.app;
+        if !self.restage && is_cached(self.loaded, app, self.state) {
+            return Ok(Staged {
+                cached: true,
+                hash: push_hash(self.loaded, app),
+                notes: Vec::new(),
+            });
+        }
+        forget(app, self.state);
+        let _lock = self
+            .state
+            .lock("staging")
+            .map_err(|e| StageError::Io(e.to_string()))?;
+        let mut notes = Vec::new();
+        self.hooks("pre-staging", &app.hooks.pre_staging)?;
+        requirements::install(self, &mut notes)?;
+        self.hooks("post-staging", &app.hooks.post_staging)?;
+        // The hash after staging: hooks may have written files (collectstatic).
+        let hash = push_hash(self.loaded, app);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if let Err(e) = self.state.dir(format!("apps/{}", app.name.value)) {
+            return Err(StageError::Io(e.to_string()));
+        }
+        self.state
+            .write_json(
+                &cache_file(app),
+                &CacheRecord {
+                    hash: hash.clone(),
+                    staged_at: now,
+                },
+            )
+            .map_err(|e| StageError::Io(e.to_string()))?;
+        Ok(Staged {
+            cached: false,
+            hash,
+            notes,
+        })
+    }
+
+    /// Run one hook list: each entry through the shell, in the app dir, stopping at the first
+    /// failure unless the entry starts with `-`.
+    pub fn hooks(&self, stage: &'static str, hooks: &[Hook]) -> Result<(), StageError> {
+        for (i, h) in hooks.iter().enumerate() {
+            self.out
+                .line(&self.prefix, &format!("-----> {}", h.command));
+            let mut cmd = std::process::Command::new(run::shell());
+            cmd.arg("-c").arg(&h.command);
+            let done = self.run(cmd);
+            if !done.ended.ok() {
+                if h.ignore_failure {
+                    self.out.line(
+                        &self.prefix,
+                        &format!(
+                            "       ({} {}; ignored because it starts with `-`)",
+                            stage,
+                            describe(&done.ended)
+                        ),
+                    );
+                    continue;
+                }
+                return Err(StageError::Hook {
+                    stage,
+                    index: i,
+                    command: h.command.clone(),
+                    ended: done.ended,
+                    tail: done.tail,
+                    span: h.span,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Run a staging command in the app dir with the staging environment.
+    pub fn run(&self, cmd: std::process::Command) -> Finished {
+        run::run(
+            cmd,
+            &self.app.path,
+            self.env,
+            self.out,
+            &self.prefix,
+            self.limit,
+        )
+    }
+
+    pub fn venv(&self) -> PathBuf {
+        requirements::venv_dir(self.state)
+    }
+}

@@ -1,0 +1,342 @@
+//! Requirements at staging: OS packages are checked and reported (never installed); Python
+//! modules (`requirements.txt`, `requirements: pip/pypm`) go into the project's virtualenv
+//! `.stackato-local/venv`; `package.json` with npm; Perl modules with cpanm when present; and
+//! uWSGI into the virtualenv when the web command uses `$STACKATO_UWSGI`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::manifest::App;
+use crate::manifest::model::{OsPackage, Web};
+use crate::platform::web;
+use crate::stage::{StageError, Stager};
+use crate::state::StateDir;
+
+pub fn venv_dir(state: &StateDir) -> PathBuf {
+    state.path("venv")
+}
+
+pub fn venv_python(state: &StateDir) -> PathBuf {
+    venv_dir(state).join("bin").join("python")
+}
+
+/// A Python app: a Python framework, pip/pypm requirements, or a requirements.txt in an app
+/// that is not Perl or Node.
+pub fn is_python(app: &App) -> bool {
+    let fw = app.framework_name();
+    web::is_python(fw)
+        || !app.requirements.pip.is_empty()
+        || !app.requirements.pypm.is_empty()
+        || (app.path.join("requirements.txt").is_file()
+            && !matches!(fw, Some("perl" | "perlcgi" | "node" | "php")))
+}
+
+/// Whether the app's web command runs `$STACKATO_UWSGI`.
+pub fn needs_uwsgi(app: &App) -> bool {
+    let fw = app.framework_name();
+    match &app.web {
+        Web::Command(c) => {
+            c.value.contains("$STACKATO_UWSGI") || c.value.contains("${STACKATO_UWSGI}")
+        }
+        Web::Default => web::is_python(fw) || web::is_perl(fw),
+        Web::Worker => false,
+    }
+}
+
+fn python3() -> Option<PathBuf> {
+    crate::services::backend::which("python3").or_else(|| crate::services::backend::which("python"))
+}
+
+/// OS packages that are not installed here, per the `dpkg` database (Debian/Ubuntu only).
+fn missing_os_packages(pkgs: &[&OsPackage]) -> Vec<String> {
+    if crate::services::backend::which("dpkg-query").is_none() {
+        return Vec::new();
+    }
+    pkgs.iter()
+        .filter_map(|p| match p {
+            OsPackage::Package(name) => Some(name.clone()),
+            OsPackage::Repository(_) => None,
+        })
+        .filter(|name| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", name])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn requirement_error(what: &str, done: crate::stage::run::Finished, hint: &str) -> StageError {
+    StageError::Requirement {
+        what: what.to_string(),
+        ended: done.ended,
+        tail: done.tail,
+        hint: hint.to_string(),
+    }
+}
+
+/// Install everything the app's requirements ask for, in the platform's order.
+pub fn install(s: &Stager<'_>, notes: &mut Vec<String>) -> Result<(), StageError> {
+    let app = s.app;
+    let r = &app.requirements;
+
+    // OS packages: checked, never installed.
+    let os: Vec<&OsPackage> =
+        r.os.ubuntu
+            .iter()
+            .chain(&r.os.unix)
+            .chain(&r.staging.ubuntu)
+            .chain(&r.staging.unix)
+            .chain(&r.running.ubuntu)
+            .chain(&r.running.unix)
+            .collect();
+    if !os.is_empty() {
+        let missing = missing_os_packages(&os);
+        let msg = if missing.is_empty() {
+            "-----> OS requirements: all installed".to_string()
+        } else {
+            format!(
+                "-----> OS requirements not installed here (stackato-local does not install them): {}; install with `sudo apt-get install {}`",
+                missing.join(" "),
+                missing.join(" ")
+            )
+        };
+        s.out.line(&s.prefix, &msg);
+        if !missing.is_empty() {
+            notes.push(msg.trim_start_matches("-----> ").to_string());
+        }
+    }
+    let repos: Vec<String> = os
+        .iter()
+        .filter_map(|p| match p {
+            OsPackage::Repository(r) => Some(r.clone()),
+            OsPackage::Package(_) => None,
+        })
+        .collect();
+    if !repos.is_empty() {
+        s.out.line(
+            &s.prefix,
+            &format!(
+                "-----> OS package repositories ignored locally: {}",
+                repos.join(" ")
+            ),
+        );
+    }
+
+    if is_python(app) {
+        python(s, notes)?;
+    }
+    if app.path.join("package.json").is_file()
+        && matches!(app.framework_name(), Some("node") | None)
+        && !is_python(app)
+    {
+        node(s)?;
+    }
+    if !r.cpan.is_empty()
+        || !r.ppm.is_empty()
+        || (web::is_perl(app.framework_name()) && app.path.join("requirements.txt").is_file())
+    {
+        perl(s, notes)?;
+    }
+    Ok(())
+}
+
+fn python(s: &Stager<'_>, notes: &mut Vec<String>) -> Result<(), StageError> {
+    let app = s.app;
+    let venv = s.venv();
+    let py = venv.join("bin").join("python");
+    if !py.is_file() {
+        let Some(sys_py) = python3() else {
+            return Err(StageError::Requirement {
+                what: "creating the Python virtualenv".into(),
+                ended: crate::stage::run::Ended::NotStarted("python3 is not installed".into()),
+                tail: Vec::new(),
+                hint: "install Python 3: `apt-get install python3 python3-venv`".into(),
+            });
+        };
+        s.out.line(
+            &s.prefix,
+            &format!(
+                "-----> Creating the virtualenv {}",
+                crate::diag::display_path(&venv)
+            ),
+        );
+        let mut c = Command::new(&sys_py);
+        c.arg("-m").arg("venv").arg(&venv);
+        let done = s.run(c);
+        if !done.ended.ok() {
+            let _ = std::fs::remove_dir_all(&venv);
+            return Err(requirement_error(
+                "creating the Python virtualenv",
+                done,
+                "install the venv module: `apt-get install python3-venv`",
+            ));
+        }
+    }
+    let pip = |args: &[&str], what: &str| -> Result<(), StageError> {
+        let mut c = Command::new(&py);
+        c.args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+        ]);
+        if let Some(opts) = s.env.get("PIP_OPTS") {
+            c.args(opts.split_whitespace());
+        }
+        c.args(args);
+        let done = s.run(c);
+        if done.ended.ok() {
+            Ok(())
+        } else {
+            Err(requirement_error(
+                what,
+                done,
+                "check the package names and versions; pip's own message is above",
+            ))
+        }
+    };
+    let req_file = s
+        .env
+        .get("PIP_REQUIREMENTS_FILE")
+        .map(|f| app.path.join(f))
+        .filter(|p| p.is_file())
+        .or_else(|| {
+            ["requirements.txt", "requirements.pip"]
+                .iter()
+                .map(|f| app.path.join(f))
+                .find(|p| p.is_file())
+        });
+    if let Some(f) = req_file {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        s.out
+            .line(&s.prefix, &format!("-----> pip install -r {name}"));
+        pip(
+            &["-r", &f.display().to_string()],
+            &format!("pip install -r {name}"),
+        )?;
+    }
+    let list: Vec<&str> = app
+        .requirements
+        .pip
+        .iter()
+        .chain(&app.requirements.pypm)
+        .map(String::as_str)
+        .collect();
+    if !list.is_empty() {
+        if !app.requirements.pypm.is_empty() {
+            notes.push(
+                "requirements: pypm (ActiveState PyPM) no longer exists; installed with pip".into(),
+            );
+        }
+        s.out
+            .line(&s.prefix, &format!("-----> pip install {}", list.join(" ")));
+        pip(&list, "pip install (requirements: pip/pypm)")?;
+    }
+    if needs_uwsgi(app) && !venv.join("bin").join("uwsgi").is_file() {
+        s.out.line(
+            &s.prefix,
+            "-----> Installing uWSGI for $STACKATO_UWSGI (once per project; it compiles)",
+        );
+        if let Err(e) = pip(&["uwsgi"], "installing uWSGI") {
+            // Without a compiler uWSGI cannot be built: serve with our stand-in instead.
+            install_uwsgi_standin(&venv).map_err(StageError::Io)?;
+            let msg = format!(
+                "uWSGI could not be built ({e}); $STACKATO_UWSGI uses stackato-local's pure-Python stand-in, which understands the common options (install gcc and python3-dev, then `run --restage`, for the real one)"
+            );
+            s.out.line(&s.prefix, &format!("-----> {msg}"));
+            notes.push(msg);
+        }
+    }
+    Ok(())
+}
+
+/// The pure-Python stand-in for uWSGI, written into the virtualenv as `bin/uwsgi`.
+pub fn install_uwsgi_standin(venv: &Path) -> Result<(), String> {
+    let path = venv.join("bin").join("uwsgi");
+    let py = venv.join("bin").join("python");
+    let text = format!(
+        "#!{}\n{}",
+        py.display(),
+        include_str!("../../templates/uwsgi_standin.py")
+    );
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("cannot make {} executable: {e}", path.display()))
+}
+
+fn node(s: &Stager<'_>) -> Result<(), StageError> {
+    let Some(npm) = crate::services::backend::which("npm") else {
+        return Err(StageError::Requirement {
+            what: "npm install".into(),
+            ended: crate::stage::run::Ended::NotStarted("npm is not installed".into()),
+            tail: Vec::new(),
+            hint: "install Node.js and npm: `apt-get install nodejs npm`".into(),
+        });
+    };
+    s.out.line(&s.prefix, "-----> npm install");
+    let mut c = Command::new(npm);
+    c.args(["install", "--no-audit", "--no-fund"]);
+    let done = s.run(c);
+    if done.ended.ok() {
+        Ok(())
+    } else {
+        Err(requirement_error(
+            "npm install",
+            done,
+            "npm's own message is above",
+        ))
+    }
+}
+
+fn perl(s: &Stager<'_>, notes: &mut Vec<String>) -> Result<(), StageError> {
+    let app = s.app;
+    let mut mods: Vec<String> = app
+        .requirements
+        .cpan
+        .iter()
+        .chain(&app.requirements.ppm)
+        .cloned()
+        .collect();
+    if let Ok(t) = std::fs::read_to_string(app.path.join("requirements.txt")) {
+        mods.extend(
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    if mods.is_empty() {
+        return Ok(());
+    }
+    let Some(cpanm) = crate::services::backend::which("cpanm") else {
+        let msg = format!(
+            "Perl modules not installed (cpanm is missing; `apt-get install cpanminus`): {}",
+            mods.join(" ")
+        );
+        s.out.line(&s.prefix, &format!("-----> {msg}"));
+        notes.push(msg);
+        return Ok(());
+    };
+    let local = s.state.path("perl5");
+    s.out
+        .line(&s.prefix, &format!("-----> cpanm {}", mods.join(" ")));
+    let mut c = Command::new(cpanm);
+    c.arg("--notest").arg("-l").arg(&local).args(&mods);
+    let done = s.run(c);
+    if done.ended.ok() {
+        Ok(())
+    } else {
+        Err(requirement_error(
+            "cpanm",
+            done,
+            "cpanm's own message is above",
+        ))
+    }
+}

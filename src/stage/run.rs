@@ -1,0 +1,174 @@
+//! Running one staging command (a hook, an installer) to completion: its own process group,
+//! the given environment, output streamed line by line behind the phase's indentation, the last
+//! lines kept for the error message, and a time limit after which the whole group is killed.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use crate::env::set::EnvSet;
+use crate::output::{Output, Prefix};
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// Exit status (128+N for a signal).
+    Exit(i32),
+    /// Killed after the time limit.
+    TimedOut,
+    /// Could not be started at all.
+    NotStarted(String),
+    /// Stopped because we were interrupted (Ctrl-C).
+    Interrupted,
+}
+
+impl Ended {
+    pub fn ok(&self) -> bool {
+        *self == Ended::Exit(0)
+    }
+}
+
+/// The result of a command, with the tail of its output.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub ended: Ended,
+    pub tail: Vec<String>,
+    pub elapsed: Duration,
+}
+
+/// The shell for hooks: bash when installed, else sh.
+pub fn shell() -> &'static str {
+    static SHELL: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    SHELL.get_or_init(|| {
+        if crate::services::backend::which("bash").is_some() {
+            "bash"
+        } else {
+            "sh"
+        }
+    })
+}
+
+/// Run `cmd` (already set up with program and arguments) in `dir` with exactly `env` on top
+/// of the inherited environment, streaming output behind `prefix`.
+pub fn run(
+    mut cmd: Command,
+    dir: &Path,
+    env: &EnvSet,
+    out: &Arc<Output>,
+    prefix: &Prefix,
+    limit: Duration,
+) -> Finished {
+    use std::os::unix::process::CommandExt;
+    let t0 = Instant::now();
+    cmd.current_dir(dir)
+        .envs(env.vars().iter().map(|v| (&v.name, &v.value)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return Finished {
+                ended: Ended::NotStarted(e.to_string()),
+                tail: Vec::new(),
+                elapsed: t0.elapsed(),
+            };
+        }
+    };
+    let pid = child.id() as i32;
+    let tail: Arc<Mutex<VecDeque<String>>> = Arc::new(Mutex::new(VecDeque::new()));
+    let mut readers = Vec::new();
+    let streams: Vec<Box<dyn std::io::Read + Send>> = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    {
+        for stream in streams {
+            let tail = Arc::clone(&tail);
+            let out = Arc::clone(out);
+            let prefix = prefix.clone();
+            readers.push(std::thread::spawn(move || {
+                let mut r = BufReader::new(stream);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match r.read_until(b'\n', &mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            let text = String::from_utf8_lossy(&line);
+                            let text = text.trim_end_matches(['\n', '\r']);
+                            out.line(&prefix, text);
+                            if let Ok(mut t) = tail.lock() {
+                                t.push_back(text.to_string());
+                                if t.len() > 20 {
+                                    t.pop_front();
+                                }
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+        // Wait with the time limit; kill the whole group when it runs out.
+        let ended = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => {
+                    use std::os::unix::process::ExitStatusExt;
+                    break Ended::Exit(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
+                }
+                Ok(None) => {}
+                Err(e) => break Ended::NotStarted(e.to_string()),
+            }
+            if crate::interrupt::received().is_some() {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
+                std::thread::sleep(Duration::from_millis(200));
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                let _ = child.wait();
+                break Ended::Interrupted;
+            }
+            if t0.elapsed() > limit {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
+                std::thread::sleep(Duration::from_millis(500));
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                let _ = child.wait();
+                break Ended::TimedOut;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // Background jobs of a hook may keep the pipes open: don't wait for them forever
+        // (a reader left behind ends when they do).
+        let deadline = Instant::now() + Duration::from_secs(2);
+        for r in readers {
+            while !r.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if r.is_finished() {
+                let _ = r.join();
+            }
+        }
+        Finished {
+            ended,
+            tail: tail
+                .lock()
+                .map(|t| t.iter().cloned().collect())
+                .unwrap_or_default(),
+            elapsed: t0.elapsed(),
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! One supervised process: the shell script that runs the pre-running hooks and then execs
+//! the command (so hooks' exports and background jobs reach it, as on the platform), spawned
+//! in its own process group, with its output pumped line by line to the shared printer.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+
+use crate::manifest::model::Hook;
+use crate::output::{Output, Prefix};
+
+/// Exit status of the script when a pre-running hook failed.
+pub const HOOK_FAILED: i32 = 86;
+/// The marker a failing hook prints on stderr (ASCII record separator first).
+pub const MARKER: &str = "\u{1e}stackato-local:";
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// `web.0`, `worker.1`, `cron.0`, or `<app>:web.0` with several apps.
+    pub name: String,
+    pub app: String,
+    pub instance: u32,
+    /// Hooks to run first, in the same shell.
+    pub hooks: Vec<Hook>,
+    /// The command line (run by the shell).
+    pub command: String,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    /// For web processes: the port that must accept connections.
+    pub port: Option<u16>,
+    /// How long the port may take.
+    pub ready_timeout: Duration,
+    /// Give the child a pseudo-terminal instead of pipes.
+    pub tty: bool,
+    /// Start from an empty environment (cron jobs get only their whitelisted variables).
+    pub clear_env: bool,
+}
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The script: pre-running hooks in order (stopping at the first failure unless it starts
+/// with `-`), then `exec` of the command through the shell.
+pub fn script(spec: &Spec) -> String {
+    let mut s = String::from("cd \"$HOME\" 2>/dev/null || true\n");
+    for (i, h) in spec.hooks.iter().enumerate() {
+        s.push_str(&h.command);
+        s.push('\n');
+        if !h.ignore_failure {
+            s.push_str(&format!(
+                "__sl_rc=$?; if [ \"$__sl_rc\" -ne 0 ]; then printf '%s pre-running hook #{} failed with exit status %d: %s\\n' {} \"$__sl_rc\" {} >&2; exit {HOOK_FAILED}; fi\n",
+                i + 1,
+                sh_quote(MARKER),
+                sh_quote(&h.command),
+            ));
+        }
+    }
+    s.push_str(&format!(
+        "exec {} -c {}\n",
+        crate::stage::run::shell(),
+        sh_quote(&spec.command)
+    ));
+    s
+}
+
+/// A running child.
+pub struct Running {
+    pub pid: i32,
+    pub child: tokio::process::Child,
+}
+
+/// The last lines a process printed, and a hook failure if it reported one.
+#[derive(Debug, Default)]
+pub struct Tail {
+    pub lines: VecDeque<String>,
+    pub hook_failure: Option<String>,
+}
+
+pub type SharedTail = Arc<Mutex<Tail>>;
+
+/// Spawn `spec` in its own process group; pump its output through `out` behind `prefix`.
+pub fn spawn(
+    spec: &Spec,
+    out: &Arc<Output>,
+    prefix: &Prefix,
+    tail: &SharedTail,
+) -> std::io::Result<Running> {
+    let mut cmd = tokio::process::Command::new(crate::stage::run::shell());
+    if spec.clear_env {
+        cmd.env_clear();
+    }
+    cmd.arg("-c")
+        .arg(script(spec))
+        .current_dir(&spec.cwd)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(false);
+    // The child dies with us even if we are killed (the guardian cleans up its children).
+    // SAFETY: prctl is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            #[cfg(target_os = "linux")]
+            {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        });
+    }
+    if spec.tty {
+        let pty = nix::pty::openpty(None, None).map_err(std::io::Error::from)?;
+        let slave: std::fs::File = pty.slave.into();
+        cmd.stdout(slave.try_clone()?).stderr(slave);
+        let child = cmd.spawn()?;
+        let pid = child.id().unwrap_or(0) as i32;
+        let master = tokio::fs::File::from_std(std::fs::File::from(pty.master));
+        tokio::spawn(pump(
+            master,
+            Arc::clone(out),
+            prefix.clone(),
+            Arc::clone(tail),
+        ));
+        return Ok(Running { pid, child });
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let pid = child.id().unwrap_or(0) as i32;
+    if let Some(o) = child.stdout.take() {
+        tokio::spawn(pump(o, Arc::clone(out), prefix.clone(), Arc::clone(tail)));
+    }
+    if let Some(e) = child.stderr.take() {
+        tokio::spawn(pump(e, Arc::clone(out), prefix.clone(), Arc::clone(tail)));
+    }
+    Ok(Running { pid, child })
+}
+
+/// How long a partial line may wait for its end before it is printed anyway.
+const PARTIAL_FLUSH: Duration = Duration::from_millis(100);
+const TAIL_LINES: usize = 20;
+
+/// Copy a stream to the printer as whole prefixed lines; never split or drop a line; print a
+/// partial line after a short pause.
+async fn pump<R: tokio::io::AsyncRead + Unpin>(
+    mut r: R,
+    out: Arc<Output>,
+    prefix: Prefix,
+    tail: SharedTail,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    let mut batch: Vec<u8> = Vec::with_capacity(128 * 1024);
+    loop {
+        let read = if pending.is_empty() {
+            r.read(&mut buf).await
+        } else {
+            match tokio::time::timeout(PARTIAL_FLUSH, r.read(&mut buf)).await {
+                Ok(res) => res,
+                Err(_) => {
+                    // The line has no end yet: show what there is.
+                    let line = std::mem::take(&mut pending);
+                    emit(&out, &prefix, &tail, &[&line], &mut batch);
+                    continue;
+                }
+            }
+        };
+        let n = match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        if let Some(last) = pending.iter().rposition(|b| *b == b'\n') {
+            let lines: Vec<&[u8]> = pending[..last].split(|b| *b == b'\n').collect();
+            emit(&out, &prefix, &tail, &lines, &mut batch);
+            pending.drain(..=last);
+        }
+        if pending.len() > 1024 * 1024 {
+            // A megabyte without a newline: print it rather than grow without bound.
+            let line = std::mem::take(&mut pending);
+            emit(&out, &prefix, &tail, &[&line], &mut batch);
+        }
+    }
+    if !pending.is_empty() {
+        emit(&out, &prefix, &tail, &[&pending], &mut batch);
+    }
+}
+
+fn emit(out: &Output, prefix: &Prefix, tail: &SharedTail, lines: &[&[u8]], batch: &mut Vec<u8>) {
+    batch.clear();
+    for l in lines {
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        if l.starts_with(MARKER.as_bytes()) {
+            if let Ok(mut t) = tail.lock() {
+                t.hook_failure = Some(
+                    String::from_utf8_lossy(&l[MARKER.len()..])
+                        .trim()
+                        .to_string(),
+                );
+            }
+            continue;
+        }
+        out.format_line(prefix, l, batch);
+    }
+    if !batch.is_empty() {
+        out.write(batch);
+    }
+    if let Ok(mut t) = tail.lock() {
+        for l in lines.iter().rev().take(TAIL_LINES).rev() {
+            t.lines.push_back(String::from_utf8_lossy(l).into_owned());
+        }
+        while t.lines.len() > TAIL_LINES {
+            t.lines.pop_front();
+        }
+    }
+}
