@@ -27,10 +27,14 @@ fn main() {
         ("redis", 0.3),
         ("memcached", 0.3),
     ];
-    println!("| service | cold start | warm start (median of {WARM_RUNS}) | warm min | warm max | target (warm) | stop (median) |");
+    println!(
+        "| service | cold start | warm start (median of {WARM_RUNS}) | warm min | warm max | target (warm) | stop (median) |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for (kind, target) in targets {
-        let Some(b) = backend::for_kind(kind) else { continue };
+        let Some(b) = backend::for_kind(kind) else {
+            continue;
+        };
         if backend::find(b).is_err() {
             println!("| {kind} | not installed | | | | ≤ {target} s | |");
             continue;
@@ -44,7 +48,11 @@ fn main() {
                     med.as_secs_f64(),
                     warm[0].as_secs_f64(),
                     warm[warm.len() - 1].as_secs_f64(),
-                    if med.as_secs_f64() <= target { "✔" } else { "✘" },
+                    if med.as_secs_f64() <= target {
+                        "✔"
+                    } else {
+                        "✘"
+                    },
                     median(&mut stops).as_secs_f64()
                 );
             }

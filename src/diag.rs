@@ -94,7 +94,7 @@ pub fn display_path(path: &Path) -> String {
     path.display().to_string()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     Warning,
     Error,
@@ -185,20 +185,34 @@ impl Diagnostic {
         let mut groups: Vec<Group<'_>> = Vec::new();
         match self.span.and_then(|s| sources.get(s.file).map(|f| (s, f))) {
             Some((span, file)) => {
+                // Only the lines the annotations cover go to the renderer: it scans its
+                // whole source, and manifests can be large.
+                let mut spans = vec![span];
+                spans.extend(
+                    self.related
+                        .iter()
+                        .filter(|(_, r)| r.file == span.file)
+                        .map(|(_, r)| *r),
+                );
+                let (win, base, line) = window(&file.text, &spans);
                 let (start, end) = clamp(&file.text, span);
-                let mut snippet = Snippet::source(file.text.as_str())
+                let mut snippet = Snippet::source(win)
+                    .line_start(line as usize)
                     .path(file.display.as_str())
                     .fold(true)
                     .annotation(
                         AnnotationKind::Primary
-                            .span(start..end)
+                            .span(start - base..end - base)
                             .label(self.label.as_deref().unwrap_or("")),
                     );
                 for (label, rspan) in &self.related {
                     if rspan.file == span.file {
                         let (s, e) = clamp(&file.text, *rspan);
-                        snippet =
-                            snippet.annotation(AnnotationKind::Context.span(s..e).label(label));
+                        snippet = snippet.annotation(
+                            AnnotationKind::Context
+                                .span(s - base..e - base)
+                                .label(label),
+                        );
                     }
                 }
                 groups.push(title.element(snippet));
@@ -209,13 +223,15 @@ impl Diagnostic {
             if Some(rspan.file) != self.span.map(|s| s.file)
                 && let Some(file) = sources.get(rspan.file)
             {
+                let (win, base, line) = window(&file.text, &[*rspan]);
                 let (s, e) = clamp(&file.text, *rspan);
                 groups.push(
                     Level::NOTE.secondary_title(label.as_str()).element(
-                        Snippet::source(file.text.as_str())
+                        Snippet::source(win)
+                            .line_start(line as usize)
                             .path(file.display.as_str())
                             .fold(true)
-                            .annotation(AnnotationKind::Primary.span(s..e)),
+                            .annotation(AnnotationKind::Primary.span(s - base..e - base)),
                     ),
                 );
             }
@@ -243,6 +259,26 @@ impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
+}
+
+/// The whole lines covering `spans` (all in one file): the text, its byte offset in the file
+/// and the number of its first line.
+fn window<'t>(text: &'t str, spans: &[Span]) -> (&'t str, usize, u32) {
+    let first = spans
+        .iter()
+        .min_by_key(|s| s.start)
+        .copied()
+        .unwrap_or_default();
+    let lo = clamp(text, first).0;
+    let hi = spans
+        .iter()
+        .map(|s| clamp(text, *s).1)
+        .max()
+        .unwrap_or(lo)
+        .max(lo);
+    let begin = text[..lo].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[hi..].find('\n').map_or(text.len(), |i| hi + i);
+    (&text[begin..end], begin, first.line.max(1))
 }
 
 /// Keep a span inside the text and on character boundaries.

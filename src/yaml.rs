@@ -227,21 +227,23 @@ impl Node {
 pub fn deep_merge(high: Node, low: Node) -> Node {
     match (high.value, low.value) {
         (Value::Map(mut h), Value::Map(l)) => {
+            let mut index: std::collections::HashMap<String, usize> = h
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.key.scalar_text().unwrap_or_default().to_string(), i))
+                .collect();
             for le in l {
                 let key = le.key.scalar_text().unwrap_or_default().to_string();
-                match h.iter().position(|he| he.key.scalar_text() == Some(&key)) {
-                    Some(i) => {
-                        let he = h.remove(i);
-                        let merged = deep_merge(he.value, le.value);
-                        h.insert(
-                            i,
-                            Entry {
-                                key: he.key,
-                                value: merged,
-                            },
-                        );
+                match index.get(&key) {
+                    Some(&i) => {
+                        let placeholder = Node::null(h[i].value.span);
+                        let hv = std::mem::replace(&mut h[i].value, placeholder);
+                        h[i].value = deep_merge(hv, le.value);
                     }
-                    None => h.push(le),
+                    None => {
+                        index.insert(key, h.len());
+                        h.push(le);
+                    }
                 }
             }
             Node {
@@ -306,8 +308,19 @@ impl<'a> LineIndex<'a> {
     }
 
     fn span(&self, file: FileId, s: &granit_parser::Span) -> Span {
-        let start = self.offset(s.start.line(), s.start.col());
-        let mut end = self.offset(s.end.line(), s.end.col()).max(start);
+        // The parser knows byte offsets for string input; the line scan is the fallback.
+        let valid = |b: usize| b <= self.text.len() && self.text.is_char_boundary(b);
+        let start = s
+            .start
+            .byte_offset()
+            .filter(|b| valid(*b))
+            .unwrap_or_else(|| self.offset(s.start.line(), s.start.col()));
+        let end = s
+            .end
+            .byte_offset()
+            .filter(|b| valid(*b))
+            .unwrap_or_else(|| self.offset(s.end.line(), s.end.col()));
+        let mut end = end.max(start);
         if end == start && start < self.text.len() {
             end = start + self.text[start..].chars().next().map_or(0, char::len_utf8);
         }
@@ -376,6 +389,8 @@ enum Frame {
         pending_key: Option<Node>,
         /// Keys that came in through a `<<` merge; an explicit key may override them.
         merged: Vec<String>,
+        /// Key → position in `entries`, so duplicates are found in constant time.
+        index: std::collections::HashMap<String, usize>,
         span: Span,
         anchor: usize,
     },
@@ -492,6 +507,7 @@ pub fn parse(text: &str, file: FileId) -> Result<Parsed, YamlError> {
                     entries: Vec::new(),
                     pending_key: None,
                     merged: Vec::new(),
+                    index: std::collections::HashMap::new(),
                     span,
                     anchor,
                 });
@@ -545,6 +561,7 @@ pub fn parse(text: &str, file: FileId) -> Result<Parsed, YamlError> {
                 entries,
                 pending_key,
                 merged,
+                index,
                 ..
             }) => match pending_key.take() {
                 None => {
@@ -564,7 +581,7 @@ pub fn parse(text: &str, file: FileId) -> Result<Parsed, YamlError> {
                     }
                     *pending_key = Some(node);
                 }
-                Some(key) => add_entry(entries, merged, key, node)?,
+                Some(key) => add_entry(entries, merged, index, key, node)?,
             },
         }
     }
@@ -578,6 +595,7 @@ pub fn parse(text: &str, file: FileId) -> Result<Parsed, YamlError> {
 fn add_entry(
     entries: &mut Vec<Entry>,
     merged: &mut Vec<String>,
+    index: &mut std::collections::HashMap<String, usize>,
     key: Node,
     value: Node,
 ) -> Result<(), YamlError> {
@@ -600,8 +618,9 @@ fn add_entry(
         for src in sources {
             for e in src.as_map().unwrap_or_default() {
                 let ek = e.key.scalar_text().unwrap_or_default();
-                if !entries.iter().any(|x| x.key.scalar_text() == Some(ek)) {
+                if !index.contains_key(ek) {
                     merged.push(ek.to_string());
+                    index.insert(ek.to_string(), entries.len());
                     entries.push(e.clone());
                 }
             }
@@ -610,12 +629,12 @@ fn add_entry(
     }
     if let Some(pos) = merged.iter().position(|m| m == k) {
         merged.remove(pos);
-        if let Some(e) = entries.iter_mut().find(|e| e.key.scalar_text() == Some(k)) {
-            *e = Entry { key, value };
+        if let Some(&i) = index.get(k) {
+            entries[i] = Entry { key, value };
         }
         return Ok(());
     }
-    if let Some(first) = entries.iter().find(|e| e.key.scalar_text() == Some(k)) {
+    if let Some(first) = index.get(k).map(|&i| &entries[i]) {
         return Err(YamlError {
             message: format!("duplicate key `{k}` in the same mapping"),
             span: key.span,
@@ -623,6 +642,7 @@ fn add_entry(
             other: Some(("first defined here".into(), first.key.span)),
         });
     }
+    index.insert(k.to_string(), entries.len());
     entries.push(Entry { key, value });
     Ok(())
 }

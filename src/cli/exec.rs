@@ -36,6 +36,52 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
+/// `ssh`: an interactive shell (or a command) in the app's environment, like `stackato ssh`.
+#[derive(Debug, clap::Args)]
+pub struct SshArgs {
+    /// Which application (default: the first in start order).
+    #[arg(long, value_name = "NAME")]
+    pub app: Option<String>,
+    /// Which instance's environment.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub instance: u32,
+    /// Imitate Stackato 2.x or 3.x.
+    #[arg(long, value_name = "2|3", value_parser = cenv::parse_profile)]
+    pub profile: Option<crate::platform::Profile>,
+    /// Leave the services running afterwards.
+    #[arg(long)]
+    pub keep_services: bool,
+    #[command(flatten)]
+    pub services: crate::cli::ServiceOpts,
+    /// A command instead of an interactive shell.
+    #[arg(trailing_var_arg = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+pub fn ssh(g: &Global, a: &SshArgs) -> i32 {
+    let command = if a.command.is_empty() {
+        let shell = std::env::var("SHELL")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| crate::stage::run::shell().to_string());
+        vec![shell, "-i".to_string()]
+    } else {
+        a.command.clone()
+    };
+    run(
+        g,
+        &Args {
+            app: a.app.clone(),
+            instance: a.instance,
+            profile: a.profile,
+            env: Vec::new(),
+            keep_services: a.keep_services,
+            services: a.services.clone(),
+            command,
+        },
+    )
+}
+
 pub fn run(g: &Global, args: &Args) -> i32 {
     let (loaded, state) = match csvc::open(g) {
         Ok(x) => x,

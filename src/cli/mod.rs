@@ -101,7 +101,7 @@ Examples:
   stackato-local services stop
   stackato-local services logs mydb
   stackato-local services reset mydb --yes
-  stackato-local --db sqlite services     use sqlite for mysql/postgresql")]
+  stackato-local services --db sqlite     use sqlite for mysql/postgresql")]
     Services(services::Args),
     /// Open the database's own client with the app's credentials (psql, mariadb, redis-cli).
     Dbshell(services::DbshellArgs),
@@ -124,6 +124,8 @@ Examples:
   stackato-local run --exit-on-crash      for scripts and CI
   stackato-local run --db sqlite          no database server needed")]
     Run(run::Args),
+    /// An interactive shell in the app's environment, in $HOME, with its services up (like `stackato ssh`).
+    Ssh(exec::SshArgs),
     /// Internal: the guardian that cleans up if `run` is killed.
     #[command(name = "__guardian", hide = true)]
     Guardian,
@@ -238,6 +240,7 @@ pub fn main() -> i32 {
         Command::Dbshell(a) => services::dbshell(&g, a),
         Command::Exec(a) => exec::run(&g, a),
         Command::Run(a) => run::run(&g, a),
+        Command::Ssh(a) => exec::ssh(&g, a),
         Command::Guardian => crate::supervise::guardian::main(),
     };
     let _ = std::io::stdout().flush();

@@ -112,12 +112,8 @@ pub fn run(g: &Global, args: &Args) -> i32 {
     };
     let ups = match csvc::start(&mut planned, &state, &args.services) {
         Ok(u) => u,
-        Err(c) => {
-            // Whatever did start is stopped again; an interruption exits as a signal.
-            let started: Vec<_> = planned.to_vec();
-            csvc::stop(&started, &state, Duration::from_secs(30));
-            return crate::interrupt::received().map_or(c, signal_code);
-        }
+        // start_all stops what it started when one fails; an interruption exits as a signal.
+        Err(c) => return crate::interrupt::received().map_or(c, signal_code),
     };
     let ours: Vec<_> = planned
         .iter()

@@ -8,6 +8,7 @@ pub mod normalize;
 pub mod subst;
 pub mod validate;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Severity, Sources, Span};
@@ -18,6 +19,8 @@ pub use subst::{Asker, Target};
 
 /// Longest chain of `inherit:` files we follow.
 const MAX_INHERIT_DEPTH: usize = 32;
+/// Most distinct files one manifest may inherit.
+const MAX_INHERIT_FILES: usize = 256;
 
 /// The default target when neither `--target` nor `STACKATO_TARGET` names one.
 pub const DEFAULT_TARGET: &str = "https://api.stackato.local";
@@ -173,7 +176,14 @@ pub fn load_bytes(
     let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let base = base.canonicalize().unwrap_or(base);
 
-    let root = load_tree(bytes, file, &mut sources, &mut Vec::new(), &mut diags);
+    let root = load_tree(
+        bytes,
+        file,
+        &mut sources,
+        &mut Vec::new(),
+        &mut HashMap::new(),
+        &mut diags,
+    );
     let fail = |sources: Sources, diags: Vec<Diagnostic>| LoadError::Invalid {
         sources,
         file: file.to_path_buf(),
@@ -230,22 +240,33 @@ pub fn load_bytes(
     })
 }
 
-/// Drop repeats (same place, same severity), keep file order.
+/// Most diagnostics reported for one manifest; the rest are counted.
+const MAX_DIAGNOSTICS: usize = 200;
+
+/// Drop repeats (same place, same severity), keep file order, cap the count.
 fn finish(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
-    let mut seen: Vec<(Option<Span>, Severity, String)> = Vec::new();
-    diags.retain(|d| {
-        let key = (d.span, d.severity, d.message.clone());
-        let same_place = seen
-            .iter()
-            .any(|(s, sev, _)| d.span.is_some() && *s == d.span && *sev == d.severity);
-        if same_place || seen.contains(&key) {
-            false
-        } else {
-            seen.push(key);
-            true
-        }
+    use std::collections::HashSet;
+    let mut places: HashSet<(u32, u32, u32, Severity)> = HashSet::new();
+    let mut messages: HashSet<(Severity, String)> = HashSet::new();
+    diags.retain(|d| match d.span {
+        Some(s) => places.insert((s.file.0, s.start, s.end, d.severity)),
+        None => messages.insert((d.severity, d.message.clone())),
     });
     diags.sort_by_key(|d| d.span.map(|s| (s.file.0, s.start)));
+    if diags.len() > MAX_DIAGNOSTICS {
+        let errors = diags.iter().any(Diagnostic::is_error);
+        let rest = diags.len() - MAX_DIAGNOSTICS;
+        // Keep errors first so a capped list still explains why the file is refused.
+        diags.sort_by_key(|d| (!d.is_error(), d.span.map(|s| (s.file.0, s.start))));
+        diags.truncate(MAX_DIAGNOSTICS);
+        let mut more = if errors {
+            Diagnostic::error(format!("… and {rest} more problems not shown"))
+        } else {
+            Diagnostic::warning(format!("… and {rest} more warnings not shown"))
+        };
+        more.span = None;
+        diags.push(more);
+    }
     diags
 }
 
@@ -256,6 +277,7 @@ fn load_tree(
     file: &Path,
     sources: &mut Sources,
     stack: &mut Vec<PathBuf>,
+    cache: &mut HashMap<PathBuf, Option<Node>>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Node> {
     let text = match yaml::decode(bytes, crate::diag::FileId(sources.files().len() as u32)) {
@@ -363,6 +385,22 @@ fn load_tree(
                 );
                 continue;
             }
+            // A file inherited several times is read and merged once.
+            if let Some(done) = cache.get(&canon) {
+                if let Some(child) = done.clone() {
+                    root = yaml::deep_merge(root, child);
+                }
+                continue;
+            }
+            if cache.len() >= MAX_INHERIT_FILES {
+                diags.push(
+                    Diagnostic::error(format!(
+                        "more than {MAX_INHERIT_FILES} inherited files; refusing to read more"
+                    ))
+                    .at(entry.span),
+                );
+                continue;
+            }
             let bytes = match std::fs::read(&path) {
                 Ok(b) => b,
                 Err(e) => {
@@ -377,7 +415,9 @@ fn load_tree(
                     continue;
                 }
             };
-            if let Some(child) = load_tree(&bytes, &path, sources, stack, diags) {
+            let child = load_tree(&bytes, &path, sources, stack, cache, diags);
+            cache.insert(canon, child.clone());
+            if let Some(child) = child {
                 root = yaml::deep_merge(root, child);
             }
         }

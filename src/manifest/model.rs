@@ -33,33 +33,44 @@ impl Manifest {
         self.apps.iter().find(|a| a.name.value == name)
     }
 
-    /// Start order: dependencies first, file order otherwise. Cycles were refused at load.
+    /// Start order: dependencies first, file order otherwise (a stable topological order).
+    /// Cycles were refused at load; should one remain, the rest keep file order.
     pub fn start_order(&self) -> Vec<&App> {
-        let mut done: Vec<&str> = Vec::new();
-        let mut out = Vec::new();
-        while out.len() < self.apps.len() {
-            let before = out.len();
-            for a in &self.apps {
-                if done.contains(&a.name.value.as_str()) {
+        use std::collections::HashMap;
+        let index: HashMap<&str, usize> = self
+            .apps
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.name.value.as_str(), i))
+            .collect();
+        let mut done = vec![false; self.apps.len()];
+        let mut on_path = vec![false; self.apps.len()];
+        let mut out = Vec::with_capacity(self.apps.len());
+        for root in 0..self.apps.len() {
+            // Depth-first, dependencies before dependents, without recursion.
+            let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+            while let Some(&mut (i, ref mut next)) = stack.last_mut() {
+                if done[i] {
+                    stack.pop();
                     continue;
                 }
-                let ready = a
-                    .depends_on
-                    .iter()
-                    .all(|d| done.contains(&d.value.as_str()) || self.app(&d.value).is_none());
-                if ready {
-                    done.push(&a.name.value);
-                    out.push(a);
+                on_path[i] = true;
+                let deps = &self.apps[i].depends_on;
+                if *next < deps.len() {
+                    let d = &deps[*next];
+                    *next += 1;
+                    if let Some(&j) = index.get(d.value.as_str())
+                        && !done[j]
+                        && !on_path[j]
+                    {
+                        stack.push((j, 0));
+                    }
+                    continue;
                 }
-            }
-            if out.len() == before {
-                // A cycle slipped through: keep file order for the rest.
-                out.extend(
-                    self.apps
-                        .iter()
-                        .filter(|a| !done.contains(&a.name.value.as_str())),
-                );
-                break;
+                done[i] = true;
+                on_path[i] = false;
+                out.push(&self.apps[i]);
+                stack.pop();
             }
         }
         out
@@ -684,59 +695,56 @@ fn build_requirements(n: Option<&Node>) -> Requirements {
     }
 }
 
-/// Refuse dependency cycles, naming the loop.
+/// Refuse dependency cycles, naming the loop (iterative: a long chain cannot overflow).
 fn check_cycles(apps: &[App], diags: &mut Vec<Diagnostic>) {
-    fn visit(
-        apps: &[App],
-        i: usize,
-        stack: &mut Vec<usize>,
-        done: &mut Vec<bool>,
-        diags: &mut Vec<Diagnostic>,
-    ) {
-        if done[i] {
-            return;
+    use std::collections::HashMap;
+    let index: HashMap<&str, usize> = apps
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.name.value.as_str(), i))
+        .collect();
+    // 0 = not visited, 1 = on the current path, 2 = done.
+    let mut mark = vec![0u8; apps.len()];
+    for root in 0..apps.len() {
+        if mark[root] != 0 {
+            continue;
         }
-        if let Some(pos) = stack.iter().position(|&s| s == i) {
-            let mut names: Vec<&str> = stack[pos..]
-                .iter()
-                .map(|&s| apps[s].name.value.as_str())
-                .collect();
-            names.push(&apps[i].name.value);
-            let at = apps[stack[stack.len() - 1]]
-                .depends_on
-                .iter()
-                .find(|d| d.value == apps[i].name.value)
-                .map_or(apps[i].name.span, |d| d.span);
-            diags.push(
-                Diagnostic::error(format!("Circular dependency: {}", names.join(" -> ")))
-                    .at(at)
-                    .hint("remove one of the `depends-on` entries"),
-            );
-            return;
-        }
-        stack.push(i);
-        for d in &apps[i].depends_on {
-            if let Some(j) = apps.iter().position(|a| a.name.value == d.value) {
-                visit(apps, j, stack, done, diags);
-                if diags
-                    .iter()
-                    .any(|x| x.message.starts_with("Circular dependency"))
-                {
-                    break;
-                }
+        // (app, next dependency to look at)
+        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        mark[root] = 1;
+        while let Some(&mut (i, ref mut next)) = stack.last_mut() {
+            let deps = &apps[i].depends_on;
+            if *next >= deps.len() {
+                mark[i] = 2;
+                stack.pop();
+                continue;
             }
-        }
-        stack.pop();
-        done[i] = true;
-    }
-    let mut done = vec![false; apps.len()];
-    for i in 0..apps.len() {
-        visit(apps, i, &mut Vec::new(), &mut done, diags);
-        if diags
-            .iter()
-            .any(|x| x.message.starts_with("Circular dependency"))
-        {
-            return;
+            let d = &deps[*next];
+            *next += 1;
+            let Some(&j) = index.get(d.value.as_str()) else {
+                continue;
+            };
+            match mark[j] {
+                0 => {
+                    mark[j] = 1;
+                    stack.push((j, 0));
+                }
+                1 => {
+                    let pos = stack.iter().position(|(k, _)| *k == j).unwrap_or(0);
+                    let mut names: Vec<&str> = stack[pos..]
+                        .iter()
+                        .map(|(k, _)| apps[*k].name.value.as_str())
+                        .collect();
+                    names.push(&apps[j].name.value);
+                    diags.push(
+                        Diagnostic::error(format!("Circular dependency: {}", names.join(" -> ")))
+                            .at(d.span)
+                            .hint("remove one of the `depends-on` entries"),
+                    );
+                    return;
+                }
+                _ => {}
+            }
         }
     }
 }

@@ -62,7 +62,11 @@ pub fn normalize(root: Node, base_dir: &Path, diags: &mut Vec<Diagnostic>) -> No
         } else if k == "inherit" {
             // Consumed by the loader.
         } else {
-            let hint = unknown_top_hint(&k);
+            let hint = if diags.len() < 300 {
+                unknown_top_hint(&k)
+            } else {
+                None
+            };
             diags.push(
                 Diagnostic::warning(format!("Unknown key \"{k}\""))
                     .at(e.key.span)
@@ -199,13 +203,11 @@ pub fn normalize(root: Node, base_dir: &Path, diags: &mut Vec<Diagnostic>) -> No
     // Assemble the output tree.
     let mut out: Vec<Entry> = Vec::new();
     let mut app_map: Vec<Entry> = Vec::new();
+    let mut names: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for app in apps {
         let name = app_name(&app).to_string();
         let span = app.get("name").map_or(app.span, |n| n.span);
-        if let Some(prev) = app_map
-            .iter()
-            .find(|e| e.key.scalar_text() == Some(name.as_str()))
-        {
+        if let Some(prev) = names.get(&name).map(|&i| &app_map[i]) {
             diags.push(
                 Diagnostic::error(format!(
                     "Two applications are named \"{name}\"; names must be unique"
@@ -215,6 +217,7 @@ pub fn normalize(root: Node, base_dir: &Path, diags: &mut Vec<Diagnostic>) -> No
             );
             continue;
         }
+        names.insert(name.clone(), app_map.len());
         app_map.push(Entry {
             key: key(&name, span),
             value: app,
@@ -802,6 +805,11 @@ fn fix_dependencies(apps: &mut [Node], diags: &mut Vec<Diagnostic>) {
             )
         })
         .collect();
+    let names: std::collections::HashSet<String> = index.iter().map(|(n, _)| n.clone()).collect();
+    let by_path: std::collections::HashMap<&str, &str> = index
+        .iter()
+        .map(|(n, p)| (p.as_str(), n.as_str()))
+        .collect();
     for app in apps.iter_mut() {
         let this_path = app
             .get("path")
@@ -822,23 +830,25 @@ fn fix_dependencies(apps: &mut [Node], diags: &mut Vec<Diagnostic>) {
             let Some(r) = it.as_str().map(str::to_string) else {
                 continue;
             };
-            if r.contains("${") || index.iter().any(|(n, _)| *n == r) {
+            if r.contains("${") || names.contains(r.as_str()) {
                 continue;
             }
             // A path: relative to the manifest's directory (the parent of the app dirs).
             let candidates = [absolutize(&base, &r), absolutize(&this_path, &r)];
-            let found = index
+            let found = candidates
                 .iter()
-                .find(|(_, p)| candidates.iter().any(|c| Path::new(p) == c.as_path()));
+                .find_map(|c| by_path.get(c.display().to_string().as_str()).copied());
             match found {
-                Some((n, _)) => *it = Node::scalar(n.clone(), it.span),
+                Some(n) => *it = Node::scalar(n.to_string(), it.span),
                 None => diags.push(
                     Diagnostic::error(format!(
                         "Application depends on unknown application \"{r}\""
                     ))
                     .at(it.span)
                     .hint_opt(
-                        suggest(&r, index.iter().map(|(n, _)| n.as_str()))
+                        (index.len() < 1000)
+                            .then(|| suggest(&r, index.iter().map(|(n, _)| n.as_str())))
+                            .flatten()
                             .map(|s| format!("did you mean `{s}`?")),
                     ),
                 ),

@@ -61,7 +61,18 @@ struct Ctx<'a, 'b> {
     asker: &'a mut Asker<'b>,
     answers: &'a mut HashMap<String, String>,
     diags: &'a mut Vec<Diagnostic>,
+    /// Symbols already resolved in this context (`None`: resolving failed, already reported).
+    memo: HashMap<String, Option<String>>,
+    /// Bytes all expansions may still produce.
+    budget: &'a mut usize,
 }
+
+/// Longest chain of symbols defined by other symbols.
+const MAX_CHAIN: usize = 64;
+/// Largest value one scalar may expand to.
+const MAX_VALUE: usize = 1 << 20;
+/// Largest total output of all expansions of one manifest.
+const MAX_TOTAL: usize = 16 << 20;
 
 /// Resolve every `${...}` in the tree (applications get their own app as context).
 pub fn resolve(
@@ -73,6 +84,7 @@ pub fn resolve(
 ) {
     let snapshot = tree.clone();
     let mut answers = HashMap::new();
+    let mut budget = MAX_TOTAL;
     // A `target` key in the manifest overrides the target, as in the client.
     let own_target;
     let target = match snapshot
@@ -99,10 +111,16 @@ pub fn resolve(
             let Some(apps) = e.value.as_map_mut() else {
                 continue;
             };
-            let snap_apps = snapshot.get("applications");
+            let snap_apps: HashMap<&str, &Node> = snapshot
+                .get("applications")
+                .and_then(Node::as_map)
+                .unwrap_or_default()
+                .iter()
+                .map(|e| (e.key.scalar_text().unwrap_or_default(), &e.value))
+                .collect();
             for app in apps.iter_mut() {
                 let name = app.key.scalar_text().unwrap_or_default().to_string();
-                let snap_app = snap_apps.and_then(|a| a.get(&name));
+                let snap_app = snap_apps.get(name.as_str()).copied();
                 let mut ctx = Ctx {
                     target,
                     sources,
@@ -111,6 +129,8 @@ pub fn resolve(
                     asker,
                     answers: &mut answers,
                     diags,
+                    memo: HashMap::new(),
+                    budget: &mut budget,
                 };
                 resolve_node(&mut app.value, &mut ctx);
             }
@@ -123,6 +143,8 @@ pub fn resolve(
                 asker,
                 answers: &mut answers,
                 diags,
+                memo: HashMap::new(),
+                budget: &mut budget,
             };
             resolve_node(&mut e.value, &mut ctx);
         }
@@ -164,6 +186,9 @@ fn ref_span(span: Span, sources: &Sources, reference: &str) -> Span {
         return span;
     };
     let (s, e) = (span.start as usize, span.end as usize);
+    if e.saturating_sub(s) > 4096 {
+        return span;
+    }
     let Some(src) = f.text.get(s..e.min(f.text.len())) else {
         return span;
     };
@@ -203,6 +228,18 @@ fn expand(
         }
         match value_of(&name, reference, span, ctx, stack) {
             Some(v) => {
+                if out.len() + v.len() > MAX_VALUE || v.len() > *ctx.budget {
+                    let at = ref_span(span, ctx.sources, reference);
+                    ctx.diags.push(
+                        Diagnostic::error(format!(
+                            "`{reference}` makes this value larger than {} KiB (symbols that repeat other symbols?)",
+                            MAX_VALUE >> 10
+                        ))
+                        .at(at),
+                    );
+                    return None;
+                }
+                *ctx.budget -= v.len();
                 out.push_str(&v);
                 seen.insert(name, v);
             }
@@ -258,18 +295,33 @@ fn value_of(
         );
         return None;
     }
+    if let Some(done) = ctx.memo.get(name) {
+        return done.clone();
+    }
+    if stack.len() >= MAX_CHAIN {
+        let at = ref_span(span, ctx.sources, reference);
+        ctx.diags.push(
+            Diagnostic::error(format!(
+                "symbols defined by other symbols more than {MAX_CHAIN} deep, at {name}"
+            ))
+            .at(at),
+        );
+        return None;
+    }
     match lookup(name, ctx) {
         Some(found) => {
             let text = found.scalar_text().unwrap_or_default().to_string();
             let fspan = found.span;
-            if text.contains("${") {
+            let r = if text.contains("${") {
                 stack.push(name.to_string());
                 let r = expand(&text, fspan, ctx, stack);
                 stack.pop();
                 r
             } else {
                 Some(text)
-            }
+            };
+            ctx.memo.insert(name.to_string(), r.clone());
+            r
         }
         None => {
             let at = ref_span(span, ctx.sources, reference);
@@ -287,20 +339,24 @@ fn value_of(
                         .map(|e| e.key.scalar_text().unwrap_or_default().to_string()),
                 );
             }
-            let hint = match name {
-                "mem" => {
-                    Some("`mem` is renamed to `memory` by normalisation; use ${memory}".into())
+            let hint = if ctx.diags.len() > 300 {
+                None
+            } else {
+                match name {
+                    "mem" => {
+                        Some("`mem` is renamed to `memory` by normalisation; use ${memory}".into())
+                    }
+                    _ if name
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()) =>
+                    {
+                        Some(format!(
+                            "`{reference}` is read as a manifest symbol, not a shell variable: write `${name}` without braces, or move the command into a script"
+                        ))
+                    }
+                    _ => suggest(name, cands.iter().map(String::as_str))
+                        .map(|s| format!("did you mean `${{{s}}}`?")),
                 }
-                _ if name
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()) =>
-                {
-                    Some(format!(
-                        "`{reference}` is read as a manifest symbol, not a shell variable: write `${name}` without braces, or move the command into a script"
-                    ))
-                }
-                _ => suggest(name, cands.iter().map(String::as_str))
-                    .map(|s| format!("did you mean `${{{s}}}`?")),
             };
             ctx.diags.push(
                 Diagnostic::error(format!("Unknown symbol in manifest: {name}"))

@@ -69,7 +69,10 @@ fn symbolic(n: &Node) -> bool {
 
 fn unknown(path: &str, k: &Node, candidates: &[&str], diags: &mut Vec<Diagnostic>) {
     let name = k.scalar_text().unwrap_or_default();
-    let hint = suggest(name, candidates.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+    // Past a few hundred problems nobody reads hints; don't spend time computing them.
+    let hint = (diags.len() < 300)
+        .then(|| suggest(name, candidates.iter().copied()).map(|s| format!("did you mean `{s}`?")))
+        .flatten();
     let full = if path.is_empty() {
         name.to_string()
     } else {

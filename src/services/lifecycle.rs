@@ -289,7 +289,7 @@ pub fn start_all(
 ) -> Result<Vec<Up>, ServiceError> {
     let _lock = state.lock("services")?;
     let run_as = RunAs::for_services()?;
-    let mut ups = Vec::new();
+    let mut ups: Vec<Up> = Vec::new();
     // Refuse before starting anything when a service cannot run here.
     if let Some(msg) = planned.iter().find_map(|p| match &p.mode {
         Mode::Unavailable(m) => Some(m.clone()),
@@ -318,7 +318,22 @@ pub fn start_all(
             }
             Mode::Native(b, bins) => {
                 let (how, port, pid) =
-                    start_native(state, &mut p.record, *b, bins, &run_as, opts, &mut notes)?;
+                    match start_native(state, &mut p.record, *b, bins, &run_as, opts, &mut notes) {
+                        Ok(x) => x,
+                        Err(e) => {
+                            // Leave nothing behind: stop what this call started.
+                            for up in &ups {
+                                if let (How::Started { .. }, Some(pid)) = (&up.how, up.pid)
+                                    && let Some(b) = backend::for_kind(&up.kind)
+                                {
+                                    let paths = paths_for(state, &up.name, &run_as);
+                                    stop_pid(b, &paths, pid, Duration::from_secs(30));
+                                    let _ = std::fs::remove_file(&paths.pid);
+                                }
+                            }
+                            return Err(e);
+                        }
+                    };
                 let up = Up {
                     name: p.record.name.clone(),
                     kind: p.record.kind.clone(),

@@ -22,6 +22,15 @@ impl Mysql {
     fn socket(ctx: &Ctx<'_>) -> std::path::PathBuf {
         ctx.paths.run.join("mysqld.sock")
     }
+
+    /// A private temporary directory: MariaDB deletes every `#sql*` file in its tmpdir at
+    /// start, so two instances sharing /tmp break each other.
+    fn tmpdir(ctx: &Ctx<'_>) -> Result<std::path::PathBuf, ServiceError> {
+        let t = ctx.paths.run.join("tmp");
+        crate::state::create_private_dir(&t)?;
+        ctx.run_as.own(&t)?;
+        Ok(t)
+    }
 }
 
 impl Backend for Mysql {
@@ -66,6 +75,7 @@ impl Backend for Mysql {
         let mut c = ctx.command("mariadb-install-db");
         c.arg("--no-defaults")
             .arg(format!("--datadir={}", ctx.paths.data.display()))
+            .arg(format!("--tmpdir={}", Self::tmpdir(ctx)?.display()))
             .arg("--auth-root-authentication-method=socket")
             .arg(format!("--auth-root-socket-user={}", ctx.run_as.name))
             .arg("--skip-test-db")
@@ -83,6 +93,7 @@ impl Backend for Mysql {
         let mut c = ctx.command("mariadbd");
         c.arg("--no-defaults")
             .arg(format!("--datadir={}", ctx.paths.data.display()))
+            .arg(format!("--tmpdir={}", Self::tmpdir(ctx)?.display()))
             .arg(format!("--port={}", ctx.port))
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--socket={}", Self::socket(ctx).display()))

@@ -116,7 +116,10 @@ impl Backend for Postgres {
             .arg(&ctx.paths.run)
             .arg("-p")
             .arg(ctx.port.to_string())
-            .args(["-t", "1", "-q"]);
+            .args(["-U", SUPERUSER, "-d", "postgres", "-t", "1", "-q"])
+            .current_dir(&ctx.paths.run)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
         match c.status() {
             Ok(s) if s.success() => Probe::Ready,
             Ok(_) => Probe::NotYet("pg_isready: not accepting connections yet".into()),

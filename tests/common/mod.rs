@@ -96,7 +96,7 @@ fn extra_program_dirs() -> Vec<PathBuf> {
                 .collect()
         })
         .unwrap_or_default();
-    pg.sort_by(|a, b| b.0.cmp(&a.0));
+    pg.sort_by_key(|b| std::cmp::Reverse(b.0));
     v.extend(pg.into_iter().map(|(_, p)| p));
     v
 }
@@ -131,13 +131,18 @@ pub fn require(bin: &str) -> bool {
     if std::env::var("STACKATO_LOCAL_REQUIRE_SERVICES").as_deref() == Ok("1") {
         panic!("{test}: {bin} not installed, and STACKATO_LOCAL_REQUIRE_SERVICES=1 requires it");
     }
-    eprintln!();
-    eprintln!("**********************************************************************");
-    eprintln!(
-        "SKIP {test}: {bin} not installed (set STACKATO_LOCAL_REQUIRE_SERVICES=1 to fail instead)"
-    );
-    eprintln!("**********************************************************************");
+    skip(&format!(
+        "{test}: {bin} not installed (set STACKATO_LOCAL_REQUIRE_SERVICES=1 to fail instead)"
+    ));
     false
+}
+
+/// Print `SKIP <why>` loudly. Straight to the process's stderr, not through `eprintln!`,
+/// which the test harness captures and hides for passing tests: a skip must be seen.
+pub fn skip(why: &str) {
+    use std::io::Write;
+    let star = "*".repeat(78);
+    let _ = writeln!(std::io::stderr().lock(), "\n{star}\nSKIP {why}\n{star}");
 }
 
 /// [`require`] for each of `bins`; stops at the first missing one.
