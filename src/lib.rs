@@ -14,4 +14,5 @@ pub mod services;
 pub mod stage;
 pub mod state;
 pub mod supervise;
+pub mod watch;
 pub mod yaml;

@@ -5,6 +5,7 @@ mod check;
 mod config;
 mod env;
 mod exec;
+mod restart;
 mod run;
 mod services;
 
@@ -124,6 +125,13 @@ Examples:
   stackato-local run --exit-on-crash      for scripts and CI
   stackato-local run --db sqlite          no database server needed")]
     Run(run::Args),
+    /// Restart processes of the `run` going on in another terminal.
+    #[command(after_help = "\
+Examples:
+  stackato-local restart          every process
+  stackato-local restart web.0    one process
+  stackato-local restart web      all web instances")]
+    Restart(restart::Args),
     /// An interactive shell in the app's environment, in $HOME, with its services up (like `stackato ssh`).
     Ssh(exec::SshArgs),
     /// Internal: the guardian that cleans up if `run` is killed.
@@ -240,6 +248,7 @@ pub fn main() -> i32 {
         Command::Dbshell(a) => services::dbshell(&g, a),
         Command::Exec(a) => exec::run(&g, a),
         Command::Run(a) => run::run(&g, a),
+        Command::Restart(a) => restart::run(&g, a),
         Command::Ssh(a) => exec::ssh(&g, a),
         Command::Guardian => crate::supervise::guardian::main(),
     };

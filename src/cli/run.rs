@@ -55,6 +55,22 @@ pub struct Args {
     /// Time limit of each staging hook or installer, in seconds (the platform's STAGING_TIMEOUT).
     #[arg(long, value_name = "SECS", default_value_t = 900)]
     pub hook_timeout: u64,
+    /// Do not watch files; restart only on crashes.
+    #[arg(long)]
+    pub no_watch: bool,
+    /// Watch this path too (besides the app directories); repeatable.
+    #[arg(long = "watch", value_name = "PATH")]
+    pub watch: Vec<std::path::PathBuf>,
+    /// Ignore changes to paths matching this glob (gitignore syntax); repeatable.
+    #[arg(long = "ignore", value_name = "GLOB")]
+    pub ignore: Vec<String>,
+    /// Quiet period, in ms, after the last change before the new processes start (stopping the
+    /// old ones begins at the first change).
+    #[arg(long, value_name = "MS", default_value_t = 20)]
+    pub debounce: u64,
+    /// Poll the files every MS ms instead of using inotify (network mounts, WSL, containers).
+    #[arg(long, value_name = "MS", num_args = 0..=1, default_missing_value = "500")]
+    pub poll: Option<u64>,
     #[command(flatten)]
     pub services: ServiceOpts,
 }
@@ -67,7 +83,7 @@ fn signal_code(sig: i32) -> i32 {
 pub fn run(g: &Global, args: &Args) -> i32 {
     crate::interrupt::install();
     let out = Arc::new(Output::new(g.ui.color_out, g.ui.color_err, args.timestamps));
-    let (loaded, state) = match csvc::open(g) {
+    let (mut loaded, state) = match csvc::open(g) {
         Ok(x) => x,
         Err(c) => return c,
     };
@@ -97,41 +113,124 @@ pub fn run(g: &Global, args: &Args) -> i32 {
             return exit::USAGE;
         }
     }
+
+    // Services started by this run (in any round), stopped at the end.
+    let mut ours: Vec<crate::services::lifecycle::Planned> = Vec::new();
+    let mut service_pids: Vec<(i32, nix::sys::signal::Signal)> = Vec::new();
+    let mut keep: Vec<i32> = Vec::new();
+    let mut first = true;
+    let code = loop {
+        // 1. Services (already running ones are reused).
+        out.phase("services: starting and checking each one answers");
+        let round = match csvc::plan(g, &loaded, &state, &args.services) {
+            Ok(mut planned) => match csvc::start(&mut planned, &state, &args.services) {
+                Ok(ups) => Ok((planned, ups)),
+                Err(c) => Err(crate::interrupt::received().map_or(c, signal_code)),
+            },
+            Err(c) => Err(c),
+        };
+        let plan = match round {
+            Ok((planned, ups)) => {
+                for p in &planned {
+                    let Some(up) = ups.iter().find(|u| u.name == p.record.name) else {
+                        continue;
+                    };
+                    if let Some(pid) = up.pid {
+                        keep.push(pid);
+                    }
+                    if matches!(up.how, How::Started { .. }) {
+                        if let (Mode::Native(b, _), Some(pid)) = (&p.mode, up.pid) {
+                            service_pids.push((pid, b.stop_signal()));
+                        }
+                        ours.retain(|o| o.record.name != p.record.name);
+                        ours.push(p.clone());
+                    }
+                }
+                // 2. Staging, then the processes of each app.
+                prepare_all(g, args, &loaded, &state, &out)
+            }
+            Err(c) => Err(c),
+        };
+        if let Some(sig) = crate::interrupt::received() {
+            break signal_code(sig);
+        }
+        let plan = match plan {
+            Ok(p) => p,
+            Err(code) if first || args.no_watch => break code,
+            Err(_) => {
+                // A reload that failed: keep watching and try again on the next change.
+                out.phase("waiting for a change to try again (Ctrl-C stops)");
+                Plan::default()
+            }
+        };
+        first = false;
+
+        // 3. Supervise.
+        out.phase(if args.no_watch {
+            "running: Ctrl-C stops everything"
+        } else {
+            "running and watching for changes: Ctrl-C stops everything"
+        });
+        let outcome = supervise::run(
+            plan,
+            Arc::clone(&out),
+            supervise::Options {
+                grace: Duration::from_secs(args.grace),
+                exit_on_crash: args.exit_on_crash,
+                keep: keep.clone(),
+                services: service_pids.clone(),
+                watch: watch_options(args, &loaded, &state),
+                keys: !args.no_watch && std::io::IsTerminal::is_terminal(&std::io::stdin()),
+                control: Some(state.path("run.sock")),
+            },
+        );
+        match outcome {
+            Outcome::Reload(_) => {
+                // Reload the manifest; an invalid one is reported and we wait for the next change.
+                let mut asker = crate::cli::terminal_asker();
+                match crate::manifest::load(&g.load, &mut asker) {
+                    Ok(l) => {
+                        crate::cli::print_diagnostics(g, &l.sources, &l.warnings);
+                        loaded = l;
+                    }
+                    Err(e) => {
+                        crate::cli::report_load_error(g, &e);
+                        out.phase("the manifest is invalid; fix it and save to try again");
+                    }
+                }
+                continue;
+            }
+            Outcome::Signal(s) => break signal_code(s),
+            Outcome::Quit => break exit::OK,
+            Outcome::HookFailed(_) => break exit::HOOK,
+            Outcome::Crashed(_) | Outcome::NotReady(_) | Outcome::SpawnFailed(_) => {
+                break exit::APP;
+            }
+        }
+    };
+    let _ = std::fs::remove_file(state.path("run.sock"));
+    if !ours.is_empty() {
+        out.phase("stopping the services this run started");
+        csvc::stop(&ours, &state, Duration::from_secs(30));
+    }
+    out.phase(&format!("stopped (exit status {code})"));
+    code
+}
+
+/// Stage every selected app and collect its processes.
+fn prepare_all(
+    g: &Global,
+    args: &Args,
+    loaded: &Loaded,
+    state: &StateDir,
+    out: &Arc<Output>,
+) -> Result<Plan, i32> {
     let apps: Vec<&App> = loaded
         .manifest
         .start_order()
         .into_iter()
         .filter(|a| args.app.is_empty() || args.app.contains(&a.name.value))
         .collect();
-
-    // 1. Services.
-    out.phase("services: starting and checking each one answers");
-    let mut planned = match csvc::plan(g, &loaded, &state, &args.services) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
-    let ups = match csvc::start(&mut planned, &state, &args.services) {
-        Ok(u) => u,
-        // start_all stops what it started when one fails; an interruption exits as a signal.
-        Err(c) => return crate::interrupt::received().map_or(c, signal_code),
-    };
-    let ours: Vec<_> = planned
-        .iter()
-        .filter(|p| {
-            ups.iter()
-                .any(|u| u.name == p.record.name && matches!(u.how, How::Started { .. }))
-        })
-        .cloned()
-        .collect();
-    let stop_services = |code: i32| -> i32 {
-        if !ours.is_empty() {
-            out.phase("stopping the services this run started");
-            csvc::stop(&ours, &state, Duration::from_secs(30));
-        }
-        code
-    };
-
-    // 2. Staging, then the processes of each app.
     let target = crate::manifest::Target {
         url: g.load.target_url.clone(),
         random_word: String::new(),
@@ -143,53 +242,72 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         ..Plan::default()
     };
     for app in &apps {
-        match prepare_app(g, args, &loaded, &state, &facts, app, multi, &out) {
-            Ok((specs, crons)) => {
-                plan.groups.push(specs);
-                plan.crons.extend(crons);
-            }
-            Err(code) => {
-                let code = crate::interrupt::received().map_or(code, signal_code);
-                return stop_services(code);
-            }
+        let (specs, crons) = prepare_app(g, args, loaded, state, &facts, app, multi, out)
+            .map_err(|code| crate::interrupt::received().map_or(code, signal_code))?;
+        plan.groups.push(specs);
+        plan.crons.extend(crons);
+    }
+    Ok(plan)
+}
+
+/// What to watch, unless `--no-watch`.
+fn watch_options(
+    args: &Args,
+    loaded: &Loaded,
+    state: &StateDir,
+) -> Option<supervise::WatchOptions> {
+    if args.no_watch {
+        return None;
+    }
+    let mut roots: Vec<std::path::PathBuf> = Vec::new();
+    let mut push = |p: std::path::PathBuf| {
+        let p = p.canonicalize().unwrap_or(p);
+        if !roots.iter().any(|r| p.starts_with(r)) {
+            roots.retain(|r| !r.starts_with(&p));
+            roots.push(p);
+        }
+    };
+    for a in &loaded.manifest.apps {
+        push(a.path.clone());
+    }
+    for w in &args.watch {
+        push(w.clone());
+    }
+    let manifests: Vec<std::path::PathBuf> = loaded
+        .sources
+        .files()
+        .iter()
+        .map(|f| f.path.canonicalize().unwrap_or_else(|_| f.path.clone()))
+        .collect();
+    // The manifest's own directory, for stackato.yml itself when apps live below it.
+    if let Some(d) = manifests.first().and_then(|m| m.parent()) {
+        let d = d.to_path_buf();
+        if !roots.iter().any(|r| d.starts_with(r)) {
+            roots.push(d);
         }
     }
-
-    if let Some(sig) = crate::interrupt::received() {
-        return stop_services(signal_code(sig));
-    }
-
-    // 3. Supervise.
-    out.phase("running: Ctrl-C stops everything");
-    let keep: Vec<i32> = ups.iter().filter_map(|u| u.pid).collect();
-    let outcome = supervise::run(
-        plan,
-        Arc::clone(&out),
-        supervise::Options {
-            grace: Duration::from_secs(args.grace),
-            exit_on_crash: args.exit_on_crash,
-            keep,
-            services: ours
-                .iter()
-                .filter_map(|p| match &p.mode {
-                    Mode::Native(b, _) => ups
-                        .iter()
-                        .find(|u| u.name == p.record.name)
-                        .and_then(|u| u.pid)
-                        .map(|pid| (pid, b.stop_signal())),
-                    _ => None,
-                })
-                .collect(),
-        },
+    let state_dir = state
+        .root()
+        .canonicalize()
+        .unwrap_or_else(|_| state.root().to_path_buf());
+    let filter = crate::watch::Filter::new(
+        &roots,
+        loaded
+            .manifest
+            .apps
+            .iter()
+            .map(|a| (a.path.clone(), a.ignores.clone()))
+            .collect(),
+        state_dir,
+        &args.ignore,
+        manifests,
     );
-    let code = match outcome {
-        Outcome::Signal(s) => signal_code(s),
-        Outcome::HookFailed(_) => exit::HOOK,
-        Outcome::Crashed(_) | Outcome::NotReady(_) | Outcome::SpawnFailed(_) => exit::APP,
-    };
-    let code = stop_services(code);
-    out.phase(&format!("stopped (exit status {code})"));
-    code
+    Some(supervise::WatchOptions {
+        roots,
+        filter: Arc::new(filter),
+        poll: args.poll.map(|ms| Duration::from_millis(ms.max(10))),
+        debounce: Duration::from_millis(args.debounce),
+    })
 }
 
 fn utc_offset() -> i64 {

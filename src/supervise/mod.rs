@@ -6,8 +6,10 @@
 //! PR_SET_PDEATHSIG make sure nothing survives if the supervisor itself is killed.
 
 pub mod child;
+pub mod control;
 pub mod cron;
 pub mod guardian;
+mod keys;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,6 +52,33 @@ pub struct Options {
     pub keep: Vec<i32>,
     /// Services this run started, with their stop signal: the guardian stops them if we die.
     pub services: Vec<(i32, Signal)>,
+    /// Restart on file changes.
+    pub watch: Option<WatchOptions>,
+    /// `r` restarts, `q` quits (stdin is a terminal).
+    pub keys: bool,
+    /// Listen here for `stackato-local restart` (a unix socket, 0600).
+    pub control: Option<std::path::PathBuf>,
+}
+
+/// File watching.
+#[derive(Clone)]
+pub struct WatchOptions {
+    pub roots: Vec<std::path::PathBuf>,
+    pub filter: Arc<crate::watch::Filter>,
+    /// Stat the tree at this interval instead of inotify.
+    pub poll: Option<Duration>,
+    /// Quiet period after the last change before the new processes start.
+    pub debounce: Duration,
+}
+
+impl std::fmt::Debug for WatchOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchOptions")
+            .field("roots", &self.roots)
+            .field("poll", &self.poll)
+            .field("debounce", &self.debounce)
+            .finish()
+    }
 }
 
 /// Why the supervisor stopped.
@@ -65,6 +94,10 @@ pub enum Outcome {
     NotReady(String),
     /// A process could not be started at all.
     SpawnFailed(String),
+    /// The manifest or a requirements file changed: restage and start again.
+    Reload(String),
+    /// `q` was pressed.
+    Quit,
 }
 
 #[derive(Debug)]
@@ -89,6 +122,10 @@ enum Event {
     },
     GraceOver,
     CronTick,
+    Changed(Vec<std::path::PathBuf>),
+    RestartTick,
+    Key(u8),
+    Control(String, tokio::sync::oneshot::Sender<String>),
     CronExited {
         name: String,
         pid: i32,
@@ -115,6 +152,16 @@ struct Proc {
     backoff: Duration,
     crashes: Vec<Instant>,
     ready: bool,
+    /// Stopped for a restart; the restart tick starts it again.
+    restarting: bool,
+}
+
+/// A restart waiting for the changes to settle.
+struct Pending {
+    paths: Vec<std::path::PathBuf>,
+    last_event: Instant,
+    /// When the changes began (for the loop detector).
+    first_event: Instant,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -134,6 +181,13 @@ struct Loop {
     crons: Vec<CronJob>,
     cron_pids: Vec<i32>,
     utc_offset: i64,
+    pending: Option<Pending>,
+    tick_armed: bool,
+    /// Restarts caused by changes that came right after a start: a self-triggered loop?
+    quick_restarts: Vec<(Instant, Vec<std::path::PathBuf>)>,
+    /// Paths found to be written by the app itself; their changes are ignored from now on.
+    self_written: Vec<std::path::PathBuf>,
+    _watching: Option<crate::watch::Watching>,
 }
 
 /// Run the plan until a signal or a failure; return why it ended.
@@ -173,6 +227,7 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
                 backoff: Duration::from_secs(1),
                 crashes: Vec::new(),
                 ready: false,
+                restarting: false,
             });
             index += 1;
         }
@@ -193,7 +248,37 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
         crons: plan.crons,
         cron_pids: Vec::new(),
         utc_offset: plan.utc_offset,
+        pending: None,
+        tick_armed: false,
+        quick_restarts: Vec::new(),
+        self_written: Vec::new(),
+        _watching: None,
     };
+    if let Some(w) = lp.opts.watch.clone() {
+        let (wtx, mut wrx) = mpsc::unbounded_channel::<Vec<std::path::PathBuf>>();
+        lp._watching = Some(crate::watch::start(
+            w.roots.clone(),
+            Arc::clone(&w.filter),
+            w.poll,
+            wtx,
+        ));
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(paths) = wrx.recv().await {
+                if tx.send(Event::Changed(paths)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let _raw = if lp.opts.keys {
+        keys::start(tx.clone())
+    } else {
+        None
+    };
+    if let Some(sock) = lp.opts.control.clone() {
+        control::listen(&sock, tx.clone(), &lp.out);
+    }
     let (mut sigint, mut sigterm, mut sighup) = match (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
@@ -280,6 +365,7 @@ impl Loop {
         let p = &mut self.procs[i];
         p.generation += 1;
         p.ready = false;
+        p.restarting = false;
         if let Ok(mut t) = p.tail.lock() {
             t.hook_failure = None;
         }
@@ -406,6 +492,24 @@ impl Loop {
                 }
             }
             Event::GraceOver => self.kill_all("did not stop within the grace period; killed"),
+            Event::Changed(paths) => self.on_changed(paths),
+            Event::RestartTick => {
+                self.tick_armed = false;
+                self.restart_tick();
+            }
+            Event::Key(b'r') => {
+                self.out.phase("r pressed: restarting every process");
+                self.restart(None, Vec::new());
+            }
+            Event::Key(b'q') => {
+                self.out.phase("q pressed: stopping");
+                self.begin_stop(Outcome::Quit);
+            }
+            Event::Key(_) => {}
+            Event::Control(cmd, reply) => {
+                let answer = self.on_control(&cmd);
+                let _ = reply.send(answer);
+            }
             Event::CronTick => self.cron_tick(),
             Event::CronExited { name, pid, code } => {
                 self.cron_pids.retain(|p| *p != pid);
@@ -438,7 +542,7 @@ impl Loop {
             self.guardian.forget_group(pid);
         }
         p.state = State::Exited;
-        if stopping {
+        if stopping || p.restarting {
             return;
         }
         let ran = p.started.elapsed();
@@ -487,6 +591,220 @@ impl Loop {
             tokio::time::sleep(delay).await;
             let _ = tx.send(Event::Restart { idx, generation: g });
         });
+    }
+
+    /// Changed files: restart the processes of the apps they belong to, or reload.
+    fn on_changed(&mut self, mut paths: Vec<std::path::PathBuf>) {
+        if self.stopping.is_some() {
+            return;
+        }
+        paths.retain(|p| !self.self_written.iter().any(|s| p.starts_with(s)));
+        if paths.is_empty() {
+            return;
+        }
+        let Some(w) = self.opts.watch.clone() else {
+            return;
+        };
+        let change = paths
+            .iter()
+            .map(|p| w.filter.classify(p))
+            .max()
+            .unwrap_or(crate::watch::Change::Code);
+        let what = describe_paths(&paths);
+        match change {
+            crate::watch::Change::Manifest | crate::watch::Change::Requirements => {
+                let why = if change == crate::watch::Change::Manifest {
+                    "the manifest changed"
+                } else {
+                    "requirements changed"
+                };
+                self.out
+                    .phase(&format!("{what} changed: {why}, restaging then restarting"));
+                self.begin_stop(Outcome::Reload(format!("{what} changed")));
+            }
+            crate::watch::Change::Code => {
+                let affected: Vec<usize> = (0..self.procs.len())
+                    .filter(|&i| paths.iter().any(|p| p.starts_with(&self.procs[i].spec.cwd)))
+                    .collect();
+                if affected.is_empty() {
+                    return;
+                }
+                self.restart(Some(affected), paths);
+            }
+        }
+    }
+
+    /// Stop these processes (all when `None`) now; start them again once changes have been
+    /// quiet for the debounce period and they are gone.
+    fn restart(&mut self, which: Option<Vec<usize>>, paths: Vec<std::path::PathBuf>) {
+        let which: Vec<usize> = which.unwrap_or_else(|| (0..self.procs.len()).collect());
+        let now = Instant::now();
+        if self.pending.is_none() && !paths.is_empty() {
+            let names: Vec<&str> = which
+                .iter()
+                .map(|&i| self.procs[i].spec.name.as_str())
+                .collect();
+            self.out.phase(&format!(
+                "{} changed: restarting {}",
+                describe_paths(&paths),
+                names.join(", ")
+            ));
+        }
+        let pending = self.pending.get_or_insert(Pending {
+            paths: Vec::new(),
+            last_event: now,
+            first_event: now,
+        });
+        pending.last_event = now;
+        for p in paths {
+            if pending.paths.len() < 1000 && !pending.paths.contains(&p) {
+                pending.paths.push(p);
+            }
+        }
+        for &i in &which {
+            let p = &mut self.procs[i];
+            if p.restarting {
+                continue;
+            }
+            p.restarting = true;
+            match (p.state, p.pid) {
+                (State::Running, Some(pid)) => {
+                    let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
+                    let tx = self.tx.clone();
+                    let grace = self.opts.grace;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(grace).await;
+                        // Whatever of that group is left after the grace period is killed.
+                        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                        let _ = tx.send(Event::RestartTick);
+                    });
+                }
+                _ => {
+                    // Crashed and waiting for its backoff: restart with the change instead.
+                    p.generation += 1;
+                    p.state = State::Exited;
+                }
+            }
+        }
+        self.arm_tick();
+    }
+
+    fn arm_tick(&mut self) {
+        if self.tick_armed {
+            return;
+        }
+        self.tick_armed = true;
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let _ = tx.send(Event::RestartTick);
+        });
+    }
+
+    fn restart_tick(&mut self) {
+        let Some(pending) = &self.pending else {
+            return;
+        };
+        if self.stopping.is_some() {
+            self.pending = None;
+            return;
+        }
+        let debounce = self
+            .opts
+            .watch
+            .as_ref()
+            .map_or(Duration::ZERO, |w| w.debounce);
+        let quiet = pending.last_event.elapsed() >= debounce;
+        let waiting: Vec<usize> = (0..self.procs.len())
+            .filter(|&i| self.procs[i].restarting)
+            .collect();
+        let all_down = waiting
+            .iter()
+            .all(|&i| self.procs[i].state != State::Running);
+        // The old process must have let go of its port (no EADDRINUSE for the new one).
+        let ports_free = waiting.iter().all(|&i| {
+            self.procs[i]
+                .spec
+                .port
+                .is_none_or(crate::services::ports::is_free)
+        });
+        if !(quiet && all_down && ports_free) {
+            self.arm_tick();
+            return;
+        }
+        let pending = self.pending.take();
+        // A change that came right after the processes (re)started, three times in a row:
+        // the app writes into its own directory.
+        if let Some(p) = &pending {
+            let started_recently = waiting.iter().all(|&i| {
+                p.first_event.duration_since(self.procs[i].started) < Duration::from_secs(1)
+            });
+            if started_recently && !p.paths.is_empty() {
+                self.quick_restarts.push((Instant::now(), p.paths.clone()));
+                self.quick_restarts
+                    .retain(|(t, _)| t.elapsed() < Duration::from_secs(30));
+                // The same paths each time: a person editing files does not do that within
+                // a second of every start.
+                let mut common: Vec<std::path::PathBuf> = self.quick_restarts[0].1.clone();
+                for (_, ps) in &self.quick_restarts[1..] {
+                    common.retain(|c| ps.contains(c));
+                }
+                if common.is_empty() {
+                    self.quick_restarts = vec![(Instant::now(), p.paths.clone())];
+                } else if self.quick_restarts.len() >= 3 {
+                    self.out.error(&format!(
+                        "restart loop: the app seems to write into its own directory ({}) right after starting, which triggered {} restarts; changes there are ignored from now on. Add them to `ignores:` in stackato.yml or pass --ignore",
+                        describe_paths(&common),
+                        self.quick_restarts.len()
+                    ));
+                    self.self_written.extend(common);
+                    self.quick_restarts.clear();
+                }
+            } else {
+                self.quick_restarts.clear();
+            }
+        }
+        for i in waiting {
+            self.spawn(i);
+        }
+    }
+
+    /// A command from `stackato-local restart`.
+    fn on_control(&mut self, cmd: &str) -> String {
+        let mut parts = cmd.split_whitespace();
+        match (parts.next(), parts.next()) {
+            (Some("restart"), None) => {
+                self.out
+                    .phase("restart requested: restarting every process");
+                self.restart(None, Vec::new());
+                let names: Vec<&str> = self.procs.iter().map(|p| p.spec.name.as_str()).collect();
+                format!("ok: restarting {}", names.join(", "))
+            }
+            (Some("restart"), Some(name)) => {
+                let which: Vec<usize> = (0..self.procs.len())
+                    .filter(|&i| {
+                        let n = &self.procs[i].spec.name;
+                        n == name
+                            || n.split('.').next() == Some(name)
+                            || self.procs[i].spec.app == name
+                    })
+                    .collect();
+                if which.is_empty() {
+                    let names: Vec<&str> =
+                        self.procs.iter().map(|p| p.spec.name.as_str()).collect();
+                    return format!(
+                        "error: no process named {name} (running: {})",
+                        names.join(", ")
+                    );
+                }
+                self.out
+                    .phase(&format!("restart requested: restarting {name}"));
+                self.restart(Some(which), Vec::new());
+                format!("ok: restarting {name}")
+            }
+            (Some("ping"), _) => "ok".into(),
+            _ => format!("error: unknown command {cmd:?}"),
+        }
     }
 
     fn on_signal(&mut self, sig: Signal) {
@@ -628,5 +946,17 @@ impl Loop {
                 let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
             }
         }
+    }
+}
+
+/// `app.py`, `app.py (+3 more)`.
+fn describe_paths(paths: &[std::path::PathBuf]) -> String {
+    let first = paths
+        .first()
+        .map(|p| crate::diag::display_path(p))
+        .unwrap_or_default();
+    match paths.len() {
+        0 | 1 => first,
+        n => format!("{first} (+{} more)", n - 1),
     }
 }

@@ -1,0 +1,356 @@
+//! Watching the app for changes: inotify (or polling, `--poll`) on every directory that is not
+//! ignored, filtered by `.gitignore` files (nested, plus `.git/info/exclude`), the manifest's
+//! `ignores:` (or the platform's default list), our state dir, `.git/` and `--ignore` globs.
+//! Changed paths are forwarded to the supervisor, which debounces and classifies them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use notify::{EventKind, RecursiveMode, Watcher as _};
+
+use crate::stage::ignores::Ignores;
+
+/// What a change means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Change {
+    /// Application code: restart the processes.
+    Code,
+    /// A requirements file: restage, then restart.
+    Requirements,
+    /// The manifest (or a file it inherits): reload, restage, restart.
+    Manifest,
+}
+
+/// Requirement files that make a restage necessary.
+pub const REQUIREMENT_FILES: &[&str] = &[
+    "requirements.txt",
+    "requirements.pip",
+    "requirements-pypm.txt",
+    "package.json",
+    "package-lock.json",
+    "cpanfile",
+    "Makefile.PL",
+    "Gemfile",
+    "Gemfile.lock",
+    "crontab",
+    "Procfile",
+];
+
+/// Which paths matter, for one project.
+pub struct Filter {
+    /// The app directories (an app's `ignores:` apply below its own directory).
+    apps: Vec<(PathBuf, Ignores)>,
+    state_dir: PathBuf,
+    /// `.gitignore` matchers, deepest directory first.
+    gitignores: Vec<(PathBuf, Gitignore)>,
+    /// `--ignore GLOB`s.
+    extra: Option<Gitignore>,
+    /// Manifest files (root and inherited).
+    manifests: Vec<PathBuf>,
+}
+
+impl Filter {
+    /// Build the filter; reads the `.gitignore` files below `roots`.
+    pub fn new(
+        roots: &[PathBuf],
+        apps: Vec<(PathBuf, Option<Vec<String>>)>,
+        state_dir: PathBuf,
+        extra_globs: &[String],
+        manifests: Vec<PathBuf>,
+    ) -> Filter {
+        let mut gitignores = Vec::new();
+        for root in roots {
+            collect_gitignores(root, &state_dir, &mut gitignores);
+        }
+        gitignores.sort_by_key(|(d, _)| std::cmp::Reverse(d.components().count()));
+        let extra = (!extra_globs.is_empty()).then(|| {
+            let base = roots.first().cloned().unwrap_or_default();
+            let mut b = GitignoreBuilder::new(&base);
+            for g in extra_globs {
+                let _ = b.add_line(None, g);
+            }
+            b.build().unwrap_or_else(|_| Gitignore::empty())
+        });
+        Filter {
+            apps: apps
+                .into_iter()
+                .map(|(p, i)| (p, Ignores::new(i.as_deref())))
+                .collect(),
+            state_dir,
+            gitignores,
+            extra,
+            manifests,
+        }
+    }
+
+    /// Whether a change of `path` should be ignored.
+    pub fn is_ignored(&self, path: &Path, is_dir: bool) -> bool {
+        if path.starts_with(&self.state_dir) {
+            return true;
+        }
+        if path.components().any(|c| c.as_os_str() == ".git") {
+            return true;
+        }
+        if self.manifests.iter().any(|m| m == path) {
+            return false;
+        }
+        if let Some(x) = &self.extra
+            && x.matched_path_or_any_parents(path, is_dir).is_ignore()
+        {
+            return true;
+        }
+        for (dir, gi) in &self.gitignores {
+            if path.starts_with(dir) {
+                let m = gi.matched_path_or_any_parents(path, is_dir);
+                if m.is_ignore() {
+                    return true;
+                }
+                if m.is_whitelist() {
+                    break;
+                }
+            }
+        }
+        // The app's own ignore rules (client semantics), relative to its directory.
+        for (app_dir, ig) in &self.apps {
+            if let Ok(rel) = path.strip_prefix(app_dir) {
+                let rel = rel.to_string_lossy().replace('\\', "/");
+                if rel.is_empty() {
+                    return false;
+                }
+                // An ignored parent directory ignores everything below it.
+                let mut acc = String::new();
+                let parts: Vec<&str> = rel.split('/').collect();
+                for (i, part) in parts.iter().enumerate() {
+                    if !acc.is_empty() {
+                        acc.push('/');
+                    }
+                    acc.push_str(part);
+                    let dir = i + 1 < parts.len() || is_dir;
+                    if ig.is_ignored(&acc, dir) {
+                        return true;
+                    }
+                }
+                return false;
+            }
+        }
+        false
+    }
+
+    /// What a change of `path` means.
+    pub fn classify(&self, path: &Path) -> Change {
+        if self.manifests.iter().any(|m| m == path) {
+            return Change::Manifest;
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if REQUIREMENT_FILES.contains(&name)
+            && self
+                .apps
+                .iter()
+                .any(|(d, _)| path.parent() == Some(d.as_path()))
+        {
+            return Change::Requirements;
+        }
+        Change::Code
+    }
+}
+
+/// Read `.gitignore` files (and `.git/info/exclude`) below `root`, skipping our state dir and
+/// `.git`.
+fn collect_gitignores(root: &Path, state_dir: &Path, out: &mut Vec<(PathBuf, Gitignore)>) {
+    let exclude = root.join(".git").join("info").join("exclude");
+    if exclude.is_file() {
+        let mut b = GitignoreBuilder::new(root);
+        let _ = b.add(&exclude);
+        if let Ok(g) = b.build() {
+            out.push((root.to_path_buf(), g));
+        }
+    }
+    let mut stack = vec![root.to_path_buf()];
+    let mut dirs = 0;
+    while let Some(dir) = stack.pop() {
+        dirs += 1;
+        if dirs > 100_000 {
+            break;
+        }
+        let gi = dir.join(".gitignore");
+        let mut this: Option<Gitignore> = None;
+        if gi.is_file() {
+            let mut b = GitignoreBuilder::new(&dir);
+            let _ = b.add(&gi);
+            if let Ok(g) = b.build() {
+                this = Some(g);
+            }
+        }
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.filter_map(Result::ok) {
+            let Ok(ft) = e.file_type() else { continue };
+            if !ft.is_dir() {
+                continue;
+            }
+            let p = e.path();
+            if p.starts_with(state_dir) || e.file_name() == ".git" {
+                continue;
+            }
+            // Don't descend into directories the nearer .gitignore ignores (node_modules…).
+            if this
+                .as_ref()
+                .is_some_and(|g| g.matched(&p, true).is_ignore())
+            {
+                continue;
+            }
+            stack.push(p);
+        }
+        if let Some(g) = this {
+            out.push((dir, g));
+        }
+    }
+}
+
+/// The running watcher; dropping it stops watching.
+pub struct Watching {
+    _thread: std::thread::JoinHandle<()>,
+    /// Directories watched (for messages and the benchmark).
+    pub dirs: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Watch `roots` (recursively, skipping ignored directories) and send each relevant changed
+/// path to `tx`. With `poll`, stat the tree at that interval instead of using inotify.
+pub fn start(
+    roots: Vec<PathBuf>,
+    filter: Arc<Filter>,
+    poll: Option<Duration>,
+    tx: tokio::sync::mpsc::UnboundedSender<Vec<PathBuf>>,
+) -> Watching {
+    let dirs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&dirs);
+    let thread = std::thread::spawn(move || {
+        let (ntx, nrx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
+        let mut watcher: Box<dyn notify::Watcher> = match poll {
+            Some(interval) => {
+                let cfg = notify::Config::default().with_poll_interval(interval);
+                match notify::PollWatcher::new(ntx, cfg) {
+                    Ok(w) => Box::new(w),
+                    Err(_) => return,
+                }
+            }
+            None => match notify::RecommendedWatcher::new(ntx, notify::Config::default()) {
+                Ok(w) => Box::new(w),
+                Err(_) => return,
+            },
+        };
+        let add_tree = |w: &mut Box<dyn notify::Watcher>, root: &Path| {
+            if poll.is_some() {
+                let _ = w.watch(root, RecursiveMode::Recursive);
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+            let mut stack = vec![root.to_path_buf()];
+            while let Some(d) = stack.pop() {
+                if w.watch(&d, RecursiveMode::NonRecursive).is_ok() {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                let Ok(rd) = std::fs::read_dir(&d) else {
+                    continue;
+                };
+                for e in rd.filter_map(Result::ok) {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        let p = e.path();
+                        if !filter.is_ignored(&p, true) {
+                            stack.push(p);
+                        }
+                    }
+                }
+            }
+        };
+        for r in &roots {
+            add_tree(&mut watcher, r);
+        }
+        while let Ok(ev) = nrx.recv() {
+            let Ok(ev) = ev else { continue };
+            if matches!(
+                ev.kind,
+                EventKind::Access(notify::event::AccessKind::Open(_))
+                    | EventKind::Access(notify::event::AccessKind::Read)
+                    | EventKind::Access(notify::event::AccessKind::Close(
+                        notify::event::AccessMode::Read
+                    ))
+                    | EventKind::Access(notify::event::AccessKind::Any)
+            ) {
+                continue;
+            }
+            let mut paths = Vec::new();
+            for p in ev.paths {
+                let is_dir = p.is_dir();
+                if filter.is_ignored(&p, is_dir) {
+                    continue;
+                }
+                if is_dir
+                    && poll.is_none()
+                    && matches!(
+                        ev.kind,
+                        EventKind::Create(_)
+                            | EventKind::Modify(notify::event::ModifyKind::Name(_))
+                    )
+                {
+                    add_tree(&mut watcher, &p);
+                }
+                paths.push(p);
+            }
+            if !paths.is_empty() && tx.send(paths).is_err() {
+                break;
+            }
+        }
+    });
+    Watching {
+        _thread: thread,
+        dirs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_rules() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().canonicalize().unwrap();
+        std::fs::write(root.join(".gitignore"), "*.tmp\nbuild/\n").unwrap();
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/.gitignore"), "local.cfg\n").unwrap();
+        let state = root.join(".stackato-local");
+        let f = Filter::new(
+            std::slice::from_ref(&root),
+            vec![(root.clone(), Some(vec!["dev.db".into()]))],
+            state.clone(),
+            &["*.swp".to_string()],
+            vec![root.join("stackato.yml")],
+        );
+        assert!(!f.is_ignored(&root.join("app.py"), false));
+        assert!(f.is_ignored(&root.join("x.tmp"), false));
+        assert!(f.is_ignored(&root.join("build/out.js"), false));
+        assert!(f.is_ignored(&root.join("sub/local.cfg"), false));
+        assert!(
+            !f.is_ignored(&root.join("local.cfg"), false),
+            "nested .gitignore applies below it only"
+        );
+        assert!(
+            f.is_ignored(&root.join("dev.db"), false),
+            "manifest ignores"
+        );
+        assert!(f.is_ignored(&root.join(".git/index"), false));
+        assert!(f.is_ignored(&state.join("services.json"), false));
+        assert!(f.is_ignored(&root.join("a.swp"), false), "--ignore");
+        assert_eq!(f.classify(&root.join("stackato.yml")), Change::Manifest);
+        assert_eq!(
+            f.classify(&root.join("requirements.txt")),
+            Change::Requirements
+        );
+        assert_eq!(f.classify(&root.join("sub/requirements.txt")), Change::Code);
+        assert_eq!(f.classify(&root.join("app.py")), Change::Code);
+    }
+}
