@@ -52,6 +52,10 @@ struct Pattern {
 
 #[derive(Debug, Clone)]
 enum Kind {
+    /// A glob without wildcards: the whole path equals it.
+    Exact(String),
+    /// `*` followed by a literal: the path ends with it (`*` crosses `/`).
+    Suffix(String),
     /// Tcl `string match` over the whole path.
     Glob(Vec<char>),
     /// Substring match (anchored at the start when the pattern began with `/`).
@@ -95,9 +99,17 @@ impl Ignores {
         if name.starts_with("..") {
             return true;
         }
-        self.patterns
-            .iter()
-            .any(|p| (!p.dir_only || is_dir) && p.matches(rel))
+        let mut chars: Option<Vec<char>> = None;
+        self.patterns.iter().any(|p| {
+            if p.dir_only && !is_dir {
+                return false;
+            }
+            match &p.kind {
+                Kind::Exact(l) => rel == l,
+                Kind::Suffix(l) => rel.ends_with(l.as_str()),
+                _ => p.matches(chars.get_or_insert_with(|| rel.chars().collect())),
+            }
+        })
     }
 }
 
@@ -130,16 +142,25 @@ fn compile(raw: &str) -> Option<Pattern> {
                 .collect(),
         }
     } else {
-        Kind::Glob(p.chars().collect())
+        let special = |c: char| matches!(c, '*' | '?' | '[' | '\\');
+        match p.strip_prefix('*') {
+            Some(rest) if !rest.contains(special) => Kind::Suffix(rest.to_string()),
+            _ if !p.contains(special) => Kind::Exact(p.to_string()),
+            _ => Kind::Glob(p.chars().collect()),
+        }
     };
     Some(Pattern { dir_only, kind })
 }
 
 impl Pattern {
-    fn matches(&self, rel: &str) -> bool {
-        let s: Vec<char> = rel.chars().collect();
+    fn matches(&self, s: &[char]) -> bool {
         match &self.kind {
-            Kind::Glob(g) => glob(g, &s),
+            Kind::Exact(l) => s.iter().copied().eq(l.chars()),
+            Kind::Suffix(l) => {
+                let l: Vec<char> = l.chars().collect();
+                s.ends_with(&l)
+            }
+            Kind::Glob(g) => glob(g, s),
             Kind::Segmented { anchored, toks } => {
                 if *anchored {
                     seg_prefix(toks, &s)
@@ -264,61 +285,122 @@ pub struct FileEntry {
 /// Every file under `root` that is not ignored, sorted by path. Symlinks are followed when
 /// they point inside the app; directories are not entered when ignored.
 pub fn walk(root: &Path, ignores: &Ignores) -> Vec<FileEntry> {
-    let mut out = Vec::new();
-    let mut stack: Vec<(PathBuf, String)> = vec![(root.to_path_buf(), String::new())];
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let root_canon = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-    let mut seen_dirs = 0usize;
-    while let Some((dir, prefix)) = stack.pop() {
-        seen_dirs += 1;
-        if seen_dirs > 200_000 {
-            break;
-        }
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in rd.filter_map(Result::ok) {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let rel = if prefix.is_empty() {
-                name.clone()
-            } else {
-                format!("{prefix}/{name}")
-            };
-            let path = e.path();
-            let Ok(md) = std::fs::metadata(&path) else {
-                continue;
-            };
-            let is_link = e.file_type().map(|t| t.is_symlink()).unwrap_or(false);
-            if is_link {
-                let inside = path
-                    .canonicalize()
-                    .map(|c| c.starts_with(&root_canon))
-                    .unwrap_or(false);
-                if !inside || md.is_dir() {
-                    // Outside links abort a real push; directory links could loop.
-                    continue;
-                }
-            }
-            if ignores.is_ignored(&rel, md.is_dir()) {
-                continue;
-            }
-            if md.is_dir() {
-                stack.push((path, rel));
-            } else if md.is_file() {
-                let mtime = md
-                    .modified()
-                    .ok()
-                    .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_nanos() as i128);
-                out.push(FileEntry {
-                    rel,
-                    size: md.len(),
-                    mtime,
-                });
-            }
-        }
-    }
+    // Directories still to read, and how many are being read: the walk is shared by a few
+    // threads, since stat calls dominate on big trees.
+    let queue: Mutex<Vec<(PathBuf, String)>> =
+        Mutex::new(vec![(root.to_path_buf(), String::new())]);
+    let busy = AtomicUsize::new(0);
+    let seen_dirs = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4);
+    let mut out: Vec<FileEntry> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let next = {
+                            let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+                            let n = q.pop();
+                            if n.is_some() {
+                                busy.fetch_add(1, Ordering::SeqCst);
+                            }
+                            n
+                        };
+                        let Some((dir, prefix)) = next else {
+                            if busy.load(Ordering::SeqCst) == 0 {
+                                break;
+                            }
+                            std::thread::yield_now();
+                            continue;
+                        };
+                        if seen_dirs.fetch_add(1, Ordering::Relaxed) < 200_000 {
+                            let found = read_one(&dir, &prefix, &root_canon, ignores, &mut mine);
+                            if !found.is_empty() {
+                                queue
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .extend(found);
+                            }
+                        }
+                        busy.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
     out.sort_by(|a, b| a.rel.cmp(&b.rel));
     out
+}
+
+/// Read one directory: its files go to `out`, its sub-directories are returned.
+fn read_one(
+    dir: &Path,
+    prefix: &str,
+    root_canon: &Path,
+    ignores: &Ignores,
+    out: &mut Vec<FileEntry>,
+) -> Vec<(PathBuf, String)> {
+    let mut dirs = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return dirs;
+    };
+    for e in rd.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let rel = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let is_link = e.file_type().map(|t| t.is_symlink()).unwrap_or(false);
+        // fstatat on the open directory is cheaper than a stat of the whole path.
+        let md = if is_link {
+            std::fs::metadata(e.path())
+        } else {
+            e.metadata()
+        };
+        let Ok(md) = md else {
+            continue;
+        };
+        if is_link {
+            let inside = e
+                .path()
+                .canonicalize()
+                .map(|c| c.starts_with(root_canon))
+                .unwrap_or(false);
+            if !inside || md.is_dir() {
+                // Outside links abort a real push; directory links could loop.
+                continue;
+            }
+        }
+        if ignores.is_ignored(&rel, md.is_dir()) {
+            continue;
+        }
+        if md.is_dir() {
+            dirs.push((e.path(), rel));
+        } else if md.is_file() {
+            let mtime = md
+                .modified()
+                .ok()
+                .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos() as i128);
+            out.push(FileEntry {
+                rel,
+                size: md.len(),
+                mtime,
+            });
+        }
+    }
+    dirs
 }
 
 #[cfg(test)]

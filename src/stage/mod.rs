@@ -140,11 +140,19 @@ pub fn push_hash(loaded: &Loaded, app: &App) -> String {
     format!("{h:016x}-{}", files.len())
 }
 
+/// The hash of what would be pushed when it matches the last staging (nothing to do).
+pub fn cached_hash(loaded: &Loaded, app: &App, state: &StateDir) -> Option<String> {
+    let rec: CacheRecord = state.read_json(&cache_file(app)).ok().flatten()?;
+    if requirements::is_python(app) && !requirements::venv_python(state).is_file() {
+        return None;
+    }
+    let hash = push_hash(loaded, app);
+    (rec.hash == hash).then_some(hash)
+}
+
 /// The state of the cache, without staging.
 pub fn is_cached(loaded: &Loaded, app: &App, state: &StateDir) -> bool {
-    let rec: Option<CacheRecord> = state.read_json(&cache_file(app)).ok().flatten();
-    rec.is_some_and(|r| r.hash == push_hash(loaded, app))
-        && (!requirements::is_python(app) || requirements::venv_python(state).is_file())
+    cached_hash(loaded, app, state).is_some()
 }
 
 /// Forget the cache (after a failed staging, or to force the next one).
@@ -156,10 +164,12 @@ impl Stager<'_> {
     /// Stage the app, or skip it when nothing changed.
     pub fn stage(&self) -> Result<Staged, StageError> {
         let app = self.app;
-        if !self.restage && is_cached(self.loaded, app, self.state) {
+        if !self.restage
+            && let Some(hash) = cached_hash(self.loaded, app, self.state)
+        {
             return Ok(Staged {
                 cached: true,
-                hash: push_hash(self.loaded, app),
+                hash,
                 notes: Vec::new(),
             });
         }

@@ -48,6 +48,10 @@ fn sh_quote(s: &str) -> String {
 /// The script: pre-running hooks in order (stopping at the first failure unless it starts
 /// with `-`), then `exec` of the command through the shell.
 pub fn script(spec: &Spec) -> String {
+    if spec.hooks.is_empty() {
+        // Nothing to run first: one shell, which execs a simple command itself.
+        return spec.command.clone();
+    }
     let mut s = String::from("cd \"$HOME\" 2>/dev/null || true\n");
     for (i, h) in spec.hooks.iter().enumerate() {
         s.push_str(&h.command);

@@ -43,8 +43,10 @@ pub struct Filter {
     /// The app directories (an app's `ignores:` apply below its own directory).
     apps: Vec<(PathBuf, Ignores)>,
     state_dir: PathBuf,
-    /// `.gitignore` matchers, deepest directory first.
-    gitignores: Vec<(PathBuf, Gitignore)>,
+    roots: Vec<PathBuf>,
+    /// `.gitignore` matchers, deepest directory first; read on first use (by the watcher's
+    /// thread, off the start-up path).
+    gitignores: std::sync::OnceLock<Vec<(PathBuf, Gitignore)>>,
     /// `--ignore GLOB`s.
     extra: Option<Gitignore>,
     /// Manifest files (root and inherited).
@@ -60,11 +62,6 @@ impl Filter {
         extra_globs: &[String],
         manifests: Vec<PathBuf>,
     ) -> Filter {
-        let mut gitignores = Vec::new();
-        for root in roots {
-            collect_gitignores(root, &state_dir, &mut gitignores);
-        }
-        gitignores.sort_by_key(|(d, _)| std::cmp::Reverse(d.components().count()));
         let extra = (!extra_globs.is_empty()).then(|| {
             let base = roots.first().cloned().unwrap_or_default();
             let mut b = GitignoreBuilder::new(&base);
@@ -79,10 +76,22 @@ impl Filter {
                 .map(|(p, i)| (p, Ignores::new(i.as_deref())))
                 .collect(),
             state_dir,
-            gitignores,
+            roots: roots.to_vec(),
+            gitignores: std::sync::OnceLock::new(),
             extra,
             manifests,
         }
+    }
+
+    fn gitignores(&self) -> &[(PathBuf, Gitignore)] {
+        self.gitignores.get_or_init(|| {
+            let mut g = Vec::new();
+            for root in &self.roots {
+                collect_gitignores(root, &self.state_dir, &mut g);
+            }
+            g.sort_by_key(|(d, _)| std::cmp::Reverse(d.components().count()));
+            g
+        })
     }
 
     /// Whether a change of `path` should be ignored.
@@ -101,7 +110,7 @@ impl Filter {
         {
             return true;
         }
-        for (dir, gi) in &self.gitignores {
+        for (dir, gi) in self.gitignores() {
             if path.starts_with(dir) {
                 let m = gi.matched_path_or_any_parents(path, is_dir);
                 if m.is_ignore() {
