@@ -163,7 +163,7 @@ impl Pattern {
             Kind::Glob(g) => glob(g, s),
             Kind::Segmented { anchored, toks } => {
                 if *anchored {
-                    seg_prefix(toks, &s)
+                    seg_prefix(toks, s)
                 } else {
                     (0..=s.len()).any(|i| seg_prefix(toks, &s[i..]))
                 }
