@@ -247,6 +247,16 @@ fn prepare_all(
         plan.groups.push(specs);
         plan.crons.extend(crons);
     }
+    // Each app waits for the apps it depends on (and only those).
+    plan.deps = apps
+        .iter()
+        .map(|a| {
+            a.depends_on
+                .iter()
+                .filter_map(|d| apps.iter().position(|x| x.name.value == d.value))
+                .collect()
+        })
+        .collect();
     Ok(plan)
 }
 
@@ -521,6 +531,10 @@ fn cron_jobs(
 }
 
 fn report_stage_error(g: &Global, loaded: &Loaded, out: &Output, e: &StageError) -> i32 {
+    if crate::interrupt::received().is_some() {
+        out.error("staging was interrupted");
+        return exit::HOOK;
+    }
     match e {
         StageError::Hook {
             stage, span, tail, ..

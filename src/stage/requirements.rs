@@ -238,12 +238,20 @@ fn python(s: &Stager<'_>, notes: &mut Vec<String>) -> Result<(), StageError> {
             .line(&s.prefix, &format!("-----> pip install {}", list.join(" ")));
         pip(&list, "pip install (requirements: pip/pypm)")?;
     }
-    if needs_uwsgi(app) && !venv.join("bin").join("uwsgi").is_file() {
+    let uwsgi = venv.join("bin").join("uwsgi");
+    // The stand-in is replaced by the real thing when staging is forced (--restage).
+    let standin = std::fs::read_to_string(&uwsgi)
+        .map(|t| t.contains("stackato-local's stand-in for uWSGI"))
+        .unwrap_or(false);
+    if needs_uwsgi(app) && (!uwsgi.is_file() || (standin && s.restage)) {
         s.out.line(
             &s.prefix,
             "-----> Installing uWSGI for $STACKATO_UWSGI (once per project; it compiles)",
         );
         if let Err(e) = pip(&["uwsgi"], "installing uWSGI") {
+            if crate::interrupt::received().is_some() {
+                return Err(e);
+            }
             // Without a compiler uWSGI cannot be built: serve with our stand-in instead.
             install_uwsgi_standin(&venv).map_err(StageError::Io)?;
             let msg = format!(

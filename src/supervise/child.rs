@@ -13,6 +13,21 @@ use tokio::io::AsyncReadExt;
 use crate::manifest::model::Hook;
 use crate::output::{Output, Prefix};
 
+/// The variable that marks every process of one run (inherited by their descendants, even
+/// daemons that leave the process group), so the guardian can find them all.
+pub const RUN_MARK: &str = "STACKATO_LOCAL_RUN";
+
+/// This run's mark value.
+pub fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("{}-{nanos}", std::process::id())
+    })
+}
+
 /// Exit status of the script when a pre-running hook failed.
 pub const HOOK_FAILED: i32 = 86;
 /// The marker a failing hook prints on stderr (ASCII record separator first).
@@ -103,6 +118,7 @@ pub fn spawn(
         .arg(script(spec))
         .current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .env(RUN_MARK, run_id())
         .stdin(Stdio::null())
         .process_group(0)
         .kill_on_drop(false);

@@ -61,6 +61,16 @@ impl Guardian {
         self.say(&format!("pg {pgid}"));
     }
 
+    /// The run's mark: processes whose environment carries it are killed if we die.
+    pub fn mark(&mut self, id: &str) {
+        self.say(&format!("mark {id}"));
+    }
+
+    /// A single process to kill if we die (a daemon that left its group).
+    pub fn watch_pid(&mut self, pid: i32) {
+        self.say(&format!("pid {pid}"));
+    }
+
     pub fn forget_group(&mut self, pgid: i32) {
         self.say(&format!("unpg {pgid}"));
     }
@@ -94,6 +104,8 @@ pub fn main() -> i32 {
     }
     let _ = nix::unistd::setsid();
     let mut groups: Vec<i32> = Vec::new();
+    let mut pids: Vec<i32> = Vec::new();
+    let mut mark: Option<String> = None;
     let mut services: Vec<(i32, i32)> = Vec::new();
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
@@ -103,6 +115,12 @@ pub fn main() -> i32 {
             (Some("pg"), Some(p), _) => {
                 if let Ok(p) = p.parse() {
                     groups.push(p);
+                }
+            }
+            (Some("mark"), Some(m), _) => mark = Some(m.to_string()),
+            (Some("pid"), Some(p), _) => {
+                if let Ok(p) = p.parse() {
+                    pids.push(p);
                 }
             }
             (Some("unpg"), Some(p), _) => {
@@ -134,6 +152,15 @@ pub fn main() -> i32 {
     for g in &groups {
         let _ = killpg(Pid::from_raw(*g), Signal::SIGKILL);
     }
+    for p in &pids {
+        let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+    }
+    // Daemons that left their groups still carry the run's mark in their environment.
+    if let Some(m) = mark {
+        for pid in marked(&format!("{}={m}", super::child::RUN_MARK)) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
     for (pid, sig) in &services {
         if let Ok(s) = Signal::try_from(*sig) {
             let _ = kill(Pid::from_raw(*pid), s);
@@ -153,4 +180,28 @@ pub fn main() -> i32 {
         }
     }
     0
+}
+
+/// Processes whose environment contains `needle` (`NAME=value`), other than us.
+pub fn marked(needle: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.filter_map(Result::ok) {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+            out.push(pid);
+        }
+    }
+    out
 }

@@ -37,6 +37,9 @@ pub struct CronJob {
 pub struct Plan {
     /// One group per app, in dependency order.
     pub groups: Vec<Vec<Spec>>,
+    /// For each group, the groups (apps) it depends on; it starts once their web processes
+    /// answer. Empty: no dependencies.
+    pub deps: Vec<Vec<usize>>,
     pub crons: Vec<CronJob>,
     /// Seconds east of UTC, for cron schedules.
     pub utc_offset: i64,
@@ -124,6 +127,7 @@ enum Event {
     CronTick,
     Changed(Vec<std::path::PathBuf>),
     RestartTick,
+    AdoptTick,
     Key(u8),
     Control(String, tokio::sync::oneshot::Sender<String>),
     CronExited {
@@ -174,8 +178,11 @@ struct Loop {
     opts: Options,
     tx: mpsc::UnboundedSender<Event>,
     guardian: Guardian,
-    started_groups: usize,
-    groups: usize,
+    /// Which groups have been started.
+    started: Vec<bool>,
+    deps: Vec<Vec<usize>>,
+    /// Orphans that came to us (daemons of our children), told to the guardian.
+    adopted: Vec<i32>,
     stopping: Option<Outcome>,
     killed: bool,
     crons: Vec<CronJob>,
@@ -241,8 +248,13 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
         opts,
         tx: tx.clone(),
         guardian: Guardian::start(),
-        started_groups: 0,
-        groups: plan.groups.len(),
+        started: vec![false; plan.groups.len()],
+        deps: {
+            let mut d = plan.deps.clone();
+            d.resize(plan.groups.len(), Vec::new());
+            d
+        },
+        adopted: Vec::new(),
         stopping: None,
         killed: false,
         crons: plan.crons,
@@ -307,6 +319,19 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
     for (pid, sig) in lp.opts.services.clone() {
         lp.guardian.watch_service(pid, sig);
     }
+    lp.guardian.mark(child::run_id());
+    #[cfg(target_os = "linux")]
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if tx.send(Event::AdoptTick).is_err() {
+                    break;
+                }
+            }
+        });
+    }
     lp.start_next_group();
     loop {
         if let Some(outcome) = lp.finished() {
@@ -331,33 +356,62 @@ impl Loop {
         all_down.then_some(outcome)
     }
 
+    /// Start every app whose dependencies answer (all apps without dependencies at once).
     fn start_next_group(&mut self) {
-        if self.stopping.is_some() || self.started_groups >= self.groups {
-            return;
-        }
-        let g = self.started_groups;
-        self.started_groups += 1;
-        for i in 0..self.procs.len() {
-            if self.procs[i].group == g {
-                self.spawn(i);
-            }
-        }
         self.maybe_next_group();
     }
 
-    /// Start the next app once every web process of the current one answers.
+    fn group_ready(&self, g: usize) -> bool {
+        self.started[g]
+            && self
+                .procs
+                .iter()
+                .filter(|p| p.group == g)
+                .all(|p| p.spec.port.is_none() || p.ready)
+    }
+
     fn maybe_next_group(&mut self) {
-        let g = self.started_groups;
-        if g == 0 || g >= self.groups {
-            return;
+        loop {
+            if self.stopping.is_some() {
+                return;
+            }
+            let next = (0..self.started.len())
+                .find(|&g| !self.started[g] && self.deps[g].iter().all(|&d| self.group_ready(d)));
+            let Some(g) = next else { return };
+            self.started[g] = true;
+            for i in 0..self.procs.len() {
+                if self.procs[i].group == g {
+                    self.spawn(i);
+                }
+            }
         }
-        let ready = self
+    }
+
+    /// Daemons our children left (reparented to us, a subreaper) are told to the guardian,
+    /// so they die with the run even if the supervisor is killed; dead ones are reaped.
+    fn adopt_orphans(&mut self) {
+        let me = std::process::id() as i32;
+        let known: Vec<i32> = self
             .procs
             .iter()
-            .filter(|p| p.group == g - 1)
-            .all(|p| p.spec.port.is_none() || p.ready);
-        if ready {
-            self.start_next_group();
+            .filter_map(|p| p.pid)
+            .chain(self.cron_pids.iter().copied())
+            .chain(self.opts.keep.iter().copied())
+            .chain(self.guardian.pid())
+            .collect();
+        self.adopted.retain(|&pid| {
+            let _ = nix::sys::wait::waitpid(
+                Pid::from_raw(pid),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            );
+            crate::services::lifecycle::alive(pid)
+        });
+        for pid in children_of(me) {
+            if !known.contains(&pid) && !self.adopted.contains(&pid) {
+                self.adopted.push(pid);
+                self.guardian.watch_group(pid);
+                self.guardian.watch_pid(pid);
+            }
         }
     }
 
@@ -511,6 +565,7 @@ impl Loop {
                 let _ = reply.send(answer);
             }
             Event::CronTick => self.cron_tick(),
+            Event::AdoptTick => self.adopt_orphans(),
             Event::CronExited { name, pid, code } => {
                 self.cron_pids.retain(|p| *p != pid);
                 self.guardian.forget_group(pid);
@@ -959,4 +1014,28 @@ fn describe_paths(paths: &[std::path::PathBuf]) -> String {
         0 | 1 => first,
         n => format!("{first} (+{} more)", n - 1),
     }
+}
+
+/// The pids whose parent is `parent` (from /proc).
+fn children_of(parent: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.filter_map(Result::ok) {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|s| s.parse::<i32>().ok());
+        if ppid == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
 }

@@ -1,0 +1,1821 @@
+//! `stackato-local run` end to end: the real binary runs real (tiny) apps in temp dirs, and the
+//! tests watch what a user sees (the `==>` phase lines on stderr, the `name | line` output on
+//! stdout), talk HTTP to the processes, send Ctrl-C (SIGINT) and look at the exit code and at
+//! which processes are left (by pid, via /proc).
+//!
+//! Covered: hook order and environments; failing and `-`-prefixed hooks (staging and
+//! pre-running); pre-running exports and background jobs; Ctrl-C during staging; one run per
+//! project; a service that cannot run (exit 5); the staging cache (`--restage`, changed files,
+//! `ignores:`); several instances; workers; several apps with `depends-on`; crash restarts and
+//! `--exit-on-crash`; the readiness timeout; shutdown (SIGINT, SIGTERM, daemons, a process that
+//! ignores SIGTERM, a second Ctrl-C, SIGKILL of the supervisor and the guardian); line integrity
+//! under heavy output, very long and partial lines; a postgres service that keeps its rows
+//! between runs; uWSGI's stand-in; and the seed-shaped Django app
+//! (`tests/fixtures/django-seed/`) with MariaDB, memcached, pip requirements and uWSGI (about a
+//! minute the first time: it installs Django and builds uWSGI from PyPI).
+//!
+//! Every test has its own temp dir: the app in `<root>/app`, and the files the test's apps
+//! write (marks, pids) in `<root>`, outside the app, so they never change what staging hashes.
+//! Guards SIGKILL a run left behind, stop and reset its services, and kill every process whose
+//! working directory is inside the test's dir, whatever happened in the test.
+//!
+//! Tests that need a server (postgres, MariaDB, memcached) print a loud SKIP when it is not
+//! installed, or fail when `STACKATO_LOCAL_REQUIRE_SERVICES=1` (see `common::require`).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tempfile::TempDir;
+
+/// Where root-run services keep their data (see `src/services/paths.rs`).
+const SYSTEM_ROOT: &str = "/var/lib/stackato-local";
+
+/// A generous deadline for things that take a fraction of a second when all is well.
+const SHORT: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------------------------
+// Processes, by pid
+// ---------------------------------------------------------------------------------------------
+
+/// Whether `pid` runs (a zombie is dead).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.rsplit_once(')').is_some_and(|(_, rest)| {
+            let st = rest.trim_start();
+            st.starts_with('Z') || st.starts_with('X')
+        }),
+        Err(_) => false,
+    }
+}
+
+fn cwd_of(pid: i32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
+}
+
+/// Every live process whose working directory is `root` or below.
+fn procs_under(root: &Path) -> Vec<i32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id() as i32;
+    let mut v: Vec<i32> = rd
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me && alive(pid))
+        .filter(|&pid| cwd_of(pid).is_some_and(|c| c.starts_with(root)))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// The command line of `pid`, for messages.
+fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .replace('\0', " ")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+fn kill9(pid: i32) {
+    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+}
+
+/// Wait up to `within` for every one of `pids` to be dead; panic naming the survivors.
+#[track_caller]
+fn assert_all_dead(pids: &[(String, i32)], within: Duration, context: &str) {
+    let t0 = Instant::now();
+    loop {
+        let live: Vec<&(String, i32)> = pids.iter().filter(|(_, p)| alive(*p)).collect();
+        if live.is_empty() {
+            return;
+        }
+        if t0.elapsed() > within {
+            let desc: Vec<String> = live
+                .iter()
+                .map(|(what, p)| format!("{what} (pid {p}: {})", cmdline(*p)))
+                .collect();
+            panic!(
+                "still running {:.1} s after {context}: {}",
+                t0.elapsed().as_secs_f64(),
+                desc.join(", ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Wait for `path` to hold a pid (written by an app), and return it.
+#[track_caller]
+fn read_pid(path: &Path, within: Duration) -> i32 {
+    let t0 = Instant::now();
+    loop {
+        if let Some(pid) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+        {
+            return pid;
+        }
+        assert!(
+            t0.elapsed() < within,
+            "no pid in {} after {within:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A project: the app in <root>/app, the test's own files in <root>
+// ---------------------------------------------------------------------------------------------
+
+/// A temp dir with the app in `app/`. `@ROOT@` in file texts becomes the (canonical) root, so
+/// apps can write marks and pids outside the app dir. Dropping it stops and resets the services
+/// named with [`Project::with_services`] and kills every process still working inside it.
+struct Project {
+    root: PathBuf,
+    app: PathBuf,
+    services: Vec<String>,
+    _tmp: TempDir,
+}
+
+impl Project {
+    fn new(files: &[(&str, &str)]) -> Project {
+        let tmp = common::app(&[]);
+        let root = canon(tmp.path());
+        let app = root.join("app");
+        std::fs::create_dir_all(&app).expect("create app dir");
+        let root_s = root.display().to_string();
+        for (rel, text) in files {
+            write(&app, rel, text.replace("@ROOT@", &root_s).as_bytes());
+        }
+        Project {
+            root,
+            app,
+            services: Vec::new(),
+            _tmp: tmp,
+        }
+    }
+
+    /// Remember the app's services, to stop and reset them at the end.
+    fn with_services(mut self, names: &[&str]) -> Project {
+        self.services = names.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// `<root>/<rel>`.
+    fn file(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// The text of `<root>/<rel>`, or "" when it does not exist.
+    fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.file(rel)).unwrap_or_default()
+    }
+
+    /// Start `stackato-local run <args>` in the app dir.
+    fn run(&self, args: &[&str]) -> Session {
+        Session::start(&self.app, args, &[])
+    }
+
+    /// [`Project::run`] with extra environment variables (inherited by staging commands).
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Session {
+        Session::start(&self.app, args, env)
+    }
+
+    /// Where a root-run service keeps its files (the `data` link's parent), if it has any.
+    fn service_root(&self, name: &str) -> Option<PathBuf> {
+        let link = self
+            .app
+            .join(".stackato-local/services")
+            .join(name)
+            .join("data");
+        let target = std::fs::read_link(link).ok()?;
+        target.parent().map(Path::to_path_buf)
+    }
+}
+
+/// Run the binary in `dir`, ignoring every failure (for cleanup).
+fn quiet(dir: &Path, args: &[&str]) {
+    let _ = cmd(dir)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        if !self.services.is_empty() {
+            let roots: Vec<Option<PathBuf>> =
+                self.services.iter().map(|n| self.service_root(n)).collect();
+            quiet(&self.app, &["services", "stop", "--grace", "5"]);
+            for (name, root) in self.services.iter().zip(roots) {
+                quiet(&self.app, &["services", "reset", name, "--yes"]);
+                if let Some(root) = root {
+                    for pid in procs_under(&root) {
+                        kill9(pid);
+                    }
+                    if root.starts_with(SYSTEM_ROOT) && root.exists() {
+                        let _ = std::fs::remove_dir_all(&root);
+                    }
+                }
+            }
+        }
+        // Whatever a failed test left running in here.
+        for pid in procs_under(&self.root) {
+            kill9(pid);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A running `stackato-local run`
+// ---------------------------------------------------------------------------------------------
+
+type Buf = Arc<Mutex<Vec<u8>>>;
+
+#[derive(Clone, Copy, Debug)]
+enum Stream {
+    Out,
+    Err,
+}
+
+/// `stackato-local run` as a child, its stdout and stderr read by threads into buffers.
+/// Dropping it SIGKILLs the run if it still runs (its guardian then cleans up after it).
+struct Session {
+    child: Child,
+    pid: i32,
+    out: Buf,
+    err: Buf,
+    readers: Vec<JoinHandle<()>>,
+    args: Vec<String>,
+    exit: Option<Option<i32>>,
+}
+
+fn reader(mut r: impl Read + Send + 'static, buf: Buf) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut chunk = vec![0u8; 256 * 1024];
+        loop {
+            match r.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.lock().unwrap().extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+}
+
+/// Where `needle` occurs in `hay` at or after `from`.
+fn find_from(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(from.min(hay.len()));
+    }
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+impl Session {
+    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Session {
+        let mut c = cmd(dir);
+        c.envs(env.iter().copied());
+        c.arg("run")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("start stackato-local run");
+        let out: Buf = Arc::default();
+        let err: Buf = Arc::default();
+        let readers = vec![
+            reader(child.stdout.take().expect("stdout"), Arc::clone(&out)),
+            reader(child.stderr.take().expect("stderr"), Arc::clone(&err)),
+        ];
+        Session {
+            pid: child.id() as i32,
+            child,
+            out,
+            err,
+            readers,
+            args: std::iter::once("run")
+                .chain(args.iter().copied())
+                .map(str::to_string)
+                .collect(),
+            exit: None,
+        }
+    }
+
+    fn buf(&self, s: Stream) -> &Buf {
+        match s {
+            Stream::Out => &self.out,
+            Stream::Err => &self.err,
+        }
+    }
+
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.err.lock().unwrap()).into_owned()
+    }
+
+    /// Everything it printed so far, for failure messages (long stdout is cut in the middle).
+    fn dump(&self) -> String {
+        let mut out = self.stdout();
+        if out.len() > 20_000 {
+            let head: String = out.chars().take(8_000).collect();
+            let tail: String = {
+                let v: Vec<char> = out.chars().rev().take(8_000).collect();
+                v.into_iter().rev().collect()
+            };
+            out = format!("{head}\n[… {} bytes …]\n{tail}", out.len());
+        }
+        format!(
+            "args: {:?}\nexit: {:?}\n--- stdout ---\n{out}\n--- stderr ---\n{}",
+            self.args,
+            self.exit,
+            self.stderr()
+        )
+    }
+
+    /// Whether the run has ended (and record how).
+    fn poll_exit(&mut self) -> bool {
+        if self.exit.is_some() {
+            return true;
+        }
+        if let Ok(Some(st)) = self.child.try_wait() {
+            use std::os::unix::process::ExitStatusExt;
+            self.exit = Some(st.code().or_else(|| st.signal().map(|s| 128 + s)));
+            // Let the readers catch up with what is still in the pipes (a guardian that is
+            // still cleaning up may hold stderr a little longer).
+            let t0 = Instant::now();
+            while self.readers.iter().any(|r| !r.is_finished())
+                && t0.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Wait until `stream` has `count` occurrences of `needle`; return the time it took.
+    /// Panics (with everything printed) on timeout, or when the run ends first.
+    #[track_caller]
+    fn wait_count(&mut self, s: Stream, needle: &str, count: usize, within: Duration) -> Duration {
+        let t0 = Instant::now();
+        let n = needle.as_bytes();
+        let mut found = 0;
+        let mut from = 0;
+        loop {
+            let ended = self.poll_exit();
+            {
+                let b = self.buf(s).lock().unwrap();
+                while found < count {
+                    match find_from(&b, n, from) {
+                        Some(p) => {
+                            found += 1;
+                            from = p + n.len();
+                        }
+                        None => break,
+                    }
+                }
+            }
+            if found >= count {
+                return t0.elapsed();
+            }
+            if ended {
+                panic!(
+                    "the run ended before {s:?} had {count}× {needle:?} (found {found})\n{}",
+                    self.dump()
+                );
+            }
+            if t0.elapsed() > within {
+                panic!(
+                    "no {count}× {needle:?} on {s:?} within {within:?} (found {found})\n{}",
+                    self.dump()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Wait for `needle` on `stream`.
+    #[track_caller]
+    fn wait_for(&mut self, s: Stream, needle: &str, within: Duration) -> Duration {
+        self.wait_count(s, needle, 1, within)
+    }
+
+    /// Wait until process `name` printed `count` lines starting with `start` (whatever the
+    /// padding of its prefix); return the time it took.
+    #[track_caller]
+    fn wait_line(&mut self, name: &str, start: &str, count: usize, within: Duration) -> Duration {
+        let t0 = Instant::now();
+        loop {
+            let ended = self.poll_exit();
+            let found = self
+                .lines_of(name)
+                .iter()
+                .filter(|l| l.starts_with(start))
+                .count();
+            if found >= count {
+                return t0.elapsed();
+            }
+            if ended || t0.elapsed() > within {
+                panic!(
+                    "no {count}× `{name} | {start}…` within {within:?} (found {found}; ended: {ended})\n{}",
+                    self.dump()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Wait for `<name> ready at http://127.0.0.1:PORT` and return the port.
+    #[track_caller]
+    fn ready(&mut self, name: &str, within: Duration) -> u16 {
+        let needle = format!("==> {name} ready at http://127.0.0.1:");
+        self.wait_for(Stream::Err, &needle, within);
+        let err = self.stderr();
+        let at = err.find(&needle).unwrap() + needle.len();
+        let digits: String = err[at..].chars().take_while(char::is_ascii_digit).collect();
+        digits
+            .parse()
+            .unwrap_or_else(|_| panic!("no port after {needle:?}\n{}", self.dump()))
+    }
+
+    fn signal(&self, sig: Signal) {
+        let _ = kill(Pid::from_raw(self.pid), sig);
+    }
+
+    /// Wait for the run to end; its exit code (128+N when killed by signal N).
+    #[track_caller]
+    fn wait_exit(&mut self, within: Duration) -> i32 {
+        let t0 = Instant::now();
+        while !self.poll_exit() {
+            if t0.elapsed() > within {
+                panic!("the run did not end within {within:?}\n{}", self.dump());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.exit.flatten().unwrap_or(-1)
+    }
+
+    /// Ctrl-C, then wait for the end; asserts exit 130 and returns the stderr.
+    #[track_caller]
+    fn interrupt(&mut self) -> String {
+        self.signal(Signal::SIGINT);
+        self.expect_exit(130, Duration::from_secs(30));
+        self.stderr()
+    }
+
+    /// Wait for the end and assert its exit code, and that nothing panicked.
+    #[track_caller]
+    fn expect_exit(&mut self, code: i32, within: Duration) {
+        let got = self.wait_exit(within);
+        assert_eq!(got, code, "unexpected exit code\n{}", self.dump());
+        let err = self.stderr();
+        assert!(
+            !err.contains("panicked"),
+            "the binary panicked\n{}",
+            self.dump()
+        );
+    }
+
+    /// The text after `name | ` of each stdout line of process `name`, in order.
+    fn lines_of(&self, name: &str) -> Vec<String> {
+        self.stdout()
+            .lines()
+            .filter_map(|l| {
+                let (n, rest) = l.split_once(" | ")?;
+                (n.trim_end() == name).then(|| rest.to_string())
+            })
+            .collect()
+    }
+
+    #[track_caller]
+    fn assert_err_has(&self, needle: &str) {
+        assert!(
+            self.stderr().contains(needle),
+            "stderr lacks {needle:?}\n{}",
+            self.dump()
+        );
+    }
+
+    #[track_caller]
+    fn assert_out_has(&self, needle: &str) {
+        assert!(
+            self.stdout().contains(needle),
+            "stdout lacks {needle:?}\n{}",
+            self.dump()
+        );
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.poll_exit() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP and the apps' code
+// ---------------------------------------------------------------------------------------------
+
+/// `GET path` on 127.0.0.1:`port`: (status, body). Retries a refused connection briefly.
+#[track_caller]
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let t0 = Instant::now();
+    let mut stream = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(5),
+                    "cannot connect to port {port}: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("reading the answer to GET {path} on port {port}: {e}"));
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer to GET {path} on port {port}: {text:?}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line in {head:?}"));
+    (status, body.to_string())
+}
+
+/// `GET /env` of [`SERVER_PY`]: the process's environment.
+#[track_caller]
+fn env_of(port: u16) -> serde_json::Map<String, serde_json::Value> {
+    let (status, body) = http_get(port, "/env");
+    assert_eq!(status, 200, "GET /env: {body}");
+    match serde_json::from_str(&body) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => panic!("GET /env is not a JSON object: {body}"),
+    }
+}
+
+/// A small web app (stdlib only) listening on `$PORT`: `GET /env` answers with its environment
+/// as JSON, `GET /` with `ok`. Options: `--pidfile F` (its pid), `--child-pidfile F` (starts
+/// `sleep 1000` and writes its pid), `--daemon-pidfile F` (starts a `sleep 1000` in a new
+/// session whose parent exits: a daemon), `--ignore-term`, `--delay S` (before listening),
+/// `--listen-time F` (the time just before it listens), `--start-time F` (the time it started).
+const SERVER_PY: &str = r#"
+import argparse, json, os, signal, subprocess, sys, time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+p = argparse.ArgumentParser()
+p.add_argument("--pidfile")
+p.add_argument("--child-pidfile")
+p.add_argument("--daemon-pidfile")
+p.add_argument("--ignore-term", action="store_true")
+p.add_argument("--delay", type=float, default=0)
+p.add_argument("--listen-time")
+p.add_argument("--start-time")
+a = p.parse_args()
+
+
+def put(path, text):
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(path + ".tmp", path)
+
+
+if a.start_time:
+    put(a.start_time, repr(time.time()))
+if a.ignore_term:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if a.child_pidfile:
+    child = subprocess.Popen(["sleep", "1000"])
+    put(a.child_pidfile, str(child.pid))
+if a.daemon_pidfile:
+    subprocess.run(["setsid", "sh", "-c", "sleep 1000 >/dev/null 2>&1 </dev/null & echo $! > " + a.daemon_pidfile], check=True)
+time.sleep(a.delay)
+
+
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps(dict(os.environ)) if self.path == "/env" else "ok"
+        body = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+if a.listen_time:
+    put(a.listen_time, repr(time.time()))
+server = HTTPServer(("0.0.0.0", int(os.environ["PORT"])), H)
+if a.pidfile:
+    put(a.pidfile, str(os.getpid()))
+print("listening on %s pid %d" % (os.environ["PORT"], os.getpid()), flush=True)
+server.serve_forever()
+"#;
+
+/// The 1-based line and column of the first occurrence of `needle` in `text`.
+fn line_col(text: &str, needle: &str) -> (usize, usize) {
+    let at = text.find(needle).expect("needle in text");
+    let line = text[..at].matches('\n').count() + 1;
+    let col = at - text[..at].rfind('\n').map_or(0, |p| p + 1) + 1;
+    (line, col)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Hooks: order and environment
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn hooks_run_in_order_with_the_staging_then_the_runtime_environment() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            r#"name: hookorder
+hooks:
+  pre-staging:
+    - echo "pre-staging cwd=$(pwd) timeout=$STAGING_TIMEOUT port=$PORT" >> @ROOT@/marks
+  post-staging:
+    - echo "post-staging cwd=$(pwd) timeout=$STAGING_TIMEOUT port=$PORT" >> @ROOT@/marks
+  pre-running:
+    - echo "pre-running cwd=$(pwd) port=$PORT app=$STACKATO_APP_NAME" >> @ROOT@/marks
+processes:
+  web: echo "web cwd=$(pwd) port=$PORT" >> @ROOT@/marks; exec python3 server.py
+"#,
+        ),
+        ("server.py", SERVER_PY),
+    ]);
+    let mut s = p.run(&[]);
+    let port = s.ready("web.0", SHORT);
+    s.interrupt();
+
+    let app = p.app.display().to_string();
+    let marks = p.read("marks");
+    let lines: Vec<&str> = marks.lines().collect();
+    let kinds: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["pre-staging", "post-staging", "pre-running", "web"],
+        "hooks ran out of order:\n{marks}\n{}",
+        s.dump()
+    );
+    for l in &lines[..2] {
+        // Staging: in the app dir, STAGING_TIMEOUT set, no PORT.
+        assert!(l.contains(&format!("cwd={app} ")), "{l}");
+        assert!(!l.contains("timeout= "), "STAGING_TIMEOUT not set: {l}");
+        assert!(l.ends_with("port="), "PORT set at staging: {l}");
+    }
+    assert_eq!(
+        lines[2],
+        format!("pre-running cwd={app} port={port} app=hookorder")
+    );
+    assert_eq!(lines[3], format!("web cwd={app} port={port}"));
+    // The staging log shows each hook command behind `staging | -----> `.
+    s.assert_out_has("staging | -----> echo \"pre-staging cwd=");
+    s.assert_out_has("staging | -----> echo \"post-staging cwd=");
+    s.assert_out_has(&format!("web.0   | listening on {port} pid "));
+    s.assert_err_has("==> staged hookorder");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A failing post-staging hook; a `-` hook
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_failing_post_staging_hook_stops_the_run_with_exit_6_and_its_position() {
+    let yml = r#"name: failhook
+hooks:
+  post-staging:
+    - "-false"
+    - echo "after the ignored failure" >> @ROOT@/marks
+    - sh -c 'echo "about to fail"; exit 3'
+    - echo never >> @ROOT@/marks
+processes:
+  web: echo web >> @ROOT@/marks; exec python3 server.py
+"#;
+    let p = Project::new(&[("stackato.yml", yml), ("server.py", SERVER_PY)]);
+    let mut s = p.run(&[]);
+    s.expect_exit(6, SHORT);
+    let err = s.stderr();
+    let (line, col) = line_col(yml, "sh -c 'echo");
+    s.assert_err_has(&format!("stackato.yml:{line}:{col}"));
+    let msg = err
+        .lines()
+        .find(|l| l.contains("post-staging hook #3"))
+        .unwrap_or_else(|| panic!("no message naming the hook\n{}", s.dump()));
+    assert!(
+        msg.contains("sh -c 'echo \"about to fail\"; exit 3'"),
+        "{msg}"
+    );
+    assert!(msg.contains("exit status 3"), "{msg}");
+    // The failing hook's output, and the ignored one's note.
+    s.assert_out_has("staging | about to fail");
+    s.assert_out_has("ignored because it starts with `-`");
+    // The `-` hook did not stop staging, the failing one did; nothing was started.
+    assert_eq!(
+        p.read("marks"),
+        "after the ignored failure\n",
+        "{}",
+        s.dump()
+    );
+    assert!(!s.stderr().contains("==> running"), "{}", s.dump());
+    assert!(!s.stdout().contains("web.0"), "{}", s.dump());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Pre-running: exports reach the process, background jobs die at shutdown
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn pre_running_exports_reach_the_web_and_its_background_jobs_die_at_shutdown() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            r#"name: prerun
+hooks:
+  pre-running:
+    - export FOO=bar
+    - sleep 300 & echo $! > @ROOT@/bg.pid
+processes:
+  web: python3 server.py --pidfile @ROOT@/web.pid
+"#,
+        ),
+        ("server.py", SERVER_PY),
+    ]);
+    let mut s = p.run(&[]);
+    let port = s.ready("web.0", SHORT);
+    let env = env_of(port);
+    assert_eq!(
+        env.get("FOO").and_then(|v| v.as_str()),
+        Some("bar"),
+        "FOO exported by a pre-running hook did not reach the web process"
+    );
+    let bg = read_pid(&p.file("bg.pid"), SHORT);
+    let web = read_pid(&p.file("web.pid"), SHORT);
+    assert!(alive(bg), "the background job died before shutdown");
+    s.interrupt();
+    assert_all_dead(
+        &[
+            ("the pre-running background job".into(), bg),
+            ("web".into(), web),
+        ],
+        Duration::from_secs(2),
+        "the run ended",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. A failing pre-running hook
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_failing_pre_running_hook_stops_the_run_with_exit_6() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            r#"name: prefail
+hooks:
+  pre-running:
+    - "-false"
+    - echo first
+    - sh -c 'echo "pre-running fails"; exit 4'
+    - echo never >> @ROOT@/marks
+processes:
+  web: echo web >> @ROOT@/marks; exec python3 server.py
+"#,
+        ),
+        ("server.py", SERVER_PY),
+    ]);
+    let mut s = p.run(&[]);
+    s.expect_exit(6, SHORT);
+    let err = s.stderr();
+    let msg = err
+        .lines()
+        .find(|l| l.contains("pre-running hook #3"))
+        .unwrap_or_else(|| panic!("no message naming the pre-running hook\n{}", s.dump()));
+    assert!(msg.contains("web.0"), "{msg}");
+    assert!(msg.contains("exit status 4"), "{msg}");
+    assert!(
+        msg.contains("sh -c 'echo \"pre-running fails\"; exit 4'"),
+        "{msg}"
+    );
+    assert_eq!(
+        p.read("marks"),
+        "",
+        "the web or a later hook ran\n{}",
+        s.dump()
+    );
+    assert!(!err.contains("ready at"), "{}", s.dump());
+    // The `-` hook's failure did not stop the list; the output of the hooks is the process's.
+    assert_eq!(
+        s.lines_of("web.0"),
+        ["first", "pre-running fails"],
+        "{}",
+        s.dump()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interrupted staging, service failures
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn ctrl_c_during_a_staging_hook_kills_it_and_exits_130() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: slowstage\nhooks:\n  pre-staging:\n    - echo $$ > @ROOT@/hook.pid; exec sleep 100\nprocesses:\n  web: echo web >> @ROOT@/marks; exec python3 server.py\n",
+        ),
+        ("server.py", SERVER_PY),
+    ]);
+    let mut s = p.run(&[]);
+    let hook = read_pid(&p.file("hook.pid"), SHORT);
+    let t0 = Instant::now();
+    s.signal(Signal::SIGINT);
+    s.expect_exit(130, SHORT);
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    s.assert_err_has("was interrupted");
+    assert_all_dead(
+        &[("the hook".into(), hook)],
+        Duration::from_secs(2),
+        "exit 130",
+    );
+    assert_eq!(p.read("marks"), "", "the web started\n{}", s.dump());
+    // An interrupted staging is not a staging: the next run stages again.
+    std::fs::remove_file(p.file("hook.pid")).unwrap();
+    let mut s = p.run(&[]);
+    let hook2 = read_pid(&p.file("hook.pid"), SHORT);
+    assert!(alive(hook2), "the hook of the second run");
+    s.signal(Signal::SIGTERM);
+    s.expect_exit(143, SHORT);
+    assert_all_dead(
+        &[("the hook".into(), hook2)],
+        Duration::from_secs(2),
+        "exit 143",
+    );
+}
+
+#[test]
+fn a_second_run_of_the_same_project_is_refused() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: once\nprocesses:\n  web: python3 server.py\n",
+        ),
+        ("server.py", SERVER_PY),
+    ]);
+    let mut first = p.run(&[]);
+    first.ready("web.0", SHORT);
+    let mut second = p.run(&[]);
+    second.expect_exit(64, SHORT);
+    second.assert_err_has("another `stackato-local run` is already running");
+    // The first one is unharmed.
+    first.wait_for(Stream::Err, "ready at", SHORT);
+    assert!(!first.poll_exit(), "{}", first.dump());
+    first.interrupt();
+}
+
+#[test]
+fn a_service_that_cannot_run_here_fails_with_exit_5() {
+    let p = Project::new(&[(
+        "stackato.yml",
+        "name: mongo\nservices:\n  ${name}-docs: mongodb\nprocesses:\n  web: echo web >> @ROOT@/marks; sleep 100\n",
+    )])
+    .with_services(&["mongo-docs"]);
+    let mut s = p.run(&[]);
+    s.expect_exit(5, SHORT);
+    s.assert_err_has("mongo-docs");
+    assert!(!s.stderr().contains("==> staging"), "{}", s.dump());
+    assert_eq!(p.read("marks"), "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. The staging cache
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn staging_is_cached_until_a_pushed_file_changes_or_restage_is_asked() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            r#"name: cache
+hooks:
+  post-staging:
+    - echo staged >> @ROOT@/post
+processes:
+  web: python3 server.py
+ignores:
+  - "*.tmp"
+  - scratch/
+"#,
+        ),
+        ("server.py", SERVER_PY),
+        ("data.txt", "one\n"),
+        ("notes.tmp", "scratch\n"),
+        ("scratch/x", "x\n"),
+    ]);
+    const SKIPPED: &str =
+        "==> staging cache: nothing pushed changed since the last staging; skipped";
+    let post_count = || p.read("post").lines().count();
+    let once = |args: &[&str]| -> String {
+        let mut s = p.run(args);
+        s.ready("web.0", SHORT);
+        s.interrupt()
+    };
+
+    let err = once(&[]);
+    assert!(err.contains("==> staged cache"), "{err}");
+    assert_eq!(post_count(), 1);
+
+    let err = once(&[]);
+    assert!(err.contains(SKIPPED), "second run not skipped:\n{err}");
+    assert_eq!(post_count(), 1, "post-staging ran again:\n{err}");
+
+    // An ignored file, and a file in an ignored directory, change: still cached.
+    write(&p.app, "notes.tmp", b"changed, and longer than before\n");
+    write(&p.app, "scratch/x", b"changed, and longer than before\n");
+    write(&p.app, "scratch/new", b"new\n");
+    let err = once(&[]);
+    assert!(
+        err.contains(SKIPPED),
+        "a file matched by ignores: made it restage:\n{err}"
+    );
+    assert_eq!(post_count(), 1);
+
+    // A pushed file changes: staged again.
+    write(&p.app, "data.txt", b"two, and longer than before\n");
+    let err = once(&[]);
+    assert!(
+        err.contains("==> staged cache") && !err.contains(SKIPPED),
+        "a changed file did not restage:\n{err}"
+    );
+    assert_eq!(post_count(), 2);
+
+    // Only its mtime changes (same size): staged again.
+    let f = std::fs::File::options()
+        .write(true)
+        .open(p.app.join("data.txt"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+        .unwrap();
+    drop(f);
+    let err = once(&[]);
+    assert!(
+        err.contains("==> staged cache"),
+        "a touched file did not restage:\n{err}"
+    );
+    assert_eq!(post_count(), 3);
+
+    let err = once(&["--restage"]);
+    assert!(
+        err.contains("==> staged cache") && !err.contains(SKIPPED),
+        "--restage did not restage:\n{err}"
+    );
+    assert_eq!(post_count(), 4);
+
+    let err = once(&[]);
+    assert!(err.contains(SKIPPED), "{err}");
+    assert_eq!(post_count(), 4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Instances
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn two_instances_run_on_their_own_ports_with_their_own_index() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: twice\ninstances: 2\nprocesses:\n  web: python3 server.py\n",
+        ),
+        ("server.py", SERVER_PY),
+    ]);
+    let mut s = p.run(&[]);
+    let p0 = s.ready("web.0", SHORT);
+    let p1 = s.ready("web.1", SHORT);
+    assert_ne!(p0, p1, "both instances got port {p0}");
+    for (i, port) in [(0, p0), (1, p1)] {
+        let env = env_of(port);
+        assert_eq!(
+            env.get("PORT").and_then(|v| v.as_str()),
+            Some(port.to_string().as_str())
+        );
+        let va: serde_json::Value = serde_json::from_str(
+            env.get("VCAP_APPLICATION")
+                .and_then(|v| v.as_str())
+                .expect("VCAP_APPLICATION"),
+        )
+        .expect("VCAP_APPLICATION is JSON");
+        assert_eq!(va["instance_index"], i, "instance {i}: {va:#}");
+        assert_eq!(va["port"], port, "instance {i}: {va:#}");
+        s.wait_for(
+            Stream::Out,
+            &format!("web.{i}   | listening on {port} pid "),
+            SHORT,
+        );
+    }
+    s.interrupt();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. A worker
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_worker_runs_its_command_without_port_or_readiness_wait() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: work\nprocesses:\n  web: ~\ncommand: python3 worker.py\n",
+        ),
+        (
+            "worker.py",
+            "import os, time\nprint('worker up, PORT=%s' % os.environ.get('PORT', '(unset)'), flush=True)\ntime.sleep(300)\n",
+        ),
+    ]);
+    let mut s = p.run(&[]);
+    s.wait_for(Stream::Out, "worker.0 | worker up", SHORT);
+    s.wait_for(Stream::Err, "==> running", SHORT);
+    let err = s.interrupt();
+    assert!(!err.contains("ready at"), "a worker got a URL:\n{err}");
+    assert!(!err.contains("did not accept connections"), "{err}");
+    assert!(!s.stdout().contains("web.0"), "{}", s.dump());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Several apps, depends-on
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn an_app_starts_only_after_the_app_it_depends_on_answers() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            r#"applications:
+  - name: front
+    path: front
+    depends-on: back
+    processes:
+      web: python3 ../server.py --start-time @ROOT@/front.start
+  - name: back
+    path: back
+    processes:
+      web: python3 ../server.py --delay 1.5 --listen-time @ROOT@/back.listen
+"#,
+        ),
+        ("server.py", SERVER_PY),
+        ("front/README", "the front app\n"),
+        ("back/README", "the back app\n"),
+    ]);
+    let mut s = p.run(&[]);
+    let back = s.ready("back:web.0", SHORT);
+    let front = s.ready("front:web.0", SHORT);
+    let err = s.stderr();
+    assert!(
+        err.find("back:web.0 ready at") < err.find("front:web.0 ready at"),
+        "{err}"
+    );
+    let t = |f: &str| -> f64 {
+        p.read(f)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no time in {f}\n{}", s.dump()))
+    };
+    let (back_listen, front_start) = (t("back.listen"), t("front.start"));
+    assert!(
+        front_start >= back_listen,
+        "front started at {front_start}, before back listened at {back_listen}\n{}",
+        s.dump()
+    );
+    assert_eq!(http_get(back, "/").1, "ok");
+    assert_eq!(http_get(front, "/").1, "ok");
+    s.wait_line("back:web.0", "listening on", 1, SHORT);
+    s.wait_line("front:web.0", "listening on", 1, SHORT);
+    s.interrupt();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Crashes
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_crashed_web_is_restarted_after_a_backoff() {
+    let p = Project::new(&[(
+        "stackato.yml",
+        "name: crashy\nhooks:\n  pre-running:\n    - echo start >> @ROOT@/starts\nprocesses:\n  web: echo \"crash run $$\"; exit 1\n",
+    )]);
+    let mut s = p.run(&[]);
+    s.wait_line("web.0", "crash run", 1, SHORT);
+    s.wait_for(
+        Stream::Err,
+        "web.0 exited with status 1 after 0.0 s; restarting in 1 s",
+        SHORT,
+    );
+    // The second start, about a second later.
+    let after = s.wait_line("web.0", "crash run", 2, SHORT);
+    assert!(
+        after >= Duration::from_millis(700),
+        "restarted after {after:?}, not after the 1 s backoff\n{}",
+        s.dump()
+    );
+    s.wait_for(Stream::Err, "restarting in 2 s", SHORT);
+    s.interrupt();
+    let runs = s.lines_of("web.0");
+    assert!(runs.len() >= 2, "{runs:?}");
+    assert_ne!(runs[0], runs[1], "not a new process: {runs:?}");
+    // The pre-running hooks ran again before each start, as on the platform.
+    assert_eq!(
+        p.read("starts").lines().count(),
+        runs.len(),
+        "pre-running hooks vs starts\n{}",
+        s.dump()
+    );
+}
+
+#[test]
+fn with_exit_on_crash_a_crash_ends_the_run_with_exit_7() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: crashy\nprocesses:\n  web: python3 server.py --delay 0.5 --pidfile @ROOT@/web.pid\ninstances: 2\n",
+        ),
+        ("server.py", SERVER_PY),
+    ]);
+    let mut s = p.run(&["--exit-on-crash"]);
+    s.ready("web.0", SHORT);
+    s.ready("web.1", SHORT);
+    // One instance dies.
+    let pid = read_pid(&p.file("web.pid"), SHORT);
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    s.expect_exit(7, SHORT);
+    let err = s.stderr();
+    assert!(
+        err.contains("exited with status 137") && err.contains("--exit-on-crash"),
+        "{}",
+        s.dump()
+    );
+    assert!(!err.contains("restarting in"), "{}", s.dump());
+}
+
+#[test]
+fn with_exit_on_crash_a_web_that_exits_ends_the_run_with_exit_7() {
+    let p = Project::new(&[(
+        "stackato.yml",
+        "name: crashy\nprocesses:\n  web: echo \"crash run\"; exit 1\n",
+    )]);
+    let mut s = p.run(&["--exit-on-crash"]);
+    s.expect_exit(7, SHORT);
+    assert_eq!(s.lines_of("web.0"), ["crash run"], "{}", s.dump());
+    s.assert_err_has("web.0 exited with status 1");
+    s.assert_err_has("(--exit-on-crash)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. Readiness
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_web_that_never_listens_fails_the_health_check_with_exit_7() {
+    let p = Project::new(&[(
+        "stackato.yml",
+        "name: deaf\ntimeout: 2\nprocesses:\n  web: echo \"port=$PORT\"; echo $$ > @ROOT@/web.pid; exec sleep 100\n",
+    )]);
+    let t0 = Instant::now();
+    let mut s = p.run(&[]);
+    s.wait_for(Stream::Err, "==> running", SHORT);
+    let running = Instant::now();
+    s.expect_exit(7, SHORT);
+    let took = running.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took <= Duration::from_secs(5),
+        "exit 7 came {took:?} after the start (timeout: 2)\n{}",
+        s.dump()
+    );
+    assert!(t0.elapsed() < Duration::from_secs(15));
+    let out = s.stdout();
+    let port = out
+        .lines()
+        .find_map(|l| l.strip_prefix("web.0   | port="))
+        .unwrap_or_else(|| panic!("the web did not print its port\n{}", s.dump()))
+        .to_string();
+    let err = s.stderr();
+    let msg = err
+        .lines()
+        .find(|l| l.contains("did not accept connections"))
+        .unwrap_or_else(|| panic!("no readiness message\n{}", s.dump()));
+    assert!(msg.contains(&format!("port {port} ")), "{msg}");
+    assert!(msg.contains("health check"), "{msg}");
+    assert!(msg.contains("within 2 s"), "{msg}");
+    let pid = read_pid(&p.file("web.pid"), SHORT);
+    assert_all_dead(&[("web".into(), pid)], Duration::from_secs(2), "exit 7");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. Shutdown
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn ctrl_c_stops_every_process_and_exits_130() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            r#"name: stopme
+processes:
+  web: python3 server.py --pidfile @ROOT@/web.pid --child-pidfile @ROOT@/child.pid
+"#,
+        ),
+        ("server.py", SERVER_PY),
+    ]);
+    let mut s = p.run(&[]);
+    s.ready("web.0", SHORT);
+    let pids = vec![
+        ("web".to_string(), read_pid(&p.file("web.pid"), SHORT)),
+        (
+            "the web's child".to_string(),
+            read_pid(&p.file("child.pid"), SHORT),
+        ),
+    ];
+    for (what, pid) in &pids {
+        assert!(alive(*pid), "{what} is not running");
+    }
+    let t0 = Instant::now();
+    let err = s.interrupt();
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "stopping took {:?}",
+        t0.elapsed()
+    );
+    assert!(err.contains("==> SIGINT received: stopping"), "{err}");
+    assert!(err.contains("==> stopped (exit status 130)"), "{err}");
+    assert_all_dead(&pids, Duration::from_secs(1), "exit 130");
+    let left = procs_under(&p.root);
+    assert!(
+        left.is_empty(),
+        "processes left in the app dir: {:?}",
+        left.iter().map(|p| cmdline(*p)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn sigterm_stops_every_process_and_exits_143() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: termme\nprocesses:\n  web: python3 server.py --pidfile @ROOT@/web.pid\n",
+        ),
+        ("server.py", SERVER_PY),
+    ]);
+    let mut s = p.run(&[]);
+    s.ready("web.0", SHORT);
+    let web = read_pid(&p.file("web.pid"), SHORT);
+    s.signal(Signal::SIGTERM);
+    s.expect_exit(143, SHORT);
+    assert_all_dead(&[("web".into(), web)], Duration::from_secs(1), "exit 143");
+}
+
+#[test]
+fn a_daemon_started_by_the_web_is_stopped_at_shutdown() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: daemons\nprocesses:\n  web: python3 server.py --daemon-pidfile @ROOT@/daemon.pid\n",
+        ),
+        ("server.py", SERVER_PY),
+    ]);
+    let mut s = p.run(&[]);
+    s.ready("web.0", SHORT);
+    let daemon = read_pid(&p.file("daemon.pid"), SHORT);
+    assert!(alive(daemon));
+    s.interrupt();
+    assert_all_dead(
+        &[("a daemon (own session) of the web".into(), daemon)],
+        Duration::from_secs(2),
+        "exit 130",
+    );
+}
+
+#[test]
+fn a_process_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: stubborn\nprocesses:\n  web: python3 server.py --ignore-term --pidfile @ROOT@/web.pid\n",
+        ),
+        ("server.py", SERVER_PY),
+    ]);
+    let mut s = p.run(&["--grace", "1"]);
+    s.ready("web.0", SHORT);
+    let web = read_pid(&p.file("web.pid"), SHORT);
+    let t0 = Instant::now();
+    s.signal(Signal::SIGINT);
+    s.expect_exit(130, SHORT);
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "stopped after {took:?} with --grace 1\n{}",
+        s.dump()
+    );
+    s.assert_err_has("web.0: did not stop within the grace period; killed");
+    assert_all_dead(&[("web".into(), web)], Duration::from_secs(1), "exit 130");
+}
+
+#[test]
+fn a_second_ctrl_c_kills_at_once() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: stubborn\nprocesses:\n  web: python3 server.py --ignore-term --pidfile @ROOT@/web.pid\n",
+        ),
+        ("server.py", SERVER_PY),
+    ]);
+    let mut s = p.run(&["--grace", "60"]);
+    s.ready("web.0", SHORT);
+    let web = read_pid(&p.file("web.pid"), SHORT);
+    s.signal(Signal::SIGINT);
+    s.wait_for(Stream::Err, "SIGINT received: stopping (grace 60 s", SHORT);
+    let t0 = Instant::now();
+    s.signal(Signal::SIGINT);
+    s.expect_exit(130, SHORT);
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    s.assert_err_has("second Ctrl-C: killing everything now");
+    assert_all_dead(&[("web".into(), web)], Duration::from_secs(1), "exit 130");
+}
+
+#[test]
+fn when_the_supervisor_is_killed_a_daemon_of_the_web_dies_too() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: daemons\nprocesses:\n  web: python3 server.py --daemon-pidfile @ROOT@/daemon.pid --pidfile @ROOT@/web.pid\n",
+        ),
+        ("server.py", SERVER_PY),
+    ]);
+    let mut s = p.run(&[]);
+    s.ready("web.0", SHORT);
+    let pids = vec![
+        ("web".to_string(), read_pid(&p.file("web.pid"), SHORT)),
+        (
+            "a daemon (own session) of the web".to_string(),
+            read_pid(&p.file("daemon.pid"), SHORT),
+        ),
+    ];
+    s.signal(Signal::SIGKILL);
+    assert_eq!(s.wait_exit(SHORT), 128 + 9);
+    assert_all_dead(&pids, Duration::from_secs(5), "SIGKILL of the supervisor");
+}
+
+#[test]
+fn when_the_supervisor_is_killed_the_guardian_stops_its_services() {
+    if !require_all(&["postgres", "initdb", "pg_isready"]) {
+        return;
+    }
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: pgkill\nservices:\n  ${name}-db: postgresql\nprocesses:\n  web: python3 server.py --pidfile @ROOT@/web.pid\n",
+        ),
+        ("server.py", SERVER_PY),
+    ])
+    .with_services(&["pgkill-db"]);
+    let mut s = p.run(&["--db", "native"]);
+    s.ready("web.0", Duration::from_secs(120));
+    let pidfile = p.app.join(".stackato-local/services/pgkill-db/server.pid");
+    let text = std::fs::read_to_string(&pidfile).expect("server.pid");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("server.pid is JSON");
+    let server = v["pid"].as_i64().expect("pid in server.pid") as i32;
+    assert!(alive(server), "postgres (pid {server}) is not running");
+    let web = read_pid(&p.file("web.pid"), SHORT);
+    s.signal(Signal::SIGKILL);
+    assert_eq!(s.wait_exit(SHORT), 128 + 9);
+    assert_all_dead(
+        &[("web".into(), web), ("postgres".into(), server)],
+        Duration::from_secs(15),
+        "SIGKILL of the supervisor",
+    );
+}
+
+#[test]
+fn when_the_supervisor_is_killed_the_guardian_kills_every_app_process() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            r#"name: orphaned
+instances: 2
+hooks:
+  pre-running:
+    - sleep 300 & echo $! > @ROOT@/bg.$VCAP_APP_PORT.pid
+processes:
+  web: python3 server.py --ignore-term --pidfile @ROOT@/web.$PORT.pid --child-pidfile @ROOT@/child.$PORT.pid
+"#,
+        ),
+        ("server.py", SERVER_PY),
+    ]);
+    let mut s = p.run(&[]);
+    let mut pids = Vec::new();
+    for name in ["web.0", "web.1"] {
+        let port = s.ready(name, SHORT);
+        for what in ["bg", "web", "child"] {
+            let pid = read_pid(&p.file(&format!("{what}.{port}.pid")), SHORT);
+            assert!(alive(pid), "{name}: {what} not running");
+            pids.push((format!("{name}: {what}"), pid));
+        }
+    }
+    s.signal(Signal::SIGKILL);
+    let code = s.wait_exit(SHORT);
+    assert_eq!(code, 128 + 9);
+    assert_all_dead(&pids, Duration::from_secs(5), "SIGKILL of the supervisor");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 12. Output: line integrity, partial lines
+// ---------------------------------------------------------------------------------------------
+
+const LINES: usize = 200_000;
+
+/// Line `i` of [`FLOOD_PY`] (100 bytes without the newline).
+fn flood_line(i: usize) -> String {
+    format!("line {i:06} {}", "x".repeat(88))
+}
+
+const FLOOD_PY: &str = r#"
+import sys, time
+out = sys.stdout.buffer
+pad = b"x" * 88
+for i in range(200000):
+    out.write(b"line %06d %s\n" % (i, pad))
+out.flush()
+print("DONE", flush=True)
+time.sleep(300)
+"#;
+
+#[test]
+fn heavy_output_keeps_every_line_whole_once_and_in_order() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: flood\ninstances: 2\nprocesses:\n  web: ~\ncommand: python3 flood.py\n",
+        ),
+        ("flood.py", FLOOD_PY),
+    ]);
+    let mut s = p.run(&[]);
+    s.wait_count(Stream::Out, " | DONE\n", 2, Duration::from_secs(60));
+    s.interrupt();
+    let out = s.out.lock().unwrap().clone();
+    let text = String::from_utf8(out).expect("stdout is UTF-8");
+    let mut per: [Vec<&str>; 2] = [Vec::new(), Vec::new()];
+    for l in text.lines() {
+        let Some((name, rest)) = l.split_once(" | ") else {
+            panic!("a stdout line without prefix: {l:?}");
+        };
+        match name.trim_end() {
+            "worker.0" => per[0].push(rest),
+            "worker.1" => per[1].push(rest),
+            "staging" => {}
+            other => panic!("unexpected prefix {other:?} in {l:?}"),
+        }
+    }
+    for (i, lines) in per.iter().enumerate() {
+        assert_eq!(
+            lines.len(),
+            LINES + 1,
+            "worker.{i}: {} lines instead of {}",
+            lines.len(),
+            LINES + 1
+        );
+        for (n, l) in lines[..LINES].iter().enumerate() {
+            if *l != flood_line(n) {
+                panic!(
+                    "worker.{i}: line {n} is {l:?}, expected {:?} (context: {:?})",
+                    flood_line(n),
+                    &lines[n.saturating_sub(2)..(n + 3).min(lines.len())]
+                );
+            }
+        }
+        assert_eq!(lines[LINES], "DONE");
+    }
+}
+
+#[test]
+fn a_very_long_line_stays_whole() {
+    // 300,000 bytes: several reads of the pump's 64 KiB buffer.
+    let p = Project::new(&[(
+        "stackato.yml",
+        "name: longline\nprocesses:\n  web: ~\ncommand: python3 -c \"import sys, time; sys.stdout.write('<' + 'y' * 300000 + '>' + chr(10) + 'after' + chr(10)); sys.stdout.flush(); time.sleep(300)\"\n",
+    )]);
+    let mut s = p.run(&[]);
+    s.wait_for(Stream::Out, "worker.0 | after\n", SHORT);
+    s.interrupt();
+    let lines = s.lines_of("worker.0");
+    assert_eq!(lines.len(), 2, "the long line was split or lost");
+    assert_eq!(lines[0], format!("<{}>", "y".repeat(300_000)));
+    assert_eq!(lines[1], "after");
+}
+
+#[test]
+fn a_partial_line_is_shown_within_a_second() {
+    let p = Project::new(&[(
+        "stackato.yml",
+        "name: partial\nprocesses:\n  web: ~\ncommand: printf 'no-newline'; sleep 30\n",
+    )]);
+    let mut s = p.run(&[]);
+    s.wait_for(Stream::Err, "==> running", SHORT);
+    let took = s.wait_for(Stream::Out, "worker.0 | no-newline\n", SHORT);
+    assert!(
+        took < Duration::from_millis(1500),
+        "the partial line took {took:?}"
+    );
+    s.interrupt();
+    assert_eq!(s.lines_of("worker.0"), ["no-newline"], "{}", s.dump());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 13. Services
+// ---------------------------------------------------------------------------------------------
+
+/// A web that inserts a row per `GET /` (with psql, stdlib only) and answers the row count.
+const PG_WEB_PY: &str = r#"
+import os, subprocess
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+
+def psql(sql):
+    r = subprocess.run(["psql", os.environ["DATABASE_URL"], "-v", "ON_ERROR_STOP=1", "-qtA", "-c", sql],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return r.returncode, r.stdout + r.stderr
+    return 0, r.stdout.strip().splitlines()[-1]
+
+
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/":
+            code, text = psql("INSERT INTO hits DEFAULT VALUES; SELECT count(*) FROM hits")
+        else:
+            code, text = psql("SELECT count(*) FROM hits")
+        body = text.encode()
+        self.send_response(200 if code == 0 else 500)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+HTTPServer(("0.0.0.0", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+#[test]
+fn a_postgres_service_keeps_its_rows_between_runs() {
+    if !require_all(&["postgres", "initdb", "pg_isready", "psql"]) {
+        return;
+    }
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            r#"name: pgrun
+services:
+  ${name}-db: postgresql
+hooks:
+  post-staging:
+    - psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -c "CREATE TABLE IF NOT EXISTS hits (id serial PRIMARY KEY, at timestamptz DEFAULT now())"
+processes:
+  web: python3 web.py
+"#,
+        ),
+        ("web.py", PG_WEB_PY),
+    ])
+    .with_services(&["pgrun-db"]);
+
+    let mut s = p.run(&["--db", "native"]);
+    let port = s.ready("web.0", Duration::from_secs(120));
+    for n in 1..=3 {
+        let (status, body) = http_get(port, "/");
+        assert_eq!((status, body.as_str()), (200, n.to_string().as_str()));
+    }
+    let err = s.interrupt();
+    assert!(
+        err.contains("stopping the services this run started"),
+        "{err}"
+    );
+    s.assert_out_has("staging | CREATE TABLE");
+    drop(s);
+
+    let mut s = p.run(&["--db", "native"]);
+    let port = s.ready("web.0", Duration::from_secs(120));
+    s.assert_err_has("==> staging pgrun: nothing pushed changed since the last staging; skipped");
+    assert_eq!(http_get(port, "/count"), (200, "3".to_string()));
+    assert_eq!(http_get(port, "/"), (200, "4".to_string()));
+    s.interrupt();
+}
+
+// ---------------------------------------------------------------------------------------------
+// uWSGI and its stand-in
+// ---------------------------------------------------------------------------------------------
+
+/// A Python app served by `$STACKATO_UWSGI` (nothing but the WSGI file).
+fn uwsgi_app(name: &str) -> Project {
+    Project::new(&[
+        (
+            "stackato.yml",
+            &format!(
+                "name: {name}\nframework: {{type: python}}\nprocesses:\n  web: $STACKATO_UWSGI\nhooks:\n  post-staging:\n    - echo post >> @ROOT@/marks\n"
+            ),
+        ),
+        (
+            "wsgi.py",
+            "def application(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'hello from wsgi\\n']\n",
+        ),
+    ])
+}
+
+#[test]
+fn ctrl_c_while_uwsgi_builds_stops_staging_without_installing_the_stand_in() {
+    let p = uwsgi_app("uwsgictrlc");
+    // No pip cache: pip downloads and builds, so it is still busy when Ctrl-C comes.
+    let mut s = p.run_env(&[], &[("PIP_NO_CACHE_DIR", "1")]);
+    s.wait_for(
+        Stream::Out,
+        "-----> Installing uWSGI",
+        Duration::from_secs(60),
+    );
+    s.signal(Signal::SIGINT);
+    s.expect_exit(130, SHORT);
+    let out = s.stdout();
+    assert!(
+        !out.contains("stand-in"),
+        "an interrupted uWSGI build fell back to the stand-in\n{}",
+        s.dump()
+    );
+    assert!(
+        !p.app.join(".stackato-local/venv/bin/uwsgi").exists(),
+        "an interrupted uWSGI build left a bin/uwsgi, so no later staging builds the real one\n{}",
+        s.dump()
+    );
+    assert!(
+        !out.contains("-----> echo post"),
+        "staging went on to the post-staging hooks after Ctrl-C\n{}",
+        s.dump()
+    );
+}
+
+#[test]
+fn restage_tries_the_real_uwsgi_again_after_the_stand_in() {
+    let p = uwsgi_app("uwsgiretry");
+    // CC=false: uWSGI cannot be compiled; no pip cache: no wheel built before is reused.
+    let env = [("CC", "false"), ("PIP_NO_CACHE_DIR", "1")];
+    let mut s = p.run_env(&[], &env);
+    let port = s.ready("web.0", Duration::from_secs(180));
+    s.assert_err_has("uWSGI could not be built");
+    s.assert_err_has("stand-in");
+    assert_eq!(
+        http_get(port, "/"),
+        (200, "hello from wsgi\n".to_string()),
+        "the stand-in serves wsgi.py"
+    );
+    s.interrupt();
+    drop(s);
+
+    let mut s = p.run_env(&["--restage"], &env);
+    s.ready("web.0", Duration::from_secs(180));
+    s.interrupt();
+    s.assert_out_has("-----> Installing uWSGI");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 14. The seed-shaped Django app
+// ---------------------------------------------------------------------------------------------
+
+/// Copy the fixture `from` into `to`, without what running it in place leaves behind (the
+/// state dir, bytecode, and the top-level `static/` that collectstatic writes).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        let n = name.to_string_lossy();
+        if n == ".stackato-local"
+            || n == "__pycache__"
+            || (n == "static" && from.join("manage.py").is_file())
+        {
+            continue;
+        }
+        let ty = e.file_type().unwrap();
+        if ty.is_dir() {
+            copy_tree(&e.path(), &to.join(&name));
+        } else if ty.is_file() {
+            std::fs::copy(e.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn django_seed_app_end_to_end() {
+    if !require_all(&[
+        "mariadbd|mysqld",
+        "mariadb-install-db|mysql_install_db",
+        "memcached",
+    ]) {
+        return;
+    }
+    let p = Project::new(&[]).with_services(&["stackto-demo-db", "stackto-demo-memcached"]);
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/django-seed");
+    copy_tree(&fixture, &p.app);
+
+    // First run: virtualenv, Django & co. and uWSGI from PyPI, migrate, collectstatic.
+    let t0 = Instant::now();
+    let mut s = p.run(&[]);
+    let port = s.ready("web.0", Duration::from_secs(900));
+    let first = t0.elapsed();
+    s.assert_out_has("staging | -----> pip install django pymysql pymemcache");
+    s.assert_out_has("staging | -----> python manage.py migrate --noinput");
+    s.assert_out_has("Applying visits.0001_initial... OK");
+    s.assert_out_has("staging | -----> python manage.py collectstatic --noinput");
+    let standin = s.stderr().contains("stand-in");
+    if !standin {
+        s.assert_out_has("Starting uWSGI");
+    }
+    let (status, body) = http_get(port, "/");
+    assert_eq!(status, 200, "{body}\n{}", s.dump());
+    assert_eq!(body, "visits: 1 cache-hits: 1\n");
+    assert_eq!(
+        http_get(port, "/"),
+        (200, "visits: 2 cache-hits: 2\n".to_string())
+    );
+    // The collected static file, served by --check-static $HOME/static (Django itself serves
+    // no static files with DEBUG off).
+    assert!(p.app.join("static/visits/hello.txt").is_file());
+    assert_eq!(
+        http_get(port, "/visits/hello.txt"),
+        (200, "stackato-local django-seed static file\n".to_string())
+    );
+    s.interrupt();
+    drop(s);
+
+    // Second run: staging skipped, the rows are still there.
+    let mut s = p.run(&[]);
+    let port = s.ready("web.0", Duration::from_secs(120));
+    s.assert_err_has(
+        "==> staging stackto-demo: nothing pushed changed since the last staging; skipped",
+    );
+    assert_eq!(http_get(port, "/count"), (200, "visits: 2\n".to_string()));
+    let (status, body) = http_get(port, "/");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("visits: 3 "), "{body}");
+    assert_eq!(
+        http_get(port, "/visits/hello.txt").0,
+        200,
+        "static file after the second start"
+    );
+    s.interrupt();
+    eprintln!(
+        "django_seed_app_end_to_end: first run ready after {:.1} s ({}), whole test {:.1} s",
+        first.as_secs_f64(),
+        if standin {
+            "uWSGI stand-in"
+        } else {
+            "real uWSGI"
+        },
+        t0.elapsed().as_secs_f64()
+    );
+}
