@@ -119,6 +119,9 @@ pub fn run(g: &Global, args: &Args) -> i32 {
     let mut service_pids: Vec<(i32, nix::sys::signal::Signal)> = Vec::new();
     let mut keep: Vec<i32> = Vec::new();
     let mut first = true;
+    // Native services of this round, and their pids, to restart one that dies.
+    let mut natives: Vec<crate::services::lifecycle::Planned> = Vec::new();
+    let mut watched: Vec<(String, i32)> = Vec::new();
     let code = loop {
         // 1. Services (already running ones are reused).
         out.phase("services: starting and checking each one answers");
@@ -131,6 +134,15 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         };
         let plan = match round {
             Ok((planned, ups)) => {
+                natives = planned
+                    .iter()
+                    .filter(|p| matches!(p.mode, Mode::Native(..)))
+                    .cloned()
+                    .collect();
+                watched = ups
+                    .iter()
+                    .filter_map(|u| u.pid.map(|pid| (u.name.clone(), pid)))
+                    .collect();
                 for p in &planned {
                     let Some(up) = ups.iter().find(|u| u.name == p.record.name) else {
                         continue;
@@ -182,6 +194,8 @@ pub fn run(g: &Global, args: &Args) -> i32 {
                 watch: watch_options(args, &loaded, &state),
                 keys: !args.no_watch && std::io::IsTerminal::is_terminal(&std::io::stdin()),
                 control: Some(state.path("run.sock")),
+                watched_services: watched.clone(),
+                restart_service: Some(restarter(&state, &natives, &args.services)),
             },
         );
         match outcome {
@@ -215,6 +229,38 @@ pub fn run(g: &Global, args: &Args) -> i32 {
     }
     out.phase(&format!("stopped (exit status {code})"));
     code
+}
+
+/// Start one service again (after it died): the same checks as at start-up.
+fn restarter(
+    state: &StateDir,
+    natives: &[crate::services::lifecycle::Planned],
+    opts: &ServiceOpts,
+) -> supervise::ServiceRestarter {
+    let state = state.clone();
+    let natives = natives.to_vec();
+    let timeout = Duration::from_secs(opts.service_timeout);
+    Arc::new(move |name: &str| {
+        let Some(p) = natives.iter().find(|p| p.record.name == name) else {
+            return Err(format!("{name} is not a service of this run"));
+        };
+        let mut one = vec![p.clone()];
+        let so = crate::services::lifecycle::StartOptions {
+            timeout,
+            spinner: false,
+        };
+        let ups = crate::services::lifecycle::start_all(&state, &mut one, &so, &mut |_| {})
+            .map_err(|e| e.to_string())?;
+        let pid = ups
+            .first()
+            .and_then(|u| u.pid)
+            .ok_or_else(|| format!("{name} has no server process"))?;
+        let sig = match &p.mode {
+            Mode::Native(b, _) => b.stop_signal(),
+            _ => nix::sys::signal::Signal::SIGTERM,
+        };
+        Ok((pid, sig))
+    })
 }
 
 /// Stage every selected app and collect its processes.

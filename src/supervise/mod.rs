@@ -45,7 +45,7 @@ pub struct Plan {
     pub utc_offset: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// How long processes get between SIGTERM and SIGKILL.
     pub grace: Duration,
@@ -61,7 +61,14 @@ pub struct Options {
     pub keys: bool,
     /// Listen here for `stackato-local restart` (a unix socket, 0600).
     pub control: Option<std::path::PathBuf>,
+    /// Service servers to keep an eye on: (name, pid). One that dies is started again with
+    /// `restart_service`, which returns its new pid.
+    pub watched_services: Vec<(String, i32)>,
+    pub restart_service: Option<ServiceRestarter>,
 }
+
+/// Starts a service again by name; returns its new pid and stop signal.
+pub type ServiceRestarter = Arc<dyn Fn(&str) -> Result<(i32, Signal), String> + Send + Sync>;
 
 /// File watching.
 #[derive(Clone)]
@@ -128,6 +135,11 @@ enum Event {
     Changed(Vec<std::path::PathBuf>),
     RestartTick,
     AdoptTick,
+    ServiceTick,
+    ServiceRestarted {
+        name: String,
+        result: Result<(i32, Signal), String>,
+    },
     Key(u8),
     Control(String, tokio::sync::oneshot::Sender<String>),
     CronExited {
@@ -332,6 +344,17 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
             }
         });
     }
+    if !lp.opts.watched_services.is_empty() {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if tx.send(Event::ServiceTick).is_err() {
+                    break;
+                }
+            }
+        });
+    }
     lp.start_next_group();
     loop {
         if let Some(outcome) = lp.finished() {
@@ -384,6 +407,37 @@ impl Loop {
                     self.spawn(i);
                 }
             }
+        }
+    }
+
+    /// A service server that died (a crash, a kill -9) is started again, off the event loop.
+    fn check_services(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        let Some(restart) = self.opts.restart_service.clone() else {
+            return;
+        };
+        let dead: Vec<(String, i32)> = self
+            .opts
+            .watched_services
+            .iter()
+            .filter(|(_, pid)| *pid > 0 && !crate::services::lifecycle::alive(*pid))
+            .cloned()
+            .collect();
+        for (name, pid) in dead {
+            self.out.error(&format!(
+                "service {name} stopped unexpectedly (pid {pid} is gone); starting it again"
+            ));
+            if let Some(s) = self.opts.watched_services.iter_mut().find(|s| s.0 == name) {
+                s.1 = 0;
+            }
+            let tx = self.tx.clone();
+            let restart = Arc::clone(&restart);
+            tokio::task::spawn_blocking(move || {
+                let result = restart(&name);
+                let _ = tx.send(Event::ServiceRestarted { name, result });
+            });
         }
     }
 
@@ -566,6 +620,24 @@ impl Loop {
             }
             Event::CronTick => self.cron_tick(),
             Event::AdoptTick => self.adopt_orphans(),
+            Event::ServiceTick => self.check_services(),
+            Event::ServiceRestarted { name, result } => match result {
+                Ok((pid, sig)) => {
+                    self.out.phase(&format!(
+                        "service {name} is back (pid {pid}); its data was kept"
+                    ));
+                    self.guardian.watch_service(pid, sig);
+                    if let Some(s) = self.opts.watched_services.iter_mut().find(|s| s.0 == name) {
+                        s.1 = pid;
+                    }
+                }
+                Err(e) => {
+                    self.out.error(&format!(
+                        "service {name} could not be started again: {e}; the app will fail to reach it (Ctrl-C, fix, run again)"
+                    ));
+                    self.opts.watched_services.retain(|s| s.0 != name);
+                }
+            },
             Event::CronExited { name, pid, code } => {
                 self.cron_pids.retain(|p| *p != pid);
                 self.guardian.forget_group(pid);
