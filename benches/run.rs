@@ -86,6 +86,7 @@ fn throughput() {
     }
     // Warm the staging cache once.
     let _ = Command::new(BIN)
+        .env("STACKATO_LOCAL_TRUST", "1")
         .args(["run", "--exit-on-crash"])
         .current_dir(dir)
         .stdout(Stdio::null())
@@ -99,6 +100,7 @@ fn throughput() {
         let t0 = Instant::now();
         // The worker exits after writing; --exit-on-crash ends the run there.
         Command::new(BIN)
+            .env("STACKATO_LOCAL_TRUST", "1")
             .args(["--color", "never", "run", "--exit-on-crash"])
             .current_dir(dir)
             .stdout(f)
@@ -135,6 +137,7 @@ fn wait_port(port: u16, deadline: Duration) -> Option<Duration> {
 fn port_of(dir: &Path) -> u16 {
     // The instance port is remembered in the state dir once `env` ran.
     let out = Command::new(BIN)
+        .env("STACKATO_LOCAL_TRUST", "1")
         .args(["env", "--format", "json"])
         .current_dir(dir)
         .stderr(Stdio::null())
@@ -168,6 +171,7 @@ fn latency_and_shutdown() {
     }
     // Warm the staging cache.
     let mut warm = Command::new(BIN)
+        .env("STACKATO_LOCAL_TRUST", "1")
         .arg("run")
         .current_dir(dir)
         .stdout(Stdio::null())
@@ -188,6 +192,7 @@ fn latency_and_shutdown() {
         }
         let t0 = Instant::now();
         let mut c = Command::new(BIN)
+            .env("STACKATO_LOCAL_TRUST", "1")
             .arg("run")
             .current_dir(dir)
             .stdout(Stdio::null())
@@ -218,6 +223,7 @@ fn latency_and_shutdown() {
     // A child that ignores SIGTERM: killed at the grace period.
     let t0 = Instant::now();
     let mut c = Command::new(BIN)
+        .env("STACKATO_LOCAL_TRUST", "1")
         .args(["run", "--grace", "1", "-e", "IGNORE_TERM=1"])
         .current_dir(dir)
         .stdout(Stdio::null())

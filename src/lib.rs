@@ -14,5 +14,6 @@ pub mod services;
 pub mod stage;
 pub mod state;
 pub mod supervise;
+pub mod trust;
 pub mod watch;
 pub mod yaml;

@@ -1,6 +1,7 @@
 //! Command-line interface: clap types, global options and dispatch to one module per
 //! subcommand. Nothing below `cli` sees clap.
 
+mod allow;
 mod check;
 mod config;
 mod env;
@@ -125,6 +126,8 @@ Examples:
   stackato-local run --exit-on-crash      for scripts and CI
   stackato-local run --db sqlite          no database server needed")]
     Run(run::Args),
+    /// Show the commands the manifest runs (hooks, processes, cron) and trust them here.
+    Allow,
     /// Restart processes of the `run` going on in another terminal.
     #[command(after_help = "\
 Examples:
@@ -249,6 +252,7 @@ pub fn main() -> i32 {
         Command::Exec(a) => exec::run(&g, a),
         Command::Run(a) => run::run(&g, a),
         Command::Restart(a) => restart::run(&g, a),
+        Command::Allow => allow::run(&g),
         Command::Ssh(a) => exec::ssh(&g, a),
         Command::Guardian => crate::supervise::guardian::main(),
     };

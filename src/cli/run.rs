@@ -55,6 +55,9 @@ pub struct Args {
     /// Time limit of each staging hook or installer, in seconds (the platform's STAGING_TIMEOUT).
     #[arg(long, value_name = "SECS", default_value_t = 900)]
     pub hook_timeout: u64,
+    /// Trust the manifest's commands without asking (for CI; also STACKATO_LOCAL_TRUST=1).
+    #[arg(long)]
+    pub trust: bool,
     /// Do not watch files; restart only on crashes.
     #[arg(long)]
     pub no_watch: bool,
@@ -98,6 +101,10 @@ pub fn run(g: &Global, args: &Args) -> i32 {
             return exit::IO;
         }
     };
+    if let crate::trust::Decision::Refused(why) = crate::trust::check(&loaded, args.trust) {
+        out.error(&why);
+        return exit::UNTRUSTED;
+    }
     for name in &args.app {
         if loaded.manifest.app(name).is_none() {
             let known: Vec<&str> = loaded
@@ -205,6 +212,13 @@ pub fn run(g: &Global, args: &Args) -> i32 {
                 match crate::manifest::load(&g.load, &mut asker) {
                     Ok(l) => {
                         crate::cli::print_diagnostics(g, &l.sources, &l.warnings);
+                        // New commands in the manifest are shown and asked about again.
+                        if let crate::trust::Decision::Refused(why) =
+                            crate::trust::check(&l, args.trust)
+                        {
+                            out.error(&why);
+                            break exit::UNTRUSTED;
+                        }
                         loaded = l;
                     }
                     Err(e) => {

@@ -73,6 +73,8 @@ pub fn cmd(dir: &Path) -> Command {
         .env_remove("CLICOLOR_FORCE")
         .env_remove("RUST_BACKTRACE")
         .env_remove("STACKATO_LOCAL_SERVER_PATH")
+        // The tests' own manifests are trusted; tests of the trust prompt remove this.
+        .env("STACKATO_LOCAL_TRUST", "1")
         .stdin(Stdio::null());
     c
 }
