@@ -71,19 +71,69 @@ pub fn store() -> Option<PathBuf> {
     Some(base.join("stackato-local").join("trusted"))
 }
 
-fn line(loaded: &Loaded) -> String {
-    format!("{} {}", digest(loaded), loaded.file.display())
+/// A digest of the manifest's files and the project's `.env` files, for the shell hook: a
+/// changed file needs allowing again.
+pub fn files_digest(loaded: &Loaded) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |b: &[u8]| {
+        for x in b {
+            h ^= u64::from(*x);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    for f in loaded.sources.files() {
+        feed(f.path.display().to_string().as_bytes());
+        feed(f.text.as_bytes());
+    }
+    for e in dotenv_files(loaded) {
+        feed(e.display().to_string().as_bytes());
+        feed(&std::fs::read(&e).unwrap_or_default());
+    }
+    format!("{h:016x}")
+}
+
+/// The `.env` files the environment reads by default, for every app.
+pub fn dotenv_files(loaded: &Loaded) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = Vec::new();
+    for app in &loaded.manifest.apps {
+        for f in crate::env::user::default_dotenv_files(&loaded.manifest.dir, &app.path) {
+            if !v.contains(&f) {
+                v.push(f);
+            }
+        }
+    }
+    v
+}
+
+/// What trust covers: `run` (the commands) or `env` (the files, for the shell hook).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Run,
+    Env,
+}
+
+fn line(loaded: &Loaded, kind: Kind) -> String {
+    match kind {
+        Kind::Run => format!("run {} {}", digest(loaded), loaded.file.display()),
+        Kind::Env => format!("env {} {}", files_digest(loaded), loaded.file.display()),
+    }
 }
 
 pub fn is_trusted(loaded: &Loaded) -> bool {
+    is_trusted_for(loaded, Kind::Run)
+}
+
+pub fn is_trusted_for(loaded: &Loaded, kind: Kind) -> bool {
     let Some(p) = store() else { return false };
-    let want = line(loaded);
+    let want = line(loaded, kind);
     std::fs::read_to_string(p)
         .map(|t| t.lines().any(|l| l == want))
         .unwrap_or(false)
 }
 
-/// Record trust (replacing older digests of the same manifest).
+/// Record trust for both `run` and the shell hook (replacing older digests of this manifest).
 pub fn allow(loaded: &Loaded) -> Result<PathBuf, String> {
     let p = store().ok_or("neither XDG_DATA_HOME nor HOME is set")?;
     let dir = p.parent().unwrap_or(Path::new("."));
@@ -92,10 +142,11 @@ pub fn allow(loaded: &Loaded) -> Result<PathBuf, String> {
     let mut lines: Vec<String> = std::fs::read_to_string(&p)
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.split_once(' ').is_none_or(|(_, f)| f != file))
+        .filter(|l| l.splitn(3, ' ').nth(2).is_none_or(|f| f != file))
         .map(str::to_string)
         .collect();
-    lines.push(line(loaded));
+    lines.push(line(loaded, Kind::Run));
+    lines.push(line(loaded, Kind::Env));
     let mut text = lines.join("\n");
     text.push('\n');
     crate::state::write_atomic(&p, text.as_bytes()).map_err(|e| e.to_string())?;

@@ -3,9 +3,11 @@
 
 mod allow;
 mod check;
+mod completions;
 mod config;
 mod env;
 mod exec;
+mod hook;
 mod restart;
 mod run;
 mod services;
@@ -128,6 +130,32 @@ Examples:
     Run(run::Args),
     /// Show the commands the manifest runs (hooks, processes, cron) and trust them here.
     Allow,
+    /// Print shell completions (bash, zsh or fish), generated from the command's options.
+    #[command(after_help = "\
+Examples:
+  stackato-local completions bash > ~/.local/share/bash-completion/completions/stackato-local
+  stackato-local completions zsh > \"${fpath[1]}/_stackato-local\"
+  stackato-local completions fish > ~/.config/fish/completions/stackato-local.fish")]
+    Completions(completions::Args),
+    /// Print the shell snippet that loads the app's environment when you enter an allowed
+    /// project (and restores yours when you leave).
+    #[command(after_help = "\
+Add to your rc file:
+  bash: eval \"$(stackato-local hook bash)\"    (~/.bashrc)
+  zsh:  eval \"$(stackato-local hook zsh)\"     (~/.zshrc)
+  fish: stackato-local hook fish | source       (~/.config/fish/config.fish)
+A project loads only after `stackato-local allow` in it; a changed stackato.yml or .env needs
+allowing again.")]
+    Hook(hook::Args),
+    /// Internal: the shell code the hook evaluates at each prompt.
+    #[command(name = "__hook-env", hide = true)]
+    HookEnv {
+        #[arg(value_enum)]
+        shell: hook::Shell,
+    },
+    /// Print the man page (roff).
+    #[command(after_help = "Example:\n  stackato-local man | man -l -")]
+    Man,
     /// Restart processes of the `run` going on in another terminal.
     #[command(after_help = "\
 Examples:
@@ -253,6 +281,10 @@ pub fn main() -> i32 {
         Command::Run(a) => run::run(&g, a),
         Command::Restart(a) => restart::run(&g, a),
         Command::Allow => allow::run(&g),
+        Command::Completions(a) => completions::completions(a),
+        Command::Man => completions::man(),
+        Command::Hook(a) => hook::hook(a),
+        Command::HookEnv { shell } => hook::hook_env(&g, *shell),
         Command::Ssh(a) => exec::ssh(&g, a),
         Command::Guardian => crate::supervise::guardian::main(),
     };
