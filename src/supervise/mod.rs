@@ -841,6 +841,13 @@ impl Loop {
             .watch
             .as_ref()
             .map_or(Duration::ZERO, |w| w.debounce);
+        // A storm (a checkout, a build writing many files) gets a longer quiet period, so a
+        // pause in the middle of it does not cause a second restart.
+        let debounce = if pending.paths.len() >= 50 {
+            debounce.max(Duration::from_millis(250))
+        } else {
+            debounce
+        };
         let quiet = pending.last_event.elapsed() >= debounce;
         let waiting: Vec<usize> = (0..self.procs.len())
             .filter(|&i| self.procs[i].restarting)

@@ -240,7 +240,11 @@ pub fn start(
         let (ntx, nrx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
         let mut watcher: Box<dyn notify::Watcher> = match poll {
             Some(interval) => {
-                let cfg = notify::Config::default().with_poll_interval(interval);
+                // Compare contents too: mtimes are compared in whole seconds, which misses a
+                // second save within the same second.
+                let cfg = notify::Config::default()
+                    .with_poll_interval(interval)
+                    .with_compare_contents(true);
                 match notify::PollWatcher::new(ntx, cfg) {
                     Ok(w) => Box::new(w),
                     Err(_) => return,
@@ -297,15 +301,19 @@ pub fn start(
                 if filter.is_ignored(&p, is_dir) {
                     continue;
                 }
-                if is_dir
-                    && poll.is_none()
-                    && matches!(
-                        ev.kind,
-                        EventKind::Create(_)
-                            | EventKind::Modify(notify::event::ModifyKind::Name(_))
-                    )
-                {
-                    add_tree(&mut watcher, &p);
+                if is_dir {
+                    if poll.is_none()
+                        && matches!(
+                            ev.kind,
+                            EventKind::Create(_)
+                                | EventKind::Modify(notify::event::ModifyKind::Name(_))
+                        )
+                    {
+                        add_tree(&mut watcher, &p);
+                    }
+                    // A directory's own change (its mtime, a new entry) is not a change of the
+                    // app: the files inside it report themselves.
+                    continue;
                 }
                 paths.push(p);
             }
