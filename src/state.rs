@@ -199,14 +199,7 @@ fn ignore_in_git(project_dir: &Path) {
     let Ok(text) = fs::read_to_string(&gi) else {
         return;
     };
-    let covered = text.lines().any(|l| {
-        let l = l.trim();
-        matches!(
-            l,
-            ".stackato-local" | ".stackato-local/" | "/.stackato-local" | "/.stackato-local/"
-        )
-    });
-    if covered {
+    if gitignore_covers_state(&text) {
         return;
     }
     let mut new = text;
@@ -215,6 +208,14 @@ fn ignore_in_git(project_dir: &Path) {
     }
     new.push_str("# stackato-local state: service data, credentials, logs\n/.stackato-local/\n");
     let _ = write_atomic_keep_mode(&gi, new.as_bytes());
+}
+
+/// Whether a `.gitignore` text ignores the state directory at the top of the project.
+pub fn gitignore_covers_state(text: &str) -> bool {
+    text.lines().any(|l| {
+        let l = l.trim().trim_start_matches('/').trim_end_matches('/');
+        l == DIR_NAME
+    })
 }
 
 /// Atomic write that keeps the file's existing permissions (for user files like .gitignore).

@@ -34,6 +34,16 @@ pub fn commands(loaded: &Loaded) -> Vec<(String, String)> {
         for c in &app.cron {
             out.push((format!("{n} cron"), c.value.clone()));
         }
+        // The app's own crontab file runs too.
+        if let Ok(t) = std::fs::read_to_string(app.path.join("crontab")) {
+            for l in t
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            {
+                out.push((format!("{n} crontab"), l.to_string()));
+            }
+        }
     }
     out
 }

@@ -5,9 +5,12 @@ mod allow;
 mod check;
 mod completions;
 mod config;
+mod doctor;
 mod env;
 mod exec;
+mod export;
 mod hook;
+mod init;
 mod restart;
 mod run;
 mod services;
@@ -130,6 +133,29 @@ Examples:
     Run(run::Args),
     /// Show the commands the manifest runs (hooks, processes, cron) and trust them here.
     Allow,
+    /// Recognise the app in the directory and write a commented stackato.yml for it.
+    #[command(after_help = "\
+Recognises Django, Flask, plain WSGI, Node.js, Perl PSGI, PHP, Rails and Rack apps, and guesses
+services from their dependencies, migration hooks and the web command; prints each guess and
+why. Never replaces a stackato.yml or manifest.yml without --force (exit 64).
+
+Examples:
+  stackato-local init
+  stackato-local init --dry-run           print it, write nothing
+  stackato-local -C ~/src/shop init --name shop-api
+  stackato-local init --kind flask --force")]
+    Init(init::Args),
+    /// Check this machine for what the app needs: runtimes, service servers, ports, watches.
+    #[command(after_help = "\
+One ✔/✘ line per need, with install commands for Debian/Ubuntu, Fedora and macOS under each
+failure. Exit codes: 0 everything is here, 1 something is missing (as check --strict's
+warnings), 2 invalid manifest, 3 no manifest.
+
+Examples:
+  stackato-local doctor
+  stackato-local doctor --app web
+  STACKATO_LOCAL_SERVER_PATH=/opt/pg16/bin stackato-local doctor")]
+    Doctor(doctor::Args),
     /// Print shell completions (bash, zsh or fish), generated from the command's options.
     #[command(after_help = "\
 Examples:
@@ -165,6 +191,18 @@ Examples:
     Restart(restart::Args),
     /// An interactive shell in the app's environment, in $HOME, with its services up (like `stackato ssh`).
     Ssh(exec::SshArgs),
+    /// Write the app's configuration for another platform: Cloud Foundry, docker compose, Procfile, systemd.
+    #[command(after_help = "\
+Files go to stackato-export/<format>/ beside the manifest (or --out DIR); existing files are
+never replaced without --force (exit 64). Files holding credentials are written 0600 and
+passwords are never printed. The summary lists what the target has no place for.
+
+Examples:
+  stackato-local export --format cf                  manifest.yml, cf-services.sh, .profile
+  stackato-local export --format compose             compose.yaml + .env.compose
+  stackato-local export --format procfile --app web  Procfile + .env for foreman/honcho
+  stackato-local export --format systemd --out /tmp/units --force")]
+    Export(export::Args),
     /// Internal: the guardian that cleans up if `run` is killed.
     #[command(name = "__guardian", hide = true)]
     Guardian,
@@ -281,11 +319,14 @@ pub fn main() -> i32 {
         Command::Run(a) => run::run(&g, a),
         Command::Restart(a) => restart::run(&g, a),
         Command::Allow => allow::run(&g),
+        Command::Init(a) => init::run(&g, a),
+        Command::Doctor(a) => doctor::run(&g, a),
         Command::Completions(a) => completions::completions(a),
         Command::Man => completions::man(),
         Command::Hook(a) => hook::hook(a),
         Command::HookEnv { shell } => hook::hook_env(&g, *shell),
         Command::Ssh(a) => exec::ssh(&g, a),
+        Command::Export(a) => export::run(&g, a),
         Command::Guardian => crate::supervise::guardian::main(),
     };
     let _ = std::io::stdout().flush();

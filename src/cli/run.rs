@@ -329,49 +329,8 @@ fn watch_options(
     if args.no_watch {
         return None;
     }
-    let mut roots: Vec<std::path::PathBuf> = Vec::new();
-    let mut push = |p: std::path::PathBuf| {
-        let p = p.canonicalize().unwrap_or(p);
-        if !roots.iter().any(|r| p.starts_with(r)) {
-            roots.retain(|r| !r.starts_with(&p));
-            roots.push(p);
-        }
-    };
-    for a in &loaded.manifest.apps {
-        push(a.path.clone());
-    }
-    for w in &args.watch {
-        push(w.clone());
-    }
-    let manifests: Vec<std::path::PathBuf> = loaded
-        .sources
-        .files()
-        .iter()
-        .map(|f| f.path.canonicalize().unwrap_or_else(|_| f.path.clone()))
-        .collect();
-    // The manifest's own directory, for stackato.yml itself when apps live below it.
-    if let Some(d) = manifests.first().and_then(|m| m.parent()) {
-        let d = d.to_path_buf();
-        if !roots.iter().any(|r| d.starts_with(r)) {
-            roots.push(d);
-        }
-    }
-    let state_dir = state
-        .root()
-        .canonicalize()
-        .unwrap_or_else(|_| state.root().to_path_buf());
-    let filter = crate::watch::Filter::new(
-        &roots,
-        loaded
-            .manifest
-            .apps
-            .iter()
-            .map(|a| (a.path.clone(), a.ignores.clone()))
-            .collect(),
-        state_dir,
-        &args.ignore,
-        manifests,
-    );
+    let (roots, filter) =
+        crate::watch::for_project(loaded, state.root(), &args.watch, &args.ignore);
     Some(supervise::WatchOptions {
         roots,
         filter: Arc::new(filter),
@@ -473,7 +432,7 @@ fn prepare_app(
             }
             out.phase(&format!("staged {}", app.name.value));
         }
-        Err(e) => return Err(report_stage_error(g, loaded, out, &e)),
+        Err(e) => return Err(report_stage_error(g, loaded, out, &e, args.hook_timeout)),
     }
 
     // The processes, one per instance.
@@ -482,6 +441,16 @@ fn prepare_app(
     let count = app.instance_count();
     let all_cron = false;
     for i in 0..count {
+        if app.web != Web::Worker {
+            match build::ensure_instance_port_free(state, &app.name.value, i) {
+                Ok(Some((old, new))) => out.note(&format!(
+                    "note: port {old} of {} instance {i} is taken by another program; it now uses port {new} ($PORT follows)",
+                    app.name.value
+                )),
+                Ok(None) => {}
+                Err(e) => return Err(cenv::report_build_error(g, loaded, e)),
+            }
+        }
         let built = build_env(g, loaded, state, facts, &request(args, app, i, false))?;
         if let Err(e) = built.layout.prepare() {
             out.error(&e.to_string());
@@ -590,21 +559,38 @@ fn cron_jobs(
         .collect()
 }
 
-fn report_stage_error(g: &Global, loaded: &Loaded, out: &Output, e: &StageError) -> i32 {
+fn report_stage_error(
+    g: &Global,
+    loaded: &Loaded,
+    out: &Output,
+    e: &StageError,
+    limit: u64,
+) -> i32 {
     if crate::interrupt::received().is_some() {
         out.error("staging was interrupted");
         return exit::HOOK;
     }
     match e {
         StageError::Hook {
-            stage, span, tail, ..
+            stage,
+            span,
+            tail,
+            ended,
+            ..
         } => {
+            let hint = if *ended == crate::stage::run::Ended::TimedOut {
+                format!(
+                    "it ran longer than the {limit} s limit (--hook-timeout SECS raises it); a hook must finish, start servers in pre-running or as processes instead"
+                )
+            } else {
+                format!(
+                    "fix the command, or start it with `-` (quoted: \"-cmd\") to ignore its failure; the {stage} hooks stop at the first failure, as on the platform"
+                )
+            };
             let d = Diagnostic::error(e.to_string())
                 .at(*span)
                 .label("this hook failed")
-                .hint(format!(
-                    "fix the command, or start it with `-` (quoted: \"-cmd\") to ignore its failure; the {stage} hooks stop at the first failure, as on the platform"
-                ));
+                .hint(hint);
             crate::cli::print_diagnostics(g, &loaded.sources, &[d]);
             if !tail.is_empty() {
                 out.note(&format!(

@@ -105,7 +105,7 @@ pub enum BuildError {
 /// Remembered answers to prompts, per app (`answers.json`, 0600).
 const ANSWERS: &str = "answers.json";
 /// Remembered instance ports, `app/instance` → port (`ports.json`).
-const PORTS: &str = "ports.json";
+pub const PORTS: &str = "ports.json";
 
 /// Pick the requested app.
 pub fn select_app<'a>(loaded: &'a Loaded, name: Option<&str>) -> Result<&'a App, BuildError> {
@@ -144,6 +144,26 @@ pub fn instance_port(state: &StateDir, app: &str, instance: u32) -> Result<u16, 
     ports.insert(key, p);
     state.write_json(PORTS, &ports)?;
     Ok(p)
+}
+
+/// Make sure an instance's remembered port is free before its process starts: when another
+/// program holds it, move to a free one and say so (the environment follows).
+pub fn ensure_instance_port_free(
+    state: &StateDir,
+    app: &str,
+    instance: u32,
+) -> Result<Option<(u16, u16)>, BuildError> {
+    let port = instance_port(state, app, instance)?;
+    if crate::services::ports::is_free(port) {
+        return Ok(None);
+    }
+    let _lock = state.lock("ports")?;
+    let mut ports: BTreeMap<String, u16> = state.read_json(PORTS)?.unwrap_or_default();
+    let new = crate::services::ports::free_port()
+        .map_err(|e| BuildError::Provision(ProvisionError::Port(e)))?;
+    ports.insert(format!("{app}/{instance}"), new);
+    state.write_json(PORTS, &ports)?;
+    Ok(Some((port, new)))
 }
 
 /// Gather the machine facts once.

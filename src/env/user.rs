@@ -317,11 +317,21 @@ pub fn apply(
                 .map(|(.., s)| *s)
                 .filter(|_| matches!(v.layer, Layer::DotEnv(_)))
                 .unwrap_or(var.name.span);
+            // Never print a secret in an error: hidden and secret-named variables are not
+            // shown, and a password inside a URL is masked.
+            let shown = if var.hidden || crate::env::mask::is_secret_name(&var.name.value) {
+                crate::env::mask::MASK.to_string()
+            } else {
+                match crate::env::mask::url_password(&v.value) {
+                    Some(pw) => v.value.replace(&pw, crate::env::mask::MASK),
+                    None => v.value.clone(),
+                }
+            };
             diags.push(
                 Diagnostic::error(format!(
                     "Variable \"{}\" is \"{}\" (from {}), which is not one of its choices: {}",
                     var.name.value,
-                    v.value,
+                    shown,
                     v.layer,
                     var.choices.join(", ")
                 ))

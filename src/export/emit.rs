@@ -94,7 +94,9 @@ fn block_literal_ok(s: &str) -> bool {
         && !body.ends_with('\n')
         && !body.starts_with([' ', '\t'])
         && !body.starts_with('\n')
-        && body.chars().all(|c| c == '\n' || c == '\t' || !c.is_control())
+        && body
+            .chars()
+            .all(|c| c == '\n' || c == '\t' || !c.is_control())
         && !body.contains('\u{feff}')
 }
 
@@ -130,9 +132,36 @@ fn plain_ok(s: &str) -> bool {
         c.is_ascii_alphanumeric()
             || matches!(
                 c,
-                ' ' | '_' | '-' | '.' | '/' | '@' | '+' | '=' | ',' | ':' | '$' | '{' | '}' | '('
-                    | ')' | '%' | '*' | '?' | '\'' | '"' | '[' | ']' | '<' | '>' | '&' | ';' | '|'
-                    | '!' | '~' | '^' | '#'
+                ' ' | '_'
+                    | '-'
+                    | '.'
+                    | '/'
+                    | '@'
+                    | '+'
+                    | '='
+                    | ','
+                    | ':'
+                    | '$'
+                    | '{'
+                    | '}'
+                    | '('
+                    | ')'
+                    | '%'
+                    | '*'
+                    | '?'
+                    | '\''
+                    | '"'
+                    | '['
+                    | ']'
+                    | '<'
+                    | '>'
+                    | '&'
+                    | ';'
+                    | '|'
+                    | '!'
+                    | '~'
+                    | '^'
+                    | '#'
             )
     };
     if !s.chars().all(allowed) {
@@ -148,7 +177,8 @@ fn plain_ok(s: &str) -> bool {
         return false;
     }
     // Anything a YAML 1.1 reader could take for a number (ints, floats, 0x.., 1:30 base 60).
-    let numberish = |c: char| c.is_ascii_hexdigit() || matches!(c, '.' | '_' | ':' | '+' | '-' | 'x' | 'o');
+    let numberish =
+        |c: char| c.is_ascii_hexdigit() || matches!(c, '.' | '_' | ':' | '+' | '-' | 'x' | 'o');
     if (first.is_ascii_digit() || first == '.') && s.chars().all(numberish) {
         return false;
     }
@@ -158,21 +188,25 @@ fn plain_ok(s: &str) -> bool {
 /// One word for a POSIX shell: bare when safe, else single-quoted.
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ':' | '@' | '%' | '+' | ',' | '='))
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, '_' | '-' | '.' | '/' | ':' | '@' | '%' | '+' | ',' | '=')
+        })
     {
         return s.to_string();
     }
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// A value for a `KEY=VALUE` file read by shells, dotenv tools, docker compose and systemd's
+/// A value for a `KEY=VALUE` file read by dotenv tools, docker compose and systemd's
 /// `EnvironmentFile=`: bare when safe, else single-quoted (literal everywhere), else
-/// double-quoted with `\`, `"`, `$` and backquote escaped.
+/// double-quoted with `\`, `"` and `$` escaped. (Never sourced by a shell: a backquote stays
+/// literal.)
 pub fn env_value(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ':' | '@' | '%' | '+' | ','))
-    {
+    if s.chars().all(|c| {
+        c.is_ascii_alphanumeric()
+            || matches!(c, '_' | '-' | '.' | '/' | ':' | '@' | '%' | '+' | ',')
+    }) {
         return s.to_string();
     }
     if !s.contains(['\'', '\n']) {
@@ -180,7 +214,7 @@ pub fn env_value(s: &str) -> String {
     }
     let mut out = String::from("\"");
     for c in s.chars() {
-        if matches!(c, '\\' | '"' | '$' | '`') {
+        if matches!(c, '\\' | '"' | '$') {
             out.push('\\');
         }
         out.push(c);
@@ -222,15 +256,43 @@ mod tests {
     #[test]
     fn scalars_that_would_change_meaning_are_quoted() {
         for s in [
-            "yes", "No", "on", "null", "~", "", "1.10", "010", "8080:8080", "0x1f", "1e3", "-c",
-            "a: b", "x #y", "*a", "&a", "!t", " lead", "trail ", "key:", "{x}", "[x]", "@a", "%a",
-            "'q'", "\"q\"", ".5", ".inf",
+            "yes",
+            "No",
+            "on",
+            "null",
+            "~",
+            "",
+            "1.10",
+            "010",
+            "8080:8080",
+            "0x1f",
+            "1e3",
+            "-c",
+            "a: b",
+            "x #y",
+            "*a",
+            "&a",
+            "!t",
+            " lead",
+            "trail ",
+            "key:",
+            "{x}",
+            "[x]",
+            "@a",
+            "%a",
+            "'q'",
+            "\"q\"",
+            ".5",
+            ".inf",
         ] {
             let y = to_yaml(&json!({ "k": s }));
             let n = reparse(&y);
             let got = n.get("k").and_then(|v| v.scalar_text()).unwrap_or("<none>");
             assert_eq!(got, s, "{s:?} wrote {y:?}");
-            assert!(n.get("k").is_some_and(|v| !v.is_null()), "{s:?} read back as null: {y}");
+            assert!(
+                n.get("k").is_some_and(|v| !v.is_null()),
+                "{s:?} read back as null: {y}"
+            );
         }
         assert_eq!(text("256M"), "256M");
         assert_eq!(text("python_buildpack"), "python_buildpack");
@@ -245,10 +307,14 @@ mod tests {
         });
         let y = to_yaml(&v);
         let n = reparse(&y);
-        assert_eq!(n.to_json(), json!({
-            "applications": [{"name": "a", "routes": [{"route": "a.example.com"}], "env": {"X": "1"}}],
-            "empty": {}, "none": [], "script": "set -e\necho $HOME\n\n  indented\nexec x",
-        }), "{y}");
+        assert_eq!(
+            n.to_json(),
+            json!({
+                "applications": [{"name": "a", "routes": [{"route": "a.example.com"}], "env": {"X": "1"}}],
+                "empty": {}, "none": [], "script": "set -e\necho $HOME\n\n  indented\nexec x",
+            }),
+            "{y}"
+        );
     }
 
     #[test]
@@ -257,8 +323,10 @@ mod tests {
         assert_eq!(env_value("a b $X"), "'a b $X'");
         assert_eq!(env_value("it's $X"), "\"it's \\$X\"");
         let parsed =
-            crate::env::dotenv::parse(&format!("A={}\n", env_value("it's \"$X\" `y` \\")), &|_| None)
-                .expect("parses");
+            crate::env::dotenv::parse(&format!("A={}\n", env_value("it's \"$X\" `y` \\")), &|_| {
+                None
+            })
+            .expect("parses");
         assert_eq!(parsed[0].value, "it's \"$X\" `y` \\");
     }
 

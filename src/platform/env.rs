@@ -207,12 +207,35 @@ fn common(e: &mut EnvSet, input: &Input<'_>, staging: bool) {
         upcase_name(&app.name.value),
         "the name upper-cased, - replaced by _",
     );
+    // Perl modules installed by staging (cpanm -l) live in the state dir too.
+    let perl = web::is_perl(app.framework_name())
+        || !app.requirements.cpan.is_empty()
+        || !app.requirements.ppm.is_empty();
+    let perl5 = l.state.join("perl5");
+    let path = if perl {
+        format!(
+            "{}:{}:{}",
+            l.venv.join("bin").display(),
+            perl5.join("bin").display(),
+            input.facts.path
+        )
+    } else {
+        format!("{}:{}", l.venv.join("bin").display(), input.facts.path)
+    };
     p(
         e,
         "PATH",
-        format!("{}:{}", l.venv.join("bin").display(), input.facts.path),
-        "the project's virtualenv first, then your PATH",
+        path,
+        "the project's virtualenv (and Perl modules' bin) first, then your PATH",
     );
+    if perl {
+        p(
+            e,
+            "PERL5LIB",
+            perl5.join("lib").join("perl5").display().to_string(),
+            "Perl modules installed at staging (cpanm -l)",
+        );
+    }
     if input.profile == Profile::V3 {
         let mem = app.memory_limit_mb();
         p(

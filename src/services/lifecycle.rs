@@ -497,7 +497,13 @@ fn start_native(
         kind: record.kind.clone(),
         started: now(),
     };
-    crate::state::write_atomic(&paths.pid, &serde_json::to_vec(&pf).unwrap_or_default())?;
+    if let Err(e) =
+        crate::state::write_atomic(&paths.pid, &serde_json::to_vec(&pf).unwrap_or_default())
+    {
+        // Without its pid file nobody could stop it later: stop it now.
+        stop_pid(b, &paths, pid, Duration::from_secs(5));
+        return Err(e.into());
+    }
     if let Err(e) = wait_ready(b, &ctx, Some(pid), opts, &record.name) {
         stop_pid(b, &paths, pid, Duration::from_secs(5));
         let _ = std::fs::remove_file(&paths.pid);

@@ -240,9 +240,7 @@ fn python(s: &Stager<'_>, notes: &mut Vec<String>) -> Result<(), StageError> {
     }
     let uwsgi = venv.join("bin").join("uwsgi");
     // The stand-in is replaced by the real thing when staging is forced (--restage).
-    let standin = std::fs::read_to_string(&uwsgi)
-        .map(|t| t.contains("stackato-local's stand-in for uWSGI"))
-        .unwrap_or(false);
+    let standin = is_uwsgi_standin(&uwsgi);
     if needs_uwsgi(app) && (!uwsgi.is_file() || (standin && s.restage)) {
         s.out.line(
             &s.prefix,
@@ -262,6 +260,13 @@ fn python(s: &Stager<'_>, notes: &mut Vec<String>) -> Result<(), StageError> {
         }
     }
     Ok(())
+}
+
+/// Whether `path` is our pure-Python stand-in rather than a real uWSGI.
+pub fn is_uwsgi_standin(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .map(|t| t.contains("stackato-local's stand-in for uWSGI"))
+        .unwrap_or(false)
 }
 
 /// The pure-Python stand-in for uWSGI, written into the virtualenv as `bin/uwsgi`.

@@ -337,7 +337,7 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
         let tx = tx.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
                 if tx.send(Event::AdoptTick).is_err() {
                     break;
                 }

@@ -165,6 +165,59 @@ impl Filter {
     }
 }
 
+/// The roots `run` watches for a manifest (every app directory, `extra` paths, and the
+/// manifest's own directory) and the filter for them.
+pub fn for_project(
+    loaded: &crate::manifest::Loaded,
+    state_root: &Path,
+    extra: &[PathBuf],
+    ignore_globs: &[String],
+) -> (Vec<PathBuf>, Filter) {
+    let mut roots: Vec<PathBuf> = Vec::new();
+    let mut push = |p: PathBuf| {
+        let p = p.canonicalize().unwrap_or(p);
+        if !roots.iter().any(|r| p.starts_with(r)) {
+            roots.retain(|r| !r.starts_with(&p));
+            roots.push(p);
+        }
+    };
+    for a in &loaded.manifest.apps {
+        push(a.path.clone());
+    }
+    for w in extra {
+        push(w.clone());
+    }
+    let manifests: Vec<PathBuf> = loaded
+        .sources
+        .files()
+        .iter()
+        .map(|f| f.path.canonicalize().unwrap_or_else(|_| f.path.clone()))
+        .collect();
+    // The manifest's own directory, for stackato.yml itself when apps live below it.
+    if let Some(d) = manifests.first().and_then(|m| m.parent()) {
+        let d = d.to_path_buf();
+        if !roots.iter().any(|r| d.starts_with(r)) {
+            roots.push(d);
+        }
+    }
+    let state_dir = state_root
+        .canonicalize()
+        .unwrap_or_else(|_| state_root.to_path_buf());
+    let filter = Filter::new(
+        &roots,
+        loaded
+            .manifest
+            .apps
+            .iter()
+            .map(|a| (a.path.clone(), a.ignores.clone()))
+            .collect(),
+        state_dir,
+        ignore_globs,
+        manifests,
+    );
+    (roots, filter)
+}
+
 /// Read `.gitignore` files (and `.git/info/exclude`) below `root`, skipping our state dir and
 /// `.git`.
 fn collect_gitignores(root: &Path, state_dir: &Path, out: &mut Vec<(PathBuf, Gitignore)>) {

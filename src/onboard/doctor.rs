@@ -1,0 +1,705 @@
+//! `doctor` without the terminal: what this machine lacks to run this manifest's apps. One
+//! [`Check`] per need: the language runtimes its frameworks use, uWSGI's build prerequisites,
+//! each service's server program (and its version), the remembered ports, the inotify limit
+//! for watching, and a writable state directory; each failure with how to fix it.
+
+use std::path::{Path, PathBuf};
+
+use crate::manifest::model::Web;
+use crate::manifest::{App, Loaded};
+use crate::onboard::{ports, tools, watches};
+use crate::services::backend::{self, Backend};
+use crate::services::lifecycle;
+use crate::services::paths::{RunAs, ServicePaths};
+use crate::stage::requirements;
+use crate::state::StateDir;
+
+/// The outcome of one check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub ok: bool,
+    /// What was checked: "python3", "service mydb (postgresql)".
+    pub label: String,
+    /// What was found, or what is wrong.
+    pub detail: String,
+    /// How to fix a failure.
+    pub fix: Option<Fix>,
+}
+
+/// How to fix a failed check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fix {
+    /// Commands per system.
+    Install {
+        debian: String,
+        fedora: String,
+        macos: String,
+    },
+    /// Something to do, in words.
+    Hint(String),
+}
+
+fn install(debian: &str, fedora: &str, macos: &str) -> Option<Fix> {
+    Some(Fix::Install {
+        debian: format!("sudo apt-get install {debian}"),
+        fedora: format!("sudo dnf install {fedora}"),
+        macos: macos.to_string(),
+    })
+}
+
+fn pass(label: impl Into<String>, detail: impl Into<String>) -> Check {
+    Check {
+        ok: true,
+        label: label.into(),
+        detail: detail.into(),
+        fix: None,
+    }
+}
+
+fn fail(label: impl Into<String>, detail: impl Into<String>, fix: Option<Fix>) -> Check {
+    Check {
+        ok: false,
+        label: label.into(),
+        detail: detail.into(),
+        fix,
+    }
+}
+
+/// The language an app is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    Python,
+    Node,
+    Perl,
+    Php,
+    Ruby,
+}
+
+/// The app's language: from `framework`, else the `runtime` id, else its files (as staging
+/// decides: pip requirements or requirements.txt → Python, package.json → Node).
+pub fn language(app: &App) -> Option<Language> {
+    let by_framework = match app.framework_name() {
+        Some("python" | "wsgi" | "django") => Some(Language::Python),
+        Some("node") => Some(Language::Node),
+        Some("perl" | "perlcgi") => Some(Language::Perl),
+        Some("php") => Some(Language::Php),
+        Some("rack" | "rails3" | "rails4" | "sinatra") => Some(Language::Ruby),
+        _ => None,
+    };
+    if by_framework.is_some() {
+        return by_framework;
+    }
+    let rt = app.runtime.as_deref().unwrap_or("").to_ascii_lowercase();
+    for (prefix, lang) in [
+        ("python", Language::Python),
+        ("node", Language::Node),
+        ("perl", Language::Perl),
+        ("php", Language::Php),
+        ("ruby", Language::Ruby),
+    ] {
+        if rt.starts_with(prefix) {
+            return Some(lang);
+        }
+    }
+    if requirements::is_python(app) {
+        return Some(Language::Python);
+    }
+    if app.path.join("package.json").is_file() {
+        return Some(Language::Node);
+    }
+    None
+}
+
+/// Every check for the manifest's apps (or only `only`).
+pub fn checks(loaded: &Loaded, only: Option<&str>) -> Vec<Check> {
+    let apps: Vec<&App> = loaded
+        .manifest
+        .start_order()
+        .into_iter()
+        .filter(|a| only.is_none_or(|n| a.name.value == n))
+        .collect();
+    let state = StateDir::at(&loaded.manifest.dir);
+    let mut out = Vec::new();
+
+    let mut langs: Vec<Language> = Vec::new();
+    for a in &apps {
+        if let Some(l) = language(a)
+            && !langs.contains(&l)
+        {
+            langs.push(l);
+        }
+    }
+    for l in &langs {
+        out.extend(runtime_checks(*l, &apps, &state));
+    }
+    let python_uwsgi = apps
+        .iter()
+        .any(|a| requirements::needs_uwsgi(a) && language(a) == Some(Language::Python));
+    if python_uwsgi {
+        out.extend(uwsgi_checks(&state));
+    }
+    for a in apps
+        .iter()
+        .filter(|a| requirements::needs_uwsgi(a) && language(a) == Some(Language::Perl))
+    {
+        out.push(fail(
+            format!("uWSGI for {}", a.name.value),
+            "$STACKATO_UWSGI serves app.psgi with uWSGI's PSGI plugin, which stackato-local does not install (it installs uWSGI only for Python apps)",
+            Some(Fix::Hint(
+                "serve it with Plack instead: `processes: web: plackup --port $PORT app.psgi` (and `requirements: cpan: [Plack]`)".into(),
+            )),
+        ));
+    }
+    out.extend(service_checks(&apps, &state));
+    out.push(port_check(&state, &loaded.manifest.dir));
+    out.push(inotify_check(loaded, &state));
+    out.push(state_dir_check(&state, &loaded.manifest.dir));
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Language runtimes
+// ---------------------------------------------------------------------------------------------
+
+/// A program found the way `run` finds it, and its version line.
+fn program(
+    label: &str,
+    name: &str,
+    version_args: &[&str],
+    fix: Option<Fix>,
+    why: &str,
+) -> (Check, Option<PathBuf>) {
+    match backend::which(name) {
+        Some(p) => {
+            let v = tools::first_line(&p, version_args)
+                .unwrap_or_else(|| "version unknown".to_string());
+            (pass(label, format!("{v} ({})", p.display())), Some(p))
+        }
+        None => (fail(label, format!("{name} not found; {why}"), fix), None),
+    }
+}
+
+fn runtime_checks(lang: Language, apps: &[&App], state: &StateDir) -> Vec<Check> {
+    let mut v = Vec::new();
+    match lang {
+        Language::Python => {
+            let (c, py) = program(
+                "python3",
+                "python3",
+                &["--version"],
+                install("python3 python3-venv", "python3", "brew install python"),
+                "Python apps are staged into a virtualenv made with it",
+            );
+            v.push(c);
+            let venv = requirements::venv_python(state);
+            if venv.is_file() {
+                v.push(pass(
+                    "python3 venv module",
+                    format!(
+                        "the virtualenv {} exists already",
+                        crate::diag::display_path(&requirements::venv_dir(state))
+                    ),
+                ));
+            } else if let Some(py) = py {
+                let ok =
+                    tools::run(&py, &["-c", "import venv, ensurepip"]).is_some_and(|r| r.success);
+                v.push(if ok {
+                    pass(
+                        "python3 venv module",
+                        "present (staging creates .stackato-local/venv with it)",
+                    )
+                } else {
+                    fail(
+                        "python3 venv module",
+                        "`python3 -m venv` cannot work here (no venv/ensurepip module); staging needs it for .stackato-local/venv",
+                        install("python3-venv", "python3", "brew install python"),
+                    )
+                });
+            } else {
+                v.push(fail(
+                    "python3 venv module",
+                    "needs python3",
+                    install("python3-venv", "python3", "brew install python"),
+                ));
+            }
+        }
+        Language::Node => {
+            v.push(
+                program(
+                    "node",
+                    "node",
+                    &["--version"],
+                    install("nodejs", "nodejs", "brew install node"),
+                    "Node.js apps run with it",
+                )
+                .0,
+            );
+            v.push(
+                program(
+                    "npm",
+                    "npm",
+                    &["--version"],
+                    install("npm", "npm", "brew install node"),
+                    "staging runs npm install for package.json",
+                )
+                .0,
+            );
+        }
+        Language::Perl => {
+            v.push(
+                program(
+                    "perl",
+                    "perl",
+                    &["-e", "print qq(perl $^V\\n)"],
+                    install("perl", "perl", "brew install perl"),
+                    "Perl apps run with it",
+                )
+                .0,
+            );
+            v.push(
+                program(
+                    "cpanm",
+                    "cpanm",
+                    &["--version"],
+                    install("cpanminus", "perl-App-cpanminus", "brew install cpanminus"),
+                    "staging installs Perl modules (requirements.txt, requirements: cpan:) with it",
+                )
+                .0,
+            );
+            let plack = apps.iter().any(|a| {
+                language(a) == Some(Language::Perl)
+                    && matches!(&a.web, Web::Command(c) if c.value.contains("plackup"))
+            });
+            if plack {
+                // Modules staging installs with cpanm go to .stackato-local/perl5, whose bin is
+                // not on the processes' PATH: the web command needs a plackup on PATH.
+                v.push(
+                    program(
+                        "plackup",
+                        "plackup",
+                        &["--version"],
+                        install("libplack-perl", "perl-Plack", "cpanm Plack"),
+                        "the web command runs it",
+                    )
+                    .0,
+                );
+            }
+        }
+        Language::Php => {
+            v.push(
+                program(
+                    "php",
+                    "php",
+                    &["--version"],
+                    install("php-cli", "php-cli", "brew install php"),
+                    "PHP apps are served with `php -S` locally",
+                )
+                .0,
+            );
+        }
+        Language::Ruby => {
+            v.push(
+                program(
+                    "ruby",
+                    "ruby",
+                    &["--version"],
+                    install("ruby-full", "ruby", "brew install ruby"),
+                    "Ruby apps run with it",
+                )
+                .0,
+            );
+            v.push(
+                program(
+                    "bundle",
+                    "bundle",
+                    &["--version"],
+                    install("ruby-bundler", "rubygem-bundler", "brew install ruby"),
+                    "Ruby apps install their Gemfile with it",
+                )
+                .0,
+            );
+        }
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// uWSGI
+// ---------------------------------------------------------------------------------------------
+
+const STANDIN_NOTE: &str = "without it `run` serves the app with a pure-Python stand-in for uWSGI";
+
+fn uwsgi_checks(state: &StateDir) -> Vec<Check> {
+    let built = requirements::venv_dir(state).join("bin").join("uwsgi");
+    let standin = requirements::is_uwsgi_standin(&built);
+    if built.is_file() && !standin {
+        return vec![pass(
+            "uWSGI",
+            format!(
+                "built already ({}); nothing to compile",
+                crate::diag::display_path(&built)
+            ),
+        )];
+    }
+    let mut v = Vec::new();
+    // pip compiles with $CC, else cc, found on PATH.
+    let cc_env = std::env::var("CC")
+        .ok()
+        .and_then(|c| c.split_whitespace().next().map(str::to_string))
+        .filter(|c| !c.is_empty());
+    let candidates: Vec<String> = match &cc_env {
+        Some(c) => vec![c.clone()],
+        None => vec!["cc".into(), "gcc".into()],
+    };
+    match candidates
+        .iter()
+        .find_map(|c| tools::on_path(c).map(|p| (c.clone(), p)))
+    {
+        Some((name, p)) => {
+            let version = tools::first_line(&p, &["--version"]).unwrap_or_else(|| name.clone());
+            v.push(pass(
+                "C compiler for uWSGI",
+                format!("{version} ({})", p.display()),
+            ));
+        }
+        None => v.push(fail(
+            "C compiler for uWSGI",
+            format!(
+                "{} not found on PATH; staging compiles uWSGI for $STACKATO_UWSGI ({STANDIN_NOTE})",
+                candidates.join(" or ")
+            ),
+            install("gcc", "gcc", "xcode-select --install"),
+        )),
+    }
+    v.push(match python_header() {
+        Ok(h) => pass("Python headers for uWSGI", h.display().to_string()),
+        Err(why) => fail(
+            "Python headers for uWSGI",
+            format!("{why}; staging compiles uWSGI against them ({STANDIN_NOTE})"),
+            install("python3-dev", "python3-devel", "brew install python"),
+        ),
+    });
+    v
+}
+
+/// `Python.h` of the python3 staging uses: from `sysconfig`, else `python3-config --includes`.
+fn python_header() -> Result<PathBuf, String> {
+    let Some(py) = backend::which("python3") else {
+        return Err("python3 not found".into());
+    };
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(r) = tools::run(
+        &py,
+        &[
+            "-c",
+            "import sysconfig;print(sysconfig.get_paths()[\"include\"])",
+        ],
+    ) && r.success
+    {
+        dirs.push(PathBuf::from(r.stdout.trim()));
+    }
+    let config = py
+        .parent()
+        .map(|d| d.join("python3-config"))
+        .filter(|p| p.is_file())
+        .or_else(|| backend::which("python3-config"));
+    if let Some(cfg) = config
+        && let Some(r) = tools::run(&cfg, &["--includes"])
+        && r.success
+    {
+        dirs.extend(
+            r.stdout
+                .split_whitespace()
+                .filter_map(|w| w.strip_prefix("-I"))
+                .map(PathBuf::from),
+        );
+    }
+    dirs.iter()
+        .map(|d| d.join("Python.h"))
+        .find(|h| h.is_file())
+        .ok_or_else(|| match dirs.first() {
+            Some(d) => format!("no Python.h in {}", d.display()),
+            None => "python3 does not say where its headers are".to_string(),
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Services
+// ---------------------------------------------------------------------------------------------
+
+fn service_checks(apps: &[&App], state: &StateDir) -> Vec<Check> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut v = Vec::new();
+    for a in apps {
+        for s in &a.services {
+            let Some(kind) = &s.kind else { continue };
+            let name = s.name.value.clone();
+            if seen.contains(&name) {
+                continue;
+            }
+            seen.push(name.clone());
+            v.push(service_check(&name, &kind.value, state));
+        }
+    }
+    v
+}
+
+fn service_check(name: &str, kind: &str, state: &StateDir) -> Check {
+    let label = format!("service {name} ({kind})");
+    let Some(b) = backend::for_kind(kind) else {
+        return match kind {
+            "filesystem" => pass(label, "a directory in .stackato-local; nothing to install"),
+            "user-provided" | "harbor" => pass(label, "nothing runs locally; nothing to install"),
+            _ => fail(
+                label,
+                format!(
+                    "stackato-local has no local {kind} (it runs postgresql, mysql, redis and memcached); `run` cannot start it"
+                ),
+                Some(Fix::Hint(format!(
+                    "run without it: `stackato-local run --skip-service {name}`"
+                ))),
+            ),
+        };
+    };
+    match backend::find(b) {
+        Ok(bins) => {
+            let first = b.programs().first().and_then(|p| p.first()).copied();
+            let exe = first.map(|p| bins.get(p)).unwrap_or_default();
+            let version = tools::first_line(&exe, &["--version"])
+                .as_deref()
+                .and_then(tools::version_number);
+            let running = running_note(b, name, state);
+            pass(
+                label,
+                format!(
+                    "{} {} ({}){running}",
+                    b.product(),
+                    version.as_deref().unwrap_or("(version unknown)"),
+                    exe.display()
+                ),
+            )
+        }
+        Err(crate::services::ServiceError::Missing { program, .. }) => {
+            let fallback = if crate::platform::services::is_relational(kind) {
+                "; `run` uses sqlite instead (or fails with --db native)"
+            } else {
+                "; `run` cannot start it"
+            };
+            let (deb, fedora, brew) = b.packages();
+            fail(
+                label,
+                format!(
+                    "{} is not installed ({program} not found){fallback}",
+                    b.product()
+                ),
+                install(deb, fedora, &format!("brew install {brew}")),
+            )
+        }
+        Err(e) => fail(label, e.to_string(), None),
+    }
+}
+
+/// The pid file of a project's service, wherever its data lives (the pid file is always in the
+/// project's state directory).
+fn service_paths(state: &StateDir, name: &str) -> ServicePaths {
+    let me = RunAs {
+        name: String::new(),
+        uid: nix::unistd::Uid::effective().as_raw(),
+        gid: nix::unistd::Gid::effective().as_raw(),
+        drop_privileges: false,
+    };
+    ServicePaths::new(state.root(), &lifecycle::project_id(state), name, &me)
+}
+
+fn running_note(b: &dyn Backend, name: &str, state: &StateDir) -> String {
+    if !state.root().is_dir() {
+        return String::new();
+    }
+    match lifecycle::status(b, &service_paths(state, name)) {
+        lifecycle::Status::Running { pid, port } => {
+            format!("; running for this project (pid {pid}, port {port})")
+        }
+        _ => String::new(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ports
+// ---------------------------------------------------------------------------------------------
+
+fn port_check(state: &StateDir, project: &Path) -> Check {
+    let label = "remembered ports";
+    if !state.root().is_dir() {
+        return pass(label, "none yet (the first `run` picks free ones)");
+    }
+    let list = match ports::remembered(state) {
+        Ok(l) => l,
+        Err(e) => {
+            return fail(
+                label,
+                e,
+                Some(Fix::Hint(
+                    "move the damaged file away; the next `run` starts afresh".into(),
+                )),
+            );
+        }
+    };
+    if list.is_empty() {
+        return pass(label, "none yet (the first `run` picks free ones)");
+    }
+    let mut free = Vec::new();
+    let mut ours = Vec::new();
+    let mut taken = Vec::new();
+    for r in &list {
+        if crate::services::ports::is_free(r.port) {
+            free.push(r.port.to_string());
+            continue;
+        }
+        let mine = match &r.user {
+            ports::User::Service { name, kind } => backend::for_kind(kind).and_then(|b| {
+                match lifecycle::status(b, &service_paths(state, name)) {
+                    lifecycle::Status::Running { pid, port } if port == r.port => {
+                        Some(format!("{} by our {kind} server (pid {pid})", r.port))
+                    }
+                    _ => None,
+                }
+            }),
+            ports::User::Instance(_) => None,
+        };
+        let holder = ports::holder(r.port);
+        let mine = mine.or_else(|| {
+            holder
+                .as_ref()
+                .filter(|h| ports::is_inside(h, project))
+                .map(|h| format!("{} by this project's {} (pid {})", r.port, r.user, h.pid))
+        });
+        match mine {
+            Some(m) => ours.push(m),
+            None => taken.push(match holder {
+                Some(h) => format!(
+                    "port {} ({}) is held by another program: pid {} ({})",
+                    r.port, r.user, h.pid, h.command
+                ),
+                None => format!(
+                    "port {} ({}) is held by another program (of another user, or not visible)",
+                    r.port, r.user
+                ),
+            }),
+        }
+    }
+    if taken.is_empty() {
+        let mut parts = Vec::new();
+        if !free.is_empty() {
+            parts.push(format!("free: {}", free.join(", ")));
+        }
+        if !ours.is_empty() {
+            parts.push(format!("in use {}", ours.join(", ")));
+        }
+        return pass(label, parts.join("; "));
+    }
+    fail(
+        label,
+        taken.join("; "),
+        Some(Fix::Hint(format!(
+            "stop that program; or let `run` pick new ports: a service's port moves by itself when taken, and an app instance's is forgotten when you delete its entry from {}",
+            crate::diag::display_path(&state.path(ports::PORTS_FILE))
+        ))),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// inotify
+// ---------------------------------------------------------------------------------------------
+
+fn inotify_check(loaded: &Loaded, state: &StateDir) -> Check {
+    let label = "inotify watches";
+    let dirs = watches::directories(loaded, state) as u64;
+    let Some(limit) = watches::max_user_watches() else {
+        return pass(
+            label,
+            format!(
+                "{dirs} {} to watch; no {} here (not Linux), so no inotify limit applies",
+                if dirs == 1 {
+                    "directory"
+                } else {
+                    "directories"
+                },
+                watches::LIMIT_FILE
+            ),
+        );
+    };
+    let used = watches::watches_in_use();
+    let used_text = used.map_or(String::new(), |u| format!(", {u} in use by your programs"));
+    let detail = format!(
+        "{dirs} {} to watch; limit {limit} (fs.inotify.max_user_watches){used_text}",
+        if dirs == 1 {
+            "directory"
+        } else {
+            "directories"
+        }
+    );
+    if dirs + used.unwrap_or(0) <= limit {
+        return pass(label, detail);
+    }
+    let want = (dirs + used.unwrap_or(0)).saturating_mul(2).max(524_288);
+    fail(
+        label,
+        format!("{detail}: not enough to watch every directory"),
+        Some(Fix::Hint(format!(
+            "raise the limit: `echo fs.inotify.max_user_watches={want} | sudo tee /etc/sysctl.d/90-stackato-local.conf && sudo sysctl --system`; or ignore big directories (`.gitignore`, `ignores:`), or `run --poll`"
+        ))),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The state directory
+// ---------------------------------------------------------------------------------------------
+
+/// Whether a file can be created (and removed) in `dir`.
+fn writable(dir: &Path) -> Result<(), std::io::Error> {
+    let probe = dir.join(format!(".doctor-probe-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
+fn state_dir_check(state: &StateDir, project: &Path) -> Check {
+    let label = "state directory";
+    let shown = format!("{}/", crate::diag::display_path(state.root()));
+    match std::fs::metadata(state.root()) {
+        Ok(md) if !md.is_dir() => fail(
+            label,
+            format!("{shown} is not a directory"),
+            Some(Fix::Hint(format!("move {shown} away"))),
+        ),
+        Ok(_) => match writable(state.root()) {
+            Ok(()) => pass(label, format!("{shown} is writable")),
+            Err(e) => fail(
+                label,
+                format!("{shown} is not writable: {e}"),
+                Some(Fix::Hint(format!(
+                    "make it yours: `sudo chown -R \"$(id -un)\" {shown}`"
+                ))),
+            ),
+        },
+        Err(_) => match writable(project) {
+            Ok(()) => pass(
+                label,
+                format!("{shown} does not exist yet; it can be created"),
+            ),
+            Err(e) => fail(
+                label,
+                format!(
+                    "{shown} cannot be created: {} is not writable ({e})",
+                    crate::diag::display_path(project)
+                ),
+                Some(Fix::Hint(format!(
+                    "make {} writable for you",
+                    crate::diag::display_path(project)
+                ))),
+            ),
+        },
+    }
+}

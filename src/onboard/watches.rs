@@ -1,0 +1,94 @@
+//! How many inotify watches `run` would need, counted the way the watcher adds them (one per
+//! directory that its filter does not ignore: no `.git`, no state directory, nothing
+//! `.gitignore`d or in `ignores:`), against the per-user limit and the watches in use.
+
+use std::path::Path;
+
+use crate::manifest::Loaded;
+use crate::state::StateDir;
+
+/// Stop counting here: the answer is "far too many" already.
+const MAX_DIRS: usize = 2_000_000;
+
+/// `fs.inotify.max_user_watches`, when the kernel has inotify.
+pub const LIMIT_FILE: &str = "/proc/sys/fs/inotify/max_user_watches";
+
+pub fn max_user_watches() -> Option<u64> {
+    std::fs::read_to_string(LIMIT_FILE)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The directories `run` would watch for this manifest (its roots as `run` computes them).
+pub fn directories(loaded: &Loaded, state: &StateDir) -> usize {
+    let (roots, filter) = crate::watch::for_project(loaded, state.root(), &[], &[]);
+    let mut count = 0;
+    for root in &roots {
+        count += walk(root, &filter);
+    }
+    count
+}
+
+/// Count `root` and the directories below it that `filter` keeps (as the watcher adds them).
+fn walk(root: &Path, filter: &crate::watch::Filter) -> usize {
+    let mut count = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        count += 1;
+        if count >= MAX_DIRS {
+            break;
+        }
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.filter_map(Result::ok) {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let p = e.path();
+                if !filter.is_ignored(&p, true) {
+                    stack.push(p);
+                }
+            }
+        }
+    }
+    count
+}
+
+/// Inotify watches this user's processes hold now (from `/proc/*/fdinfo`); `None` when that
+/// cannot be read.
+pub fn watches_in_use() -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::Uid::effective().as_raw();
+    let rd = std::fs::read_dir("/proc").ok()?;
+    let mut total = 0u64;
+    for e in rd.filter_map(Result::ok) {
+        if e.file_name()
+            .to_str()
+            .is_none_or(|n| n.parse::<u32>().is_err())
+        {
+            continue;
+        }
+        if std::fs::metadata(e.path()).map_or(true, |m| m.uid() != me) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(e.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.filter_map(Result::ok) {
+            let is_inotify =
+                std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == "anon_inode:inotify");
+            if !is_inotify {
+                continue;
+            }
+            let info = e.path().join("fdinfo").join(fd.file_name());
+            if let Ok(text) = std::fs::read_to_string(info) {
+                total += text
+                    .lines()
+                    .filter(|l| l.starts_with("inotify wd:"))
+                    .count() as u64;
+            }
+        }
+    }
+    Some(total)
+}
