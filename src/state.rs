@@ -68,8 +68,8 @@ impl StateDir {
         Ok(p)
     }
 
-    /// Take the lock `name` (a file under `locks/`), waiting for other holders.
-    pub fn lock(&self, name: &str) -> Result<Lock, StateError> {
+    /// The lock file `locks/<name>.lock`, opened (0600).
+    fn lock_file(&self, name: &str) -> Result<(File, PathBuf), StateError> {
         let dir = self.dir("locks")?;
         let path = dir.join(format!("{name}.lock"));
         let file = OpenOptions::new()
@@ -82,6 +82,12 @@ impl StateDir {
                 path: path.clone(),
                 source,
             })?;
+        Ok((file, path))
+    }
+
+    /// Take the lock `name` (a file under `locks/`), waiting for other holders.
+    pub fn lock(&self, name: &str) -> Result<Lock, StateError> {
+        let (file, path) = self.lock_file(name)?;
         file.lock()
             .map_err(|source| StateError::Lock { path, source })?;
         Ok(Lock { _file: file })
@@ -89,18 +95,7 @@ impl StateDir {
 
     /// Take the lock `name` if nobody holds it; `None` when another process does.
     pub fn try_lock(&self, name: &str) -> Result<Option<Lock>, StateError> {
-        let dir = self.dir("locks")?;
-        let path = dir.join(format!("{name}.lock"));
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|source| StateError::Lock {
-                path: path.clone(),
-                source,
-            })?;
+        let (file, path) = self.lock_file(name)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(Lock { _file: file })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),

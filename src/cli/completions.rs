@@ -8,6 +8,7 @@ use clap::CommandFactory;
 use crate::cli::Cli;
 use crate::exit;
 
+/// The shells we print completions and hooks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Shell {
     Bash,

@@ -9,12 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::Global;
 use crate::exit;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Shell {
-    Bash,
-    Zsh,
-    Fish,
-}
+pub use crate::cli::completions::Shell;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

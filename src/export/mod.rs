@@ -128,6 +128,28 @@ impl Export {
         self.notes
             .push(format!("{}: {}", app.name.value, what.as_ref()));
     }
+
+    /// The two caveats every env-file export shares: services named only (no type), and
+    /// `inherit: true` variables written with their stackato.yml default into `env_file`.
+    fn note_unknowns(&mut self, app: &App, svcs: &[Svc], inherited: &[String], env_file: &str) {
+        for s in svcs.iter().filter(|s| s.unknown) {
+            if app.services.iter().any(|x| x.name.value == s.name) {
+                self.lost(
+                    app,
+                    format!("service {}: only named, its type is unknown", s.name),
+                );
+            }
+        }
+        if !inherited.is_empty() {
+            self.note(
+                app,
+                format!(
+                    "env {} (inherit: true): {env_file} has the stackato.yml default; edit it",
+                    inherited.join(", ")
+                ),
+            );
+        }
+    }
 }
 
 /// Produce the files of `format`.
@@ -350,22 +372,11 @@ pub fn default_web(app: &App) -> Option<String> {
         Some("rails3") => Some("bundle exec rails server -p $PORT -b 0.0.0.0".into()),
         Some("sinatra") => Some(format!(
             "ruby {} -p $PORT -o 0.0.0.0",
-            ruby_main(&app.path).unwrap_or_else(|| "app.rb".into())
+            web::ruby_main(&app.path).unwrap_or_else(|| "app.rb".into())
         )),
         Some(_) => None,
         None => web::procfile_web(&app.path),
     }
-}
-
-fn ruby_main(dir: &Path) -> Option<String> {
-    let mut rbs: Vec<String> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".rb"))
-        .collect();
-    rbs.sort();
-    rbs.into_iter().next()
 }
 
 /// Replace the shell variable `name` (`$name` or `${name}`) in `s` with `with`.

@@ -145,23 +145,7 @@ pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Export {
                 "depends-on — foreman and honcho start every process at once",
             );
         }
-        for s in svcs.iter().filter(|s| s.unknown) {
-            if app.services.iter().any(|x| x.name.value == s.name) {
-                ex.lost(
-                    app,
-                    format!("service {}: only named, its type is unknown", s.name),
-                );
-            }
-        }
-        if !env.inherited.is_empty() {
-            ex.note(
-                app,
-                format!(
-                    "env {} (inherit: true): .env has the stackato.yml default; edit it",
-                    env.inherited.join(", ")
-                ),
-            );
-        }
+        ex.note_unknowns(app, &svcs, &env.inherited, ".env");
 
         let header = vec![
             format!(

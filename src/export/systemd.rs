@@ -319,23 +319,7 @@ pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Export {
             }
             staging_units.push(format!("{s}-staging.service"));
         }
-        for sv in svcs.iter().filter(|sv| sv.unknown) {
-            if app.services.iter().any(|x| x.name.value == sv.name) {
-                ex.lost(
-                    app,
-                    format!("service {}: only named, its type is unknown", sv.name),
-                );
-            }
-        }
-        if !env.inherited.is_empty() {
-            ex.note(
-                app,
-                format!(
-                    "env {} (inherit: true): {s}.env has the stackato.yml default; edit it",
-                    env.inherited.join(", ")
-                ),
-            );
-        }
+        ex.note_unknowns(app, &svcs, &env.inherited, &format!("{s}.env"));
     }
     if svcs.iter().any(|s| !s.unknown) {
         let from = if svcs.iter().any(|s| s.source == CredSource::Project) {

@@ -710,49 +710,27 @@ fn transform_services(svc: Node, diags: &mut Vec<Diagnostic>) -> Node {
 
 /// `VAR: value` → `VAR: {default: value}`.
 pub fn transform_env(env: Node) -> Node {
-    let span = env.span;
-    match env.value {
-        Value::Map(entries) => Node::map(
-            entries
-                .into_iter()
-                .map(|e| {
-                    let v = if e.value.is_scalar() {
-                        let vs = e.value.span;
-                        Node::map(
-                            vec![Entry {
-                                key: key("default", vs),
-                                value: e.value,
-                            }],
-                            vs,
-                        )
-                    } else {
-                        e.value
-                    };
-                    Entry {
-                        key: e.key,
-                        value: v,
-                    }
-                })
-                .collect(),
-            span,
-        ),
-        v => Node { value: v, span },
-    }
+    wrap_scalars(env, "default")
 }
 
 /// `name: url` → `name: {url: url}`.
 fn transform_drain(d: Node) -> Node {
-    let span = d.span;
-    match d.value {
+    wrap_scalars(d, "url")
+}
+
+/// In a mapping, each scalar value `v` becomes `{field: v}`; mappings stay as they are.
+fn wrap_scalars(node: Node, field: &str) -> Node {
+    let span = node.span;
+    match node.value {
         Value::Map(entries) => Node::map(
             entries
                 .into_iter()
                 .map(|e| {
-                    let v = if e.value.is_scalar() {
+                    let value = if e.value.is_scalar() {
                         let vs = e.value.span;
                         Node::map(
                             vec![Entry {
-                                key: key("url", vs),
+                                key: key(field, vs),
                                 value: e.value,
                             }],
                             vs,
@@ -760,10 +738,7 @@ fn transform_drain(d: Node) -> Node {
                     } else {
                         e.value
                     };
-                    Entry {
-                        key: e.key,
-                        value: v,
-                    }
+                    Entry { key: e.key, value }
                 })
                 .collect(),
             span,

@@ -93,7 +93,8 @@ pub fn default_web(app: &App, layout: &Layout, port: u16, document_root: &Path) 
     }
 }
 
-fn ruby_main(dir: &Path) -> Option<String> {
+/// The first top-level `*.rb` file (sinatra's main file).
+pub fn ruby_main(dir: &Path) -> Option<String> {
     let mut rbs: Vec<String> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok())
