@@ -69,7 +69,7 @@ pub struct Args {
     pub ignore: Vec<String>,
     /// Quiet period, in ms, after the last change before the new processes start (stopping the
     /// old ones begins at the first change).
-    #[arg(long, value_name = "MS", default_value_t = 20)]
+    #[arg(long, value_name = "MS", default_value_t = 10)]
     pub debounce: u64,
     /// Poll the files every MS ms instead of using inotify (network mounts, WSL, containers).
     #[arg(long, value_name = "MS", num_args = 0..=1, default_missing_value = "500")]
@@ -339,20 +339,20 @@ fn watch_options(
     })
 }
 
+/// Seconds east of UTC now, from the C library's local time (honours TZ).
 fn utc_offset() -> i64 {
-    std::process::Command::new("date")
-        .arg("+%z")
-        .output()
-        .ok()
-        .and_then(|o| {
-            let s = String::from_utf8_lossy(&o.stdout).trim().to_string();
-            let sign = if s.starts_with('-') { -1 } else { 1 };
-            let d = s.trim_start_matches(['+', '-']);
-            let h: i64 = d.get(0..2)?.parse().ok()?;
-            let m: i64 = d.get(2..4)?.parse().ok()?;
-            Some(sign * (h * 3600 + m * 60))
-        })
-        .unwrap_or(0)
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as libc::time_t);
+    // SAFETY: localtime_r writes only into the tm we pass.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            0
+        } else {
+            tm.tm_gmtoff
+        }
+    }
 }
 
 fn request(args: &Args, app: &App, instance: u32, staging: bool) -> Request {

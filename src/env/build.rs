@@ -166,6 +166,24 @@ pub fn ensure_instance_port_free(
     Ok(Some((port, new)))
 }
 
+/// Whether a locale is installed, asked of the C library itself (no `locale -a` process).
+fn locale_available(name: &str) -> bool {
+    let Ok(c) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    // SAFETY: newlocale/freelocale only read the name and return an owned handle (or null);
+    // the process's own locale is not touched.
+    unsafe {
+        let l = libc::newlocale(libc::LC_ALL_MASK, c.as_ptr(), std::ptr::null_mut());
+        if l.is_null() {
+            false
+        } else {
+            libc::freelocale(l);
+            true
+        }
+    }
+}
+
 /// Gather the machine facts once.
 pub fn facts(domain: &str) -> Facts {
     let now = std::time::SystemTime::now()
@@ -174,15 +192,7 @@ pub fn facts(domain: &str) -> Facts {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "stackato".into());
-    let has_en_us = std::process::Command::new("locale")
-        .arg("-a")
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .any(|l| matches!(l.trim(), "en_US.utf8" | "en_US.UTF-8"))
-        })
-        .unwrap_or(false);
+    let has_en_us = locale_available("en_US.UTF-8");
     Facts {
         now,
         user,

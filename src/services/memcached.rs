@@ -46,6 +46,12 @@ impl Backend for Memcached {
         probe::memcached(ctx.port)
     }
 
+    fn stop_signal(&self) -> nix::sys::signal::Signal {
+        // memcached's graceful stop waits a second or more for its threads; a cache has
+        // nothing to save, so it is stopped at once.
+        nix::sys::signal::Signal::SIGKILL
+    }
+
     fn shell(&self, _ctx: &Ctx<'_>) -> Option<Command> {
         None
     }
