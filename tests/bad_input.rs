@@ -9,15 +9,32 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// `check --format short` of a `stackato.yml` holding `text`; asserts it is refused (exit 2).
+#[track_caller]
+fn refused(text: &str) -> Run {
+    let r = check(yml(text).path());
+    r.code(2);
+    r
+}
+
+/// [`refused`], in less than 5 s (the time `check` took).
+#[track_caller]
+fn refused_quickly(text: &str) -> Run {
+    let d = yml(text);
+    let started = Instant::now();
+    let r = check(d.path());
+    let took = started.elapsed();
+    r.code(2);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    r
+}
+
 #[test]
 fn malformed_yaml_is_exit_2_with_a_position() {
-    let r = check(yml("name: a\nenv: [a, b\nmem: 1\n").path());
-    r.code(2);
-    r.diag("stackato.yml:3:", &["error:", "YAML syntax error"]);
+    refused("name: a\nenv: [a, b\nmem: 1\n")
+        .diag("stackato.yml:3:", &["error:", "YAML syntax error"]);
 
-    let r = check(yml("name: a\n  bad: indent\n").path());
-    r.code(2);
-    r.diag("stackato.yml:2:", &["error:", "YAML syntax error"]);
+    refused("name: a\n  bad: indent\n").diag("stackato.yml:2:", &["error:", "YAML syntax error"]);
 }
 
 #[test]
@@ -63,9 +80,7 @@ fn duplicate_keys_in_an_inherited_file_point_into_it() {
 
 #[test]
 fn instances_that_are_not_a_number() {
-    let r = check(yml("name: a\ninstances: many\n").path());
-    r.code(2);
-    r.diag(
+    refused("name: a\ninstances: many\n").diag(
         "stackato.yml:2:12: error:",
         &["Expected integer value for key \"instances\"", "many"],
     );
@@ -80,8 +95,7 @@ fn memory_with_an_mb_suffix_suggests_m() {
     r.stderr_has("`256M`");
     check(d.path()).diag("stackato.yml:2:6: error:", &["memory", "256MB"]);
 
-    let r = check(yml("name: a\nmem: 1.5\ndisk: 3.5GB\n").path());
-    r.code(2);
+    let r = refused("name: a\nmem: 1.5\ndisk: 3.5GB\n");
     r.diag("stackato.yml:2:6: error:", &["memory", "1.5"]);
     r.diag("stackato.yml:3:7: error:", &["disk_quota", "3.5GB"]);
 }
@@ -100,23 +114,18 @@ fn hook_entry_parsed_as_a_mapping_is_an_error() {
 
 #[test]
 fn cron_as_a_mapping_is_an_error() {
-    let r = check(yml("name: a\ncron:\n  daily: backup.sh\n").path());
-    r.code(2);
-    r.diag("stackato.yml:3:3: error:", &["cron", "mapping"]);
+    refused("name: a\ncron:\n  daily: backup.sh\n")
+        .diag("stackato.yml:3:3: error:", &["cron", "mapping"]);
 }
 
 #[test]
 fn unknown_symbol() {
-    let r = check(yml("name: a\nurl: ${nope}.example.com\n").path());
-    r.code(2);
-    r.diag(
+    refused("name: a\nurl: ${nope}.example.com\n").diag(
         "stackato.yml:2:6: error:",
         &["Unknown symbol in manifest: nope"],
     );
 
-    let r = check(yml("name: a\nurl: x${}y\n").path());
-    r.code(2);
-    r.diag("stackato.yml:2:7: error:", &["Unknown symbol"]);
+    refused("name: a\nurl: x${}y\n").diag("stackato.yml:2:7: error:", &["Unknown symbol"]);
 }
 
 #[test]
@@ -145,27 +154,19 @@ fn cyclic_inherit_a_b_a() {
 
 #[test]
 fn no_name() {
-    let r = check(yml("mem: 256M\nenv:\n  A: b\n").path());
-    r.code(2);
-    r.diag(
+    refused("mem: 256M\nenv:\n  A: b\n").diag(
         "stackato.yml:1:1: error:",
         &["The stackato application has no name"],
     );
 
-    let r = check(yml("name: ~\n").path());
-    r.code(2);
-    r.diag("stackato.yml:1:7: error:", &["name"]);
+    refused("name: ~\n").diag("stackato.yml:1:7: error:", &["name"]);
 
-    let r = check(yml("name: [a, b]\n").path());
-    r.code(2);
-    r.diag("stackato.yml:1:7: error:", &["name"]);
+    refused("name: [a, b]\n").diag("stackato.yml:1:7: error:", &["name"]);
 }
 
 #[test]
 fn name_with_a_dot() {
-    let r = check(yml("name: my.app\n").path());
-    r.code(2);
-    r.diag("stackato.yml:1:7: error:", &["my.app"]);
+    refused("name: my.app\n").diag("stackato.yml:1:7: error:", &["my.app"]);
 }
 
 #[test]
@@ -179,20 +180,14 @@ fn empty_file() {
 
 #[test]
 fn file_with_only_comments() {
-    let r = check(yml("# name: a\n# mem: 1G\n\n").path());
-    r.code(2);
-    r.diag("stackato.yml:1:1: error:", &["empty"]);
+    refused("# name: a\n# mem: 1G\n\n").diag("stackato.yml:1:1: error:", &["empty"]);
 }
 
 #[test]
 fn top_level_list() {
-    let r = check(yml("- name: a\n- name: b\n").path());
-    r.code(2);
-    r.diag("stackato.yml:1:1: error:", &["mapping", "sequence"]);
+    refused("- name: a\n- name: b\n").diag("stackato.yml:1:1: error:", &["mapping", "sequence"]);
 
-    let r = check(yml("just some text\n").path());
-    r.code(2);
-    r.diag("stackato.yml:1:1: error:", &["mapping", "scalar"]);
+    refused("just some text\n").diag("stackato.yml:1:1: error:", &["mapping", "scalar"]);
 }
 
 #[test]
@@ -215,13 +210,7 @@ fn alias_bomb_is_refused_quickly() {
         s.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
     }
     s.push_str("env:\n  BOOM: ${a11}\n");
-    let d = yml(&s);
-    let started = Instant::now();
-    let r = check(d.path());
-    let took = started.elapsed();
-    r.code(2);
-    r.diag("stackato.yml:", &["error:", "alias"]);
-    assert!(took < Duration::from_secs(5), "took {took:?}");
+    refused_quickly(&s).diag("stackato.yml:", &["error:", "alias"]);
 }
 
 #[test]
@@ -235,13 +224,7 @@ fn alias_bomb_of_mappings_is_refused_quickly() {
             .join(", ");
         s.push_str(&format!("m{i}: &m{i} {{{refs}}}\n"));
     }
-    let d = yml(&s);
-    let started = Instant::now();
-    let r = check(d.path());
-    let took = started.elapsed();
-    r.code(2);
-    r.diag("stackato.yml:", &["error:", "alias"]);
-    assert!(took < Duration::from_secs(5), "took {took:?}");
+    refused_quickly(&s).diag("stackato.yml:", &["error:", "alias"]);
 }
 
 #[test]
@@ -290,9 +273,7 @@ fn oversized_file_is_refused() {
     for i in 0..5000 {
         s.push_str(&format!("  V{i}: {filler}\n"));
     }
-    let r = check(yml(&s).path());
-    r.code(2);
-    r.diag("stackato.yml:1:1: error:", &["bytes"]);
+    refused(&s).diag("stackato.yml:1:1: error:", &["bytes"]);
 }
 
 #[test]
@@ -386,9 +367,8 @@ fn utf8_bom_is_accepted() {
 
 #[test]
 fn columns_count_characters_not_bytes() {
-    let r = check(yml("name: a\nenv:\n  X: \"\u{e9}\u{e9} ${nope}\"\n").path());
-    r.code(2);
-    r.diag("stackato.yml:3:10: error:", &["nope"]);
+    refused("name: a\nenv:\n  X: \"\u{e9}\u{e9} ${nope}\"\n")
+        .diag("stackato.yml:3:10: error:", &["nope"]);
 }
 
 #[test]

@@ -5,8 +5,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use common::corpus::{corpus_app, corpus_files, examine_all, failures};
 use common::*;
 use serde_json::Value;
 
@@ -20,17 +21,8 @@ struct Outcome {
     problems: Vec<String>,
 }
 
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/stackato-yml")
-}
-
 fn examine(src: &Path) -> Outcome {
-    let file = src
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let bytes = std::fs::read(src).expect("read corpus file");
-    let d = app_bytes(&[("stackato.yml", &bytes)]);
+    let (file, d) = corpus_app(src);
     let r = check(d.path());
     let mut problems = Vec::new();
     let is_error_line = |l: &str| {
@@ -131,41 +123,10 @@ fn json_problems(doc: &Value) -> Vec<String> {
 
 #[test]
 fn corpus_is_read_without_crashes() {
-    let dir = corpus_dir();
-    if !dir.is_dir() {
-        eprintln!(
-            "\n!!!!!!!! SKIPPED corpus test: folder {} is missing !!!!!!!!\n",
-            dir.display()
-        );
+    let Some(files) = corpus_files("corpus test") else {
         return;
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("read corpus dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yml") && p.is_file())
-        .collect();
-    files.sort();
-    assert!(
-        !files.is_empty(),
-        "the corpus folder {} holds no *.yml",
-        dir.display()
-    );
-
-    // Spread the work over a few threads; each file runs in its own temp dir.
-    let threads = std::thread::available_parallelism()
-        .map_or(4, |n| n.get())
-        .clamp(1, 8);
-    let chunk = files.len().div_ceil(threads);
-    let outcomes: Vec<Outcome> = std::thread::scope(|s| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().map(|f| examine(f)).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("corpus worker thread"))
-            .collect()
-    });
+    };
+    let outcomes = examine_all(&files, examine);
 
     let accepted = outcomes.iter().filter(|o| o.code == Some(0)).count();
     let rejected = outcomes.iter().filter(|o| o.code == Some(2)).count();
@@ -181,14 +142,7 @@ fn corpus_is_read_without_crashes() {
         eprintln!("  rejected: {}", o.file);
     }
 
-    let failures: Vec<String> = outcomes
-        .iter()
-        .flat_map(|o| {
-            o.problems
-                .iter()
-                .map(move |p| format!("== {}: {p}", o.file))
-        })
-        .collect();
+    let failures = failures(outcomes.iter().map(|o| (o.file.as_str(), &o.problems[..])));
     assert!(
         failures.is_empty(),
         "{} problem(s):\n{}",

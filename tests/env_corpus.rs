@@ -9,14 +9,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use common::corpus::{corpus_app, corpus_files, examine_all, failures};
 use common::*;
 use serde_json::Value;
-
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/stackato-yml")
-}
 
 #[derive(Debug, PartialEq, Eq)]
 enum Verdict {
@@ -143,12 +140,7 @@ fn env_problems(r: &Run, staging: bool, required: &BTreeSet<String>) -> (Verdict
 }
 
 fn examine(src: &Path) -> Outcome {
-    let file = src
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let bytes = std::fs::read(src).expect("read corpus file");
-    let d = app_bytes(&[("stackato.yml", &bytes)]);
+    let (file, d) = corpus_app(src);
     let c = check(d.path());
     if c.code != Some(0) {
         return Outcome {
@@ -179,40 +171,10 @@ fn examine(src: &Path) -> Outcome {
 
 #[test]
 fn env_works_on_every_corpus_file_that_check_accepts() {
-    let dir = corpus_dir();
-    if !dir.is_dir() {
-        eprintln!(
-            "\n!!!!!!!! SKIPPED env corpus test: folder {} is missing !!!!!!!!\n",
-            dir.display()
-        );
+    let Some(files) = corpus_files("env corpus test") else {
         return;
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("read corpus dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yml") && p.is_file())
-        .collect();
-    files.sort();
-    assert!(
-        !files.is_empty(),
-        "the corpus folder {} holds no *.yml",
-        dir.display()
-    );
-
-    let threads = std::thread::available_parallelism()
-        .map_or(4, |n| n.get())
-        .clamp(1, 8);
-    let chunk = files.len().div_ceil(threads);
-    let outcomes: Vec<Outcome> = std::thread::scope(|s| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().map(|f| examine(f)).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("corpus worker thread"))
-            .collect()
-    });
+    };
+    let outcomes = examine_all(&files, examine);
 
     let count = |v: Verdict| outcomes.iter().filter(|o| o.verdict == v).count();
     let (env_ok, required, rejected) = (
@@ -228,14 +190,7 @@ fn env_works_on_every_corpus_file_that_check_accepts() {
     for o in outcomes.iter().filter(|o| o.verdict == Verdict::Required) {
         eprintln!("  required variable: {}", o.file);
     }
-    let failures: Vec<String> = outcomes
-        .iter()
-        .flat_map(|o| {
-            o.problems
-                .iter()
-                .map(move |p| format!("== {}: {p}", o.file))
-        })
-        .collect();
+    let failures = failures(outcomes.iter().map(|o| (o.file.as_str(), &o.problems[..])));
     eprintln!("  {} problem(s)", failures.len());
     assert!(
         failures.is_empty(),

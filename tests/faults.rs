@@ -24,295 +24,36 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::http::http_get;
+use common::procs::{
+    alive, assert_all_alive, assert_all_dead, assert_dead, cmdline, cmdlines, kill9, pids,
+    procs_under, procs_using, read_pid,
+};
+use common::project::{Project, mariadb_serial};
+use common::session::Session;
 use common::*;
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// Where root-run services keep their data (see `src/services/paths.rs`).
-const SYSTEM_ROOT: &str = "/var/lib/stackato-local";
-/// A generous deadline for things that take a fraction of a second when all is well.
-const SHORT: Duration = Duration::from_secs(20);
-/// Time for services to start (a cold postgres or MariaDB initialises its data first).
-const SERVICES: Duration = Duration::from_secs(120);
+/// How long a Ctrl-C may take to end a run.
+const CTRL_C: Duration = Duration::from_secs(40);
 
-// ---------------------------------------------------------------------------------------------
-// Processes, by pid
-// ---------------------------------------------------------------------------------------------
-
-/// Whether `pid` runs (a zombie is dead).
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit_once(')').is_some_and(|(_, rest)| {
-            let st = rest.trim_start();
-            st.starts_with('Z') || st.starts_with('X')
-        }),
-        Err(_) => false,
-    }
+/// A [`Project`] in a new temp dir whose guard also kills what holds a file open in it.
+fn project(files: &[(&str, &str)]) -> Project {
+    Project::new(files).reaping_open_files()
 }
 
-fn pids() -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Every live process (not us) whose working directory, or one of whose open files, is
-/// `root` or below.
-fn procs_using(root: &Path) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let uses = |pid: i32| {
-        let under = |p: PathBuf| p.starts_with(root);
-        if std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(under) {
-            return true;
-        }
-        std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|rd| {
-            rd.filter_map(Result::ok)
-                .any(|e| std::fs::read_link(e.path()).is_ok_and(under))
-        })
-    };
-    let mut v: Vec<i32> = pids()
-        .into_iter()
-        .filter(|&pid| pid != me && alive(pid) && uses(pid))
-        .collect();
-    v.sort_unstable();
-    v
-}
-
-/// Every live process whose working directory is `root` or below.
-fn procs_under(root: &Path) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let mut v: Vec<i32> = pids()
-        .into_iter()
-        .filter(|&pid| pid != me && alive(pid))
-        .filter(|&pid| {
-            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|c| c.starts_with(root))
-        })
-        .collect();
-    v.sort_unstable();
-    v
-}
-
-/// The command line of `pid`, for messages.
-fn cmdline(pid: i32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            String::from_utf8_lossy(&b)
-                .replace('\0', " ")
-                .trim()
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
-fn kill9(pid: i32) {
-    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-}
-
-/// Wait up to `within` for every one of `pids` to be dead; panic naming the survivors.
-#[track_caller]
-fn assert_all_dead(pids: &[(String, i32)], within: Duration, context: &str) {
-    let t0 = Instant::now();
-    loop {
-        let live: Vec<&(String, i32)> = pids.iter().filter(|(_, p)| alive(*p)).collect();
-        if live.is_empty() {
-            return;
-        }
-        if t0.elapsed() > within {
-            let desc: Vec<String> = live
-                .iter()
-                .map(|(what, p)| format!("{what} (pid {p}: {})", cmdline(*p)))
-                .collect();
-            panic!(
-                "still running {:.1} s after {context}: {}",
-                t0.elapsed().as_secs_f64(),
-                desc.join(", ")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Wait for `path` to hold a pid (written by an app), and return it.
-#[track_caller]
-fn read_pid(path: &Path, within: Duration) -> i32 {
-    let t0 = Instant::now();
-    loop {
-        if let Some(pid) = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok())
-        {
-            return pid;
-        }
-        assert!(
-            t0.elapsed() < within,
-            "no pid in {} after {within:?}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Held by every test that starts MariaDB (also across test binaries: a file lock). MariaDB
-/// deletes every `#sql*` file in its tmpdir when it starts and the product leaves that at the
-/// shared /tmp, so two fresh instances starting at once can break each other (see
-/// `mariadb_fresh_projects_start_in_parallel` in tests/services.rs).
-fn mariadb_serial() -> std::fs::File {
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::env::temp_dir().join("stackato-local-tests-mariadb.lock"))
-        .expect("open the MariaDB test lock");
-    f.lock().expect("take the MariaDB test lock");
-    f
-}
-
-// ---------------------------------------------------------------------------------------------
-// A project: the app in <root>/app, the test's own files in <root>
-// ---------------------------------------------------------------------------------------------
-
-/// A temp dir with the app in `app/`. `@ROOT@` in file texts becomes the (canonical) root.
-/// Dropping it stops and resets the services named with [`Project::with_services`] and kills
-/// every process still working inside it.
-struct Project {
-    root: PathBuf,
-    app: PathBuf,
-    services: Vec<String>,
-    _tmp: Option<TempDir>,
-}
-
-impl Project {
-    fn new(files: &[(&str, &str)]) -> Project {
-        let tmp = common::app(&[]);
-        let mut p = Project::at(&canon(tmp.path()), files);
-        p._tmp = Some(tmp);
-        p
-    }
-
-    /// A project in `root/app` (`root` is someone else's, e.g. a mount's).
-    fn at(root: &Path, files: &[(&str, &str)]) -> Project {
-        let app = root.join("app");
-        std::fs::create_dir_all(&app).expect("create app dir");
-        let p = Project {
-            root: root.to_path_buf(),
-            app,
-            services: Vec::new(),
-            _tmp: None,
-        };
-        p.write_all(files);
-        p
-    }
-
-    fn write_all(&self, files: &[(&str, &str)]) {
-        let root_s = self.root.display().to_string();
-        for (rel, text) in files {
-            write(&self.app, rel, text.replace("@ROOT@", &root_s).as_bytes());
-        }
-    }
-
-    /// Remember the app's services, to stop and reset them at the end.
-    fn with_services(mut self, names: &[&str]) -> Project {
-        self.services = names.iter().map(|s| s.to_string()).collect();
-        self
-    }
-
-    fn file(&self, rel: &str) -> PathBuf {
-        self.root.join(rel)
-    }
-
-    fn state(&self, rel: &str) -> PathBuf {
-        self.app.join(".stackato-local").join(rel)
-    }
-
-    /// Start `stackato-local run <args>` in the app dir.
-    fn run(&self, args: &[&str]) -> Session {
-        Session::start(&self.app, args)
-    }
-
-    /// Run the binary to completion in the app dir.
-    fn cmd(&self, args: &[&str]) -> Run {
-        run(&self.app, args)
-    }
-
-    /// The pid in `.stackato-local/services/<name>/server.pid`.
-    fn server_pid(&self, name: &str) -> Option<i32> {
-        let text =
-            std::fs::read_to_string(self.state(&format!("services/{name}/server.pid"))).ok()?;
-        let v: Value = serde_json::from_str(&text).ok()?;
-        v["pid"].as_i64().map(|p| p as i32)
-    }
-
-    /// `services.json`, parsed (panics when it is not JSON).
-    #[track_caller]
-    fn registry(&self) -> Value {
-        let path = self.state("services.json");
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-        serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{} is not JSON ({e}):\n{text}", path.display()))
-    }
-
-    /// The remembered port of service `name`.
-    #[track_caller]
-    fn service_port(&self, name: &str) -> u16 {
-        let reg = self.registry();
-        reg["services"][name]["port"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no port for {name} in {reg:#}")) as u16
-    }
-
-    /// Where a root-run service keeps its files (the `data` link's parent), if it has any.
-    fn service_root(&self, name: &str) -> Option<PathBuf> {
-        let target = std::fs::read_link(self.state(&format!("services/{name}/data"))).ok()?;
-        target.parent().map(Path::to_path_buf)
-    }
-}
-
-/// Run the binary in `dir`, ignoring every failure (for cleanup).
-fn quiet(dir: &Path, args: &[&str]) {
-    let _ = cmd(dir)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        if !self.services.is_empty() {
-            let roots: Vec<Option<PathBuf>> =
-                self.services.iter().map(|n| self.service_root(n)).collect();
-            quiet(&self.app, &["services", "stop", "--grace", "5"]);
-            for (name, root) in self.services.iter().zip(roots) {
-                quiet(&self.app, &["services", "reset", name, "--yes"]);
-                if let Some(root) = root {
-                    for pid in procs_under(&root) {
-                        kill9(pid);
-                    }
-                    if root.starts_with(SYSTEM_ROOT) && root.exists() {
-                        let _ = std::fs::remove_dir_all(&root);
-                    }
-                }
-            }
-        }
-        for pid in procs_using(&self.root) {
-            kill9(pid);
-        }
-    }
+/// A [`Project`] in `root/app` whose guard also kills what holds a file open in it.
+fn project_at(root: &Path, files: &[(&str, &str)]) -> Project {
+    Project::at(root, files).reaping_open_files()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -447,242 +188,8 @@ impl Drop for Filler {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A running `stackato-local run`
+// An app that writes to its database
 // ---------------------------------------------------------------------------------------------
-
-type Buf = Arc<Mutex<Vec<u8>>>;
-
-/// `stackato-local run` as a child, its stdout and stderr read by threads into buffers.
-/// Dropping it SIGKILLs the run if it still runs (its guardian then cleans up after it).
-struct Session {
-    child: Child,
-    pid: i32,
-    out: Buf,
-    err: Buf,
-    readers: Vec<JoinHandle<()>>,
-    args: Vec<String>,
-    exit: Option<Option<i32>>,
-}
-
-fn reader(mut r: impl Read + Send + 'static, buf: Buf) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            match r.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => buf.lock().unwrap().extend_from_slice(&chunk[..n]),
-            }
-        }
-    })
-}
-
-impl Session {
-    fn start(dir: &Path, args: &[&str]) -> Session {
-        let mut c = cmd(dir);
-        c.arg("run")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().expect("start stackato-local run");
-        let out: Buf = Arc::default();
-        let err: Buf = Arc::default();
-        let readers = vec![
-            reader(child.stdout.take().expect("stdout"), Arc::clone(&out)),
-            reader(child.stderr.take().expect("stderr"), Arc::clone(&err)),
-        ];
-        Session {
-            pid: child.id() as i32,
-            child,
-            out,
-            err,
-            readers,
-            args: std::iter::once("run")
-                .chain(args.iter().copied())
-                .map(str::to_string)
-                .collect(),
-            exit: None,
-        }
-    }
-
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
-    }
-
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.err.lock().unwrap()).into_owned()
-    }
-
-    fn dump(&self) -> String {
-        format!(
-            "args: {:?}\nexit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.args,
-            self.exit,
-            self.stdout(),
-            self.stderr()
-        )
-    }
-
-    /// Whether the run has ended (and record how).
-    fn poll_exit(&mut self) -> bool {
-        if self.exit.is_some() {
-            return true;
-        }
-        if let Ok(Some(st)) = self.child.try_wait() {
-            use std::os::unix::process::ExitStatusExt;
-            self.exit = Some(st.code().or_else(|| st.signal().map(|s| 128 + s)));
-            let t0 = Instant::now();
-            while self.readers.iter().any(|r| !r.is_finished())
-                && t0.elapsed() < Duration::from_secs(10)
-            {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            return true;
-        }
-        false
-    }
-
-    /// Wait for `needle` on stderr; return the time it took. Panics (with everything
-    /// printed) on timeout, or when the run ends first.
-    #[track_caller]
-    fn wait_err(&mut self, needle: &str, within: Duration) -> Duration {
-        let t0 = Instant::now();
-        loop {
-            let ended = self.poll_exit();
-            if self.stderr().contains(needle) {
-                return t0.elapsed();
-            }
-            if ended || t0.elapsed() > within {
-                panic!(
-                    "no {needle:?} on stderr within {within:?} (ended: {ended})\n{}",
-                    self.dump()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Wait for `<name> ready at http://127.0.0.1:PORT` and return the port.
-    #[track_caller]
-    fn ready(&mut self, name: &str, within: Duration) -> u16 {
-        let needle = format!("==> {name} ready at http://127.0.0.1:");
-        self.wait_err(&needle, within);
-        let err = self.stderr();
-        let at = err.find(&needle).unwrap() + needle.len();
-        let digits: String = err[at..].chars().take_while(char::is_ascii_digit).collect();
-        digits
-            .parse()
-            .unwrap_or_else(|_| panic!("no port after {needle:?}\n{}", self.dump()))
-    }
-
-    fn signal(&self, sig: Signal) {
-        let _ = kill(Pid::from_raw(self.pid), sig);
-    }
-
-    /// Wait for the run to end; its exit code (128+N when killed by signal N).
-    #[track_caller]
-    fn wait_exit(&mut self, within: Duration) -> i32 {
-        let t0 = Instant::now();
-        while !self.poll_exit() {
-            if t0.elapsed() > within {
-                panic!("the run did not end within {within:?}\n{}", self.dump());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.exit.flatten().unwrap_or(-1)
-    }
-
-    /// Wait for the end and assert its exit code, and that nothing panicked.
-    #[track_caller]
-    fn expect_exit(&mut self, code: i32, within: Duration) {
-        let got = self.wait_exit(within);
-        assert_eq!(got, code, "unexpected exit code\n{}", self.dump());
-        assert!(
-            !self.stderr().contains("panicked"),
-            "the binary panicked\n{}",
-            self.dump()
-        );
-    }
-
-    /// Ctrl-C, then wait for the end; asserts exit 130.
-    #[track_caller]
-    fn interrupt(&mut self) {
-        self.signal(Signal::SIGINT);
-        self.expect_exit(130, Duration::from_secs(40));
-    }
-
-    /// The text after `name | ` of each stdout line of process `name`, in order.
-    fn lines_of(&self, name: &str) -> Vec<String> {
-        self.stdout()
-            .lines()
-            .filter_map(|l| {
-                let (n, rest) = l.split_once(" | ")?;
-                (n.trim_end() == name).then(|| rest.to_string())
-            })
-            .collect()
-    }
-
-    /// The stderr lines containing `needle`.
-    fn err_lines(&self, needle: &str) -> Vec<String> {
-        self.stderr()
-            .lines()
-            .filter(|l| l.contains(needle))
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        if !self.poll_exit() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// HTTP, and an app that writes to its database
-// ---------------------------------------------------------------------------------------------
-
-/// `GET path` on 127.0.0.1:`port`: (status, body). Retries a refused connection briefly.
-#[track_caller]
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    let t0 = Instant::now();
-    let mut stream = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => break s,
-            Err(e) => {
-                assert!(
-                    t0.elapsed() < Duration::from_secs(5),
-                    "cannot connect to port {port}: {e}"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .unwrap_or_else(|e| panic!("reading the answer to GET {path} on port {port}: {e}"));
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP answer to GET {path} on port {port}: {text:?}"));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line in {head:?}"));
-    (status, body.to_string())
-}
 
 /// A web app (stdlib only) on `$PORT` backed by the `DATABASE_URL` service, through the
 /// server's own client (`python3 db_web.py pg|my CLIENT`): it creates its table when it
@@ -757,7 +264,7 @@ fn db_project(name: &str, kind: &str) -> Project {
         _ => ("my", "mariadb|mysql"),
     };
     let client = find_program(client).expect("client checked with require");
-    Project::new(&[
+    project(&[
         (
             "stackato.yml",
             &format!(
@@ -799,13 +306,15 @@ fn sigkill_of_the_supervisor_leaves_no_app_process_and_the_next_run_keeps_the_ro
     s.signal(Signal::SIGKILL);
     assert_eq!(s.wait_exit(SHORT), 128 + 9);
     // The guardian kills the app at once and stops the postgres this run started.
-    assert_all_dead(
-        &[("the web".into(), web)],
+    assert_dead(
+        "the web",
+        web,
         Duration::from_secs(5),
         "SIGKILL of the supervisor",
     );
-    assert_all_dead(
-        &[("postgres started by the killed run".into(), server)],
+    assert_dead(
+        "postgres started by the killed run",
+        server,
         Duration::from_secs(40),
         "SIGKILL of the supervisor",
     );
@@ -819,7 +328,7 @@ fn sigkill_of_the_supervisor_leaves_no_app_process_and_the_next_run_keeps_the_ro
         assert!(
             t0.elapsed() < Duration::from_secs(10),
             "processes left in the project after SIGKILL of the supervisor: {:?}",
-            left.iter().map(|p| cmdline(*p)).collect::<Vec<_>>()
+            cmdlines(&left)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -833,7 +342,7 @@ fn sigkill_of_the_supervisor_leaves_no_app_process_and_the_next_run_keeps_the_ro
     assert_eq!(line.len(), 1, "{}", s.dump());
     expect_http(port, "/count", "3", &s);
     expect_http(port, "/write", "4", &s);
-    s.interrupt();
+    s.interrupt(CTRL_C);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -851,7 +360,7 @@ fn database_killed_during_run(kind: &str, name: &str) {
     let old = p.server_pid("db").expect("server.pid of db");
     let service_port = p.service_port("db");
     kill9(old);
-    assert_all_dead(&[("the db server".into(), old)], SHORT, "kill -9");
+    assert_dead("the db server", old, SHORT, "kill -9");
     let gone =
         format!("error: service db stopped unexpectedly (pid {old} is gone); starting it again");
     let noticed = s.wait_err(&gone, SHORT);
@@ -882,10 +391,11 @@ fn database_killed_during_run(kind: &str, name: &str) {
         "the app was restarted\n{}",
         s.dump()
     );
-    s.interrupt();
+    s.interrupt(CTRL_C);
     // The restarted server was started by this run: it is stopped with it.
-    assert_all_dead(
-        &[("the restarted db server".into(), new)],
+    assert_dead(
+        "the restarted db server",
+        new,
         Duration::from_secs(40),
         "the end of the run",
     );
@@ -950,7 +460,7 @@ server.serve_forever()
 /// A project with [`WEB_PY`], and its web port (remembered in ports.json after `env`) bound
 /// by the test, as another program would.
 fn squatted_web() -> (Project, TcpListener, u16) {
-    let p = Project::new(&[
+    let p = project(&[
         (
             "stackato.yml",
             "name: squat\nprocesses:\n  web: python3 web.py\n",
@@ -999,7 +509,7 @@ fn a_web_whose_port_is_taken_moves_to_a_free_port() {
         "reported ready on the squatted port\n{}",
         s.dump()
     );
-    s.interrupt();
+    s.interrupt(CTRL_C);
 }
 
 #[test]
@@ -1007,7 +517,7 @@ fn a_service_whose_port_is_taken_moves_and_says_so() {
     if !require("memcached") {
         return;
     }
-    let p = Project::new(&[("stackato.yml", "name: mcport\nservices:\n  mc: memcached\n")])
+    let p = project(&[("stackato.yml", "name: mcport\nservices:\n  mc: memcached\n")])
         .with_services(&["mc"]);
     p.cmd(&["env"]).code(0);
     let old = p.service_port("mc");
@@ -1032,18 +542,21 @@ fn a_service_whose_port_is_taken_moves_and_says_so() {
 const WORKER: &str =
     "name: rostate\nservices:\n  cache: redis\nprocesses:\n  web: ~\ncommand: sleep 0\n";
 
+/// Commands that write the state directory: `env`, `services start`, `run`.
+const STATE_WRITERS: [&[&str]; 3] = [
+    &["env"],
+    &["services", "start"],
+    &["run", "--no-watch", "--exit-on-crash"],
+];
+
 /// `.stackato-local` is a regular file, so the directory cannot be created. This works
 /// whoever runs the tests: root ignores file modes (a chmod 0500 directory would still be
 /// writable for root, and the tests run as root here), but not `EEXIST`/`ENOTDIR`.
 #[test]
 fn a_state_dir_that_cannot_be_created_is_a_clear_error_with_exit_74() {
-    let p = Project::new(&[("stackato.yml", WORKER), (".stackato-local", "not a dir\n")]);
+    let p = project(&[("stackato.yml", WORKER), (".stackato-local", "not a dir\n")]);
     let path = p.app.join(".stackato-local");
-    for args in [
-        &["env"][..],
-        &["services", "start"][..],
-        &["run", "--no-watch", "--exit-on-crash"][..],
-    ] {
+    for args in STATE_WRITERS {
         let r = p.cmd(args);
         r.code(74);
         r.stderr_has(&format!(
@@ -1066,7 +579,7 @@ fn a_state_dir_that_cannot_be_created_is_a_clear_error_with_exit_74() {
 #[test]
 fn a_read_only_state_dir_is_a_clear_error_with_exit_74_and_leaves_the_files_whole() {
     let test = "a_read_only_state_dir_is_a_clear_error_with_exit_74_and_leaves_the_files_whole";
-    let p = Project::new(&[("stackato.yml", WORKER)]).with_services(&["cache", "more"]);
+    let p = project(&[("stackato.yml", WORKER)]).with_services(&["cache", "more"]);
     p.cmd(&["env"]).code(0);
     let before = std::fs::read(p.state("services.json")).unwrap();
     let state = p.app.join(".stackato-local");
@@ -1083,11 +596,7 @@ fn a_read_only_state_dir_is_a_clear_error_with_exit_74_and_leaves_the_files_whol
         WORKER.replace("  cache: redis\n", "  cache: redis\n  more: memcached\n"),
     )
     .unwrap();
-    for args in [
-        &["env"][..],
-        &["services", "start"][..],
-        &["run", "--no-watch", "--exit-on-crash"][..],
-    ] {
+    for args in STATE_WRITERS {
         let r = p.cmd(args);
         r.code(74);
         let line = r.diag("error: ", &["Read-only file system"]);
@@ -1138,7 +647,7 @@ fn a_full_disk_is_a_clear_error_with_exit_74_and_services_json_stays_whole() {
     let Some(m) = Mount::tmpfs(test, "64k") else {
         return;
     };
-    let p = Project::at(m.root(), &[("stackato.yml", WORKER)]).with_services(&["cache", "more"]);
+    let p = project_at(m.root(), &[("stackato.yml", WORKER)]).with_services(&["cache", "more"]);
     p.cmd(&["env"]).code(0);
     let before = std::fs::read(p.state("services.json")).unwrap();
     let _fill = Filler::fill(&p.app.join("fill"));
@@ -1177,7 +686,7 @@ fn a_full_disk_while_starting_a_service_leaves_no_server_behind() {
     let Some(m) = Mount::tmpfs(test, "64k") else {
         return;
     };
-    let p = Project::at(
+    let p = project_at(
         m.root(),
         &[("stackato.yml", "name: fullmc\nservices:\n  mc: memcached\n")],
     )
@@ -1205,7 +714,7 @@ fn a_full_disk_while_starting_a_service_leaves_no_server_behind() {
     assert!(
         servers.is_empty(),
         "memcached left running on port {port} without a pid file: {:?}",
-        servers.iter().map(|p| cmdline(*p)).collect::<Vec<_>>()
+        cmdlines(&servers)
     );
 }
 
@@ -1216,7 +725,7 @@ fn a_full_disk_while_starting_a_service_leaves_no_server_behind() {
 #[test]
 fn a_hanging_hook_is_killed_after_the_hook_timeout_with_exit_6() {
     let manifest = "name: hang\nhooks:\n  post-staging:\n    - echo started; sleep 1000 & echo $! > @ROOT@/sleep.pid; wait\nprocesses:\n  web: ~\ncommand: sleep 100\n";
-    let p = Project::new(&[("stackato.yml", manifest)]);
+    let p = project(&[("stackato.yml", manifest)]);
     let t0 = Instant::now();
     let mut s = p.run(&["--hook-timeout", "2", "--no-watch"]);
     let sleep = read_pid(&p.file("sleep.pid"), SHORT);
@@ -1241,8 +750,9 @@ fn a_hanging_hook_is_killed_after_the_hook_timeout_with_exit_6() {
         "{}",
         s.dump()
     );
-    assert_all_dead(
-        &[("the hook's sleep".into(), sleep)],
+    assert_dead(
+        "the hook's sleep",
+        sleep,
         Duration::from_secs(2),
         "the hook timeout",
     );
@@ -1259,7 +769,7 @@ fn a_hanging_hook_is_killed_after_the_hook_timeout_with_exit_6() {
 
 #[test]
 fn a_web_and_a_worker_that_ignore_sigterm_are_both_killed_after_the_grace() {
-    let p = Project::new(&[
+    let p = project(&[
         (
             "stackato.yml",
             r#"applications:
@@ -1280,20 +790,9 @@ fn a_web_and_a_worker_that_ignore_sigterm_are_both_killed_after_the_grace() {
     ]);
     let mut s = p.run(&["--grace", "1", "--no-watch"]);
     s.ready("front:web.0", SHORT);
-    let pids = vec![
-        ("the web".to_string(), read_pid(&p.file("web.pid"), SHORT)),
-        (
-            "the worker".to_string(),
-            read_pid(&p.file("worker.pid"), SHORT),
-        ),
-    ];
-    for (what, pid) in &pids {
-        assert!(alive(*pid), "{what} is not running");
-    }
-    let t0 = Instant::now();
-    s.signal(Signal::SIGINT);
-    s.expect_exit(130, SHORT);
-    let took = t0.elapsed();
+    let pids = p.pids(&[("the web", "web.pid"), ("the worker", "worker.pid")]);
+    assert_all_alive(&pids);
+    let took = s.stop(Signal::SIGINT, 130, SHORT);
     assert!(
         took >= Duration::from_millis(900) && took < Duration::from_secs(5),
         "stopped after {took:?} with --grace 1\n{}",
@@ -1316,7 +815,7 @@ fn a_web_and_a_worker_that_ignore_sigterm_are_both_killed_after_the_grace() {
 const DAEMON_YML: &str = "name: daemons\nprocesses:\n  web: ~\ncommand: setsid -f @ENV@ sh -c 'trap \"\" TERM HUP; echo $$ > @ROOT@/daemon.pid; exec sleep 1000' </dev/null >/dev/null 2>&1; echo $$ > @ROOT@/worker.pid; exec sleep 1000\n";
 
 fn daemon_project(env: &str) -> Project {
-    Project::new(&[("stackato.yml", &DAEMON_YML.replace("@ENV@", env))])
+    project(&[("stackato.yml", &DAEMON_YML.replace("@ENV@", env))])
 }
 
 /// The daemon's and the worker's pids, once both run; the daemon in another session.
@@ -1339,7 +838,7 @@ fn a_daemon_in_its_own_session_that_ignores_sigterm_dies_on_ctrl_c() {
     let p = daemon_project("");
     let mut s = p.run(&["--grace", "1", "--no-watch"]);
     let pids = daemon_pids(&p);
-    s.interrupt();
+    s.interrupt(CTRL_C);
     assert_all_dead(&pids, Duration::from_secs(2), "Ctrl-C (exit 130)");
 }
 

@@ -41,6 +41,20 @@ fn project() -> (tempfile::TempDir, tempfile::TempDir) {
     (root, home)
 }
 
+/// `stackato-local allow` in `root/proj` with `home` as `$HOME`; asserts it succeeds.
+#[track_caller]
+fn allow(root: &Path, home: &Path) {
+    let bin = env!("CARGO_BIN_EXE_stackato-local");
+    let allowed = Command::new(bin)
+        .arg("allow")
+        .current_dir(root.join("proj"))
+        .env("HOME", home)
+        .env_remove("XDG_DATA_HOME")
+        .output()
+        .unwrap();
+    assert!(allowed.status.success(), "{allowed:?}");
+}
+
 #[test]
 fn enter_and_leave_an_allowed_project() {
     let (root, home) = project();
@@ -58,15 +72,7 @@ echo "A GREETING=$GREETING MEMCACHE=${MEMCACHE_URL:-none} APP=${STACKATO_APP_NAM
         "{out}"
     );
     assert!(out.contains("is not allowed"), "{out}");
-    let bin = env!("CARGO_BIN_EXE_stackato-local");
-    let allowed = Command::new(bin)
-        .arg("allow")
-        .current_dir(root.path().join("proj"))
-        .env("HOME", home.path())
-        .env_remove("XDG_DATA_HOME")
-        .output()
-        .unwrap();
-    assert!(allowed.status.success(), "{allowed:?}");
+    allow(root.path(), home.path());
     let out = bash(
         r#"export GREETING=mine
 unset FROM_DOTENV
@@ -98,15 +104,7 @@ echo "C GREETING=$GREETING MEMCACHE=${MEMCACHE_URL:-none} APP=${STACKATO_APP_NAM
 #[test]
 fn a_changed_manifest_or_env_file_needs_allowing_again() {
     let (root, home) = project();
-    let bin = env!("CARGO_BIN_EXE_stackato-local");
-    let ok = Command::new(bin)
-        .arg("allow")
-        .current_dir(root.path().join("proj"))
-        .env("HOME", home.path())
-        .env_remove("XDG_DATA_HOME")
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    allow(root.path(), home.path());
     let out = bash(
         r#"cd proj; _stackato_local_hook
 echo "D GREETING=$GREETING"
@@ -124,15 +122,7 @@ echo "E GREETING=${GREETING:-none} DOTENV=${FROM_DOTENV:-none}"
 #[test]
 fn the_no_change_path_is_quick() {
     let (root, home) = project();
-    let bin = env!("CARGO_BIN_EXE_stackato-local");
-    let ok = Command::new(bin)
-        .arg("allow")
-        .current_dir(root.path().join("proj"))
-        .env("HOME", home.path())
-        .env_remove("XDG_DATA_HOME")
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    allow(root.path(), home.path());
     // 20 prompts with nothing changed: the environment stays loaded and nothing is printed
     // after the first load. (The time is measured by the benchmark, not asserted here.)
     let out = bash(

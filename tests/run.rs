@@ -24,560 +24,25 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::http::http_get;
+use common::procs::{
+    alive, assert_all_alive, assert_all_dead, assert_dead, cmdlines, procs_under, read_pid,
+};
+use common::project::Project;
+use common::session::Stream;
 use common::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tempfile::TempDir;
 
-/// Where root-run services keep their data (see `src/services/paths.rs`).
-const SYSTEM_ROOT: &str = "/var/lib/stackato-local";
-
-/// A generous deadline for things that take a fraction of a second when all is well.
-const SHORT: Duration = Duration::from_secs(20);
-
-// ---------------------------------------------------------------------------------------------
-// Processes, by pid
-// ---------------------------------------------------------------------------------------------
-
-/// Whether `pid` runs (a zombie is dead).
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit_once(')').is_some_and(|(_, rest)| {
-            let st = rest.trim_start();
-            st.starts_with('Z') || st.starts_with('X')
-        }),
-        Err(_) => false,
-    }
-}
-
-fn cwd_of(pid: i32) -> Option<PathBuf> {
-    std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
-}
-
-/// Every live process whose working directory is `root` or below.
-fn procs_under(root: &Path) -> Vec<i32> {
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let me = std::process::id() as i32;
-    let mut v: Vec<i32> = rd
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != me && alive(pid))
-        .filter(|&pid| cwd_of(pid).is_some_and(|c| c.starts_with(root)))
-        .collect();
-    v.sort_unstable();
-    v
-}
-
-/// The command line of `pid`, for messages.
-fn cmdline(pid: i32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            String::from_utf8_lossy(&b)
-                .replace('\0', " ")
-                .trim()
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
-fn kill9(pid: i32) {
-    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-}
-
-/// Wait up to `within` for every one of `pids` to be dead; panic naming the survivors.
-#[track_caller]
-fn assert_all_dead(pids: &[(String, i32)], within: Duration, context: &str) {
-    let t0 = Instant::now();
-    loop {
-        let live: Vec<&(String, i32)> = pids.iter().filter(|(_, p)| alive(*p)).collect();
-        if live.is_empty() {
-            return;
-        }
-        if t0.elapsed() > within {
-            let desc: Vec<String> = live
-                .iter()
-                .map(|(what, p)| format!("{what} (pid {p}: {})", cmdline(*p)))
-                .collect();
-            panic!(
-                "still running {:.1} s after {context}: {}",
-                t0.elapsed().as_secs_f64(),
-                desc.join(", ")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Wait for `path` to hold a pid (written by an app), and return it.
-#[track_caller]
-fn read_pid(path: &Path, within: Duration) -> i32 {
-    let t0 = Instant::now();
-    loop {
-        if let Some(pid) = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok())
-        {
-            return pid;
-        }
-        assert!(
-            t0.elapsed() < within,
-            "no pid in {} after {within:?}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// A project: the app in <root>/app, the test's own files in <root>
-// ---------------------------------------------------------------------------------------------
-
-/// A temp dir with the app in `app/`. `@ROOT@` in file texts becomes the (canonical) root, so
-/// apps can write marks and pids outside the app dir. Dropping it stops and resets the services
-/// named with [`Project::with_services`] and kills every process still working inside it.
-struct Project {
-    root: PathBuf,
-    app: PathBuf,
-    services: Vec<String>,
-    _tmp: TempDir,
-}
-
-impl Project {
-    fn new(files: &[(&str, &str)]) -> Project {
-        let tmp = common::app(&[]);
-        let root = canon(tmp.path());
-        let app = root.join("app");
-        std::fs::create_dir_all(&app).expect("create app dir");
-        let root_s = root.display().to_string();
-        for (rel, text) in files {
-            write(&app, rel, text.replace("@ROOT@", &root_s).as_bytes());
-        }
-        Project {
-            root,
-            app,
-            services: Vec::new(),
-            _tmp: tmp,
-        }
-    }
-
-    /// Remember the app's services, to stop and reset them at the end.
-    fn with_services(mut self, names: &[&str]) -> Project {
-        self.services = names.iter().map(|s| s.to_string()).collect();
-        self
-    }
-
-    /// `<root>/<rel>`.
-    fn file(&self, rel: &str) -> PathBuf {
-        self.root.join(rel)
-    }
-
-    /// The text of `<root>/<rel>`, or "" when it does not exist.
-    fn read(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.file(rel)).unwrap_or_default()
-    }
-
-    /// Start `stackato-local run <args>` in the app dir.
-    fn run(&self, args: &[&str]) -> Session {
-        Session::start(&self.app, args, &[])
-    }
-
-    /// [`Project::run`] with extra environment variables (inherited by staging commands).
-    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Session {
-        Session::start(&self.app, args, env)
-    }
-
-    /// Where a root-run service keeps its files (the `data` link's parent), if it has any.
-    fn service_root(&self, name: &str) -> Option<PathBuf> {
-        let link = self
-            .app
-            .join(".stackato-local/services")
-            .join(name)
-            .join("data");
-        let target = std::fs::read_link(link).ok()?;
-        target.parent().map(Path::to_path_buf)
-    }
-}
-
-/// Run the binary in `dir`, ignoring every failure (for cleanup).
-fn quiet(dir: &Path, args: &[&str]) {
-    let _ = cmd(dir)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        if !self.services.is_empty() {
-            let roots: Vec<Option<PathBuf>> =
-                self.services.iter().map(|n| self.service_root(n)).collect();
-            quiet(&self.app, &["services", "stop", "--grace", "5"]);
-            for (name, root) in self.services.iter().zip(roots) {
-                quiet(&self.app, &["services", "reset", name, "--yes"]);
-                if let Some(root) = root {
-                    for pid in procs_under(&root) {
-                        kill9(pid);
-                    }
-                    if root.starts_with(SYSTEM_ROOT) && root.exists() {
-                        let _ = std::fs::remove_dir_all(&root);
-                    }
-                }
-            }
-        }
-        // Whatever a failed test left running in here.
-        for pid in procs_under(&self.root) {
-            kill9(pid);
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// A running `stackato-local run`
-// ---------------------------------------------------------------------------------------------
-
-type Buf = Arc<Mutex<Vec<u8>>>;
-
-#[derive(Clone, Copy, Debug)]
-enum Stream {
-    Out,
-    Err,
-}
-
-/// `stackato-local run` as a child, its stdout and stderr read by threads into buffers.
-/// Dropping it SIGKILLs the run if it still runs (its guardian then cleans up after it).
-struct Session {
-    child: Child,
-    pid: i32,
-    out: Buf,
-    err: Buf,
-    readers: Vec<JoinHandle<()>>,
-    args: Vec<String>,
-    exit: Option<Option<i32>>,
-}
-
-fn reader(mut r: impl Read + Send + 'static, buf: Buf) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut chunk = vec![0u8; 256 * 1024];
-        loop {
-            match r.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => buf.lock().unwrap().extend_from_slice(&chunk[..n]),
-            }
-        }
-    })
-}
-
-/// Where `needle` occurs in `hay` at or after `from`.
-fn find_from(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(from.min(hay.len()));
-    }
-    hay.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
-}
-
-impl Session {
-    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Session {
-        let mut c = cmd(dir);
-        c.envs(env.iter().copied());
-        c.arg("run")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().expect("start stackato-local run");
-        let out: Buf = Arc::default();
-        let err: Buf = Arc::default();
-        let readers = vec![
-            reader(child.stdout.take().expect("stdout"), Arc::clone(&out)),
-            reader(child.stderr.take().expect("stderr"), Arc::clone(&err)),
-        ];
-        Session {
-            pid: child.id() as i32,
-            child,
-            out,
-            err,
-            readers,
-            args: std::iter::once("run")
-                .chain(args.iter().copied())
-                .map(str::to_string)
-                .collect(),
-            exit: None,
-        }
-    }
-
-    fn buf(&self, s: Stream) -> &Buf {
-        match s {
-            Stream::Out => &self.out,
-            Stream::Err => &self.err,
-        }
-    }
-
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
-    }
-
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.err.lock().unwrap()).into_owned()
-    }
-
-    /// Everything it printed so far, for failure messages (long stdout is cut in the middle).
-    fn dump(&self) -> String {
-        let mut out = self.stdout();
-        if out.len() > 20_000 {
-            let head: String = out.chars().take(8_000).collect();
-            let tail: String = {
-                let v: Vec<char> = out.chars().rev().take(8_000).collect();
-                v.into_iter().rev().collect()
-            };
-            out = format!("{head}\n[… {} bytes …]\n{tail}", out.len());
-        }
-        format!(
-            "args: {:?}\nexit: {:?}\n--- stdout ---\n{out}\n--- stderr ---\n{}",
-            self.args,
-            self.exit,
-            self.stderr()
-        )
-    }
-
-    /// Whether the run has ended (and record how).
-    fn poll_exit(&mut self) -> bool {
-        if self.exit.is_some() {
-            return true;
-        }
-        if let Ok(Some(st)) = self.child.try_wait() {
-            use std::os::unix::process::ExitStatusExt;
-            self.exit = Some(st.code().or_else(|| st.signal().map(|s| 128 + s)));
-            // Let the readers catch up with what is still in the pipes (a guardian that is
-            // still cleaning up may hold stderr a little longer).
-            let t0 = Instant::now();
-            while self.readers.iter().any(|r| !r.is_finished())
-                && t0.elapsed() < Duration::from_secs(10)
-            {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            return true;
-        }
-        false
-    }
-
-    /// Wait until `stream` has `count` occurrences of `needle`; return the time it took.
-    /// Panics (with everything printed) on timeout, or when the run ends first.
-    #[track_caller]
-    fn wait_count(&mut self, s: Stream, needle: &str, count: usize, within: Duration) -> Duration {
-        let t0 = Instant::now();
-        let n = needle.as_bytes();
-        let mut found = 0;
-        let mut from = 0;
-        loop {
-            let ended = self.poll_exit();
-            {
-                let b = self.buf(s).lock().unwrap();
-                while found < count {
-                    match find_from(&b, n, from) {
-                        Some(p) => {
-                            found += 1;
-                            from = p + n.len();
-                        }
-                        None => break,
-                    }
-                }
-            }
-            if found >= count {
-                return t0.elapsed();
-            }
-            if ended {
-                panic!(
-                    "the run ended before {s:?} had {count}× {needle:?} (found {found})\n{}",
-                    self.dump()
-                );
-            }
-            if t0.elapsed() > within {
-                panic!(
-                    "no {count}× {needle:?} on {s:?} within {within:?} (found {found})\n{}",
-                    self.dump()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Wait for `needle` on `stream`.
-    #[track_caller]
-    fn wait_for(&mut self, s: Stream, needle: &str, within: Duration) -> Duration {
-        self.wait_count(s, needle, 1, within)
-    }
-
-    /// Wait until process `name` printed `count` lines starting with `start` (whatever the
-    /// padding of its prefix); return the time it took.
-    #[track_caller]
-    fn wait_line(&mut self, name: &str, start: &str, count: usize, within: Duration) -> Duration {
-        let t0 = Instant::now();
-        loop {
-            let ended = self.poll_exit();
-            let found = self
-                .lines_of(name)
-                .iter()
-                .filter(|l| l.starts_with(start))
-                .count();
-            if found >= count {
-                return t0.elapsed();
-            }
-            if ended || t0.elapsed() > within {
-                panic!(
-                    "no {count}× `{name} | {start}…` within {within:?} (found {found}; ended: {ended})\n{}",
-                    self.dump()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Wait for `<name> ready at http://127.0.0.1:PORT` and return the port.
-    #[track_caller]
-    fn ready(&mut self, name: &str, within: Duration) -> u16 {
-        let needle = format!("==> {name} ready at http://127.0.0.1:");
-        self.wait_for(Stream::Err, &needle, within);
-        let err = self.stderr();
-        let at = err.find(&needle).unwrap() + needle.len();
-        let digits: String = err[at..].chars().take_while(char::is_ascii_digit).collect();
-        digits
-            .parse()
-            .unwrap_or_else(|_| panic!("no port after {needle:?}\n{}", self.dump()))
-    }
-
-    fn signal(&self, sig: Signal) {
-        let _ = kill(Pid::from_raw(self.pid), sig);
-    }
-
-    /// Wait for the run to end; its exit code (128+N when killed by signal N).
-    #[track_caller]
-    fn wait_exit(&mut self, within: Duration) -> i32 {
-        let t0 = Instant::now();
-        while !self.poll_exit() {
-            if t0.elapsed() > within {
-                panic!("the run did not end within {within:?}\n{}", self.dump());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.exit.flatten().unwrap_or(-1)
-    }
-
-    /// Ctrl-C, then wait for the end; asserts exit 130 and returns the stderr.
-    #[track_caller]
-    fn interrupt(&mut self) -> String {
-        self.signal(Signal::SIGINT);
-        self.expect_exit(130, Duration::from_secs(30));
-        self.stderr()
-    }
-
-    /// Wait for the end and assert its exit code, and that nothing panicked.
-    #[track_caller]
-    fn expect_exit(&mut self, code: i32, within: Duration) {
-        let got = self.wait_exit(within);
-        assert_eq!(got, code, "unexpected exit code\n{}", self.dump());
-        let err = self.stderr();
-        assert!(
-            !err.contains("panicked"),
-            "the binary panicked\n{}",
-            self.dump()
-        );
-    }
-
-    /// The text after `name | ` of each stdout line of process `name`, in order.
-    fn lines_of(&self, name: &str) -> Vec<String> {
-        self.stdout()
-            .lines()
-            .filter_map(|l| {
-                let (n, rest) = l.split_once(" | ")?;
-                (n.trim_end() == name).then(|| rest.to_string())
-            })
-            .collect()
-    }
-
-    #[track_caller]
-    fn assert_err_has(&self, needle: &str) {
-        assert!(
-            self.stderr().contains(needle),
-            "stderr lacks {needle:?}\n{}",
-            self.dump()
-        );
-    }
-
-    #[track_caller]
-    fn assert_out_has(&self, needle: &str) {
-        assert!(
-            self.stdout().contains(needle),
-            "stdout lacks {needle:?}\n{}",
-            self.dump()
-        );
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        if !self.poll_exit() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+/// How long a Ctrl-C may take to end a run.
+const CTRL_C: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------------------------
 // HTTP and the apps' code
 // ---------------------------------------------------------------------------------------------
-
-/// `GET path` on 127.0.0.1:`port`: (status, body). Retries a refused connection briefly.
-#[track_caller]
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    let t0 = Instant::now();
-    let mut stream = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => break s,
-            Err(e) => {
-                assert!(
-                    t0.elapsed() < Duration::from_secs(5),
-                    "cannot connect to port {port}: {e}"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .unwrap_or_else(|e| panic!("reading the answer to GET {path} on port {port}: {e}"));
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP answer to GET {path} on port {port}: {text:?}"));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line in {head:?}"));
-    (status, body.to_string())
-}
 
 /// `GET /env` of [`SERVER_PY`]: the process's environment.
 #[track_caller]
@@ -683,7 +148,7 @@ processes:
     ]);
     let mut s = p.run(&[]);
     let port = s.ready("web.0", SHORT);
-    s.interrupt();
+    s.interrupt(CTRL_C);
 
     let app = p.app.display().to_string();
     let marks = p.read("marks");
@@ -792,7 +257,7 @@ processes:
     let bg = read_pid(&p.file("bg.pid"), SHORT);
     let web = read_pid(&p.file("web.pid"), SHORT);
     assert!(alive(bg), "the background job died before shutdown");
-    s.interrupt();
+    s.interrupt(CTRL_C);
     assert_all_dead(
         &[
             ("the pre-running background job".into(), bg),
@@ -874,11 +339,7 @@ fn ctrl_c_during_a_staging_hook_kills_it_and_exits_130() {
     s.expect_exit(130, SHORT);
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     s.assert_err_has("was interrupted");
-    assert_all_dead(
-        &[("the hook".into(), hook)],
-        Duration::from_secs(2),
-        "exit 130",
-    );
+    assert_dead("the hook", hook, Duration::from_secs(2), "exit 130");
     assert_eq!(p.read("marks"), "", "the web started\n{}", s.dump());
     // An interrupted staging is not a staging: the next run stages again.
     std::fs::remove_file(p.file("hook.pid")).unwrap();
@@ -887,11 +348,7 @@ fn ctrl_c_during_a_staging_hook_kills_it_and_exits_130() {
     assert!(alive(hook2), "the hook of the second run");
     s.signal(Signal::SIGTERM);
     s.expect_exit(143, SHORT);
-    assert_all_dead(
-        &[("the hook".into(), hook2)],
-        Duration::from_secs(2),
-        "exit 143",
-    );
+    assert_dead("the hook", hook2, Duration::from_secs(2), "exit 143");
 }
 
 #[test]
@@ -911,7 +368,7 @@ fn a_second_run_of_the_same_project_is_refused() {
     // The first one is unharmed.
     first.wait_for(Stream::Err, "ready at", SHORT);
     assert!(!first.poll_exit(), "{}", first.dump());
-    first.interrupt();
+    first.interrupt(CTRL_C);
 }
 
 #[test]
@@ -959,7 +416,7 @@ ignores:
     let once = |args: &[&str]| -> String {
         let mut s = p.run(args);
         s.ready("web.0", SHORT);
-        s.interrupt()
+        s.interrupt(CTRL_C)
     };
 
     let err = once(&[]);
@@ -1054,7 +511,7 @@ fn two_instances_run_on_their_own_ports_with_their_own_index() {
             SHORT,
         );
     }
-    s.interrupt();
+    s.interrupt(CTRL_C);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1076,7 +533,7 @@ fn a_worker_runs_its_command_without_port_or_readiness_wait() {
     let mut s = p.run(&[]);
     s.wait_for(Stream::Out, "worker.0 | worker up", SHORT);
     s.wait_for(Stream::Err, "==> running", SHORT);
-    let err = s.interrupt();
+    let err = s.interrupt(CTRL_C);
     assert!(!err.contains("ready at"), "a worker got a URL:\n{err}");
     assert!(!err.contains("did not accept connections"), "{err}");
     assert!(!s.stdout().contains("web.0"), "{}", s.dump());
@@ -1131,7 +588,7 @@ fn an_app_starts_only_after_the_app_it_depends_on_answers() {
     assert_eq!(http_get(front, "/").1, "ok");
     s.wait_line("back:web.0", "listening on", 1, SHORT);
     s.wait_line("front:web.0", "listening on", 1, SHORT);
-    s.interrupt();
+    s.interrupt(CTRL_C);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1159,7 +616,7 @@ fn a_crashed_web_is_restarted_after_a_backoff() {
         s.dump()
     );
     s.wait_for(Stream::Err, "restarting in 2 s", SHORT);
-    s.interrupt();
+    s.interrupt(CTRL_C);
     let runs = s.lines_of("web.0");
     assert!(runs.len() >= 2, "{runs:?}");
     assert_ne!(runs[0], runs[1], "not a new process: {runs:?}");
@@ -1247,7 +704,7 @@ fn a_web_that_never_listens_fails_the_health_check_with_exit_7() {
     assert!(msg.contains("health check"), "{msg}");
     assert!(msg.contains("within 2 s"), "{msg}");
     let pid = read_pid(&p.file("web.pid"), SHORT);
-    assert_all_dead(&[("web".into(), pid)], Duration::from_secs(2), "exit 7");
+    assert_dead("web", pid, Duration::from_secs(2), "exit 7");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1268,18 +725,10 @@ processes:
     ]);
     let mut s = p.run(&[]);
     s.ready("web.0", SHORT);
-    let pids = vec![
-        ("web".to_string(), read_pid(&p.file("web.pid"), SHORT)),
-        (
-            "the web's child".to_string(),
-            read_pid(&p.file("child.pid"), SHORT),
-        ),
-    ];
-    for (what, pid) in &pids {
-        assert!(alive(*pid), "{what} is not running");
-    }
+    let pids = p.pids(&[("web", "web.pid"), ("the web's child", "child.pid")]);
+    assert_all_alive(&pids);
     let t0 = Instant::now();
-    let err = s.interrupt();
+    let err = s.interrupt(CTRL_C);
     assert!(
         t0.elapsed() < Duration::from_secs(5),
         "stopping took {:?}",
@@ -1292,7 +741,7 @@ processes:
     assert!(
         left.is_empty(),
         "processes left in the app dir: {:?}",
-        left.iter().map(|p| cmdline(*p)).collect::<Vec<_>>()
+        cmdlines(&left)
     );
 }
 
@@ -1310,7 +759,7 @@ fn sigterm_stops_every_process_and_exits_143() {
     let web = read_pid(&p.file("web.pid"), SHORT);
     s.signal(Signal::SIGTERM);
     s.expect_exit(143, SHORT);
-    assert_all_dead(&[("web".into(), web)], Duration::from_secs(1), "exit 143");
+    assert_dead("web", web, Duration::from_secs(1), "exit 143");
 }
 
 #[test]
@@ -1326,9 +775,10 @@ fn a_daemon_started_by_the_web_is_stopped_at_shutdown() {
     s.ready("web.0", SHORT);
     let daemon = read_pid(&p.file("daemon.pid"), SHORT);
     assert!(alive(daemon));
-    s.interrupt();
-    assert_all_dead(
-        &[("a daemon (own session) of the web".into(), daemon)],
+    s.interrupt(CTRL_C);
+    assert_dead(
+        "a daemon (own session) of the web",
+        daemon,
         Duration::from_secs(2),
         "exit 130",
     );
@@ -1346,17 +796,14 @@ fn a_process_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let mut s = p.run(&["--grace", "1"]);
     s.ready("web.0", SHORT);
     let web = read_pid(&p.file("web.pid"), SHORT);
-    let t0 = Instant::now();
-    s.signal(Signal::SIGINT);
-    s.expect_exit(130, SHORT);
-    let took = t0.elapsed();
+    let took = s.stop(Signal::SIGINT, 130, SHORT);
     assert!(
         took >= Duration::from_millis(900) && took < Duration::from_secs(5),
         "stopped after {took:?} with --grace 1\n{}",
         s.dump()
     );
     s.assert_err_has("web.0: did not stop within the grace period; killed");
-    assert_all_dead(&[("web".into(), web)], Duration::from_secs(1), "exit 130");
+    assert_dead("web", web, Duration::from_secs(1), "exit 130");
 }
 
 #[test]
@@ -1378,7 +825,7 @@ fn a_second_ctrl_c_kills_at_once() {
     s.expect_exit(130, SHORT);
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     s.assert_err_has("second Ctrl-C: killing everything now");
-    assert_all_dead(&[("web".into(), web)], Duration::from_secs(1), "exit 130");
+    assert_dead("web", web, Duration::from_secs(1), "exit 130");
 }
 
 #[test]
@@ -1392,13 +839,10 @@ fn when_the_supervisor_is_killed_a_daemon_of_the_web_dies_too() {
     ]);
     let mut s = p.run(&[]);
     s.ready("web.0", SHORT);
-    let pids = vec![
-        ("web".to_string(), read_pid(&p.file("web.pid"), SHORT)),
-        (
-            "a daemon (own session) of the web".to_string(),
-            read_pid(&p.file("daemon.pid"), SHORT),
-        ),
-    ];
+    let pids = p.pids(&[
+        ("web", "web.pid"),
+        ("a daemon (own session) of the web", "daemon.pid"),
+    ]);
     s.signal(Signal::SIGKILL);
     assert_eq!(s.wait_exit(SHORT), 128 + 9);
     assert_all_dead(&pids, Duration::from_secs(5), "SIGKILL of the supervisor");
@@ -1499,7 +943,7 @@ fn heavy_output_keeps_every_line_whole_once_and_in_order() {
     ]);
     let mut s = p.run(&[]);
     s.wait_count(Stream::Out, " | DONE\n", 2, Duration::from_secs(60));
-    s.interrupt();
+    s.interrupt(CTRL_C);
     let out = s.out.lock().unwrap().clone();
     let text = String::from_utf8(out).expect("stdout is UTF-8");
     let mut per: [Vec<&str>; 2] = [Vec::new(), Vec::new()];
@@ -1544,7 +988,7 @@ fn a_very_long_line_stays_whole() {
     )]);
     let mut s = p.run(&[]);
     s.wait_for(Stream::Out, "worker.0 | after\n", SHORT);
-    s.interrupt();
+    s.interrupt(CTRL_C);
     let lines = s.lines_of("worker.0");
     assert_eq!(lines.len(), 2, "the long line was split or lost");
     assert_eq!(lines[0], format!("<{}>", "y".repeat(300_000)));
@@ -1564,7 +1008,7 @@ fn a_partial_line_is_shown_within_a_second() {
         took < Duration::from_millis(1500),
         "the partial line took {took:?}"
     );
-    s.interrupt();
+    s.interrupt(CTRL_C);
     assert_eq!(s.lines_of("worker.0"), ["no-newline"], "{}", s.dump());
 }
 
@@ -1633,7 +1077,7 @@ processes:
         let (status, body) = http_get(port, "/");
         assert_eq!((status, body.as_str()), (200, n.to_string().as_str()));
     }
-    let err = s.interrupt();
+    let err = s.interrupt(CTRL_C);
     assert!(
         err.contains("stopping the services this run started"),
         "{err}"
@@ -1646,7 +1090,7 @@ processes:
     s.assert_err_has("==> staging pgrun: nothing pushed changed since the last staging; skipped");
     assert_eq!(http_get(port, "/count"), (200, "3".to_string()));
     assert_eq!(http_get(port, "/"), (200, "4".to_string()));
-    s.interrupt();
+    s.interrupt(CTRL_C);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1679,8 +1123,7 @@ fn ctrl_c_while_uwsgi_builds_stops_staging_without_installing_the_stand_in() {
         "-----> Installing uWSGI",
         Duration::from_secs(60),
     );
-    s.signal(Signal::SIGINT);
-    s.expect_exit(130, SHORT);
+    s.interrupt(SHORT);
     let out = s.stdout();
     assert!(
         !out.contains("stand-in"),
@@ -1713,12 +1156,12 @@ fn restage_tries_the_real_uwsgi_again_after_the_stand_in() {
         (200, "hello from wsgi\n".to_string()),
         "the stand-in serves wsgi.py"
     );
-    s.interrupt();
+    s.interrupt(CTRL_C);
     drop(s);
 
     let mut s = p.run_env(&["--restage"], &env);
     s.ready("web.0", Duration::from_secs(180));
-    s.interrupt();
+    s.interrupt(CTRL_C);
     s.assert_out_has("-----> Installing uWSGI");
 }
 
@@ -1789,7 +1232,7 @@ fn django_seed_app_end_to_end() {
         http_get(port, "/visits/hello.txt"),
         (200, "stackato-local django-seed static file\n".to_string())
     );
-    s.interrupt();
+    s.interrupt(CTRL_C);
     drop(s);
 
     // Second run: staging skipped, the rows are still there.
@@ -1807,7 +1250,7 @@ fn django_seed_app_end_to_end() {
         200,
         "static file after the second start"
     );
-    s.interrupt();
+    s.interrupt(CTRL_C);
     eprintln!(
         "django_seed_app_end_to_end: first run ready after {:.1} s ({}), whole test {:.1} s",
         first.as_secs_f64(),

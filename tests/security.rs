@@ -18,72 +18,24 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::procs::listeners;
+use common::project::{Project, mariadb_serial};
+use common::session::Session;
 use common::*;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde_json::Value;
-use tempfile::TempDir;
 
 const MASK: &str = "********";
-/// Where root-run services keep their data (see `src/services/paths.rs`).
-const SYSTEM_ROOT: &str = "/var/lib/stackato-local";
-const SHORT: Duration = Duration::from_secs(20);
-/// Time for services to start (a cold postgres or MariaDB initialises its data first).
-const SERVICES: Duration = Duration::from_secs(120);
+/// How long a Ctrl-C may take to end a run.
+const CTRL_C: Duration = Duration::from_secs(40);
 
 // ---------------------------------------------------------------------------------------------
-// Processes
+// Services
 // ---------------------------------------------------------------------------------------------
-
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit_once(')').is_some_and(|(_, rest)| {
-            let st = rest.trim_start();
-            st.starts_with('Z') || st.starts_with('X')
-        }),
-        Err(_) => false,
-    }
-}
-
-/// Every live process whose working directory is `root` or below.
-fn procs_under(root: &Path) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    rd.filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != me && alive(pid))
-        .filter(|&pid| {
-            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|c| c.starts_with(root))
-        })
-        .collect()
-}
-
-fn kill9(pid: i32) {
-    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-}
-
-/// See `mariadb_serial` in tests/faults.rs: MariaDB instances starting at once can break
-/// each other's bootstrap (a shared tmpdir), so tests that start one take this file lock.
-fn mariadb_serial() -> std::fs::File {
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::env::temp_dir().join("stackato-local-tests-mariadb.lock"))
-        .expect("open the MariaDB test lock");
-    f.lock().expect("take the MariaDB test lock");
-    f
-}
 
 /// The programs each service type needs (servers, and the clients the tests use).
 fn need(kinds: &[&str]) -> bool {
@@ -99,54 +51,10 @@ fn need(kinds: &[&str]) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A project and its guard
+// A project's environment and credentials
 // ---------------------------------------------------------------------------------------------
 
-/// A temp dir with the app in `<root>/app`; `@ROOT@` in file texts becomes the root. Dropping
-/// it stops and resets its services and kills whatever still works inside it.
-struct Project {
-    root: PathBuf,
-    app: PathBuf,
-    services: Vec<String>,
-    _tmp: TempDir,
-}
-
 impl Project {
-    fn new(files: &[(&str, &str)]) -> Project {
-        let tmp = common::app(&[]);
-        let root = canon(tmp.path());
-        let app = root.join("app");
-        std::fs::create_dir_all(&app).unwrap();
-        let p = Project {
-            root,
-            app,
-            services: Vec::new(),
-            _tmp: tmp,
-        };
-        p.write_all(files);
-        p
-    }
-
-    fn write_all(&self, files: &[(&str, &str)]) {
-        let root_s = self.root.display().to_string();
-        for (rel, text) in files {
-            write(&self.app, rel, text.replace("@ROOT@", &root_s).as_bytes());
-        }
-    }
-
-    fn with_services(mut self, names: &[&str]) -> Project {
-        self.services = names.iter().map(|s| s.to_string()).collect();
-        self
-    }
-
-    fn state(&self, rel: &str) -> PathBuf {
-        self.app.join(".stackato-local").join(rel)
-    }
-
-    fn cmd(&self, args: &[&str]) -> Run {
-        run(&self.app, args)
-    }
-
     /// `env --reveal --format json`, as a map.
     #[track_caller]
     fn revealed(&self) -> BTreeMap<String, String> {
@@ -177,182 +85,6 @@ impl Project {
                 )
             })
             .collect()
-    }
-
-    fn service_root(&self, name: &str) -> Option<PathBuf> {
-        let target = std::fs::read_link(self.state(&format!("services/{name}/data"))).ok()?;
-        target.parent().map(Path::to_path_buf)
-    }
-}
-
-fn quiet(dir: &Path, args: &[&str]) {
-    let _ = cmd(dir)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        if !self.services.is_empty() {
-            let roots: Vec<Option<PathBuf>> =
-                self.services.iter().map(|n| self.service_root(n)).collect();
-            quiet(&self.app, &["services", "stop", "--grace", "5"]);
-            for (name, root) in self.services.iter().zip(roots) {
-                quiet(&self.app, &["services", "reset", name, "--yes"]);
-                if let Some(root) = root {
-                    for pid in procs_under(&root) {
-                        kill9(pid);
-                    }
-                    if root.starts_with(SYSTEM_ROOT) && root.exists() {
-                        let _ = std::fs::remove_dir_all(&root);
-                    }
-                }
-            }
-        }
-        for pid in procs_under(&self.root) {
-            kill9(pid);
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// A running `stackato-local run`
-// ---------------------------------------------------------------------------------------------
-
-type Buf = Arc<Mutex<Vec<u8>>>;
-
-/// `stackato-local run` as a child, its output read into buffers; SIGKILLed on drop.
-struct Session {
-    child: Child,
-    out: Buf,
-    err: Buf,
-    readers: Vec<JoinHandle<()>>,
-    exit: Option<i32>,
-}
-
-fn reader(mut r: impl Read + Send + 'static, buf: Buf) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            match r.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => buf.lock().unwrap().extend_from_slice(&chunk[..n]),
-            }
-        }
-    })
-}
-
-impl Session {
-    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Session {
-        let mut c = cmd(dir);
-        c.arg("run")
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().expect("start stackato-local run");
-        let (out, err): (Buf, Buf) = (Arc::default(), Arc::default());
-        let readers = vec![
-            reader(child.stdout.take().unwrap(), Arc::clone(&out)),
-            reader(child.stderr.take().unwrap(), Arc::clone(&err)),
-        ];
-        Session {
-            child,
-            out,
-            err,
-            readers,
-            exit: None,
-        }
-    }
-
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
-    }
-
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.err.lock().unwrap()).into_owned()
-    }
-
-    fn dump(&self) -> String {
-        format!(
-            "exit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.exit,
-            self.stdout(),
-            self.stderr()
-        )
-    }
-
-    fn poll_exit(&mut self) -> bool {
-        if self.exit.is_some() {
-            return true;
-        }
-        if let Ok(Some(st)) = self.child.try_wait() {
-            use std::os::unix::process::ExitStatusExt;
-            self.exit = Some(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)));
-            let t0 = Instant::now();
-            while self.readers.iter().any(|r| !r.is_finished())
-                && t0.elapsed() < Duration::from_secs(10)
-            {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            return true;
-        }
-        false
-    }
-
-    #[track_caller]
-    fn wait_err(&mut self, needle: &str, within: Duration) {
-        let t0 = Instant::now();
-        loop {
-            let ended = self.poll_exit();
-            if self.stderr().contains(needle) {
-                return;
-            }
-            if ended || t0.elapsed() > within {
-                panic!(
-                    "no {needle:?} on stderr within {within:?} (ended: {ended})\n{}",
-                    self.dump()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    #[track_caller]
-    fn expect_exit(&mut self, code: i32, within: Duration) {
-        let t0 = Instant::now();
-        while !self.poll_exit() {
-            assert!(
-                t0.elapsed() < within,
-                "the run did not end within {within:?}\n{}",
-                self.dump()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(
-            self.exit,
-            Some(code),
-            "unexpected exit code\n{}",
-            self.dump()
-        );
-        assert!(!self.stderr().contains("panicked"), "{}", self.dump());
-    }
-
-    #[track_caller]
-    fn interrupt(&mut self) {
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT);
-        self.expect_exit(130, Duration::from_secs(40));
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        if !self.poll_exit() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -414,35 +146,6 @@ fn tool_lines(stderr: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // 1 + 3. All four servers: loopback only; a private state directory; nothing printed leaks
 // ---------------------------------------------------------------------------------------------
-
-/// The TCP sockets listening on `port`, as `tcp:ADDR` / `tcp6:ADDR` (hex, from /proc).
-fn listeners(port: u16) -> Vec<String> {
-    let mut v = Vec::new();
-    for file in ["tcp", "tcp6"] {
-        let text = std::fs::read_to_string(format!("/proc/net/{file}")).unwrap_or_default();
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() < 4 || f[3] != "0A" {
-                continue;
-            }
-            let Some((addr, p)) = f[1].rsplit_once(':') else {
-                continue;
-            };
-            if u16::from_str_radix(p, 16).ok() == Some(port) {
-                v.push(format!("{file}:{addr}"));
-            }
-        }
-    }
-    v
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::symlink_metadata(p)
-        .unwrap_or_else(|e| panic!("stat {}: {e}", p.display()))
-        .permissions()
-        .mode()
-        & 0o7777
-}
 
 /// Every entry below `dir`, not following symlinks: (path, file type).
 fn walk(dir: &Path) -> Vec<(PathBuf, std::fs::FileType)> {
@@ -590,7 +293,7 @@ fn all_four_servers_listen_on_loopback_only_and_the_state_dir_is_private() {
             &secrets,
         );
     }
-    s.interrupt();
+    s.interrupt(CTRL_C);
     let err = s.stderr();
     assert!(
         err.contains("services: pg (postgresql) ready on 127.0.0.1:"),
@@ -942,6 +645,9 @@ fn substitution_and_dotenv_never_execute_anything() {
 // 6. Trust
 // ---------------------------------------------------------------------------------------------
 
+/// `run` without watching, ended by the app's first exit (`--exit-on-crash`: exit 7).
+const RUN_ONCE: &[&str] = &["run", "--no-watch", "--exit-on-crash"];
+
 /// Run the binary as a user who never trusted anything: no STACKATO_LOCAL_TRUST, `HOME` at
 /// `home`, no XDG_DATA_HOME, stdin not a terminal.
 fn untrusted(p: &Project, home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
@@ -1077,22 +783,10 @@ fn allow_records_trust_under_home_or_xdg_data_home_not_in_the_project() {
         }
     }
     // Trusted now, for this HOME only.
-    untrusted(
-        &p,
-        home.path(),
-        &["run", "--no-watch", "--exit-on-crash"],
-        &[],
-    )
-    .code(7);
+    untrusted(&p, home.path(), RUN_ONCE, &[]).code(7);
     assert!(p.root.join("hook").exists());
     let other = tempfile::tempdir().unwrap();
-    untrusted(
-        &p,
-        other.path(),
-        &["run", "--no-watch", "--exit-on-crash"],
-        &[],
-    )
-    .code(8);
+    untrusted(&p, other.path(), RUN_ONCE, &[]).code(8);
 
     // With XDG_DATA_HOME, trust goes there.
     let xdg = tempfile::tempdir().unwrap();
@@ -1100,13 +794,7 @@ fn allow_records_trust_under_home_or_xdg_data_home_not_in_the_project() {
     untrusted(&p, other.path(), &["allow"], &[("XDG_DATA_HOME", &xdg_s)]).code(0);
     assert!(xdg.path().join("stackato-local/trusted").exists());
     assert!(!other.path().join(".local").exists());
-    untrusted(
-        &p,
-        other.path(),
-        &["run", "--no-watch", "--exit-on-crash"],
-        &[("XDG_DATA_HOME", &xdg_s)],
-    )
-    .code(7);
+    untrusted(&p, other.path(), RUN_ONCE, &[("XDG_DATA_HOME", &xdg_s)]).code(7);
 }
 
 #[test]
@@ -1130,24 +818,13 @@ fn a_repository_cannot_ship_its_own_trust() {
         (".env", &format!("HOME={app}\nXDG_DATA_HOME={app}/share\n")),
     ]);
     let home = tempfile::tempdir().unwrap();
-    let r = untrusted(
-        &p,
-        home.path(),
-        &["run", "--no-watch", "--exit-on-crash"],
-        &[],
-    );
+    let r = untrusted(&p, home.path(), RUN_ONCE, &[]);
     r.code(8);
     r.stderr_has("have not been trusted on this machine yet");
     assert!(!p.root.join("hook").exists(), "a hook ran on shipped trust");
     // The user's own `allow` still works.
     untrusted(&p, home.path(), &["allow"], &[]).code(0);
-    untrusted(
-        &p,
-        home.path(),
-        &["run", "--no-watch", "--exit-on-crash"],
-        &[],
-    )
-    .code(7);
+    untrusted(&p, home.path(), RUN_ONCE, &[]).code(7);
     assert!(p.root.join("hook").exists());
 }
 
@@ -1204,23 +881,12 @@ fn the_crontab_file_is_part_of_what_is_trusted() {
         ("crontab", "* * * * * touch @ROOT@/cron\n"),
     ]);
     let home = tempfile::tempdir().unwrap();
-    let r = untrusted(
-        &p,
-        home.path(),
-        &["run", "--no-watch", "--exit-on-crash"],
-        &[],
-    );
+    let r = untrusted(&p, home.path(), RUN_ONCE, &[]);
     r.code(8);
     r.stderr_has(&format!("* * * * * touch {}/cron", p.root.display()));
     // Trusted without the crontab, then one appears: ask again.
     std::fs::remove_file(p.app.join("crontab")).unwrap();
     untrusted(&p, home.path(), &["allow"], &[]).code(0);
     p.write_all(&[("crontab", "* * * * * touch @ROOT@/cron\n")]);
-    untrusted(
-        &p,
-        home.path(),
-        &["run", "--no-watch", "--exit-on-crash"],
-        &[],
-    )
-    .code(8);
+    untrusted(&p, home.path(), RUN_ONCE, &[]).code(8);
 }

@@ -24,13 +24,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::procs::{cwd_of, kill9, listeners};
+use common::project::{SYSTEM_ROOT, quiet};
 use common::*;
 use serde_json::{Map, Value};
 use tempfile::TempDir;
 
 const MASK: &str = "********";
-/// Where root-run services keep their data.
-const SYSTEM_ROOT: &str = "/var/lib/stackato-local";
 
 // ---------------------------------------------------------------------------------------------
 // Which programs each service type needs
@@ -226,15 +226,6 @@ impl Project {
             .unwrap_or_else(|| panic!("no line for {name}\n{}", r.dump()))
             .to_string()
     }
-}
-
-/// Run the binary in `dir`, ignoring every failure (for cleanup).
-fn quiet(dir: &Path, args: &[&str]) {
-    let _ = cmd(dir)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
 
 impl Drop for Project {
@@ -455,10 +446,6 @@ fn parent_of(pid: i32) -> Option<i32> {
     rest.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn cwd_of(pid: i32) -> Option<PathBuf> {
-    std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
-}
-
 /// (real, effective) uid of `pid`.
 fn uids_of(pid: i32) -> (u32, u32) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -511,13 +498,6 @@ fn all_pids(root: &Path) -> Vec<i32> {
         .collect()
 }
 
-fn kill9(pid: i32) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-}
-
 /// Wait until `pid` is dead (gone or a zombie).
 #[track_caller]
 fn wait_dead(pid: i32) {
@@ -531,29 +511,6 @@ fn wait_dead(pid: i32) {
     }
 }
 
-/// The TCP sockets listening on `port`: `tcp:0100007F` (127.0.0.1), `tcp6:…`.
-fn listeners(port: u16) -> Vec<String> {
-    let mut v = Vec::new();
-    for file in ["tcp", "tcp6"] {
-        let Ok(text) = std::fs::read_to_string(format!("/proc/net/{file}")) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() < 4 || f[3] != "0A" {
-                continue;
-            }
-            let Some((addr, p)) = f[1].rsplit_once(':') else {
-                continue;
-            };
-            if u16::from_str_radix(p, 16).ok() == Some(port) {
-                v.push(format!("{file}:{addr}"));
-            }
-        }
-    }
-    v
-}
-
 /// Assert only 127.0.0.1 listens on `port`.
 #[track_caller]
 fn assert_loopback_only(what: &str, port: u16) {
@@ -562,14 +519,6 @@ fn assert_loopback_only(what: &str, port: u16) {
         vec!["tcp:0100007F".to_string()],
         "{what}: expected exactly one listener on 127.0.0.1:{port} (from /proc/net/tcp{{,6}})"
     );
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::symlink_metadata(p)
-        .unwrap_or_else(|e| panic!("stat {}: {e}", p.display()))
-        .permissions()
-        .mode()
-        & 0o7777
 }
 
 /// Every regular file below `dir` (not following symlinks).
@@ -598,17 +547,34 @@ fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
 // 1. Each type: write, stop, start, read back
 // ---------------------------------------------------------------------------------------------
 
+/// The first `services start` of a project with service `name` (`kind`): it says the server
+/// is ready on 127.0.0.1 and that it initialised its data directory. Its credentials, which
+/// point at 127.0.0.1.
+#[track_caller]
+fn first_start(p: &Project, name: &str, kind: &str) -> Creds {
+    p.start()
+        .stderr_has(&format!("{name} ({kind}) ready on 127.0.0.1:"))
+        .stderr_has("data directory initialised");
+    let c = p.creds(name);
+    assert_eq!(c.host(), "127.0.0.1");
+    c
+}
+
+/// `services stop`: it says `name` (`kind`) stopped, and the server (`server`, pid `pid`) is
+/// gone.
+#[track_caller]
+fn stop_gone(p: &Project, name: &str, kind: &str, server: &str, pid: i32) {
+    p.stop().stderr_has(&format!("{name} ({kind}) stopped"));
+    assert!(!alive(pid), "{server} {pid} still runs after services stop");
+}
+
 #[test]
 fn postgresql_keeps_rows_across_stop_and_start() {
     if !need(&["postgresql"]) {
         return;
     }
     let p = Project::new("pgapp", &[("pg", "postgresql")]);
-    p.start()
-        .stderr_has("pg (postgresql) ready on 127.0.0.1:")
-        .stderr_has("data directory initialised");
-    let c = p.creds("pg");
-    assert_eq!(c.host(), "127.0.0.1");
+    let c = first_start(&p, "pg", "postgresql");
     psql(
         &c,
         "CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes VALUES (1, 'kept');",
@@ -616,8 +582,7 @@ fn postgresql_keeps_rows_across_stop_and_start() {
     .unwrap();
     let pid = p.live_pid("pg");
 
-    p.stop().stderr_has("pg (postgresql) stopped");
-    assert!(!alive(pid), "postgres {pid} still runs after services stop");
+    stop_gone(&p, "pg", "postgresql", "postgres", pid);
     assert!(p.pid("pg").is_none(), "server.pid left after a clean stop");
     assert!(p.list_line("pg").contains("stopped"));
     assert!(
@@ -649,11 +614,7 @@ fn mysql_keeps_rows_across_stop_and_start() {
     }
     let _serial = mariadb_serial();
     let p = Project::new("myapp", &[("my", "mysql")]);
-    p.start()
-        .stderr_has("my (mysql) ready on 127.0.0.1:")
-        .stderr_has("data directory initialised");
-    let c = p.creds("my");
-    assert_eq!(c.host(), "127.0.0.1");
+    let c = first_start(&p, "my", "mysql");
     mysql(
         &c,
         "CREATE TABLE notes (id INT PRIMARY KEY, body TEXT) ENGINE=InnoDB; INSERT INTO notes VALUES (1, 'kept');",
@@ -661,8 +622,7 @@ fn mysql_keeps_rows_across_stop_and_start() {
     .unwrap();
     let pid = p.live_pid("my");
 
-    p.stop().stderr_has("my (mysql) stopped");
-    assert!(!alive(pid), "mariadbd {pid} still runs after services stop");
+    stop_gone(&p, "my", "mysql", "mariadbd", pid);
     assert!(mysql(&c, "SELECT 1").is_err(), "MariaDB answers after stop");
 
     p.start().stderr_lacks("initialised");
@@ -698,11 +658,7 @@ fn redis_keeps_keys_across_stop_and_start() {
     );
     let pid = p.live_pid("rd");
 
-    p.stop().stderr_has("rd (redis) stopped");
-    assert!(
-        !alive(pid),
-        "redis-server {pid} still runs after services stop"
-    );
+    stop_gone(&p, "rd", "redis", "redis-server", pid);
 
     p.start().stderr_has("rd (redis) ready");
     assert_eq!(redis(&c, &c.get("password"), &["GET", "greeting"]), "kept");
@@ -730,11 +686,7 @@ fn memcached_sets_and_gets_and_restarts() {
     );
     let pid = p.live_pid("mc");
 
-    p.stop().stderr_has("mc (memcached) stopped");
-    assert!(
-        !alive(pid),
-        "memcached {pid} still runs after services stop"
-    );
+    stop_gone(&p, "mc", "memcached", "memcached", pid);
 
     p.start().stderr_has("mc (memcached) ready");
     let pid2 = p.live_pid("mc");

@@ -20,21 +20,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{canon, cmd, write};
-use nix::sys::signal::{self, Signal};
-use nix::unistd::Pid;
-use tempfile::TempDir;
-
-/// A generous deadline for things that take a fraction of a second when all is well.
-const SHORT: Duration = Duration::from_secs(20);
+use common::http::http_exchange;
+use common::project::Project;
+use common::session::{Session, Stream};
+use common::{SHORT, cmd};
 
 /// On stderr, once per restart caused by a change.
 const RESTARTING: &str = "changed: restarting";
@@ -116,273 +108,19 @@ fn manifest(name: &str, flags: &str, more: &str) -> String {
 // A project: the app in <root>/app
 // ---------------------------------------------------------------------------------------------
 
-struct Project {
-    root: PathBuf,
-    app: PathBuf,
-    _tmp: TempDir,
-}
-
-impl Project {
-    /// `server.py`, `version.txt` (`v1`) and `files` (which may replace them). `@ROOT@` in
-    /// texts becomes the canonical root.
-    fn new(files: &[(&str, &str)]) -> Project {
-        let tmp = common::app(&[]);
-        let root = canon(tmp.path());
-        let app = root.join("app");
-        std::fs::create_dir_all(&app).expect("create app dir");
-        let root_s = root.display().to_string();
-        let base = [("server.py", SERVER_PY), ("version.txt", "v1\n")];
-        for (rel, text) in base.iter().chain(files) {
-            write(&app, rel, text.replace("@ROOT@", &root_s).as_bytes());
-        }
-        Project {
-            root,
-            app,
-            _tmp: tmp,
-        }
-    }
-
-    /// Write `<app>/<rel>` (in place, like most editors without atomic save).
-    fn edit(&self, rel: &str, text: &str) {
-        write(&self.app, rel, text.as_bytes());
-    }
-
-    /// The text of `<root>/<rel>`, or "".
-    fn read_root(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.root.join(rel)).unwrap_or_default()
-    }
-
-    fn run(&self, args: &[&str]) -> Session {
-        Session::start(&self.app, args)
-    }
-}
-
-/// Every live process whose working directory is `root` or below.
-fn procs_under(root: &Path) -> Vec<i32> {
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let me = std::process::id() as i32;
-    rd.filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != me)
-        .filter(|&pid| {
-            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|c| c.starts_with(root))
-        })
-        .collect()
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        for pid in procs_under(&self.root) {
-            let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// A running `stackato-local run`
-// ---------------------------------------------------------------------------------------------
-
-type Buf = Arc<Mutex<Vec<u8>>>;
-
-#[derive(Clone, Copy, Debug)]
-enum Stream {
-    Out,
-    Err,
-}
-
-/// `stackato-local run` as a child, its stdout and stderr read by threads into buffers.
-/// Dropping it SIGKILLs the run if it still runs.
-struct Session {
-    child: Child,
-    pid: i32,
-    out: Buf,
-    err: Buf,
-    readers: Vec<JoinHandle<()>>,
-    args: Vec<String>,
-    exit: Option<Option<i32>>,
-}
-
-fn reader(mut r: impl Read + Send + 'static, buf: Buf) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            match r.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => buf.lock().unwrap().extend_from_slice(&chunk[..n]),
-            }
-        }
-    })
+/// A [`Project`] with `server.py`, `version.txt` (`v1`) and `files` (which may replace them).
+/// `@ROOT@` in texts becomes the canonical root.
+fn project(files: &[(&str, &str)]) -> Project {
+    let p = Project::new(&[("server.py", SERVER_PY), ("version.txt", "v1\n")]);
+    p.write_all(files);
+    p
 }
 
 impl Session {
-    fn start(dir: &Path, args: &[&str]) -> Session {
-        let mut c = cmd(dir);
-        c.arg("run")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().expect("start stackato-local run");
-        let out: Buf = Arc::default();
-        let err: Buf = Arc::default();
-        let readers = vec![
-            reader(child.stdout.take().expect("stdout"), Arc::clone(&out)),
-            reader(child.stderr.take().expect("stderr"), Arc::clone(&err)),
-        ];
-        Session {
-            pid: child.id() as i32,
-            child,
-            out,
-            err,
-            readers,
-            args: std::iter::once("run")
-                .chain(args.iter().copied())
-                .map(str::to_string)
-                .collect(),
-            exit: None,
-        }
-    }
-
-    fn text(&self, s: Stream) -> String {
-        let b = match s {
-            Stream::Out => &self.out,
-            Stream::Err => &self.err,
-        };
-        String::from_utf8_lossy(&b.lock().unwrap()).into_owned()
-    }
-
-    fn stderr(&self) -> String {
-        self.text(Stream::Err)
-    }
-
-    fn count(&self, s: Stream, needle: &str) -> usize {
-        self.text(s).matches(needle).count()
-    }
-
-    /// Everything printed so far, for failure messages (long stdout cut in the middle).
-    fn dump(&self) -> String {
-        let mut out = self.text(Stream::Out);
-        if out.len() > 20_000 {
-            let cut = |i: usize| (i..out.len()).find(|&j| out.is_char_boundary(j)).unwrap();
-            out = format!(
-                "{}\n[… {} bytes …]\n{}",
-                &out[..cut(8_000)],
-                out.len(),
-                &out[cut(out.len() - 8_000)..]
-            );
-        }
-        format!(
-            "args: {:?}\nexit: {:?}\n--- stdout ---\n{out}\n--- stderr ---\n{}",
-            self.args,
-            self.exit,
-            self.stderr()
-        )
-    }
-
-    /// Whether the run has ended (and record how).
-    fn poll_exit(&mut self) -> bool {
-        if self.exit.is_some() {
-            return true;
-        }
-        if let Ok(Some(st)) = self.child.try_wait() {
-            use std::os::unix::process::ExitStatusExt;
-            self.exit = Some(st.code().or_else(|| st.signal().map(|s| 128 + s)));
-            let t0 = Instant::now();
-            while self.readers.iter().any(|r| !r.is_finished())
-                && t0.elapsed() < Duration::from_secs(10)
-            {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            return true;
-        }
-        false
-    }
-
-    /// Wait until `stream` has at least `count` occurrences of `needle`.
-    #[track_caller]
-    fn wait_count(&mut self, s: Stream, needle: &str, count: usize, within: Duration) {
-        let t0 = Instant::now();
-        loop {
-            let ended = self.poll_exit();
-            let found = self.count(s, needle);
-            if found >= count {
-                return;
-            }
-            if ended || t0.elapsed() > within {
-                panic!(
-                    "no {count}× {needle:?} on {s:?} within {within:?} (found {found}; ended: {ended})\n{}",
-                    self.dump()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
     /// Wait for the `n`th `web.0 ready at` line; return the port it names.
     #[track_caller]
-    fn ready(&mut self, n: usize) -> u16 {
-        let needle = format!("==> web.0{READY}");
-        self.wait_count(Stream::Err, &needle, n, SHORT);
-        let err = self.stderr();
-        let (at, _) = err.match_indices(&needle).nth(n - 1).unwrap();
-        let digits: String = err[at + needle.len()..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        digits
-            .parse()
-            .unwrap_or_else(|_| panic!("no port after {needle:?}\n{}", self.dump()))
-    }
-
-    /// For `within`, assert that each `(stream, needle, n)` keeps exactly `n` occurrences
-    /// (fails as soon as one differs) and that the run keeps running.
-    #[track_caller]
-    fn stays(&mut self, within: Duration, expect: &[(Stream, &str, usize)]) {
-        let t0 = Instant::now();
-        loop {
-            for &(s, needle, n) in expect {
-                let got = self.count(s, needle);
-                assert_eq!(
-                    got,
-                    n,
-                    "after {:.2} s of waiting: {needle:?} on {s:?} {got}× instead of {n}×\n{}",
-                    t0.elapsed().as_secs_f64(),
-                    self.dump()
-                );
-            }
-            assert!(!self.poll_exit(), "the run ended\n{}", self.dump());
-            if t0.elapsed() >= within {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Ctrl-C; asserts exit 130 within 20 s and that nothing panicked.
-    #[track_caller]
-    fn interrupt(&mut self) {
-        let _ = signal::kill(Pid::from_raw(self.pid), Signal::SIGINT);
-        let t0 = Instant::now();
-        while !self.poll_exit() {
-            assert!(
-                t0.elapsed() < SHORT,
-                "the run did not end after SIGINT\n{}",
-                self.dump()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(self.exit, Some(Some(130)), "{}", self.dump());
-        assert!(!self.stderr().contains("panicked"), "{}", self.dump());
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        if !self.poll_exit() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    fn web_ready(&mut self, n: usize) -> u16 {
+        self.ready_nth("web.0", n, SHORT)
     }
 }
 
@@ -393,37 +131,9 @@ impl Drop for Session {
 /// `GET /` on 127.0.0.1:`port`: the body. Retries a refused connection for up to 5 s.
 #[track_caller]
 fn get(port: u16) -> String {
-    let t0 = Instant::now();
-    let mut stream = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => break s,
-            Err(e) => {
-                assert!(
-                    t0.elapsed() < Duration::from_secs(5),
-                    "cannot connect to port {port}: {e}"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET / HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .unwrap_or_else(|e| panic!("reading the answer on port {port}: {e}"));
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP answer on port {port}: {text:?}"));
+    let (head, body) = http_exchange(port, "/", Duration::from_secs(10));
     assert!(head.starts_with("HTTP/1.0 200"), "{head}");
-    body.to_string()
+    body
 }
 
 /// The `key=value` of an answer of [`SERVER_PY`].
@@ -439,9 +149,9 @@ fn field<'a>(body: &'a str, key: &str) -> &'a str {
 
 #[test]
 fn editing_a_source_file_restarts_once_and_the_new_code_answers() {
-    let p = Project::new(&[("stackato.yml", &manifest("edit", "", ""))]);
+    let p = project(&[("stackato.yml", &manifest("edit", "", ""))]);
     let mut s = p.run(&[]);
-    let port = s.ready(1);
+    let port = s.web_ready(1);
     let before = get(port);
     assert_eq!(field(&before, "extra"), "one");
 
@@ -451,7 +161,7 @@ fn editing_a_source_file_restarts_once_and_the_new_code_answers() {
         &SERVER_PY.replace("EXTRA = \"one\"", "EXTRA = \"two\""),
     );
     s.wait_count(Stream::Err, RESTARTING, 1, SHORT);
-    let port2 = s.ready(2);
+    let port2 = s.web_ready(2);
     assert_eq!(port2, port, "the port changed across a restart");
     let after = get(port);
     assert_eq!(field(&after, "extra"), "two", "{}", s.dump());
@@ -472,13 +182,13 @@ fn editing_a_source_file_restarts_once_and_the_new_code_answers() {
     std::fs::write(&tmp, "v2\n").unwrap();
     std::fs::rename(&tmp, p.app.join("version.txt")).unwrap();
     s.wait_count(Stream::Err, RESTARTING, 2, SHORT);
-    s.ready(3);
+    s.web_ready(3);
     assert_eq!(field(&get(port), "version"), "v2", "{}", s.dump());
     s.stays(
         Duration::from_millis(700),
         &[(Stream::Err, RESTARTING, 2), (Stream::Err, READY, 3)],
     );
-    s.interrupt();
+    s.interrupt(SHORT);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -487,14 +197,14 @@ fn editing_a_source_file_restarts_once_and_the_new_code_answers() {
 
 #[test]
 fn touching_5000_files_at_once_restarts_once() {
-    let p = Project::new(&[
+    let p = project(&[
         ("stackato.yml", &manifest("many", "", "")),
         ("assets/keep", ""),
     ]);
     // The default debounce: a burst of many files gets a longer quiet period by itself, so
     // a pause of the writer (a busy machine) does not split it into two restarts.
     let mut s = p.run(&[]);
-    let port = s.ready(1);
+    let port = s.web_ready(1);
     let t0 = Instant::now();
     // Half at the top, half in a subdirectory, then the version: 5,000 files in all.
     for i in 0..2_500 {
@@ -505,7 +215,7 @@ fn touching_5000_files_at_once_restarts_once() {
     }
     std::fs::write(p.app.join("version.txt"), b"v2\n").unwrap();
     let wrote = t0.elapsed();
-    s.ready(2);
+    s.web_ready(2);
     assert_eq!(field(&get(port), "version"), "v2", "{}", s.dump());
     s.stays(
         Duration::from_secs(1),
@@ -518,7 +228,7 @@ fn touching_5000_files_at_once_restarts_once() {
         s.dump()
     );
     eprintln!("5,000 files written in {wrote:?}");
-    s.interrupt();
+    s.interrupt(SHORT);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -527,7 +237,7 @@ fn touching_5000_files_at_once_restarts_once() {
 
 #[test]
 fn ignored_files_do_not_restart_default_list_gitignore_exclude_flag_state_dir() {
-    let p = Project::new(&[
+    let p = project(&[
         ("stackato.yml", &manifest("ign", "", "")),
         (".gitignore", "/.stackato-local/\n*.tmp\nbuild/\n"),
         ("sub/.gitignore", "local.cfg\n"),
@@ -537,7 +247,7 @@ fn ignored_files_do_not_restart_default_list_gitignore_exclude_flag_state_dir() 
         ("build/keep", ""),
     ]);
     let mut s = p.run(&["--ignore", "*.swp"]);
-    let port = s.ready(1);
+    let port = s.web_ready(1);
     let pid = field(&get(port), "pid").to_string();
 
     p.edit("debug.log", "default ignores: *.log\n"); // the client's default list
@@ -562,7 +272,7 @@ fn ignored_files_do_not_restart_default_list_gitignore_exclude_flag_state_dir() 
     // Control: the watcher does see a file that is not ignored, in the same directories.
     p.edit("sub/code.txt", "y\n");
     s.wait_count(Stream::Err, RESTARTING, 1, SHORT);
-    s.ready(2);
+    s.web_ready(2);
     assert!(
         s.stderr()
             .contains("==> sub/code.txt changed: restarting web.0"),
@@ -573,12 +283,12 @@ fn ignored_files_do_not_restart_default_list_gitignore_exclude_flag_state_dir() 
         Duration::from_millis(300),
         &[(Stream::Err, RESTARTING, 1), (Stream::Err, READY, 2)],
     );
-    s.interrupt();
+    s.interrupt(SHORT);
 }
 
 #[test]
 fn paths_in_the_manifest_ignores_do_not_restart() {
-    let p = Project::new(&[
+    let p = project(&[
         (
             "stackato.yml",
             &manifest("ign2", "", "ignores:\n  - scratch/\n  - notes.dat\n"),
@@ -586,7 +296,7 @@ fn paths_in_the_manifest_ignores_do_not_restart() {
         ("scratch/keep", ""),
     ]);
     let mut s = p.run(&[]);
-    let port = s.ready(1);
+    let port = s.web_ready(1);
     p.edit("scratch/a.txt", "ignored directory\n");
     p.edit("scratch/deeper/b.txt", "below an ignored directory\n");
     p.edit("notes.dat", "ignored file\n");
@@ -597,7 +307,7 @@ fn paths_in_the_manifest_ignores_do_not_restart() {
     // `ignores:` replaces the default list: a *.log file is code here.
     p.edit("app.log", "not ignored with ignores:\n");
     s.wait_count(Stream::Err, RESTARTING, 1, SHORT);
-    s.ready(2);
+    s.web_ready(2);
     assert!(
         s.stderr().contains("==> app.log changed: restarting web.0"),
         "{}",
@@ -608,7 +318,7 @@ fn paths_in_the_manifest_ignores_do_not_restart() {
         Duration::from_millis(300),
         &[(Stream::Err, RESTARTING, 1), (Stream::Err, READY, 2)],
     );
-    s.interrupt();
+    s.interrupt(SHORT);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -632,13 +342,13 @@ env:
 
 #[test]
 fn changing_requirements_txt_restages_then_restarts() {
-    let p = Project::new(&[
+    let p = project(&[
         ("stackato.yml", STAGED_YML),
         ("requirements.txt", "# nothing yet\n"),
     ]);
-    let staged = || p.read_root("staged").lines().count();
+    let staged = || p.read("staged").lines().count();
     let mut s = p.run(&[]);
-    let port = s.ready(1);
+    let port = s.web_ready(1);
     assert_eq!(staged(), 1, "{}", s.dump());
     let pid = field(&get(port), "pid").to_string();
 
@@ -649,7 +359,7 @@ fn changing_requirements_txt_restages_then_restarts() {
         1,
         SHORT,
     );
-    s.ready(2);
+    s.web_ready(2);
     assert_eq!(staged(), 2, "staging did not run again\n{}", s.dump());
     assert_eq!(
         s.count(Stream::Err, "==> staged restage"),
@@ -668,14 +378,14 @@ fn changing_requirements_txt_restages_then_restarts() {
         ],
     );
     assert_eq!(staged(), 2);
-    s.interrupt();
+    s.interrupt(SHORT);
 }
 
 #[test]
 fn changing_stackato_yml_reloads_and_the_new_env_is_served() {
-    let p = Project::new(&[("stackato.yml", STAGED_YML)]);
+    let p = project(&[("stackato.yml", STAGED_YML)]);
     let mut s = p.run(&[]);
-    let port = s.ready(1);
+    let port = s.web_ready(1);
     assert_eq!(field(&get(port), "greeting"), "hello");
 
     let root = p.root.display().to_string();
@@ -691,7 +401,7 @@ fn changing_stackato_yml_reloads_and_the_new_env_is_served() {
         1,
         SHORT,
     );
-    let port2 = s.ready(2);
+    let port2 = s.web_ready(2);
     assert_eq!(field(&get(port2), "greeting"), "bonjour", "{}", s.dump());
     s.stays(
         Duration::from_millis(500),
@@ -701,7 +411,7 @@ fn changing_stackato_yml_reloads_and_the_new_env_is_served() {
             (Stream::Err, RESTARTING, 0),
         ],
     );
-    s.interrupt();
+    s.interrupt(SHORT);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -710,7 +420,7 @@ fn changing_stackato_yml_reloads_and_the_new_env_is_served() {
 
 #[test]
 fn an_app_writing_into_its_own_dir_at_startup_does_not_restart_forever() {
-    let p = Project::new(&[("stackato.yml", &manifest("selfloop", "--write-state", ""))]);
+    let p = project(&[("stackato.yml", &manifest("selfloop", "--write-state", ""))]);
     let mut s = p.run(&[]);
     s.wait_count(Stream::Err, "restart loop", 1, SHORT);
     let err = s.stderr();
@@ -742,7 +452,7 @@ fn an_app_writing_into_its_own_dir_at_startup_does_not_restart_forever() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let ready = s.count(Stream::Err, READY);
-    let port = s.ready(ready);
+    let port = s.web_ready(ready);
     let pid = field(&get(port), "pid").to_string();
     s.stays(
         Duration::from_secs(3),
@@ -754,7 +464,7 @@ fn an_app_writing_into_its_own_dir_at_startup_does_not_restart_forever() {
     );
     assert_eq!(field(&get(port), "pid"), pid, "{}", s.dump());
     assert!(p.app.join("state.txt").is_file());
-    s.interrupt();
+    s.interrupt(SHORT);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -789,9 +499,9 @@ fn mtime_secs(path: &Path) -> u64 {
 
 #[test]
 fn with_poll_an_edit_restarts_once() {
-    let p = Project::new(&[("stackato.yml", &manifest("poll", "", ""))]);
+    let p = project(&[("stackato.yml", &manifest("poll", "", ""))]);
     let mut s = p.run(&["--poll", "100"]);
-    let port = s.ready(1);
+    let port = s.web_ready(1);
     // In a later second than version.txt was written: the poll watcher compares mtimes in
     // whole seconds (see the ignored test below).
     sleep_to_a_new_second(
@@ -806,20 +516,20 @@ fn with_poll_an_edit_restarts_once() {
         1,
         SHORT,
     );
-    s.ready(2);
+    s.web_ready(2);
     assert_eq!(field(&get(port), "version"), "v2", "{}", s.dump());
     s.stays(
         Duration::from_millis(500),
         &[(Stream::Err, RESTARTING, 1), (Stream::Err, READY, 2)],
     );
-    s.interrupt();
+    s.interrupt(SHORT);
 }
 
 #[test]
 fn with_poll_a_second_edit_within_the_same_second_restarts_too() {
-    let p = Project::new(&[("stackato.yml", &manifest("poll2", "", ""))]);
+    let p = project(&[("stackato.yml", &manifest("poll2", "", ""))]);
     let mut s = p.run(&["--poll", "100"]);
-    let port = s.ready(1);
+    let port = s.web_ready(1);
     let version = p.app.join("version.txt");
     // Edit, let the watcher see it and the app restart, then edit again in the same second
     // (the first edit comes 30-80 ms into a second; seeing it and restarting takes ~0.3 s).
@@ -831,7 +541,7 @@ fn with_poll_a_second_edit_within_the_same_second_restarts_too() {
         let first = mtime_secs(&version);
         n += 1;
         s.wait_count(Stream::Err, RESTARTING, n, SHORT);
-        s.ready(n + 1);
+        s.web_ready(n + 1);
         assert_eq!(field(&get(port), "version"), format!("a{attempt}"));
         p.edit("version.txt", "b\n");
         if mtime_secs(&version) == first {
@@ -841,7 +551,7 @@ fn with_poll_a_second_edit_within_the_same_second_restarts_too() {
         // Too slow: the second edit fell in a later second, where it is seen. Again.
         n += 1;
         s.wait_count(Stream::Err, RESTARTING, n, SHORT);
-        s.ready(n + 1);
+        s.web_ready(n + 1);
     }
     assert!(same_second, "could not edit twice within one second");
     let t0 = Instant::now();
@@ -853,7 +563,7 @@ fn with_poll_a_second_edit_within_the_same_second_restarts_too() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    s.ready(n + 2);
+    s.web_ready(n + 2);
     assert_eq!(field(&get(port), "version"), "b", "{}", s.dump());
     s.stays(
         Duration::from_millis(300),
@@ -862,17 +572,17 @@ fn with_poll_a_second_edit_within_the_same_second_restarts_too() {
             (Stream::Err, READY, n + 2),
         ],
     );
-    s.interrupt();
+    s.interrupt(SHORT);
 }
 
 #[test]
 fn with_poll_creating_ignored_files_does_not_restart() {
-    let p = Project::new(&[
+    let p = project(&[
         ("stackato.yml", &manifest("pollign", "", "")),
         (".gitignore", "/.stackato-local/\n*.tmp\n"),
     ]);
     let mut s = p.run(&["--poll", "100", "--ignore", "*.swp"]);
-    s.ready(1);
+    s.web_ready(1);
     // A later second than the app dir's last change, so that its mtime visibly changes.
     sleep_to_a_new_second(mtime_secs(&p.app), Duration::from_millis(600));
     p.edit("debug.log", "default ignores: *.log\n");
@@ -882,7 +592,7 @@ fn with_poll_creating_ignored_files_does_not_restart() {
         Duration::from_secs(1),
         &[(Stream::Err, "changed:", 0), (Stream::Err, READY, 1)],
     );
-    s.interrupt();
+    s.interrupt(SHORT);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -906,7 +616,7 @@ fn restart_cmd(dir: &Path, args: &[&str]) -> (i32, String, String) {
 /// `restart web.0` restarts web.0 exactly once; an unknown name is refused.
 #[track_caller]
 fn restart_works(p: &Project, s: &mut Session) {
-    let port = s.ready(1);
+    let port = s.web_ready(1);
     let pid = field(&get(port), "pid").to_string();
     let (code, out, err) = restart_cmd(&p.app, &["web.0"]);
     assert_eq!(
@@ -921,7 +631,7 @@ fn restart_works(p: &Project, s: &mut Session) {
         1,
         SHORT,
     );
-    s.ready(2);
+    s.web_ready(2);
     assert_ne!(field(&get(port), "pid"), pid, "{}", s.dump());
 
     let (code, out, _) = restart_cmd(&p.app, &["nosuch"]);
@@ -942,7 +652,7 @@ fn restart_works(p: &Project, s: &mut Session) {
 
 #[test]
 fn restart_command_restarts_the_named_process_once() {
-    let p = Project::new(&[("stackato.yml", &manifest("ctl", "", ""))]);
+    let p = project(&[("stackato.yml", &manifest("ctl", "", ""))]);
     let mut s = p.run(&[]);
     restart_works(&p, &mut s);
     // Without a name: every process.
@@ -954,7 +664,7 @@ fn restart_command_restarts_the_named_process_once() {
         1,
         SHORT,
     );
-    s.ready(3);
+    s.web_ready(3);
     s.stays(
         Duration::from_millis(300),
         &[
@@ -962,7 +672,7 @@ fn restart_command_restarts_the_named_process_once() {
             (Stream::Err, READY, 3),
         ],
     );
-    s.interrupt();
+    s.interrupt(SHORT);
     assert!(
         !p.app.join(".stackato-local/run.sock").exists(),
         "run.sock left behind after the run"
@@ -971,7 +681,7 @@ fn restart_command_restarts_the_named_process_once() {
 
 #[test]
 fn restart_without_a_run_exits_64_and_says_so() {
-    let p = Project::new(&[("stackato.yml", &manifest("norun", "", ""))]);
+    let p = project(&[("stackato.yml", &manifest("norun", "", ""))]);
     let (code, out, err) = restart_cmd(&p.app, &["web.0"]);
     assert_eq!(code, 64, "stdout: {out}\nstderr: {err}");
     assert!(
@@ -984,19 +694,19 @@ fn restart_without_a_run_exits_64_and_says_so() {
 
 #[test]
 fn a_stale_run_sock_file_does_not_stop_the_control_socket() {
-    let p = Project::new(&[
+    let p = project(&[
         ("stackato.yml", &manifest("stalefile", "", "")),
         (".stackato-local/run.sock", "left over\n"),
     ]);
     let mut s = p.run(&[]);
     restart_works(&p, &mut s);
     assert!(!s.stderr().contains("no control socket"), "{}", s.dump());
-    s.interrupt();
+    s.interrupt(SHORT);
 }
 
 #[test]
 fn a_dead_run_sock_does_not_stop_the_control_socket() {
-    let p = Project::new(&[("stackato.yml", &manifest("stalesock", "", ""))]);
+    let p = project(&[("stackato.yml", &manifest("stalesock", "", ""))]);
     let sock = p.app.join(".stackato-local/run.sock");
     std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
     drop(std::os::unix::net::UnixListener::bind(&sock).expect("bind a socket"));
@@ -1004,7 +714,7 @@ fn a_dead_run_sock_does_not_stop_the_control_socket() {
     let mut s = p.run(&[]);
     restart_works(&p, &mut s);
     assert!(!s.stderr().contains("another supervisor"), "{}", s.dump());
-    s.interrupt();
+    s.interrupt(SHORT);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1017,9 +727,9 @@ fn a_burst_of_edits_during_a_restart_coalesces_into_at_most_one_more_restart() {
     // under the default 20 ms debounce) begins while it stops. Should the burst outlast it (a
     // busy machine), the rest makes one more restart — whose old process again takes 300 ms to
     // stop, longer than what is left of the burst.
-    let p = Project::new(&[("stackato.yml", &manifest("burst", "--stop-delay 0.3", ""))]);
+    let p = project(&[("stackato.yml", &manifest("burst", "--stop-delay 0.3", ""))]);
     let mut s = p.run(&[]);
-    let port = s.ready(1);
+    let port = s.web_ready(1);
     p.edit("version.txt", "b0\n");
     s.wait_count(Stream::Err, RESTARTING, 1, SHORT);
     for i in 1..=25 {
@@ -1063,7 +773,7 @@ fn a_burst_of_edits_during_a_restart_coalesces_into_at_most_one_more_restart() {
         ],
     );
     eprintln!("burst: {restarts} restart(s)");
-    s.interrupt();
+    s.interrupt(SHORT);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1073,16 +783,16 @@ fn a_burst_of_edits_during_a_restart_coalesces_into_at_most_one_more_restart() {
 #[test]
 fn the_old_process_and_its_port_are_gone_before_the_new_one_starts() {
     // The old process keeps listening 300 ms after SIGTERM.
-    let p = Project::new(&[("stackato.yml", &manifest("port", "--stop-delay 0.3", ""))]);
+    let p = project(&[("stackato.yml", &manifest("port", "--stop-delay 0.3", ""))]);
     let mut s = p.run(&[]);
-    let port = s.ready(1);
+    let port = s.web_ready(1);
     let mut pids = vec![field(&get(port), "pid").to_string()];
     for i in 1..=5 {
         // A different file each time (the same file each time, right after each start, is what
         // the restart-loop detector looks for).
         p.edit(&format!("touched-{i}.txt"), "x\n");
         s.wait_count(Stream::Err, RESTARTING, i, SHORT);
-        s.ready(i + 1);
+        s.web_ready(i + 1);
         let pid = field(&get(port), "pid").to_string();
         assert!(!pids.contains(&pid), "no new process\n{}", s.dump());
         pids.push(pid);
@@ -1104,7 +814,7 @@ fn the_old_process_and_its_port_are_gone_before_the_new_one_starts() {
         Duration::from_millis(300),
         &[(Stream::Err, RESTARTING, 5), (Stream::Err, READY, 6)],
     );
-    s.interrupt();
+    s.interrupt(SHORT);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1113,9 +823,9 @@ fn the_old_process_and_its_port_are_gone_before_the_new_one_starts() {
 
 #[test]
 fn with_no_watch_edits_do_not_restart() {
-    let p = Project::new(&[("stackato.yml", &manifest("nowatch", "", ""))]);
+    let p = project(&[("stackato.yml", &manifest("nowatch", "", ""))]);
     let mut s = p.run(&["--no-watch"]);
-    let port = s.ready(1);
+    let port = s.web_ready(1);
     let pid = field(&get(port), "pid").to_string();
     assert!(
         s.stderr().contains("==> running: Ctrl-C stops everything"),
@@ -1141,5 +851,5 @@ fn with_no_watch_edits_do_not_restart() {
         (field(&body, "pid"), field(&body, "version")),
         (pid.as_str(), "v1")
     );
-    s.interrupt();
+    s.interrupt(SHORT);
 }

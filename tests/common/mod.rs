@@ -1,14 +1,32 @@
 //! Helpers shared by the integration tests: write small apps into temp dirs, run the real
 //! `stackato-local` binary in them, and look at what a user sees (exit code, stdout, stderr,
 //! the JSON of `config --json`).
+//!
+//! For the tests that run apps (tests/run.rs, watch.rs, faults.rs, security.rs):
+//! [`project`] (a temp project with the app in `<root>/app` and a guard that stops its
+//! services and kills what is left), [`session`] (a running `stackato-local run`: waiting for
+//! output, signals, the exit code), [`procs`] (processes by pid, from /proc) and [`http`]
+//! (`GET` on 127.0.0.1). [`corpus`] runs a check over the shared corpus of real-world files.
 
 #![allow(dead_code)]
 
+pub mod corpus;
+pub mod http;
+pub mod procs;
+pub mod project;
+pub mod session;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 use tempfile::TempDir;
+
+/// A generous deadline for things that take a fraction of a second when all is well.
+pub const SHORT: Duration = Duration::from_secs(20);
+/// Time for services to start (a cold postgres or MariaDB initialises its data first).
+pub const SERVICES: Duration = Duration::from_secs(120);
 
 /// The binary cargo built for these tests.
 pub fn bin() -> &'static str {
@@ -48,6 +66,16 @@ pub fn write(dir: &Path, rel: &str, bytes: &[u8]) {
 /// A single-file app: `stackato.yml` with `text`.
 pub fn yml(text: &str) -> TempDir {
     app(&[("stackato.yml", text)])
+}
+
+/// The permission bits of `p` (not following a symlink).
+pub fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(p)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o7777
 }
 
 /// The canonical (symlink-resolved) form of `p`, as the tool prints paths.
