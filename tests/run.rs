@@ -418,6 +418,15 @@ ignores:
         s.ready("web.0", SHORT);
         s.interrupt(CTRL_C)
     };
+    // A run that must restage: the app may first start on the last staging's record while the
+    // files are hashed in the background, so wait for the restage itself, then for readiness.
+    let restaged = |args: &[&str]| -> String {
+        let mut s = p.run(args);
+        s.wait_err("==> staged cache", SHORT);
+        let n = s.stderr().matches("==> web.0 ready at").count();
+        s.ready_nth("web.0", n + 1, SHORT);
+        s.interrupt(CTRL_C)
+    };
 
     let err = once(&[]);
     assert!(err.contains("==> staged cache"), "{err}");
@@ -440,9 +449,10 @@ ignores:
 
     // A pushed file changes: staged again.
     write(&p.app, "data.txt", b"two, and longer than before\n");
-    let err = once(&[]);
+    let err = restaged(&[]);
     assert!(
-        err.contains("==> staged cache") && !err.contains(SKIPPED),
+        err.contains("==> staged cache")
+            && (!err.contains(SKIPPED) || err.contains("files changed since the last staging")),
         "a changed file did not restage:\n{err}"
     );
     assert_eq!(post_count(), 2);
@@ -455,14 +465,14 @@ ignores:
     f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
         .unwrap();
     drop(f);
-    let err = once(&[]);
+    let err = restaged(&[]);
     assert!(
         err.contains("==> staged cache"),
         "a touched file did not restage:\n{err}"
     );
     assert_eq!(post_count(), 3);
 
-    let err = once(&["--restage"]);
+    let err = restaged(&["--restage"]);
     assert!(
         err.contains("==> staged cache") && !err.contains(SKIPPED),
         "--restage did not restage:\n{err}"
@@ -472,6 +482,20 @@ ignores:
     let err = once(&[]);
     assert!(err.contains(SKIPPED), "{err}");
     assert_eq!(post_count(), 4);
+
+    // The manifest changes: restaged before anything starts (never on the old record).
+    let manifest = std::fs::read_to_string(p.app.join("stackato.yml")).unwrap();
+    write(
+        &p.app,
+        "stackato.yml",
+        format!("{manifest}# edited\n").as_bytes(),
+    );
+    let err = once(&[]);
+    assert!(
+        err.contains("==> staged cache") && !err.contains(SKIPPED),
+        "a changed manifest did not restage first:\n{err}"
+    );
+    assert_eq!(post_count(), 5);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -942,7 +966,7 @@ fn heavy_output_keeps_every_line_whole_once_and_in_order() {
         ("flood.py", FLOOD_PY),
     ]);
     let mut s = p.run(&[]);
-    s.wait_count(Stream::Out, " | DONE\n", 2, Duration::from_secs(60));
+    s.wait_count(Stream::Out, " | DONE\n", 2, Duration::from_secs(240));
     s.interrupt(CTRL_C);
     let out = s.out.lock().unwrap().clone();
     let text = String::from_utf8(out).expect("stdout is UTF-8");

@@ -166,7 +166,9 @@ pub fn run(g: &Global, args: &Args) -> i32 {
                     }
                 }
                 // 2. Staging, then the processes of each app.
-                prepare_all(g, args, &loaded, &state, &out)
+                // On the first round, an unchanged record lets the app start while its files
+                // are hashed in the background (a reload checks them first).
+                prepare_all(g, args, &loaded, &state, &out, first)
             }
             Err(c) => Err(c),
         };
@@ -284,6 +286,7 @@ fn prepare_all(
     loaded: &Loaded,
     state: &StateDir,
     out: &Arc<Output>,
+    optimistic: bool,
 ) -> Result<Plan, i32> {
     let apps: Vec<&App> = loaded
         .manifest
@@ -302,8 +305,19 @@ fn prepare_all(
         ..Plan::default()
     };
     for app in &apps {
-        let (specs, crons) = prepare_app(g, args, loaded, state, &facts, app, multi, out)
-            .map_err(|code| crate::interrupt::received().map_or(code, signal_code))?;
+        let (specs, crons) = prepare_app(
+            g,
+            args,
+            loaded,
+            state,
+            &facts,
+            app,
+            multi,
+            out,
+            optimistic,
+            &mut plan.verify,
+        )
+        .map_err(|code| crate::interrupt::received().map_or(code, signal_code))?;
         plan.groups.push(specs);
         plan.crons.extend(crons);
     }
@@ -392,6 +406,8 @@ fn prepare_app(
     app: &App,
     multi: bool,
     out: &Arc<Output>,
+    optimistic: bool,
+    verify: &mut Vec<(crate::stage::HashInput, String)>,
 ) -> Result<(Vec<Spec>, Vec<supervise::CronJob>), i32> {
     let label = |s: &str| {
         if multi {
@@ -420,12 +436,18 @@ fn prepare_app(
         prefix: out.prefix(&label("staging"), 8),
         limit: Duration::from_secs(args.hook_timeout),
         restage: args.restage,
+        optimistic,
     };
     match stager.stage() {
-        Ok(s) if s.cached => out.phase(&format!(
-            "staging {}: nothing pushed changed since the last staging; skipped (--restage to force)",
-            app.name.value
-        )),
+        Ok(s) if s.cached => {
+            if optimistic {
+                verify.push((crate::stage::HashInput::of(loaded, app), s.hash.clone()));
+            }
+            out.phase(&format!(
+                "staging {}: nothing pushed changed since the last staging; skipped (--restage to force)",
+                app.name.value
+            ))
+        }
         Ok(s) => {
             for n in &s.notes {
                 out.note(&format!("note: {n}"));

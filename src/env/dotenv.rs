@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use super::user::{MAX_TOTAL, MAX_VALUE};
+
 /// One assignment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -41,6 +43,20 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
         line,
         col,
         message: m.to_string(),
+    };
+    let mut total = 0usize;
+    // Appends an expanded `$VAR`, within the limits on a value and on the whole file.
+    let grow = |v: &mut String, add: Option<String>, key: &str, line: usize, col: usize| {
+        let add = add.unwrap_or_default();
+        if v.len() + add.len() > MAX_VALUE {
+            return Err(Error {
+                line,
+                col,
+                message: super::user::too_long(key, false),
+            });
+        }
+        v.push_str(&add);
+        Ok(())
     };
     while i < chars.len() {
         // Skip blank space at the start of a line.
@@ -147,13 +163,17 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
                         if !matches!(c, 'n' | 'r' | 't' | '"' | '\\' | '$') {
                             v.insert(v.len() - c.len_utf8(), '\\');
                         }
+                        if c == '\n' {
+                            line += 1;
+                            line_start = i + 2;
+                        }
                         i += 2;
                     }
                     '$' => {
                         let (name, next) = var_ref(&chars, i);
                         match name {
                             Some(n) => {
-                                v.push_str(&defined(&n, &out).unwrap_or_default());
+                                grow(&mut v, defined(&n, &out), &key, line, i - line_start + 1)?;
                                 i = next;
                             }
                             None => {
@@ -185,7 +205,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
                 if chars[i] == '$' {
                     let (name, next) = var_ref(&chars, i);
                     if let Some(n) = name {
-                        v.push_str(&defined(&n, &out).unwrap_or_default());
+                        grow(&mut v, defined(&n, &out), &key, line, i - line_start + 1)?;
                         i = next;
                         continue;
                     }
@@ -205,6 +225,10 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
                 i - line_start + 1,
                 "unexpected text after the closing quote",
             ));
+        }
+        total += value.len();
+        if total > MAX_TOTAL {
+            return Err(err(key_line, col, &super::user::too_long(&key, true)));
         }
         out.push(Entry {
             key,

@@ -45,12 +45,47 @@ pub fn parse_cli_pair(s: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
+/// The longest value a `$VAR` expansion may produce: a guard against chains such as
+/// `A=$A$A` on 60 lines, which would otherwise double until memory runs out.
+pub const MAX_VALUE: usize = 1 << 20;
+/// The most bytes the expanded values of one `.env` file, or of one app's variables, may
+/// add up to.
+pub const MAX_TOTAL: usize = 16 << 20;
+
+/// An expansion went past [`MAX_VALUE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLong;
+
+/// What to say when an expansion went past a limit.
+pub fn too_long(name: &str, total: bool) -> String {
+    if total {
+        format!(
+            "the variables expand to more than {} MiB in all (at \"{name}\"): does a chain of references double a value?",
+            MAX_TOTAL >> 20
+        )
+    } else {
+        format!(
+            "\"{name}\" is longer than {} MiB once its $VARs are expanded: does a chain of references double a value?",
+            MAX_VALUE >> 20
+        )
+    }
+}
+
 /// Shell-style expansion of `$NAME` / `${NAME}` against `lookup`; unknown names expand to
-/// nothing, as in the shell; `$(…)` and backticks are left as they are.
-pub fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+/// nothing, as in the shell; `$(…)` and backticks are left as they are. Fails when the result
+/// would pass [`MAX_VALUE`].
+pub fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, TooLong> {
     let chars: Vec<char> = value.chars().collect();
-    let mut out = String::with_capacity(value.len());
+    let mut out = String::with_capacity(value.len().min(MAX_VALUE));
     let mut i = 0;
+    let push = |out: &mut String, add: Option<String>| -> Result<(), TooLong> {
+        let add = add.unwrap_or_default();
+        if out.len() + add.len() > MAX_VALUE {
+            return Err(TooLong);
+        }
+        out.push_str(&add);
+        Ok(())
+    };
     while i < chars.len() {
         match chars[i] {
             '\\' if i + 1 < chars.len() && chars[i + 1] == '$' => {
@@ -64,7 +99,7 @@ pub fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
                         if name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric())
                             && !name.is_empty()
                         {
-                            out.push_str(&lookup(&name).unwrap_or_default());
+                            push(&mut out, lookup(&name))?;
                         } else {
                             out.extend(&chars[i..i + 3 + len]);
                         }
@@ -85,7 +120,7 @@ pub fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
                     j += 1;
                 }
                 let name: String = chars[s..j].iter().collect();
-                out.push_str(&lookup(&name).unwrap_or_default());
+                push(&mut out, lookup(&name))?;
                 i = j;
             }
             c => {
@@ -94,7 +129,7 @@ pub fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// What applying the user layers produced besides the variables.
@@ -122,6 +157,7 @@ pub fn apply(
 
     // stackato.yml defaults, expanded against the platform only, for .env lookups.
     let mut yml_defaults: Vec<(String, String)> = Vec::new();
+    let mut total = 0usize;
     for var in &input.app.env {
         if let Some(d) = &var.default {
             let v = expand(&d.value, &|n| {
@@ -132,7 +168,18 @@ pub fn apply(
                     .map(|(_, v)| v.clone())
                     .or_else(|| env.get(n).map(str::to_string))
             });
-            yml_defaults.push((var.name.value.clone(), v));
+            total += v.as_ref().map_or(0, String::len);
+            match v {
+                Ok(v) if total <= MAX_TOTAL => yml_defaults.push((var.name.value.clone(), v)),
+                Ok(_) => {
+                    diags.push(Diagnostic::error(too_long(&var.name.value, true)).at(d.span));
+                    break;
+                }
+                Err(TooLong) => {
+                    diags.push(Diagnostic::error(too_long(&var.name.value, false)).at(d.span));
+                    break;
+                }
+            }
         }
     }
 
@@ -290,11 +337,25 @@ pub fn apply(
     }
 
     // Export in order: lower layers are kept as hidden history, the top one is expanded.
-    for (name, list) in cands {
+    let mut total = 0usize;
+    'export: for (name, list) in cands {
         let n = list.len();
         for (i, c) in list.into_iter().enumerate() {
             let value = if i + 1 == n && c.expand {
-                expand(&c.value, &|x| env.get(x).map(str::to_string))
+                match expand(&c.value, &|x| env.get(x).map(str::to_string)) {
+                    Ok(v) if total + v.len() <= MAX_TOTAL => {
+                        total += v.len();
+                        v
+                    }
+                    r => {
+                        diags.push(Diagnostic::error(format!(
+                            "{} (its value comes from {})",
+                            too_long(&name, r.is_ok()),
+                            c.layer
+                        )));
+                        break 'export;
+                    }
+                }
             } else {
                 c.value
             };
@@ -400,9 +461,12 @@ mod tests {
             "LOGS" => Some("x=/a".to_string()),
             _ => None,
         };
-        assert_eq!(expand("$A-${A}-$B-\\$A", &look), "1-1--$A");
-        assert_eq!(expand("t=/p:$LOGS", &look), "t=/p:x=/a");
-        assert_eq!(expand("$(rm -rf /) `id` $", &look), "$(rm -rf /) `id` $");
+        assert_eq!(expand("$A-${A}-$B-\\$A", &look).unwrap(), "1-1--$A");
+        assert_eq!(expand("t=/p:$LOGS", &look).unwrap(), "t=/p:x=/a");
+        assert_eq!(
+            expand("$(rm -rf /) `id` $", &look).unwrap(),
+            "$(rm -rf /) `id` $"
+        );
     }
 
     #[test]

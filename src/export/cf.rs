@@ -285,7 +285,9 @@ pub fn export(input: &Input<'_>) -> Export {
                 continue;
             }
             if referenced(&d.value).is_empty() {
-                let literal = crate::env::user::expand(&d.value, &|_| None);
+                // Nothing is referenced, so nothing can grow: only `\$` escapes change.
+                let literal = crate::env::user::expand(&d.value, &|_| None)
+                    .unwrap_or_else(|_| d.value.clone());
                 env.insert(vname.clone(), json!(literal));
             } else {
                 deferred.push((vname.clone(), d.value.clone()));

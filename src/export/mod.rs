@@ -995,9 +995,13 @@ pub fn app_env(
             out.deferred.push((name, value));
             continue;
         }
-        let expanded = crate::env::user::expand(&value, &|n| {
+        let Ok(expanded) = crate::env::user::expand(&value, &|n| {
             Some(known(n).unwrap_or_else(|| format!("${n}")))
-        });
+        }) else {
+            // Too long once expanded: leave it to the platform's shell.
+            out.deferred.push((name, value));
+            continue;
+        };
         let expanded = if secret {
             secrets.add(&name, &expanded)
         } else {
@@ -1012,7 +1016,8 @@ pub fn app_env(
 /// The shell variables a value uses (`$X`, `${X}`).
 pub fn referenced(value: &str) -> Vec<String> {
     let seen = RefCell::new(Vec::new());
-    crate::env::user::expand(value, &|n| {
+    // Every lookup answers nothing, so the expansion cannot fail.
+    let _ = crate::env::user::expand(value, &|n| {
         seen.borrow_mut().push(n.to_string());
         None
     });

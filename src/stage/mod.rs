@@ -101,12 +101,19 @@ pub struct Stager<'a> {
     pub limit: Duration,
     /// Run it even when the cache says nothing changed.
     pub restage: bool,
+    /// Trust the last staging's record without hashing the files now: the caller checks
+    /// the hash in the background (so the app starts sooner) and restages if it differs.
+    pub optimistic: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CacheRecord {
     hash: String,
     staged_at: u64,
+    /// The manifest's own fingerprint, checked before an optimistic start (records written
+    /// before it existed never allow one).
+    #[serde(default)]
+    manifest: Option<String>,
 }
 
 fn cache_file(app: &App) -> String {
@@ -116,8 +123,46 @@ fn cache_file(app: &App) -> String {
 /// The hash of what would be pushed: every file not ignored (path, size, mtime), the
 /// manifest and what it inherits, and the profile-independent staging inputs.
 pub fn push_hash(loaded: &Loaded, app: &App) -> String {
-    let ig = ignores::Ignores::new(app.ignores.as_deref());
-    let files = ignores::walk(&app.path, &ig);
+    HashInput::of(loaded, app).hash()
+}
+
+/// What the push hash is computed from, owned, so it can be checked on another thread.
+#[derive(Debug, Clone)]
+pub struct HashInput {
+    pub app: String,
+    pub path: PathBuf,
+    pub ignores: Option<Vec<String>>,
+    /// The manifest's files: path and text.
+    pub sources: Vec<(PathBuf, String)>,
+}
+
+impl HashInput {
+    pub fn of(loaded: &Loaded, app: &App) -> HashInput {
+        HashInput {
+            app: app.name.value.clone(),
+            path: app.path.clone(),
+            ignores: app.ignores.clone(),
+            sources: loaded
+                .sources
+                .files()
+                .iter()
+                .map(|f| (f.path.clone(), f.text.clone()))
+                .collect(),
+        }
+    }
+
+    pub fn hash(&self) -> String {
+        push_hash_of(&self.path, self.ignores.as_deref(), &self.sources)
+    }
+}
+
+fn push_hash_of(
+    path: &std::path::Path,
+    ign: Option<&[String]>,
+    sources: &[(PathBuf, String)],
+) -> String {
+    let ig = ignores::Ignores::new(ign);
+    let files = ignores::walk(path, &ig);
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut feed = |bytes: &[u8]| {
         for b in bytes {
@@ -132,12 +177,41 @@ pub fn push_hash(loaded: &Loaded, app: &App) -> String {
         feed(&f.size.to_le_bytes());
         feed(&f.mtime.to_le_bytes());
     }
-    for s in loaded.sources.files() {
-        feed(s.path.display().to_string().as_bytes());
-        feed(s.text.as_bytes());
+    for (p, text) in sources {
+        feed(p.display().to_string().as_bytes());
+        feed(text.as_bytes());
     }
     feed(env!("CARGO_PKG_VERSION").as_bytes());
     format!("{h:016x}-{}", files.len())
+}
+
+/// A fingerprint of the manifest and what it inherits alone (cheap: no file walk).
+fn manifest_hash(loaded: &Loaded) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for f in loaded.sources.files() {
+        for b in f
+            .path
+            .display()
+            .to_string()
+            .bytes()
+            .chain([0])
+            .chain(f.text.bytes())
+        {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// The hash recorded by the last staging, when there is one, the manifest is the one it
+/// staged and its virtualenv is still there, without checking the app's files.
+pub fn recorded_hash(loaded: &Loaded, app: &App, state: &StateDir) -> Option<String> {
+    let rec: CacheRecord = state.read_json(&cache_file(app)).ok().flatten()?;
+    if requirements::is_python(app) && !requirements::venv_python(state).is_file() {
+        return None;
+    }
+    (rec.manifest? == manifest_hash(loaded)).then_some(rec.hash)
 }
 
 /// The hash of what would be pushed when it matches the last staging (nothing to do).
@@ -164,6 +238,16 @@ impl Stager<'_> {
     /// Stage the app, or skip it when nothing changed.
     pub fn stage(&self) -> Result<Staged, StageError> {
         let app = self.app;
+        if !self.restage
+            && self.optimistic
+            && let Some(hash) = recorded_hash(self.loaded, app, self.state)
+        {
+            return Ok(Staged {
+                cached: true,
+                hash,
+                notes: Vec::new(),
+            });
+        }
         if !self.restage
             && let Some(hash) = cached_hash(self.loaded, app, self.state)
         {
@@ -196,6 +280,7 @@ impl Stager<'_> {
                 &CacheRecord {
                     hash: hash.clone(),
                     staged_at: now,
+                    manifest: Some(manifest_hash(self.loaded)),
                 },
             )
             .map_err(|e| StageError::Io(e.to_string()))?;

@@ -43,6 +43,9 @@ pub struct Plan {
     pub crons: Vec<CronJob>,
     /// Seconds east of UTC, for cron schedules.
     pub utc_offset: i64,
+    /// Apps started on the last staging's record: (what to hash, the recorded hash). If the
+    /// files turn out to differ, the run restages them.
+    pub verify: Vec<(crate::stage::HashInput, String)>,
 }
 
 #[derive(Clone)]
@@ -136,6 +139,7 @@ enum Event {
     RestartTick,
     AdoptTick,
     ServiceTick,
+    Stale(String),
     ServiceRestarted {
         name: String,
         result: Result<(i32, Signal), String>,
@@ -356,6 +360,14 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
         });
     }
     lp.start_next_group();
+    for (input, recorded) in plan.verify {
+        let tx = tx.clone();
+        tokio::task::spawn_blocking(move || {
+            if input.hash() != recorded {
+                let _ = tx.send(Event::Stale(input.app.clone()));
+            }
+        });
+    }
     loop {
         if let Some(outcome) = lp.finished() {
             lp.cleanup_orphans();
@@ -621,6 +633,12 @@ impl Loop {
             Event::CronTick => self.cron_tick(),
             Event::AdoptTick => self.adopt_orphans(),
             Event::ServiceTick => self.check_services(),
+            Event::Stale(app) => {
+                self.out.phase(&format!(
+                    "{app}: files changed since the last staging (while stackato-local was not running): restaging, then restarting"
+                ));
+                self.begin_stop(Outcome::Reload(format!("{app} changed")));
+            }
             Event::ServiceRestarted { name, result } => match result {
                 Ok((pid, sig)) => {
                     self.out.phase(&format!(
