@@ -32,7 +32,6 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use stackato_local::diag::Sources;
 use stackato_local::env::diff;
 use stackato_local::env::dotenv;
@@ -42,7 +41,6 @@ use stackato_local::env::set::{EnvSet, Layer};
 use stackato_local::env::user::{self, Input};
 use stackato_local::manifest::model::EnvVar;
 use stackato_local::manifest::{self, App, LoadOptions};
-use stackato_local::platform::services::is_secret_field;
 
 /// Where the input files live.
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz_regressions_env");
@@ -427,32 +425,6 @@ fn local() -> Vec<(String, String)> {
     .collect()
 }
 
-/// What `env diff` collects from the other side's service JSON.
-fn collect_json_secrets(v: &str, secrets: &mut Secrets) {
-    fn walk(v: &Value, secrets: &mut Secrets) {
-        match v {
-            Value::Object(m) => {
-                for (k, x) in m {
-                    match x {
-                        Value::String(s) if is_secret_field(k) => secrets.add(s),
-                        Value::String(s) if k == "url" || k == "uri" => {
-                            if let Some(pw) = mask::url_password(s) {
-                                secrets.add(&pw);
-                            }
-                        }
-                        _ => walk(x, secrets),
-                    }
-                }
-            }
-            Value::Array(a) => a.iter().for_each(|x| walk(x, secrets)),
-            _ => {}
-        }
-    }
-    if let Ok(j) = serde_json::from_str::<Value>(v) {
-        walk(&j, secrets);
-    }
-}
-
 /// `dump::parse`, secrets, `diff` and masking (the `envdump` fuzz target).
 fn dump_group(bytes: &[u8], mark: Mark<'_>) {
     let text = String::from_utf8_lossy(bytes);
@@ -473,7 +445,7 @@ fn dump_group(bytes: &[u8], mark: Mark<'_>) {
                 secrets.add(v);
             }
             if k == "VCAP_SERVICES" || k == "STACKATO_SERVICES" {
-                collect_json_secrets(v, &mut secrets);
+                secrets.add_json(v);
             }
             if k.ends_with("_URL")
                 && let Some(pw) = mask::url_password(v)

@@ -14,13 +14,11 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use serde_json::Value;
 use stackato_local::env::diff::{self, Kind};
 use stackato_local::env::dump;
 use stackato_local::env::mask::{self, Secrets};
 use stackato_local::env::set::{EnvSet, Layer};
 use stackato_local::manifest::validate::is_env_name;
-use stackato_local::platform::services::is_secret_field;
 
 const VCAP_SERVICES: &str = r#"{"mysql":[{"name":"db","label":"mysql-5.5","plan":"free","tags":["mysql","relational"],"credentials":{"name":"d1","host":"127.0.0.1","port":3306,"user":"u1","username":"u1","password":"pSecret123"}}],"redis":[{"name":"cache","credentials":{"host":"127.0.0.1","port":6379,"password":"rSecret456"}}],"filesystem":[]}"#;
 const STACKATO_SERVICES: &str = r#"{"db":{"name":"d1","host":"127.0.0.1","port":3306,"user":"u1","password":"pSecret123"},"cache":{"host":"127.0.0.1","port":6379,"password":"rSecret456"}}"#;
@@ -65,33 +63,6 @@ fn local_secrets() -> &'static Secrets {
         }
         s
     })
-}
-
-/// What `env diff` does with the dump's values (a copy of `collect_json_secrets`, which is
-/// private to the CLI).
-fn collect_json_secrets(v: &str, secrets: &mut Secrets) {
-    fn walk(v: &Value, secrets: &mut Secrets) {
-        match v {
-            Value::Object(m) => {
-                for (k, x) in m {
-                    match x {
-                        Value::String(s) if is_secret_field(k) => secrets.add(s),
-                        Value::String(s) if k == "url" || k == "uri" => {
-                            if let Some(pw) = mask::url_password(s) {
-                                secrets.add(&pw);
-                            }
-                        }
-                        _ => walk(x, secrets),
-                    }
-                }
-            }
-            Value::Array(a) => a.iter().for_each(|x| walk(x, secrets)),
-            _ => {}
-        }
-    }
-    if let Ok(j) = serde_json::from_str::<Value>(v) {
-        walk(&j, secrets);
-    }
 }
 
 /// `diff` gives one item per name of either side, in name order.
@@ -145,7 +116,7 @@ fn check_dump(text: &str) {
             secrets.add(v);
         }
         if k == "VCAP_SERVICES" || k == "STACKATO_SERVICES" {
-            collect_json_secrets(v, &mut secrets);
+            secrets.add_json(v);
         }
         if k.ends_with("_URL")
             && let Some(pw) = mask::url_password(v)
@@ -201,7 +172,7 @@ fuzz_target!(|data: &[u8]| {
     check_diff(local(), &other);
     check_diff(&other, local());
     let mut secrets = local_secrets().clone();
-    collect_json_secrets(&text, &mut secrets);
+    secrets.add_json(&text);
     if let Some(pw) = mask::url_password(&text) {
         secrets.add(&pw);
     }

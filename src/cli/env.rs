@@ -414,7 +414,7 @@ fn diff_with(args: &Args, b: &Built, file: &PathBuf) -> i32 {
             secrets.add(v);
         }
         if k == "VCAP_SERVICES" || k == "STACKATO_SERVICES" {
-            collect_json_secrets(v, &mut secrets);
+            secrets.add_json(v);
         }
         if k.ends_with("_URL")
             && let Some(pw) = crate::env::mask::url_password(v)
@@ -516,34 +516,5 @@ fn diff_with(args: &Args, b: &Built, file: &PathBuf) -> i32 {
         exit::WARNINGS
     } else {
         exit::OK
-    }
-}
-
-fn collect_json_secrets(v: &str, secrets: &mut Secrets) {
-    fn walk(v: &serde_json::Value, secrets: &mut Secrets) {
-        match v {
-            serde_json::Value::Object(m) => {
-                for (k, x) in m {
-                    match x {
-                        serde_json::Value::String(s)
-                            if crate::platform::services::is_secret_field(k) =>
-                        {
-                            secrets.add(s)
-                        }
-                        serde_json::Value::String(s) if k == "url" || k == "uri" => {
-                            if let Some(pw) = crate::env::mask::url_password(s) {
-                                secrets.add(&pw);
-                            }
-                        }
-                        _ => walk(x, secrets),
-                    }
-                }
-            }
-            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, secrets)),
-            _ => {}
-        }
-    }
-    if let Ok(j) = serde_json::from_str::<serde_json::Value>(v) {
-        walk(&j, secrets);
     }
 }

@@ -48,6 +48,34 @@ impl Secrets {
         }
     }
 
+    /// Secrets inside a `VCAP_SERVICES` / `STACKATO_SERVICES` value from elsewhere (an
+    /// `env diff` dump): secret credential fields, and the passwords in `url`/`uri` fields.
+    /// Text that is not JSON adds nothing.
+    pub fn add_json(&mut self, text: &str) {
+        fn walk(v: &Value, secrets: &mut Secrets) {
+            match v {
+                Value::Object(m) => {
+                    for (k, x) in m {
+                        match x {
+                            Value::String(s) if is_secret_field(k) => secrets.add(s),
+                            Value::String(s) if k == "url" || k == "uri" => {
+                                if let Some(pw) = url_password(s) {
+                                    secrets.add(&pw);
+                                }
+                            }
+                            _ => walk(x, secrets),
+                        }
+                    }
+                }
+                Value::Array(a) => a.iter().for_each(|x| walk(x, secrets)),
+                _ => {}
+            }
+        }
+        if let Ok(j) = serde_json::from_str::<Value>(text) {
+            walk(&j, self);
+        }
+    }
+
     /// Secret credential fields of services.
     pub fn add_services(&mut self, records: &[ServiceRecord]) {
         for r in records {
