@@ -6,6 +6,7 @@ pub mod diag;
 pub mod env;
 pub mod exit;
 pub mod export;
+pub mod fnv;
 pub mod interrupt;
 pub mod manifest;
 pub mod onboard;

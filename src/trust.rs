@@ -50,21 +50,13 @@ pub fn commands(loaded: &Loaded) -> Vec<(String, String)> {
 
 /// A digest of the commands and the manifest's location.
 pub fn digest(loaded: &Loaded) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |b: &[u8]| {
-        for x in b {
-            h ^= u64::from(*x);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    };
-    feed(loaded.file.display().to_string().as_bytes());
+    let mut h = crate::fnv::Fnv::new();
+    h.field(loaded.file.display().to_string().as_bytes());
     for (what, cmd) in commands(loaded) {
-        feed(what.as_bytes());
-        feed(cmd.as_bytes());
+        h.field(what.as_bytes());
+        h.field(cmd.as_bytes());
     }
-    format!("{h:016x}")
+    h.hex()
 }
 
 /// Where trust is recorded: `$XDG_DATA_HOME/stackato-local/trusted` (else
@@ -84,24 +76,16 @@ pub fn store() -> Option<PathBuf> {
 /// A digest of the manifest's files and the project's `.env` files, for the shell hook: a
 /// changed file needs allowing again.
 pub fn files_digest(loaded: &Loaded) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |b: &[u8]| {
-        for x in b {
-            h ^= u64::from(*x);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    };
+    let mut h = crate::fnv::Fnv::new();
     for f in loaded.sources.files() {
-        feed(f.path.display().to_string().as_bytes());
-        feed(f.text.as_bytes());
+        h.field(f.path.display().to_string().as_bytes());
+        h.field(f.text.as_bytes());
     }
     for e in dotenv_files(loaded) {
-        feed(e.display().to_string().as_bytes());
-        feed(&std::fs::read(&e).unwrap_or_default());
+        h.field(e.display().to_string().as_bytes());
+        h.field(&std::fs::read(&e).unwrap_or_default());
     }
-    format!("{h:016x}")
+    h.hex()
 }
 
 /// The `.env` files the environment reads by default, for every app.

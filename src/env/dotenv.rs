@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::user::{MAX_TOTAL, MAX_VALUE};
+use super::user::MAX_TOTAL;
 
 /// One assignment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,16 +47,11 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
     let mut total = 0usize;
     // Appends an expanded `$VAR`, within the limits on a value and on the whole file.
     let grow = |v: &mut String, add: Option<String>, key: &str, line: usize, col: usize| {
-        let add = add.unwrap_or_default();
-        if v.len() + add.len() > MAX_VALUE {
-            return Err(Error {
-                line,
-                col,
-                message: super::user::too_long(key, false),
-            });
-        }
-        v.push_str(&add);
-        Ok(())
+        super::user::append(v, add).map_err(|_| Error {
+            line,
+            col,
+            message: super::user::too_long(key, false),
+        })
     };
     while i < chars.len() {
         // Skip blank space at the start of a line.
@@ -315,6 +310,25 @@ mod tests {
         assert_eq!(e.line, 1);
         let e = parse("=x\n", &|_| None).unwrap_err();
         assert_eq!((e.line, e.col), (1, 1));
+        // A backslash-newline inside double quotes still counts as a line.
+        let e = parse("A=\"x\\\ny\"\nB=\"2\" x\n", &|_| None).unwrap_err();
+        assert_eq!((e.line, e.col), (3, 7));
+    }
+
+    #[test]
+    fn doubling_chains_stop_at_the_size_limit_with_a_position() {
+        let mut text = String::from("A=xxxxxxxxxxxxxxxx\n");
+        text.push_str(&"A=$A$A\n".repeat(64));
+        let e = parse(&text, &|_| None).unwrap_err();
+        // 16 bytes doubled 16 times is 1 MiB: the 17th doubling line (line 18) is refused.
+        assert_eq!(e.line, 18, "{e}");
+        assert!(e.message.contains("\"A\" is longer than 1 MiB"), "{e}");
+        // Many values under the limit each, too much in all.
+        let mut text = String::from("A=$BIG\n");
+        text.push_str(&"B=$BIG\n".repeat(20));
+        let big = "x".repeat(1 << 20);
+        let e = parse(&text, &|n| (n == "BIG").then(|| big.clone())).unwrap_err();
+        assert!(e.message.contains("more than 16 MiB in all"), "{e}");
     }
 
     #[test]

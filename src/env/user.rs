@@ -71,6 +71,17 @@ pub fn too_long(name: &str, total: bool) -> String {
     }
 }
 
+/// Append an expanded variable (unset: nothing) to `out`, unless that takes it past
+/// [`MAX_VALUE`].
+pub(crate) fn append(out: &mut String, add: Option<String>) -> Result<(), TooLong> {
+    let add = add.unwrap_or_default();
+    if out.len() + add.len() > MAX_VALUE {
+        return Err(TooLong);
+    }
+    out.push_str(&add);
+    Ok(())
+}
+
 /// Shell-style expansion of `$NAME` / `${NAME}` against `lookup`; unknown names expand to
 /// nothing, as in the shell; `$(…)` and backticks are left as they are. Fails when the result
 /// would pass [`MAX_VALUE`].
@@ -78,14 +89,6 @@ pub fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
     let chars: Vec<char> = value.chars().collect();
     let mut out = String::with_capacity(value.len().min(MAX_VALUE));
     let mut i = 0;
-    let push = |out: &mut String, add: Option<String>| -> Result<(), TooLong> {
-        let add = add.unwrap_or_default();
-        if out.len() + add.len() > MAX_VALUE {
-            return Err(TooLong);
-        }
-        out.push_str(&add);
-        Ok(())
-    };
     while i < chars.len() {
         match chars[i] {
             '\\' if i + 1 < chars.len() && chars[i + 1] == '$' => {
@@ -99,7 +102,7 @@ pub fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
                         if name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric())
                             && !name.is_empty()
                         {
-                            push(&mut out, lookup(&name))?;
+                            append(&mut out, lookup(&name))?;
                         } else {
                             out.extend(&chars[i..i + 3 + len]);
                         }
@@ -120,7 +123,7 @@ pub fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
                     j += 1;
                 }
                 let name: String = chars[s..j].iter().collect();
-                push(&mut out, lookup(&name))?;
+                append(&mut out, lookup(&name))?;
                 i = j;
             }
             c => {

@@ -144,13 +144,9 @@ pub fn locate(dir: &Path, manifest: Option<&Path>) -> Result<PathBuf, LoadError>
 
 /// A stable `${random-word}` for a project: 4–5 hex digits from its directory.
 pub fn stable_random_word(dir: &Path) -> String {
-    // FNV-1a: stable across Rust versions, unlike the std hasher.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in dir.as_os_str().as_encoded_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{:04x}", h % 0x10_0000)
+    let mut h = crate::fnv::Fnv::new();
+    h.write(dir.as_os_str().as_encoded_bytes());
+    format!("{:04x}", h.value() % 0x10_0000)
 }
 
 /// Locate and load the manifest.

@@ -554,14 +554,12 @@ pub fn stable_hex(parts: &[&str], len: usize) -> String {
     let mut out = String::new();
     let mut round: u64 = 0;
     while out.len() < len {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ round;
+        let mut h = crate::fnv::Fnv::seeded(round);
         for p in parts {
-            for b in p.bytes().chain([0u8]) {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
+            h.write(p.as_bytes());
+            h.write(&[0]);
         }
-        out.push_str(&format!("{h:016x}"));
+        out.push_str(&h.hex());
         round += 1;
     }
     out.truncate(len);

@@ -7,6 +7,7 @@ pub mod ignores;
 pub mod requirements;
 pub mod run;
 
+use crate::fnv::Fnv;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -163,63 +164,49 @@ fn push_hash_of(
 ) -> String {
     let ig = ignores::Ignores::new(ign);
     let files = ignores::walk(path, &ig);
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    };
+    let mut h = Fnv::new();
     for f in &files {
-        feed(f.rel.as_bytes());
-        feed(&f.size.to_le_bytes());
-        feed(&f.mtime.to_le_bytes());
+        h.field(f.rel.as_bytes());
+        h.field(&f.size.to_le_bytes());
+        h.field(&f.mtime.to_le_bytes());
     }
     for (p, text) in sources {
-        feed(p.display().to_string().as_bytes());
-        feed(text.as_bytes());
+        h.field(p.display().to_string().as_bytes());
+        h.field(text.as_bytes());
     }
-    feed(env!("CARGO_PKG_VERSION").as_bytes());
-    format!("{h:016x}-{}", files.len())
+    h.field(env!("CARGO_PKG_VERSION").as_bytes());
+    format!("{}-{}", h.hex(), files.len())
 }
 
 /// A fingerprint of the manifest and what it inherits alone (cheap: no file walk).
 fn manifest_hash(loaded: &Loaded) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = Fnv::new();
     for f in loaded.sources.files() {
-        for b in f
-            .path
-            .display()
-            .to_string()
-            .bytes()
-            .chain([0])
-            .chain(f.text.bytes())
-        {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        h.field(f.path.display().to_string().as_bytes());
+        h.field(f.text.as_bytes());
     }
-    format!("{h:016x}")
+    h.hex()
 }
 
 /// The hash recorded by the last staging, when there is one, the manifest is the one it
 /// staged and its virtualenv is still there, without checking the app's files.
 pub fn recorded_hash(loaded: &Loaded, app: &App, state: &StateDir) -> Option<String> {
+    let rec = record(app, state)?;
+    (rec.manifest? == manifest_hash(loaded)).then_some(rec.hash)
+}
+
+/// The last staging's record, unless what it staged is gone (its virtualenv).
+fn record(app: &App, state: &StateDir) -> Option<CacheRecord> {
     let rec: CacheRecord = state.read_json(&cache_file(app)).ok().flatten()?;
     if requirements::is_python(app) && !requirements::venv_python(state).is_file() {
         return None;
     }
-    (rec.manifest? == manifest_hash(loaded)).then_some(rec.hash)
+    Some(rec)
 }
 
 /// The hash of what would be pushed when it matches the last staging (nothing to do).
 pub fn cached_hash(loaded: &Loaded, app: &App, state: &StateDir) -> Option<String> {
-    let rec: CacheRecord = state.read_json(&cache_file(app)).ok().flatten()?;
-    if requirements::is_python(app) && !requirements::venv_python(state).is_file() {
-        return None;
-    }
+    let rec = record(app, state)?;
     let hash = push_hash(loaded, app);
     (rec.hash == hash).then_some(hash)
 }
@@ -238,18 +225,13 @@ impl Stager<'_> {
     /// Stage the app, or skip it when nothing changed.
     pub fn stage(&self) -> Result<Staged, StageError> {
         let app = self.app;
+        // Optimistic: the record alone (the caller checks the files later); else the files.
         if !self.restage
-            && self.optimistic
-            && let Some(hash) = recorded_hash(self.loaded, app, self.state)
-        {
-            return Ok(Staged {
-                cached: true,
-                hash,
-                notes: Vec::new(),
-            });
-        }
-        if !self.restage
-            && let Some(hash) = cached_hash(self.loaded, app, self.state)
+            && let Some(hash) = self
+                .optimistic
+                .then(|| recorded_hash(self.loaded, app, self.state))
+                .flatten()
+                .or_else(|| cached_hash(self.loaded, app, self.state))
         {
             return Ok(Staged {
                 cached: true,
