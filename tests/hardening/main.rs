@@ -1,0 +1,12 @@
+//! Hardening tests (issue 11): a cloned repository gets nothing it was not allowed. One module
+//! per area; each test reproduces an attack or a fault as a user or a hostile repository would.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod glob;
+mod misc;
+mod names;
+mod process;
+mod state;
+mod trust;
