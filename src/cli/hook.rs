@@ -112,12 +112,10 @@ const STARTUP_HOOKS: &[&str] = &[
     "NODE_PATH",
     "NODE_REPL_EXTERNAL_MODULE",
     "PYTHONSTARTUP",
-    "PYTHONPATH",
     "PYTHONHOME",
     "PYTHONUSERBASE",
     "PYTHONBREAKPOINT",
     "PERL5OPT",
-    "PERL5LIB",
     "PERLLIB",
     "PERL5DB",
     "RUBYOPT",
@@ -504,4 +502,62 @@ fn load(g: &Global, root: &Path, shell: Shell) -> Result<(String, String), Strin
             }
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::set::{Layer, Var};
+
+    #[test]
+    fn the_rule_keeps_shell_control_startup_hooks_and_identity_out() {
+        for n in [
+            "PROMPT_COMMAND",
+            "PS1",
+            "BASH_ENV",
+            "ENV",
+            "IFS",
+            "HISTFILE",
+            "ZDOTDIR",
+            "fish_function_path",
+            "precmd_functions",
+            "path",
+            "LD_PRELOAD",
+            "DYLD_INSERT_LIBRARIES",
+            "NODE_OPTIONS",
+            "GIT_SSH_COMMAND",
+            "https_proxy",
+            "HOME",
+            "XDG_DATA_HOME",
+            "STACKATO_LOCAL_TRUST",
+            "a.b",
+            "X;Y",
+        ] {
+            assert_eq!(hook_export(n), Export::Never, "{n}");
+        }
+        for n in ["DATABASE_URL", "GREETING", "DJANGO_SETTINGS_MODULE", "PORT"] {
+            assert_eq!(hook_export(n), Export::Yes, "{n}");
+        }
+        assert_eq!(hook_export("PATH"), Export::ToolValue);
+    }
+
+    #[test]
+    fn path_keeps_only_the_tools_value() {
+        let var = |layer: Layer, hidden: Vec<(Layer, String)>| Var {
+            name: "PATH".into(),
+            value: "./bin:/venv/bin:/usr/bin".into(),
+            layer,
+            why: String::new(),
+            hidden,
+        };
+        let platform = var(Layer::Platform, Vec::new());
+        assert_eq!(hook_value(&platform), Some("./bin:/venv/bin:/usr/bin"));
+        let repo = var(
+            Layer::Manifest,
+            vec![(Layer::Platform, "/venv/bin:/usr/bin".into())],
+        );
+        assert_eq!(hook_value(&repo), Some("/venv/bin:/usr/bin"));
+        let only_repo = var(Layer::DotEnv(".env".into()), Vec::new());
+        assert_eq!(hook_value(&only_repo), None);
+    }
 }

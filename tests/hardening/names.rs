@@ -557,3 +557,43 @@ fn unusual_real_world_names_keep_working() {
         r.dump()
     );
 }
+
+#[test]
+fn moving_from_one_project_to_another_restores_exactly() {
+    let root = app(&[
+        (
+            "a/stackato.yml",
+            "name: first\nenv:\n  ONLY_A: a\n  SHARED: a\n",
+        ),
+        ("b/stackato.yml", "name: second\nenv:\n  SHARED: b\n"),
+    ]);
+    let home = app(&[]);
+    allow(&root.path().join("a"), home.path());
+    allow(&root.path().join("b"), home.path());
+    let out = hooked_bash(
+        r#"before="$PATH"; export SHARED=mine
+cd a; _stackato_local_hook
+cd ../b; _stackato_local_hook
+echo "in b: SHARED=$SHARED ONLY_A=${ONLY_A-unset} PATH=$PATH"
+cd ..; _stackato_local_hook
+[ "$PATH" = "$before" ] && echo "PATH restored"
+echo "out: SHARED=$SHARED ONLY_A=${ONLY_A-unset} APP=${STACKATO_APP_NAME-unset}"
+"#,
+        root.path(),
+        home.path(),
+    );
+    assert!(out.contains("in b: SHARED=b ONLY_A=unset"), "{out}");
+    let in_b = out
+        .lines()
+        .find(|l| l.starts_with("in b:"))
+        .unwrap_or_default();
+    assert!(
+        !in_b.contains("/a/.stackato-local/"),
+        "the first project's PATH entries are gone: {out}"
+    );
+    assert!(out.contains("PATH restored"), "{out}");
+    assert!(
+        out.contains("out: SHARED=mine ONLY_A=unset APP=unset"),
+        "{out}"
+    );
+}
