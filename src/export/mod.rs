@@ -1007,14 +1007,12 @@ pub fn referenced(value: &str) -> Vec<String> {
 }
 
 /// `export K="V"` lines for deferred variables: `$VAR` and `${VAR}` expand when the script runs,
-/// as on the platform; nothing else in the value is special. A name that is not a shell
-/// identifier becomes a comment saying it was skipped.
+/// as on the platform; nothing else in the value is special. (Names are `env:` keys, which the
+/// manifest reader checked are shell identifiers; any other is left out.)
 pub fn export_lines(deferred: &[(String, String)]) -> Vec<String> {
     deferred
         .iter()
-        .map(|(k, v)| {
-            crate::shell::assign_expanding(k, v).unwrap_or_else(|e| format!("# skipped: {e}"))
-        })
+        .filter_map(|(k, v)| crate::shell::assign_expanding(k, v).ok())
         .collect()
 }
 

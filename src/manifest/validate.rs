@@ -421,6 +421,17 @@ pub fn names(m: &Manifest, diags: &mut Vec<Diagnostic>) {
         for s in &app.services {
             service_name(&s.name, diags);
         }
+        // `env:` names written with `${…}` are checked once resolved.
+        for v in app.env.iter().filter(|v| !is_env_name(&v.name.value)) {
+            diags.push(
+                Diagnostic::error(format!(
+                    "Bad environment variable name \"{}\"",
+                    v.name.value.escape_default()
+                ))
+                .at(v.name.span)
+                .hint("use letters, digits and underscores, not starting with a digit"),
+            );
+        }
     }
 }
 

@@ -508,6 +508,11 @@ fn names_that_can_never_be_safe_are_positioned_errors() {
             "3:3",
             "control characters",
         ),
+        (
+            "name: a\nenv:\n  \"${name};x\": 1\n",
+            "3:3",
+            "Bad environment variable name \"a;x\"",
+        ),
     ] {
         let r = check(yml);
         r.code(2);
