@@ -14,6 +14,7 @@ pub mod output;
 pub mod platform;
 pub mod random;
 pub mod services;
+pub mod shell;
 pub mod stage;
 pub mod state;
 pub mod supervise;

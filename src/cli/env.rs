@@ -18,6 +18,7 @@ use crate::manifest::{self, Loaded};
 use crate::platform::env::{DbUrlRule, SqliteEnv};
 use crate::platform::profile::Profile;
 use crate::random::OsRng;
+use crate::shell::{self, Dialect};
 use crate::state::StateDir;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -258,29 +259,11 @@ fn shown(secrets: &Secrets, reveal: bool, v: &str) -> String {
     }
 }
 
-fn shell_quote(v: &str) -> String {
-    format!("'{}'", v.replace('\'', "'\\''"))
-}
-
-fn dotenv_quote(v: &str) -> String {
-    let mut s = String::from("\"");
-    for c in v.chars() {
-        match c {
-            '"' => s.push_str("\\\""),
-            '\\' => s.push_str("\\\\"),
-            '$' => s.push_str("\\$"),
-            '\n' => s.push_str("\\n"),
-            c => s.push(c),
-        }
-    }
-    s.push('"');
-    s
-}
-
 fn print_env(args: &Args, b: &Built) -> i32 {
     let pairs = b.env.sorted_pairs();
     let mut out = std::io::stdout().lock();
     let mut masked = false;
+    let mut skipped: Vec<shell::Unsafe> = Vec::new();
     match args.format {
         Format::Json => {
             let mut m = serde_json::Map::new();
@@ -296,18 +279,26 @@ fn print_env(args: &Args, b: &Built) -> i32 {
             );
         }
         Format::Shell | Format::Dotenv => {
+            let dialect = match args.format {
+                Format::Shell => Dialect::Sh,
+                _ => Dialect::Dotenv,
+            };
             for (k, v) in &pairs {
                 let s = shown_var(&b.secrets, args.reveal, k, v);
                 masked |= s != *v;
-                let line = match args.format {
-                    Format::Shell => format!("export {k}={}", shell_quote(&s)),
-                    _ => format!("{k}={}", dotenv_quote(&s)),
-                };
-                let _ = writeln!(out, "{line}");
+                match shell::assign(dialect, k, &s) {
+                    Ok(line) => {
+                        let _ = writeln!(out, "{line}");
+                    }
+                    Err(e) => skipped.push(e),
+                }
             }
         }
     }
     drop(out);
+    for e in &skipped {
+        eprintln!("note: not printed: {e}");
+    }
     eprintln!(
         "# {} {} of \"{}\", profile {} ({}){}",
         pairs.len(),

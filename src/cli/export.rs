@@ -179,7 +179,7 @@ pub fn run(g: &Global, args: &Args) -> i32 {
     if !ex.next_steps.is_empty() {
         let _ = writeln!(out, "Next:");
         if matches!(format, Format::Cf | Format::Compose) {
-            let _ = writeln!(out, "  cd {}", export::emit::shell_quote(&shown_dir));
+            let _ = writeln!(out, "  cd {}", crate::shell::word(&shown_dir));
         }
         for l in &ex.next_steps {
             let _ = writeln!(out, "  {l}");

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::Global;
 use crate::exit;
+use crate::shell::{self, Dialect};
 
 pub use crate::cli::completions::Shell;
 
@@ -24,15 +25,215 @@ const STAMP: &str = "STACKATO_LOCAL_STAMP";
 const BACKUP: &str = "STACKATO_LOCAL_BACKUP";
 const DENIED: &str = "STACKATO_LOCAL_DENIED";
 
-/// Variables not exported into an interactive shell: moving `HOME` would move the user's
-/// dotfiles, history and tools' settings.
-const SKIPPED: &[&str] = &["HOME"];
+/// Shell control: what bash, zsh and fish read to decide what to run, where to look, how to
+/// split words, where history goes.
+const SHELL_CONTROL: &[&str] = &[
+    "PROMPT_COMMAND",
+    "PS0",
+    "PS1",
+    "PS2",
+    "PS3",
+    "PS4",
+    "PROMPT",
+    "PROMPT2",
+    "PROMPT3",
+    "PROMPT4",
+    "RPROMPT",
+    "RPROMPT2",
+    "RPS1",
+    "RPS2",
+    "BASH_ENV",
+    "ENV",
+    "IFS",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "CDPATH",
+    "FPATH",
+    "ZDOTDIR",
+    "TMOUT",
+    "INPUTRC",
+    "GLOBIGNORE",
+    "FIGNORE",
+    "POSIXLY_CORRECT",
+    "MAIL",
+    "MAILPATH",
+    "MAILCHECK",
+    "SAVEHIST",
+    "NULLCMD",
+    "READNULLCMD",
+    "WORDCHARS",
+    "KEYTIMEOUT",
+    "PWD",
+    "OLDPWD",
+    "SHLVL",
+    "UID",
+    "EUID",
+    "PPID",
+    "RANDOM",
+    "SECONDS",
+    "LINENO",
+    "TERM",
+    "TERMINFO",
+    "TERMINFO_DIRS",
+    // zsh's special lower-case parameters (tied to the ones above, or run functions).
+    "path",
+    "cdpath",
+    "fpath",
+    "fignore",
+    "manpath",
+    "mailpath",
+    "module_path",
+    "histchars",
+    "prompt",
+    "psvar",
+    "watch",
+    "status",
+    "pipestatus",
+    "argv",
+    "options",
+    "parameters",
+    "functions",
+    "aliases",
+    "commands",
+    "signals",
+    // fish's own.
+    "history",
+    "version",
+    "umask",
+    "hostname",
+];
+const SHELL_CONTROL_PREFIXES: &[&str] = &["HIST", "BASH_", "ZSH_", "fish_", "__fish"];
+const SHELL_CONTROL_SUFFIXES: &[&str] = &["_functions"];
+
+/// Loaders, interpreters' start-up hooks and module paths, and the programs or servers that
+/// other tools pick from the environment (editor, pager, askpass, proxies, CA bundles).
+const STARTUP_HOOKS: &[&str] = &[
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "NODE_REPL_EXTERNAL_MODULE",
+    "PYTHONSTARTUP",
+    "PYTHONHOME",
+    "PYTHONUSERBASE",
+    "PYTHONBREAKPOINT",
+    "PERL5OPT",
+    "PERLLIB",
+    "PERL5DB",
+    "RUBYOPT",
+    "RUBYLIB",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "CLASSPATH",
+    "LESSOPEN",
+    "LESSCLOSE",
+    "LESSKEY",
+    "LESSKEYIN",
+    "GCONV_PATH",
+    "GLIBC_TUNABLES",
+    "LOCPATH",
+    "NLSPATH",
+    "HOSTALIASES",
+    "EDITOR",
+    "VISUAL",
+    "PAGER",
+    "MANPAGER",
+    "BROWSER",
+    "SUDO_ASKPASS",
+    "SSH_ASKPASS",
+    "SSH_AUTH_SOCK",
+    "GNUPGHOME",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "CURL_CA_BUNDLE",
+    "http_proxy",
+    "https_proxy",
+    "ftp_proxy",
+    "all_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "FTP_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+];
+const STARTUP_PREFIXES: &[&str] = &["LD_", "DYLD_", "GIT_"];
+
+/// Identity: who the user is and where this and other tools keep their files and trust.
+const IDENTITY: &[&str] = &["HOME", "USER", "LOGNAME", "SHELL", "TMPDIR"];
+const IDENTITY_PREFIXES: &[&str] = &["XDG_", "STACKATO_LOCAL_"];
+
+/// Search paths the tool itself sets for the app (the virtualenv's `bin`, the app directory,
+/// staged Perl modules): exported with the tool's value only, never with one the repository
+/// wrote in `env:` or `.env`.
+const TOOL_PATHS: &[&str] = &["PATH", "PYTHONPATH", "PERL5LIB"];
+
+/// What the hook does with one variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Export {
+    /// Export it as built.
+    Yes,
+    /// Export only the value the tool itself set (see [`TOOL_PATHS`]).
+    ToolValue,
+    /// Keep it out of the shell.
+    Never,
+}
+
+/// THE RULE: the hook exports into the user's interactive shell only variables that cannot
+/// change how that shell, unrelated programs started from it, or this tool behave. The app
+/// itself still gets every variable (`run`, `exec` and `env` are unaffected), and the hook's
+/// message names what it kept out.
+///
+/// What the rule excludes today: shell control ([`SHELL_CONTROL`]: `PROMPT_COMMAND`, `PS0`–`PS4`,
+/// `BASH_ENV`, `ENV`, `IFS`, `SHELLOPTS`, `BASHOPTS`, `CDPATH`, `HIST*`, `FPATH`, `ZDOTDIR`,
+/// `fish_*`, zsh's `*_functions` hooks, …), loaders and interpreters' start-up hooks
+/// ([`STARTUP_HOOKS`]: `LD_*`, `DYLD_*`, `NODE_OPTIONS`, `PYTHONSTARTUP`, `PERL5OPT`,
+/// `RUBYOPT`, `LESSOPEN`, `GIT_*`, editors, pagers, proxies, …) and identity ([`IDENTITY`]:
+/// `HOME`, `XDG_*`, `STACKATO_LOCAL_*`, …). `PATH`, `PYTHONPATH` and `PERL5LIB` are exported
+/// with the tool's own entries only ([`TOOL_PATHS`]). A name that is not a shell identifier is
+/// never exported either.
+pub fn hook_export(name: &str) -> Export {
+    if TOOL_PATHS.contains(&name) {
+        return Export::ToolValue;
+    }
+    let listed = |names: &[&str], prefixes: &[&str]| {
+        names.contains(&name) || prefixes.iter().any(|p| name.starts_with(p))
+    };
+    if !shell::is_name(name)
+        || listed(SHELL_CONTROL, SHELL_CONTROL_PREFIXES)
+        || SHELL_CONTROL_SUFFIXES.iter().any(|s| name.ends_with(s))
+        || listed(STARTUP_HOOKS, STARTUP_PREFIXES)
+        || listed(IDENTITY, IDENTITY_PREFIXES)
+    {
+        return Export::Never;
+    }
+    Export::Yes
+}
+
+/// The value the hook exports for `v`, or `None` to keep it out of the shell.
+fn hook_value(v: &crate::env::set::Var) -> Option<&str> {
+    use crate::env::set::Layer;
+    let own = |l: &Layer| matches!(l, Layer::Platform | Layer::Shell);
+    match hook_export(&v.name) {
+        Export::Yes => Some(&v.value),
+        Export::Never => None,
+        Export::ToolValue if own(&v.layer) => Some(&v.value),
+        Export::ToolValue => v
+            .hidden
+            .iter()
+            .rev()
+            .find(|(l, _)| own(l))
+            .map(|(_, val)| val.as_str()),
+    }
+}
 
 pub fn hook(args: &Args) -> i32 {
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "stackato-local".into());
-    let exe = sh_quote(&exe);
+    let exe = match args.shell {
+        Shell::Fish => shell::fish_quote(&exe),
+        _ => shell::quote(&exe),
+    };
     let text = match args.shell {
         Shell::Bash => format!(
             r#"# stackato-local: load the app's environment when entering an allowed project
@@ -68,33 +269,33 @@ end
     exit::OK
 }
 
-fn sh_quote(v: &str) -> String {
-    format!("'{}'", v.replace('\'', "'\\''"))
-}
-
-fn fish_quote(v: &str) -> String {
-    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-fn set(shell: Shell, k: &str, v: &str) -> String {
+fn dialect(shell: Shell) -> Dialect {
     match shell {
-        Shell::Fish => format!("set -gx {k} {};\n", fish_quote(v)),
-        _ => format!("export {k}={};\n", sh_quote(v)),
+        Shell::Bash => Dialect::Bash,
+        Shell::Zsh => Dialect::Zsh,
+        Shell::Fish => Dialect::Fish,
     }
 }
 
+/// `export K='V';` (or fish's `set -gx`); nothing for a name that is not a shell identifier
+/// (the callers filter those out first and say so).
+fn set(shell: Shell, k: &str, v: &str) -> String {
+    shell::assign(dialect(shell), k, v)
+        .map(|s| format!("{s};\n"))
+        .unwrap_or_default()
+}
+
 fn unset(shell: Shell, k: &str) -> String {
-    match shell {
-        Shell::Fish => format!("set -e {k};\n"),
-        _ => format!("unset {k};\n"),
+    match shell::unset(dialect(shell), k) {
+        Ok(Some(s)) => format!("{s};\n"),
+        _ => String::new(),
     }
 }
 
 fn say(shell: Shell, msg: &str) -> String {
-    match shell {
-        Shell::Fish => format!("echo {} >&2;\n", fish_quote(msg)),
-        _ => format!("echo {} >&2;\n", sh_quote(msg)),
-    }
+    shell::say(dialect(shell), msg)
+        .map(|s| format!("{s};\n"))
+        .unwrap_or_default()
 }
 
 /// The nearest directory at or above `dir` holding a stackato.yml or manifest.yml.
@@ -136,13 +337,27 @@ fn stamp_files(stamp: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Undo what was loaded: restore saved values, unset what we added.
-fn unload(shell: Shell, out: &mut String) {
-    let backup: BTreeMap<String, Option<String>> = std::env::var(BACKUP)
+/// The shell's values from before the loaded project (if any) was loaded.
+fn current_backup() -> BTreeMap<String, Option<String>> {
+    std::env::var(BACKUP)
         .ok()
         .and_then(|b| serde_json::from_str(&b).ok())
-        .unwrap_or_default();
-    for (k, prev) in &backup {
+        .unwrap_or_default()
+}
+
+/// The shell's own value of `name`: what it was before the loaded project changed it.
+fn before(name: &str) -> Option<String> {
+    static PRIOR: std::sync::OnceLock<BTreeMap<String, Option<String>>> =
+        std::sync::OnceLock::new();
+    match PRIOR.get_or_init(current_backup).get(name) {
+        Some(prev) => prev.clone(),
+        None => std::env::var(name).ok(),
+    }
+}
+
+/// Undo what was loaded: restore saved values, unset what we added.
+fn unload(shell: Shell, out: &mut String) {
+    for (k, prev) in &current_backup() {
         match prev {
             Some(v) => out.push_str(&set(shell, k, v)),
             None => out.push_str(&unset(shell, k)),
@@ -228,7 +443,11 @@ fn load(g: &Global, root: &Path, shell: Shell) -> Result<(String, String), Strin
         url: opts.target_url.clone(),
         random_word: String::new(),
     };
-    let facts = crate::env::build::facts(&target.target_base());
+    let mut facts = crate::env::build::facts(&target.target_base());
+    // The user's PATH, not one with the previous project's entries still in it.
+    if let Some(path) = before("PATH") {
+        facts.path = path;
+    }
     let mut prompt = |_: &crate::manifest::model::EnvVar| None;
     let built = crate::env::build::build(
         &loaded,
@@ -242,12 +461,17 @@ fn load(g: &Global, root: &Path, shell: Shell) -> Result<(String, String), Strin
     let mut code = String::new();
     let mut backup: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut n = 0;
+    let mut skipped: Vec<String> = Vec::new();
     for v in built.env.vars() {
-        if SKIPPED.contains(&v.name.as_str()) {
+        let Some(value) = hook_value(v) else {
+            skipped.push(shell::shown_name(&v.name));
             continue;
+        };
+        if value != v.value {
+            skipped.push(format!("{} (the project's entries)", v.name));
         }
-        backup.insert(v.name.clone(), std::env::var(&v.name).ok());
-        code.push_str(&set(shell, &v.name, &v.value));
+        backup.insert(v.name.clone(), before(&v.name));
+        code.push_str(&set(shell, &v.name, value));
         n += 1;
     }
     let mut files: Vec<PathBuf> = loaded
@@ -268,9 +492,72 @@ fn load(g: &Global, root: &Path, shell: Shell) -> Result<(String, String), Strin
     Ok((
         code,
         format!(
-            "stackato-local: loaded {} ({n} variables, profile {})",
+            "stackato-local: loaded {} ({n} variables, profile {}){}",
             built.app,
-            built.profile.profile.number()
+            built.profile.profile.number(),
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!("; not exported: {}", skipped.join(", "))
+            }
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::set::{Layer, Var};
+
+    #[test]
+    fn the_rule_keeps_shell_control_startup_hooks_and_identity_out() {
+        for n in [
+            "PROMPT_COMMAND",
+            "PS1",
+            "BASH_ENV",
+            "ENV",
+            "IFS",
+            "HISTFILE",
+            "ZDOTDIR",
+            "fish_function_path",
+            "precmd_functions",
+            "path",
+            "LD_PRELOAD",
+            "DYLD_INSERT_LIBRARIES",
+            "NODE_OPTIONS",
+            "GIT_SSH_COMMAND",
+            "https_proxy",
+            "HOME",
+            "XDG_DATA_HOME",
+            "STACKATO_LOCAL_TRUST",
+            "a.b",
+            "X;Y",
+        ] {
+            assert_eq!(hook_export(n), Export::Never, "{n}");
+        }
+        for n in ["DATABASE_URL", "GREETING", "DJANGO_SETTINGS_MODULE", "PORT"] {
+            assert_eq!(hook_export(n), Export::Yes, "{n}");
+        }
+        assert_eq!(hook_export("PATH"), Export::ToolValue);
+    }
+
+    #[test]
+    fn path_keeps_only_the_tools_value() {
+        let var = |layer: Layer, hidden: Vec<(Layer, String)>| Var {
+            name: "PATH".into(),
+            value: "./bin:/venv/bin:/usr/bin".into(),
+            layer,
+            why: String::new(),
+            hidden,
+        };
+        let platform = var(Layer::Platform, Vec::new());
+        assert_eq!(hook_value(&platform), Some("./bin:/venv/bin:/usr/bin"));
+        let repo = var(
+            Layer::Manifest,
+            vec![(Layer::Platform, "/venv/bin:/usr/bin".into())],
+        );
+        assert_eq!(hook_value(&repo), Some("/venv/bin:/usr/bin"));
+        let only_repo = var(Layer::DotEnv(".env".into()), Vec::new());
+        assert_eq!(hook_value(&only_repo), None);
+    }
 }

@@ -470,7 +470,7 @@ fn services_script(
          drain() {{ if exists \"$1\"; then echo \"service $1 exists\"; else cf create-user-provided-service \"$1\" -l \"$2\"; fi; }}\n"
     );
     let mut secret = false;
-    let q = emit::shell_quote;
+    let q = crate::shell::word;
     for Wanted { name, kind, creds } in services {
         s.push('\n');
         match kind.as_deref() {
@@ -547,8 +547,8 @@ fn profile_script(
         for (var, svc, kind) in &urls {
             body.push_str(&format!(
                 "  _stackato_url {var} {} {}\n",
-                emit::shell_quote(svc),
-                emit::shell_quote(url_filter(kind))
+                crate::shell::word(svc),
+                crate::shell::word(url_filter(kind))
             ));
         }
         body.push_str(
@@ -605,8 +605,8 @@ fn profile_script(
         for hook in &staging {
             body.push_str(&format!(
                 "#   cf run-task {} --command {}\n",
-                emit::shell_quote(&app.name.value),
-                emit::shell_quote(&hook.command)
+                crate::shell::word(&app.name.value),
+                crate::shell::word(&hook.command)
             ));
         }
         body.push_str(

@@ -77,13 +77,13 @@ fn install_lines(app: &App, uwsgi: bool) -> Vec<String> {
                     .map(|f| f.to_string())
             });
         if let Some(f) = file {
-            out.push(format!("pip install -r {}", emit::shell_quote(&f)));
+            out.push(format!("pip install -r {}", crate::shell::word(&f)));
         }
         let inline: Vec<String> = r
             .pip
             .iter()
             .chain(&r.pypm)
-            .map(|p| emit::shell_quote(p))
+            .map(|p| crate::shell::word(p))
             .collect();
         if !inline.is_empty() {
             out.push(format!("pip install {}", inline.join(" ")));
@@ -106,7 +106,7 @@ fn install_lines(app: &App, uwsgi: bool) -> Vec<String> {
             .cpan
             .iter()
             .chain(&r.ppm)
-            .map(|p| emit::shell_quote(p))
+            .map(|p| crate::shell::word(p))
             .collect();
         if !inline.is_empty() {
             out.push(format!("cpanm {}", inline.join(" ")));
@@ -358,7 +358,10 @@ pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Export {
         if v.is_empty() {
             envf.push_str("# required by stackato.yml, no value yet: set it\n");
         }
-        envf.push_str(&format!("{k}={}\n", emit::env_value(v)));
+        match crate::shell::assign(crate::shell::Dialect::Dotenv, k, v) {
+            Ok(line) => envf.push_str(&format!("{line}\n")),
+            Err(e) => envf.push_str(&format!("# skipped: {e}\n")),
+        }
     }
     ex.files.push(OutFile::new(".env.compose", envf).secret());
     ex.next_steps

@@ -185,44 +185,6 @@ fn plain_ok(s: &str) -> bool {
     true
 }
 
-/// One word for a POSIX shell: bare when safe, else single-quoted.
-pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars().all(|c| {
-            c.is_ascii_alphanumeric()
-                || matches!(c, '_' | '-' | '.' | '/' | ':' | '@' | '%' | '+' | ',' | '=')
-        })
-    {
-        return s.to_string();
-    }
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// A value for a `KEY=VALUE` file read by dotenv tools, docker compose and systemd's
-/// `EnvironmentFile=`: bare when safe, else single-quoted (literal everywhere), else
-/// double-quoted with `\`, `"` and `$` escaped. (Never sourced by a shell: a backquote stays
-/// literal.)
-pub fn env_value(s: &str) -> String {
-    if s.chars().all(|c| {
-        c.is_ascii_alphanumeric()
-            || matches!(c, '_' | '-' | '.' | '/' | ':' | '@' | '%' | '+' | ',')
-    }) {
-        return s.to_string();
-    }
-    if !s.contains(['\'', '\n']) {
-        return format!("'{s}'");
-    }
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        if matches!(c, '\\' | '"' | '$') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
-}
-
 /// `bash -c SCRIPT` as one systemd command line: the script single-quoted with C escapes,
 /// `$` doubled (systemd would substitute its own variables) and `%` doubled (specifiers).
 pub fn systemd_bash(script: &str) -> String {
@@ -315,19 +277,6 @@ mod tests {
             }),
             "{y}"
         );
-    }
-
-    #[test]
-    fn env_values() {
-        assert_eq!(env_value("abc123"), "abc123");
-        assert_eq!(env_value("a b $X"), "'a b $X'");
-        assert_eq!(env_value("it's $X"), "\"it's \\$X\"");
-        let parsed =
-            crate::env::dotenv::parse(&format!("A={}\n", env_value("it's \"$X\" `y` \\")), &|_| {
-                None
-            })
-            .expect("parses");
-        assert_eq!(parsed[0].value, "it's \"$X\" `y` \\");
     }
 
     #[test]

@@ -658,24 +658,6 @@ pub struct Svc {
     pub unknown: bool,
 }
 
-/// A variable-name form of a name: upper case, anything else `_`.
-pub fn var_name(s: &str) -> String {
-    let mut v: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if v.starts_with(|c: char| c.is_ascii_digit()) || v.is_empty() {
-        v.insert(0, '_');
-    }
-    v
-}
-
 /// The port each server listens on by default.
 pub fn default_port(kind: &str) -> Option<u16> {
     Some(match kind {
@@ -709,7 +691,7 @@ pub fn services(input: &Input<'_>, fallback: CredSource, rng: &mut dyn Rng) -> V
                     out.push(Svc {
                         name: s.name.value.clone(),
                         kind: String::new(),
-                        var: var_name(&s.name.value),
+                        var: crate::shell::safe_name(&s.name.value),
                         creds: Map::new(),
                         source: fallback,
                         local_port: None,
@@ -736,7 +718,7 @@ pub fn services(input: &Input<'_>, fallback: CredSource, rng: &mut dyn Rng) -> V
             out.push(Svc {
                 name: s.name.value.clone(),
                 kind,
-                var: var_name(&s.name.value),
+                var: crate::shell::safe_name(&s.name.value),
                 creds,
                 source,
                 local_port,
@@ -790,7 +772,7 @@ fn field_var(kind: &str, prefix: &str, field: &str) -> Option<String> {
         return Some(format!("{prefix}_PASSWORD"));
     }
     if is_secret_field(&f) {
-        return Some(format!("{prefix}_{}", var_name(field)));
+        return Some(format!("{prefix}_{}", crate::shell::safe_name(field)));
     }
     let userish = is_relational(kind) || kind == "mongodb" || kind.starts_with("rabbitmq");
     if userish && matches!(f.as_str(), "user" | "username") {
@@ -1024,11 +1006,13 @@ pub fn referenced(value: &str) -> Vec<String> {
     seen.into_inner()
 }
 
-/// `export K="V"` lines for deferred variables (double quotes: the platform's semantics).
+/// `export K="V"` lines for deferred variables: `$VAR` and `${VAR}` expand when the script runs,
+/// as on the platform; nothing else in the value is special. (Names are `env:` keys, which the
+/// manifest reader checked are shell identifiers; any other is left out.)
 pub fn export_lines(deferred: &[(String, String)]) -> Vec<String> {
     deferred
         .iter()
-        .map(|(k, v)| format!("export {k}=\"{}\"", v.replace('"', "\\\"")))
+        .filter_map(|(k, v)| crate::shell::assign_expanding(k, v).ok())
         .collect()
 }
 
@@ -1039,12 +1023,18 @@ pub fn env_file(header: &[String], env: &AppEnv, secrets: &Secrets) -> String {
         s.push_str(&format!("# {h}\n"));
     }
     for (k, v) in &env.vars {
-        s.push_str(&format!("{k}={}\n", emit::env_value(&secrets.reveal(v))));
+        match crate::shell::assign(crate::shell::Dialect::Dotenv, k, &secrets.reveal(v)) {
+            Ok(line) => s.push_str(&format!("{line}\n")),
+            Err(e) => s.push_str(&format!("# skipped: {e}\n")),
+        }
     }
     for k in &env.missing {
-        s.push_str(&format!(
-            "# required by stackato.yml, no value yet: set it\n{k}=\n"
-        ));
+        match crate::shell::assign(crate::shell::Dialect::Dotenv, k, "") {
+            Ok(line) => s.push_str(&format!(
+                "# required by stackato.yml, no value yet: set it\n{line}\n"
+            )),
+            Err(e) => s.push_str(&format!("# skipped: {e}\n")),
+        }
     }
     s
 }
@@ -1216,7 +1206,10 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(var_name("stackto-demo-db"), "STACKTO_DEMO_DB");
+        assert_eq!(
+            crate::shell::safe_name("stackto-demo-db"),
+            "STACKTO_DEMO_DB"
+        );
         assert_eq!(slug("My App.1"), "my-app-1");
     }
 }

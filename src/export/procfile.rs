@@ -3,9 +3,9 @@
 //! for foreman, honcho, `heroku local` and Heroku-style platforms.
 
 use crate::export::{
-    CredSource, Export, Input, OutFile, Secrets, Target, app_env, commands, default_port, emit,
-    env_file, export_lines, hook_stmt, one_line, process, record_for, relative, services, slug,
-    translate, uwsgi_note,
+    CredSource, Export, Input, OutFile, Secrets, Target, app_env, commands, default_port, env_file,
+    export_lines, hook_stmt, one_line, process, record_for, relative, services, slug, translate,
+    uwsgi_note,
 };
 use crate::random::Rng;
 use crate::services::registry::ServiceRecord;
@@ -165,7 +165,7 @@ pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Export {
             } else {
                 format!("{rel_out}/")
             },
-            app = emit::shell_quote(&crate::diag::display_path(&app.path)),
+            app = crate::shell::word(&crate::diag::display_path(&app.path)),
         ));
     }
     if svcs.iter().any(|s| !s.unknown) {

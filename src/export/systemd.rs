@@ -384,7 +384,7 @@ fn staging_installs(app: &App) -> Vec<String> {
         .pip
         .iter()
         .chain(&r.pypm)
-        .map(|p| emit::shell_quote(p))
+        .map(|p| crate::shell::word(p))
         .collect();
     if !py.is_empty() {
         out.push(format!("pip install {}", py.join(" ")));
@@ -405,7 +405,7 @@ fn staging_installs(app: &App) -> Vec<String> {
         .cpan
         .iter()
         .chain(&r.ppm)
-        .map(|p| emit::shell_quote(p))
+        .map(|p| crate::shell::word(p))
         .collect();
     if !pl.is_empty() {
         out.push(format!("cpanm {}", pl.join(" ")));

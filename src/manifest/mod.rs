@@ -200,6 +200,7 @@ pub fn load_bytes(
     };
     subst::resolve(&mut tree, &target, &sources, asker, &mut diags);
     let manifest = model::build(&tree, file.to_path_buf(), &mut diags);
+    validate::names(&manifest, &mut diags);
     if manifest.apps.is_empty() && !diags.iter().any(Diagnostic::is_error) {
         let empty = sources.get(crate::diag::FileId(0)).is_some_and(|f| {
             f.text

@@ -410,16 +410,6 @@ fn build_app(app: &Node, diags: &mut Vec<Diagnostic>) -> App {
         value: text(name_node).unwrap_or_default(),
         span: name_node.map_or(app.span, |n| n.span),
     };
-    if name.value.contains('.') {
-        diags.push(
-            Diagnostic::error(format!(
-                "Bad Application Name \"{}\": names may not contain `.`",
-                name.value
-            ))
-            .at(name.span)
-            .hint("application names become host names; use letters, digits and `-`"),
-        );
-    }
 
     let instances = integer("instances", app.get("instances"), diags);
     if let Some(i) = &instances

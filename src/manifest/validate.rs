@@ -4,6 +4,7 @@
 
 use crate::diag::{Diagnostic, suggest};
 use crate::manifest::keys::{self, parse_bool};
+use crate::manifest::model::{Manifest, Spanned, Web};
 use crate::yaml::{Node, Value};
 
 const APP_KEYS: &[&str] = &[
@@ -399,10 +400,111 @@ fn validate_env(v: &Node, diags: &mut Vec<Diagnostic>) {
     }
 }
 
+/// A shell identifier (see [`crate::shell::is_name`]).
 pub fn is_env_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+    crate::shell::is_name(s)
+}
+
+/// Names are data: application and service names (after `${…}` substitution) end up in
+/// host names, directory names and variable names, so what can never be safe is refused at
+/// its position: `/`, a `.` or `..` name, control characters, and (as the platform did) `.`
+/// in an application name. Names that are only unusual keep working; an application name
+/// that is not a host name label gets a warning when the platform would have built its URL
+/// from it.
+pub fn names(m: &Manifest, diags: &mut Vec<Diagnostic>) {
+    for app in &m.apps {
+        app_name(
+            &app.name,
+            app.urls.is_none() && app.web != Web::Worker,
+            diags,
+        );
+        for s in &app.services {
+            service_name(&s.name, diags);
+        }
+        // `env:` names written with `${…}` are checked once resolved.
+        for v in app.env.iter().filter(|v| !is_env_name(&v.name.value)) {
+            diags.push(
+                Diagnostic::error(format!(
+                    "Bad environment variable name \"{}\"",
+                    v.name.value.escape_default()
+                ))
+                .at(v.name.span)
+                .hint("use letters, digits and underscores, not starting with a digit"),
+            );
+        }
+    }
+}
+
+/// What makes a name unusable anywhere, if anything.
+fn never_safe(name: &str) -> Option<&'static str> {
+    if name.chars().any(char::is_control) {
+        Some("control characters")
+    } else if name.contains('/') {
+        Some("`/`")
+    } else if name == "." || name == ".." {
+        Some("a `.` or `..` name")
+    } else {
+        None
+    }
+}
+
+fn app_name(name: &Spanned<String>, url_from_name: bool, diags: &mut Vec<Diagnostic>) {
+    let n = &name.value;
+    let shown = n.escape_default();
+    if let Some(what) = never_safe(n) {
+        diags.push(
+            Diagnostic::error(format!(
+                "Bad Application Name \"{shown}\": names may not contain {what}"
+            ))
+            .at(name.span)
+            .hint("application names become host and directory names; use letters, digits and `-`"),
+        );
+    } else if n.contains('.') {
+        diags.push(
+            Diagnostic::error(format!(
+                "Bad Application Name \"{shown}\": names may not contain `.`"
+            ))
+            .at(name.span)
+            .hint("application names become host names; use letters, digits and `-`"),
+        );
+    } else if url_from_name && !n.is_empty() && !is_host_label(n) {
+        diags.push(
+            Diagnostic::warning(format!(
+                "Application name \"{shown}\" is not a host name label: the platform would serve it at \"{}.<domain>\"",
+                n.to_lowercase()
+            ))
+            .at(name.span)
+            .hint("add `urls:` for the app, or use only letters, digits and `-` in its name"),
+        );
+    }
+}
+
+fn service_name(name: &Spanned<String>, diags: &mut Vec<Diagnostic>) {
+    let n = &name.value;
+    let what = if n.is_empty() {
+        Some("nothing")
+    } else {
+        never_safe(n)
+    };
+    if let Some(what) = what {
+        diags.push(
+            Diagnostic::error(format!(
+                "Bad service name \"{}\": names may not contain {what}",
+                n.escape_default()
+            ))
+            .at(name.span)
+            .hint("service names become directory and variable names; use letters, digits, `-`, `_` and `.`"),
+        );
+    }
+}
+
+/// A DNS label: 1–63 letters, digits and `-`, not starting or ending with `-`.
+pub fn is_host_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 fn validate_hooks(v: &Node, diags: &mut Vec<Diagnostic>) {
@@ -616,6 +718,22 @@ mod tests {
         assert!(!is_version("1.5a"));
         assert!(!is_version("1..2"));
         assert!(!is_version(""));
+    }
+
+    #[test]
+    fn host_labels() {
+        assert!(is_host_label("php-info"));
+        assert!(is_host_label("CloudBank"));
+        assert!(!is_host_label("Bulletin Board"));
+        assert!(!is_host_label("stackato_stats"));
+        assert!(!is_host_label("-x"));
+        assert!(!is_host_label(&"a".repeat(64)));
+        assert_eq!(never_safe("free.postgresql-c8ea"), None);
+        assert_eq!(never_safe("${name}_uploads"), None);
+        assert!(never_safe("..").is_some());
+        assert!(never_safe("a/b").is_some());
+        assert!(never_safe("a\rb").is_some());
+        assert!(never_safe("a\u{9b}b").is_some());
     }
 
     #[test]

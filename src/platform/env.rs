@@ -365,7 +365,10 @@ fn services(e: &mut EnvSet, input: &Input<'_>, _staging: bool) {
             );
         } else {
             e.set(
-                &format!("STACKATO_FILESYSTEM_{}", upcase_name(&b.record.name)),
+                &format!(
+                    "STACKATO_FILESYSTEM_{}",
+                    crate::shell::safe_name(&b.record.name)
+                ),
                 dir,
                 Layer::Service,
                 "one per filesystem service when there are several",
@@ -396,7 +399,10 @@ fn harbor_vars(input: &Input<'_>) -> Vec<(String, String, String)> {
                 )
             } else {
                 (
-                    format!("STACKATO_HARBOR_{}", upcase_name(&b.record.name)),
+                    format!(
+                        "STACKATO_HARBOR_{}",
+                        crate::shell::safe_name(&b.record.name)
+                    ),
                     port,
                     "one per harbor service when there are several".into(),
                 )

@@ -56,10 +56,6 @@ pub struct Spec {
     pub clear_env: bool,
 }
 
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
 /// The script: pre-running hooks in order (stopping at the first failure unless it starts
 /// with `-`), then `exec` of the command through the shell.
 pub fn script(spec: &Spec) -> String {
@@ -75,15 +71,15 @@ pub fn script(spec: &Spec) -> String {
             s.push_str(&format!(
                 "__sl_rc=$?; if [ \"$__sl_rc\" -ne 0 ]; then printf '%s pre-running hook #{} failed with exit status %d: %s\\n' {} \"$__sl_rc\" {} >&2; exit {HOOK_FAILED}; fi\n",
                 i + 1,
-                sh_quote(MARKER),
-                sh_quote(&h.command),
+                crate::shell::quote(MARKER),
+                crate::shell::quote(&h.command),
             ));
         }
     }
     s.push_str(&format!(
         "exec {} -c {}\n",
         crate::stage::run::shell(),
-        sh_quote(&spec.command)
+        crate::shell::quote(&spec.command)
     ));
     s
 }
