@@ -285,6 +285,21 @@ pub struct Global {
 /// Parse the command line, run, return the exit code.
 pub fn main() -> i32 {
     install_panic_hook();
+    guarded(dispatch)
+}
+
+/// Run `f`, turning a panic (in it, or in any thread meanwhile) into [`exit::BUG`]. The main
+/// thread's panic unwinds first, so guards still stop what they started.
+pub fn guarded(f: impl FnOnce() -> i32 + std::panic::UnwindSafe) -> i32 {
+    let code = std::panic::catch_unwind(f).unwrap_or(exit::BUG);
+    if PANICKED.load(std::sync::atomic::Ordering::SeqCst) {
+        exit::BUG
+    } else {
+        code
+    }
+}
+
+fn dispatch() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -334,12 +349,16 @@ pub fn main() -> i32 {
     code
 }
 
-/// Report a panic as the bug it is and exit with [`exit::BUG`] (70), from whichever thread
-/// panicked, instead of Rust's message and exit 101.
+/// Set by the panic hook: some thread panicked.
+static PANICKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Report a panic as the bug it is, instead of Rust's message; [`guarded`] then exits with
+/// [`exit::BUG`] (70), never Rust's 101. Writing the report cannot fail loudly (a closed
+/// stderr is ignored).
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
+        PANICKED.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = writeln!(std::io::stderr(), "{}", bug_report(info));
-        std::process::exit(exit::BUG);
     }));
 }
 
@@ -417,10 +436,12 @@ mod panic_tests {
     fn a_panic_is_reported_as_a_bug_with_exit_70() {
         if std::env::var_os(CHILD).is_some() {
             super::install_panic_hook();
-            let v: Vec<u8> = Vec::new();
-            // A real panic (an out-of-bounds index), through the real hook.
-            let _ = v[std::hint::black_box(3)];
-            return;
+            // A real panic (an out-of-bounds index), through the real hook and guard.
+            let code = super::guarded(|| {
+                let v: Vec<i32> = Vec::new();
+                v[std::hint::black_box(3)]
+            });
+            std::process::exit(code);
         }
         // Run this very test again in a child process, where the hook is installed.
         let exe = std::env::current_exe().expect("test binary");
