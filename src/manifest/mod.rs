@@ -131,9 +131,9 @@ pub fn locate(dir: &Path, manifest: Option<&Path>) -> Result<PathBuf, LoadError>
         };
         return match std::fs::metadata(&p) {
             Ok(md) if md.is_file() => Ok(p),
-            Ok(_) => Err(LoadError::Unreadable {
+            Ok(md) => Err(LoadError::Unreadable {
                 path: p,
-                error: std::io::Error::other("is a directory, not a file"),
+                error: std::io::Error::other(format!("is {}, not a regular file", kind_of(&md))),
             }),
             Err(error) => Err(LoadError::Unreadable { path: p, error }),
         };
@@ -144,8 +144,8 @@ pub fn locate(dir: &Path, manifest: Option<&Path>) -> Result<PathBuf, LoadError>
 
 /// The upward manifest search shared by [`locate`] and the shell hook: `stackato.yml` in `dir`
 /// (in every searched directory when `stackato_in_parents`), else `manifest.yml` in `dir` or a
-/// parent. In a parent, a manifest file another user owns is skipped (said once on stderr when
-/// `tell`), and the search does not enter a group- or world-writable parent (`/tmp`, sticky or
+/// parent. In a parent (or a shared `dir`), a manifest file another user owns is skipped (said
+/// once on stderr when `tell`), and the search does not enter a group- or world-writable parent (`/tmp`, sticky or
 /// not): anyone could have put a manifest there, and its commands would run as us.
 pub fn search(dir: &Path, stackato_in_parents: bool, tell: bool) -> Option<PathBuf> {
     let me = nix::unistd::geteuid().as_raw();
@@ -167,8 +167,9 @@ pub fn search(dir: &Path, stackato_in_parents: bool, tell: bool) -> Option<PathB
             if !md.is_file() {
                 continue;
             }
-            // The directory the user chose (`cd`, `--path`) is theirs to use, whoever owns it.
-            if cur != dir && md.uid() != me {
+            // The directory the user chose (`cd`, `--path`) is theirs to use, whoever owns the
+            // file, unless anyone may write there (a stranger's manifest.yml in /tmp).
+            if md.uid() != me && (cur != dir || shared_dir(cur)) {
                 if tell {
                     skipped_once(&m, md.uid());
                 }

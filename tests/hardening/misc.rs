@@ -78,6 +78,13 @@ fn a_parent_manifest_yml_owned_by_another_user_is_not_used() {
     r.stderr_has("ignoring").stderr_has("another user");
     assert!(!r.stdout.contains("theirs"), "{}", r.dump());
 
+    // Nor in a world-writable directory the user is in (a stranger's manifest.yml in /tmp).
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let r = run(root.path(), &["check"]);
+    r.code(3);
+    r.stderr_has("another user");
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+
     // Our own manifest.yml in the same place is found, as the client found it.
     std::os::unix::fs::chown(&theirs, Some(0), None).expect("chown back");
     let doc = config_json(&root.path().join("proj"));
