@@ -145,8 +145,9 @@ pub fn locate(dir: &Path, manifest: Option<&Path>) -> Result<PathBuf, LoadError>
 /// The upward manifest search shared by [`locate`] and the shell hook: `stackato.yml` in `dir`
 /// (in every searched directory when `stackato_in_parents`), else `manifest.yml` in `dir` or a
 /// parent. In a parent (or a shared `dir`), a manifest file another user owns is skipped (said
-/// once on stderr when `tell`), and the search does not enter a group- or world-writable parent (`/tmp`, sticky or
-/// not): anyone could have put a manifest there, and its commands would run as us.
+/// once on stderr when `tell`), and the search does not enter a group- or world-writable
+/// parent (`/tmp`, sticky or not): anyone could have put a manifest there, and its commands
+/// would run as us.
 pub fn search(dir: &Path, stackato_in_parents: bool, tell: bool) -> Option<PathBuf> {
     let me = nix::unistd::geteuid().as_raw();
     let mut d: Option<&Path> = Some(dir);
