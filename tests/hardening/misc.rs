@@ -265,6 +265,21 @@ fn inherit_of_a_device_is_refused_before_reading() {
     r.stderr_has("is a device").stderr_has("only regular files");
 }
 
+#[test]
+fn inherit_reads_at_most_the_manifest_size_limit() {
+    let d = yml("name: a\ninherit: big.yml\n");
+    // Sparse: 8 GiB on paper, nothing on disk; read whole, it would exhaust memory.
+    let f = std::fs::File::create(d.path().join("big.yml")).expect("create");
+    f.set_len(8 << 30).expect("set_len");
+    drop(f);
+    let r = in_dir(d.path(), &["check", "--format", "short"]);
+    r.code(2);
+    r.diag(
+        "stackato.yml:2:10: error:",
+        &["big.yml", "8589934592 bytes", "larger than 4194304 bytes"],
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 14: app-dir
 // ---------------------------------------------------------------------------------------------
