@@ -26,5 +26,8 @@ pub const UNTRUSTED: i32 = 8;
 pub const USAGE: i32 = 64;
 /// An unexpected internal failure (a bug: please report it).
 pub const INTERNAL: i32 = 70;
+/// A panic: the panic hook (`cli::install_panic_hook`) says "internal error (a bug)" and exits
+/// with this code (Rust's own 101 is never used). The same code as [`INTERNAL`].
+pub const BUG: i32 = INTERNAL;
 /// A file or directory the tool needs cannot be read or written.
 pub const IO: i32 = 74;

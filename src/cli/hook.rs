@@ -300,14 +300,9 @@ fn say(shell: Shell, msg: &str) -> String {
 
 /// The nearest directory at or above `dir` holding a stackato.yml or manifest.yml.
 fn project_root(dir: &Path) -> Option<PathBuf> {
-    let mut d = Some(dir);
-    while let Some(cur) = d {
-        if cur.join("stackato.yml").is_file() || cur.join("manifest.yml").is_file() {
-            return Some(cur.to_path_buf());
-        }
-        d = cur.parent();
-    }
-    None
+    // The same search as every command's (owner and writable-directory rules included), with
+    // stackato.yml looked for in parents too, so the hook works in a project's sub-directories.
+    crate::manifest::search(dir, true, false).and_then(|f| f.parent().map(Path::to_path_buf))
 }
 
 /// Size and mtime of the files whose change means reloading.

@@ -284,6 +284,22 @@ pub struct Global {
 
 /// Parse the command line, run, return the exit code.
 pub fn main() -> i32 {
+    install_panic_hook();
+    guarded(dispatch)
+}
+
+/// Run `f`, turning a panic (in it, or in any thread meanwhile) into [`exit::BUG`]. The main
+/// thread's panic unwinds first, so guards still stop what they started.
+pub fn guarded(f: impl FnOnce() -> i32 + std::panic::UnwindSafe) -> i32 {
+    let code = std::panic::catch_unwind(f).unwrap_or(exit::BUG);
+    if PANICKED.load(std::sync::atomic::Ordering::SeqCst) {
+        exit::BUG
+    } else {
+        code
+    }
+}
+
+fn dispatch() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -333,6 +349,34 @@ pub fn main() -> i32 {
     code
 }
 
+/// Set by the panic hook: some thread panicked.
+static PANICKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Report a panic as the bug it is, instead of Rust's message; [`guarded`] then exits with
+/// [`exit::BUG`] (70), never Rust's 101. Writing the report cannot fail loudly (a closed
+/// stderr is ignored).
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        PANICKED.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = writeln!(std::io::stderr(), "{}", bug_report(info));
+    }));
+}
+
+/// The one line a panic prints.
+fn bug_report(info: &std::panic::PanicHookInfo<'_>) -> String {
+    let payload = info.payload();
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into());
+    let at = info
+        .location()
+        .map(|l| format!(" (at {}:{})", l.file(), l.line()))
+        .unwrap_or_default();
+    format!("stackato-local: internal error (a bug): {what}{at}; please report it")
+}
+
 /// Ask on the terminal for `${ask …}`; nobody answers when stdin is not a terminal.
 pub fn terminal_asker() -> impl FnMut(&str) -> Option<String> {
     |question: &str| {
@@ -380,5 +424,44 @@ pub fn print_diagnostics(g: &Global, sources: &Sources, diags: &[crate::diag::Di
     let mut err = anstream::stderr();
     for d in diags {
         let _ = writeln!(err, "{}\n", d.render(sources, g.ui.color_err));
+    }
+}
+
+#[cfg(test)]
+mod panic_tests {
+    /// Set in the child run of [`a_panic_is_reported_as_a_bug_with_exit_70`].
+    const CHILD: &str = "STACKATO_LOCAL_TEST_PANIC_CHILD";
+
+    #[test]
+    fn a_panic_is_reported_as_a_bug_with_exit_70() {
+        if std::env::var_os(CHILD).is_some() {
+            super::install_panic_hook();
+            // A real panic (an out-of-bounds index), through the real hook and guard.
+            let code = super::guarded(|| {
+                let v: Vec<i32> = Vec::new();
+                v[std::hint::black_box(3)]
+            });
+            std::process::exit(code);
+        }
+        // Run this very test again in a child process, where the hook is installed.
+        let exe = std::env::current_exe().expect("test binary");
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "cli::panic_tests::a_panic_is_reported_as_a_bug_with_exit_70",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .expect("run the test binary");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(crate::exit::BUG), "{err}");
+        assert!(
+            err.contains("stackato-local: internal error (a bug): index out of bounds")
+                && err.contains("please report it"),
+            "{err}"
+        );
+        assert!(!err.contains("panicked at"), "{err}");
     }
 }

@@ -34,6 +34,20 @@ fn is_key_char(c: char) -> bool {
 
 /// Parse `.env` text. `lookup` resolves `$VAR` for names not assigned earlier in the file.
 pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Entry>, Error> {
+    // No program's environment can hold a NUL: refuse it where it is, not when starting.
+    if let Some(at) = text.find('\0') {
+        let before = &text[..at];
+        let line = before.matches('\n').count() + 1;
+        let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+            .chars()
+            .count()
+            + 1;
+        return Err(Error {
+            line,
+            col,
+            message: "a NUL byte; environment variables cannot contain one".into(),
+        });
+    }
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
     let mut line = 1;
@@ -329,6 +343,13 @@ mod tests {
         let big = "x".repeat(1 << 20);
         let e = parse(&text, &|n| (n == "BIG").then(|| big.clone())).unwrap_err();
         assert!(e.message.contains("more than 16 MiB in all"), "{e}");
+    }
+
+    #[test]
+    fn a_nul_byte_is_refused_where_it_is() {
+        let e = parse("A=1\nB=x\0y\n", &|_| None).unwrap_err();
+        assert_eq!((e.line, e.col), (2, 4), "{e}");
+        assert!(e.message.contains("NUL"), "{e}");
     }
 
     #[test]

@@ -16,22 +16,65 @@ pub struct Secrets {
     values: Vec<String>,
     /// Variables whose whole value is secret, however short.
     names: Vec<String>,
+    /// The user part of URLs that have no password (`https://KEY@sentry.example/1`): in such
+    /// a DSN the user part is the key. Masked where it is followed by `@`.
+    users: Vec<String>,
 }
 
-/// Variable names that hold secrets by convention.
+/// Variable names that hold secrets by convention. The one rule, on the name's words (split at
+/// anything but letters and digits, case ignored):
+/// - secret wherever they appear: PASSWORD, PASSWD, PASSPHRASE, SECRET, TOKEN, CREDENTIAL(S),
+///   APIKEY, and the pairs API_KEY, PRIVATE_KEY;
+/// - secret as the last word: PASS, PWD, AUTH, PAT, SK (`DB_PASS`, `SMTP_PWD`, `BASIC_AUTH`,
+///   `GITHUB_PAT`, `STRIPE_SK`; `PWD` alone is the working directory and stays visible);
+/// - the last two words SESSION_KEY, SIGNING_KEY, ENCRYPTION_KEY, MASTER_KEY, AUTH_KEY,
+///   ACCOUNT_KEY.
+///
+/// Ordinary names whose words merely start like these (`PATH`, `PORT`, `AUTHOR`,
+/// `PASSENGER_*`, `SSH_AUTH_SOCK`) are not secret.
 pub fn is_secret_name(name: &str) -> bool {
-    let n = name.to_ascii_uppercase();
-    [
+    const ANYWHERE: &[&str] = &[
         "PASSWORD",
+        "PASSWORDS",
         "PASSWD",
+        "PASSPHRASE",
         "SECRET",
+        "SECRETS",
         "TOKEN",
-        "PRIVATE_KEY",
-        "API_KEY",
+        "TOKENS",
+        "CREDENTIAL",
+        "CREDENTIALS",
+        "CREDS",
         "APIKEY",
-    ]
-    .iter()
-    .any(|s| n.contains(s))
+        "PRIVATEKEY",
+    ];
+    const LAST: &[&str] = &["PASS", "PWD", "AUTH", "PAT", "SK"];
+    const PAIRS: &[[&str; 2]] = &[["API", "KEY"], ["PRIVATE", "KEY"]];
+    const LAST_PAIRS: &[&str] = &[
+        "SESSION",
+        "SIGNING",
+        "ENCRYPTION",
+        "MASTER",
+        "AUTH",
+        "ACCOUNT",
+    ];
+    let upper = name.to_ascii_uppercase();
+    let words: Vec<&str> = upper
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    // Names glued together (`MYSECRET`, `APITOKEN`) as the old substring rule found them.
+    let glued = ["PASSWORD", "PASSWD", "SECRET", "TOKEN"]
+        .iter()
+        .any(|s| upper.contains(s));
+    let last = words.last().copied().unwrap_or("");
+    glued
+        || words.iter().any(|w| ANYWHERE.contains(w))
+        || words
+            .windows(2)
+            .any(|p| PAIRS.iter().any(|q| p[0] == q[0] && p[1] == q[1]))
+        || (LAST.contains(&last) && !(words.len() == 1 && last == "PWD"))
+        || (last == "KEY" && words.len() >= 2 && LAST_PAIRS.contains(&words[words.len() - 2]))
 }
 
 impl Secrets {
@@ -62,6 +105,7 @@ impl Secrets {
                                 if let Some(pw) = url_password(s) {
                                     secrets.add(&pw);
                                 }
+                                secrets.add_url_user(s);
                             }
                             _ => walk(x, secrets),
                         }
@@ -103,6 +147,17 @@ impl Secrets {
             if let Some(pw) = url_password(&v.value) {
                 self.add(&pw);
             }
+            self.add_url_user(&v.value);
+        }
+    }
+
+    /// The user part of a URL without a password, if `u` is one.
+    fn add_url_user(&mut self, u: &str) {
+        if let Some(user) = url_user_only(u)
+            && !self.users.contains(&user)
+        {
+            self.users.push(user);
+            self.users.sort_by_key(|v| std::cmp::Reverse(v.len()));
         }
     }
 
@@ -117,7 +172,7 @@ impl Secrets {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.values.is_empty() && self.users.is_empty()
     }
 
     /// `text` with every secret replaced by the mask.
@@ -126,6 +181,12 @@ impl Secrets {
         for s in &self.values {
             if out.contains(s.as_str()) {
                 out = out.replace(s.as_str(), MASK);
+            }
+        }
+        for u in &self.users {
+            let at = format!("{u}@");
+            if out.contains(&at) {
+                out = out.replace(&at, &format!("{MASK}@"));
             }
         }
         out
@@ -138,6 +199,15 @@ pub fn url_password(u: &str) -> Option<String> {
     let auth = rest.split('/').next()?.rsplit_once('@')?.0;
     let pw = auth.split_once(':')?.1;
     (!pw.is_empty()).then(|| pw.to_string())
+}
+
+/// The user part of `scheme://user@host…` when the URL has no password (a DSN whose key is
+/// the user part).
+pub fn url_user_only(u: &str) -> Option<String> {
+    let rest = u.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let user = authority.rsplit_once('@')?.0;
+    (!user.is_empty() && !user.contains(':')).then(|| user.to_string())
 }
 
 #[cfg(test)]
@@ -155,5 +225,71 @@ mod tests {
         );
         assert!(is_secret_name("DJANGO_SECRET_KEY"));
         assert!(!is_secret_name("HOME"));
+    }
+
+    #[test]
+    fn secret_names() {
+        for n in [
+            "DB_PASS",
+            "SMTP_PWD",
+            "CREDENTIALS",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "AUTH",
+            "BASIC_AUTH",
+            "SESSION_KEY",
+            "FLASK_SESSION_KEY",
+            "GITHUB_PAT",
+            "STRIPE_SK",
+            "MYSQL_PASSWD",
+            "GPG_PASSPHRASE",
+            "SSH_PRIVATE_KEY",
+            "GITHUB_TOKEN",
+            "APP_SECRET",
+            "MAILGUN_APIKEY",
+            "SENDGRID_API_KEY",
+            "db_password",
+            "OAUTHTOKEN",
+            "SIGNING_KEY",
+        ] {
+            assert!(is_secret_name(n), "{n} should be secret");
+        }
+        for n in [
+            "PATH",
+            "PORT",
+            "PWD",
+            "OLDPWD",
+            "AUTHOR",
+            "AUTH_URL",
+            "SSH_AUTH_SOCK",
+            "PASSENGER_MAX_POOL_SIZE",
+            "PASSENGER_APP_ENV",
+            "HOME",
+            "TASK",
+            "DISK",
+            "KEYBOARD",
+            "PRIMARY_KEY",
+            "PATTERN",
+            "LANG",
+            "DATABASE_URL",
+        ] {
+            assert!(!is_secret_name(n), "{n} should not be secret");
+        }
+    }
+
+    #[test]
+    fn the_user_part_of_a_dsn_without_password_is_masked() {
+        assert_eq!(
+            url_user_only("https://abc123key@sentry.example/1").as_deref(),
+            Some("abc123key")
+        );
+        assert_eq!(url_user_only("mysql://u:pw@h/db"), None);
+        assert_eq!(url_user_only("https://example.com/a@b"), None);
+        let mut s = Secrets::new();
+        s.add_url_user("https://abc123key@sentry.example/1");
+        assert_eq!(
+            s.mask("SENTRY_DSN=https://abc123key@sentry.example/1"),
+            "SENTRY_DSN=https://********@sentry.example/1"
+        );
+        assert!(!s.is_empty());
     }
 }

@@ -366,6 +366,24 @@ pub fn apply(
         }
     }
 
+    // No program's environment can hold a NUL (a prompt's answer, a remembered one): say which
+    // variable and where its value came from, instead of failing at the first spawn.
+    for v in env.vars() {
+        if v.value.contains('\0') || v.name.contains('\0') {
+            let d = Diagnostic::error(format!(
+                "Variable \"{}\" contains a NUL byte (its value comes from {}); environment variables cannot hold one",
+                v.name.escape_debug(),
+                v.layer
+            ));
+            diags.push(
+                match input.app.env.iter().find(|e| e.name.value == v.name) {
+                    Some(e) => d.at(e.name.span),
+                    None => d,
+                },
+            );
+        }
+    }
+
     // Choices are checked on the final value, wherever it came from.
     for var in &input.app.env {
         if var.choices.is_empty() {

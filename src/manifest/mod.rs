@@ -9,6 +9,8 @@ pub mod subst;
 pub mod validate;
 
 use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Severity, Sources, Span};
@@ -36,6 +38,11 @@ pub struct LoadOptions {
     pub target_url: String,
     /// `${random-word}`; derived from the manifest's directory when `None`, so it is stable.
     pub random_word: Option<String>,
+    /// Files outside the manifest's directory that `inherit:` may read: canonical paths the
+    /// user accepted (from the trust record). Any other outside file is refused.
+    pub outside: Vec<PathBuf>,
+    /// Read every inherited file wherever it is (`allow`, to show them for review).
+    pub outside_all: bool,
 }
 
 impl LoadOptions {
@@ -45,6 +52,8 @@ impl LoadOptions {
             manifest: None,
             target_url: DEFAULT_TARGET.into(),
             random_word: None,
+            outside: Vec::new(),
+            outside_all: false,
         }
     }
 }
@@ -59,6 +68,8 @@ pub struct Loaded {
     pub tree: Node,
     pub manifest: Manifest,
     pub warnings: Vec<Diagnostic>,
+    /// Every inherited file outside the manifest's directory that was read (canonical).
+    pub outside_files: Vec<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -107,7 +118,8 @@ impl std::fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 /// Find the manifest as the client did: `stackato.yml` in `dir` only, else `manifest.yml` in
-/// `dir` or any parent. `--manifest` wins.
+/// `dir` or any parent. `--manifest` wins. The parent search is [`search`]'s: it ignores a
+/// `manifest.yml` owned by another user and stops at a group- or world-writable directory.
 pub fn locate(dir: &Path, manifest: Option<&Path>) -> Result<PathBuf, LoadError> {
     if let Some(m) = manifest {
         let p = if m.is_absolute() {
@@ -119,27 +131,72 @@ pub fn locate(dir: &Path, manifest: Option<&Path>) -> Result<PathBuf, LoadError>
         };
         return match std::fs::metadata(&p) {
             Ok(md) if md.is_file() => Ok(p),
-            Ok(_) => Err(LoadError::Unreadable {
+            Ok(md) => Err(LoadError::Unreadable {
                 path: p,
-                error: std::io::Error::other("is a directory, not a file"),
+                error: std::io::Error::other(format!("is {}, not a regular file", kind_of(&md))),
             }),
             Err(error) => Err(LoadError::Unreadable { path: p, error }),
         };
     }
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let s = dir.join("stackato.yml");
-    if s.is_file() {
-        return Ok(s);
-    }
-    let mut d: Option<&Path> = Some(&dir);
+    search(&dir, false, true).ok_or(LoadError::NotFound { dir })
+}
+
+/// The upward manifest search shared by [`locate`] and the shell hook: `stackato.yml` in `dir`
+/// (in every searched directory when `stackato_in_parents`), else `manifest.yml` in `dir` or a
+/// parent. In a parent (or a shared `dir`), a manifest file another user owns is skipped (said
+/// once on stderr when `tell`), and the search does not enter a group- or world-writable
+/// parent (`/tmp`, sticky or not): anyone could have put a manifest there, and its commands
+/// would run as us.
+pub fn search(dir: &Path, stackato_in_parents: bool, tell: bool) -> Option<PathBuf> {
+    let me = nix::unistd::geteuid().as_raw();
+    let mut d: Option<&Path> = Some(dir);
     while let Some(cur) = d {
-        let m = cur.join("manifest.yml");
-        if m.is_file() {
-            return Ok(m);
+        if cur != dir && shared_dir(cur) {
+            return None;
+        }
+        let names: &[&str] = if cur == dir || stackato_in_parents {
+            &["stackato.yml", "manifest.yml"]
+        } else {
+            &["manifest.yml"]
+        };
+        for name in names {
+            let m = cur.join(name);
+            let Ok(md) = std::fs::metadata(&m) else {
+                continue;
+            };
+            if !md.is_file() {
+                continue;
+            }
+            // The directory the user chose (`cd`, `--path`) is theirs to use, whoever owns the
+            // file, unless anyone may write there (a stranger's manifest.yml in /tmp).
+            if md.uid() != me && (cur != dir || shared_dir(cur)) {
+                if tell {
+                    skipped_once(&m, md.uid());
+                }
+                continue;
+            }
+            return Some(m);
         }
         d = cur.parent();
     }
-    Err(LoadError::NotFound { dir })
+    None
+}
+
+/// A directory others may write into: group- or world-writable.
+fn shared_dir(dir: &Path) -> bool {
+    std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o022 != 0)
+}
+
+/// Say once per process that a manifest owned by someone else was not used.
+fn skipped_once(path: &Path, uid: u32) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        eprintln!(
+            "note: ignoring {}: it belongs to another user (uid {uid}), and its commands would run as you",
+            path.display()
+        );
+    });
 }
 
 /// A stable `${random-word}` for a project: 4–5 hex digits from its directory.
@@ -152,11 +209,122 @@ pub fn stable_random_word(dir: &Path) -> String {
 /// Locate and load the manifest.
 pub fn load(opts: &LoadOptions, asker: &mut Asker<'_>) -> Result<Loaded, LoadError> {
     let file = locate(&opts.dir, opts.manifest.as_deref())?;
-    let bytes = std::fs::read(&file).map_err(|error| LoadError::Unreadable {
-        path: file.clone(),
-        error,
-    })?;
+    let bytes = match read_file(&file, true) {
+        Ok(b) => b,
+        Err(ReadError::Io(error)) => {
+            return Err(LoadError::Unreadable { path: file, error });
+        }
+        Err(ReadError::NotRegular(kind)) => {
+            return Err(LoadError::Unreadable {
+                path: file,
+                error: std::io::Error::other(format!("is {kind}, not a regular file")),
+            });
+        }
+        Err(ReadError::TooLarge(n)) => {
+            let mut sources = Sources::default();
+            let id = sources.add(&file, String::new());
+            let d = Diagnostic::error(too_large(n)).at(Span {
+                file: id,
+                start: 0,
+                end: 0,
+                line: 1,
+                col: 1,
+            });
+            return Err(LoadError::Invalid {
+                sources,
+                file,
+                diagnostics: vec![d],
+            });
+        }
+    };
     load_bytes(&bytes, &file, opts, asker)
+}
+
+/// Why a manifest file was not read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// A FIFO, a device, a directory, a socket (or, when links are not followed, a link).
+    NotRegular(&'static str),
+    /// More bytes than [`yaml::MAX_FILE_BYTES`].
+    TooLarge(u64),
+    Io(std::io::Error),
+}
+
+fn too_large(n: u64) -> String {
+    format!(
+        "file is {n} bytes; manifests larger than {} bytes are refused",
+        yaml::MAX_FILE_BYTES
+    )
+}
+
+/// What kind of file `m` is, for messages.
+fn kind_of(m: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Read a manifest file without blocking or reading without bound: refuse anything but a
+/// regular file before opening it (opening some devices has effects), open it non-blocking
+/// (a FIFO swapped in meanwhile opens at once and is refused by the second check) and, unless
+/// `follow`, without following a final symlink; read at most the YAML size limit.
+pub fn read_file(path: &Path, follow: bool) -> Result<Vec<u8>, ReadError> {
+    let md = if follow {
+        std::fs::metadata(path)
+    } else {
+        std::fs::symlink_metadata(path)
+    }
+    .map_err(ReadError::Io)?;
+    if !md.is_file() {
+        return Err(ReadError::NotRegular(kind_of(&md)));
+    }
+    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
+    if !follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(ReadError::Io)?;
+    let md = f.metadata().map_err(ReadError::Io)?;
+    if !md.is_file() {
+        return Err(ReadError::NotRegular(kind_of(&md)));
+    }
+    let cap = yaml::MAX_FILE_BYTES as u64;
+    if md.len() > cap {
+        return Err(ReadError::TooLarge(md.len()));
+    }
+    let mut bytes = Vec::with_capacity(md.len() as usize);
+    f.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > cap {
+        return Err(ReadError::TooLarge(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// Where `inherit:` may read: inside `dir` (the root manifest's directory, canonical), and
+/// outside it only the files the user accepted.
+struct Area<'a> {
+    dir: PathBuf,
+    outside: &'a [PathBuf],
+    outside_all: bool,
+    /// Outside files read so far.
+    read: Vec<PathBuf>,
 }
 
 /// Load a manifest whose root file content is `bytes`, as if read from `file` (inherited files
@@ -172,14 +340,22 @@ pub fn load_bytes(
     let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let base = base.canonicalize().unwrap_or(base);
 
+    let mut area = Area {
+        dir: base.clone(),
+        outside: &opts.outside,
+        outside_all: opts.outside_all,
+        read: Vec::new(),
+    };
     let root = load_tree(
         bytes,
         file,
         &mut sources,
         &mut Vec::new(),
         &mut HashMap::new(),
+        &mut area,
         &mut diags,
     );
+    let outside_files = area.read;
     let fail = |sources: Sources, diags: Vec<Diagnostic>| LoadError::Invalid {
         sources,
         file: file.to_path_buf(),
@@ -234,6 +410,7 @@ pub fn load_bytes(
         tree,
         manifest,
         warnings: diags,
+        outside_files,
     })
 }
 
@@ -275,6 +452,7 @@ fn load_tree(
     sources: &mut Sources,
     stack: &mut Vec<PathBuf>,
     cache: &mut HashMap<PathBuf, Option<Node>>,
+    area: &mut Area<'_>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Node> {
     let text = match yaml::decode(bytes, crate::diag::FileId(sources.files().len() as u32)) {
@@ -359,7 +537,20 @@ fn load_tree(
                 continue;
             };
             let path = dir.join(rel);
-            let canon = path.canonicalize().unwrap_or_else(|_| path.clone());
+            let canon = match path.canonicalize() {
+                Ok(c) => c,
+                Err(e) => {
+                    diags.push(
+                        Diagnostic::error(format!(
+                            "cannot read inherited file {}: {e}",
+                            crate::diag::display_path(&path)
+                        ))
+                        .at(entry.span)
+                        .hint("inherit paths are relative to the file that names them"),
+                    );
+                    continue;
+                }
+            };
             if let Some(pos) = stack.iter().position(|p| *p == canon) {
                 let chain: Vec<String> = stack[pos..]
                     .iter()
@@ -382,6 +573,21 @@ fn load_tree(
                 );
                 continue;
             }
+            // Outside the project only what the user accepted (symlinks are resolved first,
+            // so a link cannot lead out either). Nothing of a refused file is read.
+            let inside = canon.starts_with(&area.dir);
+            if !inside && !area.outside_all && !area.outside.contains(&canon) {
+                diags.push(
+                    Diagnostic::error(format!(
+                        "inherit: {} is outside the project ({}); review it with `stackato-local allow`",
+                        canon.display(),
+                        area.dir.display()
+                    ))
+                    .at(entry.span)
+                    .hint("a cloned repository may only pull in files outside its directory after you have seen and accepted them"),
+                );
+                continue;
+            }
             // A file inherited several times is read and merged once.
             if let Some(done) = cache.get(&canon) {
                 if let Some(child) = done.clone() {
@@ -398,21 +604,27 @@ fn load_tree(
                 );
                 continue;
             }
-            let bytes = match std::fs::read(&path) {
+            let bytes = match read_file(&canon, false) {
                 Ok(b) => b,
                 Err(e) => {
-                    diags.push(
-                        Diagnostic::error(format!(
-                            "cannot read inherited file {}: {e}",
-                            crate::diag::display_path(&path)
-                        ))
-                        .at(entry.span)
-                        .hint("inherit paths are relative to the file that names them"),
-                    );
+                    let shown = crate::diag::display_path(&path);
+                    let message = match e {
+                        ReadError::Io(e) => format!("cannot read inherited file {shown}: {e}"),
+                        ReadError::NotRegular(kind) => format!(
+                            "inherit: {shown} is {kind}; only regular files can be inherited"
+                        ),
+                        ReadError::TooLarge(n) => {
+                            format!("inherited file {shown}: {}", too_large(n))
+                        }
+                    };
+                    diags.push(Diagnostic::error(message).at(entry.span));
                     continue;
                 }
             };
-            let child = load_tree(&bytes, &path, sources, stack, cache, diags);
+            if !inside && !area.read.contains(&canon) {
+                area.read.push(canon.clone());
+            }
+            let child = load_tree(&bytes, &path, sources, stack, cache, area, diags);
             cache.insert(canon, child.clone());
             if let Some(child) = child {
                 root = yaml::deep_merge(root, child);

@@ -322,10 +322,75 @@ pub fn build(tree: &Node, file: PathBuf, diags: &mut Vec<Diagnostic>) -> Manifes
         .and_then(Node::as_map)
         .unwrap_or_default()
     {
-        apps.push(build_app(&e.value, diags));
+        check_app_dir(&e.value, &dir, diags);
+        let app = build_app(&e.value, diags);
+        check_cron(&app, diags);
+        apps.push(app);
     }
     check_cycles(&apps, diags);
     Manifest { file, dir, apps }
+}
+
+/// An application's directory (`app-dir:`, `path:`, a path key of `applications:`) must be
+/// inside the manifest's directory, both as written and once symlinks are resolved: the app
+/// directory becomes the app's HOME, is hashed for staging and watched for changes.
+fn check_app_dir(app: &Node, manifest_dir: &std::path::Path, diags: &mut Vec<Diagnostic>) {
+    let Some(node) = app.get("path") else {
+        return;
+    };
+    let Some(path) = node.as_str() else {
+        return;
+    };
+    let base = manifest_dir
+        .canonicalize()
+        .unwrap_or_else(|_| manifest_dir.to_path_buf());
+    let written = lexical(&base.join(path));
+    let resolved = written.canonicalize().ok();
+    let outside = if !written.starts_with(&base) {
+        Some(written)
+    } else {
+        resolved.filter(|r| !r.starts_with(&base))
+    };
+    if let Some(p) = outside {
+        diags.push(
+            Diagnostic::error(format!(
+                "the application directory {} is outside the project ({})",
+                p.display(),
+                base.display()
+            ))
+            .at(node.span)
+            .hint("app-dir and path name a directory inside the manifest's directory (no `..` or link that leads out of it)"),
+        );
+    }
+}
+
+/// `cron:` lines through the parser `run` uses, so `check` and `run` give one verdict.
+fn check_cron(app: &App, diags: &mut Vec<Diagnostic>) {
+    for line in &app.cron {
+        if let Err(e) = crate::supervise::cron::parse(&line.value) {
+            diags.push(
+                Diagnostic::error(format!("bad cron line: {e}"))
+                    .at(line.span)
+                    .hint("a cron line is five time fields and a command, e.g. `*/5 * * * * ./cleanup`, or NAME=value"),
+            );
+        }
+    }
+}
+
+/// `p` with `.` and `..` removed without looking at the disk.
+fn lexical(p: &std::path::Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn text(n: Option<&Node>) -> Option<String> {

@@ -56,11 +56,39 @@ const STACKATO_SUB_KEYS: &[&str] = &[
 
 /// Validate every application of a normalised tree.
 pub fn validate(tree: &Node, diags: &mut Vec<Diagnostic>) {
+    nul_bytes(tree, diags);
     let Some(apps) = tree.get("applications").and_then(Node::as_map) else {
         return;
     };
     for app in apps {
         validate_app(&app.value, diags);
+    }
+}
+
+/// A NUL character (YAML's `"\0"`) in any key or value: no environment variable, command
+/// line or path can hold one, so it is refused here, where it was written.
+fn nul_bytes(tree: &Node, diags: &mut Vec<Diagnostic>) {
+    let mut stack = vec![tree];
+    while let Some(n) = stack.pop() {
+        match &n.value {
+            Value::Scalar(_) => {
+                if n.scalar_text().is_some_and(|t| t.contains('\0')) {
+                    diags.push(
+                        Diagnostic::error(
+                            "a NUL character (\\0) here; no command, path or environment variable can contain one",
+                        )
+                        .at(n.span),
+                    );
+                }
+            }
+            Value::Seq(items) => stack.extend(items.iter()),
+            Value::Map(entries) => {
+                for e in entries {
+                    stack.push(&e.key);
+                    stack.push(&e.value);
+                }
+            }
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `cron:` entries: `NAME=value` assignments and 5-field schedules (`*`, `*/n`, `a-b`,
-//! `a-b/n`, lists, month and weekday names), checked once a minute on instance 0 (or every
-//! instance with `STACKATO_CRON_INSTANCES=all`), with the platform's cron environment: only
-//! HOME, PATH, the whitelisted prefixes and the database URL variables.
+//! `a-b/n`, lists, month and weekday names, `@daily`-style shorthands), checked once a minute
+//! on instance 0 (or every instance with `STACKATO_CRON_INSTANCES=all`), with the platform's
+//! cron environment: only HOME, PATH, the whitelisted prefixes and the database URL variables.
 
 /// One parsed crontab line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +75,34 @@ pub fn parse(line: &str) -> Result<Line, String> {
         if !k.is_empty() && !k.contains(' ') && crate::manifest::validate::is_env_name(k) {
             return Ok(Line::Assign(k.to_string(), v.trim().to_string()));
         }
+    }
+    // Vixie cron's shorthands, as the platform's crontab accepted them.
+    if let Some(rest) = t.strip_prefix('@') {
+        let (name, command) = rest
+            .split_once(char::is_whitespace)
+            .map_or((rest, ""), |(n, c)| (n, c.trim()));
+        let fields = match name.to_ascii_lowercase().as_str() {
+            "yearly" | "annually" => "0 0 1 1 *",
+            "monthly" => "0 0 1 * *",
+            "weekly" => "0 0 * * 0",
+            "daily" | "midnight" => "0 0 * * *",
+            "hourly" => "0 * * * *",
+            "reboot" => {
+                return Err(
+                    "`@reboot` is not supported: start-up commands belong in a pre-running hook"
+                        .into(),
+                );
+            }
+            _ => {
+                return Err(format!(
+                    "unknown schedule `@{name}` (cron knows @hourly, @daily, @weekly, @monthly, @yearly)"
+                ));
+            }
+        };
+        if command.is_empty() {
+            return Err("a cron line needs a command after the schedule".into());
+        }
+        return parse(&format!("{fields} {command}"));
     }
     let mut it = t.split_whitespace();
     let fields: Vec<&str> = it.by_ref().take(5).collect();
@@ -235,6 +263,15 @@ mod tests {
         );
         assert!(parse("* * *").is_err());
         assert!(parse("61 * * * * x").is_err());
+        assert!(parse("*/0 * * * * x").is_err());
+        assert_eq!(
+            parse("@daily run it").unwrap(),
+            parse("0 0 * * * run it").unwrap()
+        );
+        assert_eq!(parse("@weekly x").unwrap(), parse("0 0 * * sun x").unwrap());
+        assert!(parse("@reboot x").is_err());
+        assert!(parse("@daily").is_err());
+        assert!(parse("@often x").is_err());
     }
 
     #[test]
