@@ -506,7 +506,8 @@ fn names_that_can_never_be_safe_are_positioned_errors() {
         (
             "name: a\nservices:\n  \"db\\0\": redis\n",
             "3:3",
-            "control characters",
+            // The reader refuses a NUL anywhere in the manifest before names are checked.
+            "a NUL character",
         ),
         (
             "name: a\nenv:\n  \"${name};x\": 1\n",
