@@ -36,6 +36,10 @@ pub struct LoadOptions {
     pub target_url: String,
     /// `${random-word}`; derived from the manifest's directory when `None`, so it is stable.
     pub random_word: Option<String>,
+    /// Inherited files outside the manifest's directory that the user accepted (`allow`).
+    pub outside: Vec<PathBuf>,
+    /// Read inherited files outside the manifest's directory anyway (for `allow` to show).
+    pub outside_all: bool,
 }
 
 impl LoadOptions {
@@ -45,6 +49,8 @@ impl LoadOptions {
             manifest: None,
             target_url: DEFAULT_TARGET.into(),
             random_word: None,
+            outside: Vec::new(),
+            outside_all: false,
         }
     }
 }
@@ -59,6 +65,8 @@ pub struct Loaded {
     pub tree: Node,
     pub manifest: Manifest,
     pub warnings: Vec<Diagnostic>,
+    /// Inherited files outside the manifest's directory that were read.
+    pub outside_files: Vec<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -233,6 +241,7 @@ pub fn load_bytes(
         tree,
         manifest,
         warnings: diags,
+        outside_files: Vec::new(),
     })
 }
 

@@ -200,6 +200,13 @@ pub fn for_project(
             roots.push(d);
         }
     }
+    // Every file trust covers reloads when it changes, and so goes through the gate again.
+    let mut manifests = manifests;
+    for f in crate::trust::watched_files(loaded) {
+        if !manifests.contains(&f) {
+            manifests.push(f);
+        }
+    }
     let state_dir = state_root
         .canonicalize()
         .unwrap_or_else(|_| state_root.to_path_buf());
