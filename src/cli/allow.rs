@@ -42,7 +42,7 @@ pub fn run(g: &Global, args: &Args) -> i32 {
     });
     match trust::allow(&loaded) {
         Ok((r, path)) => {
-            let file = display::path(&loaded.file);
+            let file = display::rel_path(&loaded.file);
             if !r.outside.is_empty() {
                 println!(
                     "{file} INHERITS FILES FROM OUTSIDE ITS DIRECTORY (they are read and trusted too):"

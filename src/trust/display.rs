@@ -47,6 +47,11 @@ pub fn path(p: &std::path::Path) -> String {
     escape(&p.to_string_lossy())
 }
 
+/// A path as the user knows it (relative to the working directory when below it), escaped.
+pub fn rel_path(p: &std::path::Path) -> String {
+    escape(&crate::diag::display_path(p))
+}
+
 /// One line per shown item: `  what: text\n`.
 pub fn listing(shown: &[Shown]) -> String {
     shown

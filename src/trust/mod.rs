@@ -121,7 +121,7 @@ pub fn require(loaded: &Loaded, assume: bool) -> Result<Granted, Refused> {
     if assume || env_trust() {
         return Ok(Granted::Once);
     }
-    let file = display::path(&loaded.file);
+    let file = display::rel_path(&loaded.file);
     let now = Record::of(loaded, now());
     if let Some(why) = uncheckable(&now) {
         return Err(Refused::Uncheckable { file, why });
@@ -157,7 +157,7 @@ pub fn require(loaded: &Loaded, assume: bool) -> Result<Granted, Refused> {
         ),
         _ => format!(
             "{} will run these commands on your machine:\n{}",
-            display::path(&loaded.file),
+            display::rel_path(&loaded.file),
             listing(&now)
         ),
     };
@@ -188,7 +188,7 @@ pub fn allow(loaded: &Loaded) -> Result<(Record, PathBuf), Refused> {
     let r = Record::of(loaded, now());
     if let Some(why) = uncheckable(&r) {
         return Err(Refused::Uncheckable {
-            file: display::path(&loaded.file),
+            file: display::rel_path(&loaded.file),
             why,
         });
     }
