@@ -200,10 +200,12 @@ pub fn for_project(
             roots.push(d);
         }
     }
-    // Every file trust covers reloads when it changes, and so goes through the gate again.
+    // Every file trust covers reloads when it changes, and so goes through the gate again
+    // (requirement files already do, as requirements).
     let mut manifests = manifests;
     for f in crate::trust::watched_files(loaded) {
-        if !manifests.contains(&f) {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !manifests.contains(&f) && !REQUIREMENT_FILES.contains(&name) {
             manifests.push(f);
         }
     }

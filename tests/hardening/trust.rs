@@ -590,6 +590,9 @@ fn the_hook_does_not_parse_an_allowed_manifest_that_changed() {
     let (code, out, err) = hook_env(&p.app, h.path());
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("is not allowed"), "{out}\n{err}");
-    assert!(out.contains("stackato.yml changed since `allow`"), "{out}\n{err}");
+    assert!(
+        out.contains("stackato.yml changed since `allow`"),
+        "{out}\n{err}"
+    );
     assert!(!out.contains("LURE"), "{out}");
 }
