@@ -596,3 +596,168 @@ fn the_hook_does_not_parse_an_allowed_manifest_that_changed() {
     );
     assert!(!out.contains("LURE"), "{out}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// On a terminal the gate asks; a yes is recorded, a no runs nothing.
+// ---------------------------------------------------------------------------------------------
+
+/// `exec -- CMD` with stdin and stderr on a pseudo-terminal, typing `answer`; the exit code and
+/// what the terminal showed.
+fn exec_on_a_terminal(p: &Project, home: &Path, cmd_args: &[&str], answer: &str) -> (i32, String) {
+    use std::io::{Read, Write};
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let mut c = cmd(&p.app);
+    c.env_remove("STACKATO_LOCAL_TRUST")
+        .env_remove("XDG_DATA_HOME")
+        .env("HOME", home)
+        .args(cmd_args)
+        .stdin(Stdio::from(pty.slave.try_clone().expect("dup")))
+        .stderr(Stdio::from(pty.slave))
+        .stdout(Stdio::null());
+    let mut child = c.spawn().expect("start stackato-local");
+    drop(c);
+    let mut master = std::fs::File::from(pty.master);
+    let mut reader = master.try_clone().expect("dup master");
+    let shown = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Ends with EIO once the child (the last holder of the terminal) has exited.
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    master
+        .write_all(format!("{answer}\n").as_bytes())
+        .expect("type the answer");
+    let t0 = Instant::now();
+    let status = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break st;
+        }
+        assert!(t0.elapsed() < SHORT, "the prompt never ended");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(master);
+    (status.code().unwrap_or(-1), shown.join().expect("reader"))
+}
+
+#[test]
+fn on_a_terminal_the_gate_asks_and_records_a_yes() {
+    let p = Project::new(&[
+        ("stackato.yml", "name: asked\n"),
+        (".env", "BASH_ENV=@ROOT@/rc\n"),
+    ]);
+    let h = home();
+    let marker = p.file("ran").display().to_string();
+    let touch = ["exec", "--", "touch", marker.as_str()];
+    let (code, shown) = exec_on_a_terminal(&p, h.path(), &touch, "n");
+    assert_eq!(code, 8, "{shown}");
+    assert!(shown.contains("Trust them and run? [y/N]"), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "asked env (.env): BASH_ENV={}/rc",
+            p.root.display()
+        )),
+        "{shown}"
+    );
+    assert!(!p.file("ran").exists());
+    assert!(
+        !h.path()
+            .join(".local/share/stackato-local/trust.json")
+            .exists()
+    );
+    let (code, shown) = exec_on_a_terminal(&p, h.path(), &touch, "y");
+    assert_eq!(code, 0, "{shown}");
+    assert!(p.file("ran").exists());
+    // Recorded: no question, and no terminal needed, the next time.
+    untrusted(&p, h.path(), &["exec", "--", "true"]).code(0);
+}
+
+#[test]
+fn a_watching_run_on_a_terminal_asks_before_restaging_a_changed_manifest() {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let manifest = "name: live\nhooks:\n  post-staging:\n    - touch @ROOT@/first\nprocesses:\n  web: ~\ncommand: echo up; exec sleep 1000\n";
+    let p = Project::new(&[("stackato.yml", manifest)]);
+    let h = home();
+    untrusted(&p, h.path(), &["allow"]).code(0);
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let mut c = cmd(&p.app);
+    c.env_remove("STACKATO_LOCAL_TRUST")
+        .env_remove("XDG_DATA_HOME")
+        .env("HOME", h.path())
+        .args(["--color", "never", "run"])
+        .stdin(Stdio::from(pty.slave.try_clone().expect("dup")))
+        .stderr(Stdio::from(pty.slave))
+        .stdout(Stdio::null());
+    let mut child = c.spawn().expect("start stackato-local run");
+    drop(c);
+    let mut master = std::fs::File::from(pty.master);
+    let mut reader = master.try_clone().expect("dup master");
+    let screen = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&screen);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .expect("screen")
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let wait = |what: &str, child: &mut std::process::Child| {
+        let t0 = Instant::now();
+        while !screen.lock().expect("screen").contains(what) {
+            if t0.elapsed() > SHORT || matches!(child.try_wait(), Ok(Some(_))) {
+                let _ = child.kill();
+                panic!("no {what:?}\n{}", screen.lock().expect("screen"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait("==> running and watching for changes", &mut child);
+    assert!(p.file("first").exists());
+    std::thread::sleep(Duration::from_millis(700));
+    p.write_all(&[("stackato.yml", &manifest.replace("first", "second"))]);
+    wait("Trust them and run? [y/N]", &mut child);
+    // The restage waits for the answer.
+    assert!(!p.file("second").exists());
+    assert!(
+        screen.lock().expect("screen").contains(&format!(
+            "  added: live post-staging hook: touch {}/second",
+            p.root.display()
+        )),
+        "{}",
+        screen.lock().expect("screen")
+    );
+    master.write_all(b"y\n").expect("answer");
+    let t0 = Instant::now();
+    while !p.file("second").exists() {
+        assert!(
+            t0.elapsed() < SHORT,
+            "the yes was not taken\n{}",
+            screen.lock().expect("screen")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let t0 = Instant::now();
+    while !matches!(child.try_wait(), Ok(Some(_))) {
+        if t0.elapsed() > SHORT {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Recorded: the changed manifest runs without a question now.
+    untrusted(&p, h.path(), &["exec", "--", "true"]).code(0);
+}
