@@ -301,16 +301,9 @@ pub fn accepted_outside(opts: &crate::manifest::LoadOptions) -> Vec<PathBuf> {
         return Vec::new();
     };
     let key = record::manifest_key(&m);
-    let Ok(path) = store::location() else {
-        return Vec::new();
-    };
-    // No notice here: the gate says it.
-    if !path.exists() {
-        return Vec::new();
-    }
-    Store::load()
+    Store::read_quiet()
         .ok()
-        .and_then(|(_, s)| s.projects.get(&key).map(|r| r.outside.clone()))
+        .and_then(|s| s.projects.get(&key).map(|r| r.outside.clone()))
         .unwrap_or_default()
         .into_iter()
         .map(PathBuf::from)

@@ -192,3 +192,77 @@ impl Record {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(files: &[(&str, FileState)], shown: &[(&str, &str)]) -> Record {
+        Record {
+            manifest: "/p/stackato.yml".into(),
+            root: "/p".into(),
+            allowed_at: 0,
+            files: files
+                .iter()
+                .map(|(p, s)| FileRecord {
+                    path: p.to_string(),
+                    hook: false,
+                    source: false,
+                    state: s.clone(),
+                })
+                .collect(),
+            shown: shown
+                .iter()
+                .map(|(w, t)| Shown {
+                    what: w.to_string(),
+                    text: t.to_string(),
+                })
+                .collect(),
+            outside: Vec::new(),
+        }
+    }
+
+    fn file(h: &str) -> FileState {
+        FileState::File {
+            sha256: h.into(),
+            size: 1,
+        }
+    }
+
+    #[test]
+    fn the_diff_says_what_changed() {
+        let old = rec(
+            &[
+                ("/p/a", file("1")),
+                ("/p/b", file("2")),
+                ("/p/c", FileState::Missing),
+                ("/p/d", file("4")),
+            ],
+            &[("x web", "old"), ("x cron", "same")],
+        );
+        let now = rec(
+            &[
+                ("/p/a", file("1")),
+                ("/p/b", file("9")),
+                ("/p/c", file("3")),
+                ("/p/d", FileState::Missing),
+            ],
+            &[("x web", "new"), ("x cron", "same")],
+        );
+        let d = old.diff(&now);
+        assert_eq!(d.files_changed, vec!["/p/b"]);
+        assert_eq!(d.files_added, vec!["/p/c"]);
+        assert_eq!(d.files_removed, vec!["/p/d"]);
+        assert_eq!(d.shown_added.len(), 1);
+        assert_eq!(d.shown_added[0].text, "new");
+        assert_eq!(d.shown_removed[0].text, "old");
+        assert!(old.diff(&old).is_empty());
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_checked_never_matches() {
+        let r = rec(&[("/p/big", FileState::TooLarge { size: 1 << 30 })], &[]);
+        assert!(!r.diff(&r).is_empty());
+        assert_eq!(r.uncheckable().len(), 1);
+    }
+}

@@ -142,6 +142,14 @@ impl Store {
         Ok((path, store))
     }
 
+    /// Read the store without the notice (for looking a record up on the side).
+    pub fn read_quiet() -> Result<Store, StoreError> {
+        Ok(read_store(&location()?)?.unwrap_or(Store {
+            version: VERSION,
+            ..Store::default()
+        }))
+    }
+
     /// Lock the store and read it, to change it.
     pub fn lock() -> Result<Locked, StoreError> {
         let path = location()?;
