@@ -73,6 +73,11 @@ impl FileState {
     }
 }
 
+/// The path does not exist: not found, or a component of it is a file (`./pkg.whl/setup.py`).
+fn absent(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
+}
+
 /// Lexically normalised `p` (`.` and `..` resolved without touching the disk).
 pub fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -93,7 +98,7 @@ pub fn normalize(p: &Path) -> PathBuf {
 pub fn state(path: &Path, root: &Path) -> FileState {
     match std::fs::symlink_metadata(path) {
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FileState::Missing,
+        Err(e) if absent(&e) => return FileState::Missing,
         Err(e) => {
             return FileState::Unreadable {
                 error: e.to_string(),
@@ -133,7 +138,7 @@ pub fn read(path: &Path) -> FileState {
     match std::fs::symlink_metadata(path) {
         Ok(m) if !m.file_type().is_file() => return special(m.file_type()),
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FileState::Missing,
+        Err(e) if absent(&e) => return FileState::Missing,
         Err(e) => {
             return FileState::Unreadable {
                 error: e.to_string(),
@@ -397,6 +402,9 @@ pub fn decisive(loaded: &Loaded, root: &Path) -> Vec<Decisive> {
                     ReqRef::File(n) => queue.push(resolve(&dir, &n)),
                     ReqRef::Local(p) => {
                         let d = resolve(&app.path, &p);
+                        // The package itself (an archive runs its setup.py too), then the
+                        // files a source directory runs.
+                        push(d.clone(), false, &mut out);
                         for pf in PACKAGE_FILES {
                             push(d.join(pf), false, &mut out);
                         }
@@ -469,5 +477,7 @@ mod tests {
             FileState::File { size: 1, .. }
         ));
         assert_eq!(state(&root.join("nope"), &root), FileState::Missing);
+        // Below a file (a local wheel's "setup.py"): absent, not unreadable.
+        assert_eq!(state(&root.join("f/setup.py"), &root), FileState::Missing);
     }
 }
