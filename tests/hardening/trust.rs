@@ -761,3 +761,28 @@ fn a_watching_run_on_a_terminal_asks_before_restaging_a_changed_manifest() {
     // Recorded: the changed manifest runs without a question now.
     untrusted(&p, h.path(), &["exec", "--", "true"]).code(0);
 }
+
+#[test]
+fn allow_lists_inherited_files_outside_the_project_and_covers_them() {
+    let p = Project::new(&[(
+        "stackato.yml",
+        "name: inherits\ninherit: ../base.yml\nprocesses:\n  web: ~\ncommand: exit 0\n",
+    )]);
+    std::fs::write(p.file("base.yml"), "env:\n  FROM_BASE: 'yes'\n").expect("base.yml");
+    let h = home();
+    let base = p.file("base.yml").display().to_string();
+    let r = untrusted(&p, h.path(), &["allow"]);
+    r.code(0);
+    r.stdout_has("INHERITS FILES FROM OUTSIDE ITS DIRECTORY");
+    r.stdout_has(&format!("  {base}\n"));
+    let s = store(h.path());
+    let key = p.app.join("stackato.yml").display().to_string();
+    assert_eq!(s["projects"][&key]["outside"][0], base.as_str(), "{s:#}");
+    // Accepted: it runs. Changed: asked again.
+    untrusted(&p, h.path(), RUN_ONCE).code(7);
+    std::fs::write(p.file("base.yml"), "env:\n  FROM_BASE: 'no'\n").expect("base.yml");
+    let r = untrusted(&p, h.path(), RUN_ONCE);
+    r.code(8);
+    r.stderr_has(&format!("  file changed: {base}\n"));
+    r.stderr_has(&format!("  INHERITED FROM OUTSIDE THE PROJECT: {base}\n"));
+}
