@@ -169,19 +169,35 @@ fn app_shown(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
             push(out, format!("{n} {stage} hook"), h.command.clone());
         }
     }
+    let default_web = || {
+        crate::export::default_web(app).map(|d| {
+            if d == "$STACKATO_UWSGI" {
+                format!(
+                    "$STACKATO_UWSGI (uWSGI serving {})",
+                    crate::platform::web::start_file(app).unwrap_or_default()
+                )
+            } else {
+                d
+            }
+        })
+    };
     match &app.web {
-        Web::Command(c) => push(out, format!("{n} web"), c.value.clone()),
+        Web::Command(c) => {
+            push(out, format!("{n} web"), c.value.clone());
+            // A web command that runs the default one.
+            if c.value.contains("PROCESSES_WEB")
+                && let Some(d) = default_web()
+            {
+                push(
+                    out,
+                    format!("{n} web (framework default, $PROCESSES_WEB)"),
+                    d,
+                );
+            }
+        }
         Web::Worker => {}
         Web::Default if app.command.is_none() && app.framework_name().is_some() => {
-            if let Some(d) = crate::export::default_web(app) {
-                let d = if d == "$STACKATO_UWSGI" {
-                    format!(
-                        "$STACKATO_UWSGI (uWSGI serving {})",
-                        crate::platform::web::start_file(app).unwrap_or_default()
-                    )
-                } else {
-                    d
-                };
+            if let Some(d) = default_web() {
                 push(out, format!("{n} web (framework default)"), d);
             }
         }
