@@ -64,13 +64,13 @@ pub fn listing(shown: &[Shown]) -> String {
 pub fn diff(d: &Diff) -> String {
     let mut out = String::new();
     for f in &d.files_added {
-        let _ = writeln!(out, "  file added: {}", escape(f));
+        let _ = writeln!(out, "  file added: {}", rel_path(std::path::Path::new(f)));
     }
     for f in &d.files_removed {
-        let _ = writeln!(out, "  file removed: {}", escape(f));
+        let _ = writeln!(out, "  file removed: {}", rel_path(std::path::Path::new(f)));
     }
     for f in &d.files_changed {
-        let _ = writeln!(out, "  file changed: {}", escape(f));
+        let _ = writeln!(out, "  file changed: {}", rel_path(std::path::Path::new(f)));
     }
     for s in &d.shown_added {
         let _ = writeln!(out, "  added: {}: {}", escape(&s.what), escape(&s.text));

@@ -120,10 +120,7 @@ fn a_local_package_in_requirements_is_shown_and_its_setup_py_is_covered() {
     )]);
     let r = untrusted(&p, h.path(), RUN_ONCE);
     r.code(8);
-    r.stderr_has(&format!(
-        "  file changed: {}\n",
-        p.app.join("pkg/setup.py").display()
-    ));
+    r.stderr_has("  file changed: pkg/setup.py\n");
     assert!(!p.file("other").exists() && !p.file("setup-ran").exists());
 }
 
