@@ -109,4 +109,16 @@ mod tests {
             );
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn nothing_escaped_can_move_the_cursor_or_reorder_text(s in "\\PC*|[\\x00-\\x1f\\x7f-\\u{9f}\\u{2000}-\\u{206f}a]*") {
+            let e = escape(&s);
+            proptest::prop_assert!(!e.chars().any(|c| c.is_control() || is_invisible_format(c)));
+            // Printable text is kept as it is.
+            if !s.chars().any(|c| c.is_control() || is_invisible_format(c)) {
+                proptest::prop_assert_eq!(e, s);
+            }
+        }
+    }
 }
