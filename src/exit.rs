@@ -20,7 +20,8 @@ pub const HOOK: i32 = 6;
 /// The app failed: it crashed with `--exit-on-crash`, never accepted connections on its port
 /// (the platform's health check), or could not be started.
 pub const APP: i32 = 7;
-/// The manifest's commands were not trusted (answer "no", or no terminal and no --trust).
+/// The project is not trusted, or changed since `allow` (answer "no", or no terminal and no
+/// --trust).
 pub const UNTRUSTED: i32 = 8;
 /// The command line is wrong (unknown flag, bad value).
 pub const USAGE: i32 = 64;

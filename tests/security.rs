@@ -739,11 +739,11 @@ fn allow_records_trust_under_home_or_xdg_data_home_not_in_the_project() {
     let home = tempfile::tempdir().unwrap();
     let r = untrusted(&p, home.path(), &["allow"], &[]);
     r.code(0);
-    let store = canon(home.path()).join(".local/share/stackato-local/trusted");
+    let store = canon(home.path()).join(".local/share/stackato-local/trust.json");
     let store = if store.exists() {
         store
     } else {
-        home.path().join(".local/share/stackato-local/trusted")
+        home.path().join(".local/share/stackato-local/trust.json")
     };
     assert!(
         r.stdout
@@ -753,10 +753,21 @@ fn allow_records_trust_under_home_or_xdg_data_home_not_in_the_project() {
     );
     let text = std::fs::read_to_string(&store).expect("the trust store");
     let manifest = p.app.join("stackato.yml").display().to_string();
-    // One or more lines (the format is the product's), each naming this manifest.
-    assert!(!text.trim().is_empty(), "an empty trust store");
+    // One JSON record, keyed by this manifest, with SHA-256 digests.
+    let json: Value = serde_json::from_str(&text).expect("the trust store is JSON");
+    let projects = json["projects"].as_object().expect("projects");
+    assert_eq!(
+        projects.keys().collect::<Vec<_>>(),
+        vec![&manifest],
+        "{text}"
+    );
     assert!(
-        text.lines().all(|l| l.ends_with(&format!(" {manifest}"))),
+        projects[&manifest]["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .any(|f| f["path"] == manifest.as_str()
+                && f["state"]["sha256"].as_str().is_some_and(|h| h.len() == 64)),
         "{text}"
     );
     assert_eq!(
@@ -775,7 +786,7 @@ fn allow_records_trust_under_home_or_xdg_data_home_not_in_the_project() {
             if f.is_file() {
                 let t = std::fs::read_to_string(&f).unwrap_or_default();
                 assert!(
-                    !text.lines().any(|l| t.contains(l)),
+                    !t.contains("\"sha256\""),
                     "{} holds a trust record",
                     f.display()
                 );
@@ -792,7 +803,7 @@ fn allow_records_trust_under_home_or_xdg_data_home_not_in_the_project() {
     let xdg = tempfile::tempdir().unwrap();
     let xdg_s = xdg.path().display().to_string();
     untrusted(&p, other.path(), &["allow"], &[("XDG_DATA_HOME", &xdg_s)]).code(0);
-    assert!(xdg.path().join("stackato-local/trusted").exists());
+    assert!(xdg.path().join("stackato-local/trust.json").exists());
     assert!(!other.path().join(".local").exists());
     untrusted(&p, other.path(), RUN_ONCE, &[("XDG_DATA_HOME", &xdg_s)]).code(7);
 }
@@ -804,17 +815,20 @@ fn a_repository_cannot_ship_its_own_trust() {
     // A valid trust line for exactly this manifest, made elsewhere.
     let elsewhere = tempfile::tempdir().unwrap();
     untrusted(&p, elsewhere.path(), &["allow"], &[]).code(0);
-    let line =
-        std::fs::read_to_string(elsewhere.path().join(".local/share/stackato-local/trusted"))
-            .expect("the trust store");
+    let line = std::fs::read_to_string(
+        elsewhere
+            .path()
+            .join(".local/share/stackato-local/trust.json"),
+    )
+    .expect("the trust store");
     // The repository ships it in every place it could hope to be read from, and a .env that
     // points HOME and XDG_DATA_HOME into itself.
     let app = p.app.display().to_string();
     p.write_all(&[
-        (".stackato-local/trusted", &line),
-        (".stackato-local/stackato-local/trusted", &line),
-        (".local/share/stackato-local/trusted", &line),
-        ("share/stackato-local/trusted", &line),
+        (".stackato-local/trust.json", &line),
+        (".stackato-local/stackato-local/trust.json", &line),
+        (".local/share/stackato-local/trust.json", &line),
+        ("share/stackato-local/trust.json", &line),
         (".env", &format!("HOME={app}\nXDG_DATA_HOME={app}/share\n")),
     ]);
     let home = tempfile::tempdir().unwrap();

@@ -87,6 +87,9 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         Ok(x) => x,
         Err(c) => return c,
     };
+    if let Err(c) = csvc::gate(g, &loaded) {
+        return c;
+    }
     let mut planned = match csvc::plan(g, &loaded, &state, &args.services) {
         Ok(p) => p,
         Err(c) => return c,

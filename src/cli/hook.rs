@@ -420,18 +420,15 @@ pub fn hook_env(g: &Global, shell: Shell) -> i32 {
 
 /// Build the app's runtime environment for `root`; `Err` is a one-line reason not to.
 fn load(g: &Global, root: &Path, shell: Shell) -> Result<(String, String), String> {
+    // Nothing of an unallowed project is parsed: the record first, its digests, then load.
+    let outside = crate::trust::hook_gate(root)?;
     let mut opts = g.load.clone();
     opts.dir = root.to_path_buf();
     opts.manifest = None;
+    opts.outside = outside;
     let mut ask = |_: &str| None;
     let loaded = crate::manifest::load(&opts, &mut ask)
         .map_err(|e| format!("stackato-local: {} not loaded: {e}", root.display()))?;
-    if !crate::trust::is_trusted_for(&loaded, crate::trust::Kind::Env) {
-        return Err(format!(
-            "stackato-local: {} is not allowed; review it and run `stackato-local allow`",
-            root.display()
-        ));
-    }
     let state = crate::state::StateDir::open(&loaded.manifest.dir)
         .map_err(|e| format!("stackato-local: {e}"))?;
     let target = crate::manifest::Target {

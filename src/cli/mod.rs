@@ -59,6 +59,11 @@ pub struct Cli {
           default_value = manifest::DEFAULT_TARGET, hide_env_values = true)]
     pub target: String,
 
+    /// Trust the project's commands for this invocation without asking or recording (for CI;
+    /// also STACKATO_LOCAL_TRUST=1 in this tool's own environment).
+    #[arg(long, global = true)]
+    pub trust: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -131,8 +136,14 @@ Examples:
   stackato-local run --exit-on-crash      for scripts and CI
   stackato-local run --db sqlite          no database server needed")]
     Run(run::Args),
-    /// Show the commands the manifest runs (hooks, processes, cron) and trust them here.
-    Allow,
+    /// Show what the project runs (commands, installers, environment) and trust it here.
+    #[command(after_help = "\
+Examples:
+  stackato-local allow          show and trust the project in this directory
+  stackato-local allow --list   every trusted project, and whether it still matches")]
+    Allow(allow::Args),
+    /// Forget the trust of the project in DIR (default: this one).
+    Deny(allow::DenyArgs),
     /// Recognise the app in the directory and write a commented stackato.yml for it.
     #[command(after_help = "\
 Recognises Django, Flask, plain WSGI, Node.js, Perl PSGI, PHP, Rails and Rack apps, and guesses
@@ -280,6 +291,8 @@ impl Ui {
 pub struct Global {
     pub ui: Ui,
     pub load: LoadOptions,
+    /// `--trust`: trust the project for this invocation.
+    pub trust: bool,
 }
 
 /// Parse the command line, run, return the exit code.
@@ -324,7 +337,24 @@ fn dispatch() -> i32 {
         .filter(|m| !m.is_empty())
         .map(PathBuf::from);
     load.target_url = cli.target.clone();
-    let g = Global { ui, load };
+    // Inherited files outside the project are read only when `allow` recorded them.
+    if !matches!(
+        cli.command,
+        Command::Allow(_)
+            | Command::Deny(_)
+            | Command::Hook(_)
+            | Command::HookEnv { .. }
+            | Command::Completions(_)
+            | Command::Man
+            | Command::Guardian
+    ) {
+        load.outside = crate::trust::accepted_outside(&load);
+    }
+    let g = Global {
+        ui,
+        load,
+        trust: cli.trust,
+    };
     let code = match &cli.command {
         Command::Config(a) => config::run(&g, a),
         Command::Check(a) => check::run(&g, a),
@@ -334,7 +364,8 @@ fn dispatch() -> i32 {
         Command::Exec(a) => exec::run(&g, a),
         Command::Run(a) => run::run(&g, a),
         Command::Restart(a) => restart::run(&g, a),
-        Command::Allow => allow::run(&g),
+        Command::Allow(a) => allow::run(&g, a),
+        Command::Deny(a) => allow::deny(&g, a),
         Command::Init(a) => init::run(&g, a),
         Command::Doctor(a) => doctor::run(&g, a),
         Command::Completions(a) => completions::completions(a),

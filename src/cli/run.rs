@@ -55,9 +55,6 @@ pub struct Args {
     /// Time limit of each staging hook or installer, in seconds (the platform's STAGING_TIMEOUT).
     #[arg(long, value_name = "SECS", default_value_t = 900)]
     pub hook_timeout: u64,
-    /// Trust the manifest's commands without asking (for CI; also STACKATO_LOCAL_TRUST=1).
-    #[arg(long)]
-    pub trust: bool,
     /// Do not watch files; restart only on crashes.
     #[arg(long)]
     pub no_watch: bool,
@@ -101,9 +98,9 @@ pub fn run(g: &Global, args: &Args) -> i32 {
             return exit::IO;
         }
     };
-    if let crate::trust::Decision::Refused(why) = crate::trust::check(&loaded, args.trust) {
-        out.error(&why);
-        return exit::UNTRUSTED;
+    if let Err(refused) = crate::trust::require(&loaded, g.trust) {
+        out.error(&refused.to_string());
+        return refused.exit_code();
     }
     for name in &args.app {
         if loaded.manifest.app(name).is_none() {
@@ -214,12 +211,11 @@ pub fn run(g: &Global, args: &Args) -> i32 {
                 match crate::manifest::load(&g.load, &mut asker) {
                     Ok(l) => {
                         crate::cli::print_diagnostics(g, &l.sources, &l.warnings);
-                        // New commands in the manifest are shown and asked about again.
-                        if let crate::trust::Decision::Refused(why) =
-                            crate::trust::check(&l, args.trust)
-                        {
-                            out.error(&why);
-                            break exit::UNTRUSTED;
+                        // A change to what runs is shown and asked about again (on a terminal;
+                        // the restage waits for the answer), or stops the run.
+                        if let Err(refused) = crate::trust::require(&l, g.trust) {
+                            out.error(&refused.to_string());
+                            break refused.exit_code();
                         }
                         loaded = l;
                     }

@@ -75,6 +75,14 @@ pub fn open(g: &Global) -> Result<(Loaded, StateDir), i32> {
     Ok((loaded, state))
 }
 
+/// The trust gate before anything of the project runs: print the refusal, return its code.
+pub fn gate(g: &Global, loaded: &Loaded) -> Result<crate::trust::Granted, i32> {
+    crate::trust::require(loaded, g.trust).map_err(|r| {
+        eprintln!("error: {r}");
+        r.exit_code()
+    })
+}
+
 /// Provision and plan every service of the manifest.
 pub fn plan(
     g: &Global,
@@ -200,6 +208,11 @@ pub fn run(g: &Global, args: &Args) -> i32 {
     if let Some(Cmd::Reset { name, yes }) = &args.command {
         return reset(&state, name, *yes);
     }
+    if matches!(args.command, Some(Cmd::Start { .. } | Cmd::Shell { .. }))
+        && let Err(c) = gate(g, &loaded)
+    {
+        return c;
+    }
     let mut planned = match plan(g, &loaded, &state, &args.opts) {
         Ok(p) => p,
         Err(c) => return c,
@@ -234,6 +247,9 @@ pub fn dbshell(g: &Global, args: &DbshellArgs) -> i32 {
         Ok(x) => x,
         Err(c) => return c,
     };
+    if let Err(c) = gate(g, &loaded) {
+        return c;
+    }
     let mut planned = match plan(g, &loaded, &state, &args.opts) {
         Ok(p) => p,
         Err(c) => return c,

@@ -200,6 +200,15 @@ pub fn for_project(
             roots.push(d);
         }
     }
+    // Every file trust covers reloads when it changes, and so goes through the gate again
+    // (requirement files already do, as requirements).
+    let mut manifests = manifests;
+    for f in crate::trust::watched_files(loaded) {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !manifests.contains(&f) && !REQUIREMENT_FILES.contains(&name) {
+            manifests.push(f);
+        }
+    }
     let state_dir = state_root
         .canonicalize()
         .unwrap_or_else(|_| state_root.to_path_buf());

@@ -1,0 +1,483 @@
+//! The files that decide what a project runs (manifest and inherited files, `.env`, Procfile,
+//! dependency manifests the installers execute, local packages, crontab), and reading one of
+//! them safely for its digest: regular files only, without following a symlink out of the
+//! project, never blocking on a FIFO, with a size cap.
+
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::manifest::{App, Loaded};
+
+/// Largest file we hash; a bigger one cannot be trusted.
+pub const MAX_FILE: u64 = 16 * 1024 * 1024;
+
+/// Files looked for in every app directory; absent ones are recorded as missing, so one that
+/// appears later asks again.
+const PER_APP: &[&str] = &[
+    ".env",
+    "Procfile",
+    "crontab",
+    "requirements.txt",
+    "requirements.pip",
+    "package.json",
+    ".npmrc",
+    "cpanfile",
+    "Makefile.PL",
+    "Build.PL",
+    "Gemfile",
+    "composer.json",
+    "setup.py",
+    "setup.cfg",
+    "pyproject.toml",
+];
+
+/// What a local package (`-e .`, `./pkg`, `file:`) runs when pip or npm installs it.
+const PACKAGE_FILES: &[&str] = &["setup.py", "setup.cfg", "pyproject.toml", "package.json"];
+
+/// The state of one file, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FileState {
+    Missing,
+    File {
+        sha256: String,
+        size: u64,
+    },
+    /// A symlink pointing outside the project: recorded, never followed.
+    LinkOutside {
+        target: String,
+    },
+    /// Not a regular file (directory, FIFO, device, socket).
+    Special {
+        what: String,
+    },
+    TooLarge {
+        size: u64,
+    },
+    Unreadable {
+        error: String,
+    },
+}
+
+impl FileState {
+    /// Whether this state can be trusted at all (a file we could not read cannot).
+    pub fn checkable(&self) -> bool {
+        !matches!(
+            self,
+            FileState::TooLarge { .. } | FileState::Unreadable { .. }
+        )
+    }
+}
+
+/// The path does not exist: not found, or a component of it is a file (`./pkg.whl/setup.py`).
+fn absent(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
+}
+
+/// Lexically normalised `p` (`.` and `..` resolved without touching the disk).
+pub fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The state of `path`, reading it only if it is a regular file inside `root` (symlinks are
+/// resolved, in the name and in its directories, and must stay inside `root`).
+pub fn state(path: &Path, root: &Path) -> FileState {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => {}
+        Err(e) if absent(&e) => return FileState::Missing,
+        Err(e) => {
+            return FileState::Unreadable {
+                error: e.to_string(),
+            };
+        }
+    }
+    let target = || {
+        std::fs::read_link(path)
+            .map(|t| t.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| path.to_string_lossy().into_owned())
+    };
+    match path.canonicalize() {
+        Ok(r) if r.starts_with(root) => read(&r),
+        // Outside the project, or a dangling link: recorded by its target, never read.
+        _ => FileState::LinkOutside { target: target() },
+    }
+}
+
+fn special(ft: std::fs::FileType) -> FileState {
+    let what = if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    };
+    FileState::Special { what: what.into() }
+}
+
+/// Hash a regular file: opened without following a link and without blocking, checked again
+/// after opening, read up to the cap.
+pub fn read(path: &Path) -> FileState {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => return special(m.file_type()),
+        Ok(_) => {}
+        Err(e) if absent(&e) => return FileState::Missing,
+        Err(e) => {
+            return FileState::Unreadable {
+                error: e.to_string(),
+            };
+        }
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path);
+    let f = match f {
+        Ok(f) => f,
+        Err(e) => {
+            return FileState::Unreadable {
+                error: e.to_string(),
+            };
+        }
+    };
+    let md = match f.metadata() {
+        Ok(m) => m,
+        Err(e) => {
+            return FileState::Unreadable {
+                error: e.to_string(),
+            };
+        }
+    };
+    if !md.file_type().is_file() {
+        return special(md.file_type());
+    }
+    if md.len() > MAX_FILE {
+        return FileState::TooLarge { size: md.len() };
+    }
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    let mut r = f.take(MAX_FILE + 1);
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                size += n as u64;
+                h.update(&buf[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return FileState::Unreadable {
+                    error: e.to_string(),
+                };
+            }
+        }
+    }
+    if size > MAX_FILE {
+        return FileState::TooLarge { size };
+    }
+    FileState::File {
+        sha256: format!("{:x}", h.finalize()),
+        size,
+    }
+}
+
+/// The text of a regular file inside `root` (same rules as [`state`]), for what `allow` shows.
+pub fn text(path: &Path, root: &Path) -> Option<String> {
+    let real = path.canonicalize().ok()?;
+    if !real.starts_with(root) {
+        return None;
+    }
+    if !std::fs::symlink_metadata(&real).ok()?.file_type().is_file() {
+        return None;
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(&real)
+        .ok()?;
+    if !f.metadata().ok()?.file_type().is_file() {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_FILE).read_to_end(&mut bytes).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// One decisive file: its path, and whether the shell hook evaluates it (manifest, inherited
+/// files, `.env`), so the hook re-checks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decisive {
+    pub path: PathBuf,
+    pub hook: bool,
+    /// A manifest file (the root or an inherited one): the loader has read it, wherever it is.
+    pub source: bool,
+}
+
+/// A reference to a local package or another requirements file in a requirements file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReqRef {
+    /// `-r FILE`, `-c FILE`: read by pip too.
+    File(String),
+    /// `-e .`, `./pkg`, `file:../x`, `/abs/pkg`, `name @ file:…`: built from source.
+    Local(String),
+}
+
+/// `file:` URLs and paths in a requirement, as a path.
+fn local_path(spec: &str) -> Option<String> {
+    let spec = spec.trim();
+    let spec = spec.split_once('#').map_or(spec, |(a, _)| a).trim();
+    let spec = spec
+        .strip_suffix(']')
+        .map_or(spec, |s| s.rsplit_once('[').map_or(spec, |(a, _)| a));
+    if let Some(rest) = spec.strip_prefix("file://") {
+        return Some(rest.to_string());
+    }
+    if let Some(rest) = spec.strip_prefix("file:") {
+        return Some(rest.to_string());
+    }
+    if spec.starts_with('.') || spec.starts_with('/') || spec.starts_with('~') {
+        return Some(spec.to_string());
+    }
+    None
+}
+
+/// Local packages and nested files referenced by a pip requirements file.
+pub fn requirement_refs(text: &str) -> Vec<ReqRef> {
+    let mut out = Vec::new();
+    for raw in text.lines() {
+        let line = match raw.find(" #") {
+            Some(i) => &raw[..i],
+            None => raw,
+        }
+        .trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (opt, rest) = match line.split_once([' ', '=', '\t']) {
+            Some((o, r)) if o.starts_with('-') => (o, r.trim()),
+            _ if line.starts_with("-r") || line.starts_with("-c") || line.starts_with("-e") => {
+                (&line[..2], line[2..].trim())
+            }
+            _ => ("", line),
+        };
+        match opt {
+            "-r" | "--requirement" | "-c" | "--constraint" => {
+                out.push(ReqRef::File(rest.to_string()));
+            }
+            "-e" | "--editable" => {
+                if let Some(p) = local_path(rest) {
+                    out.push(ReqRef::Local(p));
+                } else if !rest.contains("://") && !rest.contains('+') {
+                    out.push(ReqRef::Local(rest.to_string()));
+                }
+            }
+            "" => {
+                if let Some((_, url)) = rest.split_once(" @ ")
+                    && let Some(p) = local_path(url)
+                {
+                    out.push(ReqRef::Local(p));
+                } else if let Some(p) = local_path(rest) {
+                    out.push(ReqRef::Local(p));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Resolve a path written in a project file against `base`.
+pub fn resolve(base: &Path, p: &str) -> PathBuf {
+    if let Some(rest) = p.strip_prefix("~/") {
+        // Another user's home is outside the project in any case.
+        return PathBuf::from("/~").join(rest);
+    }
+    normalize(&base.join(p))
+}
+
+/// Local packages (`file:`, paths) among a package.json's dependencies.
+pub fn npm_local_deps(json: &serde_json::Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for section in [
+        "dependencies",
+        "devDependencies",
+        "optionalDependencies",
+        "peerDependencies",
+    ] {
+        if let Some(m) = json.get(section).and_then(|v| v.as_object()) {
+            for (name, v) in m {
+                if let Some(s) = v.as_str()
+                    && let Some(p) = s
+                        .strip_prefix("file:")
+                        .or_else(|| s.strip_prefix("link:"))
+                        .map(str::to_string)
+                        .or_else(|| {
+                            (s.starts_with("./") || s.starts_with("../") || s.starts_with('/'))
+                                .then(|| s.to_string())
+                        })
+                {
+                    out.push((name.clone(), p));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The requirements files pip reads for `app`, per the staging rules: `PIP_REQUIREMENTS_FILE`
+/// when set (in the manifest or a `.env` file), else requirements.txt / requirements.pip.
+pub fn pip_files(app: &App, pip_requirements_file: Option<&str>) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Some(f) = pip_requirements_file {
+        v.push(resolve(&app.path, f));
+    }
+    v.push(app.path.join("requirements.txt"));
+    v.push(app.path.join("requirements.pip"));
+    v
+}
+
+/// Every file that decides what the project runs, in a stable order without repeats.
+pub fn decisive(loaded: &Loaded, root: &Path) -> Vec<Decisive> {
+    let mut out: Vec<Decisive> = Vec::new();
+    let push = |path: PathBuf, hook: bool, out: &mut Vec<Decisive>| {
+        let path = normalize(&path);
+        if let Some(d) = out.iter_mut().find(|d| d.path == path) {
+            d.hook |= hook;
+        } else {
+            out.push(Decisive {
+                path,
+                hook,
+                source: false,
+            });
+        }
+    };
+    for f in loaded.sources.files() {
+        let path = f.path.canonicalize().unwrap_or_else(|_| normalize(&f.path));
+        if !out.iter().any(|d| d.path == path) {
+            out.push(Decisive {
+                path,
+                hook: true,
+                source: true,
+            });
+        }
+    }
+    push(loaded.manifest.dir.join(".env"), true, &mut out);
+    for app in &loaded.manifest.apps {
+        push(app.path.join(".env"), true, &mut out);
+        for f in PER_APP {
+            push(app.path.join(f), false, &mut out);
+        }
+        let prf = crate::trust::shown::pip_requirements_file(loaded, app, root);
+        // Requirements files and what they pull in, breadth first, bounded.
+        let mut queue: Vec<PathBuf> = pip_files(app, prf.as_deref());
+        let mut seen: Vec<PathBuf> = Vec::new();
+        while let Some(f) = queue.pop() {
+            if seen.contains(&f) || seen.len() >= 64 {
+                continue;
+            }
+            seen.push(f.clone());
+            push(f.clone(), false, &mut out);
+            let Some(t) = text(&f, root) else { continue };
+            let dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
+            for r in requirement_refs(&t) {
+                match r {
+                    ReqRef::File(n) => queue.push(resolve(&dir, &n)),
+                    ReqRef::Local(p) => {
+                        let d = resolve(&app.path, &p);
+                        // The package itself (an archive runs its setup.py too), then the
+                        // files a source directory runs.
+                        push(d.clone(), false, &mut out);
+                        for pf in PACKAGE_FILES {
+                            push(d.join(pf), false, &mut out);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(t) = text(&app.path.join("package.json"), root)
+            && let Ok(json) = serde_json::from_str::<serde_json::Value>(&t)
+        {
+            for (_, p) in npm_local_deps(&json) {
+                let d = resolve(&app.path, &p);
+                push(d.join("package.json"), false, &mut out);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_packages_and_nested_files_are_found() {
+        let refs = requirement_refs(
+            "flask==2.0\n-e .\n./pkg\n-r dev.txt\n--requirement=more.txt\n-e git+https://x/y#egg=z\nfoo @ file:///opt/foo\n# -e ./commented\nfile:../sib[extra]\n-c constraints.txt\nbar # ./not-this\n",
+        );
+        assert_eq!(
+            refs,
+            vec![
+                ReqRef::Local(".".into()),
+                ReqRef::Local("./pkg".into()),
+                ReqRef::File("dev.txt".into()),
+                ReqRef::File("more.txt".into()),
+                ReqRef::Local("/opt/foo".into()),
+                ReqRef::Local("../sib".into()),
+                ReqRef::File("constraints.txt".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_fifo_is_not_read_and_a_link_outside_is_not_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().canonicalize().unwrap();
+        let fifo = root.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert_eq!(
+            state(&fifo, &root),
+            FileState::Special {
+                what: "a FIFO".into()
+            }
+        );
+        std::os::unix::fs::symlink("/etc/passwd", root.join("out")).unwrap();
+        assert_eq!(
+            state(&root.join("out"), &root),
+            FileState::LinkOutside {
+                target: "/etc/passwd".into()
+            }
+        );
+        std::fs::write(root.join("f"), "x").unwrap();
+        std::os::unix::fs::symlink("f", root.join("in")).unwrap();
+        assert_eq!(
+            state(&root.join("in"), &root),
+            state(&root.join("f"), &root)
+        );
+        assert!(matches!(
+            state(&root.join("f"), &root),
+            FileState::File { size: 1, .. }
+        ));
+        assert_eq!(state(&root.join("nope"), &root), FileState::Missing);
+        // Below a file (a local wheel's "setup.py"): absent, not unreadable.
+        assert_eq!(state(&root.join("f/setup.py"), &root), FileState::Missing);
+    }
+}

@@ -1,0 +1,436 @@
+//! What `allow` and the trust prompt show: every command the project runs (hooks, web and
+//! worker commands, `command:`, cron and crontab lines, Procfile lines, the framework's default
+//! web command), the installers that run repository code (pip with local packages, npm with
+//! lifecycle scripts, cpanm, bundler), and the `env:` / `.env` values that change how programs
+//! run ([`changes_how_programs_run`]).
+
+use std::path::Path;
+
+use crate::manifest::model::Web;
+use crate::manifest::{App, Loaded};
+use crate::trust::files::{self, ReqRef};
+use crate::trust::record::Shown;
+
+/// Whether a variable changes how programs (shells, loaders, interpreters, installers, this
+/// tool) behave, rather than being data for the app: shell start-up and control, dynamic
+/// loaders, interpreters' start-up hooks and search paths, installers' settings, the commands
+/// other programs run (pager, editor), and identity (`HOME`, `XDG_*`, `STACKATO_LOCAL_*`).
+pub fn changes_how_programs_run(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        // Shells.
+        "BASH_ENV",
+        "ENV",
+        "PROMPT_COMMAND",
+        "PS0",
+        "PS1",
+        "PS2",
+        "PS3",
+        "PS4",
+        "IFS",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "CDPATH",
+        "GLOBIGNORE",
+        "HISTFILE",
+        "ZDOTDIR",
+        "SHELL",
+        "PATH",
+        // Interpreters' start-up hooks and search paths.
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "PYTHONSTARTUP",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONUSERBASE",
+        "PERL5OPT",
+        "PERL5LIB",
+        "PERLLIB",
+        "PERL5DB",
+        "PERL_MB_OPT",
+        "PERL_MM_OPT",
+        "RUBYOPT",
+        "RUBYLIB",
+        "BUNDLE_GEMFILE",
+        "PHPRC",
+        "PHP_INI_SCAN_DIR",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "JDK_JAVA_OPTIONS",
+        "GCONV_PATH",
+        // Commands other programs run.
+        "LESSOPEN",
+        "LESSCLOSE",
+        "PAGER",
+        "MANPAGER",
+        "EDITOR",
+        "VISUAL",
+        "BROWSER",
+        "SSH_ASKPASS",
+        // The platform's command variables.
+        "PROCESSES_WEB",
+        "STACKATO_UWSGI",
+        "PIP_REQUIREMENTS_FILE",
+        // Identity.
+        "HOME",
+    ];
+    const PREFIX: &[&str] = &[
+        "LD_",
+        "DYLD_",
+        "GIT_",
+        "BASH_FUNC_",
+        "NPM_CONFIG_",
+        "PIP_",
+        "UWSGI_",
+        "XDG_",
+        "STACKATO_LOCAL_",
+    ];
+    let upper = name.to_ascii_uppercase();
+    EXACT.contains(&name) || PREFIX.iter().any(|p| upper.starts_with(p))
+}
+
+/// The `.env` entries of the files the environment reads for `app` (project's, then app's),
+/// with the file each came from; unreadable or malformed files give nothing.
+fn dotenv_entries(loaded: &Loaded, app: &App, root: &Path) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let mut paths = vec![loaded.manifest.dir.join(".env")];
+    if app.path != loaded.manifest.dir {
+        paths.push(app.path.join(".env"));
+    }
+    for p in paths {
+        let Some(t) = files::text(&p, root) else {
+            continue;
+        };
+        let Ok(entries) = crate::env::dotenv::parse(&t, &|_| None) else {
+            continue;
+        };
+        let shown = p
+            .strip_prefix(&loaded.manifest.dir)
+            .map_or_else(|_| p.display().to_string(), |r| r.display().to_string());
+        for e in entries {
+            out.push((shown.clone(), e.key, e.value));
+        }
+    }
+    out
+}
+
+/// `PIP_REQUIREMENTS_FILE` as staging sees it: the manifest's value, overridden by `.env`.
+pub fn pip_requirements_file(loaded: &Loaded, app: &App, root: &Path) -> Option<String> {
+    let mut v = app
+        .env
+        .iter()
+        .find(|e| e.name.value == "PIP_REQUIREMENTS_FILE")
+        .and_then(|e| e.default.as_ref().map(|d| d.value.clone()));
+    for (_, k, val) in dotenv_entries(loaded, app, root) {
+        if k == "PIP_REQUIREMENTS_FILE" {
+            v = Some(val);
+        }
+    }
+    v.filter(|s| !s.is_empty())
+}
+
+/// npm's lifecycle scripts that `npm install` runs.
+const NPM_LIFECYCLE: &[&str] = &[
+    "preinstall",
+    "install",
+    "postinstall",
+    "prepublish",
+    "preprepare",
+    "prepare",
+    "postprepare",
+];
+
+fn push(out: &mut Vec<Shown>, what: String, text: impl Into<String>) {
+    let s = Shown {
+        what,
+        text: text.into(),
+    };
+    if !out.contains(&s) {
+        out.push(s);
+    }
+}
+
+/// Everything shown for the project, in a stable order.
+pub fn shown(loaded: &Loaded, root: &Path) -> Vec<Shown> {
+    let mut out = Vec::new();
+    for app in &loaded.manifest.apps {
+        app_shown(loaded, app, root, &mut out);
+    }
+    out
+}
+
+fn app_shown(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
+    let n = &app.name.value;
+    for (stage, hooks) in [
+        ("pre-staging", &app.hooks.pre_staging),
+        ("post-staging", &app.hooks.post_staging),
+        ("pre-running", &app.hooks.pre_running),
+    ] {
+        for h in hooks {
+            push(out, format!("{n} {stage} hook"), h.command.clone());
+        }
+    }
+    let default_web = || {
+        crate::export::default_web(app).map(|d| {
+            if d == "$STACKATO_UWSGI" {
+                format!(
+                    "$STACKATO_UWSGI (uWSGI serving {})",
+                    crate::platform::web::start_file(app).unwrap_or_default()
+                )
+            } else {
+                d
+            }
+        })
+    };
+    match &app.web {
+        Web::Command(c) => {
+            push(out, format!("{n} web"), c.value.clone());
+            // A web command that runs the default one.
+            if c.value.contains("PROCESSES_WEB")
+                && let Some(d) = default_web()
+            {
+                push(
+                    out,
+                    format!("{n} web (framework default, $PROCESSES_WEB)"),
+                    d,
+                );
+            }
+        }
+        Web::Worker => {}
+        Web::Default if app.command.is_none() && app.framework_name().is_some() => {
+            if let Some(d) = default_web() {
+                push(out, format!("{n} web (framework default)"), d);
+            }
+        }
+        Web::Default => {}
+    }
+    if let Some(c) = &app.command {
+        push(out, format!("{n} command"), c.value.clone());
+    }
+    // Procfile lines (the web line is the default web command of an app without framework).
+    if let Some(t) = files::text(&app.path.join("Procfile"), root) {
+        for l in t.lines() {
+            let l = l.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            match l.split_once(':') {
+                Some((k, v)) => push(out, format!("{n} Procfile {}", k.trim()), v.trim()),
+                None => push(out, format!("{n} Procfile"), l),
+            }
+        }
+    }
+    for c in &app.cron {
+        push(out, format!("{n} cron"), c.value.clone());
+    }
+    if let Some(t) = files::text(&app.path.join("crontab"), root) {
+        for l in t
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            push(out, format!("{n} crontab"), l);
+        }
+    }
+    installers(loaded, app, root, out);
+    for e in &app.env {
+        if changes_how_programs_run(&e.name.value)
+            && let Some(d) = &e.default
+        {
+            push(
+                out,
+                format!("{n} env (manifest)"),
+                format!("{}={}", e.name.value, d.value),
+            );
+        }
+    }
+    for (file, k, v) in dotenv_entries(loaded, app, root) {
+        if changes_how_programs_run(&k) {
+            push(out, format!("{n} env ({file})"), format!("{k}={v}"));
+        }
+    }
+}
+
+fn rel(app: &App, p: &Path) -> String {
+    p.strip_prefix(&app.path)
+        .map_or_else(|_| p.display().to_string(), |r| r.display().to_string())
+}
+
+/// The installers staging runs for `app`, and the repository code they execute.
+fn installers(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
+    let n = &app.name.value;
+    let fw = app.framework_name();
+    let python = crate::stage::requirements::is_python(app);
+    if python {
+        let prf = pip_requirements_file(loaded, app, root);
+        let file = files::pip_files(app, prf.as_deref())
+            .into_iter()
+            .find(|p| p.is_file());
+        if let Some(f) = file {
+            let text = files::text(&f, root).unwrap_or_default();
+            let count = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .count();
+            push(
+                out,
+                format!("{n} installer"),
+                format!(
+                    "pip install -r {} ({count} lines; pip runs each package's build code)",
+                    rel(app, &f)
+                ),
+            );
+            let mut queue = vec![f];
+            let mut seen = Vec::new();
+            while let Some(f) = queue.pop() {
+                if seen.contains(&f) || seen.len() >= 64 {
+                    continue;
+                }
+                seen.push(f.clone());
+                let Some(t) = files::text(&f, root) else {
+                    continue;
+                };
+                let dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
+                for r in files::requirement_refs(&t) {
+                    match r {
+                        ReqRef::File(x) => {
+                            let p = files::resolve(&dir, &x);
+                            push(
+                                out,
+                                format!("{n} installer"),
+                                format!("pip reads {} too", rel(app, &p)),
+                            );
+                            queue.push(p);
+                        }
+                        ReqRef::Local(x) => {
+                            let p = files::resolve(&app.path, &x);
+                            let outside = if p.starts_with(root) {
+                                ""
+                            } else {
+                                ", OUTSIDE the project"
+                            };
+                            push(
+                                out,
+                                format!("{n} local package"),
+                                format!(
+                                    "{x} (pip builds it from source: its setup.py / pyproject.toml run{outside})"
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let list: Vec<&str> = app
+            .requirements
+            .pip
+            .iter()
+            .chain(&app.requirements.pypm)
+            .map(String::as_str)
+            .collect();
+        if !list.is_empty() {
+            push(
+                out,
+                format!("{n} installer"),
+                format!("pip install {}", list.join(" ")),
+            );
+        }
+    }
+    let package_json = app.path.join("package.json");
+    if package_json.is_file() && matches!(fw, Some("node") | None) && !python {
+        push(out, format!("{n} installer"), "npm install");
+        if let Some(t) = files::text(&package_json, root) {
+            match serde_json::from_str::<serde_json::Value>(&t) {
+                Ok(json) => {
+                    if let Some(scripts) = json.get("scripts").and_then(|s| s.as_object()) {
+                        for s in NPM_LIFECYCLE {
+                            if let Some(c) = scripts.get(*s) {
+                                let c = c.as_str().map_or_else(|| c.to_string(), str::to_string);
+                                push(out, format!("{n} npm {s} script"), c);
+                            }
+                        }
+                    }
+                    for (name, p) in files::npm_local_deps(&json) {
+                        push(
+                            out,
+                            format!("{n} npm local package"),
+                            format!("{name}: {p} (its install scripts run)"),
+                        );
+                    }
+                }
+                Err(e) => push(
+                    out,
+                    format!("{n} installer"),
+                    format!("package.json is not valid JSON ({e}); npm decides what it runs"),
+                ),
+            }
+        }
+        if let Some(t) = files::text(&app.path.join(".npmrc"), root) {
+            for l in t
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
+            {
+                push(out, format!("{n} npm setting (.npmrc)"), l);
+            }
+        }
+    }
+    let r = &app.requirements;
+    let perl_txt = crate::platform::web::is_perl(fw) && app.path.join("requirements.txt").is_file();
+    if !r.cpan.is_empty() || !r.ppm.is_empty() || perl_txt {
+        let mut mods: Vec<String> = r.cpan.iter().chain(&r.ppm).cloned().collect();
+        if perl_txt {
+            mods.push("(and the modules in requirements.txt)".into());
+        }
+        push(
+            out,
+            format!("{n} installer"),
+            format!("cpanm {}", mods.join(" ")),
+        );
+    }
+    let bundler = matches!(fw, Some("rack" | "rails3"))
+        || matches!(&app.web, Web::Command(c) if c.value.contains("bundle"))
+        || app
+            .command
+            .as_ref()
+            .is_some_and(|c| c.value.contains("bundle"));
+    if bundler && app.path.join("Gemfile").is_file() {
+        push(
+            out,
+            format!("{n} Gemfile"),
+            "Gemfile (Ruby code that bundler runs)",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::changes_how_programs_run as r;
+
+    #[test]
+    fn the_rule_covers_start_up_hooks_and_not_app_data() {
+        for n in [
+            "BASH_ENV",
+            "ENV",
+            "PROMPT_COMMAND",
+            "LD_PRELOAD",
+            "DYLD_INSERT_LIBRARIES",
+            "NODE_OPTIONS",
+            "PYTHONSTARTUP",
+            "PERL5OPT",
+            "RUBYOPT",
+            "LESSOPEN",
+            "GIT_SSH_COMMAND",
+            "PATH",
+            "IFS",
+            "STACKATO_LOCAL_TRUST",
+            "XDG_DATA_HOME",
+            "npm_config_script_shell",
+        ] {
+            assert!(r(n), "{n}");
+        }
+        for n in ["DATABASE_URL", "DEBUG", "SECRET_KEY", "PORT", "LANG"] {
+            assert!(!r(n), "{n}");
+        }
+    }
+}
