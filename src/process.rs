@@ -230,21 +230,27 @@ fn with_guardian(f: impl FnOnce(&mut Guarded)) {
 /// this process starts. If we die without [`end_guardian`], it kills them all. Without a
 /// guardian (it could not be started) the death signals still take the direct children.
 pub fn start_guardian(stop_services: bool) {
-    let Ok(mut slot) = GUARDIAN.lock() else {
-        return;
-    };
-    if slot.is_some() {
+    if guardian_pid().is_some() {
         return;
     }
+    // Started without holding the lock: its spawn goes through `spawn`, which takes it.
     let mut guardian = Guardian::start();
     if guardian.pid().is_none() {
         return;
     }
     guardian.mark(run_id());
-    *slot = Some(Guarded {
-        guardian,
-        stop_services,
-    });
+    if let Ok(mut slot) = GUARDIAN.lock() {
+        match slot.as_ref() {
+            // Another thread was quicker: ours ends at once.
+            Some(_) => guardian.done(),
+            None => {
+                *slot = Some(Guarded {
+                    guardian,
+                    stop_services,
+                })
+            }
+        }
+    }
 }
 
 /// A clean end: the guardian exits without doing anything.

@@ -287,6 +287,7 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
             Arc::clone(&w.filter),
             w.poll,
             wtx,
+            Arc::clone(&lp.out),
         ));
         let tx = tx.clone();
         tokio::spawn(async move {
