@@ -268,7 +268,7 @@ fn run_without_inotify_instances_or_watches_warns_and_polls_so_an_edit_still_res
         );
         let first = read_pid(&p.file("worker.pids"), SHORT);
         let warning = "warning: cannot watch files with inotify: ";
-        wait_text(&err, Some(&mut child), &warning, 1);
+        wait_text(&err, Some(&mut child), warning, 1);
         let t = text(&err);
         let line = t
             .lines()
