@@ -312,6 +312,14 @@ fn inotify_exhausted(
     used: Option<u64>,
     floor: u64,
 ) -> String {
+    // Said in full once; a later round of the same `run` (after a reload) says it briefly.
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return format!(
+            "warning: still no inotify ({sysctl}); watching by polling every {} ms",
+            FALLBACK_POLL.as_millis()
+        );
+    }
     let want = used
         .unwrap_or(0)
         .max(limit.unwrap_or(0))

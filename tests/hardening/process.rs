@@ -176,6 +176,54 @@ fn sigkill_of_exec_kills_the_command_and_its_background_jobs() {
     wait_nothing_under(&p.root, "SIGKILL of exec");
 }
 
+#[test]
+fn sigkill_of_exec_stops_the_services_it_started_unless_they_are_kept() {
+    if !require("redis-server") {
+        return;
+    }
+    for keep in [false, true] {
+        let p = Project::new(&[(
+            "stackato.yml",
+            "name: execsvc\nservices:\n  cache: redis\nprocesses:\n  web: ~\ncommand: sleep 1000\n",
+        )])
+        .with_services(&["cache"]);
+        let script = format!(
+            "echo $$ > {root}/exec-sh.pid; exec sleep 1000",
+            root = p.root.display()
+        );
+        let mut args = vec!["exec"];
+        if keep {
+            args.push("--keep-services");
+        }
+        args.extend(["--", "sh", "-c", &script]);
+        let mut child = crate::common::cmd(&p.app)
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start exec");
+        let sh = read_pid(&p.file("exec-sh.pid"), SERVICES);
+        let cache = p.server_pid("cache").expect("exec started cache");
+        child.kill().expect("SIGKILL exec");
+        let _ = child.wait();
+        assert_dead("exec's command", sh, SHORT, "SIGKILL of exec");
+        if keep {
+            wait_nothing_under(&p.root, "SIGKILL of exec --keep-services");
+            assert!(
+                alive(cache),
+                "exec --keep-services was killed, and its redis (pid {cache}) was stopped"
+            );
+        } else {
+            assert_dead(
+                "the redis exec started",
+                cache,
+                SERVICE_STOP,
+                "SIGKILL of exec",
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 18. inotify exhausted
 // ---------------------------------------------------------------------------------------------
