@@ -301,6 +301,31 @@ mod tests {
     }
 
     #[test]
+    fn the_spawn_hook_sees_every_spawn_and_can_refuse_it() {
+        fn hook(cmd: &Command) -> io::Result<()> {
+            if cmd.get_program() == "refused-by-the-hook" {
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, "hooked"));
+            }
+            Ok(())
+        }
+        // Other tests of this binary spawn too: the hook refuses only this program.
+        assert!(set_spawn_hook(hook), "the hook was already set");
+        assert!(!set_spawn_hook(hook), "a second hook is refused");
+        for tie in [Tie::Group, Tie::Foreground, Tie::Probe, Tie::Detached] {
+            let e = spawn(&mut Command::new("refused-by-the-hook"), tie).unwrap_err();
+            assert_eq!(e.to_string(), "hooked", "{tie:?}");
+        }
+        let mut async_cmd = tokio::process::Command::new("refused-by-the-hook");
+        let e = spawn_async(&mut async_cmd, Tie::Group).unwrap_err();
+        assert_eq!(e.to_string(), "hooked");
+        assert!(
+            status(&mut Command::new("true"), Tie::Probe)
+                .unwrap()
+                .success()
+        );
+    }
+
+    #[test]
     fn a_daemon_gets_its_own_session_and_no_mark() {
         let mut c = Command::new("sleep");
         c.arg("30").env(RUN_MARK, "outer");
