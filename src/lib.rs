@@ -52,6 +52,7 @@ pub mod manifest;
 pub mod onboard;
 pub mod output;
 pub mod platform;
+pub mod process;
 pub mod random;
 pub mod services;
 pub mod shell;

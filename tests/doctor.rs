@@ -127,7 +127,7 @@ fn absent_servers_fail_with_install_commands() {
     );
     let (_, line, _) = check(&r, "service shop-cache (redis)");
     assert!(line.contains("`run` cannot start it"), "{line}");
-    r.stdout_has("4 of 7 checks failed");
+    r.stdout_has("4 of 8 checks failed");
 }
 
 #[test]
@@ -164,7 +164,7 @@ fn present_servers_pass_with_their_versions() {
         );
         assert!(line.contains(&path.display().to_string()), "{line}");
     }
-    r.stdout_has("All 7 checks passed.");
+    r.stdout_has("All 8 checks passed.");
 }
 
 #[test]

@@ -216,19 +216,16 @@ pub fn terminal_prompt() -> impl FnMut(&EnvVar) -> Option<String> {
         }
         let _ = write!(err, "{text}: ");
         let _ = err.flush();
-        let echo_off = var.hidden
-            && std::process::Command::new("stty")
-                .arg("-echo")
-                .stdin(std::process::Stdio::inherit())
-                .status()
-                .is_ok_and(|s| s.success());
+        let stty = |arg: &str| {
+            let mut c = std::process::Command::new("stty");
+            c.arg(arg).stdin(std::process::Stdio::inherit());
+            crate::process::status(&mut c, crate::process::Tie::Foreground)
+        };
+        let echo_off = var.hidden && stty("-echo").is_ok_and(|s| s.success());
         let mut line = String::new();
         let read = std::io::stdin().read_line(&mut line);
         if echo_off {
-            let _ = std::process::Command::new("stty")
-                .arg("echo")
-                .stdin(std::process::Stdio::inherit())
-                .status();
+            let _ = stty("echo");
             let _ = writeln!(err);
         }
         read.ok()?;

@@ -94,9 +94,15 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         Ok(p) => p,
         Err(c) => return c,
     };
+    // If we are killed (even with SIGKILL), the guardian kills what the command left behind
+    // and stops the services this command started (unless they are to be kept).
+    crate::process::start_guardian(!args.keep_services);
     let ups = match csvc::start(&mut planned, &state, &args.services) {
         Ok(u) => u,
-        Err(c) => return c,
+        Err(c) => {
+            crate::process::end_guardian();
+            return c;
+        }
     };
     let ours: Vec<_> = planned
         .iter()
@@ -110,6 +116,7 @@ pub fn run(g: &Global, args: &Args) -> i32 {
     if !args.keep_services && !ours.is_empty() {
         csvc::stop(&ours, &state, Duration::from_secs(30));
     }
+    crate::process::end_guardian();
     code
 }
 
@@ -148,7 +155,7 @@ fn run_command(
         .envs(built.env.vars().iter().map(|v| (&v.name, &v.value)));
     // Ctrl-C reaches the command (same process group); we wait for it, then clean up.
     let _guard = IgnoreInterrupts::new();
-    match cmd.status() {
+    match crate::process::status(&mut cmd, crate::process::Tie::Foreground) {
         Ok(s) => {
             use std::os::unix::process::ExitStatusExt;
             s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))

@@ -118,9 +118,11 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         }
     }
 
+    // From here on, whatever this run starts (services, staging hooks, installers, processes)
+    // is stopped or killed by the guardian if the run itself is killed, even with SIGKILL.
+    crate::process::start_guardian(true);
     // Services started by this run (in any round), stopped at the end.
     let mut ours: Vec<crate::services::lifecycle::Planned> = Vec::new();
-    let mut service_pids: Vec<(i32, nix::sys::signal::Signal)> = Vec::new();
     let mut keep: Vec<i32> = Vec::new();
     let mut first = true;
     // Native services of this round, and their pids, to restart one that dies.
@@ -155,9 +157,6 @@ pub fn run(g: &Global, args: &Args) -> i32 {
                         keep.push(pid);
                     }
                     if matches!(up.how, How::Started { .. }) {
-                        if let (Mode::Native(b, _), Some(pid)) = (&p.mode, up.pid) {
-                            service_pids.push((pid, b.stop_signal()));
-                        }
                         ours.retain(|o| o.record.name != p.record.name);
                         ours.push(p.clone());
                     }
@@ -196,7 +195,6 @@ pub fn run(g: &Global, args: &Args) -> i32 {
                 grace: Duration::from_secs(args.grace),
                 exit_on_crash: args.exit_on_crash,
                 keep: keep.clone(),
-                services: service_pids.clone(),
                 watch: watch_options(args, &loaded, &state),
                 keys: !args.no_watch && std::io::IsTerminal::is_terminal(&std::io::stdin()),
                 control: Some(state.path("run.sock")),
@@ -239,6 +237,7 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         out.phase("stopping the services this run started");
         csvc::stop(&ours, &state, Duration::from_secs(30));
     }
+    crate::process::end_guardian();
     out.phase(&format!("stopped (exit status {code})"));
     code
 }

@@ -497,7 +497,7 @@ fn shell(
         );
         return exit::SERVICE;
     };
-    match cmd.status() {
+    match crate::process::status(&mut cmd, crate::process::Tie::Foreground) {
         Ok(s) => s.code().unwrap_or(1),
         Err(e) => {
             eprintln!("error: cannot run {:?}: {e}", cmd.get_program());

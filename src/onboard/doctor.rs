@@ -153,6 +153,9 @@ pub fn checks(loaded: &Loaded, only: Option<&str>) -> Vec<Check> {
     out.extend(service_checks(&apps, &state));
     out.push(port_check(&state, &loaded.manifest.dir));
     out.push(inotify_check(loaded, &state));
+    if let Some(c) = inotify_instances_check() {
+        out.push(c);
+    }
     out.push(state_dir_check(&state, &loaded.manifest.dir));
     out
 }
@@ -649,6 +652,26 @@ fn inotify_check(loaded: &Loaded, state: &StateDir) -> Check {
             "raise the limit: `echo fs.inotify.max_user_watches={want} | sudo tee /etc/sysctl.d/90-stackato-local.conf && sudo sysctl --system`; or ignore big directories (`.gitignore`, `ignores:`), or `run --poll`"
         ))),
     )
+}
+
+/// One inotify instance per `run`: is there one left? `None` without inotify (not Linux).
+fn inotify_instances_check() -> Option<Check> {
+    let label = "inotify instances";
+    let limit = watches::max_user_instances()?;
+    let used = watches::instances_in_use();
+    let used_text = used.map_or(String::new(), |u| format!("{u} in use by your programs; "));
+    let detail = format!("{used_text}limit {limit} (fs.inotify.max_user_instances); `run` needs 1");
+    if used.unwrap_or(0) < limit {
+        return Some(pass(label, detail));
+    }
+    let want = (used.unwrap_or(0) + 1).saturating_mul(2).max(1024);
+    Some(fail(
+        label,
+        format!("{detail}: none left, so `run` would poll the files instead of watching them"),
+        Some(Fix::Hint(format!(
+            "raise the limit: `echo fs.inotify.max_user_instances={want} | sudo tee /etc/sysctl.d/90-stackato-local-instances.conf && sudo sysctl --system`; or close programs that watch files (editors, other `run`s)"
+        ))),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------

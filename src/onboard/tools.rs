@@ -37,13 +37,12 @@ pub struct Ran {
 /// Run `program args…` to completion (killed after a time limit); `None` when it could not be
 /// started or took too long.
 pub fn run(program: &Path, args: &[&str]) -> Option<Ran> {
-    let child = Command::new(program)
-        .args(args)
+    let mut c = Command::new(program);
+    c.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .ok()?;
+        .stderr(Stdio::piped());
+    let child = crate::process::spawn(&mut c, crate::process::Tie::Probe).ok()?;
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

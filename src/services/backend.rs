@@ -224,14 +224,19 @@ pub fn run_tool(mut cmd: Command, stdin: Option<&str>, what: &str) -> Result<Str
     if stdin.is_some() {
         cmd.stdin(std::process::Stdio::piped());
     }
-    let mut child = cmd.spawn().map_err(|e| ServiceError::Io {
-        what: what.to_string(),
-        source: e,
+    let mut child = crate::process::spawn(&mut cmd, crate::process::Tie::Group).map_err(|e| {
+        ServiceError::Io {
+            what: what.to_string(),
+            source: e,
+        }
     })?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         let _ = pipe.write_all(input.as_bytes());
     }
-    let out = child.wait_with_output().map_err(|e| ServiceError::Io {
+    let pid = child.id();
+    let out = child.wait_with_output();
+    crate::process::waited(pid, crate::process::Tie::Group);
+    let out = out.map_err(|e| ServiceError::Io {
         what: what.to_string(),
         source: e,
     })?;

@@ -485,10 +485,11 @@ fn start_native(
         source: e,
     })?;
     cmd.stdout(log).stderr(log2);
-    let child = cmd.spawn().map_err(|e| ServiceError::Io {
-        what: format!("start {}", b.product()),
-        source: e,
-    })?;
+    let child = crate::process::spawn(&mut cmd, crate::process::Tie::Daemon(b.stop_signal()))
+        .map_err(|e| ServiceError::Io {
+            what: format!("start {}", b.product()),
+            source: e,
+        })?;
     let pid = child.id() as i32;
     drop(child);
     let pf = PidFile {

@@ -50,7 +50,8 @@ impl RunAs {
         let user = match User::from_name(SERVICE_USER).ok().flatten() {
             Some(u) => u,
             None => {
-                let created = std::process::Command::new("useradd")
+                let mut useradd = std::process::Command::new("useradd");
+                useradd
                     .args([
                         "--system",
                         "--no-create-home",
@@ -61,8 +62,8 @@ impl RunAs {
                         SERVICE_USER,
                     ])
                     .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .status()
+                    .stderr(std::process::Stdio::null());
+                let created = crate::process::status(&mut useradd, crate::process::Tie::Probe)
                     .is_ok_and(|s| s.success());
                 let found = if created {
                     User::from_name(SERVICE_USER).ok().flatten()
@@ -87,16 +88,16 @@ impl RunAs {
         })
     }
 
-    /// Make `cmd` run as this user (no supplementary groups), in a new session.
+    /// Make `cmd` run as this user (no supplementary groups). Its process group or session
+    /// comes from how it is spawned ([`crate::process::Tie`]).
     pub fn apply(&self, cmd: &mut std::process::Command) {
         use std::os::unix::process::CommandExt;
         let drop = self.drop_privileges;
         let (uid, gid) = (self.uid, self.gid);
-        // SAFETY: only async-signal-safe calls (setsid, setgroups, setgid, setuid) run between
-        // fork and exec.
+        // SAFETY: only async-signal-safe calls (setgroups, setgid, setuid) run between fork
+        // and exec.
         unsafe {
             cmd.pre_exec(move || {
-                nix::unistd::setsid().map_err(std::io::Error::from)?;
                 if drop {
                     nix::unistd::setgroups(&[]).map_err(std::io::Error::from)?;
                     nix::unistd::setgid(Gid::from_raw(gid)).map_err(std::io::Error::from)?;

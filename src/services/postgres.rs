@@ -120,7 +120,7 @@ impl Backend for Postgres {
             .current_dir(&ctx.paths.run)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        match c.status() {
+        match crate::process::status(&mut c, crate::process::Tie::Group) {
             Ok(s) if s.success() => Probe::Ready,
             Ok(_) => Probe::NotYet("pg_isready: not accepting connections yet".into()),
             Err(e) => Probe::NotYet(format!("pg_isready: {e}")),

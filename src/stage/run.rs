@@ -9,11 +9,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-
 use crate::env::set::EnvSet;
 use crate::output::{Output, Prefix};
+use crate::process::{self, Tie};
 
 /// How a command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,15 +62,14 @@ pub fn run(
     prefix: &Prefix,
     limit: Duration,
 ) -> Finished {
-    use std::os::unix::process::CommandExt;
     let t0 = Instant::now();
     cmd.current_dir(dir)
         .envs(env.vars().iter().map(|v| (&v.name, &v.value)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = match cmd.spawn() {
+        .stderr(Stdio::piped());
+    // Its own process group, killed with us (the guardian takes what it leaves behind).
+    let mut child = match process::spawn(&mut cmd, Tie::Group) {
         Ok(c) => c,
         Err(e) => {
             return Finished {
@@ -82,7 +79,7 @@ pub fn run(
             };
         }
     };
-    let pid = child.id() as i32;
+    let pid = child.id();
     let tail: Arc<Mutex<VecDeque<String>>> = Arc::new(Mutex::new(VecDeque::new()));
     let mut readers = Vec::new();
     let streams: Vec<Box<dyn std::io::Read + Send>> = [
@@ -136,21 +133,16 @@ pub fn run(
                 Err(e) => break Ended::NotStarted(e.to_string()),
             }
             if crate::interrupt::received().is_some() {
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
-                std::thread::sleep(Duration::from_millis(200));
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-                let _ = child.wait();
+                let _ = process::terminate(&mut child, Duration::from_millis(200));
                 break Ended::Interrupted;
             }
             if t0.elapsed() > limit {
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
-                std::thread::sleep(Duration::from_millis(500));
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-                let _ = child.wait();
+                let _ = process::terminate(&mut child, Duration::from_millis(500));
                 break Ended::TimedOut;
             }
             std::thread::sleep(Duration::from_millis(10));
         };
+        process::waited(pid, Tie::Group);
         // Background jobs of a hook may keep the pipes open: don't wait for them forever
         // (a reader left behind ends when they do).
         let deadline = Instant::now() + Duration::from_secs(2);

@@ -13,20 +13,7 @@ use tokio::io::AsyncReadExt;
 use crate::manifest::model::Hook;
 use crate::output::{Output, Prefix};
 
-/// The variable that marks every process of one run (inherited by their descendants, even
-/// daemons that leave the process group), so the guardian can find them all.
-pub const RUN_MARK: &str = "STACKATO_LOCAL_RUN";
-
-/// This run's mark value.
-pub fn run_id() -> &'static str {
-    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        format!("{}-{nanos}", std::process::id())
-    })
-}
+pub use crate::process::{RUN_MARK, run_id};
 
 /// Exit status of the script when a pre-running hook failed.
 pub const HOOK_FAILED: i32 = 86;
@@ -99,7 +86,7 @@ pub struct Tail {
 
 pub type SharedTail = Arc<Mutex<Tail>>;
 
-/// Spawn `spec` in its own process group; pump its output through `out` behind `prefix`.
+/// Spawn `spec` in its own process group (dies with us, registered with the guardian); pump its output through `out` behind `prefix`.
 pub fn spawn(
     spec: &Spec,
     out: &Arc<Output>,
@@ -114,27 +101,13 @@ pub fn spawn(
         .arg(script(spec))
         .current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .env(RUN_MARK, run_id())
         .stdin(Stdio::null())
-        .process_group(0)
         .kill_on_drop(false);
-    // The child dies with us even if we are killed (the guardian cleans up its children).
-    // SAFETY: prctl is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            #[cfg(target_os = "linux")]
-            {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                    .map_err(std::io::Error::from)?;
-            }
-            Ok(())
-        });
-    }
     if spec.tty {
         let pty = nix::pty::openpty(None, None).map_err(std::io::Error::from)?;
         let slave: std::fs::File = pty.slave.into();
         cmd.stdout(slave.try_clone()?).stderr(slave);
-        let child = cmd.spawn()?;
+        let child = crate::process::spawn_async(&mut cmd, crate::process::Tie::Group)?;
         let pid = child.id().unwrap_or(0) as i32;
         let master = tokio::fs::File::from_std(std::fs::File::from(pty.master));
         tokio::spawn(pump(
@@ -146,7 +119,7 @@ pub fn spawn(
         return Ok(Running { pid, child });
     }
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn()?;
+    let mut child = crate::process::spawn_async(&mut cmd, crate::process::Tie::Group)?;
     let pid = child.id().unwrap_or(0) as i32;
     if let Some(o) = child.stdout.take() {
         tokio::spawn(pump(o, Arc::clone(out), prefix.clone(), Arc::clone(tail)));

@@ -18,19 +18,18 @@ pub struct Guardian {
 }
 
 impl Guardian {
-    /// Start the guardian (our own executable, hidden subcommand). Without it we still run,
-    /// relying on PR_SET_PDEATHSIG for direct children.
+    /// Start the guardian (our own executable, hidden subcommand, in a session of its own).
+    /// Without it we still run, relying on PR_SET_PDEATHSIG for direct children. Commands use
+    /// it through [`crate::process::start_guardian`].
     pub fn start() -> Guardian {
-        use std::os::unix::process::CommandExt;
         let exe = std::env::current_exe();
         let spawned = exe.and_then(|exe| {
             let mut c = Command::new(exe);
             c.arg("__guardian")
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .process_group(0);
-            c.spawn()
+                .stderr(Stdio::inherit());
+            crate::process::spawn(&mut c, crate::process::Tie::Detached)
         });
         match spawned {
             Ok(mut child) => Guardian {
@@ -157,7 +156,7 @@ pub fn main() -> i32 {
     }
     // Daemons that left their groups still carry the run's mark in their environment.
     if let Some(m) = mark {
-        for pid in marked(&format!("{}={m}", super::child::RUN_MARK)) {
+        for pid in marked(&format!("{}={m}", crate::process::RUN_MARK)) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }

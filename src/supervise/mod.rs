@@ -2,8 +2,9 @@
 //! dependency order (each web process must accept connections on its `$PORT` before the apps
 //! that depend on it start), restarts crashed processes with capped exponential backoff, runs
 //! cron entries, and shuts everything down on Ctrl-C/SIGTERM: TERM to every process group, a
-//! grace period, then KILL; a second Ctrl-C skips the wait. A guardian process and
-//! PR_SET_PDEATHSIG make sure nothing survives if the supervisor itself is killed.
+//! grace period, then KILL; a second Ctrl-C skips the wait. The guardian (started by `run`, see
+//! [`crate::process`]) and PR_SET_PDEATHSIG make sure nothing survives if the supervisor
+//! itself is killed.
 
 pub mod child;
 pub mod control;
@@ -20,7 +21,6 @@ use tokio::sync::mpsc;
 
 use crate::output::{Output, Prefix};
 use child::{SharedTail, Spec, Tail};
-use guardian::Guardian;
 
 /// A scheduled cron entry of one instance.
 #[derive(Debug, Clone)]
@@ -56,8 +56,6 @@ pub struct Options {
     pub exit_on_crash: bool,
     /// Our own children that are not app processes (service daemons): never cleaned up.
     pub keep: Vec<i32>,
-    /// Services this run started, with their stop signal: the guardian stops them if we die.
-    pub services: Vec<(i32, Signal)>,
     /// Restart on file changes.
     pub watch: Option<WatchOptions>,
     /// `r` restarts, `q` quits (stdin is a terminal).
@@ -193,7 +191,6 @@ struct Loop {
     out: Arc<Output>,
     opts: Options,
     tx: mpsc::UnboundedSender<Event>,
-    guardian: Guardian,
     /// Which groups have been started.
     started: Vec<bool>,
     deps: Vec<Vec<usize>>,
@@ -230,6 +227,8 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
     // Orphans of our children come to us, not to init, so we can clean them up.
     #[cfg(target_os = "linux")]
     let _ = nix::sys::prctl::set_child_subreaper(true);
+    // `run` started it before its services and staging; this is a no-op then.
+    crate::process::start_guardian(true);
     let (tx, mut rx) = mpsc::unbounded_channel();
     for s in plan.groups.iter().flatten() {
         out.reserve(&s.name);
@@ -263,7 +262,6 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
         out: Arc::clone(&out),
         opts,
         tx: tx.clone(),
-        guardian: Guardian::start(),
         started: vec![false; plan.groups.len()],
         deps: {
             let mut d = plan.deps.clone();
@@ -289,6 +287,7 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
             Arc::clone(&w.filter),
             w.poll,
             wtx,
+            Arc::clone(&lp.out),
         ));
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -332,10 +331,6 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
             }
         });
     }
-    for (pid, sig) in lp.opts.services.clone() {
-        lp.guardian.watch_service(pid, sig);
-    }
-    lp.guardian.mark(child::run_id());
     #[cfg(target_os = "linux")]
     {
         let tx = tx.clone();
@@ -371,7 +366,6 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
     loop {
         if let Some(outcome) = lp.finished() {
             lp.cleanup_orphans();
-            lp.guardian.done();
             return outcome;
         }
         tokio::select! {
@@ -463,7 +457,7 @@ impl Loop {
             .filter_map(|p| p.pid)
             .chain(self.cron_pids.iter().copied())
             .chain(self.opts.keep.iter().copied())
-            .chain(self.guardian.pid())
+            .chain(crate::process::guardian_pid())
             .collect();
         self.adopted.retain(|&pid| {
             let _ = nix::sys::wait::waitpid(
@@ -475,8 +469,7 @@ impl Loop {
         for pid in children_of(me) {
             if !known.contains(&pid) && !self.adopted.contains(&pid) {
                 self.adopted.push(pid);
-                self.guardian.watch_group(pid);
-                self.guardian.watch_pid(pid);
+                crate::process::guard_orphan(pid);
             }
         }
     }
@@ -495,7 +488,6 @@ impl Loop {
                 p.pid = Some(pid);
                 p.state = State::Running;
                 p.started = Instant::now();
-                self.guardian.watch_group(pid);
                 let tx = self.tx.clone();
                 let generation = p.generation;
                 let mut child = running.child;
@@ -640,11 +632,10 @@ impl Loop {
                 self.begin_stop(Outcome::Reload(format!("{app} changed")));
             }
             Event::ServiceRestarted { name, result } => match result {
-                Ok((pid, sig)) => {
+                Ok((pid, _sig)) => {
                     self.out.phase(&format!(
                         "service {name} is back (pid {pid}); its data was kept"
                     ));
-                    self.guardian.watch_service(pid, sig);
                     if let Some(s) = self.opts.watched_services.iter_mut().find(|s| s.0 == name) {
                         s.1 = pid;
                     }
@@ -658,7 +649,7 @@ impl Loop {
             },
             Event::CronExited { name, pid, code } => {
                 self.cron_pids.retain(|p| *p != pid);
-                self.guardian.forget_group(pid);
+                crate::process::forget_group(pid);
                 let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
                 if code != 0 {
                     self.out
@@ -684,7 +675,7 @@ impl Loop {
         // Whatever the process left in its group goes too.
         if let Some(pid) = p.pid.take() {
             let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-            self.guardian.forget_group(pid);
+            crate::process::forget_group(pid);
         }
         p.state = State::Exited;
         if stopping || p.restarting {
@@ -1046,7 +1037,6 @@ impl Loop {
                 Ok(running) => {
                     let pid = running.pid;
                     self.cron_pids.push(pid);
-                    self.guardian.watch_group(pid);
                     let tx = self.tx.clone();
                     let name = job.name.clone();
                     let mut ch = running.child;
@@ -1086,7 +1076,9 @@ impl Loop {
                     .nth(1)
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
-                if ppid == me && !self.opts.keep.contains(&pid) && Some(pid) != self.guardian.pid()
+                if ppid == me
+                    && !self.opts.keep.contains(&pid)
+                    && Some(pid) != crate::process::guardian_pid()
                 {
                     orphans.push(pid);
                 }

@@ -286,47 +286,160 @@ pub struct Watching {
     _thread: std::thread::JoinHandle<()>,
     /// Directories watched (for messages and the benchmark).
     pub dirs: Arc<std::sync::atomic::AtomicUsize>,
+    /// Set on drop: the thread ends, and its inotify instance is closed.
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The polling interval when inotify cannot be used (as `--poll` without a value).
+pub const FALLBACK_POLL: Duration = Duration::from_millis(500);
+
+type Events = std::sync::mpsc::Sender<notify::Result<notify::Event>>;
+
+fn poll_watcher(ntx: Events, interval: Duration) -> notify::Result<Box<dyn notify::Watcher>> {
+    // Compare contents too: mtimes are compared in whole seconds, which misses a second save
+    // within the same second.
+    // Symbolic links are not followed, as with inotify (which watches real directories only):
+    // the state directory links back into the app.
+    let cfg = notify::Config::default()
+        .with_poll_interval(interval)
+        .with_compare_contents(true)
+        .with_follow_symlinks(false);
+    Ok(Box::new(notify::PollWatcher::new(ntx, cfg)?))
+}
+
+/// Why inotify cannot be used, naming the limit and how to raise it.
+fn inotify_exhausted(
+    what: &str,
+    sysctl: &str,
+    limit: Option<u64>,
+    used: Option<u64>,
+    floor: u64,
+) -> String {
+    // Said in full once; a later round of the same `run` (after a reload) says it briefly.
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return format!(
+            "warning: still no inotify ({sysctl}); watching by polling every {} ms",
+            FALLBACK_POLL.as_millis()
+        );
+    }
+    let want = used
+        .unwrap_or(0)
+        .max(limit.unwrap_or(0))
+        .saturating_mul(2)
+        .max(floor);
+    let limit = limit.map_or(String::new(), |l| format!(" = {l}"));
+    let used = used.map_or(String::new(), |u| format!(", {u} in use by your programs"));
+    format!(
+        "warning: cannot watch files with inotify: {what} ({sysctl}{limit}{used}); watching by polling every {} ms instead. Raise the limit: `echo {sysctl}={want} | sudo tee /etc/sysctl.d/90-stackato-local-{}.conf && sudo sysctl --system` (or close programs that watch files), or pass --poll to choose polling yourself",
+        FALLBACK_POLL.as_millis(),
+        sysctl.rsplit('_').next().unwrap_or("inotify"),
+    )
+}
+
+fn no_instance(e: &notify::Error) -> String {
+    use crate::onboard::watches;
+    let errno = match &e.kind {
+        notify::ErrorKind::Io(io) => io.raw_os_error(),
+        _ => None,
+    };
+    let what = if errno == Some(libc::EMFILE) {
+        "no inotify instance left for this user, or too many open files".to_string()
+    } else {
+        format!("no inotify instance could be created ({e})")
+    };
+    inotify_exhausted(
+        &what,
+        "fs.inotify.max_user_instances",
+        watches::max_user_instances(),
+        watches::instances_in_use(),
+        1024,
+    )
+}
+
+fn no_watch_left() -> String {
+    use crate::onboard::watches;
+    inotify_exhausted(
+        "no inotify watch left for this user",
+        "fs.inotify.max_user_watches",
+        watches::max_user_watches(),
+        watches::watches_in_use(),
+        524_288,
+    )
 }
 
 /// Watch `roots` (recursively, skipping ignored directories) and send each relevant changed
-/// path to `tx`. With `poll`, stat the tree at that interval instead of using inotify.
+/// path to `tx`. With `poll`, stat the tree at that interval instead of using inotify. When
+/// inotify runs out (no instance, no watch left, at start or later) it says so through `out`,
+/// naming the limit, and polls instead; other watcher errors are reported too.
 pub fn start(
     roots: Vec<PathBuf>,
     filter: Arc<Filter>,
     poll: Option<Duration>,
     tx: tokio::sync::mpsc::UnboundedSender<Vec<PathBuf>>,
+    out: Arc<crate::output::Output>,
 ) -> Watching {
     let dirs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = Arc::clone(&dirs);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
     let thread = std::thread::spawn(move || {
         let (ntx, nrx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
-        let mut watcher: Box<dyn notify::Watcher> = match poll {
-            Some(interval) => {
-                // Compare contents too: mtimes are compared in whole seconds, which misses a
-                // second save within the same second.
-                let cfg = notify::Config::default()
-                    .with_poll_interval(interval)
-                    .with_compare_contents(true);
-                match notify::PollWatcher::new(ntx, cfg) {
-                    Ok(w) => Box::new(w),
-                    Err(_) => return,
+        let mut poll = poll;
+        let made = match poll {
+            Some(interval) => poll_watcher(ntx.clone(), interval),
+            None => match notify::RecommendedWatcher::new(ntx.clone(), notify::Config::default()) {
+                Ok(w) => Ok(Box::new(w) as Box<dyn notify::Watcher>),
+                Err(e) => {
+                    out.note(&no_instance(&e));
+                    poll = Some(FALLBACK_POLL);
+                    poll_watcher(ntx.clone(), FALLBACK_POLL)
                 }
-            }
-            None => match notify::RecommendedWatcher::new(ntx, notify::Config::default()) {
-                Ok(w) => Box::new(w),
-                Err(_) => return,
             },
         };
-        let add_tree = |w: &mut Box<dyn notify::Watcher>, root: &Path| {
-            if poll.is_some() {
-                let _ = w.watch(root, RecursiveMode::Recursive);
-                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut watcher = match made {
+            Ok(w) => w,
+            Err(e) => {
+                out.error(&format!(
+                    "cannot watch files ({e}); changes will not restart anything (Ctrl-C and run again to pick them up)"
+                ));
                 return;
+            }
+        };
+        // Add `root` and the directories below it; `false` when inotify ran out of watches.
+        let add_tree = |w: &mut Box<dyn notify::Watcher>, poll: Option<Duration>, root: &Path| {
+            if poll.is_some() {
+                if let Err(e) = w.watch(root, RecursiveMode::Recursive) {
+                    out.note(&format!(
+                        "warning: cannot watch {}: {e}",
+                        crate::diag::display_path(root)
+                    ));
+                }
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return true;
             }
             let mut stack = vec![root.to_path_buf()];
             while let Some(d) = stack.pop() {
-                if w.watch(&d, RecursiveMode::NonRecursive).is_ok() {
-                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                match w.watch(&d, RecursiveMode::NonRecursive) {
+                    Ok(()) => {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => return false,
+                    // Gone since it was listed: nothing to watch.
+                    Err(e) if matches!(e.kind, notify::ErrorKind::PathNotFound) => continue,
+                    Err(e) => {
+                        out.note(&format!(
+                            "warning: cannot watch {}: {e}; changes in it will not restart anything",
+                            crate::diag::display_path(&d)
+                        ));
+                        continue;
+                    }
                 }
                 let Ok(rd) = std::fs::read_dir(&d) else {
                     continue;
@@ -340,12 +453,69 @@ pub fn start(
                     }
                 }
             }
+            true
+        };
+        // Out of inotify watches: say so and poll every root instead.
+        let fall_back = |w: &mut Box<dyn notify::Watcher>, poll: &mut Option<Duration>| {
+            out.note(&no_watch_left());
+            *poll = Some(FALLBACK_POLL);
+            match poll_watcher(ntx.clone(), FALLBACK_POLL) {
+                Ok(p) => {
+                    *w = p;
+                    counter.store(0, std::sync::atomic::Ordering::Relaxed);
+                    for r in &roots {
+                        add_tree(w, *poll, r);
+                    }
+                }
+                Err(e) => out.error(&format!(
+                    "cannot poll the files either ({e}); changes will not restart anything"
+                )),
+            }
         };
         for r in &roots {
-            add_tree(&mut watcher, r);
+            if !add_tree(&mut watcher, poll, r) {
+                fall_back(&mut watcher, &mut poll);
+                break;
+            }
         }
-        while let Ok(ev) = nrx.recv() {
-            let Ok(ev) = ev else { continue };
+        let mut reported = 0u32;
+        loop {
+            if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            let ev = match nrx.recv_timeout(Duration::from_millis(200)) {
+                Ok(ev) => ev,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let ev = match ev {
+                Ok(ev) => ev,
+                Err(e) if poll.is_none() && matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
+                    fall_back(&mut watcher, &mut poll);
+                    continue;
+                }
+                // About our own state directory, or something else ignored (the poller
+                // following the state dir's links back into the app): not the app's business.
+                Err(e)
+                    if !e.paths.is_empty()
+                        && e.paths.iter().all(|p| filter.is_ignored(p, p.is_dir())) =>
+                {
+                    continue;
+                }
+                Err(e) => {
+                    // Not dropped silently, but not a flood either.
+                    reported += 1;
+                    if reported <= 10 {
+                        out.note(&format!("warning: file watcher: {e}"));
+                    }
+                    continue;
+                }
+            };
+            if ev.need_rescan() {
+                out.note(
+                    "warning: file watcher: too many changes at once (the kernel dropped some); a change may have been missed (press r or run `stackato-local restart` to restart)",
+                );
+            }
             if matches!(
                 ev.kind,
                 EventKind::Access(notify::event::AccessKind::Open(_))
@@ -358,6 +528,7 @@ pub fn start(
                 continue;
             }
             let mut paths = Vec::new();
+            let mut exhausted = false;
             for p in ev.paths {
                 let is_dir = p.is_dir();
                 if filter.is_ignored(&p, is_dir) {
@@ -370,14 +541,18 @@ pub fn start(
                             EventKind::Create(_)
                                 | EventKind::Modify(notify::event::ModifyKind::Name(_))
                         )
+                        && !add_tree(&mut watcher, poll, &p)
                     {
-                        add_tree(&mut watcher, &p);
+                        exhausted = true;
                     }
                     // A directory's own change (its mtime, a new entry) is not a change of the
                     // app: the files inside it report themselves.
                     continue;
                 }
                 paths.push(p);
+            }
+            if exhausted {
+                fall_back(&mut watcher, &mut poll);
             }
             if !paths.is_empty() && tx.send(paths).is_err() {
                 break;
@@ -387,6 +562,7 @@ pub fn start(
     Watching {
         _thread: thread,
         dirs,
+        stop,
     }
 }
 

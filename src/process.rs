@@ -1,0 +1,346 @@
+//! Every child process the tool starts goes through here: how it is tied to us (its own
+//! process group that dies with us, a daemon in its own session, or a foreground command), the
+//! guardian that cleans up after a killed `run`/`exec`, killing a group (TERM, a grace period,
+//! then KILL), and a process-wide spawn hook, the test seam of the fuzz targets.
+//!
+//! Death: a [`Tie::Group`], [`Tie::Foreground`] or [`Tie::Probe`] child gets SIGKILL from the
+//! kernel when the *thread* that spawned it ends (PR_SET_PDEATHSIG), so spawn them from a
+//! thread that outlives them. What they leave behind (background jobs, daemons) carries the
+//! run's mark ([`RUN_MARK`]) in its environment and is killed by the guardian, which also
+//! kills every registered group and, when asked to, stops the services this command started.
+
+use std::io;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use crate::supervise::guardian::Guardian;
+
+/// The variable that marks every process of one run (inherited by their descendants, even
+/// daemons that leave the process group), so the guardian can find them all.
+pub const RUN_MARK: &str = "STACKATO_LOCAL_RUN";
+
+/// This process's mark value.
+pub fn run_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("{}-{nanos}", std::process::id())
+    })
+}
+
+/// How a child is tied to us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tie {
+    /// Project or server code working for us (hooks, installers, app processes, cron jobs,
+    /// a service's init and client tools): a new process group, SIGKILL when we die, the
+    /// run's mark, and registered with the guardian until it has been waited for.
+    Group,
+    /// An interactive command (`exec`, `ssh`, `dbshell`, `stty`): stays in our process group
+    /// so the terminal's Ctrl-C and job control reach it; SIGKILL when we die, and the run's
+    /// mark so the guardian finds what it leaves behind.
+    Foreground,
+    /// A service's server: a new session, outlives us (servers are reused between commands);
+    /// a guardian started with `stop_services` stops it with this signal if we die.
+    Daemon(Signal),
+    /// Our own helper (the guardian): a new session, not registered, outlives us.
+    Detached,
+    /// A short run of a system program (doctor's version probes, `dpkg-query`, `useradd`):
+    /// SIGKILL when we die, nothing else.
+    Probe,
+}
+
+/// Called before every spawn with the command about to run; an `Err` aborts the spawn.
+pub type SpawnHook = fn(&Command) -> io::Result<()>;
+
+static HOOK: OnceLock<SpawnHook> = OnceLock::new();
+
+/// Install the process-wide spawn hook (fuzz targets: fail the case when project code is
+/// about to run before trust). Only the first call counts; `false` when one was already set.
+pub fn set_spawn_hook(hook: SpawnHook) -> bool {
+    HOOK.set(hook).is_ok()
+}
+
+fn check(cmd: &Command) -> io::Result<()> {
+    match HOOK.get() {
+        Some(hook) => hook(cmd),
+        None => Ok(()),
+    }
+}
+
+/// Set up `cmd` for `tie` (process group or session, death signal, mark).
+fn configure(cmd: &mut Command, tie: Tie) {
+    use std::os::unix::process::CommandExt;
+    match tie {
+        Tie::Group => {
+            cmd.process_group(0).env(RUN_MARK, run_id());
+        }
+        Tie::Foreground => {
+            cmd.env(RUN_MARK, run_id());
+        }
+        // A server outlives this run: it must not carry any run's mark.
+        Tie::Daemon(_) | Tie::Detached => {
+            cmd.env_remove(RUN_MARK);
+        }
+        Tie::Probe => {}
+    }
+    let new_session = matches!(tie, Tie::Daemon(_) | Tie::Detached);
+    let die_with_us = !new_session;
+    let parent = std::process::id();
+    // Closures run in the order they were added: this one after any set-up of the caller's
+    // (RunAs drops privileges first, which would clear the death signal).
+    // SAFETY: only async-signal-safe calls (setsid, prctl, getppid) run between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if new_session {
+                nix::unistd::setsid().map_err(io::Error::from)?;
+            }
+            #[cfg(target_os = "linux")]
+            if die_with_us {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+                // We may have died before the death signal was armed.
+                if nix::unistd::getppid().as_raw() as u32 != parent {
+                    return Err(io::Error::other("the parent exited during the spawn"));
+                }
+            }
+            #[cfg(not(target_os = "linux"))]
+            let _ = (die_with_us, parent);
+            Ok(())
+        });
+    }
+}
+
+/// Tell the guardian about a child just started.
+fn register(pid: u32, tie: Tie) {
+    let Ok(pid) = i32::try_from(pid) else { return };
+    with_guardian(|g| match tie {
+        Tie::Group => g.guardian.watch_group(pid),
+        Tie::Daemon(sig) if g.stop_services => g.guardian.watch_service(pid, sig),
+        _ => {}
+    });
+}
+
+/// Spawn `cmd` tied to us as `tie`.
+pub fn spawn(cmd: &mut Command, tie: Tie) -> io::Result<Child> {
+    check(cmd)?;
+    configure(cmd, tie);
+    let child = cmd.spawn()?;
+    register(child.id(), tie);
+    Ok(child)
+}
+
+/// [`spawn`] for the supervisor's event loop.
+pub fn spawn_async(
+    cmd: &mut tokio::process::Command,
+    tie: Tie,
+) -> io::Result<tokio::process::Child> {
+    check(cmd.as_std())?;
+    configure(cmd.as_std_mut(), tie);
+    let child = cmd.spawn()?;
+    if let Some(pid) = child.id() {
+        register(pid, tie);
+    }
+    Ok(child)
+}
+
+/// Run `cmd` to completion.
+pub fn status(cmd: &mut Command, tie: Tie) -> io::Result<ExitStatus> {
+    let mut child = spawn(cmd, tie)?;
+    let status = child.wait();
+    waited(child.id(), tie);
+    status
+}
+
+/// Run `cmd` to completion with stdin from /dev/null, collecting its output.
+pub fn output(cmd: &mut Command, tie: Tie) -> io::Result<Output> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = spawn(cmd, tie)?;
+    let pid = child.id();
+    let out = child.wait_with_output();
+    waited(pid, tie);
+    out
+}
+
+/// A child has been waited for: its group is forgotten by the guardian once nothing of it is
+/// left (background jobs of a hook stay registered, so they still die with us).
+pub fn waited(pid: u32, tie: Tie) {
+    if tie != Tie::Group {
+        return;
+    }
+    let Ok(pgid) = i32::try_from(pid) else { return };
+    if killpg(Pid::from_raw(pgid), None).is_err() {
+        forget_group(pgid);
+    }
+}
+
+/// Kill the process group of `child` (spawned as [`Tie::Group`]): SIGTERM, up to `grace` for
+/// it to end, then SIGKILL to whatever is left; returns how the child ended.
+pub fn terminate(child: &mut Child, grace: Duration) -> io::Result<ExitStatus> {
+    let pid = child.id();
+    let pg = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
+    let _ = killpg(pg, Signal::SIGTERM);
+    let t0 = Instant::now();
+    let mut status = None;
+    while t0.elapsed() < grace {
+        if status.is_none() {
+            status = child.try_wait()?;
+        }
+        if status.is_some() && killpg(pg, None).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = killpg(pg, Signal::SIGKILL);
+    let status = match status {
+        Some(s) => s,
+        None => child.wait()?,
+    };
+    waited(pid, Tie::Group);
+    Ok(status)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The guardian of this process
+// ---------------------------------------------------------------------------------------------
+
+struct Guarded {
+    guardian: Guardian,
+    stop_services: bool,
+}
+
+static GUARDIAN: Mutex<Option<Guarded>> = Mutex::new(None);
+
+fn with_guardian(f: impl FnOnce(&mut Guarded)) {
+    if let Ok(mut g) = GUARDIAN.lock()
+        && let Some(g) = g.as_mut()
+    {
+        f(g);
+    }
+}
+
+/// Start the guardian for this command (`run`, `exec`, `ssh`), once: from now on every
+/// [`Tie::Group`] spawn is registered with it, and, with `stop_services`, every service server
+/// this process starts. If we die without [`end_guardian`], it kills them all. Without a
+/// guardian (it could not be started) the death signals still take the direct children.
+pub fn start_guardian(stop_services: bool) {
+    if guardian_pid().is_some() {
+        return;
+    }
+    // Started without holding the lock: its spawn goes through `spawn`, which takes it.
+    let mut guardian = Guardian::start();
+    if guardian.pid().is_none() {
+        return;
+    }
+    guardian.mark(run_id());
+    if let Ok(mut slot) = GUARDIAN.lock() {
+        match slot.as_ref() {
+            // Another thread was quicker: ours ends at once.
+            Some(_) => guardian.done(),
+            None => {
+                *slot = Some(Guarded {
+                    guardian,
+                    stop_services,
+                })
+            }
+        }
+    }
+}
+
+/// A clean end: the guardian exits without doing anything.
+pub fn end_guardian() {
+    let g = GUARDIAN.lock().ok().and_then(|mut g| g.take());
+    if let Some(g) = g {
+        g.guardian.done();
+    }
+}
+
+/// The guardian's pid, if it runs.
+pub fn guardian_pid() -> Option<i32> {
+    GUARDIAN
+        .lock()
+        .ok()
+        .and_then(|g| g.as_ref().and_then(|g| g.guardian.pid()))
+}
+
+/// The group `pgid` is gone (or was killed): the guardian forgets it.
+pub fn forget_group(pgid: i32) {
+    with_guardian(|g| g.guardian.forget_group(pgid));
+}
+
+/// A process that left its group and came to us (a daemon of a child): killed with its
+/// group if we die.
+pub fn guard_orphan(pid: i32) {
+    with_guardian(|g| {
+        g.guardian.watch_group(pid);
+        g.guardian.watch_pid(pid);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_child_leads_its_own_group_and_terminate_kills_it() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "sleep 1000 & wait"]);
+        let mut child = spawn(&mut c, Tie::Group).unwrap();
+        let pid = child.id() as i32;
+        let pgid = nix::unistd::getpgid(Some(Pid::from_raw(pid))).unwrap();
+        assert_eq!(pgid.as_raw(), pid);
+        let st = terminate(&mut child, Duration::from_secs(5)).unwrap();
+        assert!(!st.success());
+        assert!(killpg(pgid, None).is_err(), "the group is empty");
+    }
+
+    #[test]
+    fn the_spawn_hook_sees_every_spawn_and_can_refuse_it() {
+        fn hook(cmd: &Command) -> io::Result<()> {
+            if cmd.get_program() == "refused-by-the-hook" {
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, "hooked"));
+            }
+            Ok(())
+        }
+        // Other tests of this binary spawn too: the hook refuses only this program.
+        assert!(set_spawn_hook(hook), "the hook was already set");
+        assert!(!set_spawn_hook(hook), "a second hook is refused");
+        for tie in [Tie::Group, Tie::Foreground, Tie::Probe, Tie::Detached] {
+            let e = spawn(&mut Command::new("refused-by-the-hook"), tie).unwrap_err();
+            assert_eq!(e.to_string(), "hooked", "{tie:?}");
+        }
+        let mut async_cmd = tokio::process::Command::new("refused-by-the-hook");
+        let e = spawn_async(&mut async_cmd, Tie::Group).unwrap_err();
+        assert_eq!(e.to_string(), "hooked");
+        assert!(
+            status(&mut Command::new("true"), Tie::Probe)
+                .unwrap()
+                .success()
+        );
+    }
+
+    #[test]
+    fn a_daemon_gets_its_own_session_and_no_mark() {
+        let mut c = Command::new("sleep");
+        c.arg("30").env(RUN_MARK, "outer");
+        let mut child = spawn(&mut c, Tie::Daemon(Signal::SIGTERM)).unwrap();
+        let pid = Pid::from_raw(child.id() as i32);
+        let sid = nix::unistd::getsid(Some(pid)).unwrap();
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(sid, pid, "a session of its own");
+        let mark = format!("{RUN_MARK}=");
+        assert!(
+            !env.split(|b| *b == 0)
+                .any(|kv| kv.starts_with(mark.as_bytes())),
+            "a daemon carries no run's mark"
+        );
+    }
+}
