@@ -77,8 +77,10 @@ fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
 
-/// Write `.stackato-local/services.json` with one record.
+/// Write `.stackato-local/services.json` with one record (and `services/`, there once any
+/// service has started, through which `..` resolves).
 fn plant_record(app: &Path, name: &str, kind: &str, port: Option<u16>) {
+    std::fs::create_dir_all(app.join(".stackato-local/services")).expect("create services/");
     let reg = serde_json::json!({
         "services": {
             name: {"name": name, "type": kind, "port": port, "credentials": {}}
