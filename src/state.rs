@@ -279,6 +279,13 @@ fn open_own_root(root: &Path) -> Result<(), StateError> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(err(e)),
     }
+    match fs::symlink_metadata(root) {
+        // Something else is in the way: the directory cannot be created.
+        Ok(md) if !md.is_dir() && !md.file_type().is_symlink() => {
+            return Err(err(io::Error::from_raw_os_error(libc::EEXIST)));
+        }
+        _ => {}
+    }
     if let Some(why) = not_a_real_dir(root) {
         return Err(refuse(why));
     }
