@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::procs::{alive, cmdline, kill9, pids, procs_under, read_pid};
-use crate::common::project::Project;
+use crate::common::project::{Project, mariadb_serial};
 use crate::common::*;
 
 /// A directory outside the project that a hostile repository aims at: its mode, owner and
@@ -553,6 +553,56 @@ fn kill_9_during_the_first_postgres_initialisation_does_not_break_the_service() 
     // And the database works.
     let env = p.cmd(&["env", "--reveal", "--format", "json"]);
     env.code(0);
+    p.cmd(&["services", "stop"]).code(0);
+    p.cmd(&["services", "start"]).code(0);
+}
+
+#[test]
+fn kill_9_during_the_first_mariadb_initialisation_does_not_break_the_service() {
+    if !require_all(&[
+        "mariadbd|mysqld",
+        "mariadb-install-db|mysql_install_db",
+        "mariadb|mysql",
+    ]) {
+        return;
+    }
+    let _serial = mariadb_serial();
+    let p = Project::new(&[(
+        "stackato.yml",
+        "name: x\nmem: 64M\nservices:\n  db: mysql\n",
+    )])
+    .with_services(&["db"]);
+    let mut tool = cmd(&p.app)
+        .args(["services", "start"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start services start");
+    let t0 = Instant::now();
+    // Wait for the bootstrap to have begun writing the system tables, then kill everything.
+    let root = loop {
+        let root = service_root(&p, "db");
+        let writing = std::fs::read_dir(&root).is_ok_and(|rd| {
+            rd.flatten()
+                .any(|e| e.path().join("mysql").join("db.frm").exists())
+        });
+        if writing {
+            break root;
+        }
+        if let Ok(Some(st)) = tool.try_wait() {
+            panic!("services start ended ({st}) before the bootstrap was caught writing");
+        }
+        assert!(t0.elapsed() < SERVICES, "mariadb-install-db never started");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    kill9(tool.id() as i32);
+    let _ = tool.wait();
+    let needle = root.display().to_string();
+    for pid in procs_with(&needle).into_iter().chain(procs_under(&root)) {
+        kill9(pid);
+    }
+    let r = p.cmd(&["services", "start"]);
+    r.code(0).stderr_has("db (mysql) ready");
     p.cmd(&["services", "stop"]).code(0);
     p.cmd(&["services", "start"]).code(0);
 }
