@@ -212,6 +212,22 @@ pub fn read_private(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The last `max` bytes of a file of the state dir (a log), not through a symlink, a regular
+/// file only.
+pub fn read_tail(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::{Seek, SeekFrom};
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(NOFOLLOW)
+        .open(path)?;
+    let mut f = regular(f, path)?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(max)))?;
+    let mut bytes = Vec::new();
+    f.take(max).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Open a log file of the state dir for appending (created 0600), never through a symlink.
 pub fn open_append(path: &Path) -> io::Result<File> {
     let f = OpenOptions::new()
@@ -456,12 +472,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
 /// is never empty, `.`, `..`, hidden, or more than one component. Injective (it is a valid
 /// percent-encoding of the name), and a name that is already safe encodes to itself, so data
 /// kept under a plain name by earlier versions is still found.
+///
+/// An encoding longer than [`COMPONENT_MAX`] (file names stop at 255 bytes) is cut and ends
+/// with `%~` and the name's SHA-256 (a plain encoding never contains `%~`).
 pub fn component(name: &str) -> String {
     if name.is_empty() {
         return "%".into();
     }
     let mut out = String::with_capacity(name.len());
+    let mut cut = None;
     for (i, b) in name.bytes().enumerate() {
+        if cut.is_none() && out.len() > COMPONENT_MAX - 70 {
+            cut = Some(out.len());
+        }
         let keep = b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (b == b'.' && i > 0);
         if keep {
             out.push(b as char);
@@ -469,8 +492,20 @@ pub fn component(name: &str) -> String {
             out.push_str(&format!("%{b:02X}"));
         }
     }
-    out
+    match cut {
+        Some(at) if out.len() > COMPONENT_MAX => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(name.as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            out.truncate(at);
+            format!("{out}%~{hex}")
+        }
+        _ => out,
+    }
 }
+
+/// The longest [`component`]: room for a prefix (`<project-id>-`) within a 255-byte name.
+pub const COMPONENT_MAX: usize = 200;
 
 /// Add `/.stackato-local/` to the project's .gitignore when the project has one and it does
 /// not ignore the directory yet. Failure to do so is not an error.
@@ -572,6 +607,16 @@ mod tests {
         assert_eq!(component("Bulletin Board"), "Bulletin%20Board");
         assert_eq!(component("50%"), "50%25");
         assert_eq!(component("é"), "%C3%A9");
+        let long = "x".repeat(300);
+        let c = component(&long);
+        assert!(c.len() <= COMPONENT_MAX && c.contains("%~"), "{c}");
+        assert_ne!(c, component(&"x".repeat(301)));
+        let c = component(&"/".repeat(100));
+        assert!(c.len() <= COMPONENT_MAX && c.contains("%~"), "{c}");
+        assert_eq!(
+            component(&"y".repeat(COMPONENT_MAX)),
+            "y".repeat(COMPONENT_MAX)
+        );
     }
 
     /// Percent-decoding, to check that the encoding loses nothing.
@@ -599,13 +644,22 @@ mod tests {
         #[test]
         fn component_is_one_safe_injective_component(name in ".{0,40}") {
             let c = component(&name);
+            proptest::prop_assert!(c.len() <= COMPONENT_MAX);
             proptest::prop_assert!(!c.is_empty() && c != "." && c != "..");
             proptest::prop_assert!(!c.starts_with('.'));
-            proptest::prop_assert!(c.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-%".contains(&b)));
+            proptest::prop_assert!(c.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-%~".contains(&b)));
             let p = Path::new(&c);
             proptest::prop_assert_eq!(p.components().count(), 1);
             proptest::prop_assert!(matches!(p.components().next(), Some(Component::Normal(_))));
-            proptest::prop_assert_eq!(decode(&c), name.as_bytes().to_vec());
+            if !c.contains("%~") {
+                proptest::prop_assert_eq!(decode(&c), name.as_bytes().to_vec());
+            }
+        }
+
+        #[test]
+        fn component_tells_names_apart(a in ".{0,80}", b in ".{0,80}") {
+            proptest::prop_assume!(a != b);
+            proptest::prop_assert_ne!(component(&a), component(&b));
         }
     }
 

@@ -254,3 +254,69 @@ impl ServicePaths {
         walk(&self.data)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn me() -> RunAs {
+        RunAs {
+            name: "me".into(),
+            uid: Uid::effective().as_raw(),
+            gid: Gid::effective().as_raw(),
+            drop_privileges: false,
+        }
+    }
+
+    #[test]
+    fn service_dirs_stay_inside_the_state_dir_whatever_the_name() {
+        let state = Path::new("/p/.stackato-local");
+        for name in ["../../../victim", "/etc", "..", ".", "", "a/../../b"] {
+            let p = ServicePaths::new(state, "id", name, &me());
+            assert_eq!(
+                p.base.parent(),
+                Some(state.join("services").as_path()),
+                "{name:?}"
+            );
+            for path in [&p.base, &p.root, &p.data, &p.run, &p.log, &p.pid] {
+                assert!(
+                    path.components()
+                        .all(|c| !matches!(c, std::path::Component::ParentDir)),
+                    "{name:?}: {}",
+                    path.display()
+                );
+            }
+        }
+        let as_root = RunAs {
+            drop_privileges: true,
+            ..me()
+        };
+        let p = ServicePaths::new(state, "id", "../../x", &as_root);
+        assert_eq!(p.root, Path::new(SYSTEM_ROOT).join("id-%2E.%2F..%2Fx"));
+        // A safe name is its own directory, as in earlier versions.
+        let p = ServicePaths::new(state, "id", "free.postgresql-c8ea", &me());
+        assert_eq!(p.base, state.join("services/free.postgresql-c8ea"));
+    }
+
+    #[test]
+    fn data_under_an_unsafe_plain_name_is_adopted() {
+        let t = tempfile::tempdir().unwrap();
+        let state = t.path().join(".stackato-local");
+        let old = state.join("services/Bulletin Board/fs");
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join("upload.png"), "png").unwrap();
+        let p = ServicePaths::new(&state, "id", "Bulletin Board", &me());
+        p.adopt_legacy("Bulletin Board", "id");
+        assert_eq!(
+            std::fs::read_to_string(state.join("services/Bulletin%20Board/fs/upload.png")).unwrap(),
+            "png"
+        );
+        assert!(!state.join("services/Bulletin Board").exists());
+        // Never over existing data, never for names that were not one plain component.
+        std::fs::create_dir_all(state.join("services/a b")).unwrap();
+        std::fs::create_dir_all(state.join("services/a%20b")).unwrap();
+        ServicePaths::new(&state, "id", "a b", &me()).adopt_legacy("a b", "id");
+        assert!(state.join("services/a b").exists());
+        ServicePaths::new(&state, "id", "../x", &me()).adopt_legacy("../x", "id");
+    }
+}
