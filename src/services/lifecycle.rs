@@ -287,10 +287,11 @@ pub fn check_server(pid: i32, b: &dyn Backend, paths: &ServicePaths) -> Result<(
         .collect();
     let cwd_ok = std::fs::read_link(proc_dir.join("cwd"))
         .is_ok_and(|cwd| mine.iter().any(|m| cwd.starts_with(m)));
-    let text = args.join(" ");
-    let args_ok = mine.iter().any(|m| {
-        let m = m.display().to_string();
-        !m.is_empty() && text.contains(&m)
+    // An argument that is (or, after `--option=` / `name=`, whose value is) a path in them.
+    let args_ok = args.iter().skip(1).any(|a| {
+        let value = a.split_once('=').map_or(a.as_str(), |(_, v)| v);
+        let value = Path::new(value);
+        value.is_absolute() && mine.iter().any(|m| value.starts_with(m))
     });
     if cwd_ok || args_ok {
         Ok(())
