@@ -444,6 +444,70 @@ fn a_planted_server_pid_is_never_signalled() {
     }
 }
 
+#[test]
+fn the_real_servers_pass_the_pid_check_and_are_reused_and_stopped() {
+    // The other side of the check: this project's own servers, of every type, are recognised
+    // (reused by the next start, stopped by `services stop`).
+    if !require_all(&[
+        "postgres",
+        "initdb",
+        "pg_isready",
+        "psql",
+        "mariadbd|mysqld",
+        "mariadb-install-db|mysql_install_db",
+        "redis-server",
+        "memcached",
+    ]) {
+        return;
+    }
+    let _serial = mariadb_serial();
+    let names = ["pg", "my", "rd", "mc"];
+    let p = Project::new(&[(
+        "stackato.yml",
+        "name: x\nmem: 64M\nservices:\n  pg: postgresql\n  my: mysql\n  rd: redis\n  mc: memcached\n",
+    )])
+    .with_services(&names);
+    p.cmd(&["services", "start"]).code(0);
+    let pids: Vec<i32> = names
+        .iter()
+        .map(|n| p.server_pid(n).expect("server.pid"))
+        .collect();
+    let r = p.cmd(&["services", "start"]);
+    r.code(0).stderr_lacks("not this service's server");
+    for (n, pid) in names.iter().zip(&pids) {
+        assert!(
+            r.stderr.contains(&format!("{n} (")) && alive(*pid),
+            "{n}: {}",
+            r.dump()
+        );
+        assert_eq!(
+            p.server_pid(n),
+            Some(*pid),
+            "{n} was not reused\n{}",
+            r.dump()
+        );
+    }
+    assert_eq!(
+        r.stderr.matches("already running").count(),
+        4,
+        "{}",
+        r.dump()
+    );
+    let r = p.cmd(&["services", "stop"]);
+    r.code(0);
+    for (n, pid) in names.iter().zip(&pids) {
+        let t0 = Instant::now();
+        while alive(*pid) && t0.elapsed() < SHORT {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            !alive(*pid),
+            "{n} (pid {pid}) was not stopped\n{}",
+            r.dump()
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 16. An interrupted first initialisation
 // ---------------------------------------------------------------------------------------------
