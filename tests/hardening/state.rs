@@ -174,6 +174,35 @@ fn services_reset_of_a_planted_record_named_like_a_path_deletes_nothing_outside(
 }
 
 #[test]
+fn a_planted_filesystem_directory_is_not_exported() {
+    // `services.json` is the project's: a filesystem record whose `dir` names a directory
+    // outside does not make the app's STACKATO_FILESYSTEM point there.
+    let tmp = app(&[]);
+    let root = canon(tmp.path());
+    let victim = Victim::at(&root);
+    let p = Project::at(&root, &[("stackato.yml", FS_APP)]);
+    let reg = serde_json::json!({"services": {"files": {
+        "name": "files", "type": "filesystem", "port": null,
+        "credentials": {"dir": victim.dir.display().to_string()}
+    }}});
+    write(
+        &p.app,
+        ".stackato-local/services.json",
+        reg.to_string().as_bytes(),
+    );
+    let r = p.cmd(&["env", "--format", "json"]);
+    r.code(0);
+    let env = r.json();
+    let want = p.state("services/files/fs").display().to_string();
+    assert_eq!(
+        env["STACKATO_FILESYSTEM"].as_str(),
+        Some(want.as_str()),
+        "{}",
+        r.dump()
+    );
+}
+
+#[test]
 fn a_redis_service_named_like_a_path_never_chmods_or_chowns_outside() {
     if !require_all(&["redis-server", "redis-cli"]) {
         return;
