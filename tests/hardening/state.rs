@@ -589,6 +589,27 @@ fn a_postgres_data_dir_left_half_initialised_is_initialised_again() {
     assert_eq!(kept.len(), 1, "{kept:?}\n{}", r.dump());
 }
 
+#[test]
+fn a_damaged_postgres_data_dir_is_reported_with_the_reset_hint() {
+    if !postgres_installed() {
+        return;
+    }
+    let p = Project::new(&[("stackato.yml", PG_APP)]).with_services(&["db"]);
+    p.cmd(&["services", "start"]).code(0);
+    p.cmd(&["services", "stop"]).code(0);
+    // Complete-looking, but its control file is garbage.
+    let control = service_root(&p, "db").join("data/global/pg_control");
+    let len = std::fs::metadata(&control).expect("pg_control").len() as usize;
+    std::fs::write(&control, vec![0x5a; len]).unwrap();
+    let r = p.cmd(&["services", "start", "--service-timeout", "20"]);
+    r.code(5).stderr_has("stackato-local services reset db");
+    // The way out works.
+    p.cmd(&["services", "reset", "db", "--yes"]).code(0);
+    p.cmd(&["services", "start"])
+        .code(0)
+        .stderr_has("db (postgresql) ready");
+}
+
 /// The pids of processes whose command line contains `needle`.
 fn procs_with(needle: &str) -> Vec<i32> {
     pids()
