@@ -1,14 +1,23 @@
 //! The per-project state directory `.stackato-local/`: created 0700 beside the manifest, kept
 //! out of git, written atomically (temp file + fsync + rename, files 0600) and locked with
 //! `flock` where two commands must not act at once (`run` in one terminal, `env` in another).
+//!
+//! The directory may come with a cloned repository, so it is untrusted input: it must be a
+//! real directory owned by the effective user (a symlink or someone else's directory is
+//! refused, never chmod-ed through), and everything the tool creates inside it is created
+//! without following links (sub-directories component by component, files with
+//! `O_EXCL|O_NOFOLLOW`, reads with `O_NOFOLLOW` of regular files only, with a size cap).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
 
 /// Name of the state directory inside a project.
 pub const DIR_NAME: &str = ".stackato-local";
+
+/// The most the tool reads of one of its own state files (they are a few kB).
+pub const READ_CAP: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -22,6 +31,10 @@ pub enum StateError {
     Corrupt { path: PathBuf, reason: String },
     #[error("cannot lock {path}: {source}")]
     Lock { path: PathBuf, source: io::Error },
+    /// A path in the state directory that the tool will not use: a symbolic link, something
+    /// that is not a directory, a directory of another user.
+    #[error("refusing to use {path}: {reason}")]
+    Unsafe { path: PathBuf, reason: String },
 }
 
 /// The state directory of one project.
@@ -46,9 +59,11 @@ impl StateDir {
     }
 
     /// Create it (0700) if needed, and add it to the project's .gitignore if there is one.
+    /// Refuses a state directory that is a symlink, not a directory, owned by another user,
+    /// or holding a symlink at its top (the tool never makes one there).
     pub fn open(project_dir: &Path) -> Result<StateDir, StateError> {
         let s = StateDir::at(project_dir);
-        create_private_dir(&s.root)?;
+        open_own_root(&s.root)?;
         ignore_in_git(project_dir);
         Ok(s)
     }
@@ -61,14 +76,14 @@ impl StateDir {
         self.root.join(rel)
     }
 
-    /// A private (0700) sub-directory, created if needed.
+    /// A private (0700) sub-directory, created if needed, none of whose components is a link.
     pub fn dir(&self, rel: impl AsRef<Path>) -> Result<PathBuf, StateError> {
         let p = self.root.join(rel);
-        create_private_dir(&p)?;
+        create_private_dir_in(&self.root, &p)?;
         Ok(p)
     }
 
-    /// The lock file `locks/<name>.lock`, opened (0600).
+    /// The lock file `locks/<name>.lock`, opened (0600) without following a link.
     fn lock_file(&self, name: &str) -> Result<(File, PathBuf), StateError> {
         let dir = self.dir("locks")?;
         let path = dir.join(format!("{name}.lock"));
@@ -77,10 +92,14 @@ impl StateDir {
             .truncate(false)
             .write(true)
             .mode(0o600)
+            .custom_flags(NOFOLLOW)
             .open(&path)
-            .map_err(|source| StateError::Lock {
-                path: path.clone(),
-                source,
+            .and_then(|f| regular(f, &path))
+            .map_err(|source| {
+                unsafe_or(&path, source, |source| StateError::Lock {
+                    path: path.clone(),
+                    source,
+                })
             })?;
         Ok((file, path))
     }
@@ -109,7 +128,7 @@ impl StateDir {
         rel: &str,
     ) -> Result<Option<T>, StateError> {
         let path = self.root.join(rel);
-        match fs::read(&path) {
+        match read_private(&path, READ_CAP) {
             Ok(bytes) => {
                 serde_json::from_slice(&bytes)
                     .map(Some)
@@ -119,11 +138,15 @@ impl StateDir {
                     })
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(StateError::Read { path, source }),
+            Err(source) => Err(unsafe_or(&path, source, |source| StateError::Read {
+                path: path.clone(),
+                source,
+            })),
         }
     }
 
-    /// Write a JSON file of the state dir atomically, mode 0600.
+    /// Write a JSON file of the state dir atomically, mode 0600, its directory created
+    /// without following links.
     pub fn write_json<T: serde::Serialize>(&self, rel: &str, value: &T) -> Result<(), StateError> {
         let path = self.root.join(rel);
         let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| StateError::Write {
@@ -131,11 +154,187 @@ impl StateDir {
             source: io::Error::other(e),
         })?;
         bytes.push(b'\n');
+        if let Some(parent) = path.parent()
+            && parent != self.root
+        {
+            create_private_dir_in(&self.root, parent)?;
+        }
         write_atomic(&path, &bytes)
     }
 }
 
-/// `mkdir -p` with mode 0700 on the directories it creates, and 0700 enforced on `dir`.
+/// Flags for opening a file of the state dir: never through a symlink, never blocking on a
+/// FIFO someone put in its place, never inherited by children.
+const NOFOLLOW: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+
+/// `f` when it is a regular file, else an error naming what it is.
+fn regular(f: File, path: &Path) -> io::Result<File> {
+    let md = f.metadata()?;
+    if md.is_file() {
+        Ok(f)
+    } else {
+        Err(io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )))
+    }
+}
+
+/// An [`StateError::Unsafe`] when `e` says `path` is a symlink (`ELOOP` from `O_NOFOLLOW`),
+/// else `other(e)`.
+fn unsafe_or(path: &Path, e: io::Error, other: impl FnOnce(io::Error) -> StateError) -> StateError {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        StateError::Unsafe {
+            path: path.to_path_buf(),
+            reason: "it is a symbolic link (the tool never creates one there); remove it".into(),
+        }
+    } else {
+        other(e)
+    }
+}
+
+/// Read a file of the state dir: not through a symlink, a regular file only, at most `cap`
+/// bytes (more is an `InvalidData` error).
+pub fn read_private(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(NOFOLLOW)
+        .open(path)?;
+    let f = regular(f, path)?;
+    let mut bytes = Vec::new();
+    f.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is larger than {cap} bytes", path.display()),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The last `max` bytes of a file of the state dir (a log), not through a symlink, a regular
+/// file only.
+pub fn read_tail(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::{Seek, SeekFrom};
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(NOFOLLOW)
+        .open(path)?;
+    let mut f = regular(f, path)?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(max)))?;
+    let mut bytes = Vec::new();
+    f.take(max).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Open a log file of the state dir for appending (created 0600), never through a symlink.
+pub fn open_append(path: &Path) -> io::Result<File> {
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(NOFOLLOW)
+        .open(path)?;
+    let f = regular(f, path)?;
+    // Servers write their log through this descriptor: make it blocking again.
+    nix::fcntl::fcntl(
+        &f,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_APPEND),
+    )
+    .map_err(io::Error::from)?;
+    Ok(f)
+}
+
+/// Open `dir` itself (not a link to it) as a directory.
+fn open_dir_nofollow(dir: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir)
+}
+
+/// What is wrong with `dir` as one of our directories, from its `lstat`.
+fn not_a_real_dir(dir: &Path) -> Option<String> {
+    match fs::symlink_metadata(dir) {
+        Ok(md) if md.file_type().is_symlink() => Some(match fs::read_link(dir) {
+            Ok(t) => format!(
+                "it is a symbolic link (to {}), not a directory; remove the link",
+                t.display()
+            ),
+            Err(_) => "it is a symbolic link, not a directory; remove the link".into(),
+        }),
+        Ok(md) if !md.is_dir() => Some("it is not a directory; move it away".into()),
+        _ => None,
+    }
+}
+
+/// Make `dir` (a real directory, opened without following links) mode 0700 through its fd.
+fn fix_mode(f: &File) -> io::Result<()> {
+    let md = f.metadata()?;
+    if md.permissions().mode() & 0o077 != 0 {
+        f.set_permissions(fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// The project's state directory itself: created (0700) when missing; when present, a real
+/// directory owned by the effective user, made 0700 through a descriptor, with no symlink at
+/// its top level.
+fn open_own_root(root: &Path) -> Result<(), StateError> {
+    let err = |source| StateError::Create {
+        path: root.to_path_buf(),
+        source,
+    };
+    let refuse = |reason: String| StateError::Unsafe {
+        path: root.to_path_buf(),
+        reason,
+    };
+    match fs::DirBuilder::new().mode(0o700).create(root) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(err(e)),
+    }
+    match fs::symlink_metadata(root) {
+        // Something else is in the way: the directory cannot be created.
+        Ok(md) if !md.is_dir() && !md.file_type().is_symlink() => {
+            return Err(err(io::Error::from_raw_os_error(libc::EEXIST)));
+        }
+        _ => {}
+    }
+    if let Some(why) = not_a_real_dir(root) {
+        return Err(refuse(why));
+    }
+    let f = open_dir_nofollow(root).map_err(|e| unsafe_or(root, e, err))?;
+    let md = f.metadata().map_err(err)?;
+    let me = nix::unistd::Uid::effective().as_raw();
+    if md.uid() != me {
+        let owner = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(md.uid()))
+            .ok()
+            .flatten()
+            .map_or_else(|| format!("uid {}", md.uid()), |u| u.name);
+        return Err(refuse(format!(
+            "it belongs to {owner}, not to you (uid {me}); the state directory must be your own: move it away"
+        )));
+    }
+    fix_mode(&f).map_err(err)?;
+    for entry in fs::read_dir(root).map_err(err)? {
+        let entry = entry.map_err(err)?;
+        if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+            return Err(StateError::Unsafe {
+                path: entry.path(),
+                reason: "it is a symbolic link (the tool never creates one there); remove it"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `mkdir -p` with mode 0700 on the directories it creates, and 0700 enforced on `dir`
+/// (through a descriptor: a symlink at `dir` is refused, never chmod-ed through). For
+/// directories outside a project (the trust store, `/var/lib/stackato-local`); inside one
+/// use [`create_private_dir_in`] or [`StateDir::dir`].
 pub fn create_private_dir(dir: &Path) -> Result<(), StateError> {
     let err = |source| StateError::Create {
         path: dir.to_path_buf(),
@@ -146,15 +345,83 @@ pub fn create_private_dir(dir: &Path) -> Result<(), StateError> {
         .mode(0o700)
         .create(dir)
         .map_err(err)?;
-    let md = fs::metadata(dir).map_err(err)?;
-    if md.permissions().mode() & 0o077 != 0 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(err)?;
+    if let Some(reason) = not_a_real_dir(dir) {
+        return Err(StateError::Unsafe {
+            path: dir.to_path_buf(),
+            reason,
+        });
+    }
+    let f = open_dir_nofollow(dir).map_err(|e| unsafe_or(dir, e, err))?;
+    fix_mode(&f).map_err(err)
+}
+
+/// Create `dir` (0700), which must lie below `base`, one component at a time: every
+/// component below `base` must be a plain name (no `..`) and, when it exists, a real
+/// directory (not a symlink to one). `base` itself is the caller's to check.
+pub fn create_private_dir_in(base: &Path, dir: &Path) -> Result<(), StateError> {
+    let rel = inside(base, dir)?;
+    let mut cur = base.to_path_buf();
+    let n = rel.components().count();
+    for (i, c) in rel.components().enumerate() {
+        cur.push(c);
+        let err = |source| StateError::Create {
+            path: cur.clone(),
+            source,
+        };
+        match fs::DirBuilder::new().mode(0o700).create(&cur) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(err(e)),
+        }
+        if let Some(reason) = not_a_real_dir(&cur) {
+            return Err(StateError::Unsafe { path: cur, reason });
+        }
+        let f = open_dir_nofollow(&cur).map_err(|e| unsafe_or(&cur, e, err))?;
+        if i + 1 == n {
+            fix_mode(&f).map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// `path` relative to `base`, when it lies below it through plain names only.
+fn inside<'a>(base: &Path, path: &'a Path) -> Result<&'a Path, StateError> {
+    let refuse = |reason: &str| StateError::Unsafe {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let rel = path
+        .strip_prefix(base)
+        .map_err(|_| refuse(&format!("it is not inside {}", base.display())))?;
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return Err(refuse(&format!(
+            "it does not name a directory inside {} (`..` or `/` in a name?)",
+            base.display()
+        )));
+    }
+    Ok(rel)
+}
+
+/// Check that no existing component of `path` below `base` (`path` itself included) is a
+/// symlink or a non-directory, before deleting `path` or writing below it.
+pub fn check_inside(base: &Path, path: &Path) -> Result<(), StateError> {
+    let rel = inside(base, path)?;
+    let mut cur = base.to_path_buf();
+    for c in rel.components() {
+        cur.push(c);
+        if fs::symlink_metadata(&cur).is_err() {
+            return Ok(());
+        }
+        if let Some(reason) = not_a_real_dir(&cur) {
+            return Err(StateError::Unsafe { path: cur, reason });
+        }
     }
     Ok(())
 }
 
 /// Write `bytes` to `path` so that readers see the old or the new content, never a part:
-/// a temp file in the same directory (0600), fsync, rename, fsync the directory.
+/// a temp file in the same directory (0600, created with `O_EXCL|O_NOFOLLOW`), fsync,
+/// rename (which replaces a symlink at `path`, never writes through it), fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let err = |source| StateError::Write {
         path: path.to_path_buf(),
@@ -166,32 +433,87 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
+    let create = || {
+        OpenOptions::new()
+            .create_new(true)
             .write(true)
             .mode(0o600)
-            .open(&tmp)?;
+            .custom_flags(NOFOLLOW)
+            .open(&tmp)
+    };
+    let mut created = false;
+    let result = (|| {
+        let mut f = match create() {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                // Left by an earlier process with our pid; whatever it is, it is not ours now.
+                fs::remove_file(&tmp)?;
+                create()?
+            }
+            Err(e) => return Err(e),
+        };
+        created = true;
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
-        if let Ok(d) = File::open(dir) {
+        if let Ok(d) = open_dir_nofollow(dir) {
             let _ = d.sync_all();
         }
         Ok(())
     })();
-    if result.is_err() {
+    if result.is_err() && created {
         let _ = fs::remove_file(&tmp);
     }
     result.map_err(err)
 }
 
+/// A name from the manifest (a service's) as one safe path component: `[A-Za-z0-9_.-]` are
+/// kept, every other byte and `%` become `%XX`, and a leading `.` becomes `%2E`, so the result
+/// is never empty, `.`, `..`, hidden, or more than one component. Injective (it is a valid
+/// percent-encoding of the name), and a name that is already safe encodes to itself, so data
+/// kept under a plain name by earlier versions is still found.
+///
+/// An encoding longer than [`COMPONENT_MAX`] (file names stop at 255 bytes) is cut and ends
+/// with `%~` and the name's SHA-256 (a plain encoding never contains `%~`).
+pub fn component(name: &str) -> String {
+    if name.is_empty() {
+        return "%".into();
+    }
+    let mut out = String::with_capacity(name.len());
+    let mut cut = None;
+    for (i, b) in name.bytes().enumerate() {
+        if cut.is_none() && out.len() > COMPONENT_MAX - 70 {
+            cut = Some(out.len());
+        }
+        let keep = b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (b == b'.' && i > 0);
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    match cut {
+        Some(at) if out.len() > COMPONENT_MAX => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(name.as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            out.truncate(at);
+            format!("{out}%~{hex}")
+        }
+        _ => out,
+    }
+}
+
+/// The longest [`component`]: room for a prefix (`<project-id>-`) within a 255-byte name.
+pub const COMPONENT_MAX: usize = 200;
+
 /// Add `/.stackato-local/` to the project's .gitignore when the project has one and it does
 /// not ignore the directory yet. Failure to do so is not an error.
 fn ignore_in_git(project_dir: &Path) {
     let gi = project_dir.join(".gitignore");
-    let Ok(text) = fs::read_to_string(&gi) else {
+    // Not through a symlink, not a FIFO, not a huge file: it is the repository's.
+    let Ok(text) = read_private(&gi, 1 << 20).map(|b| String::from_utf8_lossy(&b).into_owned())
+    else {
         return;
     };
     if gitignore_covers_state(&text) {
@@ -263,6 +585,161 @@ mod tests {
             s.read_json::<serde_json::Value>("bad.json"),
             Err(StateError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn component_keeps_safe_names_and_encodes_the_rest() {
+        for safe in [
+            "db",
+            "my-db",
+            "stackato_stats",
+            "free.postgresql-c8ea",
+            "a.b.c",
+            "X1",
+        ] {
+            assert_eq!(component(safe), safe);
+        }
+        assert_eq!(component(".."), "%2E.");
+        assert_eq!(component("."), "%2E");
+        assert_eq!(component(""), "%");
+        assert_eq!(component("../../victim"), "%2E.%2F..%2Fvictim");
+        assert_eq!(component("/etc"), "%2Fetc");
+        assert_eq!(component("Bulletin Board"), "Bulletin%20Board");
+        assert_eq!(component("50%"), "50%25");
+        assert_eq!(component("é"), "%C3%A9");
+        let long = "x".repeat(300);
+        let c = component(&long);
+        assert!(c.len() <= COMPONENT_MAX && c.contains("%~"), "{c}");
+        assert_ne!(c, component(&"x".repeat(301)));
+        let c = component(&"/".repeat(100));
+        assert!(c.len() <= COMPONENT_MAX && c.contains("%~"), "{c}");
+        assert_eq!(
+            component(&"y".repeat(COMPONENT_MAX)),
+            "y".repeat(COMPONENT_MAX)
+        );
+    }
+
+    /// Percent-decoding, to check that the encoding loses nothing.
+    fn decode(s: &str) -> Vec<u8> {
+        if s == "%" {
+            return Vec::new();
+        }
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn component_is_one_safe_injective_component(name in ".{0,40}") {
+            let c = component(&name);
+            proptest::prop_assert!(c.len() <= COMPONENT_MAX);
+            proptest::prop_assert!(!c.is_empty() && c != "." && c != "..");
+            proptest::prop_assert!(!c.starts_with('.'));
+            proptest::prop_assert!(c.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-%~".contains(&b)));
+            let p = Path::new(&c);
+            proptest::prop_assert_eq!(p.components().count(), 1);
+            proptest::prop_assert!(matches!(p.components().next(), Some(Component::Normal(_))));
+            if !c.contains("%~") {
+                proptest::prop_assert_eq!(decode(&c), name.as_bytes().to_vec());
+            }
+        }
+
+        #[test]
+        fn component_tells_names_apart(a in ".{0,80}", b in ".{0,80}") {
+            proptest::prop_assume!(a != b);
+            proptest::prop_assert_ne!(component(&a), component(&b));
+        }
+    }
+
+    #[test]
+    fn a_symlinked_state_dir_is_refused_and_its_target_untouched() {
+        let t = tempfile::tempdir().unwrap();
+        let victim = t.path().join("victim");
+        fs::create_dir(&victim).unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o755)).unwrap();
+        let project = t.path().join("p");
+        fs::create_dir(&project).unwrap();
+        std::os::unix::fs::symlink(&victim, project.join(DIR_NAME)).unwrap();
+        let e = StateDir::open(&project).unwrap_err();
+        assert!(matches!(e, StateError::Unsafe { .. }), "{e}");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(
+            fs::metadata(&victim).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        assert_eq!(fs::read_dir(&victim).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn links_inside_the_state_dir_are_never_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let victim = t.path().join("victim");
+        fs::create_dir(&victim).unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o755)).unwrap();
+        let s = StateDir::open(t.path()).unwrap();
+        // A link at the top is refused by open.
+        std::os::unix::fs::symlink(&victim, s.path("services")).unwrap();
+        assert!(matches!(
+            StateDir::open(t.path()),
+            Err(StateError::Unsafe { .. })
+        ));
+        // And by everything that creates below it.
+        assert!(matches!(
+            s.dir("services/x"),
+            Err(StateError::Unsafe { .. })
+        ));
+        assert!(matches!(
+            s.write_json("services/x.json", &1),
+            Err(StateError::Unsafe { .. })
+        ));
+        assert!(matches!(s.dir("../victim"), Err(StateError::Unsafe { .. })));
+        fs::remove_file(s.path("services")).unwrap();
+        // Links to files: a lock, a JSON file read, a log.
+        let target = victim.join("f");
+        fs::write(&target, "secret").unwrap();
+        s.dir("locks").unwrap();
+        std::os::unix::fs::symlink(&target, s.path("locks/run.lock")).unwrap();
+        assert!(matches!(s.try_lock("run"), Err(StateError::Unsafe { .. })));
+        std::os::unix::fs::symlink(&target, s.path("r.json")).unwrap();
+        assert!(s.read_json::<serde_json::Value>("r.json").is_err());
+        std::os::unix::fs::symlink(&target, s.path("log")).unwrap();
+        assert!(open_append(&s.path("log")).is_err());
+        // Writing replaces the link, never the target.
+        s.write_json("r.json", &2).unwrap();
+        assert!(fs::symlink_metadata(s.path("r.json")).unwrap().is_file());
+        assert_eq!(fs::read_to_string(&target).unwrap(), "secret");
+        assert_eq!(
+            fs::metadata(&victim).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        assert!(matches!(
+            check_inside(s.root(), &s.path("locks/run.lock/x")),
+            Err(StateError::Unsafe { .. })
+        ));
+    }
+
+    #[test]
+    fn a_fifo_is_not_read() {
+        let t = tempfile::tempdir().unwrap();
+        let s = StateDir::open(t.path()).unwrap();
+        nix::unistd::mkfifo(
+            &s.path("f.json"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        assert!(s.read_json::<serde_json::Value>("f.json").is_err());
     }
 
     #[test]

@@ -174,6 +174,7 @@ pub fn stop(planned: &[Planned], state: &StateDir, grace: Duration) -> i32 {
                     grace.as_secs()
                 ),
                 Ok(lifecycle::Stopped::WasNotRunning) => {}
+                Ok(lifecycle::Stopped::Stale(note)) => eprintln!("services: {note}"),
                 Err(e) => code = report(&e),
             }
         }
@@ -348,6 +349,21 @@ fn logs(planned: &[Planned], state: &StateDir, name: &str, lines: usize) -> i32 
 }
 
 fn reset(state: &StateDir, name: &str, yes: bool) -> i32 {
+    // A run of this project uses its services and would restart the server on data that is
+    // gone: refuse while one is up, and keep its lock so that none starts meanwhile.
+    let _run_lock = match state.try_lock("run") {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            eprintln!(
+                "error: `services reset {name}` refused: a `stackato-local run` of this project is running and uses its services; stop it first (Ctrl-C in its terminal), then reset"
+            );
+            return exit::USAGE;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::IO;
+        }
+    };
     let reg = match registry::load(state) {
         Ok(r) => r,
         Err(e) => {
@@ -386,10 +402,12 @@ fn reset(state: &StateDir, name: &str, yes: bool) -> i32 {
             return exit::OK;
         }
     }
-    if let Some(b) = backend::for_kind(&record.kind)
-        && let Err(e) = lifecycle::stop(state, &record, b, Duration::from_secs(30))
-    {
-        return report(&e);
+    if let Some(b) = backend::for_kind(&record.kind) {
+        match lifecycle::stop(state, &record, b, Duration::from_secs(30)) {
+            Ok(lifecycle::Stopped::Stale(note)) => eprintln!("services: {note}"),
+            Ok(_) => {}
+            Err(e) => return report(&e),
+        }
     }
     let run_as = match RunAs::for_services() {
         Ok(r) => r,
@@ -403,8 +421,17 @@ fn reset(state: &StateDir, name: &str, yes: bool) -> i32 {
             return exit::IO;
         }
     };
-    for dir in [&paths.root, &paths.base] {
-        if dir.exists()
+    // Only inside the state dir (or the service's own directory under /var/lib), never
+    // through a link: the name, and the directories, came with the project.
+    for (base, dir) in [
+        (paths.root_base(), &paths.root),
+        (state.root(), &paths.base),
+    ] {
+        if let Err(e) = crate::state::check_inside(base, dir) {
+            eprintln!("error: {e}");
+            return exit::IO;
+        }
+        if std::fs::symlink_metadata(dir).is_ok()
             && let Err(e) = std::fs::remove_dir_all(dir)
         {
             eprintln!("error: cannot delete {}: {e}", dir.display());

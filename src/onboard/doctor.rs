@@ -691,7 +691,30 @@ fn writable(dir: &Path) -> Result<(), std::io::Error> {
 fn state_dir_check(state: &StateDir, project: &Path) -> Check {
     let label = "state directory";
     let shown = format!("{}/", crate::diag::display_path(state.root()));
-    match std::fs::metadata(state.root()) {
+    match std::fs::symlink_metadata(state.root()) {
+        Ok(md) if md.file_type().is_symlink() => fail(
+            label,
+            format!(
+                "{shown} is a symbolic link; the tool refuses to use it (a repository could point it anywhere)"
+            ),
+            Some(Fix::Hint(format!(
+                "remove the link {shown}; the next command creates the directory"
+            ))),
+        ),
+        Ok(md)
+            if md.is_dir() && {
+                use std::os::unix::fs::MetadataExt;
+                md.uid() != nix::unistd::Uid::effective().as_raw()
+            } =>
+        {
+            fail(
+                label,
+                format!("{shown} belongs to another user; the tool refuses to use it"),
+                Some(Fix::Hint(format!(
+                    "move {shown} away, or make it yours: `sudo chown -R \"$(id -un)\" {shown}`"
+                ))),
+            )
+        }
         Ok(md) if !md.is_dir() => fail(
             label,
             format!("{shown} is not a directory"),

@@ -213,8 +213,12 @@ fn ignore_state_dir(project: &Path) -> Gitignore {
     {
         return Gitignore::AlreadyIgnored;
     }
+    // Created new (`O_EXCL`): a dangling symlink in its place is not followed.
     if before.is_none()
-        && let Err(e) = std::fs::write(&gi, "")
+        && let Err(e) = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&gi)
     {
         return Gitignore::Failed(format!("cannot create {}: {e}", gi.display()));
     }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::manifest::App;
-use crate::state::{DIR_NAME, StateError, create_private_dir};
+use crate::state::{DIR_NAME, StateError, create_private_dir_in};
 
 /// Local paths for one instance of one app.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,14 +51,18 @@ impl Layout {
         }
     }
 
-    /// Where a filesystem service's directory is: shared by all apps of the project.
+    /// Where a filesystem service's directory is: shared by all apps of the project, below
+    /// the service's directory (its name made a safe path component).
     pub fn filesystem_dir(state: &Path, service: &str) -> PathBuf {
-        state.join("services").join(service).join("fs")
+        state
+            .join("services")
+            .join(crate::state::component(service))
+            .join("fs")
     }
 
     /// Create the instance root with `app -> $HOME` and `logs/`, like the container's root.
     pub fn prepare(&self) -> Result<(), StateError> {
-        create_private_dir(&self.logs)?;
+        create_private_dir_in(&self.state, &self.logs)?;
         let link = self.app_root.join("app");
         if std::fs::read_link(&link).ok().as_deref() != Some(self.home.as_path()) {
             let _ = std::fs::remove_file(&link);

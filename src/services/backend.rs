@@ -207,9 +207,11 @@ pub fn for_kind(kind: &str) -> Option<&'static dyn Backend> {
     }
 }
 
-/// The last `n` lines of a log file, for error messages.
+/// The last `n` lines of a log file, for error messages (from its last few MiB, never through
+/// a symlink: the log is in the project's state dir).
 pub fn log_tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read(path)
+    let cap = (n as u64).saturating_mul(4096).clamp(1 << 20, 64 << 20);
+    let text = crate::state::read_tail(path, cap)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();

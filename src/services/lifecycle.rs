@@ -3,9 +3,14 @@
 //! reuse; dead → clean up and start), move to a new port when the remembered one is taken,
 //! wait for readiness with a protocol check, and stop cleanly (then forcibly after a grace
 //! period). Servers are detached daemons: they keep running between commands until stopped.
+//!
+//! The pid file is the project's, so untrusted: a pid is signalled only when `/proc` shows it
+//! is this service's server (its program, its user, its data or run directory). A data
+//! directory is initialised in a temporary sibling and renamed into place, so an interrupted
+//! first start leaves nothing that looks initialised.
 
 use std::io::IsTerminal;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -81,7 +86,9 @@ pub fn plan(
 ) -> Result<Vec<Planned>, ServiceError> {
     let mut out = Vec::new();
     for r in records {
-        let base = state.path("services").join(&r.name);
+        let base = state
+            .path("services")
+            .join(crate::state::component(&r.name));
         let relational = crate::platform::services::is_relational(&r.kind);
         if skip.contains(&r.name) {
             out.push(Planned {
@@ -240,20 +247,106 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
-/// Whether `pid` runs one of `programs` (guards against a recycled pid).
-fn runs(pid: i32, programs: &[&[&str]]) -> bool {
-    let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return !Path::new("/proc/self").exists();
-    };
-    let first = cmd.split(|b| *b == 0).next().unwrap_or_default();
-    let exe = String::from_utf8_lossy(first);
-    let name = exe.rsplit('/').next().unwrap_or_default().to_string();
-    programs[0].iter().any(|p| name.starts_with(p))
+/// Whether `pid` is this service's server, from `/proc`: alive, running the backend's
+/// program, as our user or the service user, with its working directory or its command line
+/// in this service's data or run directory. `Err` says why not. A pid read from the project's
+/// pid file is signalled only after this check.
+pub fn check_server(pid: i32, b: &dyn Backend, paths: &ServicePaths) -> Result<(), String> {
+    if !alive(pid) {
+        return Err("it is not running".into());
+    }
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    if !Path::new("/proc/self").exists() {
+        // No /proc to ask (not Linux): the liveness check is all there is.
+        return Ok(());
+    }
+    let cmd = std::fs::read(proc_dir.join("cmdline")).map_err(|e| format!("/proc: {e}"))?;
+    let args: Vec<String> = cmd
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let first = args.first().map(String::as_str).unwrap_or_default();
+    let name = first
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    let programs = b.programs().first().copied().unwrap_or_default();
+    if !programs.iter().any(|p| name.starts_with(p)) {
+        return Err(format!("it runs `{name}`, not {}", programs.join(" or ")));
+    }
+    let uid = process_uid(&proc_dir).ok_or("its owner cannot be read")?;
+    if !server_uids().contains(&uid) {
+        return Err(format!("it runs as uid {uid}, not as the services' user"));
+    }
+    let mine: Vec<PathBuf> = [&paths.data, &paths.run]
+        .into_iter()
+        .flat_map(|p| [p.clone(), p.canonicalize().unwrap_or_else(|_| p.clone())])
+        .collect();
+    let cwd_ok = std::fs::read_link(proc_dir.join("cwd"))
+        .is_ok_and(|cwd| mine.iter().any(|m| cwd.starts_with(m)));
+    // An argument that is (or, after `--option=` / `name=`, whose value is) a path in them.
+    let args_ok = args.iter().skip(1).any(|a| {
+        let value = a.split_once('=').map_or(a.as_str(), |(_, v)| v);
+        let value = Path::new(value);
+        value.is_absolute() && mine.iter().any(|m| value.starts_with(m))
+    });
+    if cwd_ok || args_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "it does not work in this service's data directory {}",
+            paths.data.display()
+        ))
+    }
+}
+
+/// The effective uid of the process whose `/proc` directory is `proc_dir`.
+fn process_uid(proc_dir: &Path) -> Option<u32> {
+    let status = std::fs::read_to_string(proc_dir.join("status")).ok();
+    let from_status = status.as_deref().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            .and_then(|u| u.parse().ok())
+    });
+    from_status.or_else(|| std::fs::metadata(proc_dir).ok().map(|m| m.uid()))
+}
+
+/// The uids our servers run as: ours, and as root the service user (or `nobody`).
+fn server_uids() -> Vec<u32> {
+    let me = nix::unistd::Uid::effective();
+    let mut v = vec![me.as_raw()];
+    if me.is_root() {
+        for name in [crate::services::paths::SERVICE_USER, "nobody"] {
+            if let Some(u) = nix::unistd::User::from_name(name).ok().flatten() {
+                v.push(u.uid.as_raw());
+            }
+        }
+    }
+    v
 }
 
 fn read_pid(paths: &ServicePaths) -> Option<PidFile> {
-    let bytes = std::fs::read(&paths.pid).ok()?;
+    let bytes = crate::state::read_private(&paths.pid, 1 << 20).ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+/// A note for a pid file whose process is not this service's server.
+fn stale_note(name: &str, pf: &PidFile, why: &str) -> String {
+    if alive(pf.pid) {
+        format!(
+            "{name}: its pid file names pid {}, which is not this service's server ({why}); treated the pid file as stale and signalled nothing",
+            pf.pid
+        )
+    } else {
+        format!(
+            "{name}: the server of an earlier run (pid {}) is gone; cleaned up its files",
+            pf.pid
+        )
+    }
 }
 
 /// The state of a native service, for `services list`.
@@ -270,13 +363,85 @@ pub enum Status {
 
 pub fn status(b: &dyn Backend, paths: &ServicePaths) -> Status {
     match read_pid(paths) {
-        Some(p) if alive(p.pid) && runs(p.pid, b.programs()) => Status::Running {
+        Some(p) if check_server(p.pid, b, paths).is_ok() => Status::Running {
             pid: p.pid,
             port: p.port,
         },
         Some(_) => Status::Crashed,
         None => Status::Stopped,
     }
+}
+
+/// Move data kept by an earlier version under a plain, unsafe name to its encoded place.
+fn adopt_legacy(state: &StateDir, name: &str, run_as: &RunAs) {
+    paths_for(state, name, run_as).adopt_legacy(name, &project_id(state));
+}
+
+/// Initialise the data directory in a temporary sibling (`data.init`) and rename it into
+/// place, so that a first start killed half-way leaves no `data` that looks initialised. A
+/// `data` that is there but not initialised (left by an earlier version, or damaged) is kept
+/// aside as `data.broken-<time>`, never deleted.
+fn init_atomically(
+    b: &dyn Backend,
+    ctx: &Ctx<'_>,
+    notes: &mut Vec<String>,
+) -> Result<(), ServiceError> {
+    let paths = ctx.paths;
+    let base = paths.root_base();
+    let io = |what: String| move |source| ServiceError::Io { what, source };
+    if std::fs::symlink_metadata(&paths.data).is_ok() {
+        crate::state::check_inside(base, &paths.data)?;
+        let aside = paths.root.join(format!("data.broken-{}", now()));
+        std::fs::rename(&paths.data, &aside).map_err(io(format!(
+            "move the incomplete {} aside",
+            paths.data.display()
+        )))?;
+        notes.push(format!(
+            "{}: its data directory was not completely initialised (a first start that was interrupted?); kept it as {} and initialised a new one",
+            ctx.record.name,
+            aside.display()
+        ));
+    }
+    let tmp = paths.root.join("data.init");
+    let clear = |tmp: &Path| -> Result<(), ServiceError> {
+        if std::fs::symlink_metadata(tmp).is_ok() {
+            crate::state::check_inside(base, tmp)?;
+            std::fs::remove_dir_all(tmp)
+                .map_err(io(format!("remove the incomplete {}", tmp.display())))?;
+        }
+        Ok(())
+    };
+    clear(&tmp)?;
+    let mut tmp_paths = paths.clone();
+    tmp_paths.data = tmp.clone();
+    let tctx = Ctx {
+        record: ctx.record,
+        paths: &tmp_paths,
+        run_as: ctx.run_as,
+        bins: ctx.bins,
+        port: ctx.port,
+    };
+    if let Err(e) = b.init(&tctx) {
+        let _ = clear(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, &paths.data).map_err(io(format!(
+        "move the new data directory into place as {}",
+        paths.data.display()
+    )))?;
+    if let Ok(d) = std::fs::File::open(&paths.root) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// The hint for a server with data that did not come up.
+fn reset_hint(b: &dyn Backend, name: &str) -> Option<String> {
+    (b.kind() != "memcached").then(|| {
+        format!(
+            "if its data directory is damaged (a first start that was interrupted, a full disk), `stackato-local services reset {name}` deletes its data and credentials and starts it afresh"
+        )
+    })
 }
 
 /// Bring every planned service up, in order. Holds the `services` lock throughout, so two
@@ -304,16 +469,15 @@ pub fn start_all(
             Mode::Skipped => How::Skipped,
             Mode::Nothing | Mode::Unavailable(_) => How::Nothing,
             Mode::Sqlite(path) => {
+                adopt_legacy(state, &p.record.name, &run_as);
                 if let Some(dir) = path.parent() {
-                    crate::state::create_private_dir(dir)?;
+                    crate::state::create_private_dir_in(state.root(), dir)?;
                 }
                 How::Sqlite(path.clone())
             }
             Mode::Directory(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| ServiceError::Io {
-                    what: format!("create {}", dir.display()),
-                    source: e,
-                })?;
+                adopt_legacy(state, &p.record.name, &run_as);
+                crate::state::create_private_dir_in(state.root(), dir)?;
                 How::Directory(dir.clone())
             }
             Mode::Native(b, bins) => {
@@ -401,6 +565,7 @@ fn start_native(
     opts: &StartOptions,
     notes: &mut Vec<String>,
 ) -> Result<(How, u16, i32), ServiceError> {
+    adopt_legacy(state, &record.name, run_as);
     let paths = paths_for(state, &record.name, run_as);
     paths.prepare(run_as)?;
     let mut port = match record.port {
@@ -413,7 +578,8 @@ fn start_native(
 
     // A server from an earlier run?
     if let Some(pf) = read_pid(&paths) {
-        if alive(pf.pid) && runs(pf.pid, b.programs()) {
+        let verdict = check_server(pf.pid, b, &paths);
+        if verdict.is_ok() {
             if pf.port != port {
                 // The registry moved on (reset?); that server is not ours to reuse.
                 stop_pid(b, &paths, pf.pid, Duration::from_secs(30));
@@ -429,11 +595,8 @@ fn start_native(
                 b.provision(&ctx)?;
                 return Ok((How::Reused, port, pf.pid));
             }
-        } else {
-            notes.push(format!(
-                "{}: the server of an earlier run (pid {}) is gone; cleaned up its files",
-                record.name, pf.pid
-            ));
+        } else if let Err(why) = &verdict {
+            notes.push(stale_note(&record.name, &pf, why));
         }
         let ctx = Ctx {
             record,
@@ -468,18 +631,13 @@ fn start_native(
     };
     let cold = !b.initialized(&ctx);
     if cold {
-        b.init(&ctx)?;
+        init_atomically(b, &ctx, notes)?;
     }
     let mut cmd = b.server(&ctx)?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&paths.log)
-        .map_err(|e| ServiceError::Io {
-            what: format!("open {}", paths.log.display()),
-            source: e,
-        })?;
+    let log = crate::state::open_append(&paths.log).map_err(|e| ServiceError::Io {
+        what: format!("open {}", paths.log.display()),
+        source: e,
+    })?;
     let log2 = log.try_clone().map_err(|e| ServiceError::Io {
         what: format!("open {}", paths.log.display()),
         source: e,
@@ -543,6 +701,7 @@ fn wait_ready(
                 what: "exited while starting".into(),
                 log: ctx.paths.log.clone(),
                 tail: backend::log_tail(&ctx.paths.log, 15),
+                hint: reset_hint(b, name),
             })));
         }
         if crate::interrupt::received().is_some() {
@@ -560,6 +719,7 @@ fn wait_ready(
                 ),
                 log: ctx.paths.log.clone(),
                 tail: backend::log_tail(&ctx.paths.log, 15),
+                hint: reset_hint(b, name),
             })));
         }
         std::thread::sleep(delay);
@@ -597,6 +757,9 @@ pub enum Stopped {
     Clean,
     Killed,
     WasNotRunning,
+    /// The pid file named a live process that is not this service's server: nothing was
+    /// signalled, the pid file was removed. The note says so.
+    Stale(String),
 }
 
 /// Stop one native service cleanly (the backend's shutdown signal, then SIGKILL after
@@ -611,15 +774,21 @@ pub fn stop(
     let run_as = RunAs::for_services()?;
     let paths = paths_for(state, &record.name, &run_as);
     let r = match read_pid(&paths) {
-        Some(pf) if alive(pf.pid) && runs(pf.pid, b.programs()) => {
-            if stop_pid(b, &paths, pf.pid, grace) {
-                Stopped::Clean
-            } else {
-                Stopped::Killed
+        Some(pf) => match check_server(pf.pid, b, &paths) {
+            Ok(()) => {
+                if stop_pid(b, &paths, pf.pid, grace) {
+                    Stopped::Clean
+                } else {
+                    Stopped::Killed
+                }
             }
-        }
-        _ => Stopped::WasNotRunning,
+            Err(why) if alive(pf.pid) => Stopped::Stale(stale_note(&record.name, &pf, &why)),
+            Err(_) => Stopped::WasNotRunning,
+        },
+        None => Stopped::WasNotRunning,
     };
-    let _ = std::fs::remove_file(&paths.pid);
+    if std::fs::symlink_metadata(&paths.pid).is_ok_and(|m| !m.is_dir()) {
+        let _ = std::fs::remove_file(&paths.pid);
+    }
     Ok(r)
 }

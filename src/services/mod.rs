@@ -45,7 +45,7 @@ pub enum ServiceError {
     #[error("{0}")]
     Setup(String),
     /// A server failed to come up; the log tail is included.
-    #[error("service \"{}\" ({}) {}; last lines of {}:\n{}", .0.name, .0.kind, .0.what, .0.log.display(), .0.tail)]
+    #[error("service \"{}\" ({}) {}; last lines of {}:\n{}{}", .0.name, .0.kind, .0.what, .0.log.display(), .0.tail, .0.hint_line())]
     Failed(Box<Failure>),
 }
 
@@ -58,6 +58,16 @@ pub struct Failure {
     pub what: String,
     pub log: PathBuf,
     pub tail: String,
+    /// What the user can do about it (`services reset NAME` for a damaged data directory).
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    fn hint_line(&self) -> String {
+        self.hint
+            .as_deref()
+            .map_or_else(String::new, |h| format!("\nhint: {h}"))
+    }
 }
 
 impl ServiceError {

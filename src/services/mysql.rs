@@ -27,7 +27,7 @@ impl Mysql {
     /// start, so two instances sharing /tmp break each other.
     fn tmpdir(ctx: &Ctx<'_>) -> Result<std::path::PathBuf, ServiceError> {
         let t = ctx.paths.run.join("tmp");
-        crate::state::create_private_dir(&t)?;
+        ctx.paths.private_dir(&t)?;
         ctx.run_as.own(&t)?;
         Ok(t)
     }
@@ -66,12 +66,7 @@ impl Backend for Mysql {
     }
 
     fn init(&self, ctx: &Ctx<'_>) -> Result<(), ServiceError> {
-        if ctx.paths.data.exists() {
-            std::fs::remove_dir_all(&ctx.paths.data).map_err(|e| ServiceError::Io {
-                what: format!("remove the incomplete {}", ctx.paths.data.display()),
-                source: e,
-            })?;
-        }
+        // `ctx.paths.data` is a fresh temporary directory (see `lifecycle::init_atomically`).
         let mut c = ctx.command("mariadb-install-db");
         c.arg("--no-defaults")
             .arg(format!("--datadir={}", ctx.paths.data.display()))

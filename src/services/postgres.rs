@@ -12,6 +12,9 @@ pub struct Postgres;
 
 const SUPERUSER: &str = "postgres";
 
+/// The first line of the pg_hba.conf we write, the last step of initialising.
+const HBA_MARK: &str = "# written by stackato-local";
+
 fn sql_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
@@ -50,17 +53,18 @@ impl Backend for Postgres {
     }
 
     fn initialized(&self, ctx: &Ctx<'_>) -> bool {
-        ctx.paths.data.join("PG_VERSION").is_file()
+        // initdb writes PG_VERSION first; our pg_hba.conf is the last thing written, so a data
+        // directory whose initialisation was interrupted (by an earlier version, which did it
+        // in place) is not taken for a complete one.
+        let data = &ctx.paths.data;
+        data.join("PG_VERSION").is_file()
+            && data.join("global").join("pg_control").is_file()
+            && crate::state::read_private(&data.join("pg_hba.conf"), 1 << 20)
+                .is_ok_and(|t| t.starts_with(HBA_MARK.as_bytes()))
     }
 
     fn init(&self, ctx: &Ctx<'_>) -> Result<(), ServiceError> {
-        // A half-made data dir from an interrupted initdb is useless: start again.
-        if ctx.paths.data.exists() {
-            std::fs::remove_dir_all(&ctx.paths.data).map_err(|e| ServiceError::Io {
-                what: format!("remove the incomplete {}", ctx.paths.data.display()),
-                source: e,
-            })?;
-        }
+        // `ctx.paths.data` is a fresh temporary directory (see `lifecycle::init_atomically`).
         let mut c = ctx.command("initdb");
         c.arg("-D")
             .arg(&ctx.paths.data)
@@ -77,14 +81,13 @@ impl Backend for Postgres {
             .current_dir(&ctx.paths.run);
         run_tool(c, None, "initialise the PostgreSQL data directory (initdb)")?;
         // TCP from loopback only, with passwords; the socket is private.
-        let hba = "# written by stackato-local\n\
-                   local all all trust\n\
-                   host all all 127.0.0.1/32 scram-sha-256\n\
-                   host all all ::1/128 scram-sha-256\n";
-        std::fs::write(ctx.paths.data.join("pg_hba.conf"), hba).map_err(|e| ServiceError::Io {
-            what: "write pg_hba.conf".into(),
-            source: e,
-        })?;
+        let hba = format!(
+            "{HBA_MARK}\n\
+             local all all trust\n\
+             host all all 127.0.0.1/32 scram-sha-256\n\
+             host all all ::1/128 scram-sha-256\n"
+        );
+        crate::state::write_atomic(&ctx.paths.data.join("pg_hba.conf"), hba.as_bytes())?;
         ctx.run_as.own(&ctx.paths.data.join("pg_hba.conf"))?;
         Ok(())
     }

@@ -37,7 +37,7 @@ impl Backend for Redis {
     }
 
     fn init(&self, ctx: &Ctx<'_>) -> Result<(), ServiceError> {
-        crate::state::create_private_dir(&ctx.paths.data)?;
+        ctx.paths.private_dir(&ctx.paths.data)?;
         ctx.run_as.own(&ctx.paths.data)
     }
 

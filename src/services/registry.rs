@@ -149,6 +149,19 @@ pub fn provision(
                     changed = true;
                 }
             }
+            if w.kind == "filesystem" {
+                // The directory is always the service's own in the state dir, whatever an
+                // older version or the project's copy of this file says.
+                let dir = serde_json::json!(
+                    Layout::filesystem_dir(state.root(), &w.name)
+                        .display()
+                        .to_string()
+                );
+                if r.credentials.get("dir") != Some(&dir) {
+                    r.credentials.insert("dir".into(), dir);
+                    changed = true;
+                }
+            }
             out.push(r.clone());
             continue;
         }

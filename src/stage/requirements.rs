@@ -278,7 +278,9 @@ pub fn install_uwsgi_standin(venv: &Path) -> Result<(), String> {
         py.display(),
         include_str!("../../templates/uwsgi_standin.py")
     );
-    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    // The virtualenv is in the project's state dir: never write through a link planted there.
+    crate::state::check_inside(venv, &venv.join("bin")).map_err(|e| e.to_string())?;
+    crate::state::write_atomic(&path, text.as_bytes()).map_err(|e| e.to_string())?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| format!("cannot make {} executable: {e}", path.display()))
