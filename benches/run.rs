@@ -1,6 +1,7 @@
 //! `run` figures: log throughput against writing straight to a file, ready-latency overhead
 //! against launching the server directly, and shutdown time after SIGINT (cooperative child,
 //! and one that ignores SIGTERM). Run with `cargo bench --bench run`.
+#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
 use std::io::Read;
 use std::net::TcpStream;

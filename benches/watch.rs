@@ -2,6 +2,7 @@
 //! 10, with the app's own boot time alone for comparison), restarts per 5,000-file storm, the
 //! supervisor's RSS and CPU while idle for 10 s watching a 50,000-file tree, and the time from
 //! launch to ready on that tree. Run with `cargo bench --bench watch`.
+#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

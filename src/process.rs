@@ -129,6 +129,7 @@ fn register(pid: u32, tie: Tie) {
 pub fn spawn(cmd: &mut Command, tie: Tie) -> io::Result<Child> {
     check(cmd)?;
     configure(cmd, tie);
+    #[allow(clippy::disallowed_methods)] // the one place that spawns
     let child = cmd.spawn()?;
     register(child.id(), tie);
     Ok(child)
@@ -141,6 +142,7 @@ pub fn spawn_async(
 ) -> io::Result<tokio::process::Child> {
     check(cmd.as_std())?;
     configure(cmd.as_std_mut(), tie);
+    #[allow(clippy::disallowed_methods)] // the one place that spawns
     let child = cmd.spawn()?;
     if let Some(pid) = child.id() {
         register(pid, tie);

@@ -1,5 +1,6 @@
 //! Broken, odd and hostile manifests: each must be refused with exit 2 and a `file:line:col`
 //! the user can jump to, quickly, without a panic or a stack overflow.
+#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
 mod common;
 

@@ -5,6 +5,7 @@
 //! (stdin is not a terminal, so nobody can be asked). Staging must agree, without a PORT.
 //!
 //! `cargo test --test env_corpus -- --nocapture` prints the counts.
+#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
 mod common;
 

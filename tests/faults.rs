@@ -21,6 +21,7 @@
 //!
 //! Tests marked `#[ignore = "BUG: …"]` show a product bug; run them with
 //! `cargo test --test faults -- --ignored`.
+#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
 mod common;
 

@@ -23,6 +23,7 @@
 //! `cargo test --test fuzz_regressions_env -- --ignored` runs each through the same checks in a
 //! child process under a memory limit, since they eat memory or time today. Once fixed, delete
 //! the entry so the input is checked like all others.
+#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

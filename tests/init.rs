@@ -6,6 +6,7 @@
 //! makes the uWSGI install fail at once, so the pure-Python stand-in serves them). Also: never
 //! replacing a manifest without `--force` (exit 64), `.gitignore`, `--dry-run`, `--name`,
 //! `--kind` and an unrecognised directory.
+#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
 mod common;
 

@@ -21,6 +21,7 @@
 //!
 //! Tests that need a server (postgres, MariaDB, memcached) print a loud SKIP when it is not
 //! installed, or fail when `STACKATO_LOCAL_REQUIRE_SERVICES=1` (see `common::require`).
+#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
 mod common;
 

@@ -14,6 +14,7 @@
 //! `STACKATO_LOCAL_REQUIRE_SERVICES=1`). Guards stop and reset the services, and kill whatever a
 //! test left running in its directory, even when it panics. Tests marked `#[ignore = "BUG: …"]`
 //! show a product bug; run them with `cargo test --test security -- --ignored`.
+#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
 mod common;
 

@@ -13,6 +13,7 @@
 //! `STACKATO_LOCAL_REQUIRE_SERVICES=1`, where it fails (see `common::require`). Every test
 //! has its own project, and a guard that stops its servers and deletes their data (also the
 //! root-owned `/var/lib/stackato-local/<id>-<name>` directories) even when the test fails.
+#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The trust check before `run` executes a project's commands.
+#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
 mod common;
 

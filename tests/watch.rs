@@ -17,6 +17,7 @@
 //! test (staging marks) in `<root>`, outside the app. Dropping a [`Session`] SIGKILLs the run
 //! (its guardian then kills the app); dropping a [`Project`] SIGKILLs whatever still works in
 //! its dir.
+#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
 mod common;
 

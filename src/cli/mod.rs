@@ -476,6 +476,7 @@ mod panic_tests {
         }
         // Run this very test again in a child process, where the hook is installed.
         let exe = std::env::current_exe().expect("test binary");
+        #[allow(clippy::disallowed_methods)] // the test binary itself, not the tool's spawn
         let out = std::process::Command::new(exe)
             .args([
                 "--exact",
