@@ -298,7 +298,14 @@ pub struct Global {
 /// Parse the command line, run, return the exit code.
 pub fn main() -> i32 {
     install_panic_hook();
-    guarded(dispatch)
+    guarded(|| dispatch(std::env::args_os().collect()))
+}
+
+/// Run the tool in this process with `args` (the program name first), as `main` does but
+/// without the panic hook: the `entry` fuzz target drives `run`, `exec` and the shell hook
+/// through here.
+pub fn run_with_args(args: Vec<std::ffi::OsString>) -> i32 {
+    dispatch(args)
 }
 
 /// Run `f`, turning a panic (in it, or in any thread meanwhile) into [`exit::BUG`]. The main
@@ -312,8 +319,8 @@ pub fn guarded(f: impl FnOnce() -> i32 + std::panic::UnwindSafe) -> i32 {
     }
 }
 
-fn dispatch() -> i32 {
-    let cli = match Cli::try_parse() {
+fn dispatch(args: Vec<std::ffi::OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() {
