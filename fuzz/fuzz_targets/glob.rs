@@ -30,7 +30,11 @@ fuzz_target!(|data: &[u8]| {
     let sub = Glob::substring(pattern, anchored).matches(rel);
     let ignored = Ignores::new(Some(&[pattern.to_string()])).is_ignored(rel, is_dir);
     if pattern.chars().count() <= ORACLE_MAX && rel.chars().count() <= ORACLE_MAX {
-        assert_eq!(whole, oracle::whole(pattern, rel), "whole {pattern:?} {rel:?}");
+        assert_eq!(
+            whole,
+            oracle::whole(pattern, rel),
+            "whole {pattern:?} {rel:?}"
+        );
         assert_eq!(
             sub,
             oracle::substring(pattern, anchored, rel),
