@@ -156,7 +156,8 @@ impl Glob {
     pub fn matches(&self, name: &str) -> bool {
         let w = self.words;
         let mut d = vec![0u64; w];
-        let mut scratch = vec![0u64; 2 * w];
+        // Masks of the current non-ASCII character (allocated at the first one).
+        let mut scratch = Vec::new();
         d[0] = 1;
         self.close(&mut d);
         if !self.whole && self.accepts(&d) {
@@ -197,8 +198,9 @@ impl Glob {
     }
 
     /// The advance and stay masks of a non-ASCII character (never `/`), into `out`.
-    fn wide_masks(&self, c: char, out: &mut [u64]) {
+    fn wide_masks(&self, c: char, out: &mut Vec<u64>) {
         let w = self.words;
+        out.resize(2 * w, 0);
         let (advance, stay) = out.split_at_mut(w);
         advance.copy_from_slice(&self.any);
         stay.copy_from_slice(&self.stars);
