@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fuzz one target for SECONDS (default 600). The target is `manifest` (the default), `dotenv`
-# or `envdump`; name it before or after the seconds, or with TARGET=NAME. Any further
+# Fuzz one target for SECONDS (default 600). The target is `manifest` (the default), `dotenv`,
+# `envdump` or `glob`; name it before or after the seconds, or with TARGET=NAME. Any further
 # arguments go to libFuzzer.
 #
 #   fuzz/run.sh                        # the manifest reader, 10 minutes
@@ -8,12 +8,14 @@
 #   fuzz/run.sh 600 -len_control=0     # try long inputs (up to -max_len) from the start
 #   fuzz/run.sh 600 dotenv             # .env files, `--env`, $VAR expansion
 #   fuzz/run.sh envdump 1200           # `env diff FILE`: dumps, diffs and masking
+#   fuzz/run.sh glob 300               # `ignores:` matching against its slow definition
 #   TARGET=dotenv fuzz/run.sh 600
 #
 # Targets (fuzz/fuzz_targets/NAME.rs):
 #   manifest  manifest::load_bytes and yaml::parse on any bytes
 #   dotenv    env::dotenv::parse, env::user::{expand, parse_cli_pair, apply} on UTF-8 text
 #   envdump   env::dump::parse, env::diff::diff and env::mask::Secrets on any bytes
+#   glob      stage::glob::Glob and stage::ignores::Ignores against src/stage/glob_oracle.rs
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). Works on the stable toolchain: cargo-fuzz needs
 # nightly-only flags (-Zsanitizer), which RUSTC_BOOTSTRAP=1 unlocks.
@@ -27,7 +29,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 [TARGET] [SECONDS] [TARGET] [LIBFUZZER-FLAG...]   (TARGET: manifest, dotenv, envdump)" >&2
+    echo "usage: $0 [TARGET] [SECONDS] [TARGET] [LIBFUZZER-FLAG...]   (TARGET: manifest, dotenv, envdump, glob)" >&2
     exit 64
 }
 

@@ -3,9 +3,12 @@
 //! path (`*` crosses `/`, so `*.log` matches at any depth but `tmp` only at the top); a pattern
 //! with `/` matches as an unanchored substring where `*` stays inside one path segment, `?` is
 //! an optional character and a leading `/` anchors at the start. An ignored directory is not
-//! entered. `ignores:` replaces the default list.
+//! entered. `ignores:` replaces the default list. The globs themselves match in linear time
+//! ([`crate::stage::glob`]).
 
 use std::path::{Path, PathBuf};
+
+use crate::stage::glob::Glob;
 
 /// The client 3.2.4's default list, used when `ignores:` is absent.
 pub const DEFAULT: &[&str] = &[
@@ -56,19 +59,8 @@ enum Kind {
     Exact(String),
     /// `*` followed by a literal: the path ends with it (`*` crosses `/`).
     Suffix(String),
-    /// Tcl `string match` over the whole path.
-    Glob(Vec<char>),
-    /// Substring match (anchored at the start when the pattern began with `/`).
-    Segmented { anchored: bool, toks: Vec<Tok> },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Lit(char),
-    /// `*`: any run of characters other than `/`.
-    Star,
-    /// `?`: one optional character.
-    Opt,
+    /// Tcl `string match` over the whole path, or the substring regex of a pattern with `/`.
+    Glob(Glob),
 }
 
 /// A compiled ignore list.
@@ -99,7 +91,6 @@ impl Ignores {
         if name.starts_with("..") {
             return true;
         }
-        let mut chars: Option<Vec<char>> = None;
         self.patterns.iter().any(|p| {
             if p.dir_only && !is_dir {
                 return false;
@@ -107,7 +98,7 @@ impl Ignores {
             match &p.kind {
                 Kind::Exact(l) => rel == l,
                 Kind::Suffix(l) => rel.ends_with(l.as_str()),
-                _ => p.matches(chars.get_or_insert_with(|| rel.chars().collect())),
+                Kind::Glob(g) => g.matches(rel),
             }
         })
     }
@@ -130,147 +121,16 @@ fn compile(raw: &str) -> Option<Pattern> {
             Some(b) => (true, b),
             None => (false, p),
         };
-        Kind::Segmented {
-            anchored,
-            toks: body
-                .chars()
-                .map(|c| match c {
-                    '*' => Tok::Star,
-                    '?' => Tok::Opt,
-                    c => Tok::Lit(c),
-                })
-                .collect(),
-        }
+        Kind::Glob(Glob::substring(body, anchored))
     } else {
         let special = |c: char| matches!(c, '*' | '?' | '[' | '\\');
         match p.strip_prefix('*') {
             Some(rest) if !rest.contains(special) => Kind::Suffix(rest.to_string()),
             _ if !p.contains(special) => Kind::Exact(p.to_string()),
-            _ => Kind::Glob(p.chars().collect()),
+            _ => Kind::Glob(Glob::whole(p)),
         }
     };
     Some(Pattern { dir_only, kind })
-}
-
-impl Pattern {
-    fn matches(&self, s: &[char]) -> bool {
-        match &self.kind {
-            Kind::Exact(l) => s.iter().copied().eq(l.chars()),
-            Kind::Suffix(l) => {
-                let l: Vec<char> = l.chars().collect();
-                s.ends_with(&l)
-            }
-            Kind::Glob(g) => glob(g, s),
-            Kind::Segmented { anchored, toks } => {
-                if *anchored {
-                    seg_prefix(toks, s)
-                } else {
-                    (0..=s.len()).any(|i| seg_prefix(toks, &s[i..]))
-                }
-            }
-        }
-    }
-}
-
-/// Tcl `string match`: `*` any run (including `/`), `?` one char, `[a-z]` a set, `\x` literal.
-fn glob(p: &[char], s: &[char]) -> bool {
-    let (mut pi, mut si) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        if pi < p.len() {
-            match p[pi] {
-                '*' => {
-                    star = Some((pi, si));
-                    pi += 1;
-                    continue;
-                }
-                '?' => {
-                    pi += 1;
-                    si += 1;
-                    continue;
-                }
-                '[' => {
-                    if let Some((ok, next)) = class(p, pi, s[si]) {
-                        if ok {
-                            pi = next;
-                            si += 1;
-                            continue;
-                        }
-                    } else if s[si] == '[' {
-                        pi += 1;
-                        si += 1;
-                        continue;
-                    }
-                }
-                '\\' if pi + 1 < p.len() => {
-                    if p[pi + 1] == s[si] {
-                        pi += 2;
-                        si += 1;
-                        continue;
-                    }
-                }
-                c => {
-                    if c == s[si] {
-                        pi += 1;
-                        si += 1;
-                        continue;
-                    }
-                }
-            }
-        }
-        match star {
-            Some((sp, ss)) => {
-                pi = sp + 1;
-                si = ss + 1;
-                star = Some((sp, ss + 1));
-            }
-            None => return false,
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
-/// A `[…]` set at `p[pi]`: whether `c` is in it and where the pattern continues.
-fn class(p: &[char], pi: usize, c: char) -> Option<(bool, usize)> {
-    let mut i = pi + 1;
-    let mut ok = false;
-    while i < p.len() && p[i] != ']' {
-        if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
-            if p[i] <= c && c <= p[i + 2] {
-                ok = true;
-            }
-            i += 3;
-        } else {
-            if p[i] == c {
-                ok = true;
-            }
-            i += 1;
-        }
-    }
-    (i < p.len()).then_some((ok, i + 1))
-}
-
-/// Whether `toks` match a prefix of `s` (`*` within a segment, `?` optional).
-fn seg_prefix(toks: &[Tok], s: &[char]) -> bool {
-    match toks.first() {
-        None => true,
-        Some(Tok::Lit(c)) => s.first() == Some(c) && seg_prefix(&toks[1..], &s[1..]),
-        Some(Tok::Opt) => {
-            seg_prefix(&toks[1..], s) || (!s.is_empty() && seg_prefix(&toks[1..], &s[1..]))
-        }
-        Some(Tok::Star) => {
-            let mut i = 0;
-            loop {
-                if seg_prefix(&toks[1..], &s[i..]) {
-                    return true;
-                }
-                if i >= s.len() || s[i] == '/' {
-                    return false;
-                }
-                i += 1;
-            }
-        }
-    }
 }
 
 /// One file that would be pushed.
@@ -465,5 +325,65 @@ mod tests {
         let i = ig(&["a?b/c"]);
         assert!(i.is_ignored("ab/c", false));
         assert!(i.is_ignored("axb/c", false));
+    }
+
+    #[test]
+    fn tricky_patterns() {
+        let i = ig(&[
+            "log/*/",
+            "/x?/y",
+            "[ab]*.tmp",
+            "\\[q\\]",
+            "  spaced  ",
+            "/",
+            "?",
+        ]);
+        assert!(
+            i.is_ignored("log/2020", true),
+            "trailing / with a slash pattern"
+        );
+        assert!(!i.is_ignored("log/2020", false), "dir-only");
+        assert!(i.is_ignored("app/log/", true), "* may match nothing");
+        assert!(i.is_ignored("x/y", false), "leading / anchors, ? optional");
+        assert!(i.is_ignored("xz/y", false));
+        assert!(!i.is_ignored("a/xz/y", false));
+        assert!(
+            i.is_ignored("b/c.tmp", false),
+            "* crosses / without a slash in the pattern"
+        );
+        assert!(!i.is_ignored("c.tmp", false));
+        assert!(i.is_ignored("[q]", false), "escaped brackets are literal");
+        assert!(!i.is_ignored("qq", false));
+        assert!(i.is_ignored("spaced", false), "patterns are trimmed");
+        assert!(
+            !i.is_ignored("ab", false),
+            "/ alone is ignored as a pattern"
+        );
+        assert!(
+            i.is_ignored("z", false),
+            "? is one character over the whole path"
+        );
+    }
+
+    #[test]
+    fn pathological_slash_pattern() {
+        let i = ig(&["a*a*a*a*a*a*a*a*a*a*a*a*b/x"]);
+        let name = "a".repeat(40);
+        assert!(!i.is_ignored(&name, false));
+        assert!(i.is_ignored(&format!("{name}b/x"), false));
+        assert!(!i.is_ignored(&format!("{name}/b/x"), false));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        #[test]
+        fn agrees_with_the_definition(
+            p in "[ab/*?\\[\\]\\\\ -]{0,10}",
+            rel in "[ab/.\\[\\]*?-]{0,10}",
+            is_dir: bool,
+        ) {
+            let want = crate::stage::glob::oracle::ignored(&p, &rel, is_dir);
+            proptest::prop_assert_eq!(ig(&[&p]).is_ignored(&rel, is_dir), want);
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! it) → post-staging hooks. Cached on a hash of the files that would be pushed plus the
 //! manifest, so running twice in a row skips it; `--restage` forces it.
 
+pub mod glob;
 pub mod ignores;
 pub mod requirements;
 pub mod run;
