@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::cli::Global;
+use crate::env::risky;
 use crate::exit;
 use crate::shell::{self, Dialect};
 
@@ -25,154 +26,12 @@ const STAMP: &str = "STACKATO_LOCAL_STAMP";
 const BACKUP: &str = "STACKATO_LOCAL_BACKUP";
 const DENIED: &str = "STACKATO_LOCAL_DENIED";
 
-/// Shell control: what bash, zsh and fish read to decide what to run, where to look, how to
-/// split words, where history goes.
-const SHELL_CONTROL: &[&str] = &[
-    "PROMPT_COMMAND",
-    "PS0",
-    "PS1",
-    "PS2",
-    "PS3",
-    "PS4",
-    "PROMPT",
-    "PROMPT2",
-    "PROMPT3",
-    "PROMPT4",
-    "RPROMPT",
-    "RPROMPT2",
-    "RPS1",
-    "RPS2",
-    "BASH_ENV",
-    "ENV",
-    "IFS",
-    "SHELLOPTS",
-    "BASHOPTS",
-    "CDPATH",
-    "FPATH",
-    "ZDOTDIR",
-    "TMOUT",
-    "INPUTRC",
-    "GLOBIGNORE",
-    "FIGNORE",
-    "POSIXLY_CORRECT",
-    "MAIL",
-    "MAILPATH",
-    "MAILCHECK",
-    "SAVEHIST",
-    "NULLCMD",
-    "READNULLCMD",
-    "WORDCHARS",
-    "KEYTIMEOUT",
-    "PWD",
-    "OLDPWD",
-    "SHLVL",
-    "UID",
-    "EUID",
-    "PPID",
-    "RANDOM",
-    "SECONDS",
-    "LINENO",
-    "TERM",
-    "TERMINFO",
-    "TERMINFO_DIRS",
-    // zsh's special lower-case parameters (tied to the ones above, or run functions).
-    "path",
-    "cdpath",
-    "fpath",
-    "fignore",
-    "manpath",
-    "mailpath",
-    "module_path",
-    "histchars",
-    "prompt",
-    "psvar",
-    "watch",
-    "status",
-    "pipestatus",
-    "argv",
-    "options",
-    "parameters",
-    "functions",
-    "aliases",
-    "commands",
-    "signals",
-    // fish's own.
-    "history",
-    "version",
-    "umask",
-    "hostname",
-];
-const SHELL_CONTROL_PREFIXES: &[&str] = &["HIST", "BASH_", "ZSH_", "fish_", "__fish"];
-const SHELL_CONTROL_SUFFIXES: &[&str] = &["_functions"];
-
-/// Loaders, interpreters' start-up hooks and module paths, and the programs or servers that
-/// other tools pick from the environment (editor, pager, askpass, proxies, CA bundles).
-const STARTUP_HOOKS: &[&str] = &[
-    "NODE_OPTIONS",
-    "NODE_PATH",
-    "NODE_REPL_EXTERNAL_MODULE",
-    "PYTHONSTARTUP",
-    "PYTHONHOME",
-    "PYTHONUSERBASE",
-    "PYTHONBREAKPOINT",
-    "PERL5OPT",
-    "PERLLIB",
-    "PERL5DB",
-    "RUBYOPT",
-    "RUBYLIB",
-    "JAVA_TOOL_OPTIONS",
-    "_JAVA_OPTIONS",
-    "JDK_JAVA_OPTIONS",
-    "CLASSPATH",
-    "LESSOPEN",
-    "LESSCLOSE",
-    "LESSKEY",
-    "LESSKEYIN",
-    "GCONV_PATH",
-    "GLIBC_TUNABLES",
-    "LOCPATH",
-    "NLSPATH",
-    "HOSTALIASES",
-    "EDITOR",
-    "VISUAL",
-    "PAGER",
-    "MANPAGER",
-    "BROWSER",
-    "SUDO_ASKPASS",
-    "SSH_ASKPASS",
-    "SSH_AUTH_SOCK",
-    "GNUPGHOME",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "CURL_CA_BUNDLE",
-    "http_proxy",
-    "https_proxy",
-    "ftp_proxy",
-    "all_proxy",
-    "no_proxy",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "FTP_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-];
-const STARTUP_PREFIXES: &[&str] = &["LD_", "DYLD_", "GIT_"];
-
-/// Identity: who the user is and where this and other tools keep their files and trust.
-const IDENTITY: &[&str] = &["HOME", "USER", "LOGNAME", "SHELL", "TMPDIR"];
-const IDENTITY_PREFIXES: &[&str] = &["XDG_", "STACKATO_LOCAL_"];
-
-/// Search paths the tool itself sets for the app (the virtualenv's `bin`, the app directory,
-/// staged Perl modules): exported with the tool's value only, never with one the repository
-/// wrote in `env:` or `.env`.
-const TOOL_PATHS: &[&str] = &["PATH", "PYTHONPATH", "PERL5LIB"];
-
 /// What the hook does with one variable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Export {
     /// Export it as built.
     Yes,
-    /// Export only the value the tool itself set (see [`TOOL_PATHS`]).
+    /// Export only the value the tool itself set (see [`risky::TOOL_SEARCH_PATHS`]).
     ToolValue,
     /// Keep it out of the shell.
     Never,
@@ -183,27 +42,19 @@ pub enum Export {
 /// itself still gets every variable (`run`, `exec` and `env` are unaffected), and the hook's
 /// message names what it kept out.
 ///
-/// What the rule excludes today: shell control ([`SHELL_CONTROL`]: `PROMPT_COMMAND`, `PS0`–`PS4`,
-/// `BASH_ENV`, `ENV`, `IFS`, `SHELLOPTS`, `BASHOPTS`, `CDPATH`, `HIST*`, `FPATH`, `ZDOTDIR`,
-/// `fish_*`, zsh's `*_functions` hooks, …), loaders and interpreters' start-up hooks
-/// ([`STARTUP_HOOKS`]: `LD_*`, `DYLD_*`, `NODE_OPTIONS`, `PYTHONSTARTUP`, `PERL5OPT`,
-/// `RUBYOPT`, `LESSOPEN`, `GIT_*`, editors, pagers, proxies, …) and identity ([`IDENTITY`]:
-/// `HOME`, `XDG_*`, `STACKATO_LOCAL_*`, …). `PATH`, `PYTHONPATH` and `PERL5LIB` are exported
-/// with the tool's own entries only ([`TOOL_PATHS`]). A name that is not a shell identifier is
-/// never exported either.
+/// The list is [`risky::changes_how_programs_run`] (the same one `allow` uses to show such
+/// values): shell control (`PROMPT_COMMAND`, `PS0`–`PS4`, `BASH_ENV`, `ENV`, `IFS`,
+/// `SHELLOPTS`, `BASHOPTS`, `CDPATH`, `HIST*`, `FPATH`, `ZDOTDIR`, `fish_*`, zsh's
+/// `*_functions` hooks, …), loaders and interpreters' start-up hooks (`LD_*`, `DYLD_*`,
+/// `NODE_OPTIONS`, `PYTHONSTARTUP`, `PERL5OPT`, `RUBYOPT`, `LESSOPEN`, `GIT_*`, editors, pagers,
+/// proxies, …), installers' settings and identity (`HOME`, `XDG_*`, `STACKATO_LOCAL_*`, …).
+/// `PATH`, `PYTHONPATH` and `PERL5LIB` are exported with the tool's own entries only
+/// ([`risky::TOOL_SEARCH_PATHS`]). A name that is not a shell identifier is never exported.
 pub fn hook_export(name: &str) -> Export {
-    if TOOL_PATHS.contains(&name) {
+    if risky::TOOL_SEARCH_PATHS.contains(&name) {
         return Export::ToolValue;
     }
-    let listed = |names: &[&str], prefixes: &[&str]| {
-        names.contains(&name) || prefixes.iter().any(|p| name.starts_with(p))
-    };
-    if !shell::is_name(name)
-        || listed(SHELL_CONTROL, SHELL_CONTROL_PREFIXES)
-        || SHELL_CONTROL_SUFFIXES.iter().any(|s| name.ends_with(s))
-        || listed(STARTUP_HOOKS, STARTUP_PREFIXES)
-        || listed(IDENTITY, IDENTITY_PREFIXES)
-    {
+    if !shell::is_name(name) || risky::changes_how_programs_run(name) {
         return Export::Never;
     }
     Export::Yes

@@ -7,5 +7,6 @@ pub mod diff;
 pub mod dotenv;
 pub mod dump;
 pub mod mask;
+pub mod risky;
 pub mod set;
 pub mod user;

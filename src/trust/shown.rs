@@ -2,91 +2,15 @@
 //! worker commands, `command:`, cron and crontab lines, Procfile lines, the framework's default
 //! web command), the installers that run repository code (pip with local packages, npm with
 //! lifecycle scripts, cpanm, bundler), and the `env:` / `.env` values that change how programs
-//! run ([`changes_how_programs_run`]).
+//! run (`crate::env::risky`).
 
 use std::path::Path;
 
+use crate::env::risky::changes_how_programs_run;
 use crate::manifest::model::Web;
 use crate::manifest::{App, Loaded};
 use crate::trust::files::{self, ReqRef};
 use crate::trust::record::Shown;
-
-/// Whether a variable changes how programs (shells, loaders, interpreters, installers, this
-/// tool) behave, rather than being data for the app: shell start-up and control, dynamic
-/// loaders, interpreters' start-up hooks and search paths, installers' settings, the commands
-/// other programs run (pager, editor), and identity (`HOME`, `XDG_*`, `STACKATO_LOCAL_*`).
-pub fn changes_how_programs_run(name: &str) -> bool {
-    const EXACT: &[&str] = &[
-        // Shells.
-        "BASH_ENV",
-        "ENV",
-        "PROMPT_COMMAND",
-        "PS0",
-        "PS1",
-        "PS2",
-        "PS3",
-        "PS4",
-        "IFS",
-        "SHELLOPTS",
-        "BASHOPTS",
-        "CDPATH",
-        "GLOBIGNORE",
-        "HISTFILE",
-        "ZDOTDIR",
-        "SHELL",
-        "PATH",
-        // Interpreters' start-up hooks and search paths.
-        "NODE_OPTIONS",
-        "NODE_PATH",
-        "PYTHONSTARTUP",
-        "PYTHONPATH",
-        "PYTHONHOME",
-        "PYTHONUSERBASE",
-        "PERL5OPT",
-        "PERL5LIB",
-        "PERLLIB",
-        "PERL5DB",
-        "PERL_MB_OPT",
-        "PERL_MM_OPT",
-        "RUBYOPT",
-        "RUBYLIB",
-        "BUNDLE_GEMFILE",
-        "PHPRC",
-        "PHP_INI_SCAN_DIR",
-        "JAVA_TOOL_OPTIONS",
-        "_JAVA_OPTIONS",
-        "JDK_JAVA_OPTIONS",
-        "GCONV_PATH",
-        // Commands other programs run.
-        "LESSOPEN",
-        "LESSCLOSE",
-        "PAGER",
-        "MANPAGER",
-        "EDITOR",
-        "VISUAL",
-        "BROWSER",
-        "SSH_ASKPASS",
-        // The platform's command variables.
-        "PROCESSES_WEB",
-        "STACKATO_UWSGI",
-        "PIP_REQUIREMENTS_FILE",
-        // Identity.
-        "HOME",
-    ];
-    const PREFIX: &[&str] = &[
-        "LD_",
-        "DYLD_",
-        "GIT_",
-        "BASH_FUNC_",
-        "NPM_CONFIG_",
-        "PIP_",
-        "UWSGI_",
-        "XDG_",
-        "STACKATO_LOCAL_",
-    ];
-    let upper = name.to_ascii_uppercase();
-    EXACT.contains(&name) || PREFIX.iter().any(|p| upper.starts_with(p))
-}
 
 /// The `.env` entries of the files the environment reads for `app` (project's, then app's),
 /// with the file each came from; unreadable or malformed files give nothing.
@@ -400,37 +324,5 @@ fn installers(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
             format!("{n} Gemfile"),
             "Gemfile (Ruby code that bundler runs)",
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::changes_how_programs_run as r;
-
-    #[test]
-    fn the_rule_covers_start_up_hooks_and_not_app_data() {
-        for n in [
-            "BASH_ENV",
-            "ENV",
-            "PROMPT_COMMAND",
-            "LD_PRELOAD",
-            "DYLD_INSERT_LIBRARIES",
-            "NODE_OPTIONS",
-            "PYTHONSTARTUP",
-            "PERL5OPT",
-            "RUBYOPT",
-            "LESSOPEN",
-            "GIT_SSH_COMMAND",
-            "PATH",
-            "IFS",
-            "STACKATO_LOCAL_TRUST",
-            "XDG_DATA_HOME",
-            "npm_config_script_shell",
-        ] {
-            assert!(r(n), "{n}");
-        }
-        for n in ["DATABASE_URL", "DEBUG", "SECRET_KEY", "PORT", "LANG"] {
-            assert!(!r(n), "{n}");
-        }
     }
 }
