@@ -171,6 +171,17 @@ pub struct Requirements {
     pub running: OsRequirements,
 }
 
+impl Requirements {
+    /// The Python packages to install: `pip:` then `pypm:` (pypm is gone; pip installs them).
+    pub fn python_packages(&self) -> Vec<&str> {
+        self.pip
+            .iter()
+            .chain(&self.pypm)
+            .map(String::as_str)
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct MinVersion {
     pub client: Option<Spanned<String>>,
@@ -344,7 +355,7 @@ fn check_app_dir(app: &Node, manifest_dir: &std::path::Path, diags: &mut Vec<Dia
     let base = manifest_dir
         .canonicalize()
         .unwrap_or_else(|_| manifest_dir.to_path_buf());
-    let written = lexical(&base.join(path));
+    let written = crate::manifest::normalize::lexical(&base.join(path));
     let resolved = written.canonicalize().ok();
     let outside = if !written.starts_with(&base) {
         Some(written)
@@ -375,22 +386,6 @@ fn check_cron(app: &App, diags: &mut Vec<Diagnostic>) {
             );
         }
     }
-}
-
-/// `p` with `.` and `..` removed without looking at the disk.
-fn lexical(p: &std::path::Path) -> PathBuf {
-    use std::path::Component;
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 fn text(n: Option<&Node>) -> Option<String> {

@@ -750,11 +750,13 @@ fn wrap_scalars(node: Node, field: &str) -> Node {
 /// `base/rel` made absolute and clean; symlinks resolved when the directory exists.
 pub fn absolutize(base: &Path, rel: &str) -> PathBuf {
     let joined = base.join(rel);
-    if let Ok(c) = joined.canonicalize() {
-        return c;
-    }
+    joined.canonicalize().unwrap_or_else(|_| lexical(&joined))
+}
+
+/// `p` with `.` and `..` resolved without looking at the disk (so without following links).
+pub fn lexical(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
-    for c in joined.components() {
+    for c in p.components() {
         match c {
             Component::ParentDir => {
                 out.pop();

@@ -221,13 +221,7 @@ fn python(s: &Stager<'_>, notes: &mut Vec<String>) -> Result<(), StageError> {
             &format!("pip install -r {name}"),
         )?;
     }
-    let list: Vec<&str> = app
-        .requirements
-        .pip
-        .iter()
-        .chain(&app.requirements.pypm)
-        .map(String::as_str)
-        .collect();
+    let list: Vec<&str> = app.requirements.python_packages();
     if !list.is_empty() {
         if !app.requirements.pypm.is_empty() {
             notes.push(

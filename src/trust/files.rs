@@ -3,9 +3,10 @@
 //! them safely for its digest: regular files only, without following a symlink out of the
 //! project, never blocking on a FIFO, with a size cap.
 
+use crate::manifest::normalize::lexical;
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -76,21 +77,6 @@ impl FileState {
 /// The path does not exist: not found, or a component of it is a file (`./pkg.whl/setup.py`).
 fn absent(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
-}
-
-/// Lexically normalised `p` (`.` and `..` resolved without touching the disk).
-pub fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The state of `path`, reading it only if it is a regular file inside `root` (symlinks are
@@ -310,7 +296,7 @@ pub fn resolve(base: &Path, p: &str) -> PathBuf {
         // Another user's home is outside the project in any case.
         return PathBuf::from("/~").join(rest);
     }
-    normalize(&base.join(p))
+    lexical(&base.join(p))
 }
 
 /// Local packages (`file:`, paths) among a package.json's dependencies.
@@ -358,7 +344,7 @@ pub fn pip_files(app: &App, pip_requirements_file: Option<&str>) -> Vec<PathBuf>
 pub fn decisive(loaded: &Loaded, root: &Path) -> Vec<Decisive> {
     let mut out: Vec<Decisive> = Vec::new();
     let push = |path: PathBuf, hook: bool, out: &mut Vec<Decisive>| {
-        let path = normalize(&path);
+        let path = lexical(&path);
         if let Some(d) = out.iter_mut().find(|d| d.path == path) {
             d.hook |= hook;
         } else {
@@ -370,7 +356,7 @@ pub fn decisive(loaded: &Loaded, root: &Path) -> Vec<Decisive> {
         }
     };
     for f in loaded.sources.files() {
-        let path = f.path.canonicalize().unwrap_or_else(|_| normalize(&f.path));
+        let path = f.path.canonicalize().unwrap_or_else(|_| lexical(&f.path));
         if !out.iter().any(|d| d.path == path) {
             out.push(Decisive {
                 path,

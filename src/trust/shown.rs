@@ -245,13 +245,7 @@ fn installers(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
                 }
             }
         }
-        let list: Vec<&str> = app
-            .requirements
-            .pip
-            .iter()
-            .chain(&app.requirements.pypm)
-            .map(String::as_str)
-            .collect();
+        let list: Vec<&str> = app.requirements.python_packages();
         if !list.is_empty() {
             push(
                 out,
