@@ -47,6 +47,7 @@ pub mod env;
 pub mod exit;
 pub mod export;
 pub mod fnv;
+pub mod fsx;
 pub mod interrupt;
 pub mod manifest;
 pub mod onboard;

@@ -193,34 +193,33 @@ fn unsafe_or(path: &Path, e: io::Error, other: impl FnOnce(io::Error) -> StateEr
     }
 }
 
+/// Open a file of the state dir for reading (see [`crate::fsx::open_regular`]: not through a
+/// symlink, a regular file only); a symlink is `ELOOP`, as `O_NOFOLLOW` reports it, so
+/// [`unsafe_or`] names it.
+fn open_read(path: &Path) -> io::Result<File> {
+    crate::fsx::open_regular(path, false).map_err(not_a_link)
+}
+
+fn not_a_link(e: crate::fsx::ReadError) -> io::Error {
+    match e {
+        crate::fsx::ReadError::NotRegular("a symbolic link") => {
+            io::Error::from_raw_os_error(libc::ELOOP)
+        }
+        other => other.into(),
+    }
+}
+
 /// Read a file of the state dir: not through a symlink, a regular file only, at most `cap`
 /// bytes (more is an `InvalidData` error).
 pub fn read_private(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(NOFOLLOW)
-        .open(path)?;
-    let f = regular(f, path)?;
-    let mut bytes = Vec::new();
-    f.take(cap + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > cap {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{} is larger than {cap} bytes", path.display()),
-        ));
-    }
-    Ok(bytes)
+    crate::fsx::read_capped(path, false, cap).map_err(not_a_link)
 }
 
 /// The last `max` bytes of a file of the state dir (a log), not through a symlink, a regular
 /// file only.
 pub fn read_tail(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     use std::io::{Seek, SeekFrom};
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(NOFOLLOW)
-        .open(path)?;
-    let mut f = regular(f, path)?;
+    let mut f = open_read(path)?;
     let len = f.metadata()?.len();
     f.seek(SeekFrom::Start(len.saturating_sub(max)))?;
     let mut bytes = Vec::new();

@@ -9,8 +9,7 @@ pub mod subst;
 pub mod validate;
 
 use std::collections::HashMap;
-use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Severity, Sources, Span};
@@ -133,7 +132,10 @@ pub fn locate(dir: &Path, manifest: Option<&Path>) -> Result<PathBuf, LoadError>
             Ok(md) if md.is_file() => Ok(p),
             Ok(md) => Err(LoadError::Unreadable {
                 path: p,
-                error: std::io::Error::other(format!("is {}, not a regular file", kind_of(&md))),
+                error: std::io::Error::other(format!(
+                    "is {}, not a regular file",
+                    crate::fsx::kind(md.file_type())
+                )),
             }),
             Err(error) => Err(LoadError::Unreadable { path: p, error }),
         };
@@ -240,15 +242,7 @@ pub fn load(opts: &LoadOptions, asker: &mut Asker<'_>) -> Result<Loaded, LoadErr
     load_bytes(&bytes, &file, opts, asker)
 }
 
-/// Why a manifest file was not read.
-#[derive(Debug)]
-pub enum ReadError {
-    /// A FIFO, a device, a directory, a socket (or, when links are not followed, a link).
-    NotRegular(&'static str),
-    /// More bytes than [`yaml::MAX_FILE_BYTES`].
-    TooLarge(u64),
-    Io(std::io::Error),
-}
+pub use crate::fsx::ReadError;
 
 fn too_large(n: u64) -> String {
     format!(
@@ -257,64 +251,12 @@ fn too_large(n: u64) -> String {
     )
 }
 
-/// What kind of file `m` is, for messages.
-fn kind_of(m: &std::fs::Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    let t = m.file_type();
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_symlink() {
-        "a symbolic link"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_char_device() || t.is_block_device() {
-        "a device"
-    } else if t.is_socket() {
-        "a socket"
-    } else {
-        "not a regular file"
-    }
-}
-
 /// Read a manifest file without blocking or reading without bound: refuse anything but a
 /// regular file before opening it (opening some devices has effects), open it non-blocking
 /// (a FIFO swapped in meanwhile opens at once and is refused by the second check) and, unless
 /// `follow`, without following a final symlink; read at most the YAML size limit.
 pub fn read_file(path: &Path, follow: bool) -> Result<Vec<u8>, ReadError> {
-    let md = if follow {
-        std::fs::metadata(path)
-    } else {
-        std::fs::symlink_metadata(path)
-    }
-    .map_err(ReadError::Io)?;
-    if !md.is_file() {
-        return Err(ReadError::NotRegular(kind_of(&md)));
-    }
-    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
-    if !follow {
-        flags |= libc::O_NOFOLLOW;
-    }
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(flags)
-        .open(path)
-        .map_err(ReadError::Io)?;
-    let md = f.metadata().map_err(ReadError::Io)?;
-    if !md.is_file() {
-        return Err(ReadError::NotRegular(kind_of(&md)));
-    }
-    let cap = yaml::MAX_FILE_BYTES as u64;
-    if md.len() > cap {
-        return Err(ReadError::TooLarge(md.len()));
-    }
-    let mut bytes = Vec::with_capacity(md.len() as usize);
-    f.take(cap + 1)
-        .read_to_end(&mut bytes)
-        .map_err(ReadError::Io)?;
-    if bytes.len() as u64 > cap {
-        return Err(ReadError::TooLarge(bytes.len() as u64));
-    }
-    Ok(bytes)
+    crate::fsx::read_capped(path, follow, yaml::MAX_FILE_BYTES as u64)
 }
 
 /// Where `inherit:` may read: inside `dir` (the root manifest's directory, canonical), and

@@ -5,7 +5,6 @@
 
 use crate::manifest::normalize::lexical;
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -103,59 +102,26 @@ pub fn state(path: &Path, root: &Path) -> FileState {
     }
 }
 
-fn special(ft: std::fs::FileType) -> FileState {
-    let what = if ft.is_dir() {
-        "a directory"
-    } else if ft.is_fifo() {
-        "a FIFO"
-    } else if ft.is_socket() {
-        "a socket"
-    } else if ft.is_block_device() || ft.is_char_device() {
-        "a device"
-    } else {
-        "not a regular file"
-    };
-    FileState::Special { what: what.into() }
-}
-
 /// Hash a regular file: opened without following a link and without blocking, checked again
-/// after opening, read up to the cap.
+/// after opening, read up to the cap (see [`crate::fsx`]).
 pub fn read(path: &Path) -> FileState {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if !m.file_type().is_file() => return special(m.file_type()),
-        Ok(_) => {}
-        Err(e) if absent(&e) => return FileState::Missing,
-        Err(e) => {
-            return FileState::Unreadable {
-                error: e.to_string(),
-            };
-        }
-    }
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path);
-    let f = match f {
+    use crate::fsx::ReadError;
+    let unreadable = |e: std::io::Error| FileState::Unreadable {
+        error: e.to_string(),
+    };
+    let f = match crate::fsx::open_regular(path, false) {
         Ok(f) => f,
-        Err(e) => {
-            return FileState::Unreadable {
-                error: e.to_string(),
-            };
+        Err(ReadError::NotRegular(what)) => {
+            return FileState::Special { what: what.into() };
         }
+        Err(ReadError::Io(e)) if absent(&e) => return FileState::Missing,
+        Err(ReadError::Io(e)) => return unreadable(e),
+        Err(ReadError::TooLarge(size)) => return FileState::TooLarge { size },
     };
-    let md = match f.metadata() {
-        Ok(m) => m,
-        Err(e) => {
-            return FileState::Unreadable {
-                error: e.to_string(),
-            };
-        }
-    };
-    if !md.file_type().is_file() {
-        return special(md.file_type());
-    }
-    if md.len() > MAX_FILE {
-        return FileState::TooLarge { size: md.len() };
+    match f.metadata() {
+        Ok(md) if md.len() > MAX_FILE => return FileState::TooLarge { size: md.len() },
+        Ok(_) => {}
+        Err(e) => return unreadable(e),
     }
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -169,11 +135,7 @@ pub fn read(path: &Path) -> FileState {
                 h.update(&buf[..n]);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return FileState::Unreadable {
-                    error: e.to_string(),
-                };
-            }
+            Err(e) => return unreadable(e),
         }
     }
     if size > MAX_FILE {
@@ -191,19 +153,7 @@ pub fn text(path: &Path, root: &Path) -> Option<String> {
     if !real.starts_with(root) {
         return None;
     }
-    if !std::fs::symlink_metadata(&real).ok()?.file_type().is_file() {
-        return None;
-    }
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(&real)
-        .ok()?;
-    if !f.metadata().ok()?.file_type().is_file() {
-        return None;
-    }
-    let mut bytes = Vec::new();
-    f.take(MAX_FILE).read_to_end(&mut bytes).ok()?;
+    let bytes = crate::fsx::read_capped(&real, false, MAX_FILE).ok()?;
     Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
