@@ -298,11 +298,32 @@ fn say(shell: Shell, msg: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The nearest directory at or above `dir` holding a stackato.yml or manifest.yml.
+/// The project the shell is in at `dir`: the nearest directory at or above `dir` holding a
+/// stackato.yml or manifest.yml, unless that manifest is one an enclosing allowed project
+/// inherits (`inherit: base/stackato.yml`, a shared base kept in a sub-directory): then the
+/// sub-directory is part of that project.
 fn project_root(dir: &Path) -> Option<PathBuf> {
     // The same search as every command's (owner and writable-directory rules included), with
     // stackato.yml looked for in parents too, so the hook works in a project's sub-directories.
-    crate::manifest::search(dir, true, false).and_then(|f| f.parent().map(Path::to_path_buf))
+    let file = crate::manifest::search(dir, true, false)?;
+    let root = file.parent().map(Path::to_path_buf)?;
+    let loaded = std::env::var_os(DIR).map(PathBuf::from);
+    if loaded.as_deref() == Some(root.as_path()) {
+        return Some(root);
+    }
+    // Cheap: the loaded project's own files include this manifest (no store read per prompt).
+    if let Some(l) = loaded
+        && root.starts_with(&l)
+        && std::env::var(STAMP).is_ok_and(|s| {
+            let canon = file.canonicalize().ok();
+            stamp_files(&s)
+                .iter()
+                .any(|f| *f == file || Some(f) == canon.as_ref())
+        })
+    {
+        return Some(l);
+    }
+    Some(crate::trust::inheriting_project(&file).unwrap_or(root))
 }
 
 /// Size and mtime of the files whose change means reloading.

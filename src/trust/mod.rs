@@ -294,6 +294,29 @@ pub fn hook_gate(root: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(r.outside.iter().map(PathBuf::from).collect())
 }
 
+/// The allowed project above the manifest `file` that inherits it (a shared base kept in a
+/// sub-directory, as `inherit: base/stackato.yml`), when `file` has no record of its own: the
+/// nearest such project's directory. Only the store is read.
+pub fn inheriting_project(file: &Path) -> Option<PathBuf> {
+    let key = record::manifest_key(file);
+    let store = Store::read_quiet().ok()?;
+    if store.projects.contains_key(&key) {
+        return None;
+    }
+    let here = Path::new(&key).parent()?;
+    store
+        .projects
+        .values()
+        .filter_map(|r| {
+            let dir = Path::new(&r.manifest).parent()?;
+            (dir != here
+                && here.starts_with(dir)
+                && r.files.iter().any(|f| f.source && f.path == key))
+            .then(|| dir.to_path_buf())
+        })
+        .max_by_key(|d| d.as_os_str().len())
+}
+
 /// The outside files the user accepted for the manifest `opts` would load (from its record),
 /// so that commands other than `allow` read them.
 pub fn accepted_outside(opts: &crate::manifest::LoadOptions) -> Vec<PathBuf> {

@@ -8,5 +8,6 @@ mod glob;
 mod misc;
 mod names;
 mod process;
+mod redteam2;
 mod state;
 mod trust;

@@ -1,0 +1,152 @@
+//! Red-team round 2: the hardening as a user with old, real Stackato apps meets it. Each test
+//! is a workflow from a real manifest's shape (corpus and spec examples) that the hardening
+//! must not break, or a fault as the user sees it.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::project::Project;
+use crate::common::{Run, cmd};
+
+fn home() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a home")
+}
+
+/// The binary in `dir` as a user: `HOME` at `home`, no XDG_DATA_HOME, no STACKATO_LOCAL_TRUST.
+fn user(dir: &Path, home: &Path, args: &[&str]) -> Run {
+    let out = cmd(dir)
+        .env_remove("STACKATO_LOCAL_TRUST")
+        .env_remove("XDG_DATA_HOME")
+        .env("HOME", home)
+        .args(args)
+        .output()
+        .expect("run stackato-local");
+    Run::from_output(args.iter().map(|s| s.to_string()).collect(), out)
+}
+
+/// `script` in a real bash that evaluated `hook bash` (as `~/.bashrc` does), started in `cwd`;
+/// stdout and stderr together.
+fn bash_with_hook(script: &str, cwd: &Path, home: &Path) -> String {
+    let bin = crate::common::bin();
+    let full = format!("eval \"$('{bin}' hook bash)\"\n{script}");
+    let out = Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &full])
+        .current_dir(cwd)
+        .env("HOME", home)
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("STACKATO_LOCAL_TRUST")
+        .env_remove("STACKATO_LOCAL_DIR")
+        .env_remove("STACKATO_LOCAL_BACKUP")
+        .env_remove("STACKATO_LOCAL_STAMP")
+        .env_remove("STACKATO_LOCAL_DENIED")
+        .output()
+        .expect("run bash");
+    assert!(out.status.success(), "{out:?}");
+    format!(
+        "{}\n--stderr--\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Mossop/hgchangefeed: `inherit: base/stackato.yml`, where `base/` is the shared Django base
+/// (a git submodule holding a nameless stackato.yml). After `allow` in the project, `cd base`
+/// (to edit the settings) must keep the project loaded: the hook used to take `base/` for a
+/// project of its own, unload everything and ask to `allow` a file that `allow` refuses
+/// ("The stackato application has no name").
+#[test]
+fn the_hook_keeps_the_project_loaded_in_the_directory_of_an_inherited_manifest() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: hgchangefeed\ninherit: base/stackato.yml\ncron:\n  - \"*/10 * * * * python website/hg.py updateall --visible\"\n",
+        ),
+        (
+            "base/stackato.yml",
+            "framework:\n  type: python\nenv:\n  DJANGO_SETTINGS_MODULE: base.settings\nprocesses:\n  web: python3 -m http.server $PORT\n",
+        ),
+        ("website/hg.py", "print('hg')\n"),
+    ]);
+    let h = home();
+    user(&p.app, h.path(), &["allow"]).code(0);
+    let out = bash_with_hook(
+        r#"cd website; _stackato_local_hook
+echo "A SETTINGS=${DJANGO_SETTINGS_MODULE:-none} APP=${STACKATO_APP_NAME:-none}"
+cd ../base; _stackato_local_hook
+echo "B SETTINGS=${DJANGO_SETTINGS_MODULE:-none} APP=${STACKATO_APP_NAME:-none}"
+cd ..; _stackato_local_hook
+echo "C SETTINGS=${DJANGO_SETTINGS_MODULE:-none} APP=${STACKATO_APP_NAME:-none}"
+"#,
+        &p.app,
+        h.path(),
+    );
+    assert!(
+        out.contains("A SETTINGS=base.settings APP=hgchangefeed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("B SETTINGS=base.settings APP=hgchangefeed"),
+        "base/ is part of the allowed project: {out}"
+    );
+    assert!(!out.contains("is not allowed"), "{out}");
+    assert!(
+        out.contains("C SETTINGS=base.settings APP=hgchangefeed"),
+        "{out}"
+    );
+    // Loaded once: moving between the project's directories reloads nothing.
+    assert_eq!(out.matches("loaded hgchangefeed").count(), 1, "{out}");
+}
+
+/// A directory with a stackato.yml that the enclosing allowed project does not inherit is a
+/// project of its own: the hook still refuses it until it is allowed.
+#[test]
+fn the_hook_still_refuses_a_nested_project_that_is_not_inherited() {
+    let p = Project::new(&[
+        ("stackato.yml", "name: outer\nenv:\n  OUTER: 'yes'\n"),
+        ("inner/stackato.yml", "name: inner\nenv:\n  INNER: 'yes'\n"),
+    ]);
+    let h = home();
+    user(&p.app, h.path(), &["allow"]).code(0);
+    let out = bash_with_hook(
+        r#"_stackato_local_hook
+cd inner; _stackato_local_hook
+echo "I OUTER=${OUTER:-none} INNER=${INNER:-none}"
+"#,
+        &p.app,
+        h.path(),
+    );
+    assert!(out.contains("I OUTER=none INNER=none"), "{out}");
+    assert!(out.contains("is not allowed"), "{out}");
+}
+
+/// A fresh clone without a `.gitignore` (most corpus apps have none): the first `env` creates
+/// `.stackato-local/` with the services' credentials; `git add -A` must not pick it up.
+#[test]
+fn the_state_dir_stays_out_of_git_without_a_gitignore() {
+    let p = Project::new(&[(
+        "stackato.yml",
+        "name: oneanddone-dev\nservices:\n  ${name}-db: mysql\n  media: filesystem\n",
+    )]);
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(&p.app)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", &p.root)
+            .output()
+            .expect("git (needed for this test)");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    git(&["init", "-q"]);
+    p.cmd(&["env"]).code(0);
+    assert!(p.state("services.json").is_file());
+    let status = git(&["status", "--porcelain", "--untracked-files=all"]);
+    assert!(
+        !status.contains(".stackato-local"),
+        "the state dir (credentials) shows in git: {status}"
+    );
+    assert!(status.contains("stackato.yml"), "{status}");
+    // The user's files were left alone: no .gitignore was created for it.
+    assert!(!p.app.join(".gitignore").exists());
+}
