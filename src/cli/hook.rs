@@ -477,7 +477,14 @@ fn load(g: &Global, root: &Path, shell: Shell) -> Result<(String, String), Strin
     let mut skipped: Vec<String> = Vec::new();
     for v in built.env.vars() {
         let Some(value) = hook_value(v) else {
-            skipped.push(shell::shown_name(&v.name));
+            // Named only when the project set it: the platform's own `HOME` is kept out of
+            // every project, and saying so at each load would be noise.
+            if !matches!(
+                v.layer,
+                crate::env::set::Layer::Platform | crate::env::set::Layer::Shell
+            ) {
+                skipped.push(shell::shown_name(&v.name));
+            }
             continue;
         };
         if value != v.value {

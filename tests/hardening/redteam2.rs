@@ -150,3 +150,40 @@ fn the_state_dir_stays_out_of_git_without_a_gitignore() {
     // The user's files were left alone: no .gitignore was created for it.
     assert!(!p.app.join(".gitignore").exists());
 }
+
+/// Every project gets `HOME` from the platform's rules, and the hook never exports it: naming
+/// it at every load ("not exported: HOME") is noise that teaches users to skip the line that
+/// matters. The line names only what the project itself set and was kept out.
+#[test]
+fn the_hook_names_only_what_the_project_set_among_the_variables_it_kept_out() {
+    let p = Project::new(&[
+        ("stackato.yml", "name: plain\nenv:\n  GREETING: hello\n"),
+        (
+            "other/stackato.yml",
+            "name: other\nenv:\n  PROMPT_COMMAND: date\n",
+        ),
+    ]);
+    let h = home();
+    user(&p.app, h.path(), &["allow"]).code(0);
+    user(&p.app.join("other"), h.path(), &["allow"]).code(0);
+    let out = bash_with_hook(
+        r#"_stackato_local_hook
+echo "G=$GREETING"
+cd other; _stackato_local_hook
+"#,
+        &p.app,
+        h.path(),
+    );
+    assert!(out.contains("G=hello"), "{out}");
+    let plain = out
+        .lines()
+        .find(|l| l.contains("loaded plain"))
+        .unwrap_or_else(|| panic!("no load line: {out}"));
+    assert!(!plain.contains("not exported"), "{plain}");
+    let other = out
+        .lines()
+        .find(|l| l.contains("loaded other"))
+        .unwrap_or_else(|| panic!("no load line: {out}"));
+    assert!(other.contains("not exported: PROMPT_COMMAND"), "{other}");
+    assert!(!other.contains("HOME"), "{other}");
+}
