@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::project::Project;
-use crate::common::{Run, cmd};
+use crate::common::{Run, SERVICES, SHORT, cmd};
 
 fn home() -> tempfile::TempDir {
     tempfile::tempdir().expect("a home")
@@ -186,4 +186,49 @@ cd other; _stackato_local_hook
         .unwrap_or_else(|| panic!("no load line: {out}"));
     assert!(other.contains("not exported: PROMPT_COMMAND"), "{other}");
     assert!(!other.contains("HOME"), "{other}");
+}
+
+/// Staging runs with `HOME` at the app directory (as on the platform), so the installers the
+/// tool runs wrote their caches into the user's checkout: `npm install` left `.npm/` (its cache
+/// and logs) and pip `.cache/pip/` (hundreds of MB after a uWSGI build) in the app, showing in
+/// `git status`. They belong in the user's own cache.
+#[test]
+fn installers_keep_their_caches_out_of_the_app_directory() {
+    if !crate::common::require("npm") {
+        return;
+    }
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: nodeapp\nprocesses:\n  web: node -e \"require('http').createServer((q,s)=>s.end('ok')).listen(process.env.PORT,'127.0.0.1')\"\n",
+        ),
+        (
+            "package.json",
+            "{\"name\": \"nodeapp\", \"version\": \"1.0.0\"}\n",
+        ),
+    ]);
+    let h = home();
+    let home_s = h.path().display().to_string();
+    let mut s = p.run_env(
+        &["--no-watch"],
+        &[("HOME", home_s.as_str()), ("XDG_CACHE_HOME", "")],
+    );
+    s.wait_for(
+        crate::common::session::Stream::Out,
+        "-----> npm install",
+        SERVICES,
+    );
+    s.ready("web.0", SERVICES);
+    s.interrupt(SHORT);
+    assert!(
+        !p.app.join(".npm").exists(),
+        "npm's cache was written into the app\n{}",
+        s.dump()
+    );
+    assert!(!p.app.join(".cache").exists(), "{}", s.dump());
+    assert!(
+        h.path().join(".npm").is_dir(),
+        "npm's cache belongs in the user's home\n{}",
+        s.dump()
+    );
 }
