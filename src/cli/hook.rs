@@ -502,6 +502,10 @@ fn load(g: &Global, root: &Path, shell: Shell) -> Result<(String, String), Strin
         .collect();
     files.extend(crate::trust::dotenv_files(&loaded));
     files.push(state.path(crate::services::registry::FILE));
+    // The trust store too: `deny` (or a new `allow`) is seen at the next prompt, as direnv does.
+    if let Ok(store) = crate::trust::store::location() {
+        files.push(store);
+    }
     code.push_str(&set(shell, DIR, &root.display().to_string()));
     code.push_str(&set(shell, STAMP, &stamp(&files)));
     code.push_str(&set(

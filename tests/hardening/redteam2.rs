@@ -232,3 +232,36 @@ fn installers_keep_their_caches_out_of_the_app_directory() {
         s.dump()
     );
 }
+
+/// `deny` in a shell where the project is loaded: as with direnv, the next prompt unloads it.
+/// The hook compared only the project's files at each prompt, so a denied project stayed
+/// loaded until the user left its directory.
+#[test]
+fn deny_unloads_the_project_at_the_next_prompt() {
+    let p = Project::new(&[("stackato.yml", "name: denied\nenv:\n  GREETING: hello\n")]);
+    let h = home();
+    user(&p.app, h.path(), &["allow"]).code(0);
+    let bin = crate::common::bin();
+    let out = bash_with_hook(
+        &format!(
+            r#"_stackato_local_hook
+echo "A GREETING=${{GREETING:-none}}"
+'{bin}' deny
+_stackato_local_hook
+echo "B GREETING=${{GREETING:-none}}"
+'{bin}' allow >/dev/null 2>&1
+_stackato_local_hook
+echo "C GREETING=${{GREETING:-none}}"
+"#
+        ),
+        &p.app,
+        h.path(),
+    );
+    assert!(out.contains("A GREETING=hello"), "{out}");
+    assert!(
+        out.contains("B GREETING=none"),
+        "a denied project stays loaded: {out}"
+    );
+    assert!(out.contains("is not allowed"), "{out}");
+    assert!(out.contains("C GREETING=hello"), "{out}");
+}
