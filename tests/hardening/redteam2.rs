@@ -265,3 +265,78 @@ echo "C GREETING=${{GREETING:-none}}"
     assert!(out.contains("is not allowed"), "{out}");
     assert!(out.contains("C GREETING=hello"), "{out}");
 }
+
+/// Ctrl-C at the trust question of `run` ("Trust them and run? [y/N]"): the run caught the
+/// signal for its own clean-up, so the question kept waiting for a line, and the next thing
+/// the user typed (a shell command) was taken as the answer (exit 8). Ctrl-C must end it at
+/// once, with 130, having run nothing.
+#[test]
+fn ctrl_c_at_the_trust_question_of_run_ends_it_with_130() {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::time::Instant;
+    let p = Project::new(&[(
+        "stackato.yml",
+        "name: asked\nhooks:\n  pre-staging:\n    - touch @ROOT@/ran\nprocesses:\n  web: python3 -m http.server $PORT\n",
+    )]);
+    let h = home();
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let mut c = cmd(&p.app);
+    c.env_remove("STACKATO_LOCAL_TRUST")
+        .env_remove("XDG_DATA_HOME")
+        .env("HOME", h.path())
+        .args(["run", "--db", "sqlite"])
+        .stdin(Stdio::from(pty.slave.try_clone().expect("dup")))
+        .stderr(Stdio::from(pty.slave))
+        .stdout(Stdio::null());
+    let mut child = c.spawn().expect("start stackato-local");
+    drop(c);
+    let master = std::fs::File::from(pty.master);
+    let mut reader = master.try_clone().expect("dup master");
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let seen = std::sync::Arc::clone(&shown);
+    let t = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let t0 = Instant::now();
+    while !shown.lock().unwrap().contains("[y/N]") {
+        assert!(
+            t0.elapsed() < SHORT,
+            "no question: {}",
+            shown.lock().unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // What the terminal does on Ctrl-C for the foreground process.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let t0 = Instant::now();
+    let status = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break st;
+        }
+        if t0.elapsed() > SHORT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "Ctrl-C did not end the trust question\n{}",
+                shown.lock().unwrap()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    drop(master);
+    let _ = t.join();
+    assert_eq!(status.code(), Some(130), "{}", shown.lock().unwrap());
+    assert!(!p.file("ran").exists());
+}
