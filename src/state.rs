@@ -65,6 +65,7 @@ impl StateDir {
         let s = StateDir::at(project_dir);
         open_own_root(&s.root)?;
         ignore_in_git(project_dir);
+        ignore_inside(&s.root);
         Ok(s)
     }
 
@@ -524,6 +525,20 @@ fn ignore_in_git(project_dir: &Path) {
     }
     new.push_str("# stackato-local state: service data, credentials, logs\n/.stackato-local/\n");
     let _ = write_atomic_keep_mode(&gi, new.as_bytes());
+}
+
+/// A `.gitignore` of `*` inside the state directory, so git never shows or adds it (service
+/// credentials) even in a project without a `.gitignore`. Created only when absent
+/// (`O_EXCL`: a planted link is not followed); failure to do so is not an error.
+fn ignore_inside(root: &Path) {
+    let _ = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(root.join(".gitignore"))
+        .and_then(|mut f| {
+            f.write_all(b"# stackato-local state: service data, credentials, logs\n*\n")
+        });
 }
 
 /// Whether a `.gitignore` text ignores the state directory at the top of the project.

@@ -149,11 +149,32 @@ fn say(shell: Shell, msg: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The nearest directory at or above `dir` holding a stackato.yml or manifest.yml.
+/// The project the shell is in at `dir`: the nearest directory at or above `dir` holding a
+/// stackato.yml or manifest.yml, unless that manifest is one an enclosing allowed project
+/// inherits (`inherit: base/stackato.yml`, a shared base kept in a sub-directory): then the
+/// sub-directory is part of that project.
 fn project_root(dir: &Path) -> Option<PathBuf> {
     // The same search as every command's (owner and writable-directory rules included), with
     // stackato.yml looked for in parents too, so the hook works in a project's sub-directories.
-    crate::manifest::search(dir, true, false).and_then(|f| f.parent().map(Path::to_path_buf))
+    let file = crate::manifest::search(dir, true, false)?;
+    let root = file.parent().map(Path::to_path_buf)?;
+    let loaded = std::env::var_os(DIR).map(PathBuf::from);
+    if loaded.as_deref() == Some(root.as_path()) {
+        return Some(root);
+    }
+    // Cheap: the loaded project's own files include this manifest (no store read per prompt).
+    if let Some(l) = loaded
+        && root.starts_with(&l)
+        && std::env::var(STAMP).is_ok_and(|s| {
+            let canon = file.canonicalize().ok();
+            stamp_files(&s)
+                .iter()
+                .any(|f| *f == file || Some(f) == canon.as_ref())
+        })
+    {
+        return Some(l);
+    }
+    Some(crate::trust::inheriting_project(&file).unwrap_or(root))
 }
 
 /// Size and mtime of the files whose change means reloading.
@@ -307,7 +328,14 @@ fn load(g: &Global, root: &Path, shell: Shell) -> Result<(String, String), Strin
     let mut skipped: Vec<String> = Vec::new();
     for v in built.env.vars() {
         let Some(value) = hook_value(v) else {
-            skipped.push(shell::shown_name(&v.name));
+            // Named only when the project set it: the platform's own `HOME` is kept out of
+            // every project, and saying so at each load would be noise.
+            if !matches!(
+                v.layer,
+                crate::env::set::Layer::Platform | crate::env::set::Layer::Shell
+            ) {
+                skipped.push(shell::shown_name(&v.name));
+            }
             continue;
         };
         if value != v.value {
@@ -325,6 +353,10 @@ fn load(g: &Global, root: &Path, shell: Shell) -> Result<(String, String), Strin
         .collect();
     files.extend(crate::trust::dotenv_files(&loaded));
     files.push(state.path(crate::services::registry::FILE));
+    // The trust store too: `deny` (or a new `allow`) is seen at the next prompt, as direnv does.
+    if let Ok(store) = crate::trust::store::location() {
+        files.push(store);
+    }
     code.push_str(&set(shell, DIR, &root.display().to_string()));
     code.push_str(&set(shell, STAMP, &stamp(&files)));
     code.push_str(&set(

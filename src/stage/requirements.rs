@@ -183,6 +183,11 @@ fn python(s: &Stager<'_>, notes: &mut Vec<String>) -> Result<(), StageError> {
             "--disable-pip-version-check",
             "--no-input",
         ]);
+        if std::env::var_os("PIP_CACHE_DIR").is_none()
+            && let Some(cache) = user_cache()
+        {
+            c.env("PIP_CACHE_DIR", cache.join("pip"));
+        }
         if let Some(opts) = s.env.get("PIP_OPTS") {
             c.args(opts.split_whitespace());
         }
@@ -256,6 +261,24 @@ fn python(s: &Stager<'_>, notes: &mut Vec<String>) -> Result<(), StageError> {
     Ok(())
 }
 
+/// The user's own home, from the tool's environment. Staging runs with `HOME` set to the app
+/// directory (as on the platform), so an installer left to itself would put its cache
+/// (`~/.cache/pip`, `~/.npm`) into the user's checkout: the installers the tool runs get the
+/// user's own cache instead (where their pip and npm keep it; shared between projects).
+fn user_home() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+}
+
+/// `$XDG_CACHE_HOME`, else `~/.cache`, of the user (see [`user_home`]).
+fn user_cache() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| user_home().map(|h| h.join(".cache")))
+}
+
 /// Whether `path` is our pure-Python stand-in rather than a real uWSGI.
 pub fn is_uwsgi_standin(path: &Path) -> bool {
     std::fs::read_to_string(path)
@@ -292,6 +315,12 @@ fn node(s: &Stager<'_>) -> Result<(), StageError> {
     s.out.line(&s.prefix, "-----> npm install");
     let mut c = Command::new(npm);
     c.args(["install", "--no-audit", "--no-fund"]);
+    if std::env::var_os("npm_config_cache").is_none()
+        && std::env::var_os("NPM_CONFIG_CACHE").is_none()
+        && let Some(home) = user_home()
+    {
+        c.env("npm_config_cache", home.join(".npm"));
+    }
     let done = s.run(c);
     if done.ended.ok() {
         Ok(())

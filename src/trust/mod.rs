@@ -55,6 +55,9 @@ pub enum Refused {
     Uncheckable { file: String, why: String },
     #[error("not trusted: nothing was run")]
     Declined,
+    /// Ctrl-C (or another stop signal) while the question waited: `128 + signal`.
+    #[error("interrupted: nothing was run")]
+    Interrupted(i32),
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -64,6 +67,7 @@ impl Refused {
     pub fn exit_code(&self) -> i32 {
         match self {
             Refused::Store(_) => crate::exit::IO,
+            Refused::Interrupted(sig) => 128 + sig,
             _ => crate::exit::UNTRUSTED,
         }
     }
@@ -164,14 +168,42 @@ pub fn require(loaded: &Loaded, assume: bool) -> Result<Granted, Refused> {
     let mut err = std::io::stderr();
     let _ = write!(err, "{question}Trust them and run? [y/N] ");
     let _ = err.flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().read_line(&mut answer);
+    let answer = read_answer().map_err(Refused::Interrupted)?;
     if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
         record(now)?;
         Ok(Granted::Answered)
     } else {
         Err(Refused::Declined)
     }
+}
+
+/// One line typed on the terminal; `Err(signal)` when a stop signal arrives first. `run`
+/// catches Ctrl-C for its own clean-up (with `SA_RESTART`), so a plain read would go on
+/// waiting and take whatever is typed next as the answer.
+fn read_answer() -> Result<String, i32> {
+    use std::os::fd::AsRawFd;
+    let stdin = std::io::stdin();
+    loop {
+        if let Some(sig) = crate::interrupt::received() {
+            let _ = writeln!(std::io::stderr());
+            return Err(sig);
+        }
+        let mut fd = libc::pollfd {
+            fd: stdin.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut fd, 1, 100) };
+        if n > 0
+            || (n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted)
+        {
+            break;
+        }
+    }
+    let mut answer = String::new();
+    let _ = stdin.read_line(&mut answer);
+    Ok(answer)
 }
 
 /// Store `r` (replacing the project's older record); the store's path.
@@ -292,6 +324,29 @@ pub fn hook_gate(root: &Path) -> Result<Vec<PathBuf>, String> {
         )));
     }
     Ok(r.outside.iter().map(PathBuf::from).collect())
+}
+
+/// The allowed project above the manifest `file` that inherits it (a shared base kept in a
+/// sub-directory, as `inherit: base/stackato.yml`), when `file` has no record of its own: the
+/// nearest such project's directory. Only the store is read.
+pub fn inheriting_project(file: &Path) -> Option<PathBuf> {
+    let key = record::manifest_key(file);
+    let store = Store::read_quiet().ok()?;
+    if store.projects.contains_key(&key) {
+        return None;
+    }
+    let here = Path::new(&key).parent()?;
+    store
+        .projects
+        .values()
+        .filter_map(|r| {
+            let dir = Path::new(&r.manifest).parent()?;
+            (dir != here
+                && here.starts_with(dir)
+                && r.files.iter().any(|f| f.source && f.path == key))
+            .then(|| dir.to_path_buf())
+        })
+        .max_by_key(|d| d.as_os_str().len())
 }
 
 /// The outside files the user accepted for the manifest `opts` would load (from its record),

@@ -9,5 +9,6 @@ mod glob;
 mod misc;
 mod names;
 mod process;
+mod redteam2;
 mod state;
 mod trust;
