@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::cli::{Global, print_diagnostics, report_load_error, terminal_asker};
+use crate::cli::{Global, report_load_error, terminal_asker};
 use crate::exit;
 use crate::trust::{self, Standing, display};
 
@@ -34,7 +34,7 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         Ok(l) => l,
         Err(e) => return report_load_error(g, &e),
     };
-    print_diagnostics(g, &loaded.sources, &loaded.warnings);
+    crate::cli::print_warnings_brief(&loaded.sources, &loaded.warnings);
     let previous = trust::Store::load().ok().and_then(|(_, s)| {
         s.projects
             .get(&trust::record::manifest_key(&loaded.file))

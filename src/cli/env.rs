@@ -114,7 +114,7 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         Ok(l) => l,
         Err(e) => return report_load_error(g, &e),
     };
-    print_diagnostics(g, &loaded.sources, &loaded.warnings);
+    crate::cli::print_warnings_brief(&loaded.sources, &loaded.warnings);
     let built = match build_env(g, args, &loaded) {
         Ok(b) => b,
         Err(code) => return code,

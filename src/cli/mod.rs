@@ -457,6 +457,25 @@ pub fn report_load_error(g: &Global, e: &LoadError) -> i32 {
     }
 }
 
+/// Warnings for the commands that only use the manifest (`run`, `env`, `allow`, `services`…):
+/// one line each, with a pointer to `check`, which shows them in full; a warning about a name
+/// the user cannot change should not fill every command's output.
+pub fn print_warnings_brief(sources: &Sources, warnings: &[crate::diag::Diagnostic]) {
+    if warnings.is_empty() {
+        return;
+    }
+    let mut err = anstream::stderr();
+    for d in warnings {
+        let _ = writeln!(err, "{}", d.short(sources));
+    }
+    let _ = writeln!(
+        err,
+        "(`stackato-local check` shows {} with the lines {} points at)",
+        if warnings.len() == 1 { "it" } else { "them" },
+        if warnings.len() == 1 { "it" } else { "each" },
+    );
+}
+
 /// Render diagnostics to stderr, errors and warnings alike, in file order.
 pub fn print_diagnostics(g: &Global, sources: &Sources, diags: &[crate::diag::Diagnostic]) {
     let mut err = anstream::stderr();

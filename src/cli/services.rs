@@ -67,7 +67,7 @@ pub struct DbshellArgs {
 pub fn open(g: &Global) -> Result<(Loaded, StateDir), i32> {
     let mut asker = terminal_asker();
     let loaded = manifest::load(&g.load, &mut asker).map_err(|e| report_load_error(g, &e))?;
-    print_diagnostics(g, &loaded.sources, &loaded.warnings);
+    crate::cli::print_warnings_brief(&loaded.sources, &loaded.warnings);
     let state = StateDir::open(&loaded.manifest.dir).map_err(|e| {
         eprintln!("error: {e}");
         exit::IO
