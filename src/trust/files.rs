@@ -110,9 +110,20 @@ pub fn state(path: &Path, root: &Path) -> FileState {
             .map(|t| t.to_string_lossy().into_owned())
             .unwrap_or_else(|_| path.to_string_lossy().into_owned())
     };
+    // A file the project itself holds (Procfile, .env, requirements.txt, ...) that leads out
+    // of it cannot be trusted: what it says would come from outside, unrecorded, and change
+    // without asking again. A dangling one could be made to lead out later.
+    let held = normalize(path).starts_with(root);
     match path.canonicalize() {
         Ok(r) if r.starts_with(root) => read(&r),
-        // Outside the project, or a dangling link: recorded by its target, never read.
+        Ok(_) if held => FileState::Unreadable {
+            error: format!("a link out of the project (to {}), not followed", target()),
+        },
+        Err(_) if held => FileState::Unreadable {
+            error: format!("a link to nothing (to {}), not followed", target()),
+        },
+        // Named outside the project (an absolute local package): recorded by its path or
+        // target, never read.
         _ => FileState::LinkOutside { target: target() },
     }
 }
@@ -460,8 +471,11 @@ mod tests {
             }
         );
         std::os::unix::fs::symlink("/etc/passwd", root.join("out")).unwrap();
+        assert!(!state(&root.join("out"), &root).checkable());
+        std::os::unix::fs::symlink("nothing", root.join("dangling")).unwrap();
+        assert!(!state(&root.join("dangling"), &root).checkable());
         assert_eq!(
-            state(&root.join("out"), &root),
+            state(Path::new("/etc/passwd"), &root),
             FileState::LinkOutside {
                 target: "/etc/passwd".into()
             }

@@ -8,5 +8,6 @@ mod glob;
 mod misc;
 mod names;
 mod process;
+mod redteam1;
 mod state;
 mod trust;
