@@ -15,6 +15,11 @@ use crate::manifest::{App, Loaded};
 /// Largest file we hash; a bigger one cannot be trusted.
 pub const MAX_FILE: u64 = 16 * 1024 * 1024;
 
+/// Most files that may decide what a project runs; a project naming more (thousands of local
+/// packages in a requirements file) cannot be trusted: listing and hashing them would take
+/// hours and the listing could not be reviewed.
+pub const MAX_DECISIVE: usize = 4096;
+
 /// Files looked for in every app directory; absent ones are recorded as missing, so one that
 /// appears later asks again.
 const PER_APP: &[&str] = &[
@@ -240,6 +245,8 @@ pub struct Decisive {
     pub hook: bool,
     /// A manifest file (the root or an inherited one): the loader has read it, wherever it is.
     pub source: bool,
+    /// The file names more files than [`MAX_DECISIVE`] allows: the project cannot be trusted.
+    pub too_many: bool,
 }
 
 /// A reference to a local package or another requirements file in a requirements file.
@@ -368,15 +375,19 @@ pub fn pip_files(app: &App, pip_requirements_file: Option<&str>) -> Vec<PathBuf>
 /// Every file that decides what the project runs, in a stable order without repeats.
 pub fn decisive(loaded: &Loaded, root: &Path) -> Vec<Decisive> {
     let mut out: Vec<Decisive> = Vec::new();
-    let push = |path: PathBuf, hook: bool, out: &mut Vec<Decisive>| {
+    // Where each path is in `out` (a project can name many files: no quadratic search).
+    let mut index: std::collections::HashMap<PathBuf, usize> = std::collections::HashMap::new();
+    let mut push = |path: PathBuf, hook: bool, out: &mut Vec<Decisive>| {
         let path = normalize(&path);
-        if let Some(d) = out.iter_mut().find(|d| d.path == path) {
-            d.hook |= hook;
+        if let Some(&i) = index.get(&path) {
+            out[i].hook |= hook;
         } else {
+            index.insert(path.clone(), out.len());
             out.push(Decisive {
                 path,
                 hook,
                 source: false,
+                too_many: false,
             });
         }
     };
@@ -387,6 +398,7 @@ pub fn decisive(loaded: &Loaded, root: &Path) -> Vec<Decisive> {
                 path,
                 hook: true,
                 source: true,
+                too_many: false,
             });
         }
     }
@@ -409,6 +421,13 @@ pub fn decisive(loaded: &Loaded, root: &Path) -> Vec<Decisive> {
             let Some(t) = text(&f, root) else { continue };
             let dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
             for r in requirement_refs(&t) {
+                if out.len() > MAX_DECISIVE {
+                    let p = normalize(&f);
+                    if let Some(d) = out.iter_mut().find(|d| d.path == p) {
+                        d.too_many = true;
+                    }
+                    return out;
+                }
                 match r {
                     ReqRef::File(n) => queue.push(resolve(&dir, &n)),
                     ReqRef::Local(p) => {

@@ -233,3 +233,23 @@ fn a_shipped_virtualenv_does_not_reach_the_users_path() {
         "the repository's ls ran in the user's shell: {out:?}"
     );
 }
+
+/// A requirements file naming tens of thousands of local packages (a few hundred KB): `allow`
+/// and the gate of `run` searched the list of recorded files linearly for each, and spent
+/// hours (quadratic); such a project now cannot be trusted, said at once.
+#[test]
+fn allow_refuses_a_requirements_file_with_too_many_local_packages_at_once() {
+    let lines: String = (0..20_000).map(|i| format!("-e ./p{i}\n")).collect();
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: many\nmem: 64\nframework:\n  type: python\n",
+        ),
+        ("requirements.txt", &lines),
+    ]);
+    let h = home();
+    let (code, out, err) = bounded(&p.app, h.path(), &["allow"]);
+    assert_eq!(code, Some(8), "{out}\n{err}");
+    assert!(err.contains("requirements.txt"), "{err}");
+    assert!(err.contains("too many to check"), "{err}");
+}
