@@ -253,3 +253,52 @@ fn allow_refuses_a_requirements_file_with_too_many_local_packages_at_once() {
     assert!(err.contains("requirements.txt"), "{err}");
     assert!(err.contains("too many to check"), "{err}");
 }
+
+/// `export` (no trust needed) wrote through a `stackato-export/cf` the repository shipped as a
+/// link to the user's home: `~/.profile` appeared with the repository's pre-running hook in
+/// it, run by the next login shell.
+#[test]
+fn export_does_not_write_through_a_shipped_link_out_of_the_project() {
+    let p = Project::new(&[(
+        "stackato.yml",
+        "name: exported\nmem: 64\nhooks:\n  pre-running:\n    - touch /tmp/pwned-by-profile\n",
+    )]);
+    let h = home();
+    std::fs::create_dir(p.app.join("stackato-export")).expect("mkdir");
+    symlink(h.path(), p.app.join("stackato-export/cf")).expect("symlink");
+    for format in ["cf", "procfile"] {
+        if format == "procfile" {
+            std::fs::remove_file(p.app.join("stackato-export/cf")).expect("rm");
+            std::fs::remove_dir(p.app.join("stackato-export")).expect("rmdir");
+            symlink(h.path(), p.app.join("stackato-export")).expect("symlink");
+        }
+        let r = as_user(&p.app, h.path(), &["export", "--format", format]);
+        r.code(64);
+        r.stderr_has("symbolic link");
+        let written: Vec<_> = std::fs::read_dir(h.path())
+            .expect("home")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            written.is_empty(),
+            "{format}: export wrote into the home directory: {written:?}\n{}",
+            r.dump()
+        );
+    }
+    // Where the user asks (--out), it writes.
+    let out = tempfile::tempdir().expect("out");
+    as_user(
+        &p.app,
+        h.path(),
+        &[
+            "export",
+            "--format",
+            "cf",
+            "--out",
+            &out.path().display().to_string(),
+        ],
+    )
+    .code(0);
+    assert!(out.path().join(".profile").is_file());
+}
