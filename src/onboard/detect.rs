@@ -340,7 +340,13 @@ fn is_file(dir: &Path, rel: &str) -> bool {
 /// A text file of the app (lossy UTF-8, at most 1 MiB); `None` when it cannot be read.
 fn read(dir: &Path, rel: &str) -> Option<String> {
     use std::io::Read;
-    let f = std::fs::File::open(dir.join(rel)).ok()?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Without blocking: opening a FIFO for reading would wait for a writer forever.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(dir.join(rel))
+        .ok()?;
     if !f.metadata().ok()?.is_file() {
         return None;
     }

@@ -302,3 +302,31 @@ fn export_does_not_write_through_a_shipped_link_out_of_the_project() {
     .code(0);
     assert!(out.path().join(".profile").is_file());
 }
+
+/// `init` on a cloned repository without a manifest: a `.gitignore` or `package.json` that is
+/// a FIFO blocked it forever, and a `.gitignore` linked to /dev/zero ate memory until the
+/// kernel stopped it.
+#[test]
+fn init_does_not_block_or_exhaust_memory_on_special_files() {
+    // (A link to /dev/zero is read by the same code; it is not tried here, where a regression
+    // would eat the test machine's memory.)
+    for (name, kind) in [(".gitignore", "fifo"), ("package.json", "fifo")] {
+        let p = Project::new(&[
+            ("server.js", "require('http');\n"),
+            ("app.py", "print('x')\n"),
+        ]);
+        let f = p.app.join(name);
+        if kind == "fifo" {
+            mkfifo(&f);
+        } else {
+            symlink("/dev/zero", &f).expect("symlink");
+        }
+        let h = home();
+        let (code, out, err) = bounded(&p.app, h.path(), &["init"]);
+        assert!(code.is_some(), "{name} {kind}: {out}\n{err}");
+        assert!(
+            p.app.join("stackato.yml").is_file(),
+            "{name} {kind}: {out}\n{err}"
+        );
+    }
+}
