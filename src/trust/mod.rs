@@ -280,6 +280,16 @@ pub fn hook_gate(root: &Path) -> Result<Vec<PathBuf>, String> {
     let Some(r) = store.projects.get(&key) else {
         return Err(not_allowed(""));
     };
+    // A manifest that is a link to an allowed project's: the record is that project's, and
+    // its digests say nothing of this directory's `.env` and state.
+    let here = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    if Path::new(&r.root) != here {
+        return Err(not_allowed(&format!(
+            " (its manifest is a link to {}, allowed for {})",
+            display::escape(&key),
+            display::escape(&r.root)
+        )));
+    }
     let changed = r.changed_files(true);
     if !changed.is_empty() {
         let names: Vec<String> = changed

@@ -330,3 +330,25 @@ fn init_does_not_block_or_exhaust_memory_on_special_files() {
         );
     }
 }
+
+/// A repository whose `stackato.yml` is a link to the manifest of a project the user allowed
+/// (a sibling clone, `../team-app/stackato.yml`): the hook found that project's record, checked
+/// that project's files, then loaded this directory's `.env` (never allowed) into the user's
+/// shell, and would have put this directory's `.stackato-local/venv/bin` on PATH.
+#[test]
+fn the_hook_does_not_load_a_project_whose_manifest_links_to_an_allowed_one() {
+    let p = Project::new(&[("stackato.yml", "name: team\nmem: 64\nenv:\n  TEAM: 'yes'\n")]);
+    let h = home();
+    as_user(&p.app, h.path(), &["allow"]).code(0);
+    let lure = p.root.join("lure");
+    std::fs::create_dir(&lure).expect("mkdir");
+    symlink("../app/stackato.yml", lure.join("stackato.yml")).expect("symlink");
+    std::fs::write(lure.join(".env"), "LURED=from-the-unallowed-dotenv\n").expect("write");
+    let (code, out, err) = bounded(&lure, h.path(), &["__hook-env", "bash"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!out.contains("LURED"), "{out}\n{err}");
+    assert!(out.contains("is not allowed"), "{out}\n{err}");
+    // The allowed project itself still loads.
+    let (_, out, err) = bounded(&p.app, h.path(), &["__hook-env", "bash"]);
+    assert!(out.contains("TEAM="), "{out}\n{err}");
+}
