@@ -127,7 +127,13 @@ pub fn require(loaded: &Loaded, assume: bool) -> Result<Granted, Refused> {
         return Err(Refused::Uncheckable { file, why });
     }
     let (_, store) = Store::load()?;
-    let refusal = match store.projects.get(&now.manifest) {
+    // A record made for another directory (this manifest is a link to that project's) says
+    // nothing of this directory's files: not allowed here.
+    let refusal = match store
+        .projects
+        .get(&now.manifest)
+        .filter(|o| o.root == now.root)
+    {
         Some(old) => {
             let d = old.diff(&now);
             if d.is_empty() {

@@ -352,3 +352,28 @@ fn the_hook_does_not_load_a_project_whose_manifest_links_to_an_allowed_one() {
     let (_, out, err) = bounded(&p.app, h.path(), &["__hook-env", "bash"]);
     assert!(out.contains("TEAM="), "{out}\n{err}");
 }
+
+/// The same link, with `run`: the directory had no file of its own that the record lists, so
+/// the gate found nothing changed and ran the allowed project's web command in this
+/// directory, that is this repository's `app.py`.
+#[test]
+fn run_does_not_take_another_projects_record_for_a_manifest_linked_to_it() {
+    let p = Project::new(&[(
+        "stackato.yml",
+        "name: team\nmem: 64\nprocesses:\n  web: python3 app.py\n",
+    )]);
+    let h = home();
+    as_user(&p.app, h.path(), &["allow"]).code(0);
+    let lure = p.root.join("lure");
+    std::fs::create_dir(&lure).expect("mkdir");
+    symlink("../app/stackato.yml", lure.join("stackato.yml")).expect("symlink");
+    let mark = p.root.join("lure-ran");
+    std::fs::write(
+        lure.join("app.py"),
+        format!("open({:?}, 'w')\n", mark.display().to_string()),
+    )
+    .expect("write");
+    let r = as_user(&lure, h.path(), &["run", "--no-watch", "--exit-on-crash"]);
+    r.code(8);
+    assert!(!mark.exists(), "the lure's app.py ran:\n{}", r.dump());
+}
