@@ -256,6 +256,9 @@ pub enum ReqRef {
     File(String),
     /// `-e .`, `./pkg`, `file:../x`, `/abs/pkg`, `name @ file:…`: built from source.
     Local(String),
+    /// `-f DIR`, `--find-links DIR`: pip installs packages from the archives in it (and runs
+    /// their build code).
+    Links(String),
 }
 
 /// `file:` URLs and paths in a requirement, as a path.
@@ -299,6 +302,13 @@ pub fn requirement_refs(text: &str) -> Vec<ReqRef> {
         match opt {
             "-r" | "--requirement" | "-c" | "--constraint" => {
                 out.push(ReqRef::File(rest.to_string()));
+            }
+            "-f" | "--find-links" => {
+                if let Some(p) = local_path(rest) {
+                    out.push(ReqRef::Links(p));
+                } else if !rest.contains("://") {
+                    out.push(ReqRef::Links(rest.to_string()));
+                }
             }
             "-e" | "--editable" => {
                 if let Some(p) = local_path(rest) {
@@ -430,6 +440,27 @@ pub fn decisive(loaded: &Loaded, root: &Path) -> Vec<Decisive> {
                 }
                 match r {
                     ReqRef::File(n) => queue.push(resolve(&dir, &n)),
+                    ReqRef::Links(p) => {
+                        // The directory and every archive in it (a new one asks again).
+                        let d = resolve(&app.path, &p);
+                        push(d.clone(), false, &mut out);
+                        let inside = d.canonicalize().is_ok_and(|c| c.starts_with(root));
+                        if let (true, Ok(rd)) = (inside, std::fs::read_dir(&d)) {
+                            let mut names: Vec<PathBuf> =
+                                rd.filter_map(Result::ok).map(|e| e.path()).collect();
+                            names.sort();
+                            for n in names {
+                                if out.len() > MAX_DECISIVE {
+                                    let p = normalize(&f);
+                                    if let Some(d) = out.iter_mut().find(|d| d.path == p) {
+                                        d.too_many = true;
+                                    }
+                                    return out;
+                                }
+                                push(n, false, &mut out);
+                            }
+                        }
+                    }
                     ReqRef::Local(p) => {
                         let d = resolve(&app.path, &p);
                         // The package itself (an archive runs its setup.py too), then the

@@ -313,6 +313,15 @@ fn installers(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
                             );
                             queue.push(p);
                         }
+                        ReqRef::Links(x) => {
+                            push(
+                                out,
+                                format!("{n} local package"),
+                                format!(
+                                    "packages from {x} (pip builds the archives in it: their build code runs)"
+                                ),
+                            );
+                        }
                         ReqRef::Local(x) => {
                             let p = files::resolve(&app.path, &x);
                             let outside = if p.starts_with(root) {

@@ -377,3 +377,28 @@ fn run_does_not_take_another_projects_record_for_a_manifest_linked_to_it() {
     r.code(8);
     assert!(!mark.exists(), "the lure's app.py ran:\n{}", r.dump());
 }
+
+/// `--find-links ./dist` in requirements.txt: pip builds the archives in `dist/` (their
+/// setup.py runs), but they were neither listed nor recorded, so an archive swapped after
+/// `allow` ran without asking again.
+#[test]
+fn archives_in_a_find_links_directory_are_covered_by_trust() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: links\nmem: 64\nframework:\n  type: python\n",
+        ),
+        ("requirements.txt", "--find-links ./dist\nmypkg\n"),
+        ("dist/mypkg-1.0.tar.gz", "first archive"),
+    ]);
+    let h = home();
+    let r = as_user(&p.app, h.path(), &["allow"]);
+    r.code(0);
+    r.stdout_has("./dist");
+    as_user(&p.app, h.path(), &["allow", "--list"]).code(0);
+    // The archive swapped (or one added): the gate asks again.
+    std::fs::write(p.app.join("dist/mypkg-1.0.tar.gz"), "swapped archive").expect("write");
+    let r = as_user(&p.app, h.path(), &["exec", "true"]);
+    r.code(8);
+    r.stderr_has("mypkg-1.0.tar.gz");
+}
