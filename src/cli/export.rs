@@ -91,7 +91,23 @@ pub fn run(g: &Global, args: &Args) -> i32 {
     let format = args.format.format();
     let out_dir = match &args.out {
         Some(d) => std::path::absolute(d).unwrap_or_else(|_| d.clone()),
-        None => m.dir.join("stackato-export").join(format.name()),
+        None => {
+            let d = m.dir.join("stackato-export").join(format.name());
+            // The repository may ship `stackato-export/<format>` as a link out of the project
+            // (to `~`, where `.profile` would run at the next login): never write through one.
+            if let Some(link) = link_below(&m.dir, &d) {
+                eprintln!(
+                    "error: {} is a symbolic link (to {}); nothing was written",
+                    display_path(&link),
+                    std::fs::read_link(&link)
+                        .map(|t| crate::trust::display::path(&t))
+                        .unwrap_or_default()
+                );
+                eprintln!("help: remove it, or choose where to write with --out DIR");
+                return exit::USAGE;
+            }
+            d
+        }
     };
 
     // The project's own credentials, read only: exporting never provisions anything.
@@ -186,4 +202,19 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         }
     }
     exit::OK
+}
+
+/// The first path from `base` (excluded) down to `dir` that is a symbolic link.
+fn link_below(base: &std::path::Path, dir: &std::path::Path) -> Option<PathBuf> {
+    let rel = dir.strip_prefix(base).ok()?;
+    let mut cur = base.to_path_buf();
+    for c in rel.components() {
+        cur.push(c);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(md) if md.file_type().is_symlink() => return Some(cur),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
 }

@@ -545,7 +545,7 @@ fn cron_jobs(
     out: &Output,
 ) -> Vec<supervise::CronJob> {
     use crate::supervise::cron::{self, Line};
-    let mut lines: Vec<String> = std::fs::read_to_string(app.path.join("crontab"))
+    let mut lines: Vec<String> = crate::platform::web::app_file(&app.path, "crontab")
         .map(|t| {
             t.lines()
                 .map(str::trim)

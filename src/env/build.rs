@@ -278,6 +278,13 @@ pub fn build(
     } else {
         user::default_dotenv_files(&loaded.manifest.dir, &app.path)
     };
+    let out = user::dotenv_links_out(&loaded.manifest.dir, &files);
+    if !out.is_empty() {
+        return Err(BuildError::Invalid {
+            sources: Box::new(loaded.sources.clone()),
+            diagnostics: out,
+        });
+    }
     files.extend(req.env_files.iter().cloned());
     let shell = |n: &str| std::env::var(n).ok();
     let uinput = user::Input {

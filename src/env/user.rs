@@ -188,7 +188,7 @@ pub fn apply(
 
     let mut dotenv_entries: Vec<(String, String, String, Span)> = Vec::new();
     for path in input.dotenv_files {
-        let text = match std::fs::read_to_string(path) {
+        let text = match read_dotenv(path) {
             Ok(t) => t,
             Err(e) => {
                 diags.push(Diagnostic::error(format!(
@@ -454,6 +454,44 @@ fn line_span(text: &str, file: crate::diag::FileId, line: usize, col: usize) -> 
         line: line as u32,
         col: col as u32,
     }
+}
+
+/// The text of a `.env` file: a regular file (never a FIFO or a device), at most the manifest
+/// size limit, read without blocking.
+fn read_dotenv(path: &Path) -> Result<String, String> {
+    match crate::manifest::read_file(path, true) {
+        Ok(bytes) => String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string()),
+        Err(crate::manifest::ReadError::NotRegular(what)) => {
+            Err(format!("it is {what}, not a regular file"))
+        }
+        Err(crate::manifest::ReadError::TooLarge(n)) => Err(format!(
+            "it is {n} bytes, more than the {} bytes read",
+            crate::yaml::MAX_FILE_BYTES
+        )),
+        Err(crate::manifest::ReadError::Io(e)) => Err(e.to_string()),
+    }
+}
+
+/// The default `.env` files (of [`default_dotenv_files`]) that lead out of the project
+/// directory `project_dir` through a symlink: they are not read (a repository must not make
+/// the tool read, print or export a file outside it).
+pub fn dotenv_links_out(project_dir: &Path, files: &[PathBuf]) -> Vec<Diagnostic> {
+    let root = project_dir
+        .canonicalize()
+        .unwrap_or_else(|_| project_dir.to_path_buf());
+    files
+        .iter()
+        .filter(|f| f.canonicalize().map_or(true, |c| !c.starts_with(&root)))
+        .map(|f| {
+            let to = std::fs::read_link(f)
+                .map_or_else(|_| String::new(), |t| format!(" (to {})", t.display()));
+            Diagnostic::error(format!(
+                "{} is a link out of the project{to}: it is not read",
+                crate::diag::display_path(f)
+            ))
+            .hint("make it a regular file inside the project, or pass it with --env-file")
+        })
+        .collect()
 }
 
 /// The `.env` files used by default: the app directory's `.env`, then the project's (when

@@ -225,7 +225,7 @@ pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Export {
             .iter()
             .map(|c| (c.value.clone(), "cron:".to_string()))
             .collect();
-        if let Ok(text) = std::fs::read_to_string(app.path.join("crontab")) {
+        if let Some(text) = crate::platform::web::app_file(&app.path, "crontab") {
             lines.splice(
                 0..0,
                 text.lines()

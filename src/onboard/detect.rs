@@ -337,15 +337,10 @@ fn is_file(dir: &Path, rel: &str) -> bool {
     dir.join(rel).is_file()
 }
 
-/// A text file of the app (lossy UTF-8, at most 1 MiB); `None` when it cannot be read.
+/// A text file of the app (lossy UTF-8, at most 1 MiB; a regular file, read without blocking,
+/// see [`crate::fsx`]); `None` when it cannot be read.
 fn read(dir: &Path, rel: &str) -> Option<String> {
-    use std::io::Read;
-    let f = std::fs::File::open(dir.join(rel)).ok()?;
-    if !f.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut bytes = Vec::new();
-    f.take(MAX_READ).read_to_end(&mut bytes).ok()?;
+    let bytes = crate::fsx::read_capped(&dir.join(rel), true, MAX_READ).ok()?;
     Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 

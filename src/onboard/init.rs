@@ -197,12 +197,18 @@ fn write_manifest(path: &Path, text: &str) -> Result<(), InitError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)
 }
 
+/// The project's `.gitignore`: a regular file, not through a symlink (the repository's: it
+/// could lead to /dev/zero or a FIFO), at most 1 MiB.
+fn read_gitignore(gi: &Path) -> std::io::Result<String> {
+    crate::state::read_private(gi, 1 << 20).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
 /// Keep `.stackato-local/` out of git: the state directory's own rule (`StateDir::open` adds
 /// the entry to an existing `.gitignore`), after creating an empty `.gitignore` when there is
 /// none. This also creates the state directory (0700), as the first `run` would.
 fn ignore_state_dir(project: &Path) -> Gitignore {
     let gi = project.join(".gitignore");
-    let before = match std::fs::read_to_string(&gi) {
+    let before = match read_gitignore(&gi) {
         Ok(t) => Some(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Gitignore::Failed(format!("cannot read {}: {e}", gi.display())),
@@ -225,7 +231,7 @@ fn ignore_state_dir(project: &Path) -> Gitignore {
     if let Err(e) = StateDir::open(project) {
         return Gitignore::Failed(e.to_string());
     }
-    match std::fs::read_to_string(&gi) {
+    match read_gitignore(&gi) {
         Ok(t) if crate::state::gitignore_covers_state(&t) => {
             if before.is_none() {
                 Gitignore::Created

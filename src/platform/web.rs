@@ -105,10 +105,17 @@ pub fn ruby_main(dir: &Path) -> Option<String> {
     rbs.into_iter().next()
 }
 
+/// The text of the file `name` in the app directory `dir`: a regular file inside it (a link
+/// out of it, a FIFO or a device is not read), at most the size trust checks.
+pub fn app_file(dir: &Path, name: &str) -> Option<String> {
+    let root = dir.canonicalize().ok()?;
+    crate::trust::files::text(&dir.join(name), &root)
+}
+
 /// The `web:` line of a Procfile (buildpack apps); other process types are ignored, as on
 /// the platform.
 pub fn procfile_web(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join("Procfile")).ok()?;
+    let text = app_file(dir, "Procfile")?;
     text.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
         (k.trim() == "web").then(|| v.trim().to_string())

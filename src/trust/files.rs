@@ -15,6 +15,11 @@ use crate::manifest::{App, Loaded};
 /// Largest file we hash; a bigger one cannot be trusted.
 pub const MAX_FILE: u64 = 16 * 1024 * 1024;
 
+/// Most files that may decide what a project runs; a project naming more (thousands of local
+/// packages in a requirements file) cannot be trusted: listing and hashing them would take
+/// hours and the listing could not be reviewed.
+pub const MAX_DECISIVE: usize = 4096;
+
 /// Files looked for in every app directory; absent ones are recorded as missing, so one that
 /// appears later asks again.
 const PER_APP: &[&str] = &[
@@ -95,9 +100,20 @@ pub fn state(path: &Path, root: &Path) -> FileState {
             .map(|t| t.to_string_lossy().into_owned())
             .unwrap_or_else(|_| path.to_string_lossy().into_owned())
     };
+    // A file the project itself holds (Procfile, .env, requirements.txt, ...) that leads out
+    // of it cannot be trusted: what it says would come from outside, unrecorded, and change
+    // without asking again. A dangling one could be made to lead out later.
+    let held = lexical(path).starts_with(root);
     match path.canonicalize() {
         Ok(r) if r.starts_with(root) => read(&r),
-        // Outside the project, or a dangling link: recorded by its target, never read.
+        Ok(_) if held => FileState::Unreadable {
+            error: format!("a link out of the project (to {}), not followed", target()),
+        },
+        Err(_) if held => FileState::Unreadable {
+            error: format!("a link to nothing (to {}), not followed", target()),
+        },
+        // Named outside the project (an absolute local package): recorded by its path or
+        // target, never read.
         _ => FileState::LinkOutside { target: target() },
     }
 }
@@ -165,6 +181,8 @@ pub struct Decisive {
     pub hook: bool,
     /// A manifest file (the root or an inherited one): the loader has read it, wherever it is.
     pub source: bool,
+    /// The file names more files than [`MAX_DECISIVE`] allows: the project cannot be trusted.
+    pub too_many: bool,
 }
 
 /// A reference to a local package or another requirements file in a requirements file.
@@ -174,6 +192,9 @@ pub enum ReqRef {
     File(String),
     /// `-e .`, `./pkg`, `file:../x`, `/abs/pkg`, `name @ file:…`: built from source.
     Local(String),
+    /// `-f DIR`, `--find-links DIR`: pip installs packages from the archives in it (and runs
+    /// their build code).
+    Links(String),
 }
 
 /// `file:` URLs and paths in a requirement, as a path.
@@ -217,6 +238,13 @@ pub fn requirement_refs(text: &str) -> Vec<ReqRef> {
         match opt {
             "-r" | "--requirement" | "-c" | "--constraint" => {
                 out.push(ReqRef::File(rest.to_string()));
+            }
+            "-f" | "--find-links" => {
+                if let Some(p) = local_path(rest) {
+                    out.push(ReqRef::Links(p));
+                } else if !rest.contains("://") {
+                    out.push(ReqRef::Links(rest.to_string()));
+                }
             }
             "-e" | "--editable" => {
                 if let Some(p) = local_path(rest) {
@@ -293,15 +321,19 @@ pub fn pip_files(app: &App, pip_requirements_file: Option<&str>) -> Vec<PathBuf>
 /// Every file that decides what the project runs, in a stable order without repeats.
 pub fn decisive(loaded: &Loaded, root: &Path) -> Vec<Decisive> {
     let mut out: Vec<Decisive> = Vec::new();
-    let push = |path: PathBuf, hook: bool, out: &mut Vec<Decisive>| {
+    // Where each path is in `out` (a project can name many files: no quadratic search).
+    let mut index: std::collections::HashMap<PathBuf, usize> = std::collections::HashMap::new();
+    let mut push = |path: PathBuf, hook: bool, out: &mut Vec<Decisive>| {
         let path = lexical(&path);
-        if let Some(d) = out.iter_mut().find(|d| d.path == path) {
-            d.hook |= hook;
+        if let Some(&i) = index.get(&path) {
+            out[i].hook |= hook;
         } else {
+            index.insert(path.clone(), out.len());
             out.push(Decisive {
                 path,
                 hook,
                 source: false,
+                too_many: false,
             });
         }
     };
@@ -312,6 +344,7 @@ pub fn decisive(loaded: &Loaded, root: &Path) -> Vec<Decisive> {
                 path,
                 hook: true,
                 source: true,
+                too_many: false,
             });
         }
     }
@@ -334,8 +367,36 @@ pub fn decisive(loaded: &Loaded, root: &Path) -> Vec<Decisive> {
             let Some(t) = text(&f, root) else { continue };
             let dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
             for r in requirement_refs(&t) {
+                if out.len() > MAX_DECISIVE {
+                    let p = lexical(&f);
+                    if let Some(d) = out.iter_mut().find(|d| d.path == p) {
+                        d.too_many = true;
+                    }
+                    return out;
+                }
                 match r {
                     ReqRef::File(n) => queue.push(resolve(&dir, &n)),
+                    ReqRef::Links(p) => {
+                        // The directory and every archive in it (a new one asks again).
+                        let d = resolve(&app.path, &p);
+                        push(d.clone(), false, &mut out);
+                        let inside = d.canonicalize().is_ok_and(|c| c.starts_with(root));
+                        if let (true, Ok(rd)) = (inside, std::fs::read_dir(&d)) {
+                            let mut names: Vec<PathBuf> =
+                                rd.filter_map(Result::ok).map(|e| e.path()).collect();
+                            names.sort();
+                            for n in names {
+                                if out.len() > MAX_DECISIVE {
+                                    let p = lexical(&f);
+                                    if let Some(d) = out.iter_mut().find(|d| d.path == p) {
+                                        d.too_many = true;
+                                    }
+                                    return out;
+                                }
+                                push(n, false, &mut out);
+                            }
+                        }
+                    }
                     ReqRef::Local(p) => {
                         let d = resolve(&app.path, &p);
                         // The package itself (an archive runs its setup.py too), then the
@@ -396,8 +457,11 @@ mod tests {
             }
         );
         std::os::unix::fs::symlink("/etc/passwd", root.join("out")).unwrap();
+        assert!(!state(&root.join("out"), &root).checkable());
+        std::os::unix::fs::symlink("nothing", root.join("dangling")).unwrap();
+        assert!(!state(&root.join("dangling"), &root).checkable());
         assert_eq!(
-            state(&root.join("out"), &root),
+            state(Path::new("/etc/passwd"), &root),
             FileState::LinkOutside {
                 target: "/etc/passwd".into()
             }

@@ -131,7 +131,13 @@ pub fn require(loaded: &Loaded, assume: bool) -> Result<Granted, Refused> {
         return Err(Refused::Uncheckable { file, why });
     }
     let (_, store) = Store::load()?;
-    let refusal = match store.projects.get(&now.manifest) {
+    // A record made for another directory (this manifest is a link to that project's) says
+    // nothing of this directory's files: not allowed here.
+    let refusal = match store
+        .projects
+        .get(&now.manifest)
+        .filter(|o| o.root == now.root)
+    {
         Some(old) => {
             let d = old.diff(&now);
             if d.is_empty() {
@@ -312,6 +318,16 @@ pub fn hook_gate(root: &Path) -> Result<Vec<PathBuf>, String> {
     let Some(r) = store.projects.get(&key) else {
         return Err(not_allowed(""));
     };
+    // A manifest that is a link to an allowed project's: the record is that project's, and
+    // its digests say nothing of this directory's `.env` and state.
+    let here = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    if Path::new(&r.root) != here {
+        return Err(not_allowed(&format!(
+            " (its manifest is a link to {}, allowed for {})",
+            display::escape(&key),
+            display::escape(&r.root)
+        )));
+    }
     let changed = r.changed_files(true);
     if !changed.is_empty() {
         let names: Vec<String> = changed

@@ -11,7 +11,7 @@ use crate::manifest::Loaded;
 use crate::trust::files::{self, FileState};
 
 /// One shown item: what it is (`web web`, `web pre-staging hook`, …) and its text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Shown {
     pub what: String,
     pub text: String,
@@ -113,7 +113,16 @@ impl Record {
                 path: path_key(&d.path),
                 hook: d.hook,
                 source: d.source,
-                state: file_state(&d.path, d.source, &root),
+                state: if d.too_many {
+                    FileState::Unreadable {
+                        error: format!(
+                            "it names more than {} files that decide what runs (local packages, requirement files), too many to check",
+                            files::MAX_DECISIVE
+                        ),
+                    }
+                } else {
+                    file_state(&d.path, d.source, &root)
+                },
             })
             .collect();
         Record {

@@ -206,7 +206,7 @@ fn installers(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
             );
             let mut queue = vec![f];
             let mut seen = Vec::new();
-            while let Some(f) = queue.pop() {
+            'files: while let Some(f) = queue.pop() {
                 if seen.contains(&f) || seen.len() >= 64 {
                     continue;
                 }
@@ -216,6 +216,17 @@ fn installers(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
                 };
                 let dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
                 for r in files::requirement_refs(&t) {
+                    if out.len() > files::MAX_DECISIVE {
+                        push(
+                            out,
+                            format!("{n} installer"),
+                            format!(
+                                "{} names more local packages and requirement files than can be checked",
+                                rel(app, &f)
+                            ),
+                        );
+                        break 'files;
+                    }
                     match r {
                         ReqRef::File(x) => {
                             let p = files::resolve(&dir, &x);
@@ -225,6 +236,15 @@ fn installers(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
                                 format!("pip reads {} too", rel(app, &p)),
                             );
                             queue.push(p);
+                        }
+                        ReqRef::Links(x) => {
+                            push(
+                                out,
+                                format!("{n} local package"),
+                                format!(
+                                    "packages from {x} (pip builds the archives in it: their build code runs)"
+                                ),
+                            );
                         }
                         ReqRef::Local(x) => {
                             let p = files::resolve(&app.path, &x);

@@ -4,7 +4,6 @@
 //! lock; the old line-based `trusted` file is not honoured (a one-time notice says so).
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -69,38 +68,23 @@ fn old_location(store: &Path) -> PathBuf {
 }
 
 fn read_store(path: &Path) -> Result<Option<Store>, StoreError> {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path);
-    let f = match f {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
+    use crate::fsx::ReadError;
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    // The user's own file: a link to it is followed (dotfile managers link such files).
+    let bytes = match crate::fsx::read_capped(path, true, MAX_STORE) {
+        Ok(b) => b,
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(ReadError::Io(source)) => {
             return Err(StoreError::Read {
                 path: path.to_path_buf(),
                 source,
             });
         }
+        Err(e) => return Err(corrupt(e.to_string())),
     };
-    let corrupt = |reason: String| StoreError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let md = f.metadata().map_err(|source| StoreError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if !md.is_file() {
-        return Err(corrupt("not a regular file".into()));
-    }
-    let mut bytes = Vec::new();
-    f.take(MAX_STORE)
-        .read_to_end(&mut bytes)
-        .map_err(|source| StoreError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
     let s: Store = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
     if s.version != VERSION {
         return Err(corrupt(format!(

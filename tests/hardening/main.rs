@@ -9,6 +9,7 @@ mod glob;
 mod misc;
 mod names;
 mod process;
+mod redteam1;
 mod redteam2;
 mod state;
 mod trust;
