@@ -607,6 +607,13 @@ fn start_native(
         };
         b.clean_stale(&ctx);
         let _ = std::fs::remove_file(&paths.pid);
+        // A server killed a moment ago may still hold its port: its process is gone from
+        // `/proc` (or a zombie) before its last threads have closed their sockets. Give the
+        // port a moment before deciding another program has it.
+        let until = Instant::now() + Duration::from_secs(3);
+        while !ports::is_free(port) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     if !ports::is_free(port) {
