@@ -35,6 +35,22 @@ pub enum StateError {
     /// that is not a directory, a directory of another user.
     #[error("refusing to use {path}: {reason}")]
     Unsafe { path: PathBuf, reason: String },
+    /// A state directory this machine's stackato-local did not create (a repository can ship
+    /// one to plant a virtualenv, a server configuration or a pid file the tool would use).
+    #[error(
+        "{path} was not created by stackato-local on this machine (it holds: {contents}); a repository can ship one to plant programs the tool would run, so it is not used: move it away (a fresh one is made), or, if an earlier version of stackato-local made it here, run `stackato-local allow --adopt-state`"
+    )]
+    Foreign { path: PathBuf, contents: String },
+}
+
+impl StateError {
+    /// The exit code: a foreign state directory is a matter of trust (8), the rest I/O (74).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StateError::Foreign { .. } => crate::exit::UNTRUSTED,
+            _ => crate::exit::IO,
+        }
+    }
 }
 
 /// The state directory of one project.
@@ -62,11 +78,29 @@ impl StateDir {
     /// Refuses a state directory that is a symlink, not a directory, owned by another user,
     /// or holding a symlink at its top (the tool never makes one there).
     pub fn open(project_dir: &Path) -> Result<StateDir, StateError> {
+        Self::open_with(project_dir, false).map(|(s, _)| s)
+    }
+
+    /// [`StateDir::open`], adopting a state directory this machine did not create when `adopt`
+    /// (the user allowed the project, or passed `--trust`); `true` when it adopted one.
+    pub fn open_with(project_dir: &Path, adopt: bool) -> Result<(StateDir, bool), StateError> {
         let s = StateDir::at(project_dir);
-        open_own_root(&s.root)?;
+        let adopted = open_own_root(&s.root, adopt)?;
         ignore_in_git(project_dir);
         ignore_inside(&s.root);
-        Ok(s)
+        Ok((s, adopted))
+    }
+
+    /// When the project has a state directory this machine did not create: what it holds
+    /// (its top-level entries), for `allow` to show before adopting it.
+    pub fn foreign(project_dir: &Path) -> Option<String> {
+        let root = project_dir.join(DIR_NAME);
+        let f = open_dir_nofollow(&root).ok()?;
+        if owner_marker_matches(&root, &f) {
+            None
+        } else {
+            Some(contents(&root))
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -281,7 +315,81 @@ fn fix_mode(f: &File) -> io::Result<()> {
 /// The project's state directory itself: created (0700) when missing; when present, a real
 /// directory owned by the effective user, made 0700 through a descriptor, with no symlink at
 /// its top level.
-fn open_own_root(root: &Path) -> Result<(), StateError> {
+/// The file in the state directory that marks it as created (or adopted) here.
+const OWNER_FILE: &str = "owner";
+
+/// What identifies the state directory itself and cannot be chosen by whoever shipped it: its
+/// device, inode and birth time (statx), which a clone, a copy or an unpacked archive never
+/// keeps.
+fn identity(dir: &File) -> io::Result<String> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: statx on a valid descriptor with an empty path (AT_EMPTY_PATH) fills `stx`.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let rc = unsafe {
+        libc::statx(
+            dir.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_INO | libc::STATX_BTIME,
+            &mut stx,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let (sec, nsec) = if stx.stx_mask & libc::STATX_BTIME != 0 {
+        (stx.stx_btime.tv_sec, stx.stx_btime.tv_nsec)
+    } else {
+        (0, 0)
+    };
+    Ok(format!(
+        "stackato-local state directory {}:{}:{}:{sec}.{nsec:09}\n",
+        stx.stx_dev_major, stx.stx_dev_minor, stx.stx_ino
+    ))
+}
+
+fn owner_marker_matches(root: &Path, dir: &File) -> bool {
+    let Ok(want) = identity(dir) else {
+        return false;
+    };
+    read_private(&root.join(OWNER_FILE), 4096).is_ok_and(|b| b == want.as_bytes())
+}
+
+fn write_owner_marker(root: &Path, dir: &File) -> Result<(), StateError> {
+    let id = identity(dir).map_err(|source| StateError::Write {
+        path: root.join(OWNER_FILE),
+        source,
+    })?;
+    write_atomic(&root.join(OWNER_FILE), id.as_bytes())
+}
+
+/// The top-level entries of a directory, for a message (at most ten).
+fn contents(root: &Path) -> String {
+    let mut names: Vec<String> = fs::read_dir(root)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| crate::shell::shown_name(&e.file_name().to_string_lossy()))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let more = names.len().saturating_sub(10);
+    names.truncate(10);
+    let mut s = if names.is_empty() {
+        "nothing".to_string()
+    } else {
+        names.join(", ")
+    };
+    if more > 0 {
+        s.push_str(&format!(" and {more} more"));
+    }
+    s
+}
+
+/// Create the state directory or check the existing one: a real directory of ours (see
+/// [`StateError::Unsafe`]) that this machine created or adopted (see [`StateError::Foreign`]);
+/// `adopt` accepts a foreign one and marks it. `true` when it adopted one.
+fn open_own_root(root: &Path, adopt: bool) -> Result<bool, StateError> {
     let err = |source| StateError::Create {
         path: root.to_path_buf(),
         source,
@@ -290,11 +398,11 @@ fn open_own_root(root: &Path) -> Result<(), StateError> {
         path: root.to_path_buf(),
         reason,
     };
-    match fs::DirBuilder::new().mode(0o700).create(root) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+    let created = match fs::DirBuilder::new().mode(0o700).create(root) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
         Err(e) => return Err(err(e)),
-    }
+    };
     match fs::symlink_metadata(root) {
         // Something else is in the way: the directory cannot be created.
         Ok(md) if !md.is_dir() && !md.file_type().is_symlink() => {
@@ -328,7 +436,21 @@ fn open_own_root(root: &Path) -> Result<(), StateError> {
             });
         }
     }
-    Ok(())
+    if created {
+        write_owner_marker(root, &f)?;
+        return Ok(false);
+    }
+    if owner_marker_matches(root, &f) {
+        return Ok(false);
+    }
+    if !adopt {
+        return Err(StateError::Foreign {
+            path: root.to_path_buf(),
+            contents: contents(root),
+        });
+    }
+    write_owner_marker(root, &f)?;
+    Ok(true)
 }
 
 /// `mkdir -p` with mode 0700 on the directories it creates, and 0700 enforced on `dir`

@@ -13,6 +13,10 @@ pub struct Args {
     /// List the trusted projects and whether their files still match, instead.
     #[arg(long)]
     pub list: bool,
+    /// Also adopt a `.stackato-local` this machine's stackato-local did not create (one an
+    /// earlier version made here; never one that came with the repository).
+    #[arg(long)]
+    pub adopt_state: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -40,9 +44,22 @@ pub fn run(g: &Global, args: &Args) -> i32 {
             .get(&trust::record::manifest_key(&loaded.file))
             .cloned()
     });
+    let foreign = crate::state::StateDir::foreign(&loaded.manifest.dir);
     match trust::allow(&loaded) {
         Ok((r, path)) => {
             let file = display::rel_path(&loaded.file);
+            if let Some(contents) = &foreign
+                && args.adopt_state
+            {
+                if let Err(e) = crate::state::StateDir::open_with(&loaded.manifest.dir, true) {
+                    eprintln!("error: {e}");
+                    return e.exit_code();
+                }
+                println!(
+                    "adopted {} (it holds: {contents}): the tool uses what is in it from now on",
+                    crate::state::DIR_NAME
+                );
+            }
             if !r.outside.is_empty() {
                 println!(
                     "{file} INHERITS FILES FROM OUTSIDE ITS DIRECTORY (they are read and trusted too):"
@@ -64,7 +81,19 @@ pub fn run(g: &Global, args: &Args) -> i32 {
                 print!("{}", display::listing(&r.shown));
             }
             println!("trusted (recorded in {})", display::path(&path));
-            exit::OK
+            match foreign {
+                Some(contents) if !args.adopt_state => {
+                    eprintln!(
+                        "error: {}",
+                        crate::state::StateError::Foreign {
+                            path: loaded.manifest.dir.join(crate::state::DIR_NAME),
+                            contents,
+                        }
+                    );
+                    exit::UNTRUSTED
+                }
+                _ => exit::OK,
+            }
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -19,7 +19,6 @@ use crate::platform::env::{DbUrlRule, SqliteEnv};
 use crate::platform::profile::Profile;
 use crate::random::OsRng;
 use crate::shell::{self, Dialect};
-use crate::state::StateDir;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -133,10 +132,7 @@ fn build_env(g: &Global, args: &Args, loaded: &Loaded) -> Result<Built, i32> {
             return Err(exit::NO_MANIFEST);
         }
     }
-    let state = StateDir::open(&loaded.manifest.dir).map_err(|e| {
-        eprintln!("error: {e}");
-        exit::IO
-    })?;
+    let state = crate::cli::services::open_state(g, &loaded.manifest.dir)?;
     let target = manifest::Target {
         url: g.load.target_url.clone(),
         random_word: String::new(),

@@ -68,11 +68,29 @@ pub fn open(g: &Global) -> Result<(Loaded, StateDir), i32> {
     let mut asker = terminal_asker();
     let loaded = manifest::load(&g.load, &mut asker).map_err(|e| report_load_error(g, &e))?;
     crate::cli::print_warnings_brief(&loaded.sources, &loaded.warnings);
-    let state = StateDir::open(&loaded.manifest.dir).map_err(|e| {
-        eprintln!("error: {e}");
-        exit::IO
-    })?;
+    let state = open_state(g, &loaded.manifest.dir)?;
     Ok((loaded, state))
+}
+
+/// The project's state directory; with `--trust` (or STACKATO_LOCAL_TRUST=1), one this
+/// machine did not create is adopted (with a note), otherwise refused with exit 8 (see
+/// `StateError::Foreign`).
+pub fn open_state(g: &Global, dir: &std::path::Path) -> Result<StateDir, i32> {
+    match StateDir::open_with(dir, g.trust || crate::trust::env_trust()) {
+        Ok((state, adopted)) => {
+            if adopted {
+                eprintln!(
+                    "note: adopted {}, which this machine's stackato-local did not create (--trust)",
+                    crate::diag::display_path(state.root())
+                );
+            }
+            Ok(state)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(e.exit_code())
+        }
+    }
 }
 
 /// The trust gate before anything of the project runs: print the refusal, return its code.

@@ -197,7 +197,6 @@ fn env_refuses_a_huge_dotenv_without_reading_it() {
 /// records what is in it. After allowing a manifest with no commands at all, `ls` in the
 /// user's interactive shell runs the repository's script.
 #[test]
-#[ignore = "large fix: the tool must tell a state directory it created from one a repository shipped (see the red-team report)"]
 fn a_shipped_virtualenv_does_not_reach_the_users_path() {
     let p = Project::new(&[("stackato.yml", "name: planted\nmem: 64\n")]);
     let mark = p.root.join("planted-ls-ran");
@@ -212,7 +211,11 @@ fn a_shipped_virtualenv_does_not_reach_the_users_path() {
     std::fs::set_permissions(bin.join("ls"), std::fs::Permissions::from_mode(0o755))
         .expect("chmod");
     let h = home();
-    as_user(&p.app, h.path(), &["allow"]).code(0);
+    // `allow` records trust but says the shipped state directory is not used.
+    as_user(&p.app, h.path(), &["allow"])
+        .code(8)
+        .stderr_has("was not created by stackato-local on this machine")
+        .stderr_has("venv");
     let script = format!(
         "eval \"$('{}' hook bash)\"\n_stackato_local_hook\nls >/dev/null\n",
         crate::common::bin()

@@ -753,3 +753,87 @@ fn services_reset_is_refused_while_a_run_is_up_and_the_data_survive() {
     p.cmd(&["services", "reset", "files", "--yes"]).code(0);
     assert!(!data.exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// A state directory the repository shipped (red-team finding: a planted virtualenv reached the
+// user's PATH, a planted postgres configuration ran its restore_command)
+// ---------------------------------------------------------------------------------------------
+
+/// The binary in `dir` as a user with `HOME` at `home` who passes no `--trust`.
+fn untrusting(dir: &Path, home: &Path, args: &[&str]) -> Run {
+    let out = cmd(dir)
+        .env_remove("STACKATO_LOCAL_TRUST")
+        .env_remove("XDG_DATA_HOME")
+        .env("HOME", home)
+        .args(args)
+        .output()
+        .expect("run stackato-local");
+    Run::from_output(args.iter().map(|s| s.to_string()).collect(), out)
+}
+
+#[test]
+fn a_state_dir_the_repository_shipped_is_not_used_until_adopted() {
+    let tmp = app(&[("stackato.yml", FS_APP)]);
+    let dir = canon(tmp.path());
+    let home = tempfile::tempdir().expect("home");
+    // The repository ships `.stackato-local/` with a registry pointing its filesystem service
+    // elsewhere and a virtualenv whose `python` leaves a mark.
+    let mark = dir.join("planted-ran");
+    write(
+        &dir,
+        ".stackato-local/services.json",
+        br#"{"services": {"files": {"name": "files", "type": "filesystem", "port": null, "credentials": {}}}}"#,
+    );
+    write(
+        &dir,
+        ".stackato-local/venv/bin/python",
+        format!("#!/bin/sh\ntouch {}\n", mark.display()).as_bytes(),
+    );
+    for args in [
+        &["env"][..],
+        &["services", "start"][..],
+        &["services", "list"][..],
+        &["exec", "--", "true"][..],
+    ] {
+        untrusting(&dir, home.path(), args)
+            .code(8)
+            .stderr_has("was not created by stackato-local on this machine")
+            .stderr_has("services.json");
+    }
+    // `allow` records trust for the project's files, but leaves the directory unused.
+    untrusting(&dir, home.path(), &["allow"])
+        .code(8)
+        .stderr_has("--adopt-state");
+    untrusting(&dir, home.path(), &["env"]).code(8);
+    // Adopting is an explicit choice; then the directory is the project's.
+    untrusting(&dir, home.path(), &["allow", "--adopt-state"])
+        .code(0)
+        .stdout_has("adopted .stackato-local");
+    untrusting(&dir, home.path(), &["env"]).code(0);
+    assert!(!mark.exists(), "the planted virtualenv ran");
+}
+
+#[test]
+fn a_state_dir_the_tool_made_stays_its_own_and_a_copy_of_it_does_not() {
+    let tmp = app(&[("stackato.yml", FS_APP)]);
+    let dir = canon(tmp.path()).join("app");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(dir.join("stackato.yml"), FS_APP).expect("manifest");
+    let home = tempfile::tempdir().expect("home");
+    // Made by the tool: used by every later command, trusted or not.
+    untrusting(&dir, home.path(), &["env"]).code(0);
+    untrusting(&dir, home.path(), &["env"]).code(0);
+    // The same files copied elsewhere (as a repository or an archive would carry them) are
+    // not the tool's own there.
+    let copy = canon(tmp.path()).join("copy");
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&dir)
+        .arg(&copy)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    untrusting(&copy, home.path(), &["env"])
+        .code(8)
+        .stderr_has("was not created by stackato-local on this machine");
+}
