@@ -306,6 +306,35 @@ pub fn npm_local_deps(json: &serde_json::Value) -> Vec<(String, String)> {
     out
 }
 
+/// `PIP_OPTS` (split on whitespace and passed to every `pip install`, as staging does) as the
+/// lines of a requirements file, so the files it names (`-r`, `-c`, `-e`, `-f`, local
+/// packages) are found by [`requirement_refs`] like those of `requirements.txt`.
+pub fn pip_opts_as_requirements(opts: &str) -> String {
+    const TAKES_ARG: &[&str] = &[
+        "-r",
+        "--requirement",
+        "-c",
+        "--constraint",
+        "-e",
+        "--editable",
+        "-f",
+        "--find-links",
+    ];
+    let mut lines: Vec<String> = Vec::new();
+    let mut want_arg = false;
+    for t in opts.split_whitespace() {
+        if want_arg && let Some(last) = lines.last_mut() {
+            last.push(' ');
+            last.push_str(t);
+            want_arg = false;
+            continue;
+        }
+        want_arg = TAKES_ARG.contains(&t);
+        lines.push(t.to_string());
+    }
+    lines.join("\n")
+}
+
 /// The requirements files pip reads for `app`, per the staging rules: `PIP_REQUIREMENTS_FILE`
 /// when set (in the manifest or a `.env` file), else requirements.txt / requirements.pip.
 pub fn pip_files(app: &App, pip_requirements_file: Option<&str>) -> Vec<PathBuf> {
@@ -354,17 +383,26 @@ pub fn decisive(loaded: &Loaded, root: &Path) -> Vec<Decisive> {
         for f in PER_APP {
             push(app.path.join(f), false, &mut out);
         }
-        let prf = crate::trust::shown::pip_requirements_file(loaded, app, root);
-        // Requirements files and what they pull in, breadth first, bounded.
+        let prf = crate::trust::shown::staging_value(loaded, app, root, "PIP_REQUIREMENTS_FILE");
+        // Requirements files and what they pull in, breadth first, bounded; first the files
+        // `PIP_OPTS` names (read as a requirements file in the app directory).
         let mut queue: Vec<PathBuf> = pip_files(app, prf.as_deref());
+        let mut pip_opts = crate::trust::shown::staging_value(loaded, app, root, "PIP_OPTS")
+            .map(|o| pip_opts_as_requirements(&o));
         let mut seen: Vec<PathBuf> = Vec::new();
-        while let Some(f) = queue.pop() {
-            if seen.contains(&f) || seen.len() >= 64 {
-                continue;
-            }
-            seen.push(f.clone());
-            push(f.clone(), false, &mut out);
-            let Some(t) = text(&f, root) else { continue };
+        loop {
+            let (f, t) = if let Some(t) = pip_opts.take() {
+                (app.path.join("PIP_OPTS"), t)
+            } else {
+                let Some(f) = queue.pop() else { break };
+                if seen.contains(&f) || seen.len() >= 64 {
+                    continue;
+                }
+                seen.push(f.clone());
+                push(f.clone(), false, &mut out);
+                let Some(t) = text(&f, root) else { continue };
+                (f, t)
+            };
             let dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
             for r in requirement_refs(&t) {
                 if out.len() > MAX_DECISIVE {
@@ -423,6 +461,13 @@ pub fn decisive(loaded: &Loaded, root: &Path) -> Vec<Decisive> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn pip_opts_read_as_requirement_lines() {
+        let t = super::pip_opts_as_requirements("-r extra.txt --no-deps -e ./pkg -f dist --pre x");
+        assert_eq!(t, "-r extra.txt\n--no-deps\n-e ./pkg\n-f dist\n--pre\nx");
+    }
+
     use super::*;
 
     #[test]

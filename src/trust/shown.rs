@@ -37,15 +37,16 @@ fn dotenv_entries(loaded: &Loaded, app: &App, root: &Path) -> Vec<(String, Strin
     out
 }
 
-/// `PIP_REQUIREMENTS_FILE` as staging sees it: the manifest's value, overridden by `.env`.
-pub fn pip_requirements_file(loaded: &Loaded, app: &App, root: &Path) -> Option<String> {
+/// A variable as staging sees it (`PIP_REQUIREMENTS_FILE`, `PIP_OPTS`): the manifest's value,
+/// overridden by `.env`.
+pub fn staging_value(loaded: &Loaded, app: &App, root: &Path, name: &str) -> Option<String> {
     let mut v = app
         .env
         .iter()
-        .find(|e| e.name.value == "PIP_REQUIREMENTS_FILE")
+        .find(|e| e.name.value == name)
         .and_then(|e| e.default.as_ref().map(|d| d.value.clone()));
     for (_, k, val) in dotenv_entries(loaded, app, root) {
-        if k == "PIP_REQUIREMENTS_FILE" {
+        if k == name {
             v = Some(val);
         }
     }
@@ -185,7 +186,7 @@ fn installers(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
     let fw = app.framework_name();
     let python = crate::stage::requirements::is_python(app);
     if python {
-        let prf = pip_requirements_file(loaded, app, root);
+        let prf = staging_value(loaded, app, root, "PIP_REQUIREMENTS_FILE");
         let file = files::pip_files(app, prf.as_deref())
             .into_iter()
             .find(|p| p.is_file());

@@ -125,6 +125,36 @@ fn a_local_package_in_requirements_is_shown_and_its_setup_py_is_covered() {
 }
 
 #[test]
+fn files_named_by_pip_opts_are_covered_like_requirements_files() {
+    // Staging passes PIP_OPTS to every `pip install`: `-r extra.txt -e ./pkg` makes pip read
+    // extra.txt and build pkg (red-team finding: neither was recorded).
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: py\nprocesses:\n  web: ~\ncommand: exit 0\nenv:\n  PIP_OPTS: -r extra.txt --no-deps -e ./pkg\n",
+        ),
+        ("extra.txt", "six\n"),
+        (
+            "pkg/setup.py",
+            "from setuptools import setup\nsetup(name='pkg')\n",
+        ),
+    ]);
+    let h = home();
+    untrusted(&p, h.path(), &["allow"]).code(0);
+    for (file, text) in [
+        ("extra.txt", "six\n-e ./evil\n"),
+        ("pkg/setup.py", "open('@ROOT@/ran', 'w')\n"),
+    ] {
+        p.write_all(&[(file, text)]);
+        let r = untrusted(&p, h.path(), RUN_ONCE);
+        r.code(8);
+        r.stderr_has(&format!("  file changed: {file}\n"));
+        untrusted(&p, h.path(), &["allow"]).code(0);
+    }
+    assert!(!p.file("ran").exists());
+}
+
+#[test]
 fn a_manifest_with_no_commands_at_all_is_never_trusted_automatically() {
     let p = Project::new(&[("stackato.yml", "name: bare\n")]);
     let h = home();
