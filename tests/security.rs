@@ -835,6 +835,13 @@ fn a_repository_cannot_ship_its_own_trust() {
     let home = tempfile::tempdir().unwrap();
     let r = untrusted(&p, home.path(), RUN_ONCE, &[]);
     r.code(8);
+    // The shipped state directory is refused before trust is even looked up.
+    r.stderr_has("was not created by stackato-local on this machine");
+    assert!(!p.root.join("hook").exists(), "a hook ran on shipped trust");
+    // Without it, the shipped trust files are still not the user's.
+    std::fs::remove_dir_all(p.app.join(".stackato-local")).unwrap();
+    let r = untrusted(&p, home.path(), RUN_ONCE, &[]);
+    r.code(8);
     r.stderr_has("have not been trusted on this machine yet");
     assert!(!p.root.join("hook").exists(), "a hook ran on shipped trust");
     // The user's own `allow` still works.
