@@ -398,7 +398,7 @@ fn changing_stackato_yml_reloads_and_the_new_env_is_served() {
     );
     s.wait_count(
         Stream::Err,
-        "==> stackato.yml changed: the manifest changed, restaging then restarting",
+        "==> stackato.yml changed: it decides what runs, restaging then restarting",
         1,
         SHORT,
     );

@@ -249,6 +249,20 @@ pub fn run(g: &Global, args: &Args) -> i32 {
             }
         }
         Cmd::Stop { names, grace } => {
+            // A run would take the stop for a crash and start the servers again.
+            let _run_lock = match state.try_lock("run") {
+                Ok(Some(l)) => l,
+                Ok(None) => {
+                    eprintln!(
+                        "error: `services stop` refused: a `stackato-local run` of this project is running and uses its services (it would start them again); stop the run instead (Ctrl-C in its terminal, which stops the services it started)"
+                    );
+                    return exit::USAGE;
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return exit::IO;
+                }
+            };
             let chosen: Vec<Planned> = match select(&mut planned, names) {
                 Ok(v) => v.into_iter().map(|p| p.clone()).collect(),
                 Err(c) => return c,

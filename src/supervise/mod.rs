@@ -750,7 +750,7 @@ impl Loop {
         match change {
             crate::watch::Change::Manifest | crate::watch::Change::Requirements => {
                 let why = if change == crate::watch::Change::Manifest {
-                    "the manifest changed"
+                    "it decides what runs"
                 } else {
                     "requirements changed"
                 };

@@ -44,7 +44,7 @@ pub enum Refused {
     )]
     NotAllowed { file: String, listing: String },
     #[error(
-        "{file} changed since it was allowed:\n{diff}it runs these commands now:\n{listing}review them, then run `stackato-local allow` (or pass --trust)"
+        "{file} or a file it reads changed since it was allowed:\n{diff}it runs these commands now:\n{listing}review them, then run `stackato-local allow` (or pass --trust)"
     )]
     Changed {
         file: String,
@@ -163,7 +163,7 @@ pub fn require(loaded: &Loaded, assume: bool) -> Result<Granted, Refused> {
             diff,
             listing,
         } => format!(
-            "{file} changed since it was allowed:\n{diff}it will run these commands on your machine:\n{listing}"
+            "{file} or a file it reads changed since it was allowed:\n{diff}it will run these commands on your machine:\n{listing}"
         ),
         _ => format!(
             "{} will run these commands on your machine:\n{}",

@@ -748,6 +748,11 @@ fn services_reset_is_refused_while_a_run_is_up_and_the_data_survive() {
         "the record was removed"
     );
     assert!(alive(worker));
+    // `services stop` too: the run would take it for a crash and start the servers again.
+    p.cmd(&["services", "stop"])
+        .code(64)
+        .stderr_has("refused")
+        .stderr_has("stop the run instead");
     s.interrupt(Duration::from_secs(40));
     // Once the run is over, reset works.
     p.cmd(&["services", "reset", "files", "--yes"]).code(0);
