@@ -84,22 +84,23 @@ fn is_url_var(name: &str) -> bool {
     name == "DATABASE_URL" || (name.ends_with("_URL") && name != "STACKATO_TARGET_URL")
 }
 
+/// Each name's last value (a dump may repeat a name; the last one wins, as in a shell).
+fn last_values(set: &[(String, String)]) -> std::collections::HashMap<&str, &str> {
+    set.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 /// Compare two environments given as name/value pairs.
 pub fn diff(local: &[(String, String)], other: &[(String, String)]) -> Vec<Item> {
     let mut names: BTreeSet<&str> = BTreeSet::new();
     names.extend(local.iter().map(|(k, _)| k.as_str()));
     names.extend(other.iter().map(|(k, _)| k.as_str()));
-    let get = |set: &[(String, String)], n: &str| {
-        set.iter()
-            .rev()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.clone())
-    };
+    // The last value of each name (a dump may repeat one), by name: no linear search per name.
+    let (li, oi) = (last_values(local), last_values(other));
     names
         .into_iter()
         .map(|n| {
-            let l = get(local, n);
-            let o = get(other, n);
+            let l = li.get(n).map(|v| v.to_string());
+            let o = oi.get(n).map(|v| v.to_string());
             let (kind, details) = match (&l, &o) {
                 (None, Some(_)) if is_noise(n) => (Kind::Noise, Vec::new()),
                 (None, Some(_)) => (Kind::Missing, Vec::new()),
