@@ -28,7 +28,8 @@ impl Layout {
         let state = project_dir.join(DIR_NAME);
         let app_root = state
             .join("apps")
-            .join(&app.name.value)
+            // The name is data: one safe path component, whatever the manifest says.
+            .join(crate::state::component(&app.name.value))
             .join(instance.to_string());
         Layout {
             home: app.path.clone(),

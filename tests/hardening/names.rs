@@ -603,3 +603,20 @@ echo "out: SHARED=$SHARED ONLY_A=${ONLY_A-unset} APP=${STACKATO_APP_NAME-unset}"
         "{out}"
     );
 }
+
+/// An app's directories in the state dir come from a safe encoding of its name, like a
+/// service's: the name is data, never a path of its own.
+#[test]
+fn an_apps_state_directory_is_a_safe_encoding_of_its_name() {
+    let dir = app(&[("stackato.yml", "name: Bulletin Board\n")]);
+    let r = crate::common::run(dir.path(), &["env", "--format", "json"]);
+    r.code(0);
+    let root = r.json()["STACKATO_APP_ROOT"]
+        .as_str()
+        .expect("STACKATO_APP_ROOT")
+        .to_string();
+    assert!(
+        root.ends_with("/.stackato-local/apps/Bulletin%20Board/0"),
+        "{root}"
+    );
+}
