@@ -305,6 +305,10 @@ fn list(planned: &[Planned], state: &StateDir) -> i32 {
         Err(e) => return report(&e),
     };
     let mut out = std::io::stdout().lock();
+    if planned.is_empty() {
+        let _ = writeln!(out, "no services: the manifest declares none");
+        return exit::OK;
+    }
     let _ = writeln!(
         out,
         "{:<24} {:<11} {:<22} {:<6} DATA",

@@ -627,7 +627,7 @@ impl Loop {
             Event::ServiceTick => self.check_services(),
             Event::Stale(app) => {
                 self.out.phase(&format!(
-                    "{app}: files changed since the last staging (while stackato-local was not running): restaging, then restarting"
+                    "{app}: files changed since the last staging: restaging, then restarting"
                 ));
                 self.begin_stop(Outcome::Reload(format!("{app} changed")));
             }
