@@ -1,11 +1,13 @@
 //! `stackato-local config`: the normalised manifest, as a readable summary or as the JSON the
-//! client's `debug-manifest` printed.
+//! client's `debug-manifest` printed, or the per-app manifest a push uploaded (its
+//! `debug-upload-manifest`).
 
 use std::io::Write;
 
 use crate::cli::{Global, print_diagnostics, report_load_error, terminal_asker};
 use crate::diag::display_path;
 use crate::exit;
+use crate::manifest::upload::{self, Api};
 use crate::manifest::{self, App, LoadError, model::Web};
 
 #[derive(Debug, clap::Args)]
@@ -17,12 +19,44 @@ pub struct Args {
     /// Only this application.
     #[arg(long, value_name = "NAME")]
     pub app: Option<String>,
+    /// With --json: the manifest.yml `stackato push` would upload for application APP to a
+    /// target of API version API (1: CF v1, Stackato 2.x; 2: CF v2, Stackato 3.x), as the
+    /// client's `debug-upload-manifest` printed it.
+    #[arg(
+        long,
+        num_args = 2,
+        value_names = ["API", "APP"],
+        requires = "json",
+        conflicts_with = "app"
+    )]
+    pub upload_manifest: Option<Vec<String>>,
+}
+
+/// `--upload-manifest API APP`, checked.
+fn upload_request(args: &Args) -> Result<Option<(Api, &str)>, upload::BadApi> {
+    match args.upload_manifest.as_deref() {
+        Some([api, app]) => Ok(Some((api.parse()?, app.as_str()))),
+        _ => Ok(None),
+    }
 }
 
 pub fn run(g: &Global, args: &Args) -> i32 {
+    let upload = match upload_request(args) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("error: --upload-manifest: {e}");
+            return exit::USAGE;
+        }
+    };
     let mut asker = terminal_asker();
     let loaded = match manifest::load(&g.load, &mut asker) {
         Ok(l) => l,
+        Err(e @ LoadError::NotFound { .. }) if upload.is_some() => {
+            // As the client: the app must be in the manifest, and there is none.
+            let app = upload.map_or("", |(_, a)| a);
+            eprintln!("error: Failed to find '{app}' in manifest.\nhelp: {e}");
+            return exit::NO_MANIFEST;
+        }
         Err(LoadError::NotFound { dir }) => {
             // As the client: a warning, not a failure.
             let mut err = anstream::stderr();
@@ -43,6 +77,9 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         Err(e) => return report_load_error(g, &e),
     };
     print_diagnostics(g, &loaded.sources, &loaded.warnings);
+    if let Some((api, app)) = upload {
+        return print_upload(&loaded, api, app);
+    }
     let mut tree = loaded.tree.to_json();
     if let Some(name) = &args.app {
         let Some(apps) = tree.get_mut("applications").and_then(|a| a.as_object_mut()) else {
@@ -91,6 +128,31 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         let _ = write!(out, "{}", summary(a, g.ui.color_out));
     }
     exit::OK
+}
+
+/// `--json --upload-manifest API APP`: the wrapper of `--json` around the upload manifest.
+fn print_upload(loaded: &manifest::Loaded, api: Api, app: &str) -> i32 {
+    let dir = manifest::manifest_dir(&loaded.file);
+    match upload::build(&loaded.tree, &dir, app, api) {
+        Ok(tree) => {
+            let out = serde_json::json!({
+                "manifest_file": loaded.file.display().to_string(),
+                "manifest": tree.to_json(),
+            });
+            let text = serde_json::to_string_pretty(&out).unwrap_or_default();
+            let _ = writeln!(std::io::stdout(), "{text}");
+            exit::OK
+        }
+        Err(e) => {
+            let upload::UploadError::UnknownApp { known, .. } = &e;
+            eprintln!(
+                "error: {e}\nhelp: {} defines: {}",
+                display_path(&loaded.file),
+                known.join(", ")
+            );
+            exit::USAGE
+        }
+    }
 }
 
 fn summary(a: &App, color: bool) -> String {

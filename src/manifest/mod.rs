@@ -6,6 +6,7 @@ pub mod keys;
 pub mod model;
 pub mod normalize;
 pub mod subst;
+pub mod upload;
 pub mod validate;
 
 use std::collections::HashMap;
@@ -279,8 +280,7 @@ pub fn load_bytes(
 ) -> Result<Loaded, LoadError> {
     let mut sources = Sources::default();
     let mut diags: Vec<Diagnostic> = Vec::new();
-    let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let base = base.canonicalize().unwrap_or(base);
+    let base = manifest_dir(file);
 
     let mut area = Area {
         dir: base.clone(),
@@ -354,6 +354,12 @@ pub fn load_bytes(
         warnings: diags,
         outside_files,
     })
+}
+
+/// The directory of the root manifest `file`, symlinks resolved: the base of relative app paths.
+pub fn manifest_dir(file: &Path) -> PathBuf {
+    let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    base.canonicalize().unwrap_or(base)
 }
 
 /// Most diagnostics reported for one manifest; the rest are counted.
