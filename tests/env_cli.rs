@@ -509,6 +509,34 @@ fn explain_database_url_with_two_relational_services_exits_1_and_says_why() {
 }
 
 #[test]
+fn explain_database_url_on_the_sqlite_fallback_names_the_fallback() {
+    // Exactly one relational service, running as sqlite: the reason is the fallback, not the
+    // number of services.
+    let d = yml("name: lite\nservices:\n  db: mysql\n");
+    let r = common::run_with(
+        d.path(),
+        &["env", "explain", "DATABASE_URL", "--db", "sqlite"],
+        &[],
+    );
+    r.code(1);
+    r.stdout_has("DATABASE_URL is not set");
+    r.stdout_has("db (mysql) runs on the sqlite fallback");
+    r.stdout_has("--sqlite-env url");
+    assert!(
+        !r.stdout.contains("exactly one relational service"),
+        "{}",
+        r.stdout
+    );
+    let r = common::run_with(
+        d.path(),
+        &["env", "explain", "MYSQL_URL", "--db", "sqlite"],
+        &[],
+    );
+    r.code(1);
+    r.stdout_has("sqlite fallback");
+}
+
+#[test]
 fn explain_of_an_unknown_or_staging_less_variable_exits_1() {
     let d = yml("name: nothing\n");
     let r = run(d.path(), &["env", "explain", "NOT_A_THING"]);
@@ -1215,6 +1243,40 @@ fn the_default_profile_follows_min_version() {
 
     let d = yml("name: new\nmin_version:\n  client: 3.0.0\n");
     assert!(env_json(d.path(), &[]).contains_key("MEMORY_LIMIT"));
+}
+
+#[test]
+fn a_3x_format_manifest_gets_profile_3_whatever_its_min_version_says() {
+    // A Stackato 3.x-style app that kept its old `min_version: client: 1.4.3`.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("manifest.yml"),
+        "applications:\n- name: three\n  mem: 128M\n  stackato:\n    min_version:\n      client: 1.4.3\n",
+    )
+    .unwrap();
+    std::fs::write(d.path().join("Procfile"), "web: python3 app.py\n").unwrap();
+    let r = run(d.path(), &["env", "--format", "json"]);
+    r.code(0);
+    r.stderr_has("profile 3");
+    r.stderr_has("`applications:` is a list");
+    let env = flat_strings(&r);
+    assert_eq!(var(&env, "MEMORY_LIMIT"), "128m");
+    assert_eq!(var(&env, "VCAP_APP_HOST"), "0.0.0.0");
+    // --profile still overrides it.
+    let v2 = env_json(d.path(), &["--profile", "2"]);
+    assert!(!v2.contains_key("MEMORY_LIMIT"), "{v2:?}");
+
+    // The path-keyed mapping is the 2.x form: its old min_version still gives profile 2.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("manifest.yml"),
+        "applications:\n  .:\n    name: two\n    min_version:\n      client: 1.4.3\n",
+    )
+    .unwrap();
+    let r = run(d.path(), &["env", "--format", "json"]);
+    r.code(0);
+    r.stderr_has("profile 2");
+    assert!(!flat_strings(&r).contains_key("MEMORY_LIMIT"));
 }
 
 #[test]

@@ -972,3 +972,38 @@ fn unknown_top_level_key_is_a_default_for_every_application() {
         "the entry's own value wins"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// timeout: the platform's maximum (spec §4.6).
+
+#[test]
+fn a_timeout_above_the_platforms_maximum_warns_at_the_key_with_a_hint() {
+    // Profile 2 (an old min_version): at most 180 s.
+    let d = yml("name: slow\nmin_version:\n  client: 1.4.3\ntimeout: 600\n");
+    let r = check(d.path());
+    r.code(0);
+    r.diag(
+        "stackato.yml:4:10: warning:",
+        &["timeout 600 s", "maximum of 180 s", "profile 2"],
+    );
+    let r = run(d.path(), &["check"]);
+    r.code(0);
+    r.stderr_has("help: Stackato 2.x waits at most 180 s");
+    r.stderr_has("lower `timeout:`");
+    // The same value is within 3.x's 1800 s.
+    let d = yml("name: slow\ntimeout: 600\n");
+    check(d.path()).code(0).stderr_lacks("warning");
+    // Above 1800 under profile 3.
+    let d = yml("name: slow\ntimeout: 1801\n");
+    let r = check(d.path());
+    r.code(0);
+    r.diag(
+        "stackato.yml:2:10: warning:",
+        &["timeout 1801 s", "maximum of 1800 s", "profile 3"],
+    );
+    // At the maximum: silent; --strict makes the warning count.
+    check(yml("name: slow\ntimeout: 1800\n").path())
+        .code(0)
+        .stderr_lacks("warning");
+    run(d.path(), &["check", "--strict"]).code(1);
+}

@@ -6,7 +6,7 @@
 //! Covered: hook order and environments; failing and `-`-prefixed hooks (staging and
 //! pre-running); pre-running exports and background jobs; Ctrl-C during staging; one run per
 //! project; a service that cannot run (exit 5); the staging cache (`--restage`, changed files,
-//! `ignores:`); several instances; workers; several apps with `depends-on`; crash restarts and
+//! `ignores:`, a step skipped for a missing tool retried once it is there); several instances; workers; several apps with `depends-on`; crash restarts and
 //! `--exit-on-crash`; the readiness timeout; shutdown (SIGINT, SIGTERM, daemons, a process that
 //! ignores SIGTERM, a second Ctrl-C, SIGKILL of the supervisor and the guardian); line integrity
 //! under heavy output, very long and partial lines; a postgres service that keeps its rows
@@ -497,6 +497,98 @@ ignores:
         "a changed manifest did not restage first:\n{err}"
     );
     assert_eq!(post_count(), 5);
+}
+
+/// A directory for `PATH` with links to the few host programs a run of [`SERVER_PY`] needs,
+/// and nothing else (no npm).
+fn bare_bin(root: &Path) -> std::path::PathBuf {
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["python3", "sh", "bash", "env"] {
+        let found = ["/usr/local/bin", "/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.is_file());
+        if let Some(p) = found {
+            std::os::unix::fs::symlink(p, bin.join(tool)).unwrap();
+        }
+    }
+    bin
+}
+
+#[test]
+fn a_step_skipped_for_a_missing_tool_runs_once_the_tool_is_there() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: npmlater\nprocesses:\n  web: python3 server.py\nhooks:\n  post-staging:\n    - echo staged >> @ROOT@/post\n",
+        ),
+        ("server.py", SERVER_PY),
+        (
+            "package.json",
+            "{\"name\": \"npmlater\", \"version\": \"1.0.0\"}\n",
+        ),
+    ]);
+    let bin = bare_bin(&p.root);
+    let path = bin.to_str().unwrap().to_string();
+    let env = [("PATH", path.as_str())];
+    let once = || -> String {
+        let mut s = p.run_env(&[], &env);
+        s.ready("web.0", SHORT);
+        s.interrupt(CTRL_C)
+    };
+
+    // No npm: the run goes on, with a note.
+    let err = once();
+    assert!(
+        err.contains("npm install skipped: npm is not installed"),
+        "no note about the skipped npm install:\n{err}"
+    );
+    assert_eq!(p.read("post").lines().count(), 1);
+
+    // Still no npm: nothing to retry, the staging is reused, and the skip is recalled.
+    let err = once();
+    assert!(
+        err.contains("nothing pushed changed since the last staging; skipped"),
+        "restaged although nothing changed:\n{err}"
+    );
+    assert!(
+        err.contains("the last staging skipped npm install"),
+        "the reused staging does not recall the skipped step:\n{err}"
+    );
+    assert_eq!(p.read("post").lines().count(), 1);
+    assert!(!p.root.join("npm-ran").exists());
+
+    // npm appears: the next run (no --restage) stages again and runs it.
+    let npm = bin.join("npm");
+    std::fs::write(
+        &npm,
+        format!("#!/bin/sh\necho \"$@\" >> {}/npm-ran\n", p.root.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&npm, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = once();
+    assert!(
+        p.root.join("npm-ran").is_file(),
+        "npm did not run once it was installed:\n{err}"
+    );
+    assert!(
+        p.read("npm-ran").starts_with("install"),
+        "{}",
+        p.read("npm-ran")
+    );
+    assert!(!err.contains("npm install skipped"), "{err}");
+    assert_eq!(p.read("post").lines().count(), 2);
+
+    // Now done: the next run reuses the staging without running npm again.
+    let err = once();
+    assert!(
+        err.contains("nothing pushed changed since the last staging; skipped"),
+        "{err}"
+    );
+    assert!(!err.contains("the last staging skipped"), "{err}");
+    assert_eq!(p.read("npm-ran").lines().count(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -316,7 +316,11 @@ fn explain(args: &Args, b: &Built, name: &str) -> i32 {
     let mut out = std::io::stdout().lock();
     let Some(v) = b.env.var(name) else {
         let _ = writeln!(out, "{name} is not set for \"{}\".", b.app);
-        let _ = writeln!(out, "  {}", why_unset(b, name, args.staging));
+        let _ = writeln!(
+            out,
+            "  {}",
+            why_unset(b, name, args.staging, args.sqlite_env)
+        );
         return exit::WARNINGS;
     };
     let _ = writeln!(
@@ -336,7 +340,7 @@ fn explain(args: &Args, b: &Built, name: &str) -> i32 {
 }
 
 /// Why a well-known variable is absent.
-fn why_unset(b: &Built, name: &str, staging: bool) -> String {
+fn why_unset(b: &Built, name: &str, staging: bool, sqlite: SqliteMode) -> String {
     let bound = |pred: &dyn Fn(&str) -> bool| -> Vec<String> {
         b.records
             .iter()
@@ -344,16 +348,50 @@ fn why_unset(b: &Built, name: &str, staging: bool) -> String {
             .map(|r| format!("{} ({})", r.name, r.kind))
             .collect()
     };
+    // Relational services that run on the sqlite fallback: their variables are left out.
+    let on_sqlite: Vec<String> = b
+        .planned
+        .iter()
+        .filter(|p| matches!(p.mode, crate::services::lifecycle::Mode::Sqlite(_)))
+        .map(|p| format!("{} ({})", p.record.name, p.record.kind))
+        .collect();
+    let fallback = |what: &str| -> String {
+        let list = on_sqlite.join(", ");
+        match sqlite {
+            SqliteMode::Omit => format!(
+                "{list} {} on the sqlite fallback, whose variables are left out ({what} included) so the app uses its own development default; `--sqlite-env url` exports DATABASE_URL=sqlite:///…, and installing the server (or `--db native`) gives the real variables.",
+                if on_sqlite.len() == 1 { "runs" } else { "run" }
+            ),
+            SqliteMode::Url => format!(
+                "{list} run on the sqlite fallback; `--sqlite-env url` sets DATABASE_URL only when exactly one service runs as sqlite, and the server's own variables ({what} included) only come with the real server."
+            ),
+        }
+    };
     match name {
         "DATABASE_URL" => {
             let rel = bound(&crate::platform::services::is_relational);
+            let native = rel.len().saturating_sub(on_sqlite.len());
             match rel.len() {
                 0 => "no relational (mysql/postgresql) service is bound.".into(),
+                _ if native == 0 => fallback(name),
                 _ => format!(
                     "DATABASE_URL is set only when exactly one relational service is bound; bound: {}.",
                     rel.join(", ")
                 ),
             }
+        }
+        n if n.ends_with("_URL")
+            && b.planned.iter().any(|p| {
+                matches!(p.mode, crate::services::lifecycle::Mode::Sqlite(_))
+                    && match p.record.kind.as_str() {
+                        "mysql" => n.starts_with("MYSQL"),
+                        "postgresql" => n.starts_with("POSTGRES"),
+                        "oracledb" => n.starts_with("ORACLE"),
+                        _ => false,
+                    }
+            }) =>
+        {
+            fallback(n)
         }
         "PORT" | "VCAP_APP_PORT" | "VCAP_APP_HOST" if staging => {
             "the platform does not give staging hooks a port.".into()

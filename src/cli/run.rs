@@ -438,6 +438,9 @@ fn prepare_app(
             if optimistic {
                 verify.push((crate::stage::HashInput::of(loaded, app), s.hash.clone()));
             }
+            for n in &s.notes {
+                out.note(&format!("note: {n}"));
+            }
             out.phase(&format!(
                 "staging {}: nothing pushed changed since the last staging; skipped (--restage to force)",
                 app.name.value

@@ -307,6 +307,7 @@ pub fn load_bytes(
         return Err(fail(sources, diags));
     };
 
+    let v3_signs = normalize::v3_signs(&root);
     let mut tree = normalize::normalize(root, &base, &mut diags).tree;
     validate::validate(&tree, &mut diags);
     let target = Target {
@@ -317,8 +318,11 @@ pub fn load_bytes(
             .unwrap_or_else(|| stable_random_word(&base)),
     };
     subst::resolve(&mut tree, &target, &sources, asker, &mut diags);
-    let manifest = model::build(&tree, file.to_path_buf(), &mut diags);
+    let mut manifest = model::build(&tree, file.to_path_buf(), &mut diags);
+    manifest.v3_signs = v3_signs;
     validate::names(&manifest, &mut diags);
+    let choice = crate::platform::profile::default_for(&manifest);
+    validate::timeouts(&manifest, choice.profile, &choice.reason, &mut diags);
     if manifest.apps.is_empty() && !diags.iter().any(Diagnostic::is_error) {
         let empty = sources.get(crate::diag::FileId(0)).is_some_and(|f| {
             f.text

@@ -26,6 +26,9 @@ pub struct Manifest {
     pub dir: PathBuf,
     /// Applications in file order.
     pub apps: Vec<App>,
+    /// What in the file's shape says it was written for Stackato 3.x (see
+    /// [`crate::manifest::normalize::v3_signs`]), for the profile rule.
+    pub v3_signs: Vec<String>,
 }
 
 impl Manifest {
@@ -339,7 +342,12 @@ pub fn build(tree: &Node, file: PathBuf, diags: &mut Vec<Diagnostic>) -> Manifes
         apps.push(app);
     }
     check_cycles(&apps, diags);
-    Manifest { file, dir, apps }
+    Manifest {
+        file,
+        dir,
+        apps,
+        v3_signs: Vec::new(),
+    }
 }
 
 /// An application's directory (`app-dir:`, `path:`, a path key of `applications:`) must be

@@ -24,6 +24,32 @@ pub struct Normalized {
     pub tree: Node,
 }
 
+/// What in a manifest's raw shape (before normalisation erases it) marks the 3.x format: an
+/// `applications:` sequence (CF v2), or an application entry with a `stackato:` sub-mapping.
+/// A path-keyed `applications:` mapping is the 2.x (CF v1) form and is not a sign. `buildpack:`
+/// and a Procfile are the other signs; the profile rule reads those from the typed apps.
+pub fn v3_signs(root: &Node) -> Vec<String> {
+    let mut signs = Vec::new();
+    let Some(apps) = root.get("applications") else {
+        return signs;
+    };
+    let entries: Vec<&Node> = match &apps.value {
+        Value::Seq(items) => {
+            signs.push("`applications:` is a list (the 3.x manifest.yml form)".to_string());
+            items.iter().collect()
+        }
+        Value::Map(items) => items.iter().map(|e| &e.value).collect(),
+        _ => Vec::new(),
+    };
+    if entries
+        .iter()
+        .any(|a| a.get("stackato").is_some_and(|s| s.as_map().is_some()))
+    {
+        signs.push("an application has a `stackato:` sub-mapping (3.x manifest.yml)".to_string());
+    }
+    signs
+}
+
 fn key(text: &str, span: Span) -> Node {
     Node::scalar(text, span)
 }

@@ -5,6 +5,7 @@
 use crate::diag::{Diagnostic, suggest};
 use crate::manifest::keys::{self, parse_bool};
 use crate::manifest::model::{Manifest, Spanned, Web};
+use crate::platform::profile::Profile;
 use crate::yaml::{Node, Value};
 
 const APP_KEYS: &[&str] = &[
@@ -460,6 +461,46 @@ pub fn names(m: &Manifest, diags: &mut Vec<Diagnostic>) {
                 .hint("use letters, digits and underscores, not starting with a digit"),
             );
         }
+    }
+}
+
+/// The health manager's longest `timeout:` in seconds: 180 under Stackato 2.x, 1800 from 3.4.2
+/// on (spec §4.6).
+pub fn max_timeout(profile: Profile) -> u32 {
+    match profile {
+        Profile::V2 => 180,
+        Profile::V3 => 1800,
+    }
+}
+
+/// Warn at each `timeout:` above the platform's maximum under `profile` (the manifest's
+/// default profile, with `why` it was chosen): the platform would not wait that long.
+pub fn timeouts(m: &Manifest, profile: Profile, why: &str, diags: &mut Vec<Diagnostic>) {
+    let max = max_timeout(profile);
+    for app in &m.apps {
+        let Some(t) = &app.timeout else { continue };
+        if t.value <= max {
+            continue;
+        }
+        let hint = match profile {
+            Profile::V2 => format!(
+                "Stackato 2.x waits at most {max} s for an app to start (3.x: {} s); lower `timeout:`, or make the app start sooner",
+                max_timeout(Profile::V3)
+            ),
+            Profile::V3 => format!(
+                "Stackato 3.x waits at most {max} s for an app to start; lower `timeout:`, or make the app start sooner"
+            ),
+        };
+        diags.push(
+            Diagnostic::warning(format!(
+                "timeout {} s is above the platform's maximum of {max} s under profile {}, this manifest's profile: {why}",
+                t.value,
+                profile.number()
+            ))
+            .at(t.span)
+            .label("the health manager would give up before this")
+            .hint(hint),
+        );
     }
 }
 

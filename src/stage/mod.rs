@@ -1,7 +1,9 @@
 //! Staging, in the platform's order: pre-staging hooks → requirements (OS packages checked,
 //! Python modules into the project's virtualenv, npm, cpanm, uWSGI when the web command needs
 //! it) → post-staging hooks. Cached on a hash of the files that would be pushed plus the
-//! manifest, so running twice in a row skips it; `--restage` forces it.
+//! manifest, so running twice in a row skips it; `--restage` forces it. A step skipped because
+//! its tool is missing is recorded as skipped, not done: once the tool is there, the next run
+//! stages again.
 
 pub mod glob;
 pub mod ignores;
@@ -116,6 +118,50 @@ struct CacheRecord {
     /// before it existed never allow one).
     #[serde(default)]
     manifest: Option<String>,
+    /// Steps skipped because their tool was missing (retried once the tool is there).
+    #[serde(default)]
+    skipped: Vec<Skip>,
+}
+
+/// A staging step that did not run (or fell back) because a tool was missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skip {
+    /// What was not done, for messages (`npm install`).
+    pub step: String,
+    /// The program it needs (`npm`), looked up on the tool's search path.
+    pub tool: String,
+    /// Where the tool was found when the step was skipped (`None`: nowhere).
+    pub found: Option<String>,
+}
+
+impl Skip {
+    /// A skip of `step` for want of `tool`, noting where `tool` is now.
+    pub fn new(step: &str, tool: &str) -> Skip {
+        Skip {
+            step: step.to_string(),
+            tool: tool.to_string(),
+            found: locate(tool),
+        }
+    }
+
+    /// Whether the tool changed since (installed, removed or moved): worth trying again.
+    pub fn tool_changed(&self) -> bool {
+        locate(&self.tool) != self.found
+    }
+}
+
+fn locate(tool: &str) -> Option<String> {
+    crate::services::backend::which(tool).map(|p| p.display().to_string())
+}
+
+/// What the requirements step did besides installing: notes for the user, steps skipped for
+/// want of a tool, and the steps to try again because their tool appeared since last time.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub notes: Vec<String>,
+    pub skipped: Vec<Skip>,
+    /// Steps (by [`Skip::step`]) to retry even where a fallback is in place.
+    pub retry: Vec<String>,
 }
 
 fn cache_file(app: &App) -> String {
@@ -202,7 +248,29 @@ fn record(app: &App, state: &StateDir) -> Option<CacheRecord> {
     if requirements::is_python(app) && !requirements::venv_python(state).is_file() {
         return None;
     }
+    // A step skipped for want of a tool is not done: once the tool is there, stage again.
+    if rec.skipped.iter().any(Skip::tool_changed) {
+        return None;
+    }
     Some(rec)
+}
+
+/// Reminders of the steps the last staging skipped (shown when it is reused).
+fn skipped_notes(app: &App, state: &StateDir) -> Vec<String> {
+    state
+        .read_json::<CacheRecord>(&cache_file(app))
+        .ok()
+        .flatten()
+        .map(|r| r.skipped)
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            format!(
+                "the last staging skipped {} ({} was not found); it runs once {} is installed",
+                s.step, s.tool, s.tool
+            )
+        })
+        .collect()
 }
 
 /// The hash of what would be pushed when it matches the last staging (nothing to do).
@@ -237,17 +305,32 @@ impl Stager<'_> {
             return Ok(Staged {
                 cached: true,
                 hash,
-                notes: Vec::new(),
+                notes: skipped_notes(app, self.state),
             });
         }
+        // Steps the last staging skipped whose tool has appeared since: tried again.
+        let retry: Vec<String> = self
+            .state
+            .read_json::<CacheRecord>(&cache_file(app))
+            .ok()
+            .flatten()
+            .map(|r| r.skipped)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(Skip::tool_changed)
+            .map(|s| s.step)
+            .collect();
         forget(app, self.state);
         let _lock = self
             .state
             .lock("staging")
             .map_err(|e| StageError::Io(e.to_string()))?;
-        let mut notes = Vec::new();
+        let mut outcome = Outcome {
+            retry,
+            ..Outcome::default()
+        };
         self.hooks("pre-staging", &app.hooks.pre_staging)?;
-        requirements::install(self, &mut notes)?;
+        requirements::install(self, &mut outcome)?;
         self.hooks("post-staging", &app.hooks.post_staging)?;
         // The hash after staging: hooks may have written files (collectstatic).
         let hash = push_hash(self.loaded, app);
@@ -264,13 +347,14 @@ impl Stager<'_> {
                     hash: hash.clone(),
                     staged_at: now,
                     manifest: Some(manifest_hash(self.loaded)),
+                    skipped: outcome.skipped,
                 },
             )
             .map_err(|e| StageError::Io(e.to_string()))?;
         Ok(Staged {
             cached: false,
             hash,
-            notes,
+            notes: outcome.notes,
         })
     }
 

@@ -1,7 +1,8 @@
 //! Requirements at staging: OS packages are checked and reported (never installed); Python
 //! modules (`requirements.txt`, `requirements: pip/pypm`) go into the project's virtualenv
-//! `.stackato-local/venv`; `package.json` with npm; Perl modules with cpanm when present; and
-//! uWSGI into the virtualenv when the web command uses `$STACKATO_UWSGI`.
+//! `.stackato-local/venv`; `package.json` with npm and Perl modules with cpanm when present
+//! (skipped with a note and recorded as skipped otherwise); and uWSGI into the virtualenv when
+//! the web command uses `$STACKATO_UWSGI`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,7 +10,7 @@ use std::process::Command;
 use crate::manifest::App;
 use crate::manifest::model::{OsPackage, Web};
 use crate::platform::web;
-use crate::stage::{StageError, Stager};
+use crate::stage::{Outcome, Skip, StageError, Stager};
 use crate::state::StateDir;
 
 pub fn venv_dir(state: &StateDir) -> PathBuf {
@@ -76,9 +77,14 @@ fn requirement_error(what: &str, done: crate::stage::run::Finished, hint: &str) 
     }
 }
 
-/// Install everything the app's requirements ask for, in the platform's order.
-pub fn install(s: &Stager<'_>, notes: &mut Vec<String>) -> Result<(), StageError> {
+/// The uWSGI build step, as recorded when it fell back to the stand-in.
+const UWSGI_STEP: &str = "the uWSGI build";
+
+/// Install everything the app's requirements ask for, in the platform's order. A step whose
+/// tool is missing is skipped with a note and recorded in `outcome.skipped`.
+pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
     let app = s.app;
+    let notes = &mut outcome.notes;
     let r = &app.requirements;
 
     // OS packages: checked, never installed.
@@ -125,24 +131,24 @@ pub fn install(s: &Stager<'_>, notes: &mut Vec<String>) -> Result<(), StageError
     }
 
     if is_python(app) {
-        python(s, notes)?;
+        python(s, outcome)?;
     }
     if app.path.join("package.json").is_file()
         && matches!(app.framework_name(), Some("node") | None)
         && !is_python(app)
     {
-        node(s)?;
+        node(s, outcome)?;
     }
     if !r.cpan.is_empty()
         || !r.ppm.is_empty()
         || (web::is_perl(app.framework_name()) && app.path.join("requirements.txt").is_file())
     {
-        perl(s, notes)?;
+        perl(s, outcome)?;
     }
     Ok(())
 }
 
-fn python(s: &Stager<'_>, notes: &mut Vec<String>) -> Result<(), StageError> {
+fn python(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
     let app = s.app;
     let venv = s.venv();
     let py = venv.join("bin").join("python");
@@ -229,7 +235,7 @@ fn python(s: &Stager<'_>, notes: &mut Vec<String>) -> Result<(), StageError> {
     let list: Vec<&str> = app.requirements.python_packages();
     if !list.is_empty() {
         if !app.requirements.pypm.is_empty() {
-            notes.push(
+            outcome.notes.push(
                 "requirements: pypm (ActiveState PyPM) no longer exists; installed with pip".into(),
             );
         }
@@ -238,9 +244,11 @@ fn python(s: &Stager<'_>, notes: &mut Vec<String>) -> Result<(), StageError> {
         pip(&list, "pip install (requirements: pip/pypm)")?;
     }
     let uwsgi = venv.join("bin").join("uwsgi");
-    // The stand-in is replaced by the real thing when staging is forced (--restage).
+    // The stand-in is replaced by the real thing when staging is forced (--restage), or when
+    // the compiler that was missing (or broken) when it went in has changed since.
     let standin = is_uwsgi_standin(&uwsgi);
-    if needs_uwsgi(app) && (!uwsgi.is_file() || (standin && s.restage)) {
+    let retry = s.restage || outcome.retry.iter().any(|r| r == UWSGI_STEP);
+    if needs_uwsgi(app) && (!uwsgi.is_file() || (standin && retry)) {
         s.out.line(
             &s.prefix,
             "-----> Installing uWSGI for $STACKATO_UWSGI (once per project; it compiles)",
@@ -255,8 +263,12 @@ fn python(s: &Stager<'_>, notes: &mut Vec<String>) -> Result<(), StageError> {
                 "uWSGI could not be built ({e}); $STACKATO_UWSGI uses stackato-local's pure-Python stand-in, which understands the common options (install gcc and python3-dev, then `run --restage`, for the real one)"
             );
             s.out.line(&s.prefix, &format!("-----> {msg}"));
-            notes.push(msg);
+            outcome.notes.push(msg);
+            outcome.skipped.push(Skip::new(UWSGI_STEP, "cc"));
         }
+    } else if needs_uwsgi(app) && standin {
+        // Still the stand-in: keep watching for the compiler.
+        outcome.skipped.push(Skip::new(UWSGI_STEP, "cc"));
     }
     Ok(())
 }
@@ -303,14 +315,13 @@ pub fn install_uwsgi_standin(venv: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot make {} executable: {e}", path.display()))
 }
 
-fn node(s: &Stager<'_>) -> Result<(), StageError> {
+fn node(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
     let Some(npm) = crate::services::backend::which("npm") else {
-        return Err(StageError::Requirement {
-            what: "npm install".into(),
-            ended: crate::stage::run::Ended::NotStarted("npm is not installed".into()),
-            tail: Vec::new(),
-            hint: "install Node.js and npm: `apt-get install nodejs npm`".into(),
-        });
+        let msg = "npm install skipped: npm is not installed (`apt-get install npm`); the next run installs the package.json dependencies once it is".to_string();
+        s.out.line(&s.prefix, &format!("-----> {msg}"));
+        outcome.notes.push(msg);
+        outcome.skipped.push(Skip::new("npm install", "npm"));
+        return Ok(());
     };
     s.out.line(&s.prefix, "-----> npm install");
     let mut c = Command::new(npm);
@@ -333,7 +344,7 @@ fn node(s: &Stager<'_>) -> Result<(), StageError> {
     }
 }
 
-fn perl(s: &Stager<'_>, notes: &mut Vec<String>) -> Result<(), StageError> {
+fn perl(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
     let app = s.app;
     let mut mods: Vec<String> = app
         .requirements
@@ -359,7 +370,10 @@ fn perl(s: &Stager<'_>, notes: &mut Vec<String>) -> Result<(), StageError> {
             mods.join(" ")
         );
         s.out.line(&s.prefix, &format!("-----> {msg}"));
-        notes.push(msg);
+        outcome.notes.push(msg);
+        outcome
+            .skipped
+            .push(Skip::new("cpanm (Perl modules)", "cpanm"));
         return Ok(());
     };
     let local = s.state.path("perl5");
