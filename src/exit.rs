@@ -17,8 +17,9 @@ pub const ENV: i32 = 4;
 pub const SERVICE: i32 = 5;
 /// Staging failed: a hook (staging or pre-running) or an installer failed.
 pub const HOOK: i32 = 6;
-/// The app failed: it crashed with `--exit-on-crash`, never accepted connections on its port
-/// (the platform's health check), or could not be started.
+/// The app failed: it crashed with `--exit-on-crash`, kept crashing (flapping) with
+/// `--no-watch`, never accepted connections on its port (the platform's health check), or could
+/// not be started.
 pub const APP: i32 = 7;
 /// The project is not trusted, or changed since `allow` (answer "no", or no terminal and no
 /// --trust).

@@ -6,8 +6,11 @@
 //! Covered: hook order and environments; failing and `-`-prefixed hooks (staging and
 //! pre-running); pre-running exports and background jobs; Ctrl-C during staging; one run per
 //! project; a service that cannot run (exit 5); the staging cache (`--restage`, changed files,
-//! `ignores:`, a step skipped for a missing tool retried once it is there); several instances; workers; several apps with `depends-on`; crash restarts and
-//! `--exit-on-crash`; the readiness timeout; shutdown (SIGINT, SIGTERM, daemons, a process that
+//! `ignores:`, a step skipped for a missing tool retried once it is there); several instances;
+//! workers; several apps with `depends-on`; crash restarts, flapping (exit 7 with
+//! `--no-watch`, a retry after a change when watching) and `--exit-on-crash`; the readiness
+//! timeout, and apps without a route (never port-checked); shutdown (SIGINT, SIGTERM, daemons,
+//! a process that
 //! ignores SIGTERM, a second Ctrl-C, SIGKILL of the supervisor and the guardian); line integrity
 //! under heavy output, very long and partial lines; a postgres service that keeps its rows
 //! between runs; uWSGI's stand-in; and the seed-shaped Django app
@@ -784,9 +787,128 @@ fn with_exit_on_crash_a_web_that_exits_ends_the_run_with_exit_7() {
     s.assert_err_has("(--exit-on-crash)");
 }
 
+/// The stderr from the flapping verdict of `name` on (it ends with the process's last lines).
+#[track_caller]
+fn flapping_message(s: &common::session::Session, name: &str) -> String {
+    let err = s.stderr();
+    let at = err
+        .find(&format!("{name} is flapping: "))
+        .unwrap_or_else(|| panic!("no flapping verdict for {name}\n{}", s.dump()));
+    err[at..].to_string()
+}
+
+#[test]
+fn a_web_that_exits_before_listening_is_flapping_and_ends_no_watch_with_exit_7() {
+    let p = Project::new(&[(
+        "stackato.yml",
+        "name: crashy\nprocesses:\n  web: echo \"crash run $$\"; echo \"cannot import settings\" >&2; exit 1\n",
+    )]);
+    let mut s = p.run(&["--no-watch"]);
+    s.expect_exit(7, Duration::from_secs(60));
+    // Three exits before its port ever answered: it cannot start.
+    let runs = s.lines_of("web.0");
+    let starts: Vec<&String> = runs.iter().filter(|l| l.starts_with("crash run")).collect();
+    assert_eq!(starts.len(), 3, "{}", s.dump());
+    let msg = flapping_message(&s, "web.0");
+    assert!(
+        msg.contains("exited 3 times in a row before its port accepted connections"),
+        "{msg}"
+    );
+    assert!(msg.contains("(last status 1)"), "{msg}");
+    // The last lines are the crashed process's, its last run included.
+    let last = starts[2].as_str();
+    assert!(msg.contains("Last lines:\n    "), "{msg}");
+    assert!(
+        msg.contains(last),
+        "the last run's line {last:?} is not in:\n{msg}"
+    );
+    assert!(msg.contains("cannot import settings"), "{msg}");
+    assert!(!s.stderr().contains("restarting in 4 s"), "{}", s.dump());
+}
+
+#[test]
+fn a_worker_that_keeps_crashing_is_flapping_after_five_exits() {
+    let p = Project::new(&[(
+        "stackato.yml",
+        "name: crashy\nprocesses:\n  web: ~\ncommand: echo \"worker run $$\"; exit 3\n",
+    )]);
+    let mut s = p.run(&["--no-watch"]);
+    s.expect_exit(7, Duration::from_secs(120));
+    let runs = s.lines_of("worker.0");
+    assert_eq!(runs.len(), 5, "{}", s.dump());
+    // The backoff before the verdict: 1 s, 2 s, 4 s, 8 s.
+    for delay in ["restarting in 1 s", "restarting in 2 s"] {
+        s.assert_err_has(delay);
+    }
+    s.assert_err_has("next restart in 4 s");
+    s.assert_err_has("next restart in 8 s");
+    let msg = flapping_message(&s, "worker.0");
+    assert!(
+        msg.contains("exited 5 times in a row, each time after less than 30 s of running"),
+        "{msg}"
+    );
+    assert!(msg.contains("(last status 3)"), "{msg}");
+    assert!(msg.contains(runs[4].as_str()), "{msg}");
+}
+
+#[test]
+fn when_watching_a_flapping_web_waits_for_a_change_then_tries_again() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: crashy\nprocesses:\n  web: echo \"crash run $(cat version.txt)\"; exit 1\n",
+        ),
+        ("version.txt", "v1\n"),
+    ]);
+    let mut s = p.run(&[]);
+    s.wait_err(
+        "web.0 stays down until a file changes (or `stackato-local restart`)",
+        Duration::from_secs(60),
+    );
+    assert_eq!(s.lines_of("web.0"), ["crash run v1"; 3], "{}", s.dump());
+    p.edit("version.txt", "v2\n");
+    // A fresh start: its history starts over (1 s, 2 s, then the verdict again).
+    s.wait_line("web.0", "crash run v2", 3, Duration::from_secs(60));
+    s.wait_count(Stream::Err, "is flapping", 2, Duration::from_secs(60));
+    assert!(!s.poll_exit(), "the run ended\n{}", s.dump());
+    s.interrupt(CTRL_C);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 10. Readiness
 // ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_web_without_a_route_is_up_while_it_runs_and_never_port_checked() {
+    // `url: []` and `no-route: true`: up while the process runs, as workers are (spec §4.1).
+    let app = |name: &str, route: &str| {
+        format!(
+            "  - name: {name}\n    path: {name}\n    {route}\n    timeout: 1\n    processes:\n      web: echo \"on $PORT\"; sleep 4; echo $$ > @ROOT@/{name}.pid; exec sleep 100\n"
+        )
+    };
+    let yml = format!(
+        "applications:\n{}{}",
+        app("quiet", "url: []"),
+        app("hidden", "no-route: true")
+    );
+    let p = Project::new(&[
+        ("stackato.yml", yml.as_str()),
+        ("quiet/README", "no route\n"),
+        ("hidden/README", "no route either\n"),
+    ]);
+    let mut s = p.run(&["--no-watch"]);
+    // Written 4 s after the start, well past `timeout: 1`: the process was not killed.
+    let pids = p.pids(&[("quiet", "quiet.pid"), ("hidden", "hidden.pid")]);
+    assert!(!s.poll_exit(), "the run ended\n{}", s.dump());
+    assert_all_alive(&pids);
+    let err = s.stderr();
+    assert!(!err.contains("did not accept connections"), "{}", s.dump());
+    assert!(!err.contains("ready at"), "{}", s.dump());
+    s.assert_err_has("note: quiet has no route: its web process is up while it runs");
+    s.assert_err_has("note: hidden has no route");
+    s.interrupt(CTRL_C);
+    assert_all_dead(&pids, Duration::from_secs(5), "exit 130");
+}
 
 #[test]
 fn a_web_that_never_listens_fails_the_health_check_with_exit_7() {

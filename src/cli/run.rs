@@ -31,7 +31,8 @@ pub struct Args {
     /// Seconds between SIGTERM and SIGKILL at shutdown.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub grace: u64,
-    /// Stop everything (exit 7) when a process exits, instead of restarting it.
+    /// Stop everything (exit 7) when a process exits, instead of restarting it (without it, a
+    /// process that keeps crashing is declared flapping: exit 7 with --no-watch).
     #[arg(long)]
     pub exit_on_crash: bool,
     /// Give processes a pseudo-terminal instead of pipes (colours, line buffering).
@@ -227,7 +228,10 @@ pub fn run(g: &Global, args: &Args) -> i32 {
             Outcome::Signal(s) => break signal_code(s),
             Outcome::Quit => break exit::OK,
             Outcome::HookFailed(_) => break exit::HOOK,
-            Outcome::Crashed(_) | Outcome::NotReady(_) | Outcome::SpawnFailed(_) => {
+            Outcome::Crashed(_)
+            | Outcome::Flapping(_)
+            | Outcome::NotReady(_)
+            | Outcome::SpawnFailed(_) => {
                 break exit::APP;
             }
         }
@@ -509,6 +513,18 @@ fn prepare_app(
             },
         };
         let port = port.and_then(|p| p.parse::<u16>().ok());
+        // No route (`url: []`, `no-route: true`): up while it runs, as on the platform (§4.1).
+        let check = if app.urls.as_ref().is_some_and(Vec::is_empty) {
+            if i == 0 && port.is_some() {
+                out.note(&format!(
+                    "note: {} has no route: its web process is up while it runs; its port is not checked",
+                    app.name.value
+                ));
+            }
+            supervise::health::Check::Running
+        } else {
+            supervise::health::Check::Port
+        };
         let cwd = built.layout.home.clone();
         specs.push(Spec {
             name: label(&format!("{kind}.{i}")),
@@ -519,6 +535,7 @@ fn prepare_app(
             env: env.clone(),
             cwd: cwd.clone(),
             port,
+            check,
             ready_timeout: Duration::from_secs(
                 app.timeout.as_ref().map_or(60, |t| u64::from(t.value)),
             ),

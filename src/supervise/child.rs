@@ -33,8 +33,10 @@ pub struct Spec {
     pub command: String,
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
-    /// For web processes: the port that must accept connections.
+    /// For web processes: `$PORT`, which the old process must have let go before a restart.
     pub port: Option<u16>,
+    /// Whether `port` must accept connections (a web process with a route).
+    pub check: super::health::Check,
     /// How long the port may take.
     pub ready_timeout: Duration,
     /// Give the child a pseudo-terminal instead of pipes.
@@ -75,6 +77,29 @@ pub fn script(spec: &Spec) -> String {
 pub struct Running {
     pub pid: i32,
     pub child: tokio::process::Child,
+    /// The tasks pumping its output (they end when its pipes close).
+    pub output: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// How long, after a process exited, its last output may take to reach the tail (a daemon
+/// that keeps the pipe open must not hold up the exit).
+const LAST_OUTPUT: Duration = Duration::from_millis(250);
+
+impl Running {
+    /// Wait for the process to exit, then briefly for its last lines to reach the tail; its
+    /// exit status (128+N when killed by signal N, -1 when it cannot be waited for).
+    pub async fn finished(mut self) -> i32 {
+        use std::os::unix::process::ExitStatusExt;
+        let code = match self.child.wait().await {
+            Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
+            Err(_) => -1,
+        };
+        let deadline = tokio::time::Instant::now() + LAST_OUTPUT;
+        for h in self.output {
+            let _ = tokio::time::timeout_at(deadline, h).await;
+        }
+        code
+    }
 }
 
 /// The last lines a process printed, and a hook failure if it reported one.
@@ -110,24 +135,35 @@ pub fn spawn(
         let child = crate::process::spawn_async(&mut cmd, crate::process::Tie::Group)?;
         let pid = child.id().unwrap_or(0) as i32;
         let master = tokio::fs::File::from_std(std::fs::File::from(pty.master));
-        tokio::spawn(pump(
+        let output = vec![tokio::spawn(pump(
             master,
             Arc::clone(out),
             prefix.clone(),
             Arc::clone(tail),
-        ));
-        return Ok(Running { pid, child });
+        ))];
+        return Ok(Running { pid, child, output });
     }
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = crate::process::spawn_async(&mut cmd, crate::process::Tie::Group)?;
     let pid = child.id().unwrap_or(0) as i32;
+    let mut output = Vec::new();
     if let Some(o) = child.stdout.take() {
-        tokio::spawn(pump(o, Arc::clone(out), prefix.clone(), Arc::clone(tail)));
+        output.push(tokio::spawn(pump(
+            o,
+            Arc::clone(out),
+            prefix.clone(),
+            Arc::clone(tail),
+        )));
     }
     if let Some(e) = child.stderr.take() {
-        tokio::spawn(pump(e, Arc::clone(out), prefix.clone(), Arc::clone(tail)));
+        output.push(tokio::spawn(pump(
+            e,
+            Arc::clone(out),
+            prefix.clone(),
+            Arc::clone(tail),
+        )));
     }
-    Ok(Running { pid, child })
+    Ok(Running { pid, child, output })
 }
 
 /// How long a partial line may wait for its end before it is printed anyway.

@@ -1,15 +1,16 @@
 //! The supervisor: one event loop that owns every process's state. It starts the apps in
 //! dependency order (each web process must accept connections on its `$PORT` before the apps
-//! that depend on it start), restarts crashed processes with capped exponential backoff, runs
-//! cron entries, and shuts everything down on Ctrl-C/SIGTERM: TERM to every process group, a
-//! grace period, then KILL; a second Ctrl-C skips the wait. The guardian (started by `run`, see
-//! [`crate::process`]) and PR_SET_PDEATHSIG make sure nothing survives if the supervisor
-//! itself is killed.
+//! that depend on it start), restarts crashed processes as [`health`] rules (backoff, then a
+//! flapping verdict), runs cron entries, and shuts everything down on Ctrl-C/SIGTERM: TERM to
+//! every process group, a grace period, then KILL; a second Ctrl-C skips the wait. The guardian
+//! (started by `run`, see [`crate::process`]) and PR_SET_PDEATHSIG make sure nothing survives
+//! if the supervisor itself is killed.
 
 pub mod child;
 pub mod control;
 pub mod cron;
 pub mod guardian;
+pub mod health;
 mod keys;
 
 use std::sync::{Arc, Mutex};
@@ -101,6 +102,8 @@ pub enum Outcome {
     HookFailed(String),
     /// A process exited and `--exit-on-crash` was given.
     Crashed(String),
+    /// A process kept crashing ([`health::Verdict::Flapping`]) and nothing is watched.
+    Flapping(String),
     /// A web process never accepted connections on its port.
     NotReady(String),
     /// A process could not be started at all.
@@ -167,8 +170,8 @@ struct Proc {
     generation: u64,
     pid: Option<i32>,
     started: Instant,
-    backoff: Duration,
-    crashes: Vec<Instant>,
+    /// Its exits since the last change or restart request, for [`health::verdict`].
+    history: Vec<health::Exit>,
     ready: bool,
     /// Stopped for a restart; the restart tick starts it again.
     restarting: bool,
@@ -181,10 +184,6 @@ struct Pending {
     /// When the changes began (for the loop detector).
     first_event: Instant,
 }
-
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// A process that ran this long before exiting was healthy: its backoff starts over.
-const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 
 struct Loop {
     procs: Vec<Proc>,
@@ -246,8 +245,7 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
                 generation: 0,
                 pid: None,
                 started: Instant::now(),
-                backoff: Duration::from_secs(1),
-                crashes: Vec::new(),
+                history: Vec::new(),
                 ready: false,
                 restarting: false,
             });
@@ -391,12 +389,7 @@ impl Loop {
     }
 
     fn group_ready(&self, g: usize) -> bool {
-        self.started[g]
-            && self
-                .procs
-                .iter()
-                .filter(|p| p.group == g)
-                .all(|p| p.spec.port.is_none() || p.ready)
+        self.started[g] && self.procs.iter().filter(|p| p.group == g).all(|p| p.ready)
     }
 
     fn maybe_next_group(&mut self) {
@@ -488,24 +481,20 @@ impl Loop {
                 p.pid = Some(pid);
                 p.state = State::Running;
                 p.started = Instant::now();
+                // Without a port check it is up while it runs (spec §4.1).
+                let checked = p.spec.port.filter(|_| p.spec.check == health::Check::Port);
+                p.ready = checked.is_none();
                 let tx = self.tx.clone();
                 let generation = p.generation;
-                let mut child = running.child;
                 tokio::spawn(async move {
-                    let code = match child.wait().await {
-                        Ok(s) => {
-                            use std::os::unix::process::ExitStatusExt;
-                            s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
-                        }
-                        Err(_) => -1,
-                    };
+                    let code = running.finished().await;
                     let _ = tx.send(Event::Exited {
                         idx: i,
                         generation,
                         code,
                     });
                 });
-                if let Some(port) = p.spec.port {
+                if let Some(port) = checked {
                     let tx = self.tx.clone();
                     let timeout = p.spec.ready_timeout;
                     tokio::spawn(async move {
@@ -698,19 +687,23 @@ impl Loop {
             self.begin_stop(Outcome::Crashed(msg));
             return;
         }
-        if ran >= HEALTHY_AFTER {
-            p.backoff = Duration::from_secs(1);
-        }
-        let now = Instant::now();
-        p.crashes
-            .retain(|t| now.duration_since(*t) < Duration::from_secs(120));
-        p.crashes.push(now);
-        let delay = p.backoff;
-        p.backoff = (p.backoff * 2).min(MAX_BACKOFF);
+        let (at, ready) = (Instant::now(), p.ready);
+        health::record(&mut p.history, health::Exit { at, ran, ready });
+        let (delay, crash_loop) = match health::verdict(&p.history, at, &health::Policy::PLATFORM) {
+            health::Verdict::Restart { after, crash_loop } => (after, crash_loop),
+            health::Verdict::Flapping(why) => {
+                let msg = health::flapping_message(&name, why, code, &tail);
+                self.out.error(&msg);
+                if self.opts.watch.is_some() {
+                    let next = "stays down until a file changes (or `stackato-local restart`)";
+                    return self.out.phase(&format!("{name} {next}"));
+                }
+                return self.begin_stop(Outcome::Flapping(msg));
+            }
+        };
         p.state = State::Backoff;
-        let crashes = p.crashes.len();
         let g = p.generation;
-        if crashes >= 3 {
+        if let Some(crashes) = crash_loop {
             self.out.error(&format!(
                 "{name} is in a crash loop: it exited {crashes} times in 2 minutes (status {code}); next restart in {} s. Last lines:\n    {tail}",
                 delay.as_secs()
@@ -803,6 +796,8 @@ impl Loop {
                 continue;
             }
             p.restarting = true;
+            // A change or a request is a fresh start: the crash history starts over.
+            p.history.clear();
             match (p.state, p.pid) {
                 (State::Running, Some(pid)) => {
                     let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
@@ -1027,6 +1022,7 @@ impl Loop {
                 env: job.env.clone(),
                 cwd: job.cwd.clone(),
                 port: None,
+                check: health::Check::Running,
                 ready_timeout: Duration::from_secs(1),
                 tty: false,
                 clear_env: true,
