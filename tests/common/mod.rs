@@ -311,6 +311,24 @@ pub fn run_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     Run::from_output(args.iter().map(|s| s.to_string()).collect(), out)
 }
 
+/// The binary in `dir` as a user who trusted nothing yet and passes no `--trust`: `HOME` at
+/// `home` (so the trust store is there), no XDG_DATA_HOME, no STACKATO_LOCAL_TRUST.
+pub fn untrusting(dir: &Path, home: &Path, args: &[&str]) -> Run {
+    let out = cmd(dir)
+        .env_remove("STACKATO_LOCAL_TRUST")
+        .env_remove("XDG_DATA_HOME")
+        .env("HOME", home)
+        .args(args)
+        .output()
+        .expect("run stackato-local");
+    Run::from_output(args.iter().map(|s| s.to_string()).collect(), out)
+}
+
+/// A fresh home directory for [`untrusting`].
+pub fn home() -> TempDir {
+    tempfile::tempdir().expect("a home")
+}
+
 /// `check --format short` in `dir`.
 pub fn check(dir: &Path) -> Run {
     run(dir, &["check", "--format", "short"])

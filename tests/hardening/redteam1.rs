@@ -8,23 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::project::Project;
-use crate::common::{Run, SHORT, cmd};
-
-fn home() -> tempfile::TempDir {
-    tempfile::tempdir().expect("a home")
-}
-
-/// The binary in `dir` as a user with `HOME` at `home` who trusted nothing by default.
-fn as_user(dir: &Path, home: &Path, args: &[&str]) -> Run {
-    let out = cmd(dir)
-        .env_remove("STACKATO_LOCAL_TRUST")
-        .env_remove("XDG_DATA_HOME")
-        .env("HOME", home)
-        .args(args)
-        .output()
-        .expect("run stackato-local");
-    Run::from_output(args.iter().map(|s| s.to_string()).collect(), out)
-}
+use crate::common::{SHORT, home, untrusting};
 
 /// The binary with `args` in `dir`; killed and reported if it has not ended by a generous
 /// deadline (it blocked on what it must not read). Exit code, stdout, stderr.
@@ -87,15 +71,15 @@ fn a_procfile_linked_out_of_the_project_cannot_be_allowed_and_does_not_run() {
     .expect("write");
     symlink("../outside/Procfile", p.app.join("Procfile")).expect("symlink");
     let h = home();
-    let r = as_user(&p.app, h.path(), &["allow"]);
+    let r = untrusting(&p.app, h.path(), &["allow"]);
     r.code(8);
     r.stderr_has("Procfile")
         .stderr_has("link out of the project");
-    let r = as_user(&p.app, h.path(), &["run", "--no-watch", "--exit-on-crash"]);
+    let r = untrusting(&p.app, h.path(), &["run", "--no-watch", "--exit-on-crash"]);
     r.code(8);
     assert!(!mark.exists(), "the Procfile's web line ran:\n{}", r.dump());
     // Even with --trust (the user's choice for this run), the link is not followed.
-    let r = as_user(
+    let r = untrusting(
         &p.app,
         h.path(),
         &["--trust", "run", "--no-watch", "--exit-on-crash"],
@@ -121,7 +105,7 @@ fn a_local_package_behind_a_directory_link_out_of_the_project_cannot_be_allowed(
     std::fs::write(outside.join("setup.py"), "import os\n").expect("write");
     symlink(&outside, p.app.join("pkg")).expect("symlink");
     let h = home();
-    let r = as_user(&p.app, h.path(), &["allow"]);
+    let r = untrusting(&p.app, h.path(), &["allow"]);
     r.code(8);
     r.stderr_has("pkg/setup.py");
 }
@@ -138,7 +122,7 @@ fn env_does_not_read_a_dotenv_linked_out_of_the_project() {
     .expect("write");
     symlink("../outside.env", p.app.join(".env")).expect("symlink");
     let h = home();
-    let r = as_user(&p.app, h.path(), &["env"]);
+    let r = untrusting(&p.app, h.path(), &["env"]);
     assert!(
         !r.stdout.contains("read-from-outside"),
         "env read a file outside the project:\n{}",
@@ -172,7 +156,7 @@ fn the_hook_does_not_block_on_a_procfile_replaced_by_a_fifo_after_allow() {
         ("Procfile", "web: sleep 1\n"),
     ]);
     let h = home();
-    as_user(&p.app, h.path(), &["allow"]).code(0);
+    untrusting(&p.app, h.path(), &["allow"]).code(0);
     std::fs::remove_file(p.app.join("Procfile")).expect("rm");
     mkfifo(&p.app.join("Procfile"));
     let (code, out, err) = bounded(&p.app, h.path(), &["__hook-env", "bash"]);
@@ -187,7 +171,7 @@ fn env_refuses_a_huge_dotenv_without_reading_it() {
     let f = std::fs::File::create(p.app.join(".env")).expect("create");
     f.set_len(256 << 20).expect("sparse file");
     let h = home();
-    let r = as_user(&p.app, h.path(), &["env"]);
+    let r = untrusting(&p.app, h.path(), &["env"]);
     r.code(4);
     r.stderr_has(".env").stderr_has("more than the");
 }
@@ -212,7 +196,7 @@ fn a_shipped_virtualenv_does_not_reach_the_users_path() {
         .expect("chmod");
     let h = home();
     // `allow` records trust but says the shipped state directory is not used.
-    as_user(&p.app, h.path(), &["allow"])
+    untrusting(&p.app, h.path(), &["allow"])
         .code(8)
         .stderr_has("was not created by stackato-local on this machine")
         .stderr_has("venv");
@@ -275,7 +259,7 @@ fn export_does_not_write_through_a_shipped_link_out_of_the_project() {
             std::fs::remove_dir(p.app.join("stackato-export")).expect("rmdir");
             symlink(h.path(), p.app.join("stackato-export")).expect("symlink");
         }
-        let r = as_user(&p.app, h.path(), &["export", "--format", format]);
+        let r = untrusting(&p.app, h.path(), &["export", "--format", format]);
         r.code(64);
         r.stderr_has("symbolic link");
         let written: Vec<_> = std::fs::read_dir(h.path())
@@ -291,7 +275,7 @@ fn export_does_not_write_through_a_shipped_link_out_of_the_project() {
     }
     // Where the user asks (--out), it writes.
     let out = tempfile::tempdir().expect("out");
-    as_user(
+    untrusting(
         &p.app,
         h.path(),
         &[
@@ -342,7 +326,7 @@ fn init_does_not_block_or_exhaust_memory_on_special_files() {
 fn the_hook_does_not_load_a_project_whose_manifest_links_to_an_allowed_one() {
     let p = Project::new(&[("stackato.yml", "name: team\nmem: 64\nenv:\n  TEAM: 'yes'\n")]);
     let h = home();
-    as_user(&p.app, h.path(), &["allow"]).code(0);
+    untrusting(&p.app, h.path(), &["allow"]).code(0);
     let lure = p.root.join("lure");
     std::fs::create_dir(&lure).expect("mkdir");
     symlink("../app/stackato.yml", lure.join("stackato.yml")).expect("symlink");
@@ -366,7 +350,7 @@ fn run_does_not_take_another_projects_record_for_a_manifest_linked_to_it() {
         "name: team\nmem: 64\nprocesses:\n  web: python3 app.py\n",
     )]);
     let h = home();
-    as_user(&p.app, h.path(), &["allow"]).code(0);
+    untrusting(&p.app, h.path(), &["allow"]).code(0);
     let lure = p.root.join("lure");
     std::fs::create_dir(&lure).expect("mkdir");
     symlink("../app/stackato.yml", lure.join("stackato.yml")).expect("symlink");
@@ -376,7 +360,7 @@ fn run_does_not_take_another_projects_record_for_a_manifest_linked_to_it() {
         format!("open({:?}, 'w')\n", mark.display().to_string()),
     )
     .expect("write");
-    let r = as_user(&lure, h.path(), &["run", "--no-watch", "--exit-on-crash"]);
+    let r = untrusting(&lure, h.path(), &["run", "--no-watch", "--exit-on-crash"]);
     r.code(8);
     assert!(!mark.exists(), "the lure's app.py ran:\n{}", r.dump());
 }
@@ -395,13 +379,13 @@ fn archives_in_a_find_links_directory_are_covered_by_trust() {
         ("dist/mypkg-1.0.tar.gz", "first archive"),
     ]);
     let h = home();
-    let r = as_user(&p.app, h.path(), &["allow"]);
+    let r = untrusting(&p.app, h.path(), &["allow"]);
     r.code(0);
     r.stdout_has("./dist");
-    as_user(&p.app, h.path(), &["allow", "--list"]).code(0);
+    untrusting(&p.app, h.path(), &["allow", "--list"]).code(0);
     // The archive swapped (or one added): the gate asks again.
     std::fs::write(p.app.join("dist/mypkg-1.0.tar.gz"), "swapped archive").expect("write");
-    let r = as_user(&p.app, h.path(), &["exec", "true"]);
+    let r = untrusting(&p.app, h.path(), &["exec", "true"]);
     r.code(8);
     r.stderr_has("mypkg-1.0.tar.gz");
 }

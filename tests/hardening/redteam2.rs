@@ -6,23 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::project::Project;
-use crate::common::{Run, SERVICES, SHORT, cmd};
-
-fn home() -> tempfile::TempDir {
-    tempfile::tempdir().expect("a home")
-}
-
-/// The binary in `dir` as a user: `HOME` at `home`, no XDG_DATA_HOME, no STACKATO_LOCAL_TRUST.
-fn user(dir: &Path, home: &Path, args: &[&str]) -> Run {
-    let out = cmd(dir)
-        .env_remove("STACKATO_LOCAL_TRUST")
-        .env_remove("XDG_DATA_HOME")
-        .env("HOME", home)
-        .args(args)
-        .output()
-        .expect("run stackato-local");
-    Run::from_output(args.iter().map(|s| s.to_string()).collect(), out)
-}
+use crate::common::{SERVICES, SHORT, cmd, home, untrusting};
 
 /// `script` in a real bash that evaluated `hook bash` (as `~/.bashrc` does), started in `cwd`;
 /// stdout and stderr together.
@@ -68,7 +52,7 @@ fn the_hook_keeps_the_project_loaded_in_the_directory_of_an_inherited_manifest()
         ("website/hg.py", "print('hg')\n"),
     ]);
     let h = home();
-    user(&p.app, h.path(), &["allow"]).code(0);
+    untrusting(&p.app, h.path(), &["allow"]).code(0);
     let out = bash_with_hook(
         r#"cd website; _stackato_local_hook
 echo "A SETTINGS=${DJANGO_SETTINGS_MODULE:-none} APP=${STACKATO_APP_NAME:-none}"
@@ -106,7 +90,7 @@ fn the_hook_still_refuses_a_nested_project_that_is_not_inherited() {
         ("inner/stackato.yml", "name: inner\nenv:\n  INNER: 'yes'\n"),
     ]);
     let h = home();
-    user(&p.app, h.path(), &["allow"]).code(0);
+    untrusting(&p.app, h.path(), &["allow"]).code(0);
     let out = bash_with_hook(
         r#"_stackato_local_hook
 cd inner; _stackato_local_hook
@@ -164,8 +148,8 @@ fn the_hook_names_only_what_the_project_set_among_the_variables_it_kept_out() {
         ),
     ]);
     let h = home();
-    user(&p.app, h.path(), &["allow"]).code(0);
-    user(&p.app.join("other"), h.path(), &["allow"]).code(0);
+    untrusting(&p.app, h.path(), &["allow"]).code(0);
+    untrusting(&p.app.join("other"), h.path(), &["allow"]).code(0);
     let out = bash_with_hook(
         r#"_stackato_local_hook
 echo "G=$GREETING"
@@ -240,7 +224,7 @@ fn installers_keep_their_caches_out_of_the_app_directory() {
 fn deny_unloads_the_project_at_the_next_prompt() {
     let p = Project::new(&[("stackato.yml", "name: denied\nenv:\n  GREETING: hello\n")]);
     let h = home();
-    user(&p.app, h.path(), &["allow"]).code(0);
+    untrusting(&p.app, h.path(), &["allow"]).code(0);
     let bin = crate::common::bin();
     let out = bash_with_hook(
         &format!(

@@ -764,18 +764,6 @@ fn services_reset_is_refused_while_a_run_is_up_and_the_data_survive() {
 // user's PATH, a planted postgres configuration ran its restore_command)
 // ---------------------------------------------------------------------------------------------
 
-/// The binary in `dir` as a user with `HOME` at `home` who passes no `--trust`.
-fn untrusting(dir: &Path, home: &Path, args: &[&str]) -> Run {
-    let out = cmd(dir)
-        .env_remove("STACKATO_LOCAL_TRUST")
-        .env_remove("XDG_DATA_HOME")
-        .env("HOME", home)
-        .args(args)
-        .output()
-        .expect("run stackato-local");
-    Run::from_output(args.iter().map(|s| s.to_string()).collect(), out)
-}
-
 #[test]
 fn a_state_dir_the_repository_shipped_is_not_used_until_adopted() {
     let tmp = app(&[("stackato.yml", FS_APP)]);

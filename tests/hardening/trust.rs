@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::project::Project;
 use crate::common::session::Session;
-use crate::common::{Run, SHORT, cmd};
+use crate::common::{Run, SHORT, cmd, home, untrusting};
 
 /// `run` without watching, ended by the app's first exit.
 const RUN_ONCE: &[&str] = &["run", "--no-watch", "--exit-on-crash"];
@@ -17,22 +17,7 @@ const RUN_ONCE: &[&str] = &["run", "--no-watch", "--exit-on-crash"];
 /// The binary in the app dir as a user who trusted nothing yet: `HOME` at `home`, no
 /// XDG_DATA_HOME, no STACKATO_LOCAL_TRUST.
 fn untrusted(p: &Project, home: &Path, args: &[&str]) -> Run {
-    untrusted_in(&p.app, home, args)
-}
-
-fn untrusted_in(dir: &Path, home: &Path, args: &[&str]) -> Run {
-    let out = cmd(dir)
-        .env_remove("STACKATO_LOCAL_TRUST")
-        .env_remove("XDG_DATA_HOME")
-        .env("HOME", home)
-        .args(args)
-        .output()
-        .expect("run stackato-local");
-    Run::from_output(args.iter().map(|s| s.to_string()).collect(), out)
-}
-
-fn home() -> tempfile::TempDir {
-    tempfile::tempdir().expect("a home")
+    untrusting(&p.app, home, args)
 }
 
 /// The store the user's `allow` wrote.
@@ -483,7 +468,7 @@ fn allow_list_shows_what_is_trusted_and_deny_revokes_it() {
         a.app.join(".env").display()
     ));
     // deny DIR, from elsewhere.
-    let r = untrusted_in(&a.root, h.path(), &["deny", &b.app.display().to_string()]);
+    let r = untrusting(&a.root, h.path(), &["deny", &b.app.display().to_string()]);
     r.code(0).stdout_has(&format!("no longer trusted: {mb}"));
     untrusted(&b, h.path(), RUN_ONCE).code(8);
     let list = untrusted(&a, h.path(), &["allow", "--list"]);
