@@ -392,12 +392,15 @@ pub fn start(
     let thread = std::thread::spawn(move || {
         let (ntx, nrx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
         let mut poll = poll;
+        // Said once the poller has taken its first look at the files, so that an edit made
+        // after the warning is never part of that first look (and missed).
+        let mut no_inotify: Option<String> = None;
         let made = match poll {
             Some(interval) => poll_watcher(ntx.clone(), interval),
             None => match notify::RecommendedWatcher::new(ntx.clone(), notify::Config::default()) {
                 Ok(w) => Ok(Box::new(w) as Box<dyn notify::Watcher>),
                 Err(e) => {
-                    out.note(&no_instance(&e));
+                    no_inotify = Some(no_instance(&e));
                     poll = Some(FALLBACK_POLL);
                     poll_watcher(ntx.clone(), FALLBACK_POLL)
                 }
@@ -457,7 +460,7 @@ pub fn start(
         };
         // Out of inotify watches: say so and poll every root instead.
         let fall_back = |w: &mut Box<dyn notify::Watcher>, poll: &mut Option<Duration>| {
-            out.note(&no_watch_left());
+            let warning = no_watch_left();
             *poll = Some(FALLBACK_POLL);
             match poll_watcher(ntx.clone(), FALLBACK_POLL) {
                 Ok(p) => {
@@ -466,6 +469,8 @@ pub fn start(
                     for r in &roots {
                         add_tree(w, *poll, r);
                     }
+                    // After the poller's first look (see `no_inotify`).
+                    out.note(&warning);
                 }
                 Err(e) => out.error(&format!(
                     "cannot poll the files either ({e}); changes will not restart anything"
@@ -477,6 +482,9 @@ pub fn start(
                 fall_back(&mut watcher, &mut poll);
                 break;
             }
+        }
+        if let Some(w) = no_inotify {
+            out.note(&w);
         }
         let mut reported = 0u32;
         loop {
