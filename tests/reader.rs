@@ -1007,3 +1007,146 @@ fn a_timeout_above_the_platforms_maximum_warns_at_the_key_with_a_hint() {
         .stderr_lacks("warning");
     run(d.path(), &["check", "--strict"]).code(1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// config --upload-files: what a push would upload, and what `ignores:` dropped.
+
+/// The app of the upload tests: `a.py`, `x.log`, `tmp/t`, `sub/b.py`, `.git/HEAD`, and our
+/// own state directory, with `ignores` (None: the key is absent).
+fn upload_app(ignores: Option<&str>) -> tempfile::TempDir {
+    let yml = match ignores {
+        Some(list) => format!("name: web\nignores: {list}\n"),
+        None => "name: web\n".to_string(),
+    };
+    app(&[
+        ("stackato.yml", &yml),
+        ("a.py", "print(1)\n"),
+        ("x.log", "log\n"),
+        ("tmp/t", "t\n"),
+        ("sub/b.py", "b\n"),
+        (".git/HEAD", "ref: refs/heads/main\n"),
+        (".stackato-local/services/db/data", "state\n"),
+    ])
+}
+
+fn upload_of(dir: &std::path::Path) -> serde_json::Value {
+    let r = run(dir, &["config", "--upload-files", "--json"]);
+    r.code(0);
+    r.json()["applications"]["web"].clone()
+}
+
+fn dropped(upload: &serde_json::Value) -> Vec<(String, String)> {
+    upload["dropped"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|d| {
+                    (
+                        d["path"].as_str().unwrap_or_default().to_string(),
+                        d["pattern"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn upload_files_with_the_default_list() {
+    let d = upload_app(None);
+    let u = upload_of(d.path());
+    assert_eq!(
+        u["files"],
+        json!(["a.py", "stackato.yml", "sub/b.py", "tmp/t"]),
+        "sorted relative paths, never .stackato-local/"
+    );
+    assert_eq!(u["ignores_default"], json!(true));
+    assert_eq!(
+        dropped(&u),
+        vec![
+            (".git".to_string(), ".git/".to_string()),
+            ("x.log".to_string(), "*.log".to_string())
+        ]
+    );
+    assert!(!u.to_string().contains(".stackato-local"), "{u:#}");
+}
+
+#[test]
+fn upload_files_with_ignores_replacing_the_default_list() {
+    let d = upload_app(Some(r#"["*.log", "tmp/"]"#));
+    let u = upload_of(d.path());
+    assert_eq!(
+        u["files"],
+        json!([".git/HEAD", "a.py", "stackato.yml", "sub/b.py"]),
+        "ignores: replaces the default list, so .git is uploaded"
+    );
+    assert_eq!(
+        dropped(&u),
+        vec![
+            ("tmp".to_string(), "tmp/".to_string()),
+            ("x.log".to_string(), "*.log".to_string())
+        ]
+    );
+    let r = run(d.path(), &["config", "--upload-files"]);
+    r.code(0)
+        .stdout_has("upload: 4 files")
+        .stdout_has("    .git/HEAD\n")
+        .stdout_has("tmp/   by tmp/")
+        .stdout_has("x.log  by *.log")
+        .stdout_has("`ignores:` (it replaces the default list)");
+    assert!(!r.stdout.contains(".stackato-local"), "{}", r.dump());
+}
+
+#[test]
+fn upload_files_reports_links_outside_the_app_and_special_files() {
+    let d = upload_app(None);
+    let outside = tempfile::tempdir().expect("a dir outside the app");
+    let secret = outside.path().join("secret.txt");
+    std::fs::write(&secret, "s").expect("write outside");
+    std::os::unix::fs::symlink(&secret, d.path().join("creds")).expect("symlink");
+    std::os::unix::fs::symlink(outside.path(), d.path().join("shared")).expect("symlink");
+    std::os::unix::fs::symlink("a.py", d.path().join("inside")).expect("symlink");
+    nix::unistd::mkfifo(
+        &d.path().join("pipe"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .expect("mkfifo");
+    let u = upload_of(d.path());
+    assert_eq!(
+        u["files"],
+        json!(["a.py", "inside", "stackato.yml", "sub/b.py", "tmp/t"]),
+        "a link inside the app is uploaded (its contents), nothing under the outside dir link"
+    );
+    assert_eq!(
+        u["unsafe_links"],
+        json!([
+            {"path": "creds", "target": secret.display().to_string()},
+            {"path": "shared", "target": outside.path().display().to_string()},
+        ])
+    );
+    let msg = u["refusal"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with(
+            "Can't deploy application containing links 'creds,shared' that reach outside its root"
+        ),
+        "{msg}"
+    );
+    assert_eq!(u["refusal"]["override"], json!("--copy-unsafe-links"));
+    assert_eq!(
+        u["skipped"],
+        json!([{"path": "pipe", "why": "FIFO (named pipe)"}])
+    );
+    run(d.path(), &["config", "--upload-files"])
+        .code(0)
+        .stdout_has(&format!("creds -> {}", secret.display()))
+        .stdout_has("--copy-unsafe-links")
+        .stdout_has("pipe  FIFO (named pipe)");
+}
+
+#[test]
+fn upload_files_of_an_unknown_app_is_a_usage_error() {
+    let d = upload_app(None);
+    run(d.path(), &["config", "--upload-files", "--app", "nope"])
+        .code(64)
+        .stderr_has("no application named \"nope\"");
+}

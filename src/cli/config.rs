@@ -4,6 +4,7 @@
 
 use std::io::Write;
 
+use crate::cli::upload_files;
 use crate::cli::{Global, print_diagnostics, report_load_error, terminal_asker};
 use crate::diag::display_path;
 use crate::exit;
@@ -30,6 +31,11 @@ pub struct Args {
         conflicts_with = "app"
     )]
     pub upload_manifest: Option<Vec<String>>,
+    /// List, per application, the files a push would upload (the app directory minus
+    /// `ignores:` or the default list), then what was dropped and by which pattern, links
+    /// the client would refuse and entries skipped for their type.
+    #[arg(long, conflicts_with = "upload_manifest")]
+    pub upload_files: bool,
 }
 
 /// `--upload-manifest API APP`, checked.
@@ -79,6 +85,9 @@ pub fn run(g: &Global, args: &Args) -> i32 {
     print_diagnostics(g, &loaded.sources, &loaded.warnings);
     if let Some((api, app)) = upload {
         return print_upload(&loaded, api, app);
+    }
+    if args.upload_files {
+        return upload_files::print(&loaded, args.app.as_deref(), args.json, g.ui.color_out);
     }
     let mut tree = loaded.tree.to_json();
     if let Some(name) = &args.app {

@@ -14,6 +14,7 @@ mod init;
 mod restart;
 mod run;
 mod services;
+mod upload_files;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -82,7 +83,8 @@ pub enum Command {
 Examples:
   stackato-local config
   stackato-local config --json | jq '.manifest.applications | keys'
-  stackato-local config --app web")]
+  stackato-local config --app web
+  stackato-local config --upload-files     what a push would upload, and what ignores: dropped")]
     Config(config::Args),
     /// Validate the manifest and print every error and warning with file:line:col.
     #[command(after_help = "\

@@ -49,6 +49,8 @@ pub const ALWAYS: &[&str] = &[crate::state::DIR_NAME];
 
 #[derive(Debug, Clone)]
 struct Pattern {
+    /// As written in the list (trimmed), to say which pattern dropped a file.
+    raw: String,
     dir_only: bool,
     kind: Kind,
 }
@@ -83,25 +85,44 @@ impl Ignores {
 
     /// Whether the relative path (with `/` separators) is ignored.
     pub fn is_ignored(&self, rel: &str, is_dir: bool) -> bool {
+        self.why(rel, is_dir).is_some()
+    }
+
+    /// Why the relative path is left out of the upload, if it is.
+    pub fn why(&self, rel: &str, is_dir: bool) -> Option<Why<'_>> {
         let first = rel.split('/').next().unwrap_or(rel);
         if ALWAYS.contains(&first) {
-            return true;
+            return Some(Why::Ours);
         }
         let name = rel.rsplit('/').next().unwrap_or(rel);
         if name.starts_with("..") {
-            return true;
+            return Some(Why::DotDot);
         }
-        self.patterns.iter().any(|p| {
-            if p.dir_only && !is_dir {
-                return false;
-            }
-            match &p.kind {
-                Kind::Exact(l) => rel == l,
-                Kind::Suffix(l) => rel.ends_with(l.as_str()),
-                Kind::Glob(g) => g.matches(rel),
-            }
-        })
+        self.patterns
+            .iter()
+            .find(|p| {
+                if p.dir_only && !is_dir {
+                    return false;
+                }
+                match &p.kind {
+                    Kind::Exact(l) => rel == l,
+                    Kind::Suffix(l) => rel.ends_with(l.as_str()),
+                    Kind::Glob(g) => g.matches(rel),
+                }
+            })
+            .map(|p| Why::Pattern(&p.raw))
     }
+}
+
+/// Why a path is not part of the upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why<'a> {
+    /// Our own state directory (`.stackato-local/`): never part of the app.
+    Ours,
+    /// A name starting with `..`, which the client skipped.
+    DotDot,
+    /// This pattern of `ignores:` (or of the default list), as written.
+    Pattern(&'a str),
 }
 
 fn compile(raw: &str) -> Option<Pattern> {
@@ -130,7 +151,11 @@ fn compile(raw: &str) -> Option<Pattern> {
             _ => Kind::Glob(Glob::whole(p)),
         }
     };
-    Some(Pattern { dir_only, kind })
+    Some(Pattern {
+        raw: raw.to_string(),
+        dir_only,
+        kind,
+    })
 }
 
 /// One file that would be pushed.
@@ -142,11 +167,71 @@ pub struct FileEntry {
     pub mtime: i128,
 }
 
+/// What a push would upload from an app directory, and what it would leave out and why
+/// (`config --upload-files`).
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// The files of the upload, sorted by path.
+    pub files: Vec<FileEntry>,
+    /// What `ignores:` (or the default list) dropped: an ignored directory is one entry (the
+    /// client did not enter it).
+    pub dropped: Vec<Dropped>,
+    /// Links whose target is outside the app directory: the client refused to push them
+    /// unless given `--copy-unsafe-links`.
+    pub unsafe_links: Vec<UnsafeLink>,
+    /// Entries that are not uploaded for what they are (FIFOs, sockets, devices, broken or
+    /// directory links, unreadable directories).
+    pub skipped: Vec<Skipped>,
+    /// The walk stopped at its limit of directories: the lists are incomplete.
+    pub truncated: bool,
+}
+
+/// A path `ignores:` dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    pub rel: String,
+    pub is_dir: bool,
+    /// The pattern that dropped it, as written (`..*` for the names the client always skipped).
+    pub pattern: String,
+}
+
+/// A symbolic link pointing outside the app directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsafeLink {
+    pub rel: String,
+    /// The link's text, as `readlink` prints it.
+    pub target: String,
+}
+
+/// An entry left out for its type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub rel: String,
+    pub why: &'static str,
+}
+
+/// How many directories a walk reads at most.
+const MAX_DIRS: usize = 200_000;
+
 /// Every file under `root` that is not ignored, sorted by path. Symlinks are followed when
 /// they point inside the app; directories are not entered when ignored.
 pub fn walk(root: &Path, ignores: &Ignores) -> Vec<FileEntry> {
+    scan(root, ignores, false).files
+}
+
+/// The same walk as [`walk`], also recording what it left out and why.
+pub fn listing(root: &Path, ignores: &Ignores) -> Listing {
+    let mut l = scan(root, ignores, true);
+    l.dropped.sort_by(|a, b| a.rel.cmp(&b.rel));
+    l.unsafe_links.sort_by(|a, b| a.rel.cmp(&b.rel));
+    l.skipped.sort_by(|a, b| a.rel.cmp(&b.rel));
+    l
+}
+
+/// The walk: `report` also fills everything of the [`Listing`] but its files.
+fn scan(root: &Path, ignores: &Ignores, report: bool) -> Listing {
     use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let root_canon = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     // Directories still to read, and how many are being read: the walk is shared by a few
     // threads, since stat calls dominate on big trees.
@@ -154,14 +239,20 @@ pub fn walk(root: &Path, ignores: &Ignores) -> Vec<FileEntry> {
         Mutex::new(vec![(root.to_path_buf(), String::new())]);
     let busy = AtomicUsize::new(0);
     let seen_dirs = AtomicUsize::new(0);
+    let truncated = AtomicBool::new(false);
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 4);
-    let mut out: Vec<FileEntry> = std::thread::scope(|scope| {
+    let walker = Walker {
+        root_canon: &root_canon,
+        ignores,
+        report,
+    };
+    let parts: Vec<Listing> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
-                    let mut mine = Vec::new();
+                    let mut mine = Listing::default();
                     loop {
                         let next = {
                             let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -178,14 +269,16 @@ pub fn walk(root: &Path, ignores: &Ignores) -> Vec<FileEntry> {
                             std::thread::yield_now();
                             continue;
                         };
-                        if seen_dirs.fetch_add(1, Ordering::Relaxed) < 200_000 {
-                            let found = read_one(&dir, &prefix, &root_canon, ignores, &mut mine);
+                        if seen_dirs.fetch_add(1, Ordering::Relaxed) < MAX_DIRS {
+                            let found = walker.read_one(&dir, &prefix, &mut mine);
                             if !found.is_empty() {
                                 queue
                                     .lock()
                                     .unwrap_or_else(|e| e.into_inner())
                                     .extend(found);
                             }
+                        } else {
+                            truncated.store(true, Ordering::Relaxed);
                         }
                         busy.fetch_sub(1, Ordering::SeqCst);
                     }
@@ -195,72 +288,153 @@ pub fn walk(root: &Path, ignores: &Ignores) -> Vec<FileEntry> {
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .map(|h| h.join().unwrap_or_default())
             .collect()
     });
-    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    let mut out = Listing {
+        truncated: truncated.load(Ordering::Relaxed),
+        ..Listing::default()
+    };
+    for p in parts {
+        out.files.extend(p.files);
+        out.dropped.extend(p.dropped);
+        out.unsafe_links.extend(p.unsafe_links);
+        out.skipped.extend(p.skipped);
+    }
+    out.files.sort_by(|a, b| a.rel.cmp(&b.rel));
     out
 }
 
-/// Read one directory: its files go to `out`, its sub-directories are returned.
-fn read_one(
-    dir: &Path,
-    prefix: &str,
-    root_canon: &Path,
-    ignores: &Ignores,
-    out: &mut Vec<FileEntry>,
-) -> Vec<(PathBuf, String)> {
-    let mut dirs = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return dirs;
-    };
-    for e in rd.filter_map(Result::ok) {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let rel = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
+/// What every thread of a walk shares.
+struct Walker<'a> {
+    root_canon: &'a Path,
+    ignores: &'a Ignores,
+    report: bool,
+}
+
+impl Walker<'_> {
+    /// Read one directory: its files (and with `report`, what it leaves out) go to `out`,
+    /// its sub-directories are returned.
+    fn read_one(&self, dir: &Path, prefix: &str, out: &mut Listing) -> Vec<(PathBuf, String)> {
+        let mut dirs = Vec::new();
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(_) => {
+                if self.report {
+                    out.skipped.push(Skipped {
+                        rel: prefix.to_string(),
+                        why: "directory that cannot be read",
+                    });
+                }
+                return dirs;
+            }
         };
-        let is_link = e.file_type().map(|t| t.is_symlink()).unwrap_or(false);
-        // fstatat on the open directory is cheaper than a stat of the whole path.
-        let md = if is_link {
-            std::fs::metadata(e.path())
-        } else {
-            e.metadata()
-        };
-        let Ok(md) = md else {
-            continue;
-        };
-        if is_link {
-            let inside = e
-                .path()
-                .canonicalize()
-                .map(|c| c.starts_with(root_canon))
-                .unwrap_or(false);
-            if !inside || md.is_dir() {
-                // Outside links abort a real push; directory links could loop.
+        for e in rd.filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let is_link = e.file_type().map(|t| t.is_symlink()).unwrap_or(false);
+            // fstatat on the open directory is cheaper than a stat of the whole path.
+            let md = if is_link {
+                std::fs::metadata(e.path())
+            } else {
+                e.metadata()
+            };
+            let is_dir = md.as_ref().is_ok_and(|m| m.is_dir());
+            if let Some(why) = self.ignores.why(&rel, is_dir) {
+                if self.report {
+                    let pattern = match why {
+                        Why::Ours => continue,
+                        Why::DotDot => "..*".to_string(),
+                        Why::Pattern(p) => p.to_string(),
+                    };
+                    out.dropped.push(Dropped {
+                        rel,
+                        is_dir,
+                        pattern,
+                    });
+                }
                 continue;
             }
+            let Ok(md) = md else {
+                if self.report {
+                    out.skipped.push(Skipped {
+                        rel,
+                        why: if is_link {
+                            "broken symbolic link"
+                        } else {
+                            "entry that cannot be read"
+                        },
+                    });
+                }
+                continue;
+            };
+            if is_link {
+                let inside = e
+                    .path()
+                    .canonicalize()
+                    .map(|c| c.starts_with(self.root_canon))
+                    .unwrap_or(false);
+                if !inside {
+                    // Outside links abort a real push.
+                    if self.report {
+                        let target = std::fs::read_link(e.path())
+                            .map(|t| t.display().to_string())
+                            .unwrap_or_default();
+                        out.unsafe_links.push(UnsafeLink { rel, target });
+                    }
+                    continue;
+                }
+                if md.is_dir() {
+                    // Directory links could loop: not entered.
+                    if self.report {
+                        out.skipped.push(Skipped {
+                            rel,
+                            why: "symbolic link to a directory: not entered",
+                        });
+                    }
+                    continue;
+                }
+            }
+            if md.is_dir() {
+                dirs.push((e.path(), rel));
+            } else if md.is_file() {
+                let mtime = md
+                    .modified()
+                    .ok()
+                    .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos() as i128);
+                out.files.push(FileEntry {
+                    rel,
+                    size: md.len(),
+                    mtime,
+                });
+            } else if self.report {
+                out.skipped.push(Skipped {
+                    rel,
+                    why: special_kind(&md.file_type()),
+                });
+            }
         }
-        if ignores.is_ignored(&rel, md.is_dir()) {
-            continue;
-        }
-        if md.is_dir() {
-            dirs.push((e.path(), rel));
-        } else if md.is_file() {
-            let mtime = md
-                .modified()
-                .ok()
-                .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos() as i128);
-            out.push(FileEntry {
-                rel,
-                size: md.len(),
-                mtime,
-            });
-        }
+        dirs
     }
-    dirs
+}
+
+/// What a special file is, for the listing.
+fn special_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "FIFO (named pipe)"
+    } else if t.is_socket() {
+        "socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    }
 }
 
 #[cfg(test)]
@@ -318,6 +492,38 @@ mod tests {
             "ignores: [] ignores nothing"
         );
         assert!(none.is_ignored(".stackato-local", true));
+    }
+
+    #[test]
+    fn why_names_the_pattern_as_written() {
+        let i = ig(&["  *.log ", "tmp/"]);
+        assert_eq!(i.why("a/x.log", false), Some(Why::Pattern("*.log")));
+        assert_eq!(i.why("tmp", true), Some(Why::Pattern("tmp/")));
+        assert_eq!(i.why("tmp", false), None);
+        assert_eq!(i.why("..x", false), Some(Why::DotDot));
+        assert_eq!(i.why(".stackato-local/db", false), Some(Why::Ours));
+    }
+
+    #[test]
+    fn listing_has_the_files_of_walk_and_what_was_left_out() {
+        let d = tempfile::tempdir().unwrap();
+        for rel in ["a.py", "x.log", "tmp/t", ".stackato-local/s"] {
+            let p = d.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "x").unwrap();
+        }
+        let i = ig(&["*.log", "tmp/"]);
+        let l = listing(d.path(), &i);
+        assert_eq!(l.files, walk(d.path(), &i));
+        let rels: Vec<&str> = l.files.iter().map(|f| f.rel.as_str()).collect();
+        assert_eq!(rels, ["a.py"]);
+        let dropped: Vec<(&str, &str)> = l
+            .dropped
+            .iter()
+            .map(|d| (d.rel.as_str(), d.pattern.as_str()))
+            .collect();
+        assert_eq!(dropped, [("tmp", "tmp/"), ("x.log", "*.log")]);
+        assert!(l.unsafe_links.is_empty() && l.skipped.is_empty() && !l.truncated);
     }
 
     #[test]
