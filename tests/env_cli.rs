@@ -551,6 +551,43 @@ fn explain_of_an_unknown_or_staging_less_variable_exits_1() {
     r.stdout_has("staging");
 }
 
+#[test]
+fn explain_says_when_a_host_variable_is_left_out_and_when_it_passes() {
+    let d = yml("name: hostvars\n");
+    let host = [("FOO_FROM_HOST", "x"), ("TZ", "Europe/Berlin")];
+    let r = run_with(d.path(), &["env", "explain", "FOO_FROM_HOST"], &host);
+    r.code(1);
+    r.stdout_has("FOO_FROM_HOST is not set for \"hostvars\"");
+    r.stdout_has("left out: the platform's environment does not include the host's FOO_FROM_HOST");
+    r.stdout_has("--inherit-env");
+    // TZ is in the allowlist: processes get it.
+    let e = explain(d.path(), "TZ", &[], &host);
+    assert_eq!(e.value, "Europe/Berlin");
+    assert!(e.set_by.contains("your environment"), "{e:?}");
+    // With `inherit: true` the variable is the app's own.
+    let d = yml("name: hostvars\nenv:\n  FOO_FROM_HOST:\n    default: d\n    inherit: true\n");
+    let e = explain(d.path(), "FOO_FROM_HOST", &[], &host);
+    assert_eq!(e.value, "x");
+    assert!(e.set_by.contains("inherit: true"), "{e:?}");
+}
+
+#[test]
+fn exec_and_ssh_get_the_clean_environment_unless_inherit_env() {
+    let d = yml("name: hostexec\n");
+    let host = [("FOO_FROM_HOST", "x"), ("TERM", "xterm-host")];
+    let show = "echo foo=${FOO_FROM_HOST-unset} term=${TERM-unset}";
+    for cmd in ["exec", "ssh"] {
+        let r = run_with(d.path(), &[cmd, "--", "sh", "-c", show], &host);
+        r.code(0).stdout_has("foo=unset term=xterm-host");
+        let r = run_with(
+            d.path(),
+            &[cmd, "--inherit-env", "--", "sh", "-c", show],
+            &host,
+        );
+        r.code(0).stdout_has("foo=x term=xterm-host");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Precedence
 // ---------------------------------------------------------------------------------------------

@@ -273,6 +273,108 @@ processes:
 }
 
 // ---------------------------------------------------------------------------------------------
+// 3b. A clean environment: the host's variables stay out unless allowed or asked for
+// ---------------------------------------------------------------------------------------------
+
+/// `NAME=value` lines of an `env` dump, as a map.
+fn env_lines(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Run an app whose post-staging hook, pre-running hook and web process each dump their
+/// environment (the hooks into files outside the app, the web over HTTP), with
+/// FOO_FROM_HOST and TERM set on the `run` command; `env_yml` goes into the manifest.
+fn host_env_seen(
+    name: &str,
+    env_yml: &str,
+    args: &[&str],
+) -> [std::collections::BTreeMap<String, String>; 3] {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            &format!(
+                "name: {name}\n{env_yml}hooks:\n  post-staging:\n    - env > @ROOT@/staging.env\n  pre-running:\n    - env > @ROOT@/prerun.env\nprocesses:\n  web: python3 server.py\n"
+            ),
+        ),
+        ("server.py", SERVER_PY),
+    ]);
+    let mut s = p.run_env(
+        args,
+        &[("FOO_FROM_HOST", "from-the-shell"), ("TERM", "xterm-host")],
+    );
+    let port = s.ready("web.0", SHORT);
+    let web: std::collections::BTreeMap<String, String> = env_of(port)
+        .into_iter()
+        .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
+        .collect();
+    s.interrupt(CTRL_C);
+    [
+        env_lines(&p.read("staging.env")),
+        env_lines(&p.read("prerun.env")),
+        web,
+    ]
+}
+
+#[test]
+fn a_host_variable_reaches_hooks_and_processes_only_with_inherit_or_inherit_env() {
+    let what = [
+        "the post-staging hook",
+        "the pre-running hook",
+        "the web process",
+    ];
+    for (env, who) in host_env_seen("hostclean", "", &["--no-watch"])
+        .iter()
+        .zip(what)
+    {
+        assert_eq!(
+            env.get("FOO_FROM_HOST"),
+            None,
+            "{who} saw a host variable that is not in the allowlist"
+        );
+        assert_eq!(
+            env.get("TERM").map(String::as_str),
+            Some("xterm-host"),
+            "{who} lost TERM, which is in the allowlist"
+        );
+        let path = env.get("PATH").cloned().unwrap_or_default();
+        let host_path = std::env::var("PATH").unwrap_or_default();
+        assert!(
+            path.ends_with(&host_path) && path != host_path,
+            "{who}: PATH is not the platform's entries then the host's: {path}"
+        );
+        assert!(
+            env.get("HOME")
+                .is_some_and(|h| h != &std::env::var("HOME").unwrap_or_default()),
+            "{who} got the host's HOME"
+        );
+    }
+    let inherit = "env:\n  FOO_FROM_HOST:\n    default: not-from-the-shell\n    inherit: true\n";
+    for (env, who) in host_env_seen("hostinherit", inherit, &["--no-watch"])
+        .iter()
+        .zip(what)
+    {
+        assert_eq!(
+            env.get("FOO_FROM_HOST").map(String::as_str),
+            Some("from-the-shell"),
+            "{who}: `inherit: true` did not pass the host's value"
+        );
+    }
+    for (env, who) in host_env_seen("hostall", "", &["--no-watch", "--inherit-env"])
+        .iter()
+        .zip(what)
+    {
+        assert_eq!(
+            env.get("FOO_FROM_HOST").map(String::as_str),
+            Some("from-the-shell"),
+            "{who}: --inherit-env did not bring the host environment back"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // 4. A failing pre-running hook
 // ---------------------------------------------------------------------------------------------
 
@@ -1356,7 +1458,8 @@ fn uwsgi_app(name: &str) -> Project {
 fn ctrl_c_while_uwsgi_builds_stops_staging_without_installing_the_stand_in() {
     let p = uwsgi_app("uwsgictrlc");
     // No pip cache: pip downloads and builds, so it is still busy when Ctrl-C comes.
-    let mut s = p.run_env(&[], &[("PIP_NO_CACHE_DIR", "1")]);
+    // (--inherit-env: a host variable reaches pip only when asked.)
+    let mut s = p.run_env(&["--inherit-env"], &[("PIP_NO_CACHE_DIR", "1")]);
     s.wait_for(
         Stream::Out,
         "-----> Installing uWSGI",
@@ -1386,7 +1489,8 @@ fn restage_tries_the_real_uwsgi_again_after_the_stand_in() {
     let p = uwsgi_app("uwsgiretry");
     // CC=false: uWSGI cannot be compiled; no pip cache: no wheel built before is reused.
     let env = [("CC", "false"), ("PIP_NO_CACHE_DIR", "1")];
-    let mut s = p.run_env(&[], &env);
+    // (--inherit-env: host variables reach pip only when asked.)
+    let mut s = p.run_env(&["--inherit-env"], &env);
     let port = s.ready("web.0", Duration::from_secs(180));
     s.assert_err_has("uWSGI could not be built");
     s.assert_err_has("stand-in");
@@ -1398,7 +1502,7 @@ fn restage_tries_the_real_uwsgi_again_after_the_stand_in() {
     s.interrupt(CTRL_C);
     drop(s);
 
-    let mut s = p.run_env(&["--restage"], &env);
+    let mut s = p.run_env(&["--restage", "--inherit-env"], &env);
     s.ready("web.0", Duration::from_secs(180));
     s.interrupt(CTRL_C);
     s.assert_out_has("-----> Installing uWSGI");

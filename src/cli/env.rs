@@ -315,6 +315,28 @@ fn print_env(args: &Args, b: &Built) -> i32 {
 fn explain(args: &Args, b: &Built, name: &str) -> i32 {
     let mut out = std::io::stdout().lock();
     let Some(v) = b.env.var(name) else {
+        if let Some(hv) = std::env::var_os(name) {
+            use crate::env::host;
+            let has_locale = b.env.vars().iter().any(|v| host::is_locale(&v.name));
+            if host::passes(name, has_locale) {
+                let _ = writeln!(
+                    out,
+                    "{name}={}",
+                    shown_var(&b.secrets, args.reveal, name, &hv.to_string_lossy())
+                );
+                let _ = writeln!(
+                    out,
+                    "  set by:  your environment — one of the few host variables every process gets (TERM, TZ, USER, LOGNAME, the proxies, the locale when the profile sets none)"
+                );
+                return exit::OK;
+            }
+            let _ = writeln!(out, "{name} is not set for \"{}\".", b.app);
+            let _ = writeln!(
+                out,
+                "  left out: the platform's environment does not include the host's {name}; `env: {name}: {{inherit: true}}` in stackato.yml or --inherit-env brings it."
+            );
+            return exit::WARNINGS;
+        }
         let _ = writeln!(out, "{name} is not set for \"{}\".", b.app);
         let _ = writeln!(
             out,

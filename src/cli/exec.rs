@@ -29,6 +29,10 @@ pub struct Args {
     /// Leave the services running afterwards.
     #[arg(long)]
     pub keep_services: bool,
+    /// Give the command the whole host environment (by default it gets the app's variables
+    /// plus TERM, TZ, USER, LOGNAME, the proxies and the locale, as `stackato run` did).
+    #[arg(long)]
+    pub inherit_env: bool,
     #[command(flatten)]
     pub services: crate::cli::ServiceOpts,
     /// The command and its arguments.
@@ -51,6 +55,10 @@ pub struct SshArgs {
     /// Leave the services running afterwards.
     #[arg(long)]
     pub keep_services: bool,
+    /// Give the command the whole host environment (by default it gets the app's variables
+    /// plus TERM, TZ, USER, LOGNAME, the proxies and the locale, as `stackato run` did).
+    #[arg(long)]
+    pub inherit_env: bool,
     #[command(flatten)]
     pub services: crate::cli::ServiceOpts,
     /// A command instead of an interactive shell.
@@ -76,6 +84,7 @@ pub fn ssh(g: &Global, a: &SshArgs) -> i32 {
             profile: a.profile,
             env: Vec::new(),
             keep_services: a.keep_services,
+            inherit_env: a.inherit_env,
             services: a.services.clone(),
             command,
         },
@@ -150,9 +159,16 @@ fn run_command(
         return exit::IO;
     }
     let mut cmd = std::process::Command::new(&args.command[0]);
-    cmd.args(&args.command[1..])
-        .current_dir(&built.layout.home)
-        .envs(built.env.vars().iter().map(|v| (&v.name, &v.value)));
+    crate::env::host::apply(
+        &mut cmd,
+        built
+            .env
+            .vars()
+            .iter()
+            .map(|v| (v.name.as_str(), v.value.as_str())),
+        crate::env::host::Host::from_flag(args.inherit_env),
+    );
+    cmd.args(&args.command[1..]).current_dir(&built.layout.home);
     // Ctrl-C reaches the command (same process group); we wait for it, then clean up.
     let _guard = IgnoreInterrupts::new();
     match crate::process::status(&mut cmd, crate::process::Tie::Foreground) {

@@ -53,6 +53,10 @@ pub struct Args {
     /// Do not read the project's .env files.
     #[arg(long)]
     pub no_dotenv: bool,
+    /// Give processes, hooks and cron jobs the whole host environment (by default they get
+    /// the platform's variables plus TERM, TZ, USER, LOGNAME, the proxies and the locale).
+    #[arg(long)]
+    pub inherit_env: bool,
     /// Time limit of each staging hook or installer, in seconds (the platform's STAGING_TIMEOUT).
     #[arg(long, value_name = "SECS", default_value_t = 900)]
     pub hook_timeout: u64,
@@ -431,6 +435,7 @@ fn prepare_app(
         app,
         state,
         env: &staging_env.env,
+        host: crate::env::host::Host::from_flag(args.inherit_env),
         out,
         prefix: out.prefix(&label("staging"), 8),
         limit: Duration::from_secs(args.hook_timeout),
@@ -540,12 +545,13 @@ fn prepare_app(
                 app.timeout.as_ref().map_or(60, |t| u64::from(t.value)),
             ),
             tty: args.tty,
-            clear_env: false,
+            host: crate::env::host::Host::from_flag(args.inherit_env),
         });
         let cron_everywhere = all_cron || built.env.get("STACKATO_CRON_INSTANCES") == Some("all");
         if i == 0 || cron_everywhere {
             crons.extend(cron_jobs(
                 app,
+                crate::env::host::Host::from_flag(args.inherit_env),
                 &env,
                 &cwd,
                 &label(&format!("cron.{i}")),
@@ -559,6 +565,7 @@ fn prepare_app(
 /// The crontab of one instance: `$HOME/crontab`, then `cron:`; assignments apply to the jobs.
 fn cron_jobs(
     app: &App,
+    host: crate::env::host::Host,
     env: &[(String, String)],
     cwd: &std::path::Path,
     name: &str,
@@ -592,6 +599,7 @@ fn cron_jobs(
             command,
             env: cenv.clone(),
             cwd: cwd.to_path_buf(),
+            host,
         })
         .collect()
 }

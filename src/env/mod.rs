@@ -1,11 +1,13 @@
 //! The user's side of the environment: `env:` attributes, `.env` files, `--env`, prompts and
 //! remembered answers, layered over the platform's variables in one documented order; and the
-//! tools to inspect it (masking, dumps of other environments, diffs).
+//! tools to inspect it (masking, dumps of other environments, diffs); what of the host's
+//! environment reaches processes.
 
 pub mod build;
 pub mod diff;
 pub mod dotenv;
 pub mod dump;
+pub mod host;
 pub mod mask;
 pub mod risky;
 pub mod set;

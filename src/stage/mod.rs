@@ -98,6 +98,8 @@ pub struct Stager<'a> {
     pub state: &'a StateDir,
     /// The staging environment.
     pub env: &'a EnvSet,
+    /// How much of the host environment hooks and installers get besides `env`.
+    pub host: crate::env::host::Host,
     pub out: &'a Arc<Output>,
     /// The prefix for staging output (`staging`, or `<app>:staging` with several apps).
     pub prefix: Prefix,
@@ -398,6 +400,7 @@ impl Stager<'_> {
             cmd,
             &self.app.path,
             self.env,
+            self.host,
             self.out,
             &self.prefix,
             self.limit,

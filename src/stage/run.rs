@@ -52,19 +52,26 @@ pub fn shell() -> &'static str {
     })
 }
 
-/// Run `cmd` (already set up with program and arguments) in `dir` with exactly `env` on top
-/// of the inherited environment, streaming output behind `prefix`.
+/// Run `cmd` (already set up with program and arguments) in `dir` with exactly `env` and
+/// the host's part of `host` (see [`crate::env::host`]), streaming output behind `prefix`.
 pub fn run(
     mut cmd: Command,
     dir: &Path,
     env: &EnvSet,
+    host: crate::env::host::Host,
     out: &Arc<Output>,
     prefix: &Prefix,
     limit: Duration,
 ) -> Finished {
     let t0 = Instant::now();
+    crate::env::host::apply(
+        &mut cmd,
+        env.vars()
+            .iter()
+            .map(|v| (v.name.as_str(), v.value.as_str())),
+        host,
+    );
     cmd.current_dir(dir)
-        .envs(env.vars().iter().map(|v| (&v.name, &v.value)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -41,8 +41,8 @@ pub struct Spec {
     pub ready_timeout: Duration,
     /// Give the child a pseudo-terminal instead of pipes.
     pub tty: bool,
-    /// Start from an empty environment (cron jobs get only their whitelisted variables).
-    pub clear_env: bool,
+    /// How much of the host environment it gets besides `env` (see [`crate::env::host`]).
+    pub host: crate::env::host::Host,
 }
 
 /// The script: pre-running hooks in order (stopping at the first failure unless it starts
@@ -119,13 +119,13 @@ pub fn spawn(
     tail: &SharedTail,
 ) -> std::io::Result<Running> {
     let mut cmd = tokio::process::Command::new(crate::stage::run::shell());
-    if spec.clear_env {
-        cmd.env_clear();
-    }
+    cmd.env_clear().envs(crate::env::host::compose(
+        spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        spec.host,
+    ));
     cmd.arg("-c")
         .arg(script(spec))
         .current_dir(&spec.cwd)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .kill_on_drop(false);
     if spec.tty {

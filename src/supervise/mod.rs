@@ -31,6 +31,8 @@ pub struct CronJob {
     pub command: String,
     pub env: Vec<(String, String)>,
     pub cwd: std::path::PathBuf,
+    /// How much of the host environment it gets besides `env`.
+    pub host: crate::env::host::Host,
 }
 
 /// Everything to run, apps in start order.
@@ -1025,7 +1027,7 @@ impl Loop {
                 check: health::Check::Running,
                 ready_timeout: Duration::from_secs(1),
                 tty: false,
-                clear_env: true,
+                host: job.host,
             };
             let prefix = self.out.prefix(&job.name, 9);
             let tail: SharedTail = Arc::new(Mutex::new(Tail::default()));
