@@ -324,6 +324,73 @@ pub fn untrusting(dir: &Path, home: &Path, args: &[&str]) -> Run {
     Run::from_output(args.iter().map(|s| s.to_string()).collect(), out)
 }
 
+/// [`untrusting`], for commands that must not block (on a FIFO, `/dev/zero`, …): killed and
+/// reported if they have not ended by [`SHORT`]. Exit code, stdout, stderr.
+pub fn untrusting_bounded(dir: &Path, home: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut child = Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", home)
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("STACKATO_LOCAL_TRUST")
+        .env_remove("STACKATO_LOCAL_DIR")
+        .env_remove("STACKATO_LOCAL_STAMP")
+        .env_remove("STACKATO_LOCAL_DENIED")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start stackato-local");
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if t0.elapsed() > SHORT {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "`{}` hung (it read something it must not)\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `script` in a bash that loaded the shell hook, in `cwd`, with `home` as `$HOME`, as a user
+/// who trusted nothing by default; `env` on top. Its stdout and stderr together.
+pub fn hooked_bash(script: &str, cwd: &Path, home: &Path, env: &[(&str, &str)]) -> String {
+    let full = format!("eval \"$('{}' hook bash)\"\n{script}", bin());
+    let mut c = Command::new("bash");
+    c.args(["--norc", "--noprofile", "-c", &full])
+        .current_dir(cwd)
+        .env("HOME", home)
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("STACKATO_LOCAL_TRUST")
+        .env_remove("STACKATO_LOCAL_DIR")
+        .env_remove("STACKATO_LOCAL_BACKUP")
+        .env_remove("STACKATO_LOCAL_STAMP")
+        .env_remove("STACKATO_LOCAL_DENIED");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("run bash");
+    assert!(out.status.success(), "{out:?}");
+    format!(
+        "{}\n--stderr--\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// A fresh home directory for [`untrusting`].
 pub fn home() -> TempDir {
     tempfile::tempdir().expect("a home")

@@ -353,30 +353,6 @@ fn allow(dir: &Path, home: &Path) {
     assert!(out.status.success(), "allow failed: {out:?}");
 }
 
-/// `script` in a bash that loaded the hook, in `cwd`, with `home` as `$HOME`.
-fn hooked_bash(script: &str, cwd: &Path, home: &Path) -> String {
-    let full = format!("eval \"$('{}' hook bash)\"\n{script}", common::bin());
-    let out = Command::new("bash")
-        .args(["--norc", "--noprofile", "-c", &full])
-        .current_dir(cwd)
-        .env("HOME", home)
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env_remove("XDG_DATA_HOME")
-        .env_remove("STACKATO_LOCAL_TRUST")
-        .env_remove("STACKATO_LOCAL_DIR")
-        .env_remove("STACKATO_LOCAL_BACKUP")
-        .env_remove("STACKATO_LOCAL_STAMP")
-        .env_remove("STACKATO_LOCAL_DENIED")
-        .output()
-        .expect("run bash");
-    assert!(out.status.success(), "{out:?}");
-    format!(
-        "{}\n--stderr--\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 const HOSTILE_ENV: &str = "name: hostile\nenv:\n  GREETING: hello\n  PROMPT_COMMAND: touch pwned-prompt\n  BASH_ENV: ./evil\n  STACKATO_LOCAL_TRUST: \"1\"\n  XDG_DATA_HOME: ./x\n  LD_PRELOAD: ./evil.so\n  PATH: ./bin:$PATH\n";
 
 #[test]
@@ -385,7 +361,7 @@ fn the_hook_keeps_shell_control_loaders_and_identity_out() {
     let home = app(&[]);
     let proj = root.path().join("proj");
     allow(&proj, home.path());
-    let out = hooked_bash(
+    let out = crate::common::hooked_bash(
         r#"before="$PATH"
 cd proj; _stackato_local_hook
 echo "G=$GREETING PC=$PROMPT_COMMAND BE=${BASH_ENV-unset} T=${STACKATO_LOCAL_TRUST-unset} X=${XDG_DATA_HOME-unset} LD=${LD_PRELOAD-unset}"
@@ -396,6 +372,7 @@ echo "after G=${GREETING-unset}"
 "#,
         root.path(),
         home.path(),
+        &[("PATH", "/usr/local/bin:/usr/bin:/bin")],
     );
     assert!(
         out.contains("G=hello PC=_stackato_local_hook BE=unset T=unset X=unset LD=unset"),
@@ -458,12 +435,13 @@ fn the_hook_quotes_service_variable_names_and_skips_bad_env_names() {
     let home = app(&[]);
     let proj = root.path().join("proj");
     allow(&proj, home.path());
-    let out = hooked_bash(
+    let out = crate::common::hooked_bash(
         r#"cd proj; _stackato_local_hook
 echo "FS=${STACKATO_FILESYSTEM_X___EVIL_Y:+set}"
 "#,
         root.path(),
         home.path(),
+        &[("PATH", "/usr/local/bin:/usr/bin:/bin")],
     );
     assert!(out.contains("FS=set"), "{out}");
     assert!(
@@ -576,7 +554,7 @@ fn moving_from_one_project_to_another_restores_exactly() {
     let home = app(&[]);
     allow(&root.path().join("a"), home.path());
     allow(&root.path().join("b"), home.path());
-    let out = hooked_bash(
+    let out = crate::common::hooked_bash(
         r#"before="$PATH"; export SHARED=mine
 cd a; _stackato_local_hook
 cd ../b; _stackato_local_hook
@@ -587,6 +565,7 @@ echo "out: SHARED=$SHARED ONLY_A=${ONLY_A-unset} APP=${STACKATO_APP_NAME-unset}"
 "#,
         root.path(),
         home.path(),
+        &[("PATH", "/usr/local/bin:/usr/bin:/bin")],
     );
     assert!(out.contains("in b: SHARED=b ONLY_A=unset"), "{out}");
     let in_b = out

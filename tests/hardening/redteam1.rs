@@ -4,52 +4,10 @@
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use crate::common::project::Project;
-use crate::common::{SHORT, home, untrusting};
-
-/// The binary with `args` in `dir`; killed and reported if it has not ended by a generous
-/// deadline (it blocked on what it must not read). Exit code, stdout, stderr.
-fn bounded(dir: &Path, home: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let mut child = Command::new(crate::common::bin())
-        .args(args)
-        .current_dir(dir)
-        .env("HOME", home)
-        .env_remove("XDG_DATA_HOME")
-        .env_remove("STACKATO_LOCAL_TRUST")
-        .env_remove("STACKATO_LOCAL_DIR")
-        .env_remove("STACKATO_LOCAL_STAMP")
-        .env_remove("STACKATO_LOCAL_DENIED")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start stackato-local");
-    let t0 = Instant::now();
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        if t0.elapsed() > SHORT {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "`{}` hung (it read a FIFO it must not)\n{}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("output");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::common::{home, untrusting, untrusting_bounded};
 
 fn mkfifo(p: &Path) {
     nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
@@ -139,7 +97,7 @@ fn env_does_not_block_on_a_procfile_fifo() {
     let p = Project::new(&[("stackato.yml", "name: fifo\nmem: 64\n")]);
     mkfifo(&p.app.join("Procfile"));
     let h = home();
-    let (code, out, err) = bounded(&p.app, h.path(), &["env"]);
+    let (code, out, err) = untrusting_bounded(&p.app, h.path(), &["env"]);
     assert_eq!(code, Some(0), "{out}\n{err}");
     assert!(out.contains("STACKATO_APP_NAME"), "{out}");
 }
@@ -159,7 +117,7 @@ fn the_hook_does_not_block_on_a_procfile_replaced_by_a_fifo_after_allow() {
     untrusting(&p.app, h.path(), &["allow"]).code(0);
     std::fs::remove_file(p.app.join("Procfile")).expect("rm");
     mkfifo(&p.app.join("Procfile"));
-    let (code, out, err) = bounded(&p.app, h.path(), &["__hook-env", "bash"]);
+    let (code, out, err) = untrusting_bounded(&p.app, h.path(), &["__hook-env", "bash"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("LURE="), "{out}\n{err}");
 }
@@ -235,7 +193,7 @@ fn allow_refuses_a_requirements_file_with_too_many_local_packages_at_once() {
         ("requirements.txt", &lines),
     ]);
     let h = home();
-    let (code, out, err) = bounded(&p.app, h.path(), &["allow"]);
+    let (code, out, err) = untrusting_bounded(&p.app, h.path(), &["allow"]);
     assert_eq!(code, Some(8), "{out}\n{err}");
     assert!(err.contains("requirements.txt"), "{err}");
     assert!(err.contains("too many to check"), "{err}");
@@ -309,7 +267,7 @@ fn init_does_not_block_or_exhaust_memory_on_special_files() {
             symlink("/dev/zero", &f).expect("symlink");
         }
         let h = home();
-        let (code, out, err) = bounded(&p.app, h.path(), &["init"]);
+        let (code, out, err) = untrusting_bounded(&p.app, h.path(), &["init"]);
         assert!(code.is_some(), "{name} {kind}: {out}\n{err}");
         assert!(
             p.app.join("stackato.yml").is_file(),
@@ -331,12 +289,12 @@ fn the_hook_does_not_load_a_project_whose_manifest_links_to_an_allowed_one() {
     std::fs::create_dir(&lure).expect("mkdir");
     symlink("../app/stackato.yml", lure.join("stackato.yml")).expect("symlink");
     std::fs::write(lure.join(".env"), "LURED=from-the-unallowed-dotenv\n").expect("write");
-    let (code, out, err) = bounded(&lure, h.path(), &["__hook-env", "bash"]);
+    let (code, out, err) = untrusting_bounded(&lure, h.path(), &["__hook-env", "bash"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(!out.contains("LURED"), "{out}\n{err}");
     assert!(out.contains("is not allowed"), "{out}\n{err}");
     // The allowed project itself still loads.
-    let (_, out, err) = bounded(&p.app, h.path(), &["__hook-env", "bash"]);
+    let (_, out, err) = untrusting_bounded(&p.app, h.path(), &["__hook-env", "bash"]);
     assert!(out.contains("TEAM="), "{out}\n{err}");
 }
 

@@ -2,36 +2,10 @@
 //! is a workflow from a real manifest's shape (corpus and spec examples) that the hardening
 //! must not break, or a fault as the user sees it.
 
-use std::path::Path;
 use std::process::Command;
 
 use crate::common::project::Project;
 use crate::common::{SERVICES, SHORT, cmd, home, untrusting};
-
-/// `script` in a real bash that evaluated `hook bash` (as `~/.bashrc` does), started in `cwd`;
-/// stdout and stderr together.
-fn bash_with_hook(script: &str, cwd: &Path, home: &Path) -> String {
-    let bin = crate::common::bin();
-    let full = format!("eval \"$('{bin}' hook bash)\"\n{script}");
-    let out = Command::new("bash")
-        .args(["--norc", "--noprofile", "-c", &full])
-        .current_dir(cwd)
-        .env("HOME", home)
-        .env_remove("XDG_DATA_HOME")
-        .env_remove("STACKATO_LOCAL_TRUST")
-        .env_remove("STACKATO_LOCAL_DIR")
-        .env_remove("STACKATO_LOCAL_BACKUP")
-        .env_remove("STACKATO_LOCAL_STAMP")
-        .env_remove("STACKATO_LOCAL_DENIED")
-        .output()
-        .expect("run bash");
-    assert!(out.status.success(), "{out:?}");
-    format!(
-        "{}\n--stderr--\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Mossop/hgchangefeed: `inherit: base/stackato.yml`, where `base/` is the shared Django base
 /// (a git submodule holding a nameless stackato.yml). After `allow` in the project, `cd base`
@@ -53,7 +27,7 @@ fn the_hook_keeps_the_project_loaded_in_the_directory_of_an_inherited_manifest()
     ]);
     let h = home();
     untrusting(&p.app, h.path(), &["allow"]).code(0);
-    let out = bash_with_hook(
+    let out = crate::common::hooked_bash(
         r#"cd website; _stackato_local_hook
 echo "A SETTINGS=${DJANGO_SETTINGS_MODULE:-none} APP=${STACKATO_APP_NAME:-none}"
 cd ../base; _stackato_local_hook
@@ -63,6 +37,7 @@ echo "C SETTINGS=${DJANGO_SETTINGS_MODULE:-none} APP=${STACKATO_APP_NAME:-none}"
 "#,
         &p.app,
         h.path(),
+        &[],
     );
     assert!(
         out.contains("A SETTINGS=base.settings APP=hgchangefeed"),
@@ -91,13 +66,14 @@ fn the_hook_still_refuses_a_nested_project_that_is_not_inherited() {
     ]);
     let h = home();
     untrusting(&p.app, h.path(), &["allow"]).code(0);
-    let out = bash_with_hook(
+    let out = crate::common::hooked_bash(
         r#"_stackato_local_hook
 cd inner; _stackato_local_hook
 echo "I OUTER=${OUTER:-none} INNER=${INNER:-none}"
 "#,
         &p.app,
         h.path(),
+        &[],
     );
     assert!(out.contains("I OUTER=none INNER=none"), "{out}");
     assert!(out.contains("is not allowed"), "{out}");
@@ -150,13 +126,14 @@ fn the_hook_names_only_what_the_project_set_among_the_variables_it_kept_out() {
     let h = home();
     untrusting(&p.app, h.path(), &["allow"]).code(0);
     untrusting(&p.app.join("other"), h.path(), &["allow"]).code(0);
-    let out = bash_with_hook(
+    let out = crate::common::hooked_bash(
         r#"_stackato_local_hook
 echo "G=$GREETING"
 cd other; _stackato_local_hook
 "#,
         &p.app,
         h.path(),
+        &[],
     );
     assert!(out.contains("G=hello"), "{out}");
     let plain = out
@@ -226,7 +203,7 @@ fn deny_unloads_the_project_at_the_next_prompt() {
     let h = home();
     untrusting(&p.app, h.path(), &["allow"]).code(0);
     let bin = crate::common::bin();
-    let out = bash_with_hook(
+    let out = crate::common::hooked_bash(
         &format!(
             r#"_stackato_local_hook
 echo "A GREETING=${{GREETING:-none}}"
@@ -240,6 +217,7 @@ echo "C GREETING=${{GREETING:-none}}"
         ),
         &p.app,
         h.path(),
+        &[],
     );
     assert!(out.contains("A GREETING=hello"), "{out}");
     assert!(

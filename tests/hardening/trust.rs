@@ -4,12 +4,12 @@
 //! not a terminal), so the gate must refuse with exit 8 and nothing of the project may run.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common::project::Project;
 use crate::common::session::Session;
-use crate::common::{Run, SHORT, cmd, home, untrusting};
+use crate::common::{Run, SHORT, cmd, home, untrusting, untrusting_bounded};
 
 /// `run` without watching, ended by the app's first exit.
 const RUN_ONCE: &[&str] = &["run", "--no-watch", "--exit-on-crash"];
@@ -520,45 +520,6 @@ fn a_dotenv_change_during_a_watching_run_stops_it_without_a_terminal() {
 // The shell hook's gate: nothing heavier than a stat for an unallowed directory.
 // ---------------------------------------------------------------------------------------------
 
-/// `__hook-env bash` in `dir`; waits with a generous deadline and kills it if it hangs.
-fn hook_env(dir: &Path, home: &Path) -> (Option<i32>, String, String) {
-    let mut child = Command::new(crate::common::bin())
-        .args(["__hook-env", "bash"])
-        .current_dir(dir)
-        .env("HOME", home)
-        .env_remove("XDG_DATA_HOME")
-        .env_remove("STACKATO_LOCAL_TRUST")
-        .env_remove("STACKATO_LOCAL_DIR")
-        .env_remove("STACKATO_LOCAL_STAMP")
-        .env_remove("STACKATO_LOCAL_DENIED")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the hook");
-    let t0 = Instant::now();
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        if t0.elapsed() > SHORT {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("hook output");
-            panic!(
-                "the hook hung (it read what it must not)\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("hook output");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn the_hook_reads_nothing_of_an_unallowed_project() {
     for inherit in ["/dev/zero", "fifo"] {
@@ -572,7 +533,7 @@ fn the_hook_reads_nothing_of_an_unallowed_project() {
         )
         .expect("mkfifo");
         let h = home();
-        let (code, out, err) = hook_env(&p.app, h.path());
+        let (code, out, err) = untrusting_bounded(&p.app, h.path(), &["__hook-env", "bash"]);
         assert_eq!(code, Some(0), "{err}");
         // The message is shell code the hook's snippet evaluates (`echo … >&2`).
         assert!(out.contains("is not allowed"), "{inherit}: {out}\n{err}");
@@ -592,14 +553,14 @@ fn the_hook_does_not_parse_an_allowed_manifest_that_changed() {
     .expect("mkfifo");
     let h = home();
     untrusted(&p, h.path(), &["allow"]).code(0);
-    let (_, out, err) = hook_env(&p.app, h.path());
+    let (_, out, err) = untrusting_bounded(&p.app, h.path(), &["__hook-env", "bash"]);
     assert!(out.contains("LURE="), "{out}\n{err}");
     // Changed to inherit a FIFO: the digest differs, so it is not parsed (which would hang).
     p.write_all(&[(
         "stackato.yml",
         "name: hooked\ninherit: fifo\nenv:\n  LURE: 'yes'\n",
     )]);
-    let (code, out, err) = hook_env(&p.app, h.path());
+    let (code, out, err) = untrusting_bounded(&p.app, h.path(), &["__hook-env", "bash"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("is not allowed"), "{out}\n{err}");
     assert!(
