@@ -213,7 +213,7 @@ pub fn run(g: &Global, args: &Args) -> i32 {
                 let mut asker = crate::cli::terminal_asker();
                 match crate::manifest::load(&g.load, &mut asker) {
                     Ok(l) => {
-                        crate::cli::print_diagnostics(g, &l.sources, &l.warnings);
+                        crate::cli::print_warnings_brief(&l.sources, &l.warnings);
                         // A change to what runs is shown and asked about again (on a terminal;
                         // the restage waits for the answer), or stops the run.
                         if let Err(refused) = crate::trust::require(&l, g.trust) {
@@ -224,7 +224,9 @@ pub fn run(g: &Global, args: &Args) -> i32 {
                     }
                     Err(e) => {
                         crate::cli::report_load_error(g, &e);
-                        out.phase("the manifest is invalid; fix it and save to try again");
+                        out.phase(
+                            "the manifest is invalid: running the last valid one until you fix it and save",
+                        );
                     }
                 }
                 continue;
