@@ -71,7 +71,7 @@ fn records(seed: u64) -> Vec<ServiceRecord> {
 
 fn runtime_env(loaded: &Loaded, profile: Profile, seed: u64) -> EnvSet {
     let app = &loaded.manifest.apps[0];
-    let layout = Layout::new(&loaded.manifest.dir, app, 0);
+    let layout = Layout::new(&loaded.manifest.dir, app, 0, false, Default::default());
     let bindings: Vec<Binding> = records(seed)
         .into_iter()
         .map(|record| Binding {
@@ -275,7 +275,7 @@ fn profile_2_shapes_match_the_real_2x_dump() {
             }
         })
         .collect();
-    let layout = Layout::new(&loaded.manifest.dir, app, 0);
+    let layout = Layout::new(&loaded.manifest.dir, app, 0, false, Default::default());
     let f = facts();
     let input = penv::Input {
         manifest: &loaded.manifest,

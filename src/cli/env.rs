@@ -142,6 +142,7 @@ fn build_env(g: &Global, args: &Args, loaded: &Loaded) -> Result<Built, i32> {
         app: args.app.clone(),
         instance: args.instance,
         staging: args.staging,
+        place: Default::default(),
         profile: args.profile,
         cli: args.env.clone(),
         env_files: args.env_file.clone(),

@@ -25,6 +25,8 @@ pub struct Request {
     pub app: Option<String>,
     pub instance: u32,
     pub staging: bool,
+    /// Where `$HOME` is: the checkout, or a generation of the staged copy.
+    pub place: crate::platform::layout::Place,
     /// `None`: the manifest's default profile.
     pub profile: Option<Profile>,
     /// `--env KEY=VALUE`.
@@ -47,6 +49,7 @@ impl Default for Request {
             app: None,
             instance: 0,
             staging: false,
+            place: crate::platform::layout::Place::Checkout,
             profile: None,
             cli: Vec::new(),
             env_files: Vec::new(),
@@ -243,7 +246,13 @@ pub fn build(
             .filter(|p| app.services.iter().any(|s| s.name.value == p.record.name))
             .filter_map(|p| p.note.clone()),
     );
-    let layout = Layout::new(&loaded.manifest.dir, app, req.instance);
+    let layout = Layout::new(
+        &loaded.manifest.dir,
+        app,
+        req.instance,
+        req.staging,
+        req.place,
+    );
     let port = if req.staging {
         0
     } else {

@@ -1,12 +1,35 @@
 //! Where the platform's paths land on a laptop. The container had `/app/app` (2.x) or
-//! `/home/stackato/app` (3.x) as `$HOME`; locally `$HOME` is the application directory itself,
-//! so `$HOME/static` in a web command points inside the app, and `$STACKATO_APP_ROOT` is a
-//! per-instance directory in the state dir with the same shape as the container's root.
+//! `/home/stackato/app` (3.x) as `$HOME`. Locally `$HOME` is either the checkout (`exec`, `env`,
+//! the shell hook, `run --in-place`) or a staged copy of the upload in the state dir
+//! (`run`: the droplet during staging, each instance's own copy after); `$STACKATO_APP_ROOT`
+//! is a per-instance directory with the same shape as the container's root (`app/`, `logs/`).
 
 use std::path::{Path, PathBuf};
 
 use crate::manifest::App;
 use crate::state::{DIR_NAME, StateError, create_private_dir_in};
+
+/// Where `$HOME` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Place {
+    /// The checkout (the app directory itself).
+    #[default]
+    Checkout,
+    /// Generation `generation` of the app's staged copy: its droplet while staging, the instance's
+    /// own copy of the droplet otherwise.
+    Staged { generation: u64 },
+}
+
+/// The per-app directory in the state dir: `.stackato-local/apps/<app>/`.
+pub fn app_dir(state: &Path, app: &str) -> PathBuf {
+    // The name is data: one safe path component, whatever the manifest says.
+    state.join("apps").join(crate::state::component(app))
+}
+
+/// Generation `generation`'s directory: `.stackato-local/apps/<app>/g<gen>/`.
+pub fn generation_dir(state: &Path, app: &str, generation: u64) -> PathBuf {
+    app_dir(state, app).join(format!("g{generation}"))
+}
 
 /// Local paths for one instance of one app.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,20 +47,42 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn new(project_dir: &Path, app: &App, instance: u32) -> Layout {
+    /// The paths of `instance` (or of staging) with `$HOME` at `place`.
+    pub fn new(
+        project_dir: &Path,
+        app: &App,
+        instance: u32,
+        staging: bool,
+        place: Place,
+    ) -> Layout {
         let state = project_dir.join(DIR_NAME);
-        let app_root = state
-            .join("apps")
-            // The name is data: one safe path component, whatever the manifest says.
-            .join(crate::state::component(&app.name.value))
-            .join(instance.to_string());
+        let (app_root, home) = match place {
+            Place::Checkout => {
+                let root = app_dir(&state, &app.name.value).join(instance.to_string());
+                (root, app.path.clone())
+            }
+            Place::Staged { generation } => {
+                let g = generation_dir(&state, &app.name.value, generation);
+                let root = if staging {
+                    g.join("staging")
+                } else {
+                    g.join(instance.to_string())
+                };
+                (root.clone(), root.join("app"))
+            }
+        };
         Layout {
-            home: app.path.clone(),
+            home,
             logs: app_root.join("logs"),
             app_root,
             venv: state.join("venv"),
             state,
         }
+    }
+
+    /// Whether `$HOME` is the checkout itself (then `app` in the root is a link to it).
+    fn home_is_link(&self) -> bool {
+        self.home != self.app_root.join("app")
     }
 
     /// `$STACKATO_DOCUMENT_ROOT`: `$HOME`, or `$HOME/<document-root>`.
@@ -61,9 +106,13 @@ impl Layout {
             .join("fs")
     }
 
-    /// Create the instance root with `app -> $HOME` and `logs/`, like the container's root.
+    /// Create the instance root with `app/` (a link to the checkout when `$HOME` is the
+    /// checkout; the staged copy, made by staging, otherwise) and `logs/`, like the container's.
     pub fn prepare(&self) -> Result<(), StateError> {
         create_private_dir_in(&self.state, &self.logs)?;
+        if !self.home_is_link() {
+            return Ok(());
+        }
         let link = self.app_root.join("app");
         if std::fs::read_link(&link).ok().as_deref() != Some(self.home.as_path()) {
             let _ = std::fs::remove_file(&link);
