@@ -28,6 +28,15 @@ pub struct Args {
     /// Stage again even when nothing changed.
     #[arg(long)]
     pub restage: bool,
+    /// Stage and run in the checkout itself instead of a staged copy of the upload: hooks
+    /// change your files, files `ignores:` drops are still there, and what the app writes
+    /// lands in your checkout (the behaviour before staged copies).
+    #[arg(long)]
+    pub in_place: bool,
+    /// Copy what links reaching outside the app point to into the staged copy (as
+    /// `stackato push --copy-unsafe-links` did) instead of stopping.
+    #[arg(long)]
+    pub copy_unsafe_links: bool,
     /// Seconds between SIGTERM and SIGKILL at shutdown.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub grace: u64,
@@ -130,6 +139,8 @@ pub fn run(g: &Global, args: &Args) -> i32 {
     let mut ours: Vec<crate::services::lifecycle::Planned> = Vec::new();
     let mut keep: Vec<i32> = Vec::new();
     let mut first = true;
+    // Whether the user was told that an app wrote into its staged copy (once per run).
+    let mut told_writes = false;
     // Native services of this round, and their pids, to restart one that dies.
     let mut natives: Vec<crate::services::lifecycle::Planned> = Vec::new();
     let mut watched: Vec<(String, i32)> = Vec::new();
@@ -193,6 +204,7 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         } else {
             "running and watching for changes: Ctrl-C stops everything"
         });
+        let copies = plan.copies.clone();
         let outcome = supervise::run(
             plan,
             Arc::clone(&out),
@@ -207,6 +219,12 @@ pub fn run(g: &Global, args: &Args) -> i32 {
                 restart_service: Some(restarter(&state, &natives, &args.services)),
             },
         );
+        if !told_writes {
+            told_writes = tell_runtime_writes(&out, &copies, matches!(outcome, Outcome::Reload(_)));
+        }
+        for c in &copies {
+            c.flush();
+        }
         match outcome {
             Outcome::Reload(_) => {
                 // Reload the manifest; an invalid one is reported and we wait for the next change.
@@ -250,6 +268,43 @@ pub fn run(g: &Global, args: &Args) -> i32 {
     crate::process::end_guardian();
     out.phase(&format!("stopped (exit status {code})"));
     code
+}
+
+/// Say once that an app wrote files into its own copy (where they stay until the next
+/// restage, as on the platform, and never reach the checkout). Returns whether it did.
+fn tell_runtime_writes(
+    out: &Output,
+    copies: &[Arc<crate::stage::droplet::Copies>],
+    restaging: bool,
+) -> bool {
+    let mut told = false;
+    for c in copies {
+        for (i, home, files) in c.written() {
+            let shown: Vec<String> = files
+                .iter()
+                .take(3)
+                .map(|f| crate::shell::shown_name(f))
+                .collect();
+            let more = if files.len() > 3 {
+                format!(" and {} more", files.len() - 3)
+            } else {
+                String::new()
+            };
+            let fate = if restaging {
+                "the restage now drops them"
+            } else {
+                "they stay there until the next restage, which drops them"
+            };
+            out.note(&format!(
+                "note: instance {i} of {} wrote into its directory ({}{more}): those files are in its own copy ({}), not in your checkout; {fate}, as on the platform. Keep files that must last in a `filesystem` service",
+                c.app,
+                shown.join(", "),
+                crate::diag::display_path(&home)
+            ));
+            told = true;
+        }
+    }
+    told
 }
 
 /// Start one service again (after it died): the same checks as at start-up.
@@ -307,23 +362,17 @@ fn prepare_all(
     let multi = loaded.manifest.apps.len() > 1;
     let mut plan = Plan {
         utc_offset: utc_offset(),
+        // On the first round the apps start on their last staged copy; the checkouts are
+        // compared with it in the background (a reload has just made fresh copies).
+        verify: optimistic && !args.in_place,
         ..Plan::default()
     };
     for app in &apps {
-        let (specs, crons) = prepare_app(
-            g,
-            args,
-            loaded,
-            state,
-            &facts,
-            app,
-            multi,
-            out,
-            optimistic,
-            &mut plan.verify,
-        )
-        .map_err(|code| crate::interrupt::received().map_or(code, signal_code))?;
+        let (specs, crons, copies) =
+            prepare_app(g, args, loaded, state, &facts, app, multi, out)
+                .map_err(|code| crate::interrupt::received().map_or(code, signal_code))?;
         plan.groups.push(specs);
+        plan.copies.extend(copies);
         plan.crons.extend(crons);
     }
     // Each app waits for the apps it depends on (and only those).
@@ -374,11 +423,18 @@ fn utc_offset() -> i64 {
     }
 }
 
-fn request(args: &Args, app: &App, instance: u32, staging: bool) -> Request {
+fn request(
+    args: &Args,
+    app: &App,
+    instance: u32,
+    staging: bool,
+    place: crate::platform::layout::Place,
+) -> Request {
     Request {
         app: Some(app.name.value.clone()),
         instance,
         staging,
+        place,
         profile: args.profile,
         cli: args.env.clone(),
         env_files: args.env_file.clone(),
@@ -411,9 +467,7 @@ fn prepare_app(
     app: &App,
     multi: bool,
     out: &Arc<Output>,
-    optimistic: bool,
-    verify: &mut Vec<(crate::stage::HashInput, String)>,
-) -> Result<(Vec<Spec>, Vec<supervise::CronJob>), i32> {
+) -> Result<AppPlan, i32> {
     let label = |s: &str| {
         if multi {
             format!("{}:{s}", app.name.value)
@@ -421,8 +475,10 @@ fn prepare_app(
             s.to_string()
         }
     };
-    // Staging.
-    let staging_env = build_env(g, loaded, state, facts, &request(args, app, 0, true))?;
+    // Staging: into a new generation of the staged copy, unless the last one still holds.
+    let decision = crate::stage::decide(loaded, app, state, args.restage, args.in_place);
+    let place = decision.place();
+    let staging_env = build_env(g, loaded, state, facts, &request(args, app, 0, true, place))?;
     for n in &staging_env.notes {
         out.note(&format!("note: {n}"));
     }
@@ -437,23 +493,21 @@ fn prepare_app(
         app,
         state,
         env: &staging_env.env,
+        home: staging_env.layout.home.clone(),
         host: crate::env::host::Host::from_flag(args.inherit_env),
         out,
         prefix: out.prefix(&label("staging"), 8),
         limit: Duration::from_secs(args.hook_timeout),
         restage: args.restage,
-        optimistic,
+        copy_unsafe_links: args.copy_unsafe_links,
     };
-    match stager.stage() {
+    match stager.stage(decision) {
         Ok(s) if s.cached => {
-            if optimistic {
-                verify.push((crate::stage::HashInput::of(loaded, app), s.hash.clone()));
-            }
             for n in &s.notes {
                 out.note(&format!("note: {n}"));
             }
             out.phase(&format!(
-                "staging {}: nothing pushed changed since the last staging; skipped (--restage to force)",
+                "staging {}: the manifest and requirements did not change since the last staging; skipped (--restage to force)",
                 app.name.value
             ))
         }
@@ -469,6 +523,8 @@ fn prepare_app(
     // The processes, one per instance.
     let mut specs = Vec::new();
     let mut crons = Vec::new();
+    let mut homes = Vec::new();
+    let source = app.path.canonicalize().unwrap_or_else(|_| app.path.clone());
     let count = app.instance_count();
     let all_cron = false;
     for i in 0..count {
@@ -482,7 +538,26 @@ fn prepare_app(
                 Err(e) => return Err(cenv::report_build_error(g, loaded, e)),
             }
         }
-        let built = build_env(g, loaded, state, facts, &request(args, app, i, false))?;
+        let built = build_env(
+            g,
+            loaded,
+            state,
+            facts,
+            &request(args, app, i, false, place),
+        )?;
+        if let crate::platform::layout::Place::Staged { generation } = place {
+            // The instance's own copy of the staged tree, kept between runs.
+            if let Err(e) =
+                crate::stage::droplet::instance_home(state, &app.name.value, generation, i)
+            {
+                out.error(&format!(
+                    "could not make the copy of instance {i} of {}: {e}",
+                    app.name.value
+                ));
+                return Err(exit::IO);
+            }
+            homes.push(built.layout.home.clone());
+        }
         if let Err(e) = built.layout.prepare() {
             out.error(&e.to_string());
             return Err(exit::IO);
@@ -541,6 +616,7 @@ fn prepare_app(
             command,
             env: env.clone(),
             cwd: cwd.clone(),
+            source: source.clone(),
             port,
             check,
             ready_timeout: Duration::from_secs(
@@ -561,8 +637,36 @@ fn prepare_app(
             ));
         }
     }
-    Ok((specs, crons))
+    let copies = match place {
+        crate::platform::layout::Place::Staged { generation } => {
+            match crate::stage::droplet::Copies::open(
+                state,
+                app,
+                generation,
+                homes,
+                args.copy_unsafe_links,
+            ) {
+                Some(c) => Some(Arc::new(c)),
+                None => {
+                    out.error(&format!(
+                        "the staged copy of {} has no record of what it copied; run again with --restage",
+                        app.name.value
+                    ));
+                    return Err(exit::IO);
+                }
+            }
+        }
+        crate::platform::layout::Place::Checkout => None,
+    };
+    Ok((specs, crons, copies))
 }
+
+/// One app's processes, cron jobs and staged copies.
+type AppPlan = (
+    Vec<Spec>,
+    Vec<supervise::CronJob>,
+    Option<Arc<crate::stage::droplet::Copies>>,
+);
 
 /// The crontab of one instance: `$HOME/crontab`, then `cron:`; assignments apply to the jobs.
 fn cron_jobs(
@@ -574,7 +678,7 @@ fn cron_jobs(
     out: &Output,
 ) -> Vec<supervise::CronJob> {
     use crate::supervise::cron::{self, Line};
-    let mut lines: Vec<String> = crate::platform::web::app_file(&app.path, "crontab")
+    let mut lines: Vec<String> = crate::platform::web::app_file(cwd, "crontab")
         .map(|t| {
             t.lines()
                 .map(str::trim)

@@ -12,15 +12,7 @@ use crate::exit;
 use crate::manifest::{self, App};
 use crate::stage::ignores::{self, Ignores, Listing};
 
-/// The client's message for links pointing outside the app (its `check_unreachable_links`).
-fn refusal(links: &[ignores::UnsafeLink], root: &Path) -> String {
-    let names: Vec<&str> = links.iter().map(|l| l.rel.as_str()).collect();
-    format!(
-        "Can't deploy application containing links '{}' that reach outside its root '{}'",
-        names.join(","),
-        root.display()
-    )
-}
+use crate::stage::copy::refusal;
 
 /// One application's listing, or why there is none.
 struct Entry<'a> {

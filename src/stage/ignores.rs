@@ -173,6 +173,8 @@ pub struct FileEntry {
 pub struct Listing {
     /// The files of the upload, sorted by path.
     pub files: Vec<FileEntry>,
+    /// Its directories (entered, not ignored), sorted by path.
+    pub dirs: Vec<String>,
     /// What `ignores:` (or the default list) dropped: an ignored directory is one entry (the
     /// client did not enter it).
     pub dropped: Vec<Dropped>,
@@ -211,7 +213,7 @@ pub struct Skipped {
 }
 
 /// How many directories a walk reads at most.
-const MAX_DIRS: usize = 200_000;
+pub const MAX_DIRS: usize = 200_000;
 
 /// Every file under `root` that is not ignored, sorted by path. Symlinks are followed when
 /// they point inside the app; directories are not entered when ignored.
@@ -300,8 +302,10 @@ fn scan(root: &Path, ignores: &Ignores, report: bool) -> Listing {
         out.dropped.extend(p.dropped);
         out.unsafe_links.extend(p.unsafe_links);
         out.skipped.extend(p.skipped);
+        out.dirs.extend(p.dirs);
     }
     out.files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    out.dirs.sort();
     out
 }
 
@@ -400,6 +404,7 @@ impl Walker<'_> {
                 }
             }
             if md.is_dir() {
+                out.dirs.push(rel.clone());
                 dirs.push((e.path(), rel));
             } else if md.is_file() {
                 let mtime = md

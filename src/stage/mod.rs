@@ -1,10 +1,14 @@
-//! Staging, in the platform's order: pre-staging hooks → requirements (OS packages checked,
-//! Python modules into the project's virtualenv, npm, cpanm, uWSGI when the web command needs
-//! it) → post-staging hooks. Cached on a hash of the files that would be pushed plus the
-//! manifest, so running twice in a row skips it; `--restage` forces it. A step skipped because
-//! its tool is missing is recorded as skipped, not done: once the tool is there, the next run
+//! Staging, in the platform's order, in a fresh copy of the upload (a new generation of the
+//! staged copy, [`droplet`]; or in the checkout with `run --in-place`): pre-staging hooks →
+//! requirements (OS packages checked, Python modules into the project's virtualenv, npm,
+//! cpanm, uWSGI when the web command needs it) → post-staging hooks. Skipped when what staging
+//! reads (the manifest, the requirements files) did not change since the last staging; code
+//! edits are synced into the copy instead; `--restage` forces it. A step skipped because its
+//! tool is missing is recorded as skipped, not done: once the tool is there, the next run
 //! stages again.
 
+pub mod copy;
+pub mod droplet;
 pub mod glob;
 pub mod ignores;
 pub mod requirements;
@@ -85,10 +89,36 @@ pub fn describe(e: &Ended) -> String {
 /// What staging did.
 #[derive(Debug, Clone)]
 pub struct Staged {
-    /// Nothing changed since the last staging: skipped.
+    /// Nothing that staging reads changed since the last staging: skipped.
     pub cached: bool,
-    pub hash: String,
+    pub key: String,
+    /// The generation of the staged copy the app runs from (`None`: in place).
+    pub generation: Option<u64>,
     pub notes: Vec<String>,
+}
+
+/// Whether to stage, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The last staging still holds: run from it (generation `None`: in place).
+    Reuse { generation: Option<u64> },
+    /// Stage (into a new generation of the staged copy, or in place).
+    Build { generation: Option<u64> },
+}
+
+impl Decision {
+    /// Where `$HOME` is for this staging and the processes after it.
+    pub fn place(&self) -> crate::platform::layout::Place {
+        match self {
+            Decision::Reuse {
+                generation: Some(g),
+            }
+            | Decision::Build {
+                generation: Some(g),
+            } => crate::platform::layout::Place::Staged { generation: *g },
+            _ => crate::platform::layout::Place::Checkout,
+        }
+    }
 }
 
 /// Everything staging needs.
@@ -96,8 +126,10 @@ pub struct Stager<'a> {
     pub loaded: &'a Loaded,
     pub app: &'a App,
     pub state: &'a StateDir,
-    /// The staging environment.
+    /// The staging environment (built for the decision's place).
     pub env: &'a EnvSet,
+    /// Where hooks and installers run: the new generation's copy, or the checkout.
+    pub home: PathBuf,
     /// How much of the host environment hooks and installers get besides `env`.
     pub host: crate::env::host::Host,
     pub out: &'a Arc<Output>,
@@ -105,21 +137,20 @@ pub struct Stager<'a> {
     pub prefix: Prefix,
     /// Time limit of one hook or installer.
     pub limit: Duration,
-    /// Run it even when the cache says nothing changed.
+    /// `--restage`: tried again even where a fallback is in place (the uWSGI build).
     pub restage: bool,
-    /// Trust the last staging's record without hashing the files now: the caller checks
-    /// the hash in the background (so the app starts sooner) and restages if it differs.
-    pub optimistic: bool,
+    /// `--copy-unsafe-links`.
+    pub copy_unsafe_links: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CacheRecord {
+    /// The staging key: what staging reads besides the code (see [`staging_key`]).
     hash: String,
     staged_at: u64,
-    /// The manifest's own fingerprint, checked before an optimistic start (records written
-    /// before it existed never allow one).
+    /// The generation of the staged copy (`None`: staged in place, `run --in-place`).
     #[serde(default)]
-    manifest: Option<String>,
+    generation: Option<u64>,
     /// Steps skipped because their tool was missing (retried once the tool is there).
     #[serde(default)]
     skipped: Vec<Skip>,
@@ -166,88 +197,45 @@ pub struct Outcome {
     pub retry: Vec<String>,
 }
 
+/// The per-app directory's path relative to the state dir (the name made a safe component).
+fn app_rel(app: &App) -> String {
+    format!("apps/{}", crate::state::component(&app.name.value))
+}
+
 fn cache_file(app: &App) -> String {
-    format!("apps/{}/staged.json", app.name.value)
+    format!("{}/staged.json", app_rel(app))
 }
 
-/// The hash of what would be pushed: every file not ignored (path, size, mtime), the
-/// manifest and what it inherits, and the profile-independent staging inputs.
-pub fn push_hash(loaded: &Loaded, app: &App) -> String {
-    HashInput::of(loaded, app).hash()
-}
-
-/// What the push hash is computed from, owned, so it can be checked on another thread.
-#[derive(Debug, Clone)]
-pub struct HashInput {
-    pub app: String,
-    pub path: PathBuf,
-    pub ignores: Option<Vec<String>>,
-    /// The manifest's files: path and text.
-    pub sources: Vec<(PathBuf, String)>,
-}
-
-impl HashInput {
-    pub fn of(loaded: &Loaded, app: &App) -> HashInput {
-        HashInput {
-            app: app.name.value.clone(),
-            path: app.path.clone(),
-            ignores: app.ignores.clone(),
-            sources: loaded
-                .sources
-                .files()
-                .iter()
-                .map(|f| (f.path.clone(), f.text.clone()))
-                .collect(),
-        }
-    }
-
-    pub fn hash(&self) -> String {
-        push_hash_of(&self.path, self.ignores.as_deref(), &self.sources)
-    }
-}
-
-fn push_hash_of(
-    path: &std::path::Path,
-    ign: Option<&[String]>,
-    sources: &[(PathBuf, String)],
-) -> String {
-    let ig = ignores::Ignores::new(ign);
-    let files = ignores::walk(path, &ig);
-    let mut h = Fnv::new();
-    for f in &files {
-        h.field(f.rel.as_bytes());
-        h.field(&f.size.to_le_bytes());
-        h.field(&f.mtime.to_le_bytes());
-    }
-    for (p, text) in sources {
-        h.field(p.display().to_string().as_bytes());
-        h.field(text.as_bytes());
-    }
-    h.field(env!("CARGO_PKG_VERSION").as_bytes());
-    format!("{}-{}", h.hex(), files.len())
-}
-
-/// A fingerprint of the manifest and what it inherits alone (cheap: no file walk).
-fn manifest_hash(loaded: &Loaded) -> String {
+/// What staging reads besides the code, whose change makes a restage (the code itself is
+/// synced into the staged copy instead, as an edit while watching is): the manifest and what
+/// it inherits, the requirements files at the top of the app (the ones a watcher restages
+/// for) and this tool's version.
+pub fn staging_key(loaded: &Loaded, app: &App) -> String {
     let mut h = Fnv::new();
     for f in loaded.sources.files() {
         h.field(f.path.display().to_string().as_bytes());
         h.field(f.text.as_bytes());
     }
+    for name in crate::watch::REQUIREMENT_FILES {
+        h.field(name.as_bytes());
+        match crate::fsx::read_capped(&app.path.join(name), true, 16 << 20) {
+            Ok(bytes) => h.field(&bytes),
+            Err(_) => h.field(b"\0absent"),
+        }
+    }
+    h.field(env!("CARGO_PKG_VERSION").as_bytes());
     h.hex()
 }
 
-/// The hash recorded by the last staging, when there is one, the manifest is the one it
-/// staged and its virtualenv is still there, without checking the app's files.
-pub fn recorded_hash(loaded: &Loaded, app: &App, state: &StateDir) -> Option<String> {
-    let rec = record(app, state)?;
-    (rec.manifest? == manifest_hash(loaded)).then_some(rec.hash)
-}
-
-/// The last staging's record, unless what it staged is gone (its virtualenv).
+/// The last staging's record, unless what it staged is gone (its virtualenv, its copy).
 fn record(app: &App, state: &StateDir) -> Option<CacheRecord> {
     let rec: CacheRecord = state.read_json(&cache_file(app)).ok().flatten()?;
     if requirements::is_python(app) && !requirements::venv_python(state).is_file() {
+        return None;
+    }
+    if let Some(g) = rec.generation
+        && !generation_complete(state, app, g)
+    {
         return None;
     }
     // A step skipped for want of a tool is not done: once the tool is there, stage again.
@@ -255,6 +243,19 @@ fn record(app: &App, state: &StateDir) -> Option<CacheRecord> {
         return None;
     }
     Some(rec)
+}
+
+/// Whether generation `g` of the staged copy is all there (its droplet and upload record).
+fn generation_complete(state: &StateDir, app: &App, g: u64) -> bool {
+    let dir = crate::platform::layout::generation_dir(state.root(), &app.name.value, g);
+    dir.join("staging").join("app").is_dir() && dir.join(droplet::UPLOAD_RECORD).is_file()
+}
+
+/// The generation the app last staged into, if it is complete (for `exec --staged`).
+pub fn current_generation(app: &App, state: &StateDir) -> Option<u64> {
+    let rec: CacheRecord = state.read_json(&cache_file(app)).ok().flatten()?;
+    rec.generation
+        .filter(|g| generation_complete(state, app, *g))
 }
 
 /// Reminders of the steps the last staging skipped (shown when it is reused).
@@ -275,16 +276,53 @@ fn skipped_notes(app: &App, state: &StateDir) -> Vec<String> {
         .collect()
 }
 
-/// The hash of what would be pushed when it matches the last staging (nothing to do).
-pub fn cached_hash(loaded: &Loaded, app: &App, state: &StateDir) -> Option<String> {
-    let rec = record(app, state)?;
-    let hash = push_hash(loaded, app);
-    (rec.hash == hash).then_some(hash)
+/// Stage or reuse: reuse when the last staging read the same manifest and requirements, in
+/// the same place, and what it made is still there.
+pub fn decide(
+    loaded: &Loaded,
+    app: &App,
+    state: &StateDir,
+    restage: bool,
+    in_place: bool,
+) -> Decision {
+    let rec = record(app, state);
+    if !restage
+        && let Some(r) = &rec
+        && r.hash == staging_key(loaded, app)
+        && r.generation.is_some() != in_place
+    {
+        return Decision::Reuse {
+            generation: r.generation,
+        };
+    }
+    if in_place {
+        return Decision::Build { generation: None };
+    }
+    // The next generation: above the recorded one and any directory left over.
+    let recorded = state
+        .read_json::<CacheRecord>(&cache_file(app))
+        .ok()
+        .flatten()
+        .and_then(|r| r.generation)
+        .unwrap_or(0);
+    let leftover = droplet::generations(state.root(), &app.name.value)
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+    Decision::Build {
+        generation: Some(recorded.max(leftover) + 1),
+    }
 }
 
 /// The state of the cache, without staging.
 pub fn is_cached(loaded: &Loaded, app: &App, state: &StateDir) -> bool {
-    cached_hash(loaded, app, state).is_some()
+    matches!(
+        decide(loaded, app, state, false, false),
+        Decision::Reuse { .. }
+    ) || matches!(
+        decide(loaded, app, state, false, true),
+        Decision::Reuse { .. }
+    )
 }
 
 /// Forget the cache (after a failed staging, or to force the next one).
@@ -293,40 +331,43 @@ pub fn forget(app: &App, state: &StateDir) {
 }
 
 impl Stager<'_> {
-    /// Stage the app, or skip it when nothing changed.
-    pub fn stage(&self) -> Result<Staged, StageError> {
+    /// Stage the app as `decision` says (nothing to do for [`Decision::Reuse`]).
+    pub fn stage(&self, decision: Decision) -> Result<Staged, StageError> {
         let app = self.app;
-        // Optimistic: the record alone (the caller checks the files later); else the files.
-        if !self.restage
-            && let Some(hash) = self
-                .optimistic
-                .then(|| recorded_hash(self.loaded, app, self.state))
-                .flatten()
-                .or_else(|| cached_hash(self.loaded, app, self.state))
-        {
-            return Ok(Staged {
-                cached: true,
-                hash,
-                notes: skipped_notes(app, self.state),
-            });
-        }
+        let key = staging_key(self.loaded, app);
+        let generation = match decision {
+            Decision::Reuse { generation } => {
+                return Ok(Staged {
+                    cached: true,
+                    key,
+                    generation,
+                    notes: skipped_notes(app, self.state),
+                });
+            }
+            Decision::Build { generation } => generation,
+        };
         // Steps the last staging skipped whose tool has appeared since: tried again.
-        let retry: Vec<String> = self
-            .state
-            .read_json::<CacheRecord>(&cache_file(app))
-            .ok()
-            .flatten()
-            .map(|r| r.skipped)
+        let previous: Option<CacheRecord> = self.state.read_json(&cache_file(app)).ok().flatten();
+        let retry: Vec<String> = previous
+            .as_ref()
+            .map(|r| r.skipped.clone())
             .unwrap_or_default()
             .into_iter()
             .filter(Skip::tool_changed)
             .map(|s| s.step)
             .collect();
-        forget(app, self.state);
         let _lock = self
             .state
             .lock("staging")
             .map_err(|e| StageError::Io(e.to_string()))?;
+        if generation.is_none() {
+            // In place: the record stays valid only once this staging succeeds.
+            forget(app, self.state);
+        }
+        let copy = match generation {
+            Some(g) => Some(droplet::build(self, g)?),
+            None => None,
+        };
         let mut outcome = Outcome {
             retry,
             ..Outcome::default()
@@ -334,28 +375,34 @@ impl Stager<'_> {
         self.hooks("pre-staging", &app.hooks.pre_staging)?;
         requirements::install(self, &mut outcome)?;
         self.hooks("post-staging", &app.hooks.post_staging)?;
-        // The hash after staging: hooks may have written files (collectstatic).
-        let hash = push_hash(self.loaded, app);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        if let Err(e) = self.state.dir(format!("apps/{}", app.name.value)) {
+        if let Err(e) = self.state.dir(app_rel(app)) {
             return Err(StageError::Io(e.to_string()));
         }
+        if let (Some(g), Some(rec)) = (generation, &copy) {
+            droplet::seal(self.state, app, g, rec).map_err(|e| StageError::Io(e.to_string()))?;
+        }
+        // Writing the record switches the app to the new generation (an atomic rename).
         self.state
             .write_json(
                 &cache_file(app),
                 &CacheRecord {
-                    hash: hash.clone(),
+                    hash: key.clone(),
                     staged_at: now,
-                    manifest: Some(manifest_hash(self.loaded)),
+                    generation,
                     skipped: outcome.skipped,
                 },
             )
             .map_err(|e| StageError::Io(e.to_string()))?;
+        if let Some(g) = generation {
+            droplet::switched(self.state, app, g);
+        }
         Ok(Staged {
             cached: false,
-            hash,
+            key,
+            generation,
             notes: outcome.notes,
         })
     }
@@ -398,7 +445,7 @@ impl Stager<'_> {
     pub fn run(&self, cmd: std::process::Command) -> Finished {
         run::run(
             cmd,
-            &self.app.path,
+            &self.home,
             self.env,
             self.host,
             self.out,

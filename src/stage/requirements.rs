@@ -133,7 +133,7 @@ pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> 
     if is_python(app) {
         python(s, outcome)?;
     }
-    if app.path.join("package.json").is_file()
+    if s.home.join("package.json").is_file()
         && matches!(app.framework_name(), Some("node") | None)
         && !is_python(app)
     {
@@ -141,7 +141,7 @@ pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> 
     }
     if !r.cpan.is_empty()
         || !r.ppm.is_empty()
-        || (web::is_perl(app.framework_name()) && app.path.join("requirements.txt").is_file())
+        || (web::is_perl(app.framework_name()) && s.home.join("requirements.txt").is_file())
     {
         perl(s, outcome)?;
     }
@@ -212,12 +212,12 @@ fn python(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
     let req_file = s
         .env
         .get("PIP_REQUIREMENTS_FILE")
-        .map(|f| app.path.join(f))
+        .map(|f| s.home.join(f))
         .filter(|p| p.is_file())
         .or_else(|| {
             ["requirements.txt", "requirements.pip"]
                 .iter()
-                .map(|f| app.path.join(f))
+                .map(|f| s.home.join(f))
                 .find(|p| p.is_file())
         });
     if let Some(f) = req_file {
@@ -353,7 +353,7 @@ fn perl(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
         .chain(&app.requirements.ppm)
         .cloned()
         .collect();
-    if let Ok(t) = std::fs::read_to_string(app.path.join("requirements.txt")) {
+    if let Ok(t) = std::fs::read_to_string(s.home.join("requirements.txt")) {
         mods.extend(
             t.lines()
                 .map(str::trim)

@@ -33,6 +33,9 @@ pub struct Spec {
     pub command: String,
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
+    /// The checkout directory the process's files come from (its `cwd` is a staged copy of
+    /// it, or the directory itself with `--in-place`): changes there restart it.
+    pub source: PathBuf,
     /// For web processes: `$PORT`, which the old process must have let go before a restart.
     pub port: Option<u16>,
     /// Whether `port` must accept connections (a web process with a route).

@@ -46,9 +46,12 @@ pub struct Plan {
     pub crons: Vec<CronJob>,
     /// Seconds east of UTC, for cron schedules.
     pub utc_offset: i64,
-    /// Apps started on the last staging's record: (what to hash, the recorded hash). If the
-    /// files turn out to differ, the run restages them.
-    pub verify: Vec<(crate::stage::HashInput, String)>,
+    /// The apps' staged copies: edits in the checkout are synced into them before the
+    /// processes restart (none with `--in-place`).
+    pub copies: Vec<Arc<crate::stage::droplet::Copies>>,
+    /// Compare the checkouts with the copies in the background once started (the run
+    /// started on the last staged copy without looking), then sync and restart what changed.
+    pub verify: bool,
 }
 
 #[derive(Clone)]
@@ -142,7 +145,11 @@ enum Event {
     RestartTick,
     AdoptTick,
     ServiceTick,
-    Stale(String),
+    /// The background comparison found files changed since the copies were made.
+    Stale {
+        app: String,
+        paths: Vec<std::path::PathBuf>,
+    },
     ServiceRestarted {
         name: String,
         result: Result<(i32, Signal), String>,
@@ -182,6 +189,8 @@ struct Proc {
 /// A restart waiting for the changes to settle.
 struct Pending {
     paths: Vec<std::path::PathBuf>,
+    /// More paths than kept: the copies are compared in full before the restart.
+    overflow: bool,
     last_event: Instant,
     /// When the changes began (for the loop detector).
     first_event: Instant,
@@ -208,6 +217,7 @@ struct Loop {
     quick_restarts: Vec<(Instant, Vec<std::path::PathBuf>)>,
     /// Paths found to be written by the app itself; their changes are ignored from now on.
     self_written: Vec<std::path::PathBuf>,
+    copies: Vec<Arc<crate::stage::droplet::Copies>>,
     _watching: Option<crate::watch::Watching>,
 }
 
@@ -278,6 +288,7 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
         tick_armed: false,
         quick_restarts: Vec::new(),
         self_written: Vec::new(),
+        copies: plan.copies.clone(),
         _watching: None,
     };
     if let Some(w) = lp.opts.watch.clone() {
@@ -355,13 +366,20 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
         });
     }
     lp.start_next_group();
-    for (input, recorded) in plan.verify {
-        let tx = tx.clone();
-        tokio::task::spawn_blocking(move || {
-            if input.hash() != recorded {
-                let _ = tx.send(Event::Stale(input.app.clone()));
-            }
-        });
+    if plan.verify {
+        for c in &plan.copies {
+            let (tx, c) = (tx.clone(), Arc::clone(c));
+            tokio::task::spawn_blocking(move || match c.diff() {
+                Ok(changes) if !changes.is_empty() => {
+                    let paths = changes.paths().map(|r| c.checkout().join(r)).collect();
+                    let _ = tx.send(Event::Stale {
+                        app: c.app.clone(),
+                        paths,
+                    });
+                }
+                _ => {}
+            });
+        }
     }
     loop {
         if let Some(outcome) = lp.finished() {
@@ -616,11 +634,18 @@ impl Loop {
             Event::CronTick => self.cron_tick(),
             Event::AdoptTick => self.adopt_orphans(),
             Event::ServiceTick => self.check_services(),
-            Event::Stale(app) => {
+            Event::Stale { app, paths } => {
+                if self.stopping.is_some() {
+                    return;
+                }
                 self.out.phase(&format!(
-                    "{app}: files changed since the last staging: restaging, then restarting"
+                    "{app}: {} changed since the staged copy was made: syncing it in, then restarting (--restage runs the hooks again)",
+                    describe_paths(&paths)
                 ));
-                self.begin_stop(Outcome::Reload(format!("{app} changed")));
+                let affected: Vec<usize> = (0..self.procs.len())
+                    .filter(|&i| self.procs[i].spec.app == app)
+                    .collect();
+                self.restart(Some(affected), paths);
             }
             Event::ServiceRestarted { name, result } => match result {
                 Ok((pid, _sig)) => {
@@ -755,7 +780,12 @@ impl Loop {
             }
             crate::watch::Change::Code => {
                 let affected: Vec<usize> = (0..self.procs.len())
-                    .filter(|&i| paths.iter().any(|p| p.starts_with(&self.procs[i].spec.cwd)))
+                    .filter(|&i| {
+                        let s = &self.procs[i].spec;
+                        paths
+                            .iter()
+                            .any(|p| p.starts_with(&s.source) || p.starts_with(&s.cwd))
+                    })
                     .collect();
                 if affected.is_empty() {
                     return;
@@ -783,12 +813,15 @@ impl Loop {
         }
         let pending = self.pending.get_or_insert(Pending {
             paths: Vec::new(),
+            overflow: false,
             last_event: now,
             first_event: now,
         });
         pending.last_event = now;
         for p in paths {
-            if pending.paths.len() < 1000 && !pending.paths.contains(&p) {
+            if pending.paths.len() >= 1000 {
+                pending.overflow = true;
+            } else if !pending.paths.contains(&p) {
                 pending.paths.push(p);
             }
         }
@@ -902,6 +935,18 @@ impl Loop {
                 }
             } else {
                 self.quick_restarts.clear();
+            }
+        }
+        // Edits reach the staged copies of the apps restarting before they start again.
+        if let Some(p) = &pending
+            && (!p.paths.is_empty() || p.overflow)
+        {
+            for c in &self.copies {
+                if waiting.iter().any(|&i| self.procs[i].spec.app == c.app) {
+                    for note in c.sync_paths(&p.paths, p.overflow) {
+                        self.out.note(&format!("note: {note}"));
+                    }
+                }
             }
         }
         for i in waiting {
@@ -1023,6 +1068,7 @@ impl Loop {
                 command: job.command.clone(),
                 env: job.env.clone(),
                 cwd: job.cwd.clone(),
+                source: job.cwd.clone(),
                 port: None,
                 check: health::Check::Running,
                 ready_timeout: Duration::from_secs(1),
