@@ -777,7 +777,7 @@ fn a_web_and_a_worker_that_ignore_sigterm_are_both_killed_after_the_grace() {
   - name: front
     path: front
     processes:
-      web: python3 ../web.py --ignore-term --pidfile @ROOT@/web.pid
+      web: python3 web.py --ignore-term --pidfile @ROOT@/web.pid
   - name: back
     path: back
     processes:
@@ -785,8 +785,7 @@ fn a_web_and_a_worker_that_ignore_sigterm_are_both_killed_after_the_grace() {
     command: trap '' TERM; echo $$ > @ROOT@/worker.pid; while :; do sleep 0.2; done
 "#,
         ),
-        ("web.py", WEB_PY),
-        ("front/README", "front\n"),
+        ("front/web.py", WEB_PY),
         ("back/README", "back\n"),
     ]);
     let mut s = p.run(&["--grace", "1", "--no-watch"]);

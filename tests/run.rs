@@ -167,17 +167,21 @@ processes:
         "hooks ran out of order:\n{marks}\n{}",
         s.dump()
     );
+    // Staging runs in a fresh copy of the upload (the droplet), the processes in the
+    // instance's own copy of it; never in the checkout.
+    let staged = format!("{app}/.stackato-local/apps/hookorder/g1/staging/app");
+    let instance = format!("{app}/.stackato-local/apps/hookorder/g1/0/app");
     for l in &lines[..2] {
-        // Staging: in the app dir, STAGING_TIMEOUT set, no PORT.
-        assert!(l.contains(&format!("cwd={app} ")), "{l}");
+        // Staging: in the staged copy, STAGING_TIMEOUT set, no PORT.
+        assert!(l.contains(&format!("cwd={staged} ")), "{l}");
         assert!(!l.contains("timeout= "), "STAGING_TIMEOUT not set: {l}");
         assert!(l.ends_with("port="), "PORT set at staging: {l}");
     }
     assert_eq!(
         lines[2],
-        format!("pre-running cwd={app} port={port} app=hookorder")
+        format!("pre-running cwd={instance} port={port} app=hookorder")
     );
-    assert_eq!(lines[3], format!("web cwd={app} port={port}"));
+    assert_eq!(lines[3], format!("web cwd={instance} port={port}"));
     // The staging log shows each hook command behind `staging | -----> `.
     s.assert_out_has("staging | -----> echo \"pre-staging cwd=");
     s.assert_out_has("staging | -----> echo \"post-staging cwd=");
@@ -496,7 +500,7 @@ fn a_service_that_cannot_run_here_fails_with_exit_5() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn staging_is_cached_until_a_pushed_file_changes_or_restage_is_asked() {
+fn staging_is_cached_until_the_manifest_changes_or_restage_is_asked_and_edits_are_synced() {
     let p = Project::new(&[
         (
             "stackato.yml",
@@ -516,19 +520,25 @@ ignores:
         ("notes.tmp", "scratch\n"),
         ("scratch/x", "x\n"),
     ]);
-    const SKIPPED: &str =
-        "==> staging cache: nothing pushed changed since the last staging; skipped";
+    const SKIPPED: &str = "==> staging cache: the manifest and requirements did not change since the last staging; skipped";
     let post_count = || p.read("post").lines().count();
     let once = |args: &[&str]| -> String {
         let mut s = p.run(args);
         s.ready("web.0", SHORT);
         s.interrupt(CTRL_C)
     };
-    // A run that must restage: the app may first start on the last staging's record while the
-    // files are hashed in the background, so wait for the restage itself, then for readiness.
     let restaged = |args: &[&str]| -> String {
         let mut s = p.run(args);
         s.wait_err("==> staged cache", SHORT);
+        s.ready("web.0", SHORT);
+        s.interrupt(CTRL_C)
+    };
+    // A run after an edit: the app starts on the last staged copy while the checkout is
+    // compared with it in the background, then the edit is synced in and the app restarted.
+    let resynced = |args: &[&str]| -> String {
+        let mut s = p.run(args);
+        s.wait_err("changed since the staged copy was made", SHORT);
+        // The restart may come before the first start was ready: wait for one more.
         let n = s.stderr().matches("==> web.0 ready at").count();
         s.ready_nth("web.0", n + 1, SHORT);
         s.interrupt(CTRL_C)
@@ -553,17 +563,23 @@ ignores:
     );
     assert_eq!(post_count(), 1);
 
-    // A pushed file changes: staged again.
+    // A pushed file changes: synced into the staged copy and the app restarted on it, not
+    // restaged (the hooks do not run again; a push would, `--restage` does).
+    let copy = p.app.join(".stackato-local/apps/cache/g1/0/app/data.txt");
     write(&p.app, "data.txt", b"two, and longer than before\n");
-    let err = restaged(&[]);
+    let err = resynced(&[]);
+    assert!(err.contains(SKIPPED), "{err}");
     assert!(
-        err.contains("==> staged cache")
-            && (!err.contains(SKIPPED) || err.contains("files changed since the last staging")),
-        "a changed file did not restage:\n{err}"
+        err.contains("data.txt changed since the staged copy was made: syncing it in"),
+        "{err}"
     );
-    assert_eq!(post_count(), 2);
+    assert_eq!(post_count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(&copy).unwrap(),
+        "two, and longer than before\n"
+    );
 
-    // Only its mtime changes (same size): staged again.
+    // Only its mtime changes (same size): synced too.
     let f = std::fs::File::options()
         .write(true)
         .open(p.app.join("data.txt"))
@@ -571,23 +587,38 @@ ignores:
     f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
         .unwrap();
     drop(f);
-    let err = restaged(&[]);
+    let err = resynced(&[]);
     assert!(
-        err.contains("==> staged cache"),
-        "a touched file did not restage:\n{err}"
+        err.contains("data.txt changed since the staged copy"),
+        "{err}"
     );
-    assert_eq!(post_count(), 3);
+    assert_eq!(post_count(), 1);
+
+    // Deleted in the checkout: deleted in the copy.
+    std::fs::remove_file(p.app.join("data.txt")).unwrap();
+    let err = resynced(&[]);
+    assert!(
+        err.contains("data.txt changed since the staged copy"),
+        "{err}"
+    );
+    assert!(
+        !copy.exists(),
+        "a deleted file is still in the copy:\n{err}"
+    );
 
     let err = restaged(&["--restage"]);
     assert!(
         err.contains("==> staged cache") && !err.contains(SKIPPED),
         "--restage did not restage:\n{err}"
     );
-    assert_eq!(post_count(), 4);
+    assert_eq!(post_count(), 2);
+    // The new generation replaced the old one.
+    assert!(p.app.join(".stackato-local/apps/cache/g2/0/app").is_dir());
+    assert!(!p.app.join(".stackato-local/apps/cache/g1").exists());
 
     let err = once(&[]);
     assert!(err.contains(SKIPPED), "{err}");
-    assert_eq!(post_count(), 4);
+    assert_eq!(post_count(), 2);
 
     // The manifest changes: restaged before anything starts (never on the old record).
     let manifest = std::fs::read_to_string(p.app.join("stackato.yml")).unwrap();
@@ -601,7 +632,7 @@ ignores:
         err.contains("==> staged cache") && !err.contains(SKIPPED),
         "a changed manifest did not restage first:\n{err}"
     );
-    assert_eq!(post_count(), 5);
+    assert_eq!(post_count(), 3);
 }
 
 /// A directory for `PATH` with links to the few host programs a run of [`SERVER_PY`] needs,
@@ -654,7 +685,9 @@ fn a_step_skipped_for_a_missing_tool_runs_once_the_tool_is_there() {
     // Still no npm: nothing to retry, the staging is reused, and the skip is recalled.
     let err = once();
     assert!(
-        err.contains("nothing pushed changed since the last staging; skipped"),
+        err.contains(
+            "the manifest and requirements did not change since the last staging; skipped"
+        ),
         "restaged although nothing changed:\n{err}"
     );
     assert!(
@@ -689,7 +722,9 @@ fn a_step_skipped_for_a_missing_tool_runs_once_the_tool_is_there() {
     // Now done: the next run reuses the staging without running npm again.
     let err = once();
     assert!(
-        err.contains("nothing pushed changed since the last staging; skipped"),
+        err.contains(
+            "the manifest and requirements did not change since the last staging; skipped"
+        ),
         "{err}"
     );
     assert!(!err.contains("the last staging skipped"), "{err}");
@@ -775,16 +810,16 @@ fn an_app_starts_only_after_the_app_it_depends_on_answers() {
     path: front
     depends-on: back
     processes:
-      web: python3 ../server.py --start-time @ROOT@/front.start
+      web: python3 server.py --start-time @ROOT@/front.start
   - name: back
     path: back
     processes:
-      web: python3 ../server.py --delay 1.5 --listen-time @ROOT@/back.listen
+      web: python3 server.py --delay 1.5 --listen-time @ROOT@/back.listen
 "#,
         ),
-        ("server.py", SERVER_PY),
-        ("front/README", "the front app\n"),
-        ("back/README", "the back app\n"),
+        // Each app carries what it runs: a push uploads the app's directory only.
+        ("front/server.py", SERVER_PY),
+        ("back/server.py", SERVER_PY),
     ]);
     let mut s = p.run(&[]);
     let back = s.ready("back:web.0", SHORT);
@@ -1428,7 +1463,7 @@ processes:
 
     let mut s = p.run(&["--db", "native"]);
     let port = s.ready("web.0", Duration::from_secs(120));
-    s.assert_err_has("==> staging pgrun: nothing pushed changed since the last staging; skipped");
+    s.assert_err_has("==> staging pgrun: the manifest and requirements did not change since the last staging; skipped");
     assert_eq!(http_get(port, "/count"), (200, "3".to_string()));
     assert_eq!(http_get(port, "/"), (200, "4".to_string()));
     s.interrupt(CTRL_C);
@@ -1570,7 +1605,16 @@ fn django_seed_app_end_to_end() {
     );
     // The collected static file, served by --check-static $HOME/static (Django itself serves
     // no static files with DEBUG off).
-    assert!(p.app.join("static/visits/hello.txt").is_file());
+    // collectstatic wrote into the staged copy, never into the checkout.
+    assert!(
+        p.app
+            .join(".stackato-local/apps/stackto-demo/g1/0/app/static/visits/hello.txt")
+            .is_file()
+    );
+    assert!(
+        !p.app.join("static").exists(),
+        "collectstatic wrote into the checkout"
+    );
     assert_eq!(
         http_get(port, "/visits/hello.txt"),
         (200, "stackato-local django-seed static file\n".to_string())
@@ -1582,7 +1626,7 @@ fn django_seed_app_end_to_end() {
     let mut s = p.run(&[]);
     let port = s.ready("web.0", Duration::from_secs(120));
     s.assert_err_has(
-        "==> staging stackto-demo: nothing pushed changed since the last staging; skipped",
+        "==> staging stackto-demo: the manifest and requirements did not change since the last staging; skipped",
     );
     assert_eq!(http_get(port, "/count"), (200, "visits: 2\n".to_string()));
     let (status, body) = http_get(port, "/");

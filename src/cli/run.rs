@@ -538,6 +538,20 @@ fn prepare_app(
                 Err(e) => return Err(cenv::report_build_error(g, loaded, e)),
             }
         }
+        // The instance's own copy of the staged tree (kept between runs), made before its
+        // environment, which looks at its files (the start file of `$STACKATO_UWSGI`).
+        if let crate::platform::layout::Place::Staged { generation } = place {
+            match crate::stage::droplet::instance_home(state, &app.name.value, generation, i) {
+                Ok(home) => homes.push(home),
+                Err(e) => {
+                    out.error(&format!(
+                        "could not make the copy of instance {i} of {}: {e}",
+                        app.name.value
+                    ));
+                    return Err(exit::IO);
+                }
+            }
+        }
         let built = build_env(
             g,
             loaded,
@@ -545,19 +559,6 @@ fn prepare_app(
             facts,
             &request(args, app, i, false, place),
         )?;
-        if let crate::platform::layout::Place::Staged { generation } = place {
-            // The instance's own copy of the staged tree, kept between runs.
-            if let Err(e) =
-                crate::stage::droplet::instance_home(state, &app.name.value, generation, i)
-            {
-                out.error(&format!(
-                    "could not make the copy of instance {i} of {}: {e}",
-                    app.name.value
-                ));
-                return Err(exit::IO);
-            }
-            homes.push(built.layout.home.clone());
-        }
         if let Err(e) = built.layout.prepare() {
             out.error(&e.to_string());
             return Err(exit::IO);

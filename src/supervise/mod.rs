@@ -573,7 +573,7 @@ impl Loop {
                 after,
             } => {
                 let p = &mut self.procs[idx];
-                if p.generation != generation || p.state != State::Running {
+                if p.generation != generation || p.state != State::Running || p.restarting {
                     return;
                 }
                 p.ready = true;
