@@ -1,6 +1,8 @@
 //! `stackato-local exec -- CMD`: a one-off command in the app's runtime environment with its
-//! services up, in `$HOME`, like `stackato run`. Services this command started are stopped
-//! again when it ends; ones that were already running are left alone.
+//! services up. It runs in the checkout (what it generates, such as migrations, is yours to
+//! keep), or with `--staged` in the instance's staged copy, where `run` runs the app, as
+//! `stackato run` did. Services this command started are stopped again when it ends; ones
+//! that were already running are left alone.
 
 use std::time::Duration;
 
@@ -29,6 +31,11 @@ pub struct Args {
     /// Leave the services running afterwards.
     #[arg(long)]
     pub keep_services: bool,
+    /// Run in the instance's staged copy (where `run` runs the app; what the command writes
+    /// there is dropped at the next restage), as `stackato run` did; by default it runs in
+    /// the checkout, so what it generates (migrations, …) is yours to keep.
+    #[arg(long)]
+    pub staged: bool,
     /// Give the command the whole host environment (by default it gets the app's variables
     /// plus TERM, TZ, USER, LOGNAME, the proxies and the locale, as `stackato run` did).
     #[arg(long)]
@@ -55,6 +62,11 @@ pub struct SshArgs {
     /// Leave the services running afterwards.
     #[arg(long)]
     pub keep_services: bool,
+    /// Run in the instance's staged copy (where `run` runs the app; what the command writes
+    /// there is dropped at the next restage), as `stackato run` did; by default it runs in
+    /// the checkout, so what it generates (migrations, …) is yours to keep.
+    #[arg(long)]
+    pub staged: bool,
     /// Give the command the whole host environment (by default it gets the app's variables
     /// plus TERM, TZ, USER, LOGNAME, the proxies and the locale, as `stackato run` did).
     #[arg(long)]
@@ -84,6 +96,7 @@ pub fn ssh(g: &Global, a: &SshArgs) -> i32 {
             profile: a.profile,
             env: Vec::new(),
             keep_services: a.keep_services,
+            staged: a.staged,
             inherit_env: a.inherit_env,
             services: a.services.clone(),
             command,
@@ -140,9 +153,18 @@ fn run_command(
         random_word: String::new(),
     };
     let facts = build::facts(&target.target_base());
+    let place = if args.staged {
+        match staged_place(loaded, state, args) {
+            Ok(p) => p,
+            Err(c) => return c,
+        }
+    } else {
+        crate::platform::layout::Place::Checkout
+    };
     let req = Request {
         app: args.app.clone(),
         instance: args.instance,
+        place,
         profile: args.profile,
         cli: args.env.clone(),
         db: args.services.db_mode(),
@@ -185,6 +207,42 @@ fn run_command(
             }
         }
     }
+}
+
+/// `--staged`: the generation `run` staged last, with the instance's copy made if needed.
+fn staged_place(
+    loaded: &crate::manifest::Loaded,
+    state: &crate::state::StateDir,
+    args: &Args,
+) -> Result<crate::platform::layout::Place, i32> {
+    let app = match &args.app {
+        Some(name) => loaded.manifest.app(name),
+        None => loaded.manifest.start_order().into_iter().next(),
+    };
+    let Some(app) = app else {
+        eprintln!(
+            "error: no application named \"{}\"",
+            args.app.as_deref().unwrap_or_default()
+        );
+        return Err(exit::USAGE);
+    };
+    let Some(generation) = crate::stage::current_generation(app, state) else {
+        eprintln!(
+            "error: {} has no staged copy yet: `stackato-local run` stages it (or drop --staged to run in the checkout)",
+            app.name.value
+        );
+        return Err(exit::USAGE);
+    };
+    if let Err(e) =
+        crate::stage::droplet::instance_home(state, &app.name.value, generation, args.instance)
+    {
+        eprintln!(
+            "error: could not make the copy of instance {}: {e}",
+            args.instance
+        );
+        return Err(exit::IO);
+    }
+    Ok(crate::platform::layout::Place::Staged { generation })
 }
 
 /// Ignore SIGINT and SIGQUIT in this process while a foreground child runs.
