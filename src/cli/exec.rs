@@ -7,9 +7,7 @@ use std::time::Duration;
 use crate::cli::Global;
 use crate::cli::env::{self as cenv};
 use crate::cli::services::{self as csvc};
-use crate::env::build::{self, Request};
-use crate::exit;
-use crate::random::OsRng;
+use crate::plan::{self, EnvOptions};
 use crate::services::lifecycle::How;
 
 #[derive(Debug, clap::Args)]
@@ -64,6 +62,20 @@ pub struct SshArgs {
     /// A command instead of an interactive shell.
     #[arg(trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+impl Args {
+    /// The environment options of `exec` (and `ssh`): no `.env` options of their own.
+    fn env_options(&self) -> EnvOptions {
+        EnvOptions {
+            profile: self.profile,
+            cli: self.env.clone(),
+            db: self.services.db_mode(),
+            skip: self.services.skip_service.clone(),
+            place: crate::platform::layout::Place::Checkout,
+            ..EnvOptions::default()
+        }
+    }
 }
 
 pub fn ssh(g: &Global, a: &SshArgs) -> i32 {
@@ -135,29 +147,15 @@ fn run_command(
     loaded: &crate::manifest::Loaded,
     state: &crate::state::StateDir,
 ) -> i32 {
-    let target = crate::manifest::Target {
-        url: g.load.target_url.clone(),
-        random_word: String::new(),
-    };
-    let facts = build::facts(&target.target_base());
-    let req = Request {
-        app: args.app.clone(),
-        instance: args.instance,
-        profile: args.profile,
-        cli: args.env.clone(),
-        db: args.services.db_mode(),
-        skip: args.services.skip_service.clone(),
-        ..Request::default()
-    };
+    let facts = plan::facts(&g.load.target_url);
+    let req = args
+        .env_options()
+        .request(args.app.as_deref(), args.instance, false);
     let mut prompt = cenv::terminal_prompt();
-    let built = match build::build(loaded, &req, state, &facts, &mut OsRng, &mut prompt) {
+    let built = match plan::instance_env(loaded, state, &facts, &req, &mut prompt) {
         Ok(b) => b,
-        Err(e) => return cenv::report_build_error(g, loaded, e),
+        Err(e) => return crate::cli::report_plan_error(g, loaded, e),
     };
-    if let Err(e) = built.layout.prepare() {
-        eprintln!("error: {e}");
-        return exit::IO;
-    }
     let mut cmd = std::process::Command::new(&args.command[0]);
     crate::env::host::apply(
         &mut cmd,
