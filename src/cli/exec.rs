@@ -8,7 +8,6 @@ use crate::cli::Global;
 use crate::cli::env::{self as cenv};
 use crate::cli::services::{self as csvc};
 use crate::plan::{self, EnvOptions};
-use crate::services::lifecycle::How;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -125,14 +124,7 @@ pub fn run(g: &Global, args: &Args) -> i32 {
             return c;
         }
     };
-    let ours: Vec<_> = planned
-        .iter()
-        .filter(|p| {
-            ups.iter()
-                .any(|u| u.name == p.record.name && matches!(u.how, How::Started { .. }))
-        })
-        .cloned()
-        .collect();
+    let ours = plan::services::started(&planned, &ups).ours;
     let code = run_command(g, args, &loaded, &state);
     if !args.keep_services && !ours.is_empty() {
         csvc::stop(&ours, &state, Duration::from_secs(30));

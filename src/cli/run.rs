@@ -13,7 +13,6 @@ use crate::exit;
 use crate::manifest::Loaded;
 use crate::output::Output;
 use crate::plan::{self, EnvOptions, PlanError};
-use crate::services::lifecycle::{How, Mode};
 use crate::stage::StageError;
 use crate::state::StateDir;
 use crate::supervise::{self, Outcome};
@@ -131,26 +130,13 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         };
         let plan = match round {
             Ok((planned, ups)) => {
-                natives = planned
-                    .iter()
-                    .filter(|p| matches!(p.mode, Mode::Native(..)))
-                    .cloned()
-                    .collect();
-                watched = ups
-                    .iter()
-                    .filter_map(|u| u.pid.map(|pid| (u.name.clone(), pid)))
-                    .collect();
-                for p in &planned {
-                    let Some(up) = ups.iter().find(|u| u.name == p.record.name) else {
-                        continue;
-                    };
-                    if let Some(pid) = up.pid {
-                        keep.push(pid);
-                    }
-                    if matches!(up.how, How::Started { .. }) {
-                        ours.retain(|o| o.record.name != p.record.name);
-                        ours.push(p.clone());
-                    }
+                let started = plan::services::started(&planned, &ups);
+                natives = started.natives;
+                watched = started.watched;
+                keep.extend(started.pids);
+                for p in started.ours {
+                    ours.retain(|o| o.record.name != p.record.name);
+                    ours.push(p);
                 }
                 // 2. Staging, then the processes of each app.
                 // On the first round, an unchanged record lets the app start while its files

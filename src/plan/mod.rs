@@ -9,7 +9,8 @@
 //!   environment [`Request`](crate::env::build::Request) from it.
 //! - [`apps`] — the [`Plan`]: the selected apps in start order (`--app`, `depends-on`), each
 //!   with its staging request and one request per instance, and the dependency edges.
-//! - [`services`] — provisioning and planning the project's services; restarting one.
+//! - [`services`] — provisioning and planning the project's services, sorting what a start
+//!   gave (to stop, keep and watch), restarting one that died.
 //! - [`prepare`] — staging an app (the call to `Stager::stage()`) and turning each instance
 //!   into a supervised process, then the whole round into a `supervise::Plan`.
 //! - [`cron`] — an instance's cron jobs (`$HOME/crontab`, then `cron:`) and the UTC offset.
