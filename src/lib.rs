@@ -52,6 +52,7 @@ pub mod interrupt;
 pub mod manifest;
 pub mod onboard;
 pub mod output;
+pub mod plan;
 pub mod platform;
 pub mod process;
 pub mod random;

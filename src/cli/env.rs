@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use crate::cli::{Global, print_diagnostics, report_load_error, terminal_asker};
 use crate::diag::display_path;
-use crate::env::build::{self, BuildError, Built, Request};
+use crate::env::build::{BuildError, Built};
 use crate::env::diff::{self, Kind};
 use crate::env::dump;
 use crate::env::mask::{MASK, Secrets};
@@ -17,7 +17,6 @@ use crate::manifest::model::EnvVar;
 use crate::manifest::{self, Loaded};
 use crate::platform::env::{DbUrlRule, SqliteEnv};
 use crate::platform::profile::Profile;
-use crate::random::OsRng;
 use crate::shell::{self, Dialect};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -103,6 +102,29 @@ pub enum EnvCommand {
     },
 }
 
+impl Args {
+    /// The environment options of `env`.
+    fn env_options(&self) -> crate::plan::EnvOptions {
+        crate::plan::EnvOptions {
+            profile: self.profile,
+            cli: self.env.clone(),
+            env_files: self.env_file.clone(),
+            no_dotenv: self.no_dotenv,
+            db: self.services.db_mode(),
+            skip: self.services.skip_service.clone(),
+            place: crate::platform::layout::Place::Checkout,
+            db_url_rule: match self.database_url {
+                DbRule::Relational => DbUrlRule::Relational,
+                DbRule::Any => DbUrlRule::AnyDatabase,
+            },
+            sqlite_env: match self.sqlite_env {
+                SqliteMode::Omit => SqliteEnv::Omit,
+                SqliteMode::Url => SqliteEnv::Url,
+            },
+        }
+    }
+}
+
 pub fn parse_profile(s: &str) -> Result<Profile, String> {
     Profile::from_number(s).ok_or_else(|| format!("`{s}` is not a profile: use 2 or 3"))
 }
@@ -133,34 +155,13 @@ fn build_env(g: &Global, args: &Args, loaded: &Loaded) -> Result<Built, i32> {
         }
     }
     let state = crate::cli::services::open_state(g, &loaded.manifest.dir)?;
-    let target = manifest::Target {
-        url: g.load.target_url.clone(),
-        random_word: String::new(),
-    };
-    let facts = build::facts(&target.target_base());
-    let req = Request {
-        app: args.app.clone(),
-        instance: args.instance,
-        staging: args.staging,
-        place: Default::default(),
-        profile: args.profile,
-        cli: args.env.clone(),
-        env_files: args.env_file.clone(),
-        no_dotenv: args.no_dotenv,
-        db_url_rule: match args.database_url {
-            DbRule::Relational => DbUrlRule::Relational,
-            DbRule::Any => DbUrlRule::AnyDatabase,
-        },
-        sqlite_env: match args.sqlite_env {
-            SqliteMode::Omit => SqliteEnv::Omit,
-            SqliteMode::Url => SqliteEnv::Url,
-        },
-        db: args.services.db_mode(),
-        skip: args.services.skip_service.clone(),
-    };
+    let facts = crate::plan::facts(&g.load.target_url);
+    let req = args
+        .env_options()
+        .request(args.app.as_deref(), args.instance, args.staging);
     let mut prompt = terminal_prompt();
-    let built = build::build(loaded, &req, &state, &facts, &mut OsRng, &mut prompt)
-        .map_err(|e| report_build_error(g, loaded, e))?;
+    let built = crate::plan::build_env(loaded, &state, &facts, &req, &mut prompt)
+        .map_err(|e| crate::cli::report_plan_error(g, loaded, e))?;
     for n in &built.notes {
         eprintln!("note: {n}");
     }

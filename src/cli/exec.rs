@@ -9,10 +9,7 @@ use std::time::Duration;
 use crate::cli::Global;
 use crate::cli::env::{self as cenv};
 use crate::cli::services::{self as csvc};
-use crate::env::build::{self, Request};
-use crate::exit;
-use crate::random::OsRng;
-use crate::services::lifecycle::How;
+use crate::plan::{self, EnvOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -78,6 +75,20 @@ pub struct SshArgs {
     pub command: Vec<String>,
 }
 
+impl Args {
+    /// The environment options of `exec` (and `ssh`): no `.env` options of their own.
+    fn env_options(&self) -> EnvOptions {
+        EnvOptions {
+            profile: self.profile,
+            cli: self.env.clone(),
+            db: self.services.db_mode(),
+            skip: self.services.skip_service.clone(),
+            place: crate::platform::layout::Place::Checkout,
+            ..EnvOptions::default()
+        }
+    }
+}
+
 pub fn ssh(g: &Global, a: &SshArgs) -> i32 {
     let command = if a.command.is_empty() {
         let shell = std::env::var("SHELL")
@@ -126,14 +137,7 @@ pub fn run(g: &Global, args: &Args) -> i32 {
             return c;
         }
     };
-    let ours: Vec<_> = planned
-        .iter()
-        .filter(|p| {
-            ups.iter()
-                .any(|u| u.name == p.record.name && matches!(u.how, How::Started { .. }))
-        })
-        .cloned()
-        .collect();
+    let ours = plan::services::started(&planned, &ups).ours;
     let code = run_command(g, args, &loaded, &state);
     if !args.keep_services && !ours.is_empty() {
         csvc::stop(&ours, &state, Duration::from_secs(30));
@@ -148,38 +152,20 @@ fn run_command(
     loaded: &crate::manifest::Loaded,
     state: &crate::state::StateDir,
 ) -> i32 {
-    let target = crate::manifest::Target {
-        url: g.load.target_url.clone(),
-        random_word: String::new(),
-    };
-    let facts = build::facts(&target.target_base());
-    let place = if args.staged {
+    let facts = plan::facts(&g.load.target_url);
+    let mut opts = args.env_options();
+    if args.staged {
         match staged_place(loaded, state, args) {
-            Ok(p) => p,
+            Ok(p) => opts.place = p,
             Err(c) => return c,
         }
-    } else {
-        crate::platform::layout::Place::Checkout
-    };
-    let req = Request {
-        app: args.app.clone(),
-        instance: args.instance,
-        place,
-        profile: args.profile,
-        cli: args.env.clone(),
-        db: args.services.db_mode(),
-        skip: args.services.skip_service.clone(),
-        ..Request::default()
-    };
-    let mut prompt = cenv::terminal_prompt();
-    let built = match build::build(loaded, &req, state, &facts, &mut OsRng, &mut prompt) {
-        Ok(b) => b,
-        Err(e) => return cenv::report_build_error(g, loaded, e),
-    };
-    if let Err(e) = built.layout.prepare() {
-        eprintln!("error: {e}");
-        return exit::IO;
     }
+    let req = opts.request(args.app.as_deref(), args.instance, false);
+    let mut prompt = cenv::terminal_prompt();
+    let built = match plan::instance_env(loaded, state, &facts, &req, &mut prompt) {
+        Ok(b) => b,
+        Err(e) => return crate::cli::report_plan_error(g, loaded, e),
+    };
     let mut cmd = std::process::Command::new(&args.command[0]);
     crate::env::host::apply(
         &mut cmd,
@@ -224,14 +210,14 @@ fn staged_place(
             "error: no application named \"{}\"",
             args.app.as_deref().unwrap_or_default()
         );
-        return Err(exit::USAGE);
+        return Err(crate::exit::USAGE);
     };
     let Some(generation) = crate::stage::current_generation(app, state) else {
         eprintln!(
             "error: {} has no staged copy yet: `stackato-local run` stages it (or drop --staged to run in the checkout)",
             app.name.value
         );
-        return Err(exit::USAGE);
+        return Err(crate::exit::USAGE);
     };
     if let Err(e) =
         crate::stage::droplet::instance_home(state, &app.name.value, generation, args.instance)
@@ -240,7 +226,7 @@ fn staged_place(
             "error: could not make the copy of instance {}: {e}",
             args.instance
         );
-        return Err(exit::IO);
+        return Err(crate::exit::IO);
     }
     Ok(crate::platform::layout::Place::Staged { generation })
 }

@@ -303,25 +303,20 @@ fn load(g: &Global, root: &Path, shell: Shell) -> Result<(String, String), Strin
         .map_err(|e| format!("stackato-local: {} not loaded: {e}", root.display()))?;
     let state = crate::state::StateDir::open(&loaded.manifest.dir)
         .map_err(|e| format!("stackato-local: {e}"))?;
-    let target = crate::manifest::Target {
-        url: opts.target_url.clone(),
-        random_word: String::new(),
-    };
-    let mut facts = crate::env::build::facts(&target.target_base());
+    let mut facts = crate::plan::facts(&opts.target_url);
     // The user's PATH, not one with the previous project's entries still in it.
     if let Some(path) = before("PATH") {
         facts.path = path;
     }
     let mut prompt = |_: &crate::manifest::model::EnvVar| None;
-    let built = crate::env::build::build(
-        &loaded,
-        &crate::env::build::Request::default(),
-        &state,
-        &facts,
-        &mut crate::random::OsRng,
-        &mut prompt,
-    )
-    .map_err(|e| format!("stackato-local: {} not loaded: {e}", root.display()))?;
+    // The paths point at the checkout.
+    let req = crate::plan::EnvOptions {
+        place: crate::platform::layout::Place::Checkout,
+        ..crate::plan::EnvOptions::default()
+    }
+    .request(None, 0, false);
+    let built = crate::plan::build_env(&loaded, &state, &facts, &req, &mut prompt)
+        .map_err(|e| format!("stackato-local: {} not loaded: {e}", root.display()))?;
     let mut code = String::new();
     let mut backup: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut n = 0;

@@ -431,6 +431,40 @@ pub fn terminal_asker() -> impl FnMut(&str) -> Option<String> {
     }
 }
 
+/// Print why a plan failed (to stderr) and return its exit code.
+pub fn report_plan_error(
+    g: &Global,
+    loaded: &crate::manifest::Loaded,
+    e: crate::plan::PlanError,
+) -> i32 {
+    use crate::plan::PlanError;
+    use crate::services::registry::ProvisionError;
+    match e {
+        PlanError::NoSuchApp { .. } => {
+            eprintln!("error: {e}");
+            exit::USAGE
+        }
+        PlanError::Build(e) => env::report_build_error(g, loaded, e),
+        PlanError::Provision(ProvisionError::Conflict(d)) => {
+            print_diagnostics(g, &loaded.sources, &d);
+            exit::INVALID_MANIFEST
+        }
+        PlanError::NoWebCommand(d) => {
+            print_diagnostics(g, &loaded.sources, &[*d]);
+            exit::INVALID_MANIFEST
+        }
+        PlanError::Service(e) => services::report(&e),
+        PlanError::Stage { .. } => {
+            eprintln!("error: {e}");
+            exit::HOOK
+        }
+        PlanError::Layout(_) | PlanError::Provision(_) | PlanError::Copy(_) => {
+            eprintln!("error: {e}");
+            exit::IO
+        }
+    }
+}
+
 /// Print a load failure to stderr and return its exit code.
 pub fn report_load_error(g: &Global, e: &LoadError) -> i32 {
     let mut err = anstream::stderr();

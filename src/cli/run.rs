@@ -9,16 +9,13 @@ use crate::cli::env::{self as cenv};
 use crate::cli::services::{self as csvc};
 use crate::cli::{Global, ServiceOpts};
 use crate::diag::Diagnostic;
-use crate::env::build::{self, Built, Request};
 use crate::exit;
-use crate::manifest::model::Web;
-use crate::manifest::{App, Loaded};
+use crate::manifest::Loaded;
 use crate::output::Output;
-use crate::random::OsRng;
-use crate::services::lifecycle::{How, Mode};
-use crate::stage::{StageError, Stager};
+use crate::plan::{self, EnvOptions, PlanError};
+use crate::stage::StageError;
 use crate::state::StateDir;
-use crate::supervise::{self, Outcome, Plan, child::Spec};
+use crate::supervise::{self, Outcome};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -116,20 +113,8 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         out.error(&refused.to_string());
         return refused.exit_code();
     }
-    for name in &args.app {
-        if loaded.manifest.app(name).is_none() {
-            let known: Vec<&str> = loaded
-                .manifest
-                .apps
-                .iter()
-                .map(|a| a.name.value.as_str())
-                .collect();
-            out.error(&format!(
-                "no application named \"{name}\" (the manifest has: {})",
-                known.join(", ")
-            ));
-            return exit::USAGE;
-        }
+    if let Err(e) = plan::check_selection(&loaded, &args.app) {
+        return report_plan_error(g, &loaded, &out, e);
     }
 
     // From here on, whatever this run starts (services, staging hooks, installers, processes)
@@ -156,26 +141,13 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         };
         let plan = match round {
             Ok((planned, ups)) => {
-                natives = planned
-                    .iter()
-                    .filter(|p| matches!(p.mode, Mode::Native(..)))
-                    .cloned()
-                    .collect();
-                watched = ups
-                    .iter()
-                    .filter_map(|u| u.pid.map(|pid| (u.name.clone(), pid)))
-                    .collect();
-                for p in &planned {
-                    let Some(up) = ups.iter().find(|u| u.name == p.record.name) else {
-                        continue;
-                    };
-                    if let Some(pid) = up.pid {
-                        keep.push(pid);
-                    }
-                    if matches!(up.how, How::Started { .. }) {
-                        ours.retain(|o| o.record.name != p.record.name);
-                        ours.push(p.clone());
-                    }
+                let started = plan::services::started(&planned, &ups);
+                natives = started.natives;
+                watched = started.watched;
+                keep.extend(started.pids);
+                for p in started.ours {
+                    ours.retain(|o| o.record.name != p.record.name);
+                    ours.push(p);
                 }
                 // 2. Staging, then the processes of each app.
                 // On the first round, an unchanged record lets the app start while its files
@@ -193,7 +165,7 @@ pub fn run(g: &Global, args: &Args) -> i32 {
             Err(_) => {
                 // A reload that failed: keep watching and try again on the next change.
                 out.phase("waiting for a change to try again (Ctrl-C stops)");
-                Plan::default()
+                supervise::Plan::default()
             }
         };
         first = false;
@@ -216,7 +188,11 @@ pub fn run(g: &Global, args: &Args) -> i32 {
                 keys: !args.no_watch && std::io::IsTerminal::is_terminal(&std::io::stdin()),
                 control: Some(state.path("run.sock")),
                 watched_services: watched.clone(),
-                restart_service: Some(restarter(&state, &natives, &args.services)),
+                restart_service: Some(plan::services::restarter(
+                    &state,
+                    &natives,
+                    Duration::from_secs(args.services.service_timeout),
+                )),
             },
         );
         if !told_writes {
@@ -270,6 +246,33 @@ pub fn run(g: &Global, args: &Args) -> i32 {
     code
 }
 
+impl Args {
+    /// The environment options of `run`.
+    pub fn env_options(&self) -> EnvOptions {
+        EnvOptions {
+            profile: self.profile,
+            cli: self.env.clone(),
+            env_files: self.env_file.clone(),
+            no_dotenv: self.no_dotenv,
+            db: self.services.db_mode(),
+            skip: self.services.skip_service.clone(),
+            place: crate::platform::layout::Place::Checkout,
+            ..EnvOptions::default()
+        }
+    }
+
+    fn run_options(&self) -> plan::RunOptions {
+        plan::RunOptions {
+            restage: self.restage,
+            hook_timeout: self.hook_timeout,
+            host: crate::env::host::Host::from_flag(self.inherit_env),
+            tty: self.tty,
+            in_place: self.in_place,
+            copy_unsafe_links: self.copy_unsafe_links,
+        }
+    }
+}
+
 /// Say once that an app wrote files into its own copy (where they stay until the next
 /// restage, as on the platform, and never reach the checkout). Returns whether it did.
 fn tell_runtime_writes(
@@ -307,39 +310,8 @@ fn tell_runtime_writes(
     told
 }
 
-/// Start one service again (after it died): the same checks as at start-up.
-fn restarter(
-    state: &StateDir,
-    natives: &[crate::services::lifecycle::Planned],
-    opts: &ServiceOpts,
-) -> supervise::ServiceRestarter {
-    let state = state.clone();
-    let natives = natives.to_vec();
-    let timeout = Duration::from_secs(opts.service_timeout);
-    Arc::new(move |name: &str| {
-        let Some(p) = natives.iter().find(|p| p.record.name == name) else {
-            return Err(format!("{name} is not a service of this run"));
-        };
-        let mut one = vec![p.clone()];
-        let so = crate::services::lifecycle::StartOptions {
-            timeout,
-            spinner: false,
-        };
-        let ups = crate::services::lifecycle::start_all(&state, &mut one, &so, &mut |_| {})
-            .map_err(|e| e.to_string())?;
-        let pid = ups
-            .first()
-            .and_then(|u| u.pid)
-            .ok_or_else(|| format!("{name} has no server process"))?;
-        let sig = match &p.mode {
-            Mode::Native(b, _) => b.stop_signal(),
-            _ => nix::sys::signal::Signal::SIGTERM,
-        };
-        Ok((pid, sig))
-    })
-}
-
-/// Stage every selected app and collect its processes.
+/// Stage every selected app and collect its processes; `Err` is the exit code (the signal's
+/// when interrupted).
 fn prepare_all(
     g: &Global,
     args: &Args,
@@ -347,45 +319,41 @@ fn prepare_all(
     state: &StateDir,
     out: &Arc<Output>,
     optimistic: bool,
-) -> Result<Plan, i32> {
-    let apps: Vec<&App> = loaded
-        .manifest
-        .start_order()
-        .into_iter()
-        .filter(|a| args.app.is_empty() || args.app.contains(&a.name.value))
-        .collect();
-    let target = crate::manifest::Target {
-        url: g.load.target_url.clone(),
-        random_word: String::new(),
+) -> Result<supervise::Plan, i32> {
+    let the_plan = plan::Plan::new(loaded, &args.app, &args.env_options());
+    let facts = plan::facts(&g.load.target_url);
+    let ctx = plan::Ctx {
+        loaded,
+        state,
+        facts: &facts,
+        out,
     };
-    let facts = build::facts(&target.target_base());
-    let multi = loaded.manifest.apps.len() > 1;
-    let mut plan = Plan {
-        utc_offset: utc_offset(),
-        // On the first round the apps start on their last staged copy; the checkouts are
-        // compared with it in the background (a reload has just made fresh copies).
-        verify: optimistic && !args.in_place,
-        ..Plan::default()
-    };
-    for app in &apps {
-        let (specs, crons, copies) =
-            prepare_app(g, args, loaded, state, &facts, app, multi, out)
-                .map_err(|code| crate::interrupt::received().map_or(code, signal_code))?;
-        plan.groups.push(specs);
-        plan.copies.extend(copies);
-        plan.crons.extend(crons);
+    let mut prompt = cenv::terminal_prompt();
+    plan::prepare(
+        &ctx,
+        &the_plan,
+        &args.run_options(),
+        optimistic,
+        &mut prompt,
+    )
+    .map_err(|e| report_plan_error(g, loaded, out, e))
+    .map_err(|code| crate::interrupt::received().map_or(code, signal_code))
+}
+
+/// Print why the plan failed, as `run` always has; return the exit code.
+fn report_plan_error(g: &Global, loaded: &Loaded, out: &Output, e: PlanError) -> i32 {
+    match e {
+        PlanError::NoSuchApp { .. } => {
+            out.error(&e.to_string());
+            exit::USAGE
+        }
+        PlanError::Layout(e) => {
+            out.error(&e.to_string());
+            exit::IO
+        }
+        PlanError::Stage { error, limit } => report_stage_error(g, loaded, out, &error, limit),
+        e => crate::cli::report_plan_error(g, loaded, e),
     }
-    // Each app waits for the apps it depends on (and only those).
-    plan.deps = apps
-        .iter()
-        .map(|a| {
-            a.depends_on
-                .iter()
-                .filter_map(|d| apps.iter().position(|x| x.name.value == d.value))
-                .collect()
-        })
-        .collect();
-    Ok(plan)
 }
 
 /// What to watch, unless `--no-watch`.
@@ -405,310 +373,6 @@ fn watch_options(
         poll: args.poll.map(|ms| Duration::from_millis(ms.max(10))),
         debounce: Duration::from_millis(args.debounce),
     })
-}
-
-/// Seconds east of UTC now, from the C library's local time (honours TZ).
-fn utc_offset() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as libc::time_t);
-    // SAFETY: localtime_r writes only into the tm we pass.
-    unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&now, &mut tm).is_null() {
-            0
-        } else {
-            tm.tm_gmtoff
-        }
-    }
-}
-
-fn request(
-    args: &Args,
-    app: &App,
-    instance: u32,
-    staging: bool,
-    place: crate::platform::layout::Place,
-) -> Request {
-    Request {
-        app: Some(app.name.value.clone()),
-        instance,
-        staging,
-        place,
-        profile: args.profile,
-        cli: args.env.clone(),
-        env_files: args.env_file.clone(),
-        no_dotenv: args.no_dotenv,
-        db: args.services.db_mode(),
-        skip: args.services.skip_service.clone(),
-        ..Request::default()
-    }
-}
-
-fn build_env(
-    g: &Global,
-    loaded: &Loaded,
-    state: &StateDir,
-    facts: &crate::platform::env::Facts,
-    req: &Request,
-) -> Result<Built, i32> {
-    let mut prompt = cenv::terminal_prompt();
-    build::build(loaded, req, state, facts, &mut OsRng, &mut prompt)
-        .map_err(|e| cenv::report_build_error(g, loaded, e))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn prepare_app(
-    g: &Global,
-    args: &Args,
-    loaded: &Loaded,
-    state: &StateDir,
-    facts: &crate::platform::env::Facts,
-    app: &App,
-    multi: bool,
-    out: &Arc<Output>,
-) -> Result<AppPlan, i32> {
-    let label = |s: &str| {
-        if multi {
-            format!("{}:{s}", app.name.value)
-        } else {
-            s.to_string()
-        }
-    };
-    // Staging: into a new generation of the staged copy, unless the last one still holds.
-    let decision = crate::stage::decide(loaded, app, state, args.restage, args.in_place);
-    let place = decision.place();
-    let staging_env = build_env(g, loaded, state, facts, &request(args, app, 0, true, place))?;
-    for n in &staging_env.notes {
-        out.note(&format!("note: {n}"));
-    }
-    if let Err(e) = staging_env.layout.prepare() {
-        out.error(&e.to_string());
-        return Err(exit::IO);
-    }
-    out.phase(&format!("staging {}", app.name.value));
-    out.reserve(&label("staging"));
-    let stager = Stager {
-        loaded,
-        app,
-        state,
-        env: &staging_env.env,
-        home: staging_env.layout.home.clone(),
-        host: crate::env::host::Host::from_flag(args.inherit_env),
-        out,
-        prefix: out.prefix(&label("staging"), 8),
-        limit: Duration::from_secs(args.hook_timeout),
-        restage: args.restage,
-        copy_unsafe_links: args.copy_unsafe_links,
-    };
-    match stager.stage(decision) {
-        Ok(s) if s.cached => {
-            for n in &s.notes {
-                out.note(&format!("note: {n}"));
-            }
-            out.phase(&format!(
-                "staging {}: the manifest and requirements did not change since the last staging; skipped (--restage to force)",
-                app.name.value
-            ))
-        }
-        Ok(s) => {
-            for n in &s.notes {
-                out.note(&format!("note: {n}"));
-            }
-            out.phase(&format!("staged {}", app.name.value));
-        }
-        Err(e) => return Err(report_stage_error(g, loaded, out, &e, args.hook_timeout)),
-    }
-
-    // The processes, one per instance.
-    let mut specs = Vec::new();
-    let mut crons = Vec::new();
-    let mut homes = Vec::new();
-    let source = app.path.canonicalize().unwrap_or_else(|_| app.path.clone());
-    let count = app.instance_count();
-    let all_cron = false;
-    for i in 0..count {
-        if app.web != Web::Worker {
-            match build::ensure_instance_port_free(state, &app.name.value, i) {
-                Ok(Some((old, new))) => out.note(&format!(
-                    "note: port {old} of {} instance {i} is taken by another program; it now uses port {new} ($PORT follows)",
-                    app.name.value
-                )),
-                Ok(None) => {}
-                Err(e) => return Err(cenv::report_build_error(g, loaded, e)),
-            }
-        }
-        // The instance's own copy of the staged tree (kept between runs), made before its
-        // environment, which looks at its files (the start file of `$STACKATO_UWSGI`).
-        if let crate::platform::layout::Place::Staged { generation } = place {
-            match crate::stage::droplet::instance_home(state, &app.name.value, generation, i) {
-                Ok(home) => homes.push(home),
-                Err(e) => {
-                    out.error(&format!(
-                        "could not make the copy of instance {i} of {}: {e}",
-                        app.name.value
-                    ));
-                    return Err(exit::IO);
-                }
-            }
-        }
-        let built = build_env(
-            g,
-            loaded,
-            state,
-            facts,
-            &request(args, app, i, false, place),
-        )?;
-        if let Err(e) = built.layout.prepare() {
-            out.error(&e.to_string());
-            return Err(exit::IO);
-        }
-        let env: Vec<(String, String)> = built
-            .env
-            .vars()
-            .iter()
-            .map(|v| (v.name.clone(), v.value.clone()))
-            .collect();
-        let (kind, command, port) = match &app.web {
-            Web::Command(c) => ("web", c.value.clone(), built.env.get("PORT")),
-            Web::Worker => (
-                "worker",
-                app.command
-                    .as_ref()
-                    .map(|c| c.value.clone())
-                    .unwrap_or_default(),
-                None,
-            ),
-            Web::Default => match (&app.command, built.env.get("PROCESSES_WEB")) {
-                (Some(c), _) => ("web", c.value.clone(), built.env.get("PORT")),
-                (None, Some(w)) => ("web", w.to_string(), built.env.get("PORT")),
-                (None, None) => {
-                    let d = Diagnostic::error(format!(
-                        "Application \"{}\" has no web command: framework {} has no default one here",
-                        app.name.value,
-                        app.framework_name().unwrap_or("(none)")
-                    ))
-                    .at(app.name.span)
-                    .hint("add `processes: {web: <command listening on $PORT>}`, or `command:`");
-                    crate::cli::print_diagnostics(g, &loaded.sources, &[d]);
-                    return Err(exit::INVALID_MANIFEST);
-                }
-            },
-        };
-        let port = port.and_then(|p| p.parse::<u16>().ok());
-        // No route (`url: []`, `no-route: true`): up while it runs, as on the platform (§4.1).
-        let check = if app.urls.as_ref().is_some_and(Vec::is_empty) {
-            if i == 0 && port.is_some() {
-                out.note(&format!(
-                    "note: {} has no route: its web process is up while it runs; its port is not checked",
-                    app.name.value
-                ));
-            }
-            supervise::health::Check::Running
-        } else {
-            supervise::health::Check::Port
-        };
-        let cwd = built.layout.home.clone();
-        specs.push(Spec {
-            name: label(&format!("{kind}.{i}")),
-            app: app.name.value.clone(),
-            instance: i,
-            hooks: app.hooks.pre_running.clone(),
-            command,
-            env: env.clone(),
-            cwd: cwd.clone(),
-            source: source.clone(),
-            port,
-            check,
-            ready_timeout: Duration::from_secs(
-                app.timeout.as_ref().map_or(60, |t| u64::from(t.value)),
-            ),
-            tty: args.tty,
-            host: crate::env::host::Host::from_flag(args.inherit_env),
-        });
-        let cron_everywhere = all_cron || built.env.get("STACKATO_CRON_INSTANCES") == Some("all");
-        if i == 0 || cron_everywhere {
-            crons.extend(cron_jobs(
-                app,
-                crate::env::host::Host::from_flag(args.inherit_env),
-                &env,
-                &cwd,
-                &label(&format!("cron.{i}")),
-                out,
-            ));
-        }
-    }
-    let copies = match place {
-        crate::platform::layout::Place::Staged { generation } => {
-            match crate::stage::droplet::Copies::open(
-                state,
-                app,
-                generation,
-                homes,
-                args.copy_unsafe_links,
-            ) {
-                Some(c) => Some(Arc::new(c)),
-                None => {
-                    out.error(&format!(
-                        "the staged copy of {} has no record of what it copied; run again with --restage",
-                        app.name.value
-                    ));
-                    return Err(exit::IO);
-                }
-            }
-        }
-        crate::platform::layout::Place::Checkout => None,
-    };
-    Ok((specs, crons, copies))
-}
-
-/// One app's processes, cron jobs and staged copies.
-type AppPlan = (
-    Vec<Spec>,
-    Vec<supervise::CronJob>,
-    Option<Arc<crate::stage::droplet::Copies>>,
-);
-
-/// The crontab of one instance: `$HOME/crontab`, then `cron:`; assignments apply to the jobs.
-fn cron_jobs(
-    app: &App,
-    host: crate::env::host::Host,
-    env: &[(String, String)],
-    cwd: &std::path::Path,
-    name: &str,
-    out: &Output,
-) -> Vec<supervise::CronJob> {
-    use crate::supervise::cron::{self, Line};
-    let mut lines: Vec<String> = crate::platform::web::app_file(cwd, "crontab")
-        .map(|t| {
-            t.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    lines.extend(app.cron.iter().map(|c| c.value.clone()));
-    let mut assigns = Vec::new();
-    let mut jobs = Vec::new();
-    for l in lines {
-        match cron::parse(&l) {
-            Ok(Line::Assign(k, v)) => assigns.push((k, v)),
-            Ok(Line::Job(schedule, command)) => jobs.push((schedule, command)),
-            Err(e) => out.error(&format!("cron entry `{l}` ignored: {e}")),
-        }
-    }
-    let cenv = cron::env(env, &assigns);
-    jobs.into_iter()
-        .map(|(schedule, command)| supervise::CronJob {
-            name: name.to_string(),
-            schedule,
-            command,
-            env: cenv.clone(),
-            cwd: cwd.to_path_buf(),
-            host,
-        })
-        .collect()
 }
 
 fn report_stage_error(

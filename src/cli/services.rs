@@ -4,15 +4,14 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use crate::cli::{Global, ServiceOpts, print_diagnostics, report_load_error, terminal_asker};
+use crate::cli::{Global, ServiceOpts, report_load_error, terminal_asker};
 use crate::exit;
 use crate::manifest::{self, Loaded};
-use crate::random::OsRng;
 use crate::services::ServiceError;
 use crate::services::backend::{self, Ctx};
 use crate::services::lifecycle::{self, How, Mode, Planned, StartOptions, Status, Up};
 use crate::services::paths::RunAs;
-use crate::services::registry::{self, ProvisionError};
+use crate::services::registry;
 use crate::state::StateDir;
 
 #[derive(Debug, clap::Args)]
@@ -101,25 +100,15 @@ pub fn gate(g: &Global, loaded: &Loaded) -> Result<crate::trust::Granted, i32> {
     })
 }
 
-/// Provision and plan every service of the manifest.
+/// Provision and plan every service of the manifest, or print why not.
 pub fn plan(
     g: &Global,
     loaded: &Loaded,
     state: &StateDir,
     opts: &ServiceOpts,
 ) -> Result<Vec<Planned>, i32> {
-    let records = match registry::provision(state, &loaded.manifest, &mut OsRng) {
-        Ok(r) => r,
-        Err(ProvisionError::Conflict(d)) => {
-            print_diagnostics(g, &loaded.sources, &d);
-            return Err(exit::INVALID_MANIFEST);
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Err(exit::IO);
-        }
-    };
-    lifecycle::plan(state, &records, opts.db_mode(), &opts.skip_service).map_err(|e| report(&e))
+    crate::plan::services::provision(loaded, state, opts.db_mode(), &opts.skip_service)
+        .map_err(|e| crate::cli::report_plan_error(g, loaded, e))
 }
 
 /// Print a service error and return its exit code.

@@ -355,28 +355,12 @@ pub fn process(app: &App) -> Process {
     }
 }
 
-/// The framework's default web command (`$PROCESSES_WEB`) in portable form: `$PORT` and
-/// `$HOME` are left to the shell.
+/// The framework's default web command (`$PROCESSES_WEB`) in portable form, from the table
+/// `run` uses too ([`web::default_web_template`]): `$PORT`, `$HOME`, `$STACKATO_DOCUMENT_ROOT`,
+/// `$STACKATO_UWSGI` and `$VCAP_APP_HOST` are left to the target ([`translate`] fills in the
+/// host).
 pub fn default_web(app: &App) -> Option<String> {
-    let fw = app.framework_name();
-    if web::is_python(fw) || web::is_perl(fw) {
-        return Some("$STACKATO_UWSGI".into());
-    }
-    match fw {
-        Some("node") => Some(format!(
-            "node {}",
-            web::start_file(app).unwrap_or_else(|| "server.js".into())
-        )),
-        Some("php") => Some("php -S 0.0.0.0:$PORT -t $STACKATO_DOCUMENT_ROOT".into()),
-        Some("rack") => Some("bundle exec rackup -p $PORT -o 0.0.0.0".into()),
-        Some("rails3") => Some("bundle exec rails server -p $PORT -b 0.0.0.0".into()),
-        Some("sinatra") => Some(format!(
-            "ruby {} -p $PORT -o 0.0.0.0",
-            web::ruby_main(&app.path).unwrap_or_else(|| "app.rb".into())
-        )),
-        Some(_) => None,
-        None => web::procfile_web(&app.path),
-    }
+    web::default_web_template(app).map(|d| d.template().to_string())
 }
 
 /// Replace the shell variable `name` (`$name` or `${name}`) in `s` with `with`.
@@ -420,31 +404,11 @@ pub struct Command {
     pub perl: bool,
 }
 
-/// The uWSGI command `$STACKATO_UWSGI` stood for, listening on `host:$PORT`.
+/// The uWSGI command `$STACKATO_UWSGI` stood for, listening on `host:$PORT` (the arguments
+/// `run` gives its own uWSGI, [`web::uwsgi_args`]).
 pub fn uwsgi_line(app: &App, host: &str) -> String {
-    let fw = app.framework_name();
-    let start = web::start_file(app);
-    let loader = if web::is_perl(fw) {
-        format!(
-            "--psgi $HOME/{}",
-            start.unwrap_or_else(|| "app.psgi".into())
-        )
-    } else {
-        let file = start.unwrap_or_else(|| "wsgi.py".into());
-        let explicit = app
-            .framework
-            .as_ref()
-            .is_some_and(|f| f.start_file.is_some());
-        if explicit || app.path.join(&file).is_file() {
-            format!("--wsgi-file $HOME/{file} --callable application")
-        } else {
-            "--callable application".into()
-        }
-    };
-    format!(
-        "uwsgi --http-socket {host}:$PORT --master --processes 1 --enable-threads \
-         --chdir $HOME --pythonpath $HOME {loader} --die-on-term"
-    )
+    let args = web::uwsgi_args_any(app);
+    format!("uwsgi {}", web::expand(&args, &[("VCAP_APP_HOST", host)]))
 }
 
 /// Translate the platform-only variables of a command: `$PROCESSES_WEB` (the default

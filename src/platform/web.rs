@@ -1,5 +1,6 @@
-//! Default web commands: `$STACKATO_UWSGI` for the Python and Perl legacy frameworks, and
-//! `$PROCESSES_WEB` (the framework's default) for each framework a laptop can run.
+//! Default web commands: the one table of `$PROCESSES_WEB` per framework (templates `run`
+//! fills with an instance's values and `export` keeps as variables), and `$STACKATO_UWSGI`
+//! for the Python and Perl legacy frameworks.
 
 use std::path::Path;
 
@@ -37,60 +38,184 @@ pub fn start_file(app: &App) -> Option<String> {
     None
 }
 
-/// `$STACKATO_UWSGI`: a local uWSGI (installed into the project's virtualenv at staging)
-/// serving the app over HTTP on `port`, stopping on SIGTERM. Apps append their own options
-/// (`--check-static`, `--static-map`, `--wsgi-file`, `--module`, …).
-pub fn uwsgi_command(app: &App, layout: &Layout, port: u16) -> Option<String> {
+/// The arguments of the uWSGI command `$STACKATO_UWSGI` stands for, as a template (see
+/// [`expand`]): serving the app over HTTP on `$VCAP_APP_HOST:$PORT`, from `$HOME`, stopping on
+/// SIGTERM. Apps append their own options (`--check-static`, `--static-map`, `--wsgi-file`,
+/// `--module`, …). `None` for frameworks not served by uWSGI.
+pub fn uwsgi_args(app: &App) -> Option<String> {
     let fw = app.framework_name();
-    if !is_python(fw) && !is_perl(fw) {
-        return None;
-    }
-    let home = layout.home.display();
-    let uwsgi = layout.venv.join("bin").join("uwsgi");
+    (is_python(fw) || is_perl(fw)).then(|| uwsgi_args_any(app))
+}
+
+/// [`uwsgi_args`] whatever the framework (a WSGI app unless it is Perl): for a command that
+/// uses `$STACKATO_UWSGI` where the platform would not have set it.
+pub fn uwsgi_args_any(app: &App) -> String {
+    let fw = app.framework_name();
     let start = start_file(app).unwrap_or_else(|| "wsgi.py".into());
     let loader = if is_perl(fw) {
-        format!("--psgi {home}/{start}")
+        format!("--psgi $HOME/{start}")
     } else {
         // Only point at the default file when it exists: apps without a wsgi.py add their
         // own --wsgi-file / --module, as on the platform.
-        let file = layout.home.join(&start);
-        if file.is_file()
-            || app
-                .framework
-                .as_ref()
-                .is_some_and(|f| f.start_file.is_some())
-        {
-            format!("--wsgi-file {home}/{start} --callable application")
+        let explicit = app
+            .framework
+            .as_ref()
+            .is_some_and(|f| f.start_file.is_some());
+        if explicit || app.path.join(&start).is_file() {
+            format!("--wsgi-file $HOME/{start} --callable application")
         } else {
             "--callable application".to_string()
         }
     };
+    format!(
+        "--http-socket $VCAP_APP_HOST:$PORT --master --processes 1 --enable-threads \
+         --chdir $HOME --pythonpath $HOME {loader} --die-on-term"
+    )
+}
+
+/// `$STACKATO_UWSGI` for `run`: the project's uWSGI (installed into its virtualenv at
+/// staging) serving the app on 127.0.0.1:`port`.
+pub fn uwsgi_command(app: &App, layout: &Layout, port: u16) -> Option<String> {
+    let args = uwsgi_args(app)?;
+    let uwsgi = layout.venv.join("bin").join("uwsgi");
     Some(format!(
-        "{} --http-socket 127.0.0.1:{port} --master --processes 1 --enable-threads \
-         --chdir {home} --pythonpath {home} {loader} --die-on-term",
-        uwsgi.display()
+        "{} {}",
+        uwsgi.display(),
+        expand(&args, &local_values(layout, port, &layout.home, None))
     ))
 }
 
-/// `$PROCESSES_WEB`: the default web command, or `None` when the platform had none
-/// (generic, standalone, Java, no framework and no Procfile).
-pub fn default_web(app: &App, layout: &Layout, port: u16, document_root: &Path) -> Option<String> {
+/// The address `run` binds web processes to (the laptop's own, never the network's).
+pub const LOCAL_HOST: &str = "127.0.0.1";
+
+/// The framework's default web command, as the table gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DefaultWeb {
+    /// A framework's default: a template whose `$VCAP_APP_HOST` (the address to bind), `$PORT`,
+    /// `$HOME`, `$STACKATO_DOCUMENT_ROOT` and `$STACKATO_UWSGI` the caller fills in or keeps.
+    Framework(String),
+    /// The `web:` line of the app's Procfile (no framework): the user's text, used as it is.
+    Procfile(String),
+}
+
+impl DefaultWeb {
+    /// The command with `values` put in for the template's variables (a Procfile line is
+    /// left as it is: the shell expands it with the process's environment).
+    pub fn render(&self, values: &[(&str, &str)]) -> String {
+        match self {
+            DefaultWeb::Framework(t) => expand(t, values),
+            DefaultWeb::Procfile(l) => l.clone(),
+        }
+    }
+
+    /// The text, variables kept (what `export` writes for the target to expand).
+    pub fn template(&self) -> &str {
+        match self {
+            DefaultWeb::Framework(t) | DefaultWeb::Procfile(t) => t,
+        }
+    }
+}
+
+/// The one table of default web commands (`$PROCESSES_WEB`, spec §4.3), used by `run` (through
+/// [`default_web`]) and by `export`. `None` when the platform had none (generic, standalone,
+/// Java, node without a start file, no framework and no Procfile).
+///
+/// Python and Perl: `$STACKATO_UWSGI` (spec: `PROCESSES_WEB=<value of STACKATO_UWSGI>`). PHP:
+/// Apache with mod_php on the platform, PHP's built-in server here, same document root. Ruby
+/// (CF v1 style): `rails server`, `rackup config.ru`, `ruby <main file>`, through bundler when
+/// the app has a Gemfile, each bound to `$VCAP_APP_HOST:$PORT` (the platform's 0.0.0.0).
+pub fn default_web_template(app: &App) -> Option<DefaultWeb> {
     let fw = app.framework_name();
     if is_python(fw) || is_perl(fw) {
-        return uwsgi_command(app, layout, port);
+        return Some(DefaultWeb::Framework("$STACKATO_UWSGI".into()));
     }
-    match fw {
+    let bundle = if app.path.join("Gemfile").is_file() {
+        "bundle exec "
+    } else {
+        ""
+    };
+    let t = match fw {
         Some("node") => start_file(app).map(|f| format!("node {f}")),
-        Some("php") => Some(format!(
-            "php -S 127.0.0.1:{port} -t {}",
-            document_root.display()
+        Some("php") => Some("php -S $VCAP_APP_HOST:$PORT -t $STACKATO_DOCUMENT_ROOT".into()),
+        Some("rack") => Some(format!(
+            "{bundle}rackup config.ru -p $PORT -o $VCAP_APP_HOST"
         )),
-        Some("rack") => Some(format!("rackup --port {port}")),
-        Some("sinatra") => ruby_main(&app.path).map(|f| format!("ruby {f} -p {port}")),
-        Some("rails3") => Some(format!("bundle exec rails server -p {port}")),
+        Some("rails3") => Some("bundle exec rails server -p $PORT -b $VCAP_APP_HOST".into()),
+        Some("sinatra") => {
+            ruby_main(&app.path).map(|f| format!("{bundle}ruby {f} -p $PORT -o $VCAP_APP_HOST"))
+        }
         Some(_) => None,
-        None => procfile_web(&app.path),
+        None => return procfile_web(&app.path).map(DefaultWeb::Procfile),
+    };
+    t.map(DefaultWeb::Framework)
+}
+
+/// The values `run` puts into a template for one instance: bound to [`LOCAL_HOST`], on
+/// `port`, in `home`; `uwsgi` is the instance's `$STACKATO_UWSGI`.
+fn local_values(
+    layout: &Layout,
+    port: u16,
+    document_root: &Path,
+    uwsgi: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut v = vec![
+        ("VCAP_APP_HOST", LOCAL_HOST.to_string()),
+        ("PORT", port.to_string()),
+        ("HOME", layout.home.display().to_string()),
+        (
+            "STACKATO_DOCUMENT_ROOT",
+            document_root.display().to_string(),
+        ),
+    ];
+    if let Some(u) = uwsgi {
+        v.push(("STACKATO_UWSGI", u.to_string()));
     }
+    v
+}
+
+/// `$PROCESSES_WEB` for `run`: the table's command with this instance's values.
+pub fn default_web(app: &App, layout: &Layout, port: u16, document_root: &Path) -> Option<String> {
+    let d = default_web_template(app)?;
+    let uwsgi = uwsgi_command(app, layout, port);
+    let values = local_values(layout, port, document_root, uwsgi.as_deref());
+    let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Some(d.render(&pairs))
+}
+
+/// `template` with each variable of `values` (`$NAME` or `${NAME}`, a whole name, not after a
+/// backslash) replaced by its value, in one pass (a value is never expanded again); other
+/// variables are kept.
+pub fn expand<V: AsRef<str>>(template: &str, values: &[(&str, V)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, len) = if let Some(b) = after.strip_prefix('{') {
+            match b.find('}') {
+                Some(e) => (&b[..e], e + 2),
+                None => ("", 0),
+            }
+        } else {
+            let e = after
+                .find(|c: char| c != '_' && !c.is_ascii_alphanumeric())
+                .unwrap_or(after.len());
+            (&after[..e], e)
+        };
+        let escaped = rest[..i].ends_with('\\');
+        match values.iter().find(|(k, _)| *k == name) {
+            Some((_, v)) if !escaped && !name.is_empty() => {
+                out.push_str(v.as_ref());
+                rest = &after[len..];
+            }
+            _ => {
+                out.push('$');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The first top-level `*.rb` file (sinatra's main file).
@@ -120,4 +245,118 @@ pub fn procfile_web(dir: &Path) -> Option<String> {
         let (k, v) = l.split_once(':')?;
         (k.trim() == "web").then(|| v.trim().to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::layout::Place;
+
+    /// The frameworks of the table, and the files their apps have.
+    const FRAMEWORKS: &[&str] = &[
+        "python", "wsgi", "django", "perl", "node", "php", "rack", "rails3", "sinatra",
+    ];
+
+    fn app_with(
+        framework: Option<&str>,
+        files: &[&str],
+    ) -> (tempfile::TempDir, crate::manifest::Manifest) {
+        let d = tempfile::tempdir().expect("tempdir");
+        let fw = framework.map_or(String::new(), |f| format!("framework:\n  type: {f}\n"));
+        std::fs::write(d.path().join("stackato.yml"), format!("name: a\n{fw}")).expect("write");
+        for f in files {
+            std::fs::write(d.path().join(f), "web: ./serve --port $PORT\n").expect("write");
+        }
+        let opts = crate::manifest::LoadOptions::new(d.path());
+        let mut ask = |_: &str| None;
+        let m = crate::manifest::load(&opts, &mut ask)
+            .expect("loads")
+            .manifest;
+        (d, m)
+    }
+
+    /// What `run` executes and what `export` writes are the same command: export's, with the
+    /// instance's values put in by the shell, is run's (but for where uWSGI is installed).
+    #[test]
+    fn run_and_export_agree_for_every_framework() {
+        let files = [
+            "server.js",
+            "app.rb",
+            "Gemfile",
+            "config.ru",
+            "wsgi.py",
+            "app.psgi",
+        ];
+        for fw in FRAMEWORKS {
+            let (_d, m) = app_with(Some(fw), &files);
+            let app = &m.apps[0];
+            let layout = Layout::new(&m.dir, app, 0, false, Place::Checkout);
+            let doc = layout.document_root(app);
+            let run = default_web(app, &layout, 5123, &doc)
+                .unwrap_or_else(|| panic!("{fw}: run has no default web command"));
+            let exported = crate::export::default_web(app)
+                .unwrap_or_else(|| panic!("{fw}: export has no default web command"));
+            let translated = crate::export::translate(app, &exported, LOCAL_HOST).text;
+            let home = layout.home.display().to_string();
+            let doc = doc.display().to_string();
+            let by_shell = expand(
+                &translated,
+                &[
+                    ("PORT", "5123"),
+                    ("HOME", &home),
+                    ("STACKATO_DOCUMENT_ROOT", &doc),
+                ],
+            );
+            let venv_uwsgi = format!("{} ", layout.venv.join("bin").join("uwsgi").display());
+            assert_eq!(run.replace(&venv_uwsgi, "uwsgi "), by_shell, "{fw}");
+            assert!(
+                !run.contains('$'),
+                "{fw}: run's command keeps a variable: {run}"
+            );
+        }
+    }
+
+    #[test]
+    fn ruby_goes_through_bundler_only_with_a_gemfile() {
+        let (_d, m) = app_with(Some("rack"), &["config.ru"]);
+        assert_eq!(
+            crate::export::default_web(&m.apps[0]).as_deref(),
+            Some("rackup config.ru -p $PORT -o $VCAP_APP_HOST")
+        );
+        let (_d, m) = app_with(Some("rack"), &["config.ru", "Gemfile"]);
+        assert_eq!(
+            crate::export::default_web(&m.apps[0]).as_deref(),
+            Some("bundle exec rackup config.ru -p $PORT -o $VCAP_APP_HOST")
+        );
+    }
+
+    #[test]
+    fn no_default_where_the_platform_had_none() {
+        // node without a start file, generic, Java, and no framework without a Procfile.
+        for fw in [Some("node"), Some("generic"), Some("java_web"), None] {
+            let (_d, m) = app_with(fw, &[]);
+            assert_eq!(default_web_template(&m.apps[0]), None, "{fw:?}");
+        }
+    }
+
+    #[test]
+    fn a_procfile_line_is_used_as_it_is() {
+        let (_d, m) = app_with(None, &["Procfile"]);
+        let app = &m.apps[0];
+        let layout = Layout::new(&m.dir, app, 0, false, Place::Checkout);
+        assert_eq!(
+            default_web(app, &layout, 5123, &layout.home).as_deref(),
+            Some("./serve --port $PORT")
+        );
+    }
+
+    #[test]
+    fn expand_replaces_whole_unescaped_names_once() {
+        let v = [("PORT", "80"), ("HOME", "/h/$PORT")];
+        assert_eq!(
+            expand("a $PORT ${PORT} $PORTS \\$PORT $X $", &v),
+            "a 80 80 $PORTS \\$PORT $X $"
+        );
+        assert_eq!(expand("$HOME/x ${HOME", &v), "/h/$PORT/x ${HOME");
+    }
 }

@@ -1,0 +1,29 @@
+//! The run pipeline as a library: what `run` does, and what `exec`, `ssh`, `env`, the shell
+//! hook and `export` share of it, decided in one place from the loaded manifest and the
+//! options, with no printing of its own beyond `run`'s progress lines and typed errors
+//! ([`PlanError`]) that `src/cli/` maps to exit codes.
+//!
+//! - [`options`] — one [`EnvOptions`] (profile, `--env`, `--env-file`, `--no-dotenv`, the
+//!   database mode, skipped services, where `$HOME` is) that every command converts its
+//!   arguments into, and the one function, [`EnvOptions::request`], that makes the
+//!   environment [`Request`](crate::env::build::Request) from it.
+//! - [`apps`] — the [`Plan`]: the selected apps in start order (`--app`, `depends-on`), each
+//!   with its staging request and one request per instance, and the dependency edges.
+//! - [`services`] — provisioning and planning the project's services, sorting what a start
+//!   gave (to stop, keep and watch), restarting one that died.
+//! - [`prepare`] — staging an app (the call to `Stager::stage()`) and turning each instance
+//!   into a supervised process, then the whole round into a `supervise::Plan`.
+//! - [`cron`] — an instance's cron jobs (`$HOME/crontab`, then `cron:`) and the UTC offset.
+//! - [`error`] — [`PlanError`].
+
+pub mod apps;
+pub mod cron;
+pub mod error;
+pub mod options;
+pub mod prepare;
+pub mod services;
+
+pub use apps::{AppPlan, Plan, check_selection};
+pub use error::PlanError;
+pub use options::{EnvOptions, facts};
+pub use prepare::{Ctx, RunOptions, build_env, instance_env, prepare, prepare_layout};

@@ -1,0 +1,316 @@
+//! One round of `run` for the plan's apps: stage each app (the call to `Stager::stage()`, into
+//! a new generation of its staged copy unless the last one still holds), then make each
+//! instance's own copy and a supervised process, and the cron jobs, of each instance; together
+//! the `supervise::Plan` the supervisor runs, with the copies it keeps in step with the
+//! checkout. Progress goes to `run`'s [`Output`]; failures are
+//! [`PlanError`]s.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::diag::Diagnostic;
+use crate::env::build::{self, Built, Request};
+use crate::env::host::Host;
+use crate::env::user::Prompter;
+use crate::manifest::Loaded;
+use crate::manifest::model::Web;
+use crate::output::Output;
+use crate::plan::{AppPlan, Plan, PlanError, cron};
+use crate::platform::env::Facts;
+use crate::platform::layout::Place;
+use crate::random::OsRng;
+use crate::stage::Stager;
+use crate::stage::droplet::Copies;
+use crate::state::StateDir;
+use crate::supervise::{self, CronJob, child::Spec};
+
+/// What a round works with.
+pub struct Ctx<'a> {
+    pub loaded: &'a Loaded,
+    pub state: &'a StateDir,
+    pub facts: &'a Facts,
+    /// `run`'s output: phases, notes, the staging hooks' lines.
+    pub out: &'a Arc<Output>,
+}
+
+/// `run`'s options that shape staging and the processes.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// `--restage`: stage even when nothing changed.
+    pub restage: bool,
+    /// `--hook-timeout`: time limit of one staging hook or installer, in seconds.
+    pub hook_timeout: u64,
+    /// How much of the host environment hooks, processes and cron jobs get.
+    pub host: Host,
+    /// `--tty`: processes get a pseudo-terminal.
+    pub tty: bool,
+    /// `--in-place`: stage and run in the checkout, not in a staged copy.
+    pub in_place: bool,
+    /// `--copy-unsafe-links`: copy what links reaching outside the app point to.
+    pub copy_unsafe_links: bool,
+}
+
+/// The environment `req` asks for (`prompt` asks for required variables without a value).
+pub fn build_env(
+    loaded: &Loaded,
+    state: &StateDir,
+    facts: &Facts,
+    req: &Request,
+    prompt: &mut Prompter<'_>,
+) -> Result<Built, PlanError> {
+    build::build(loaded, req, state, facts, &mut OsRng, prompt).map_err(PlanError::Build)
+}
+
+/// Make the instance's directories (`$STACKATO_APP_ROOT`, `logs/`).
+pub fn prepare_layout(built: &Built) -> Result<(), PlanError> {
+    built.layout.prepare().map_err(PlanError::Layout)
+}
+
+/// The environment of one instance, its directories made: what `exec` and `ssh` run in.
+pub fn instance_env(
+    loaded: &Loaded,
+    state: &StateDir,
+    facts: &Facts,
+    req: &Request,
+    prompt: &mut Prompter<'_>,
+) -> Result<Built, PlanError> {
+    let built = build_env(loaded, state, facts, req, prompt)?;
+    prepare_layout(&built)?;
+    Ok(built)
+}
+
+/// Stage every app of `plan` and collect its processes and cron jobs, with the dependency
+/// edges. `optimistic`: the apps start on their last staged copy, and the checkouts are
+/// compared with it in the background (then edits are synced in and the apps restarted).
+pub fn prepare(
+    ctx: &Ctx<'_>,
+    plan: &Plan<'_>,
+    opts: &RunOptions,
+    optimistic: bool,
+    prompt: &mut Prompter<'_>,
+) -> Result<supervise::Plan, PlanError> {
+    let mut sp = supervise::Plan {
+        utc_offset: cron::utc_offset(),
+        verify: optimistic && !opts.in_place,
+        ..supervise::Plan::default()
+    };
+    for a in &plan.apps {
+        let (specs, crons, copies) = prepare_app(ctx, a, plan.multi, opts, prompt)?;
+        sp.groups.push(specs);
+        sp.crons.extend(crons);
+        sp.copies.extend(copies);
+    }
+    sp.deps = plan.deps.clone();
+    Ok(sp)
+}
+
+/// What one app gives a round: its processes, its cron jobs, and its staged copies (none
+/// with `--in-place`).
+pub type AppRound = (Vec<Spec>, Vec<CronJob>, Option<Arc<Copies>>);
+
+/// Stage one app, then give the processes and cron jobs of its instances.
+pub fn prepare_app(
+    ctx: &Ctx<'_>,
+    a: &AppPlan<'_>,
+    multi: bool,
+    opts: &RunOptions,
+    prompt: &mut Prompter<'_>,
+) -> Result<AppRound, PlanError> {
+    let place = stage(ctx, a, multi, opts, prompt)?;
+    let (specs, crons, homes) = processes(ctx, a, multi, opts, place, prompt)?;
+    let copies = match place {
+        Place::Staged { generation } => Some(Arc::new(
+            Copies::open(ctx.state, a.app, generation, homes, opts.copy_unsafe_links).ok_or_else(
+                || PlanError::Copy(format!(
+                    "the staged copy of {} has no record of what it copied; run again with --restage",
+                    a.app.name.value
+                )),
+            )?,
+        )),
+        Place::Checkout => None,
+    };
+    Ok((specs, crons, copies))
+}
+
+/// Stage one app (or find its staging unchanged), saying so on the output; returns where its
+/// processes run (the generation of its staged copy, or the checkout with `--in-place`).
+pub fn stage(
+    ctx: &Ctx<'_>,
+    a: &AppPlan<'_>,
+    multi: bool,
+    opts: &RunOptions,
+    prompt: &mut Prompter<'_>,
+) -> Result<Place, PlanError> {
+    let (loaded, out, app) = (ctx.loaded, ctx.out, a.app);
+    let decision = crate::stage::decide(loaded, app, ctx.state, opts.restage, opts.in_place);
+    let place = decision.place();
+    let mut req = a.staging.clone();
+    req.place = place;
+    let staging_env = build_env(loaded, ctx.state, ctx.facts, &req, prompt)?;
+    for n in &staging_env.notes {
+        out.note(&format!("note: {n}"));
+    }
+    prepare_layout(&staging_env)?;
+    out.phase(&format!("staging {}", app.name.value));
+    let label = a.label(multi, "staging");
+    out.reserve(&label);
+    let stager = Stager {
+        loaded,
+        app,
+        state: ctx.state,
+        env: &staging_env.env,
+        home: staging_env.layout.home.clone(),
+        host: opts.host,
+        out,
+        prefix: out.prefix(&label, 8),
+        limit: Duration::from_secs(opts.hook_timeout),
+        restage: opts.restage,
+        copy_unsafe_links: opts.copy_unsafe_links,
+    };
+    match stager.stage(decision) {
+        Ok(s) if s.cached => {
+            for n in &s.notes {
+                out.note(&format!("note: {n}"));
+            }
+            out.phase(&format!(
+                "staging {}: the manifest and requirements did not change since the last staging; skipped (--restage to force)",
+                app.name.value
+            ));
+            Ok(place)
+        }
+        Ok(s) => {
+            for n in &s.notes {
+                out.note(&format!("note: {n}"));
+            }
+            out.phase(&format!("staged {}", app.name.value));
+            Ok(place)
+        }
+        Err(error) => Err(PlanError::Stage {
+            error: Box::new(error),
+            limit: opts.hook_timeout,
+        }),
+    }
+}
+
+/// The processes, the cron jobs and (with a staged copy) the homes of an app's instances.
+pub type Instances = (Vec<Spec>, Vec<CronJob>, Vec<std::path::PathBuf>);
+
+/// The processes of one app, one per instance, and the cron jobs (instance 0's, or every
+/// instance's with `STACKATO_CRON_INSTANCES=all`), at `place`; with a staged copy, also the
+/// instances' own copies (made when missing), by instance.
+pub fn processes(
+    ctx: &Ctx<'_>,
+    a: &AppPlan<'_>,
+    multi: bool,
+    opts: &RunOptions,
+    place: Place,
+    prompt: &mut Prompter<'_>,
+) -> Result<Instances, PlanError> {
+    let (out, app) = (ctx.out, a.app);
+    let mut specs = Vec::new();
+    let mut crons = Vec::new();
+    let mut homes = Vec::new();
+    let source = app.path.canonicalize().unwrap_or_else(|_| app.path.clone());
+    for req in &a.instances {
+        let i = req.instance;
+        let mut req = req.clone();
+        req.place = place;
+        // The instance's own copy of the staged tree (kept between runs), made before its
+        // environment, which looks at its files (the start file of `$STACKATO_UWSGI`).
+        if let Place::Staged { generation } = place {
+            let home =
+                crate::stage::droplet::instance_home(ctx.state, &app.name.value, generation, i)
+                    .map_err(|e| {
+                        PlanError::Copy(format!(
+                            "could not make the copy of instance {i} of {}: {e}",
+                            app.name.value
+                        ))
+                    })?;
+            homes.push(home);
+        }
+        if app.web != Web::Worker {
+            match build::ensure_instance_port_free(ctx.state, &app.name.value, i) {
+                Ok(Some((old, new))) => out.note(&format!(
+                    "note: port {old} of {} instance {i} is taken by another program; it now uses port {new} ($PORT follows)",
+                    app.name.value
+                )),
+                Ok(None) => {}
+                Err(e) => return Err(PlanError::Build(e)),
+            }
+        }
+        let built = instance_env(ctx.loaded, ctx.state, ctx.facts, &req, prompt)?;
+        let env: Vec<(String, String)> = built
+            .env
+            .vars()
+            .iter()
+            .map(|v| (v.name.clone(), v.value.clone()))
+            .collect();
+        let (kind, command, port) = match &app.web {
+            Web::Command(c) => ("web", c.value.clone(), built.env.get("PORT")),
+            Web::Worker => (
+                "worker",
+                app.command
+                    .as_ref()
+                    .map(|c| c.value.clone())
+                    .unwrap_or_default(),
+                None,
+            ),
+            Web::Default => match (&app.command, built.env.get("PROCESSES_WEB")) {
+                (Some(c), _) => ("web", c.value.clone(), built.env.get("PORT")),
+                (None, Some(w)) => ("web", w.to_string(), built.env.get("PORT")),
+                (None, None) => {
+                    let d = Diagnostic::error(format!(
+                        "Application \"{}\" has no web command: framework {} has no default one here",
+                        app.name.value,
+                        app.framework_name().unwrap_or("(none)")
+                    ))
+                    .at(app.name.span)
+                    .hint("add `processes: {web: <command listening on $PORT>}`, or `command:`");
+                    return Err(PlanError::NoWebCommand(Box::new(d)));
+                }
+            },
+        };
+        let port = port.and_then(|p| p.parse::<u16>().ok());
+        // No route (`url: []`, `no-route: true`): up while it runs, as on the platform (§4.1).
+        let check = if app.urls.as_ref().is_some_and(Vec::is_empty) {
+            if i == 0 && port.is_some() {
+                out.note(&format!(
+                    "note: {} has no route: its web process is up while it runs; its port is not checked",
+                    app.name.value
+                ));
+            }
+            supervise::health::Check::Running
+        } else {
+            supervise::health::Check::Port
+        };
+        let cwd = built.layout.home.clone();
+        specs.push(Spec {
+            name: a.label(multi, &format!("{kind}.{i}")),
+            app: app.name.value.clone(),
+            instance: i,
+            hooks: app.hooks.pre_running.clone(),
+            command,
+            env: env.clone(),
+            cwd: cwd.clone(),
+            source: source.clone(),
+            port,
+            check,
+            ready_timeout: Duration::from_secs(
+                app.timeout.as_ref().map_or(60, |t| u64::from(t.value)),
+            ),
+            tty: opts.tty,
+            host: opts.host,
+        });
+        if i == 0 || built.env.get("STACKATO_CRON_INSTANCES") == Some("all") {
+            crons.extend(cron::cron_jobs(
+                app,
+                opts.host,
+                &env,
+                &cwd,
+                &a.label(multi, &format!("cron.{i}")),
+                out,
+            ));
+        }
+    }
+    Ok((specs, crons, homes))
+}
