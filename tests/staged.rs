@@ -83,7 +83,11 @@ fn assert_clean(p: &Project, when: &str) {
     // Our state dir is the only thing allowed (ignored by its own .gitignore).
     let left: Vec<&str> = status
         .lines()
-        .filter(|l| !l.ends_with(".stackato-local/"))
+        .filter(|l| {
+            !l[3..]
+                .trim_start_matches('"')
+                .starts_with(".stackato-local/")
+        })
         .collect();
     assert!(
         left.is_empty(),
@@ -285,7 +289,7 @@ fn exec_runs_in_the_checkout_and_with_staged_in_the_instance_copy() {
     ]);
     // Nothing staged yet.
     let r = p.cmd(&["exec", "--staged", "--", "pwd"]);
-    r.code(2).stderr_has("has no staged copy yet");
+    r.code(64).stderr_has("has no staged copy yet");
     let r = p.cmd(&["exec", "--", "pwd"]);
     r.code(0);
     assert_eq!(r.stdout.trim(), p.app.display().to_string());
