@@ -211,6 +211,9 @@ pub fn processes(
     let mut crons = Vec::new();
     let mut homes = Vec::new();
     let source = app.path.canonicalize().unwrap_or_else(|_| app.path.clone());
+    if matches!(place, Place::Staged { .. }) {
+        outside_note(app, out);
+    }
     for req in &a.instances {
         let i = req.instance;
         let mut req = req.clone();
@@ -313,4 +316,36 @@ pub fn processes(
         }
     }
     Ok((specs, crons, homes))
+}
+
+/// A note when the app's commands or hooks reach outside its directory (`../shared.py`): a push
+/// uploaded the app directory only, and the staged copy holds only that too.
+fn outside_note(app: &crate::manifest::App, out: &Output) {
+    let web = match &app.web {
+        Web::Command(c) => Some(c.value.as_str()),
+        _ => None,
+    };
+    let commands = web
+        .into_iter()
+        .chain(app.command.as_ref().map(|c| c.value.as_str()))
+        .chain(
+            app.hooks
+                .pre_staging
+                .iter()
+                .chain(&app.hooks.post_staging)
+                .chain(&app.hooks.pre_running)
+                .map(|h| h.command.as_str()),
+        );
+    let reaching = |c: &str| {
+        c.split(|ch: char| ch.is_whitespace() || ch == '=' || ch == ':')
+            .any(|w| w.trim_matches(['"', '\'']).starts_with("../"))
+    };
+    if let Some(c) = commands.into_iter().find(|c| reaching(c)) {
+        out.note(&format!(
+            "note: {} runs `{}`, which reaches outside the app directory: a push uploaded the app directory only, and the staged copy holds only that ({}); `run --in-place` runs in the checkout",
+            app.name.value,
+            crate::shell::shown_name(c),
+            "include what it needs in the app, or set `app-dir:`/`path:` to the directory that holds both"
+        ));
+    }
 }

@@ -649,3 +649,144 @@ pub fn written(base: &Path, copy: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn src(root: &Path, ignores: &[&str]) -> Source {
+        Source {
+            root: root.to_path_buf(),
+            ignores: Some(ignores.iter().map(|s| s.to_string()).collect()),
+            copy_unsafe_links: false,
+        }
+    }
+
+    fn read(p: &Path) -> String {
+        std::fs::read_to_string(p).unwrap()
+    }
+
+    #[test]
+    fn populate_copies_the_upload_with_modes_and_times_and_no_hard_links() {
+        let t = tempfile::tempdir().unwrap();
+        let (app, dst) = (t.path().join("app"), t.path().join("dst"));
+        put(&app, "a.txt", "a\n");
+        put(&app, "sub/b.sh", "echo b\n");
+        put(&app, "skip.log", "ignored\n");
+        std::fs::create_dir_all(app.join("empty")).unwrap();
+        std::fs::set_permissions(app.join("sub/b.sh"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let (rec, stats) = populate(&src(&app, &["*.log"]), &dst).unwrap();
+        assert_eq!(stats.files, 2);
+        assert_eq!(rec.len(), 2);
+        assert_eq!(read(&dst.join("sub/b.sh")), "echo b\n");
+        assert!(!dst.join("skip.log").exists());
+        assert!(dst.join("empty").is_dir());
+        let (s, d) = (
+            std::fs::metadata(app.join("sub/b.sh")).unwrap(),
+            std::fs::metadata(dst.join("sub/b.sh")).unwrap(),
+        );
+        assert_eq!(d.permissions().mode() & 0o777, 0o755);
+        assert_eq!(s.modified().unwrap(), d.modified().unwrap());
+        use std::os::unix::fs::MetadataExt;
+        assert_ne!(s.ino(), d.ino());
+        // Appending to the copy leaves the original alone.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dst.join("a.txt"))
+            .unwrap();
+        std::fs::write(dst.join("a.txt"), "changed\n").unwrap();
+        assert_eq!(read(&app.join("a.txt")), "a\n");
+    }
+
+    #[test]
+    fn a_link_out_of_the_app_is_refused_unless_allowed_and_then_copied_as_a_file() {
+        let t = tempfile::tempdir().unwrap();
+        let app = t.path().join("app");
+        put(&app, "in.txt", "in\n");
+        put(t.path(), "secret", "outside\n");
+        std::os::unix::fs::symlink(t.path().join("secret"), app.join("out")).unwrap();
+        std::os::unix::fs::symlink("in.txt", app.join("alias")).unwrap();
+        let e = populate(&src(&app, &[]), &t.path().join("d1")).unwrap_err();
+        assert!(
+            e.to_string().contains("links 'out' that reach outside"),
+            "{e}"
+        );
+        let mut s = src(&app, &[]);
+        s.copy_unsafe_links = true;
+        let d2 = t.path().join("d2");
+        populate(&s, &d2).unwrap();
+        for (f, text) in [("out", "outside\n"), ("alias", "in\n")] {
+            let md = std::fs::symlink_metadata(d2.join(f)).unwrap();
+            assert!(md.is_file(), "{f} is not a plain file");
+            assert_eq!(read(&d2.join(f)), text);
+        }
+    }
+
+    #[test]
+    fn diff_and_sync_bring_every_copy_in_step_without_writing_through_links() {
+        let t = tempfile::tempdir().unwrap();
+        let (app, a, b) = (t.path().join("app"), t.path().join("a"), t.path().join("b"));
+        put(&app, "keep.txt", "k\n");
+        put(&app, "edit.txt", "1\n");
+        put(&app, "gone.txt", "g\n");
+        put(&app, "linked/x.txt", "x\n");
+        let s = src(&app, &["*.tmp"]);
+        let (mut rec, _) = populate(&s, &a).unwrap();
+        clone_tree(&a, &b).unwrap();
+        // A hook replaced a directory with a link out of the copy.
+        let outside = t.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::remove_dir_all(b.join("linked")).unwrap();
+        std::os::unix::fs::symlink(&outside, b.join("linked")).unwrap();
+
+        assert!(diff(&s, &rec).unwrap().is_empty());
+        put(&app, "edit.txt", "2, longer\n");
+        put(&app, "new/n.txt", "n\n");
+        put(&app, "scratch.tmp", "ignored\n");
+        put(&app, "linked/x.txt", "x2, longer\n");
+        std::fs::remove_file(app.join("gone.txt")).unwrap();
+        let c = diff(&s, &rec).unwrap();
+        assert_eq!(c.removed, vec!["gone.txt".to_string()]);
+        let mut changed = c.changed.clone();
+        changed.sort();
+        assert_eq!(changed, ["edit.txt", "linked/x.txt", "new", "new/n.txt"]);
+        let skipped = sync(&s, &[a.clone(), b.clone()], &c, &mut rec).unwrap();
+        for d in [&a, &b] {
+            assert_eq!(read(&d.join("edit.txt")), "2, longer\n");
+            assert_eq!(read(&d.join("new/n.txt")), "n\n");
+            assert!(!d.join("gone.txt").exists());
+            assert!(!d.join("scratch.tmp").exists());
+        }
+        assert_eq!(read(&a.join("linked/x.txt")), "x2, longer\n");
+        // Nothing went through the link: skipped, and said so.
+        assert!(!outside.join("x.txt").exists());
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert!(skipped[0].why.contains("is a link in the staged copy"));
+        assert!(diff(&s, &rec).unwrap().is_empty());
+    }
+
+    #[test]
+    fn clone_tree_keeps_links_as_links_and_written_names_what_an_instance_added() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        put(&a, "f.txt", "f\n");
+        std::os::unix::fs::symlink("/etc", a.join("etc")).unwrap();
+        clone_tree(&a, &b).unwrap();
+        assert_eq!(
+            std::fs::read_link(b.join("etc")).unwrap(),
+            Path::new("/etc")
+        );
+        assert!(written(&a, &b).is_empty());
+        put(&b, "uploads/u.png", "png");
+        put(&b, "__pycache__/m.pyc", "cache");
+        put(&b, "f.txt", "changed, longer\n");
+        assert_eq!(written(&a, &b), ["f.txt", "uploads/u.png"]);
+    }
+}

@@ -164,7 +164,9 @@ pub struct Copies {
     staged: PathBuf,
     /// The instances' homes, by instance number.
     instances: Vec<PathBuf>,
-    record: Mutex<Record>,
+    /// What the copies hold, read on first use (off the start-up path: on a big tree it is
+    /// megabytes of JSON).
+    record: Mutex<Option<Record>>,
     record_rel: String,
     state: StateDir,
     /// Serialises record writes (saved off the restart path).
@@ -192,7 +194,9 @@ impl Copies {
     ) -> Option<Copies> {
         let path = generation_dir(state.root(), &app.name.value, g).join(UPLOAD_RECORD);
         let record_rel = rel(state, &path);
-        let record: Record = state.read_json(&record_rel).ok().flatten()?;
+        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            return None;
+        }
         let source = source(app, copy_unsafe_links);
         Some(Copies {
             app: app.name.value.clone(),
@@ -200,7 +204,7 @@ impl Copies {
             source,
             staged: staged_home(state.root(), &app.name.value, g),
             instances,
-            record: Mutex::new(record),
+            record: Mutex::new(None),
             record_rel,
             state: state.clone(),
             saving: Arc::new(Mutex::new(())),
@@ -225,12 +229,24 @@ impl Copies {
 
     /// What changed in the checkout since the copies were last in step (a full walk).
     pub fn diff(&self) -> Result<Changes, CopyError> {
-        let rec = self
-            .record
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let rec = self.record().clone().unwrap_or_default();
         copy::diff(&self.source, &rec)
+    }
+
+    /// The record, read now if it was not yet (an unreadable one reads as empty: every file
+    /// then counts as changed and is copied again, which repairs the copies).
+    fn record(&self) -> std::sync::MutexGuard<'_, Option<Record>> {
+        let mut g = self.record.lock().unwrap_or_else(|e| e.into_inner());
+        if g.is_none() {
+            *g = Some(
+                self.state
+                    .read_json(&self.record_rel)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+            );
+        }
+        g
     }
 
     /// Sync these changed paths (absolute, as the watcher reports them); a directory among
@@ -279,9 +295,10 @@ impl Copies {
         if changes.is_empty() {
             return Vec::new();
         }
-        let mut rec = self.record.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.record();
+        let rec = guard.get_or_insert_with(Record::default);
         let mut notes = Vec::new();
-        match copy::sync(&self.source, &self.targets(), changes, &mut rec) {
+        match copy::sync(&self.source, &self.targets(), changes, rec) {
             Ok(skipped) => {
                 let mut seen = std::collections::BTreeSet::new();
                 for s in skipped {
@@ -301,7 +318,7 @@ impl Copies {
             )),
         }
         let snapshot = rec.clone();
-        drop(rec);
+        drop(guard);
         let (state, rel, saving) = (
             self.state.clone(),
             self.record_rel.clone(),

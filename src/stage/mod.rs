@@ -314,17 +314,6 @@ pub fn decide(
     }
 }
 
-/// The state of the cache, without staging.
-pub fn is_cached(loaded: &Loaded, app: &App, state: &StateDir) -> bool {
-    matches!(
-        decide(loaded, app, state, false, false),
-        Decision::Reuse { .. }
-    ) || matches!(
-        decide(loaded, app, state, false, true),
-        Decision::Reuse { .. }
-    )
-}
-
 /// Forget the cache (after a failed staging, or to force the next one).
 pub fn forget(app: &App, state: &StateDir) {
     let _ = std::fs::remove_file(state.path(cache_file(app)));
