@@ -5,6 +5,7 @@ mod common;
 
 use common::{app, cmd};
 
+// The runs are `--in-place`, so what the hooks touch lands in the checkout, where these tests look.
 const MANIFEST: &str = "name: t\nhooks:\n  post-staging:\n    - touch ran-hook\nprocesses:\n  web: ~\ncommand: sleep 0\n";
 
 fn untrusted(dir: &std::path::Path, home: &std::path::Path, args: &[&str]) -> std::process::Output {
@@ -24,7 +25,7 @@ fn untrusted_commands_are_shown_and_not_run() {
     let out = untrusted(
         d.path(),
         home.path(),
-        &["run", "--exit-on-crash", "--no-watch"],
+        &["run", "--in-place", "--exit-on-crash", "--no-watch"],
     );
     assert_eq!(out.status.code(), Some(8), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -47,7 +48,7 @@ fn allow_records_trust_and_a_changed_command_asks_again() {
     let out = untrusted(
         d.path(),
         home.path(),
-        &["run", "--exit-on-crash", "--no-watch"],
+        &["run", "--in-place", "--exit-on-crash", "--no-watch"],
     );
     assert_eq!(
         out.status.code(),
@@ -65,7 +66,7 @@ fn allow_records_trust_and_a_changed_command_asks_again() {
     let out = untrusted(
         d.path(),
         home.path(),
-        &["run", "--exit-on-crash", "--no-watch"],
+        &["run", "--in-place", "--exit-on-crash", "--no-watch"],
     );
     assert_eq!(out.status.code(), Some(8), "{out:?}");
     assert!(!d.path().join("other-hook").exists());
@@ -73,14 +74,20 @@ fn allow_records_trust_and_a_changed_command_asks_again() {
     let out = untrusted(
         d.path(),
         home.path(),
-        &["run", "--trust", "--exit-on-crash", "--no-watch"],
+        &[
+            "run",
+            "--in-place",
+            "--trust",
+            "--exit-on-crash",
+            "--no-watch",
+        ],
     );
     assert_eq!(out.status.code(), Some(7));
     assert!(d.path().join("other-hook").exists());
     let out = untrusted(
         d.path(),
         home.path(),
-        &["run", "--exit-on-crash", "--no-watch"],
+        &["run", "--in-place", "--exit-on-crash", "--no-watch"],
     );
     assert_eq!(out.status.code(), Some(8), "--trust must not record trust");
 }

@@ -420,9 +420,36 @@ fn changing_stackato_yml_reloads_and_the_new_env_is_served() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn an_app_writing_into_its_own_dir_at_startup_does_not_restart_forever() {
-    let p = project(&[("stackato.yml", &manifest("selfloop", "--write-state", ""))]);
+fn an_app_writing_into_its_own_dir_writes_into_its_staged_copy_and_never_restarts() {
+    let p = project(&[("stackato.yml", &manifest("selfcopy", "--write-state", ""))]);
     let mut s = p.run(&[]);
+    let port = s.web_ready(1);
+    let pid = field(&get(port), "pid").to_string();
+    s.stays(
+        Duration::from_secs(2),
+        &[
+            (Stream::Err, RESTARTING, 0),
+            (Stream::Err, "restart loop", 0),
+        ],
+    );
+    assert_eq!(field(&get(port), "pid"), pid, "{}", s.dump());
+    assert!(
+        !p.app.join("state.txt").exists(),
+        "written into the checkout"
+    );
+    assert!(
+        p.app
+            .join(".stackato-local/apps/selfcopy/g1/0/app/state.txt")
+            .is_file()
+    );
+    s.interrupt(SHORT);
+}
+
+#[test]
+fn an_app_writing_into_its_own_dir_at_startup_does_not_restart_forever() {
+    // In place, the app writes into the watched checkout.
+    let p = project(&[("stackato.yml", &manifest("selfloop", "--write-state", ""))]);
+    let mut s = p.run(&["--in-place"]);
     s.wait_count(Stream::Err, "restart loop", 1, SHORT);
     let err = s.stderr();
     let line = err
