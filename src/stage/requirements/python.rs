@@ -1,15 +1,15 @@
-//! Requirements at staging: OS packages are checked and reported (never installed); Python
-//! modules (`requirements.txt`, `requirements: pip/pypm`) go into the project's virtualenv
-//! `.stackato-local/venv`; `package.json` with npm and Perl modules with cpanm when present
-//! (skipped with a note and recorded as skipped otherwise); and uWSGI into the virtualenv when
-//! the web command uses `$STACKATO_UWSGI`.
+//! Python at staging: the project's virtualenv `.stackato-local/venv` (made with the
+//! interpreter found here), `requirements.txt` (or `PIP_REQUIREMENTS_FILE`, then
+//! `requirements.pip`) and `requirements: pip/pypm` installed with pip, and uWSGI when the
+//! web command uses `$STACKATO_UWSGI` (a pure-Python stand-in when it cannot be built).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::manifest::App;
-use crate::manifest::model::{OsPackage, Web};
+use crate::manifest::model::Web;
 use crate::platform::web;
+use crate::stage::requirements::{requirement_error, user_cache};
 use crate::stage::{Outcome, Skip, StageError, Stager};
 use crate::state::StateDir;
 
@@ -48,107 +48,10 @@ fn python3() -> Option<PathBuf> {
     crate::services::backend::which("python3").or_else(|| crate::services::backend::which("python"))
 }
 
-/// OS packages that are not installed here, per the `dpkg` database (Debian/Ubuntu only).
-fn missing_os_packages(pkgs: &[&OsPackage]) -> Vec<String> {
-    if crate::services::backend::which("dpkg-query").is_none() {
-        return Vec::new();
-    }
-    pkgs.iter()
-        .filter_map(|p| match p {
-            OsPackage::Package(name) => Some(name.clone()),
-            OsPackage::Repository(_) => None,
-        })
-        .filter(|name| {
-            let mut c = Command::new("dpkg-query");
-            c.args(["-W", "-f=${Status}", name]);
-            !crate::process::output(&mut c, crate::process::Tie::Probe)
-                .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
-fn requirement_error(what: &str, done: crate::stage::run::Finished, hint: &str) -> StageError {
-    StageError::Requirement {
-        what: what.to_string(),
-        ended: done.ended,
-        tail: done.tail,
-        hint: hint.to_string(),
-    }
-}
-
 /// The uWSGI build step, as recorded when it fell back to the stand-in.
 const UWSGI_STEP: &str = "the uWSGI build";
 
-/// Install everything the app's requirements ask for, in the platform's order. A step whose
-/// tool is missing is skipped with a note and recorded in `outcome.skipped`.
 pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
-    let app = s.app;
-    let notes = &mut outcome.notes;
-    let r = &app.requirements;
-
-    // OS packages: checked, never installed.
-    let os: Vec<&OsPackage> =
-        r.os.ubuntu
-            .iter()
-            .chain(&r.os.unix)
-            .chain(&r.staging.ubuntu)
-            .chain(&r.staging.unix)
-            .chain(&r.running.ubuntu)
-            .chain(&r.running.unix)
-            .collect();
-    if !os.is_empty() {
-        let missing = missing_os_packages(&os);
-        let msg = if missing.is_empty() {
-            "-----> OS requirements: all installed".to_string()
-        } else {
-            format!(
-                "-----> OS requirements not installed here (stackato-local does not install them): {}; install with `sudo apt-get install {}`",
-                missing.join(" "),
-                missing.join(" ")
-            )
-        };
-        s.out.line(&s.prefix, &msg);
-        if !missing.is_empty() {
-            notes.push(msg.trim_start_matches("-----> ").to_string());
-        }
-    }
-    let repos: Vec<String> = os
-        .iter()
-        .filter_map(|p| match p {
-            OsPackage::Repository(r) => Some(r.clone()),
-            OsPackage::Package(_) => None,
-        })
-        .collect();
-    if !repos.is_empty() {
-        s.out.line(
-            &s.prefix,
-            &format!(
-                "-----> OS package repositories ignored locally: {}",
-                repos.join(" ")
-            ),
-        );
-    }
-
-    if is_python(app) {
-        python(s, outcome)?;
-    }
-    if s.home.join("package.json").is_file()
-        && matches!(app.framework_name(), Some("node") | None)
-        && !is_python(app)
-    {
-        node(s, outcome)?;
-    }
-    if !r.cpan.is_empty()
-        || !r.ppm.is_empty()
-        || (web::is_perl(app.framework_name()) && s.home.join("requirements.txt").is_file())
-    {
-        perl(s, outcome)?;
-    }
-    Ok(())
-}
-
-fn python(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
     let app = s.app;
     let venv = s.venv();
     let py = venv.join("bin").join("python");
@@ -273,24 +176,6 @@ fn python(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
     Ok(())
 }
 
-/// The user's own home, from the tool's environment. Staging runs with `HOME` set to the app
-/// directory (as on the platform), so an installer left to itself would put its cache
-/// (`~/.cache/pip`, `~/.npm`) into the user's checkout: the installers the tool runs get the
-/// user's own cache instead (where their pip and npm keep it; shared between projects).
-fn user_home() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-}
-
-/// `$XDG_CACHE_HOME`, else `~/.cache`, of the user (see [`user_home`]).
-fn user_cache() -> Option<PathBuf> {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| user_home().map(|h| h.join(".cache")))
-}
-
 /// Whether `path` is our pure-Python stand-in rather than a real uWSGI.
 pub fn is_uwsgi_standin(path: &Path) -> bool {
     std::fs::read_to_string(path)
@@ -305,7 +190,7 @@ pub fn install_uwsgi_standin(venv: &Path) -> Result<(), String> {
     let text = format!(
         "#!{}\n{}",
         py.display(),
-        include_str!("../../templates/uwsgi_standin.py")
+        include_str!("../../../templates/uwsgi_standin.py")
     );
     // The virtualenv is in the project's state dir: never write through a link planted there.
     crate::state::check_inside(venv, &venv.join("bin")).map_err(|e| e.to_string())?;
@@ -313,82 +198,4 @@ pub fn install_uwsgi_standin(venv: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| format!("cannot make {} executable: {e}", path.display()))
-}
-
-fn node(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
-    let Some(npm) = crate::services::backend::which("npm") else {
-        let msg = "npm install skipped: npm is not installed (`apt-get install npm`); the next run installs the package.json dependencies once it is".to_string();
-        s.out.line(&s.prefix, &format!("-----> {msg}"));
-        outcome.notes.push(msg);
-        outcome.skipped.push(Skip::new("npm install", "npm"));
-        return Ok(());
-    };
-    s.out.line(&s.prefix, "-----> npm install");
-    let mut c = Command::new(npm);
-    c.args(["install", "--no-audit", "--no-fund"]);
-    if std::env::var_os("npm_config_cache").is_none()
-        && std::env::var_os("NPM_CONFIG_CACHE").is_none()
-        && let Some(home) = user_home()
-    {
-        c.env("npm_config_cache", home.join(".npm"));
-    }
-    let done = s.run(c);
-    if done.ended.ok() {
-        Ok(())
-    } else {
-        Err(requirement_error(
-            "npm install",
-            done,
-            "npm's own message is above",
-        ))
-    }
-}
-
-fn perl(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
-    let app = s.app;
-    let mut mods: Vec<String> = app
-        .requirements
-        .cpan
-        .iter()
-        .chain(&app.requirements.ppm)
-        .cloned()
-        .collect();
-    if let Ok(t) = std::fs::read_to_string(s.home.join("requirements.txt")) {
-        mods.extend(
-            t.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string),
-        );
-    }
-    if mods.is_empty() {
-        return Ok(());
-    }
-    let Some(cpanm) = crate::services::backend::which("cpanm") else {
-        let msg = format!(
-            "Perl modules not installed (cpanm is missing; `apt-get install cpanminus`): {}",
-            mods.join(" ")
-        );
-        s.out.line(&s.prefix, &format!("-----> {msg}"));
-        outcome.notes.push(msg);
-        outcome
-            .skipped
-            .push(Skip::new("cpanm (Perl modules)", "cpanm"));
-        return Ok(());
-    };
-    let local = s.state.path("perl5");
-    s.out
-        .line(&s.prefix, &format!("-----> cpanm {}", mods.join(" ")));
-    let mut c = Command::new(cpanm);
-    c.arg("--notest").arg("-l").arg(&local).args(&mods);
-    let done = s.run(c);
-    if done.ended.ok() {
-        Ok(())
-    } else {
-        Err(requirement_error(
-            "cpanm",
-            done,
-            "cpanm's own message is above",
-        ))
-    }
 }
