@@ -244,6 +244,8 @@ impl Stager<'_> {
             cmd.env("HOME", h);
         }
         cmd.env("GIT_TERMINAL_PROMPT", "0");
+        // The URL comes from the repository: only plain transports (never `ext::`).
+        cmd.env("GIT_ALLOW_PROTOCOL", "https:http:git:ssh:file");
         let done = self.run(cmd);
         if !done.ended.ok() {
             let _ = std::fs::remove_dir_all(&tmp);
