@@ -34,6 +34,10 @@ pub struct Args {
     /// `stackato push --copy-unsafe-links` did) instead of stopping.
     #[arg(long)]
     pub copy_unsafe_links: bool,
+    /// Stage with this local buildpack directory (`bin/detect`, `bin/compile`, `bin/release`)
+    /// instead of the manifest's `buildpack:` or the installed buildpacks (for offline use).
+    #[arg(long, value_name = "DIR")]
+    pub buildpack: Option<std::path::PathBuf>,
     /// Seconds between SIGTERM and SIGKILL at shutdown.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub grace: u64,
@@ -269,6 +273,11 @@ impl Args {
             tty: self.tty,
             in_place: self.in_place,
             copy_unsafe_links: self.copy_unsafe_links,
+            buildpack: self.buildpack.as_ref().map(|d| {
+                std::path::absolute(d)
+                    .map(|a| a.canonicalize().unwrap_or(a))
+                    .unwrap_or_else(|_| d.clone())
+            }),
         }
     }
 }

@@ -34,7 +34,7 @@ pub struct Ctx<'a> {
 }
 
 /// `run`'s options that shape staging and the processes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// `--restage`: stage even when nothing changed.
     pub restage: bool,
@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub in_place: bool,
     /// `--copy-unsafe-links`: copy what links reaching outside the app point to.
     pub copy_unsafe_links: bool,
+    /// `--buildpack DIR`: stage with this buildpack directory.
+    pub buildpack: Option<std::path::PathBuf>,
 }
 
 /// The environment `req` asks for (`prompt` asks for required variables without a value).
@@ -142,7 +144,18 @@ pub fn stage(
     prompt: &mut Prompter<'_>,
 ) -> Result<Place, PlanError> {
     let (loaded, out, app) = (ctx.loaded, ctx.out, a.app);
-    let decision = crate::stage::decide(loaded, app, ctx.state, opts.restage, opts.in_place);
+    let mut decision = crate::stage::decide(loaded, app, ctx.state, opts.restage, opts.in_place);
+    // Another buildpack than the last staging's (or none now): stage again.
+    if let crate::stage::Decision::Reuse { .. } = decision
+        && crate::stage::buildpack::changed(
+            ctx.state,
+            app,
+            opts.buildpack.as_deref(),
+            decision.place(),
+        )
+    {
+        decision = crate::stage::decide(loaded, app, ctx.state, true, opts.in_place);
+    }
     let place = decision.place();
     let mut req = a.staging.clone();
     req.place = place;
@@ -166,6 +179,7 @@ pub fn stage(
         limit: Duration::from_secs(opts.hook_timeout),
         restage: opts.restage,
         copy_unsafe_links: opts.copy_unsafe_links,
+        buildpack: opts.buildpack.clone(),
     };
     match stager.stage(decision) {
         Ok(s) if s.cached => {
@@ -214,6 +228,19 @@ pub fn processes(
     if matches!(place, Place::Staged { .. }) {
         outside_note(app, out);
     }
+    // Staged with a buildpack: its release, and `.profile.d/*.sh` sourced before the hooks.
+    let release = crate::stage::buildpack::release(ctx.state, &app.name.value, place);
+    let mut hooks = app.hooks.pre_running.clone();
+    if release.is_some() {
+        hooks.insert(
+            0,
+            crate::manifest::model::Hook {
+                command: crate::stage::buildpack::SOURCE_PROFILE_D.to_string(),
+                ignore_failure: true,
+                span: app.name.span,
+            },
+        );
+    }
     for req in &a.instances {
         let i = req.instance;
         let mut req = req.clone();
@@ -242,12 +269,20 @@ pub fn processes(
             }
         }
         let built = instance_env(ctx.loaded, ctx.state, ctx.facts, &req, prompt)?;
-        let env: Vec<(String, String)> = built
+        let mut env: Vec<(String, String)> = built
             .env
             .vars()
             .iter()
             .map(|v| (v.name.clone(), v.value.clone()))
             .collect();
+        // A buildpack's release: its config vars under everything else.
+        if let Some(r) = &release {
+            for (k, v) in &r.config_vars {
+                if built.env.get(k).is_none() {
+                    env.push((k.clone(), v.clone()));
+                }
+            }
+        }
         let (kind, command, port) = match &app.web {
             Web::Command(c) => ("web", c.value.clone(), built.env.get("PORT")),
             Web::Worker => (
@@ -261,6 +296,14 @@ pub fn processes(
             Web::Default => match (&app.command, built.env.get("PROCESSES_WEB")) {
                 (Some(c), _) => ("web", c.value.clone(), built.env.get("PORT")),
                 (None, Some(w)) => ("web", w.to_string(), built.env.get("PORT")),
+                (None, None) if release.as_ref().is_some_and(|r| r.web.is_some()) => (
+                    "web",
+                    release
+                        .as_ref()
+                        .and_then(|r| r.web.clone())
+                        .unwrap_or_default(),
+                    built.env.get("PORT"),
+                ),
                 (None, None) => {
                     let d = Diagnostic::error(format!(
                         "Application \"{}\" has no web command: framework {} has no default one here",
@@ -291,7 +334,7 @@ pub fn processes(
             name: a.label(multi, &format!("{kind}.{i}")),
             app: app.name.value.clone(),
             instance: i,
-            hooks: app.hooks.pre_running.clone(),
+            hooks: hooks.clone(),
             command,
             env: env.clone(),
             cwd: cwd.clone(),

@@ -1,12 +1,13 @@
 //! Staging, in the platform's order, in a fresh copy of the upload (a new generation of the
 //! staged copy, [`droplet`]; or in the checkout with `run --in-place`): pre-staging hooks →
-//! requirements (OS packages checked, Python modules into the project's virtualenv, npm,
+//! requirements or a buildpack's compile (OS packages checked, Python modules into the project's virtualenv, npm,
 //! cpanm, uWSGI when the web command needs it) → post-staging hooks. Skipped when what staging
 //! reads (the manifest, the requirements files) did not change since the last staging; code
 //! edits are synced into the copy instead; `--restage` forces it. A step skipped because its
 //! tool is missing is recorded as skipped, not done: once the tool is there, the next run
 //! stages again.
 
+pub mod buildpack;
 pub mod copy;
 pub mod droplet;
 pub mod glob;
@@ -141,6 +142,8 @@ pub struct Stager<'a> {
     pub restage: bool,
     /// `--copy-unsafe-links`.
     pub copy_unsafe_links: bool,
+    /// `--buildpack DIR`: stage with this buildpack (see [`buildpack`]).
+    pub buildpack: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -362,7 +365,13 @@ impl Stager<'_> {
             ..Outcome::default()
         };
         self.hooks("pre-staging", &app.hooks.pre_staging)?;
-        requirements::install(self, &mut outcome)?;
+        // A buildpack app is built by its buildpack instead of the language installers.
+        let built = buildpack::applies(app, self.buildpack.as_deref())
+            && self.buildpack(self.buildpack.as_deref(), decision.place(), &mut outcome)?;
+        if !built {
+            buildpack::forget(self.state, &app.name.value, decision.place());
+            requirements::install(self, &mut outcome)?;
+        }
         self.hooks("post-staging", &app.hooks.post_staging)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -447,6 +447,31 @@ pub fn decisive(loaded: &Loaded, root: &Path) -> Vec<Decisive> {
                 }
             }
         }
+        // A buildpack in the project runs its bin scripts at staging; `.profile.d/*.sh` run
+        // before each process of a buildpack app.
+        if let Some(v) = crate::stage::buildpack::manifest_value(app)
+            && !crate::stage::buildpack::is_url(&v)
+        {
+            let d = crate::stage::buildpack::manifest_dir(app, &v);
+            for b in crate::stage::buildpack::BIN_SCRIPTS {
+                push(d.join("bin").join(b), false, &mut out);
+            }
+        }
+        let profile_d = app.path.join(".profile.d");
+        if profile_d.canonicalize().is_ok_and(|c| c.starts_with(root))
+            && let Ok(rd) = std::fs::read_dir(&profile_d)
+        {
+            let mut names: Vec<PathBuf> = rd
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "sh"))
+                .take(64)
+                .collect();
+            names.sort();
+            for n in names {
+                push(n, false, &mut out);
+            }
+        }
         if let Some(t) = text(&app.path.join("package.json"), root)
             && let Ok(json) = serde_json::from_str::<serde_json::Value>(&t)
         {

@@ -157,6 +157,37 @@ fn app_shown(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
         }
     }
     installers(loaded, app, root, out);
+    if let Some(v) = crate::stage::buildpack::manifest_value(app) {
+        let what = if crate::stage::buildpack::is_url(&v) {
+            "git clone of this buildpack; its bin/detect, bin/compile and bin/release run at staging"
+        } else {
+            "its bin/detect, bin/compile and bin/release run at staging (their digests are recorded)"
+        };
+        push(out, format!("{n} buildpack"), format!("{v} — {what}"));
+    }
+    if let Ok(rd) = std::fs::read_dir(app.path.join(".profile.d"))
+        && app
+            .path
+            .join(".profile.d")
+            .canonicalize()
+            .is_ok_and(|c| c.starts_with(root))
+    {
+        let mut names: Vec<String> = rd
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| n.ends_with(".sh"))
+            .take(64)
+            .collect();
+        names.sort();
+        for name in names {
+            let f = app.path.join(".profile.d").join(&name);
+            push(
+                out,
+                format!("{n} .profile.d/{name} (sourced before each process)"),
+                files::text(&f, root).unwrap_or_default(),
+            );
+        }
+    }
     for e in &app.env {
         if changes_how_programs_run(&e.name.value)
             && let Some(d) = &e.default

@@ -44,7 +44,7 @@ pub struct Store {
 
 /// The data directory: `$XDG_DATA_HOME` when absolute (the XDG rule), else
 /// `$HOME/.local/share`; from this process's environment, never a project's.
-fn data_home() -> Option<PathBuf> {
+pub(crate) fn data_home() -> Option<PathBuf> {
     std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())

@@ -36,6 +36,8 @@ pub const REQUIREMENT_FILES: &[&str] = &[
     "Gemfile.lock",
     "crontab",
     "Procfile",
+    "go.mod",
+    "go.sum",
 ];
 
 /// Which paths matter, for one project.
