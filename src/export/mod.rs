@@ -878,6 +878,7 @@ pub fn app_env(
         user: "app".into(),
         domain: input.domain.clone(),
         path: "/usr/local/bin:/usr/bin:/bin".into(),
+        perl5lib: None,
         lang: "C.UTF-8".into(),
     };
     let profile: Profile = profile::default_for(input.manifest).profile;
