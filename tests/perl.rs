@@ -269,3 +269,24 @@ fn perl5lib_is_extended_and_dot_is_in_inc_for_the_platforms_perl() {
     r.code(0);
     assert!(!r.stdout.contains("PERL_USE_UNSAFE_INC"), "{}", r.dump());
 }
+
+#[test]
+fn allow_shows_what_cpanm_runs_and_a_changed_bundle_archive_asks_again() {
+    let p = fixture("perl-psgi");
+    let home = tempfile::tempdir().unwrap();
+    let r = untrusting(&p.app, home.path(), &["run"]);
+    r.code(8)
+        .stderr_has("cpanm --installdeps . (runs cpanfile: Perl code from the repository)")
+        .stderr_has("cpanm from the Carton bundle vendor/cache");
+    untrusting(&p.app, home.path(), &["allow"]).code(0);
+    // Each archive's Makefile.PL runs at staging: a changed archive is not covered.
+    let tarball = p
+        .app
+        .join("vendor/cache/authors/id/L/LO/LOCAL/Local-Greeting-0.01.tar.gz");
+    let mut bytes = std::fs::read(&tarball).unwrap();
+    bytes.push(0);
+    std::fs::write(&tarball, bytes).unwrap();
+    let (code, _, err) = untrusting_bounded(&p.app, home.path(), &["run"]);
+    assert_eq!(code, Some(8), "{err}");
+    assert!(err.contains("Local-Greeting-0.01.tar.gz"), "{err}");
+}
