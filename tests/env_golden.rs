@@ -48,6 +48,7 @@ fn facts() -> Facts {
         user: "dev".into(),
         domain: "stackato.local".into(),
         path: "/usr/bin:/bin".into(),
+        perl5lib: None,
         lang: "en_US.UTF-8".into(),
     }
 }

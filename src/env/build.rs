@@ -201,6 +201,7 @@ pub fn facts(domain: &str) -> Facts {
         user,
         domain: domain.to_string(),
         path: std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        perl5lib: std::env::var("PERL5LIB").ok(),
         lang: if has_en_us { "en_US.UTF-8" } else { "C.UTF-8" }.into(),
     }
 }

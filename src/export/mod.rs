@@ -428,13 +428,19 @@ pub fn translate(app: &App, cmd: &str, host: &str) -> Command {
     Command {
         text,
         uwsgi,
-        perl: uwsgi && web::is_perl(app.framework_name()),
+        perl: uwsgi
+            && (web::is_perl(app.framework_name())
+                || crate::platform::perl::is_cgi(app.framework_name())),
     }
 }
 
 /// The note explaining a `$STACKATO_UWSGI` translation.
 pub fn uwsgi_note(c: &Command, install: &str) -> String {
-    if c.perl {
+    if c.perl && c.text.contains("--plugin cgi") {
+        format!(
+            "$STACKATO_UWSGI became a uWSGI command line with its CGI plugin (--plugin cgi --cgi $HOME): it needs uWSGI's cgi plugin ({install}; Debian: uwsgi-core)"
+        )
+    } else if c.perl {
         format!(
             "$STACKATO_UWSGI became a uWSGI command line (--psgi): it needs uWSGI built with the psgi plugin ({install}); \
              or serve app.psgi with `plackup -s Starman --port $PORT app.psgi`"
@@ -878,6 +884,7 @@ pub fn app_env(
         user: "app".into(),
         domain: input.domain.clone(),
         path: "/usr/local/bin:/usr/bin:/bin".into(),
+        perl5lib: None,
         lang: "C.UTF-8".into(),
     };
     let profile: Profile = profile::default_for(input.manifest).profile;

@@ -65,6 +65,35 @@ fn fail(label: impl Into<String>, detail: impl Into<String>, fix: Option<Fix>) -
     }
 }
 
+/// What serves a `perl` app's app.psgi here (see [`crate::platform::perl::psgi_server`]).
+fn psgi_check(app: &str) -> Check {
+    use crate::platform::perl::{PSGI_INSTALL, PsgiServer, psgi_server};
+    let label = format!("PSGI server for {app}");
+    match psgi_server() {
+        PsgiServer::Uwsgi(p) => pass(
+            label,
+            format!(
+                "$STACKATO_UWSGI: uWSGI with its PSGI plugin ({})",
+                p.display()
+            ),
+        ),
+        PsgiServer::Plackup(p) => pass(
+            label,
+            format!(
+                "$STACKATO_UWSGI runs plackup ({}): uWSGI's PSGI plugin is not installed (`apt-get install uwsgi-core uwsgi-plugin-psgi`), and uWSGI options the app appends are not understood",
+                p.display()
+            ),
+        ),
+        PsgiServer::Missing => fail(
+            label,
+            format!(
+                "$STACKATO_UWSGI serves app.psgi with uWSGI's PSGI plugin or plackup; neither is installed ({PSGI_INSTALL})"
+            ),
+            install("libplack-perl", "perl-Plack", "cpanm Plack"),
+        ),
+    }
+}
+
 /// The language an app is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Language {
@@ -138,17 +167,10 @@ pub fn checks(loaded: &Loaded, only: Option<&str>) -> Vec<Check> {
     if python_uwsgi {
         out.extend(uwsgi_checks(&state));
     }
-    for a in apps
-        .iter()
-        .filter(|a| requirements::needs_uwsgi(a) && language(a) == Some(Language::Perl))
-    {
-        out.push(fail(
-            format!("uWSGI for {}", a.name.value),
-            "$STACKATO_UWSGI serves app.psgi with uWSGI's PSGI plugin, which stackato-local does not install (it installs uWSGI only for Python apps)",
-            Some(Fix::Hint(
-                "serve it with Plack instead: `processes: web: plackup --port $PORT app.psgi` (and `requirements: cpan: [Plack]`)".into(),
-            )),
-        ));
+    for a in apps.iter().filter(|a| {
+        requirements::needs_uwsgi(a) && crate::platform::web::is_perl(a.framework_name())
+    }) {
+        out.push(psgi_check(&a.name.value));
     }
     out.extend(service_checks(&apps, &state));
     out.push(port_check(&state, &loaded.manifest.dir));

@@ -23,6 +23,8 @@ pub struct Facts {
     pub domain: String,
     /// The shell's PATH, appended after the virtualenv's `bin`.
     pub path: String,
+    /// The shell's PERL5LIB, appended after the staged Perl modules.
+    pub perl5lib: Option<String>,
     /// The locale to export on 3.x (`en_US.UTF-8` when installed, else `C.UTF-8`).
     pub lang: String,
 }
@@ -208,10 +210,8 @@ fn common(e: &mut EnvSet, input: &Input<'_>, staging: bool) {
         "the name upper-cased, - replaced by _",
     );
     // Perl modules installed by staging (cpanm -l) live in the state dir too.
-    let perl = web::is_perl(app.framework_name())
-        || !app.requirements.cpan.is_empty()
-        || !app.requirements.ppm.is_empty();
-    let perl5 = l.state.join("perl5");
+    let perl = crate::platform::perl::is_perl_app(app);
+    let perl5 = crate::platform::perl::local_lib(&l.state);
     let path = if perl {
         format!(
             "{}:{}:{}",
@@ -229,11 +229,24 @@ fn common(e: &mut EnvSet, input: &Input<'_>, staging: bool) {
         "the project's virtualenv (and Perl modules' bin) first, then your PATH",
     );
     if perl {
+        // Extended, not replaced: the modules staged here first, then your own (local::lib).
+        let mut lib = perl5.join("lib").join("perl5").display().to_string();
+        if let Some(yours) = input.facts.perl5lib.as_deref().filter(|v| !v.is_empty()) {
+            lib = format!("{lib}:{yours}");
+        }
         p(
             e,
             "PERL5LIB",
-            perl5.join("lib").join("perl5").display().to_string(),
-            "Perl modules installed at staging (cpanm -l)",
+            lib,
+            "Perl modules installed at staging (cpanm -l), then your PERL5LIB",
+        );
+    }
+    if crate::platform::perl::dot_in_inc(app) {
+        p(
+            e,
+            "PERL_USE_UNSAFE_INC",
+            "1".into(),
+            "`.` in @INC, as in the platform's Perl 5.14/5.16 (Perl 5.26 removed it)",
         );
     }
     if input.profile == Profile::V3 {

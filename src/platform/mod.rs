@@ -3,6 +3,7 @@
 
 pub mod env;
 pub mod layout;
+pub mod perl;
 pub mod profile;
 pub mod services;
 pub mod web;

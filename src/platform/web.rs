@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::manifest::App;
 use crate::platform::layout::Layout;
+use crate::platform::perl;
 
 /// Python frameworks served by uWSGI.
 pub fn is_python(framework: Option<&str>) -> bool {
@@ -44,7 +45,7 @@ pub fn start_file(app: &App) -> Option<String> {
 /// `--module`, …). `None` for frameworks not served by uWSGI.
 pub fn uwsgi_args(app: &App) -> Option<String> {
     let fw = app.framework_name();
-    (is_python(fw) || is_perl(fw)).then(|| uwsgi_args_any(app))
+    (is_python(fw) || is_perl(fw) || perl::is_cgi(fw)).then(|| uwsgi_args_any(app))
 }
 
 /// [`uwsgi_args`] whatever the framework (a WSGI app unless it is Perl): for a command that
@@ -54,6 +55,11 @@ pub fn uwsgi_args_any(app: &App) -> String {
     let start = start_file(app).unwrap_or_else(|| "wsgi.py".into());
     let loader = if is_perl(fw) {
         format!("--psgi $HOME/{start}")
+    } else if perl::is_cgi(fw) {
+        // uWSGI's CGI plugin, as the platform ran perlcgi apps (apps append `--cgi-index`).
+        "--plugin cgi --cgi $HOME --cgi-allowed-ext .cgi --cgi-allowed-ext .pl \
+         --cgi-helper .cgi=perl --cgi-helper .pl=perl --cgi-index index.cgi --cgi-index index.pl"
+            .to_string()
     } else {
         // Only point at the default file when it exists: apps without a wsgi.py add their
         // own --wsgi-file / --module, as on the platform.
@@ -67,9 +73,15 @@ pub fn uwsgi_args_any(app: &App) -> String {
             "--callable application".to_string()
         }
     };
+    // --pythonpath is the Python plugin's: uWSGI without it refuses the option.
+    let pythonpath = if is_perl(fw) || perl::is_cgi(fw) {
+        ""
+    } else {
+        "--pythonpath $HOME "
+    };
     format!(
         "--http-socket $VCAP_APP_HOST:$PORT --master --processes 1 --enable-threads \
-         --chdir $HOME --pythonpath $HOME {loader} --die-on-term"
+         --chdir $HOME {pythonpath}{loader} --die-on-term"
     )
 }
 
@@ -77,12 +89,12 @@ pub fn uwsgi_args_any(app: &App) -> String {
 /// staging) serving the app on 127.0.0.1:`port`.
 pub fn uwsgi_command(app: &App, layout: &Layout, port: u16) -> Option<String> {
     let args = uwsgi_args(app)?;
+    let args = expand(&args, &local_values(layout, port, &layout.home, None));
+    if !is_python(app.framework_name()) {
+        return Some(perl::uwsgi_command(app, layout, port, &args));
+    }
     let uwsgi = layout.venv.join("bin").join("uwsgi");
-    Some(format!(
-        "{} {}",
-        uwsgi.display(),
-        expand(&args, &local_values(layout, port, &layout.home, None))
-    ))
+    Some(format!("{} {args}", uwsgi.display()))
 }
 
 /// The address `run` binds web processes to (the laptop's own, never the network's).
@@ -120,13 +132,13 @@ impl DefaultWeb {
 /// [`default_web`]) and by `export`. `None` when the platform had none (generic, standalone,
 /// Java, node without a start file, no framework and no Procfile).
 ///
-/// Python and Perl: `$STACKATO_UWSGI` (spec: `PROCESSES_WEB=<value of STACKATO_UWSGI>`). PHP:
+/// Python and Perl: `$STACKATO_UWSGI` (spec: `PROCESSES_WEB=<value of STACKATO_UWSGI>`; perlcgi: the CGI runner, see [`perl`]). PHP:
 /// Apache with mod_php on the platform, PHP's built-in server here, same document root. Ruby
 /// (CF v1 style): `rails server`, `rackup config.ru`, `ruby <main file>`, through bundler when
 /// the app has a Gemfile, each bound to `$VCAP_APP_HOST:$PORT` (the platform's 0.0.0.0).
 pub fn default_web_template(app: &App) -> Option<DefaultWeb> {
     let fw = app.framework_name();
-    if is_python(fw) || is_perl(fw) {
+    if is_python(fw) || is_perl(fw) || perl::is_cgi(fw) {
         return Some(DefaultWeb::Framework("$STACKATO_UWSGI".into()));
     }
     let bundle = if app.path.join("Gemfile").is_file() {
@@ -254,7 +266,7 @@ mod tests {
 
     /// The frameworks of the table, and the files their apps have.
     const FRAMEWORKS: &[&str] = &[
-        "python", "wsgi", "django", "perl", "node", "php", "rack", "rails3", "sinatra",
+        "python", "wsgi", "django", "perl", "perlcgi", "node", "php", "rack", "rails3", "sinatra",
     ];
 
     fn app_with(
@@ -307,8 +319,19 @@ mod tests {
                     ("STACKATO_DOCUMENT_ROOT", &doc),
                 ],
             );
-            let venv_uwsgi = format!("{} ", layout.venv.join("bin").join("uwsgi").display());
-            assert_eq!(run.replace(&venv_uwsgi, "uwsgi "), by_shell, "{fw}");
+            let uwsgi = if is_python(Some(fw)) {
+                Some(layout.venv.join("bin").join("uwsgi").display().to_string())
+            } else {
+                // Perl: Debian's PSGI uWSGI or the CGI runner; plackup takes its own options.
+                perl::uwsgi_program(Some(fw), &layout)
+            };
+            match uwsgi {
+                Some(u) => assert_eq!(run.replace(&format!("{u} "), "uwsgi "), by_shell, "{fw}"),
+                None => assert!(
+                    run.contains("plackup --host 127.0.0.1 --port 5123"),
+                    "{run}"
+                ),
+            }
             assert!(
                 !run.contains('$'),
                 "{fw}: run's command keeps a variable: {run}"

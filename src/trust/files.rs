@@ -480,6 +480,45 @@ pub fn decisive(loaded: &Loaded, root: &Path) -> Vec<Decisive> {
                 push(d.join("package.json"), false, &mut out);
             }
         }
+        // A Carton bundle cpanm installs from: its index and every archive (each runs its
+        // Makefile.PL), bounded like the rest.
+        let bundle = app.path.join(crate::stage::requirements::perl::BUNDLE);
+        let index = bundle.join("modules").join("02packages.details.txt.gz");
+        if crate::platform::perl::is_perl_app(app) && index.is_file() {
+            push(index, false, &mut out);
+            for f in files_under(&bundle.join("authors"), root, MAX_DECISIVE) {
+                if out.len() > MAX_DECISIVE {
+                    break;
+                }
+                push(f, false, &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// The files under `dir` (inside `root`, links not followed), sorted, at most `max`.
+fn files_under(dir: &Path, root: &Path, max: usize) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        if !d.canonicalize().is_ok_and(|c| c.starts_with(root)) {
+            continue;
+        }
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut names: Vec<PathBuf> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
+        names.sort();
+        for n in names {
+            if out.len() >= max {
+                return out;
+            }
+            match std::fs::symlink_metadata(&n) {
+                Ok(m) if m.is_dir() => dirs.push(n),
+                _ => out.push(n),
+            }
+        }
     }
     out
 }

@@ -346,7 +346,29 @@ fn installers(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
         }
     }
     let r = &app.requirements;
-    let perl_txt = crate::platform::web::is_perl(fw) && app.path.join("requirements.txt").is_file();
+    let (_, perl_deps) = crate::stage::requirements::perl::modules(app, &app.path);
+    if let Some(d) = perl_deps {
+        push(
+            out,
+            format!("{n} installer"),
+            format!("cpanm --installdeps . (runs {d}: Perl code from the repository)"),
+        );
+    }
+    if crate::platform::perl::is_perl_app(app)
+        && app
+            .path
+            .join(crate::stage::requirements::perl::BUNDLE)
+            .join("modules")
+            .is_dir()
+    {
+        push(
+            out,
+            format!("{n} installer"),
+            "cpanm from the Carton bundle vendor/cache (each archive's Makefile.PL runs)",
+        );
+    }
+    let perl_txt = (crate::platform::web::is_perl(fw) || crate::platform::perl::is_cgi(fw))
+        && app.path.join("requirements.txt").is_file();
     if !r.cpan.is_empty() || !r.ppm.is_empty() || perl_txt {
         let mut mods: Vec<String> = r.cpan.iter().chain(&r.ppm).cloned().collect();
         if perl_txt {

@@ -1,6 +1,6 @@
 //! Requirements at staging, in the platform's order: OS packages are checked and reported
 //! (never installed), then each language's installer ([`python`]: the project's virtualenv,
-//! pip and uWSGI; [`node`]: npm; [`perl`]: cpanm), a step whose tool is missing being skipped
+//! pip and uWSGI; [`node`]: npm; [`perl`]: its server and cpanm), a step whose tool is missing being skipped
 //! with a note and recorded as skipped. Installers get the user's own caches.
 
 pub mod node;
@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::manifest::model::OsPackage;
-use crate::platform::web;
 use crate::stage::{Outcome, StageError, Stager};
 
 pub use python::{
@@ -110,10 +109,7 @@ pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> 
     {
         node::install(s, outcome)?;
     }
-    if !r.cpan.is_empty()
-        || !r.ppm.is_empty()
-        || (web::is_perl(app.framework_name()) && s.home.join("requirements.txt").is_file())
-    {
+    if perl::wanted(app) {
         perl::install(s, outcome)?;
     }
     Ok(())
