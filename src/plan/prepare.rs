@@ -242,6 +242,7 @@ pub fn processes(
             }
         }
         let built = instance_env(ctx.loaded, ctx.state, ctx.facts, &req, prompt)?;
+        crate::platform::web::install_php_router(app, &built.layout).map_err(PlanError::Layout)?;
         let env: Vec<(String, String)> = built
             .env
             .vars()
@@ -260,7 +261,14 @@ pub fn processes(
             ),
             Web::Default => match (&app.command, built.env.get("PROCESSES_WEB")) {
                 (Some(c), _) => ("web", c.value.clone(), built.env.get("PORT")),
-                (None, Some(w)) => ("web", w.to_string(), built.env.get("PORT")),
+                (None, Some(w)) => {
+                    if i == 0
+                        && let Some(how) = crate::platform::web::how_it_starts(app)
+                    {
+                        out.note(&format!("note: {}: {how}", app.name.value));
+                    }
+                    ("web", w.to_string(), built.env.get("PORT"))
+                }
                 (None, None) => {
                     let d = Diagnostic::error(format!(
                         "Application \"{}\" has no web command: framework {} has no default one here",
