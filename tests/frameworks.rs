@@ -184,3 +184,50 @@ fn check_and_doctor_say_when_run_cannot_start() {
         d.dump()
     );
 }
+
+#[test]
+fn sinatra_app_is_bundled_and_started_with_ruby() {
+    if !require_all(&["ruby", "bundle"]) {
+        return;
+    }
+    let p = fixture("sinatra-app");
+    let mut s = p.run(&[]);
+    let port = s.ready("web.0", START);
+    s.assert_out_has("-----> bundle install --local");
+    s.assert_err_has("framework sinatra detected (app.rb requires sinatra)");
+    assert_eq!(
+        http_get(port, "/hi/bob"),
+        (200, "sinatra-app says hi to bob\n".to_string()),
+        "{}",
+        s.dump()
+    );
+    // Bundler wrote its lock into the staged copy, never into the checkout.
+    assert!(!p.app.join("Gemfile.lock").exists());
+    s.interrupt(CTRL_C);
+}
+
+/// What the defaults run from the repository is listed before anything runs: the npm start
+/// script of a Node app without a start file, bundler on the Gemfile, the PHP server.
+#[test]
+fn allow_lists_what_the_defaults_run_from_the_repository() {
+    let home = home();
+    let p = Project::new(&[
+        ("stackato.yml", "name: npm-start\n"),
+        (
+            "package.json",
+            r#"{"name": "x", "scripts": {"start": "node lib/boot.js --flag"}}"#,
+        ),
+    ]);
+    let r = untrusting(&p.app, home.path(), &["run"]);
+    r.stderr_has("npm-start web (framework default): npm start")
+        .stderr_has("npm-start npm start script (the web command): node lib/boot.js --flag");
+    let p = fixture("sinatra-app");
+    let r = untrusting(&p.app, home.path(), &["run"]);
+    r.stderr_has(
+        "sinatra-app Gemfile: bundle install --local (the Gemfile is Ruby code that bundler runs)",
+    )
+    .stderr_has("sinatra-app web (framework default): bundle exec ruby app.rb -p $PORT");
+    let p = fixture("php-front");
+    let r = untrusting(&p.app, home.path(), &["run"]);
+    r.stderr_has("php-front web (framework default): php -S $VCAP_APP_HOST:$PORT");
+}
