@@ -446,7 +446,7 @@ fn node_app_with_start_script() {
         ),
     ]);
     let (r, a) = init_checked(t.path());
-    r.stderr_has("framework node (found package.json: a Node.js app)")
+    r.stderr_has("framework node (found server.js: a Node.js app)")
         .stderr_has("service postgresql (package.json depends on pg)")
         .stderr_has("service redis (package.json depends on ioredis)")
         .stderr_has("web npm start (package.json's start script: node server.js)");
@@ -736,7 +736,10 @@ fn unrecognised_directory_asks_for_kind() {
 
     let r = init(t.path(), &["--kind", "node"]);
     r.stderr_has("framework node (--kind node: a Node.js app)");
-    run(t.path(), &["check", "--strict"]).code(0);
+    // Valid, but nothing to start yet: no server.js/app.js/index.js/main.js or start script.
+    run(t.path(), &["check"])
+        .code(0)
+        .stderr_has("framework node has no default web command here");
     assert_eq!(framework(&only_app(t.path())).0, "node");
 
     run(t.path(), &["init", "--kind", "cobol"]).code(64);

@@ -29,8 +29,10 @@ pub fn run(g: &Global, args: &Args) -> i32 {
     let mut asker = terminal_asker();
     match manifest::load(&g.load, &mut asker) {
         Ok(l) => {
-            print(g, args, &l.sources, &l.warnings);
-            let n = l.warnings.len();
+            let mut warnings = l.warnings.clone();
+            warnings.extend(start_warnings(&l.manifest));
+            print(g, args, &l.sources, &warnings);
+            let n = warnings.len();
             let names: Vec<&str> = l
                 .manifest
                 .apps
@@ -80,6 +82,26 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         }
         Err(e) => report_load_error(g, &e),
     }
+}
+
+/// A warning at the framework key (or the app's name) for each app `run` cannot start here.
+fn start_warnings(m: &crate::manifest::Manifest) -> Vec<Diagnostic> {
+    m.apps
+        .iter()
+        .filter_map(|a| {
+            let c = crate::platform::web::cannot_start(a)?;
+            let at = a
+                .framework
+                .as_ref()
+                .and_then(|f| f.name_span)
+                .unwrap_or(a.name.span);
+            Some(
+                Diagnostic::warning(format!("`run` cannot start {}: {}", a.name.value, c.what))
+                    .at(at)
+                    .hint(c.fix()),
+            )
+        })
+        .collect()
 }
 
 fn print(g: &Global, args: &Args, sources: &Sources, diags: &[Diagnostic]) {

@@ -419,6 +419,8 @@ pub fn translate(app: &App, cmd: &str, host: &str) -> Command {
         let d = default_web(app).unwrap_or_default();
         text = replace_var(&text, "PROCESSES_WEB", &d);
     }
+    // The PHP router lives in run's instance root; an exported target serves PHP its own way.
+    text = text.replace(&format!(" {}", web::PHP_ROUTER), "");
     let uwsgi = uses_var(&text, "STACKATO_UWSGI");
     if uwsgi {
         text = replace_var(&text, "STACKATO_UWSGI", &uwsgi_line(app, host));

@@ -93,6 +93,8 @@ pub enum Web {
 #[derive(Debug, Clone, Default)]
 pub struct Framework {
     pub name: Option<String>,
+    /// Where `framework: type` is written (for messages about the framework).
+    pub name_span: Option<Span>,
     pub start_file: Option<String>,
     pub document_root: Option<String>,
     pub home_dir: Option<String>,
@@ -217,6 +219,9 @@ pub struct App {
     pub memory_mb: Option<Spanned<i64>>,
     pub disk_mb: Option<Spanned<i64>>,
     pub framework: Option<Framework>,
+    /// The framework found from the app's files when `framework: type` is absent (see
+    /// [`crate::platform::detect`]); [`App::framework_name`] falls back to it.
+    pub detected: Option<crate::platform::detect::Detected>,
     pub runtime: Option<String>,
     pub command: Option<Spanned<String>>,
     pub web: Web,
@@ -266,7 +271,14 @@ impl App {
             .map_or(2048, |d| d.value.max(0) as u64)
     }
 
+    /// The framework: declared (`framework: type`), else detected from the app's files.
     pub fn framework_name(&self) -> Option<&str> {
+        self.declared_framework()
+            .or(self.detected.as_ref().map(|d| d.framework))
+    }
+
+    /// The framework `framework: type` declares.
+    pub fn declared_framework(&self) -> Option<&str> {
         self.framework.as_ref().and_then(|f| f.name.as_deref())
     }
 
@@ -337,7 +349,10 @@ pub fn build(tree: &Node, file: PathBuf, diags: &mut Vec<Diagnostic>) -> Manifes
         .unwrap_or_default()
     {
         check_app_dir(&e.value, &dir, diags);
-        let app = build_app(&e.value, diags);
+        let mut app = build_app(&e.value, diags);
+        if app.declared_framework().is_none() {
+            app.detected = crate::platform::detect::framework(&app.path);
+        }
         check_cron(&app, diags);
         apps.push(app);
     }
@@ -509,6 +524,7 @@ fn build_app(app: &Node, diags: &mut Vec<Diagnostic>) -> App {
         f.as_map()?;
         Some(Framework {
             name: text(f.get("name")),
+            name_span: spanned_text(f.get("name")).map(|n| n.span),
             start_file: text(f.get("start-file")),
             document_root: text(f.get("document-root")),
             home_dir: text(f.get("home-dir")),
@@ -564,6 +580,7 @@ fn build_app(app: &Node, diags: &mut Vec<Diagnostic>) -> App {
         memory_mb,
         disk_mb,
         framework,
+        detected: None,
         runtime: text(app.get("runtime")),
         command,
         web,

@@ -6,8 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// Files larger than this are read only up to it (dependency lists and settings are small).
-const MAX_READ: u64 = 1024 * 1024;
+use crate::platform::detect::{gemfile_gems, is_file, node_start_file, read};
 
 /// The kinds of app `init` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,24 +277,33 @@ fn recognise(dir: &Path) -> Option<(Kind, String)> {
             return Some((Kind::Django, format!("found {}", and_list(&found))));
         }
     }
-    // Rails, then any Rack app.
-    let gems = gemfile_gems(dir);
-    if gems.iter().any(|g| g == "rails") {
-        return Some((Kind::Rails, "Gemfile lists rails".into()));
+    // The platform's detection (shared with run, check, doctor and export), refined for
+    // Python; then what init knows besides (Flask or WSGI modules, a package.json).
+    if let Some(d) = crate::platform::detect::framework(dir) {
+        let kind = match d.framework {
+            "rails3" => Kind::Rails,
+            "rack" | "sinatra" => Kind::Rack,
+            "perl" => Kind::Perl,
+            "node" => Kind::Node,
+            "php" => Kind::Php,
+            _ => match python_kind(dir) {
+                Some(k) => return Some(k),
+                None => Kind::Wsgi,
+            },
+        };
+        return Some((kind, d.why));
     }
-    if is_file(dir, "config/application.rb") && is_file(dir, "config.ru") {
-        return Some((
-            Kind::Rails,
-            "found config/application.rb and config.ru".into(),
-        ));
+    if let Some(k) = python_kind(dir) {
+        return Some(k);
     }
-    if is_file(dir, "config.ru") {
-        return Some((Kind::Rack, "found config.ru".into()));
+    if is_file(dir, "package.json") {
+        return Some((Kind::Node, "found package.json".into()));
     }
-    if is_file(dir, "app.psgi") {
-        return Some((Kind::Perl, "found app.psgi".into()));
-    }
-    // Python: Flask, then any WSGI module.
+    None
+}
+
+/// A Python app: Flask (a module importing it, or a requirement), then any WSGI module.
+fn python_kind(dir: &Path) -> Option<(Kind, String)> {
     if let Some(f) = flask_module(dir) {
         return Some((Kind::Flask, format!("{} imports flask", f.file)));
     }
@@ -303,46 +311,19 @@ fn recognise(dir: &Path) -> Option<(Kind, String)> {
     if let Some(r) = reqs.reqs.iter().find(|r| r.norm == "flask") {
         return Some((Kind::Flask, format!("{} lists {}", r.file, r.shown)));
     }
-    if let Some(w) = wsgi_module(dir) {
+    wsgi_module(dir).map(|w| {
         let why = if w.defines_application {
             format!("found {} defining `application`", w.file)
         } else {
             format!("found {}", w.file)
         };
-        return Some((Kind::Wsgi, why));
-    }
-    if is_file(dir, "package.json") {
-        return Some((Kind::Node, "found package.json".into()));
-    }
-    if let Some(f) = node_start_file(dir) {
-        return Some((Kind::Node, format!("found {f}")));
-    }
-    let php = php_files(dir);
-    if let Some(first) = php.first() {
-        let why = if php.iter().any(|f| f == "index.php") {
-            "found index.php".to_string()
-        } else {
-            format!("found {first}")
-        };
-        return Some((Kind::Php, why));
-    }
-    None
+        (Kind::Wsgi, why)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
 // Files
 // ---------------------------------------------------------------------------------------------
-
-fn is_file(dir: &Path, rel: &str) -> bool {
-    dir.join(rel).is_file()
-}
-
-/// A text file of the app (lossy UTF-8, at most 1 MiB; a regular file, read without blocking,
-/// see [`crate::fsx`]); `None` when it cannot be read.
-fn read(dir: &Path, rel: &str) -> Option<String> {
-    let bytes = crate::fsx::read_capped(&dir.join(rel), true, MAX_READ).ok()?;
-    Some(String::from_utf8_lossy(&bytes).into_owned())
-}
 
 /// Directories never looked into for the app's own code.
 fn skipped_dir(name: &str) -> bool {
@@ -891,13 +872,6 @@ fn wsgi(dir: &Path, d: &mut Detection) {
 // Node
 // ---------------------------------------------------------------------------------------------
 
-fn node_start_file(dir: &Path) -> Option<String> {
-    ["server.js", "app.js", "index.js", "main.js"]
-        .into_iter()
-        .find(|f| is_file(dir, f))
-        .map(str::to_string)
-}
-
 fn node_service(dep: &str) -> Option<&'static str> {
     match dep {
         "pg" | "pg-promise" | "postgres" => Some("postgresql"),
@@ -1029,20 +1003,6 @@ fn perl(dir: &Path, d: &mut Detection) {
 // PHP
 // ---------------------------------------------------------------------------------------------
 
-/// `.php` files at the top and in the usual document roots, relative to the app.
-fn php_files(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = entries(dir, "", false)
-        .into_iter()
-        .filter(|f| f.ends_with(".php"))
-        .collect();
-    for sub in ["public", "web", "htdocs", "www"] {
-        if is_file(dir, &format!("{sub}/index.php")) {
-            v.push(format!("{sub}/index.php"));
-        }
-    }
-    v
-}
-
 fn php(dir: &Path, d: &mut Detection) {
     if !is_file(dir, "index.php")
         && let Some(sub) = ["public", "web", "htdocs", "www"]
@@ -1114,25 +1074,6 @@ fn php(dir: &Path, d: &mut Detection) {
 // ---------------------------------------------------------------------------------------------
 // Ruby
 // ---------------------------------------------------------------------------------------------
-
-/// The gems a Gemfile lists (`gem 'name'`).
-fn gemfile_gems(dir: &Path) -> Vec<String> {
-    let Some(text) = read(dir, "Gemfile") else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|l| {
-            let rest = l.trim_start().strip_prefix("gem")?;
-            if !rest.starts_with([' ', '(']) {
-                return None;
-            }
-            let rest = rest.trim_start_matches([' ', '(']);
-            let q = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-            let name: String = rest[1..].chars().take_while(|c| *c != q).collect();
-            (!name.is_empty()).then_some(name)
-        })
-        .collect()
-}
 
 fn ruby(dir: &Path, d: &mut Detection, rails: bool) {
     let gems = gemfile_gems(dir);

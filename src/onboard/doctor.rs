@@ -161,6 +161,28 @@ pub fn checks(loaded: &Loaded, only: Option<&str>) -> Vec<Check> {
     for l in &langs {
         out.extend(runtime_checks(*l, &apps, &state));
     }
+    for a in &apps {
+        if let Some(c) = crate::platform::web::cannot_start(a) {
+            let fix = match c.debian {
+                Some(d) => {
+                    let (fedora, macos) = match d {
+                        "php-cli" => ("php-cli", "brew install php"),
+                        "nodejs" | "npm" => (d, "brew install node"),
+                        "ruby-rack" => ("rubygem-rack", "gem install rack"),
+                        "ruby-bundler" => ("rubygem-bundler", "gem install bundler"),
+                        _ => ("ruby", "brew install ruby"),
+                    };
+                    install(d, fedora, macos)
+                }
+                None => Some(Fix::Hint(c.fix())),
+            };
+            out.push(fail(
+                format!("web command of {}", a.name.value),
+                c.what,
+                fix,
+            ));
+        }
+    }
     let python_uwsgi = apps
         .iter()
         .any(|a| requirements::needs_uwsgi(a) && language(a) == Some(Language::Python));

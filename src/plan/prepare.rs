@@ -269,6 +269,7 @@ pub fn processes(
             }
         }
         let built = instance_env(ctx.loaded, ctx.state, ctx.facts, &req, prompt)?;
+        crate::platform::web::install_php_router(app, &built.layout).map_err(PlanError::Layout)?;
         let mut env: Vec<(String, String)> = built
             .env
             .vars()
@@ -295,7 +296,14 @@ pub fn processes(
             ),
             Web::Default => match (&app.command, built.env.get("PROCESSES_WEB")) {
                 (Some(c), _) => ("web", c.value.clone(), built.env.get("PORT")),
-                (None, Some(w)) => ("web", w.to_string(), built.env.get("PORT")),
+                (None, Some(w)) => {
+                    if i == 0
+                        && let Some(how) = crate::platform::web::how_it_starts(app)
+                    {
+                        out.note(&format!("note: {}: {how}", app.name.value));
+                    }
+                    ("web", w.to_string(), built.env.get("PORT"))
+                }
                 (None, None) if release.as_ref().is_some_and(|r| r.web.is_some()) => (
                     "web",
                     release

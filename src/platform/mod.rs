@@ -1,6 +1,7 @@
 //! The platform's rules as pure functions: profiles, the local path mapping, service labels
 //! and credential shapes, default web commands, and the staging and runtime environments.
 
+pub mod detect;
 pub mod env;
 pub mod layout;
 pub mod perl;

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use crate::manifest::App;
+use crate::platform::detect;
 use crate::platform::layout::Layout;
 use crate::platform::perl;
 
@@ -31,10 +32,7 @@ pub fn start_file(app: &App) -> Option<String> {
         return Some("app.psgi".into());
     }
     if fw == Some("node") {
-        return ["server.js", "app.js", "index.js", "main.js"]
-            .iter()
-            .find(|f| app.path.join(f).is_file())
-            .map(|f| f.to_string());
+        return crate::platform::detect::node_start_file(&app.path);
     }
     None
 }
@@ -137,29 +135,137 @@ impl DefaultWeb {
 /// (CF v1 style): `rails server`, `rackup config.ru`, `ruby <main file>`, through bundler when
 /// the app has a Gemfile, each bound to `$VCAP_APP_HOST:$PORT` (the platform's 0.0.0.0).
 pub fn default_web_template(app: &App) -> Option<DefaultWeb> {
+    // Without a declared framework a Procfile's `web:` line wins (3.x buildpack apps); the
+    // detected framework (spec §2.3) gives the default otherwise.
+    if app.declared_framework().is_none()
+        && let Some(line) = procfile_web(&app.path)
+    {
+        return Some(DefaultWeb::Procfile(line));
+    }
     let fw = app.framework_name();
     if is_python(fw) || is_perl(fw) || perl::is_cgi(fw) {
         return Some(DefaultWeb::Framework("$STACKATO_UWSGI".into()));
     }
-    let bundle = if app.path.join("Gemfile").is_file() {
+    let bundle = if detect::is_file(&app.path, "Gemfile") {
         "bundle exec "
     } else {
         ""
     };
+    let rackup = format!("{bundle}rackup config.ru -p $PORT -o $VCAP_APP_HOST");
     let t = match fw {
-        Some("node") => start_file(app).map(|f| format!("node {f}")),
-        Some("php") => Some("php -S $VCAP_APP_HOST:$PORT -t $STACKATO_DOCUMENT_ROOT".into()),
-        Some("rack") => Some(format!(
-            "{bundle}rackup config.ru -p $PORT -o $VCAP_APP_HOST"
+        Some("node") => match start_file(app) {
+            Some(f) => Some(format!("node {f}")),
+            None => detect::npm_start(&app.path).map(|_| "npm start".to_string()),
+        },
+        Some("php") => Some(format!(
+            "php -S $VCAP_APP_HOST:$PORT -t $STACKATO_DOCUMENT_ROOT {PHP_ROUTER}"
         )),
+        Some("rack") => Some(rackup),
         Some("rails3") => Some("bundle exec rails server -p $PORT -b $VCAP_APP_HOST".into()),
-        Some("sinatra") => {
-            ruby_main(&app.path).map(|f| format!("{bundle}ruby {f} -p $PORT -o $VCAP_APP_HOST"))
-        }
-        Some(_) => None,
-        None => return procfile_web(&app.path).map(DefaultWeb::Procfile),
+        Some("sinatra") if detect::is_file(&app.path, "config.ru") => Some(rackup),
+        Some("sinatra") => detect::sinatra_main(&app.path)
+            .or_else(|| ruby_main(&app.path))
+            .map(|f| format!("{bundle}ruby {f} -p $PORT -o $VCAP_APP_HOST")),
+        _ => None,
     };
     t.map(DefaultWeb::Framework)
+}
+
+/// A line for `run`'s output saying how the default web command serves the app, when that is
+/// not what the platform did (PHP) or the framework was detected rather than declared.
+pub fn how_it_starts(app: &App) -> Option<String> {
+    let DefaultWeb::Framework(t) = default_web_template(app)? else {
+        return None;
+    };
+    let detected = match (&app.declared_framework(), &app.detected) {
+        (None, Some(d)) => format!("framework {} detected ({}); ", d.framework, d.why),
+        _ => String::new(),
+    };
+    if t.contains(PHP_ROUTER) {
+        return Some(format!(
+            "{detected}served by PHP's built-in server (php -S) with a router that emulates the \
+             .htaccess front-controller rewrite (existing files as they are, anything else to \
+             index.php); the platform used Apache with mod_php"
+        ));
+    }
+    (!detected.is_empty()).then(|| format!("{detected}started with `{t}`"))
+}
+
+/// Why `run` cannot start the app's default web process on this machine, with the command
+/// that installs what is missing: no default for its framework, or the program the default
+/// runs is not installed. `None` when it can (or when the app says its own web command).
+/// Python and Perl (uWSGI, built at staging) are `doctor`'s uWSGI checks.
+pub fn cannot_start(app: &App) -> Option<CannotStart> {
+    if !matches!(app.web, crate::manifest::model::Web::Default) || app.command.is_some() {
+        return None;
+    }
+    // No framework at all: `run` says so itself; the manifest is not wrong for it.
+    let fw = app.framework_name()?;
+    let Some(d) = default_web_template(app) else {
+        return Some(CannotStart {
+            what: format!("framework {fw} has no default web command here"),
+            debian: None,
+        });
+    };
+    let DefaultWeb::Framework(t) = d else {
+        return None;
+    };
+    let program = t.split_whitespace().next().unwrap_or("");
+    let debian = match program {
+        "php" => "php-cli",
+        "node" => "nodejs",
+        "npm" => "npm",
+        "rackup" => "ruby-rack",
+        "ruby" => "ruby",
+        "bundle" => "ruby-bundler",
+        _ => return None,
+    };
+    if crate::services::backend::which(program).is_some() {
+        return None;
+    }
+    Some(CannotStart {
+        what: format!("framework {fw} starts with `{t}`, and {program} is not installed"),
+        debian: Some(debian),
+    })
+}
+
+/// What [`cannot_start`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CannotStart {
+    pub what: String,
+    /// The Debian package that provides the missing program (`None`: nothing to install, the
+    /// app needs a `processes: web`).
+    pub debian: Option<&'static str>,
+}
+
+impl CannotStart {
+    /// How to fix it, in one line.
+    pub fn fix(&self) -> String {
+        match self.debian {
+            Some(d) => format!("install it: sudo apt-get install {d}"),
+            None => "add `processes: {web: <command listening on $PORT>}`, or `command:`".into(),
+        }
+    }
+}
+
+/// The router `php -S` runs every request through (in the instance's root, outside the app):
+/// it emulates the front-controller rewrite of the `.htaccess` most PHP apps ship.
+pub const PHP_ROUTER: &str = "$STACKATO_APP_ROOT/php-router.php";
+
+/// The router's text.
+const PHP_ROUTER_TEXT: &str = include_str!("../../templates/php-router.php");
+
+/// Write the PHP router into the instance root `layout.app_root` when the app's default web
+/// command uses it.
+pub fn install_php_router(app: &App, layout: &Layout) -> Result<(), crate::state::StateError> {
+    let uses = matches!(default_web_template(app), Some(DefaultWeb::Framework(t)) if t.contains(PHP_ROUTER));
+    if !uses {
+        return Ok(());
+    }
+    crate::state::write_atomic(
+        &layout.app_root.join("php-router.php"),
+        PHP_ROUTER_TEXT.as_bytes(),
+    )
 }
 
 /// The values `run` puts into a template for one instance: bound to [`LOCAL_HOST`], on
@@ -174,6 +280,7 @@ fn local_values(
         ("VCAP_APP_HOST", LOCAL_HOST.to_string()),
         ("PORT", port.to_string()),
         ("HOME", layout.home.display().to_string()),
+        ("STACKATO_APP_ROOT", layout.app_root.display().to_string()),
         (
             "STACKATO_DOCUMENT_ROOT",
             document_root.display().to_string(),
@@ -325,6 +432,8 @@ mod tests {
                 // Perl: Debian's PSGI uWSGI or the CGI runner; plackup takes its own options.
                 perl::uwsgi_program(Some(fw), &layout)
             };
+            let router = format!(" {}", layout.app_root.join("php-router.php").display());
+            let run = run.replace(&router, "");
             match uwsgi {
                 Some(u) => assert_eq!(run.replace(&format!("{u} "), "uwsgi "), by_shell, "{fw}"),
                 None => assert!(
@@ -351,6 +460,64 @@ mod tests {
             crate::export::default_web(&m.apps[0]).as_deref(),
             Some("bundle exec rackup config.ru -p $PORT -o $VCAP_APP_HOST")
         );
+    }
+
+    #[test]
+    fn node_starts_its_file_or_npm_start() {
+        let (_d, m) = app_with(Some("node"), &["app.js"]);
+        assert_eq!(
+            crate::export::default_web(&m.apps[0]).as_deref(),
+            Some("node app.js")
+        );
+        let (d, _) = app_with(None, &[]);
+        std::fs::write(
+            d.path().join("package.json"),
+            r#"{"scripts": {"start": "node lib/boot.js"}}"#,
+        )
+        .expect("write");
+        let opts = crate::manifest::LoadOptions::new(d.path());
+        let mut ask = |_: &str| None;
+        let m = crate::manifest::load(&opts, &mut ask)
+            .expect("loads")
+            .manifest;
+        assert_eq!(m.apps[0].framework_name(), Some("node"), "detected");
+        assert_eq!(
+            crate::export::default_web(&m.apps[0]).as_deref(),
+            Some("npm start")
+        );
+    }
+
+    #[test]
+    fn a_detected_framework_gives_the_default_and_a_procfile_wins() {
+        let (_d, m) = app_with(None, &["config.ru"]);
+        assert_eq!(m.apps[0].framework_name(), Some("rack"));
+        assert_eq!(
+            crate::export::default_web(&m.apps[0]).as_deref(),
+            Some("rackup config.ru -p $PORT -o $VCAP_APP_HOST")
+        );
+        let (_d, m) = app_with(None, &["config.ru", "Procfile"]);
+        assert_eq!(
+            default_web_template(&m.apps[0]),
+            Some(DefaultWeb::Procfile("./serve --port $PORT".into()))
+        );
+    }
+
+    #[test]
+    fn php_runs_through_the_router() {
+        let (_d, m) = app_with(Some("php"), &[]);
+        let app = &m.apps[0];
+        let layout = Layout::new(&m.dir, app, 0, false, Place::Checkout);
+        let run = default_web(app, &layout, 5123, &layout.home).expect("php has a default");
+        assert!(
+            run.ends_with(&format!(
+                "{}",
+                layout.app_root.join("php-router.php").display()
+            )),
+            "{run}"
+        );
+        std::fs::create_dir_all(&layout.app_root).expect("mkdir");
+        install_php_router(app, &layout).expect("writes");
+        assert!(layout.app_root.join("php-router.php").is_file());
     }
 
     #[test]

@@ -34,6 +34,7 @@ const PER_APP: &[&str] = &[
     "Makefile.PL",
     "Build.PL",
     "Gemfile",
+    "Gemfile.lock",
     "composer.json",
     "setup.py",
     "setup.cfg",

@@ -320,6 +320,18 @@ fn installers(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
                             }
                         }
                     }
+                    // `npm start`: the web command of a Node app without a start file.
+                    if let Some(start) = crate::platform::detect::npm_start(&app.path)
+                        && app.command.is_none()
+                        && matches!(app.web, Web::Default)
+                        && crate::export::default_web(app).as_deref() == Some("npm start")
+                    {
+                        push(
+                            out,
+                            format!("{n} npm start script (the web command)"),
+                            start,
+                        );
+                    }
                     for (name, p) in files::npm_local_deps(&json) {
                         push(
                             out,
@@ -380,7 +392,7 @@ fn installers(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
             format!("cpanm {}", mods.join(" ")),
         );
     }
-    let bundler = matches!(fw, Some("rack" | "rails3"))
+    let bundler = matches!(fw, Some("rack" | "rails3" | "sinatra") | None)
         || matches!(&app.web, Web::Command(c) if c.value.contains("bundle"))
         || app
             .command
@@ -390,7 +402,7 @@ fn installers(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
         push(
             out,
             format!("{n} Gemfile"),
-            "Gemfile (Ruby code that bundler runs)",
+            "bundle install --local (the Gemfile is Ruby code that bundler runs)",
         );
     }
 }

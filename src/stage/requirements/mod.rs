@@ -1,11 +1,12 @@
 //! Requirements at staging, in the platform's order: OS packages are checked and reported
 //! (never installed), then each language's installer ([`python`]: the project's virtualenv,
-//! pip and uWSGI; [`node`]: npm; [`perl`]: its server and cpanm), a step whose tool is missing being skipped
+//! pip and uWSGI; [`node`]: npm; [`perl`]: its server and cpanm; [`ruby`]: bundler), a step whose tool is missing being skipped
 //! with a note and recorded as skipped. Installers get the user's own caches.
 
 pub mod node;
 pub mod perl;
 pub mod python;
+pub mod ruby;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -108,6 +109,14 @@ pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> 
         && !is_python(app)
     {
         node::install(s, outcome)?;
+    }
+    if s.home.join("Gemfile").is_file()
+        && matches!(
+            app.framework_name(),
+            Some("rack" | "rails3" | "sinatra") | None
+        )
+    {
+        ruby::install(s, outcome)?;
     }
     if perl::wanted(app) {
         perl::install(s, outcome)?;

@@ -1,0 +1,209 @@
+//! The one framework detection (spec §2.3, the 2.x client's `detect_from_dir` order) used when
+//! `framework` is absent: by `init` (which refines it), `check`, `doctor`, `run` (through the
+//! web table) and `export`. It only reads the app's files (regular files inside the app
+//! directory, never through a link); it runs before `allow`, so nothing of the app runs.
+
+use std::path::Path;
+
+/// Files larger than this are read only up to it (dependency lists and settings are small).
+const MAX_READ: u64 = 1024 * 1024;
+
+/// The Node start files, in the order the platform tried them.
+pub const NODE_START_FILES: [&str; 4] = ["server.js", "app.js", "index.js", "main.js"];
+
+/// A framework found from the app's files, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detected {
+    /// A Stackato framework id (`rails3`, `rack`, `sinatra`, `perl`, `node`, `php`, `python`).
+    pub framework: &'static str,
+    /// What suggested it ("found config.ru").
+    pub why: String,
+}
+
+fn detected(framework: &'static str, why: impl Into<String>) -> Option<Detected> {
+    Some(Detected {
+        framework,
+        why: why.into(),
+    })
+}
+
+/// The framework of the app in `dir`, in the platform client's order (§2.3): Rails, Rack,
+/// Sinatra, PSGI, Node, PHP, then Python's `wsgi.py`. `None`: no framework this tool knows
+/// (the platform offered `standalone` there). Java, Go, Erlang and .NET are not detected here.
+pub fn framework(dir: &Path) -> Option<Detected> {
+    if is_file(dir, "config/environment.rb") {
+        return detected("rails3", "found config/environment.rb");
+    }
+    if gemfile_gems(dir).iter().any(|g| g == "rails") {
+        return detected("rails3", "Gemfile lists rails");
+    }
+    if is_file(dir, "config/application.rb") && is_file(dir, "config.ru") {
+        return detected("rails3", "found config/application.rb and config.ru");
+    }
+    if is_file(dir, "config.ru") {
+        return detected("rack", "found config.ru");
+    }
+    if let Some(f) = sinatra_main(dir) {
+        return detected("sinatra", format!("{f} requires sinatra"));
+    }
+    if is_file(dir, "app.psgi") {
+        return detected("perl", "found app.psgi");
+    }
+    if let Some(f) = node_start_file(dir) {
+        return detected("node", format!("found {f}"));
+    }
+    if npm_start(dir).is_some() {
+        return detected("node", "package.json has scripts.start");
+    }
+    let php = php_files(dir);
+    if let Some(first) = php.first() {
+        let f = php.iter().find(|f| *f == "index.php").unwrap_or(first);
+        return detected("php", format!("found {f}"));
+    }
+    if is_file(dir, "wsgi.py") {
+        return detected("python", "found wsgi.py");
+    }
+    None
+}
+
+/// Whether `dir/rel` is a regular file (a link is not followed: it may point out of the app).
+pub fn is_file(dir: &Path, rel: &str) -> bool {
+    std::fs::symlink_metadata(dir.join(rel)).is_ok_and(|m| m.file_type().is_file())
+}
+
+/// A text file of the app (lossy UTF-8, at most 1 MiB; a regular file, read without blocking,
+/// see [`crate::fsx`]); `None` when it cannot be read.
+pub fn read(dir: &Path, rel: &str) -> Option<String> {
+    if !is_file(dir, rel) {
+        return None;
+    }
+    let bytes = crate::fsx::read_capped(&dir.join(rel), true, MAX_READ).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Names of the regular files directly in `dir`, sorted.
+fn top_files(dir: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = rd
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The first Node start file the app has (server.js, app.js, index.js, main.js).
+pub fn node_start_file(dir: &Path) -> Option<String> {
+    NODE_START_FILES
+        .into_iter()
+        .find(|f| is_file(dir, f))
+        .map(str::to_string)
+}
+
+/// `scripts.start` of the app's package.json, when it has one.
+pub fn npm_start(dir: &Path) -> Option<String> {
+    let pkg: serde_json::Value = serde_json::from_str(&read(dir, "package.json")?).ok()?;
+    let s = pkg.get("scripts")?.get("start")?.as_str()?.trim();
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// The app's PHP files: the top-level `*.php`, then `index.php` of a public directory.
+pub fn php_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = top_files(dir)
+        .into_iter()
+        .filter(|f| f.ends_with(".php"))
+        .collect();
+    for sub in ["public", "web", "htdocs", "www"] {
+        if is_file(dir, &format!("{sub}/index.php")) {
+            v.push(format!("{sub}/index.php"));
+        }
+    }
+    v
+}
+
+/// The gems a Gemfile lists (`gem 'name'`).
+pub fn gemfile_gems(dir: &Path) -> Vec<String> {
+    let Some(text) = read(dir, "Gemfile") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.trim_start().strip_prefix("gem")?;
+            if !rest.starts_with([' ', '(']) {
+                return None;
+            }
+            let rest = rest.trim_start_matches([' ', '(']);
+            let q = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+            let name: String = rest[1..].chars().take_while(|c| *c != q).collect();
+            (!name.is_empty()).then_some(name)
+        })
+        .collect()
+}
+
+/// The first top-level `*.rb` file that requires sinatra (a Sinatra app's main file).
+pub fn sinatra_main(dir: &Path) -> Option<String> {
+    top_files(dir)
+        .into_iter()
+        .filter(|f| f.ends_with(".rb"))
+        .find(|f| {
+            read(dir, f).is_some_and(|t| {
+                t.lines().any(|l| {
+                    let l = l.trim_start();
+                    l.starts_with("require") && l.contains("sinatra")
+                })
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().expect("tempdir");
+        for (f, text) in files {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
+        }
+        d
+    }
+
+    fn fw(files: &[(&str, &str)]) -> Option<&'static str> {
+        framework(app(files).path()).map(|d| d.framework)
+    }
+
+    #[test]
+    fn the_clients_order() {
+        assert_eq!(fw(&[("config/environment.rb", "")]), Some("rails3"));
+        assert_eq!(fw(&[("config.ru", ""), ("server.js", "")]), Some("rack"));
+        assert_eq!(
+            fw(&[("app.rb", "require 'sinatra'\n"), ("index.php", "")]),
+            Some("sinatra")
+        );
+        assert_eq!(fw(&[("app.rb", "puts 1\n")]), None);
+        assert_eq!(fw(&[("app.psgi", ""), ("app.js", "")]), Some("perl"));
+        assert_eq!(fw(&[("server.js", ""), ("index.php", "")]), Some("node"));
+        assert_eq!(
+            fw(&[("package.json", r#"{"scripts":{"start":"node lib/x.js"}}"#)]),
+            Some("node")
+        );
+        assert_eq!(fw(&[("package.json", "{}")]), None);
+        assert_eq!(fw(&[("index.php", ""), ("wsgi.py", "")]), Some("php"));
+        assert_eq!(fw(&[("public/index.php", "")]), Some("php"));
+        assert_eq!(fw(&[("wsgi.py", "")]), Some("python"));
+        assert_eq!(fw(&[("README", "")]), None);
+    }
+
+    #[test]
+    fn links_are_not_followed() {
+        let outside = app(&[("server.js", "")]);
+        let d = app(&[]);
+        std::os::unix::fs::symlink(outside.path().join("server.js"), d.path().join("server.js"))
+            .expect("link");
+        assert_eq!(framework(d.path()), None);
+    }
+}
