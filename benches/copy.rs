@@ -53,7 +53,7 @@ fn main() {
     let t0 = Instant::now();
     let changes = Changes {
         changed: vec!["d250/f050.txt".into()],
-        removed: Vec::new(),
+        ..Changes::default()
     };
     copy::sync(&src, &targets, &changes, &mut rec).expect("sync");
     let sync = ms(t0);

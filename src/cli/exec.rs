@@ -228,6 +228,28 @@ fn staged_place(
         );
         return Err(crate::exit::IO);
     }
+    // Edits made since `run` last synced the copies go in first, as `run` would do.
+    let homes = crate::stage::droplet::instance_homes(state, &app.name.value, generation);
+    if let Some(copies) = crate::stage::droplet::Copies::open(state, app, generation, homes, false)
+    {
+        match copies.diff() {
+            Ok(changes) => {
+                let n = changes.paths().count();
+                for note in copies.sync(&changes) {
+                    eprintln!("note: {note}");
+                }
+                copies.flush();
+                if n > 0 {
+                    eprintln!(
+                        "note: synced {n} changed path(s) from your checkout into the staged copy"
+                    );
+                }
+            }
+            Err(e) => {
+                eprintln!("warning: the staged copy was not compared with your checkout: {e}")
+            }
+        }
+    }
     Ok(crate::platform::layout::Place::Staged { generation })
 }
 

@@ -22,6 +22,9 @@ use crate::stage::ignores::{self, Ignores, UnsafeLink};
 pub struct Record {
     files: BTreeMap<String, (u64, i64)>,
     dirs: BTreeSet<String>,
+    /// Links inside the app, made again as links in the copies: path → the link's text.
+    #[serde(default)]
+    links: BTreeMap<String, String>,
 }
 
 impl Record {
@@ -181,35 +184,77 @@ fn open_source(root_canon: &Path, path: &Path, unsafe_ok: bool) -> io::Result<Fi
     }
 }
 
-/// Replace whatever is at `to` (a file, a link, a directory a hook made) with a copy of the
-/// open file `from`, atomically for readers (a temporary name, then a rename).
-fn replace_with(from: &File, to: &Path) -> io::Result<(How, u64)> {
-    let name = to
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = to.with_file_name(format!(".{name}.stackato-local-tmp"));
-    let _ = std::fs::remove_file(&tmp);
-    let r = copy_open(from, &tmp);
-    let r = r.and_then(|x| {
-        if std::fs::symlink_metadata(to).is_ok_and(|m| m.is_dir()) {
-            std::fs::remove_dir_all(to)?;
+/// A temporary name beside `to`, short (a long name stays within the 255-byte limit) and
+/// never one that exists (an app's own file is never taken or removed).
+fn temp_beside(to: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    loop {
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let p = to.with_file_name(format!(".sl{}.{n}.tmp", std::process::id()));
+        if std::fs::symlink_metadata(&p).is_err() {
+            return p;
         }
-        std::fs::rename(&tmp, to).map(|()| x)
-    });
+    }
+}
+
+/// Put `tmp` (made beside `to`) in the place of whatever is at `to` (a file, a link, a
+/// directory a hook made), atomically for readers of a file.
+fn put_in_place(tmp: &Path, to: &Path) -> io::Result<()> {
+    if std::fs::symlink_metadata(to).is_ok_and(|m| m.is_dir()) {
+        std::fs::remove_dir_all(to)?;
+    }
+    std::fs::rename(tmp, to)
+}
+
+/// Replace whatever is at `to` with a copy of the open file `from`.
+fn replace_with(from: &File, to: &Path) -> io::Result<(How, u64)> {
+    let tmp = temp_beside(to);
+    let r = copy_open(from, &tmp).and_then(|x| put_in_place(&tmp, to).map(|()| x));
     if r.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     r
 }
 
-/// The upload: the files a push would send from `src`, checked for links reaching outside.
-fn upload(src: &Source) -> Result<ignores::Listing, CopyError> {
+/// Replace whatever is at `to` with a link whose text is `target`.
+fn replace_with_link(target: &str, to: &Path) -> io::Result<()> {
+    let tmp = temp_beside(to);
+    std::os::unix::fs::symlink(target, &tmp)?;
+    let r = put_in_place(&tmp, to);
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
+
+/// The text of a link at `rel` that points at `target` (both relative to the app root), as a
+/// relative link that works wherever the tree is.
+fn link_text(rel: &str, target: &str) -> String {
+    let depth = rel.matches('/').count();
+    if target.is_empty() {
+        return if depth == 0 {
+            ".".into()
+        } else {
+            vec![".."; depth].join("/")
+        };
+    }
+    format!("{}{target}", "../".repeat(depth))
+}
+
+/// The upload: the files a push would send from `src`.
+fn walk_upload(src: &Source) -> Result<ignores::Listing, CopyError> {
     let ig = Ignores::new(src.ignores.as_deref());
     let listing = ignores::listing(&src.root, &ig);
     if listing.truncated {
         return Err(CopyError::TooBig(ignores::MAX_DIRS));
     }
+    Ok(listing)
+}
+
+/// The upload, checked for links reaching outside (refused unless allowed, as a push was).
+fn upload(src: &Source) -> Result<ignores::Listing, CopyError> {
+    let listing = walk_upload(src)?;
     if !listing.unsafe_links.is_empty() && !src.copy_unsafe_links {
         return Err(CopyError::UnsafeLinks {
             links: listing.unsafe_links,
@@ -217,6 +262,28 @@ fn upload(src: &Source) -> Result<ignores::Listing, CopyError> {
         });
     }
     Ok(listing)
+}
+
+/// What the copies hold for a listing: files (links inside the app left out: they are made
+/// again as links), and with `--copy-unsafe-links` what outside links to files point to.
+fn files_of(src: &Source, listing: &ignores::Listing) -> BTreeMap<String, (u64, i64)> {
+    let links: BTreeSet<&str> = listing.links.iter().map(|l| l.rel.as_str()).collect();
+    let mut files: BTreeMap<String, (u64, i64)> = listing
+        .files
+        .iter()
+        .filter(|f| !links.contains(f.rel.as_str()))
+        .map(|f| (f.rel.clone(), (f.size, f.mtime as i64)))
+        .collect();
+    if src.copy_unsafe_links {
+        for l in &listing.unsafe_links {
+            if let Ok(md) = std::fs::metadata(src.root.join(&l.rel))
+                && md.is_file()
+            {
+                files.insert(l.rel.clone(), (md.len(), mtime_of(&md)));
+            }
+        }
+    }
+    files
 }
 
 /// How many threads copy: the work is mostly system calls.
@@ -229,36 +296,65 @@ fn threads() -> usize {
 /// Copy the upload of `src` into `dst` (created; it must not exist yet). Returns what was
 /// copied, for [`sync`] later.
 pub fn populate(src: &Source, dst: &Path) -> Result<(Record, Stats), CopyError> {
+    populate_noting(src, dst).map(|(r, s, _)| (r, s))
+}
+
+/// [`populate`], also giving what the walk left out for its type or name (FIFOs, names that
+/// are not UTF-8, unreadable directories, links to directories outside), for a note.
+pub fn populate_noting(
+    src: &Source,
+    dst: &Path,
+) -> Result<(Record, Stats, Vec<ignores::Skipped>), CopyError> {
     let listing = upload(src)?;
     let root_canon = src.root.canonicalize().map_err(io_err(&src.root))?;
     create_dir(dst)?;
     for d in &listing.dirs {
-        create_dir(&dst.join(d))?;
+        let to = dst.join(d);
+        create_dir(&to)?;
+        // The directory's own permissions (owner access kept, so the copy stays usable).
+        if let Ok(md) = std::fs::symlink_metadata(src.root.join(d)) {
+            let _ = std::fs::set_permissions(
+                &to,
+                std::fs::Permissions::from_mode(md.mode_bits() | 0o700),
+            );
+        }
     }
     let mut rec = Record {
         dirs: listing.dirs.iter().cloned().collect(),
+        files: files_of(src, &listing),
         ..Record::default()
     };
-    // With --copy-unsafe-links, what the outside links point to is copied (files only).
-    let mut jobs: Vec<(String, u64, i64)> = listing
+    // Links inside the app are links in the copy too (relative, so they stay inside it).
+    for l in &listing.links {
+        let text = link_text(&l.rel, &l.target);
+        let to = dst.join(&l.rel);
+        std::os::unix::fs::symlink(&text, &to).map_err(io_err(&to))?;
+        rec.links.insert(l.rel.clone(), text);
+    }
+    let jobs: Vec<(String, u64, i64)> = rec
         .files
         .iter()
-        .map(|f| (f.rel.clone(), f.size, f.mtime as i64))
+        .map(|(rel, (size, mtime))| (rel.clone(), *size, *mtime))
         .collect();
+    let mut stats = copy_many(src, &root_canon, dst, &jobs)?;
+    // With --copy-unsafe-links, an outside link to a directory brings its contents.
     if src.copy_unsafe_links {
         for l in &listing.unsafe_links {
-            if let Ok(md) = std::fs::metadata(src.root.join(&l.rel))
-                && md.is_file()
-            {
-                jobs.push((l.rel.clone(), md.len(), mtime_of(&md)));
+            let from = src.root.join(&l.rel);
+            if std::fs::metadata(&from).is_ok_and(|m| m.is_dir()) {
+                let target = from.canonicalize().map_err(io_err(&from))?;
+                stats.merge(clone_tree(&target, &dst.join(&l.rel))?);
+                rec.dirs.insert(l.rel.clone());
             }
         }
     }
-    let stats = copy_many(src, &root_canon, dst, &jobs)?;
-    for (rel, size, mtime) in jobs {
-        rec.files.insert(rel, (size, mtime));
-    }
-    Ok((rec, stats))
+    let links: BTreeSet<&str> = listing.links.iter().map(|l| l.rel.as_str()).collect();
+    let skipped = listing
+        .skipped
+        .into_iter()
+        .filter(|k| !links.contains(k.rel.as_str()))
+        .collect();
+    Ok((rec, stats, skipped))
 }
 
 fn mtime_of(md: &std::fs::Metadata) -> i64 {
@@ -394,10 +490,13 @@ pub fn clone_tree(from: &Path, to: &Path) -> Result<Stats, CopyError> {
 /// What changed in the checkout since a [`Record`]: relative paths.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
-    /// New or modified files (and new directories).
+    /// New or modified files and links (and new directories).
     pub changed: Vec<String>,
-    /// Files and directories gone from the upload (deleted, or now ignored).
+    /// Files, links and directories gone from the upload (deleted, or now ignored).
     pub removed: Vec<String>,
+    /// Links reaching outside the app (without `--copy-unsafe-links`): not synced; a push
+    /// would stop here.
+    pub unsafe_links: Vec<UnsafeLink>,
 }
 
 impl Changes {
@@ -412,45 +511,39 @@ impl Changes {
 }
 
 /// Compare the checkout's upload now with what was copied (a full walk: on start-up, in the
-/// background, and when a watcher missed events).
+/// background, and when a watcher may have missed events).
 pub fn diff(src: &Source, rec: &Record) -> Result<Changes, CopyError> {
-    let listing = upload(src)?;
-    let mut now: BTreeMap<&str, (u64, i64)> = listing
-        .files
+    let listing = walk_upload(src)?;
+    let now = files_of(src, &listing);
+    let links: BTreeMap<&str, String> = listing
+        .links
         .iter()
-        .map(|f| (f.rel.as_str(), (f.size, f.mtime as i64)))
+        .map(|l| (l.rel.as_str(), link_text(&l.rel, &l.target)))
         .collect();
-    let mut extra = Vec::new();
-    if src.copy_unsafe_links {
-        for l in &listing.unsafe_links {
-            if let Ok(md) = std::fs::metadata(src.root.join(&l.rel))
-                && md.is_file()
-            {
-                extra.push((l.rel.as_str(), (md.len(), mtime_of(&md))));
-            }
+    let dirs: BTreeSet<&str> = listing.dirs.iter().map(String::as_str).collect();
+    let mut c = Changes::default();
+    if !src.copy_unsafe_links {
+        c.unsafe_links = listing.unsafe_links.clone();
+    }
+    for (rel, meta) in &now {
+        if rec.files.get(rel) != Some(meta) {
+            c.changed.push(rel.clone());
         }
     }
-    now.extend(extra);
-    let mut c = Changes::default();
-    for (rel, meta) in &now {
-        if rec.files.get(*rel) != Some(meta) {
+    for (rel, text) in &links {
+        if rec.links.get(*rel) != Some(text) {
             c.changed.push((*rel).to_string());
         }
     }
-    for d in &listing.dirs {
-        if !rec.dirs.contains(d) {
-            c.changed.push(d.clone());
+    for d in &dirs {
+        if !rec.dirs.contains(*d) {
+            c.changed.push((*d).to_string());
         }
     }
-    for rel in rec.files.keys() {
-        if !now.contains_key(rel.as_str()) {
+    let present = |r: &str| now.contains_key(r) || links.contains_key(r) || dirs.contains(r);
+    for rel in rec.files.keys().chain(rec.links.keys()).chain(&rec.dirs) {
+        if !present(rel) && !c.removed.contains(rel) {
             c.removed.push(rel.clone());
-        }
-    }
-    let dirs: BTreeSet<&String> = listing.dirs.iter().collect();
-    for d in &rec.dirs {
-        if !dirs.contains(d) {
-            c.removed.push(d.clone());
         }
     }
     Ok(c)
@@ -463,10 +556,13 @@ pub struct Skipped {
     pub why: String,
 }
 
-/// Bring `targets` (the staged copy and each instance's copy) in step with the checkout for
-/// the relative paths in `changes`: changed files are copied in (replacing whatever a hook
-/// left there), removed ones deleted, and `rec` updated. Nothing is written through a link a
-/// hook put in a copy (a file under it is skipped and reported).
+/// Bring `targets` (the staged tree first, then each instance's copy) in step with the
+/// checkout for the relative paths in `changes`: changed files are copied in (replacing
+/// whatever a hook left there), links inside the app made again, removed paths deleted, and
+/// `rec` updated. What cannot be done for one path or one copy (a link a hook put in the
+/// copy, which is never written through; a link in the checkout reaching outside; an error)
+/// is skipped and reported, and the rest goes on. An instance's own change to a file that an
+/// edit replaces is reported too.
 pub fn sync(
     src: &Source,
     targets: &[PathBuf],
@@ -476,19 +572,17 @@ pub fn sync(
     let root_canon = src.root.canonicalize().map_err(io_err(&src.root))?;
     let ig = Ignores::new(src.ignores.as_deref());
     let mut skipped = Vec::new();
+    let mut skip = |rel: &str, why: String| {
+        skipped.push(Skipped {
+            rel: rel.to_string(),
+            why,
+        })
+    };
     for rel in &changes.removed {
-        rec.files.remove(rel);
-        if rec.dirs.remove(rel) {
-            let prefix = format!("{rel}/");
-            rec.files.retain(|k, _| !k.starts_with(&prefix));
-            rec.dirs.retain(|k| !k.starts_with(&prefix));
-        }
+        rec.forget(rel);
         for t in targets {
             if let Some(why) = blocked(t, rel) {
-                skipped.push(Skipped {
-                    rel: rel.clone(),
-                    why,
-                });
+                skip(rel, why);
                 continue;
             }
             let p = t.join(rel);
@@ -507,12 +601,65 @@ pub fn sync(
         if is_ignored(&ig, &src.root, rel) {
             continue;
         }
+        if let Some(why) = source_blocked(&src.root, rel) {
+            skip(rel, why);
+            continue;
+        }
         let from = src.root.join(rel);
         let Ok(md) = std::fs::symlink_metadata(&from) else {
             continue;
         };
-        if md.is_dir() {
-            rec.dirs.insert(rel.clone());
+        if md.file_type().is_symlink() {
+            match from.canonicalize() {
+                Ok(c) if c.starts_with(&root_canon) => {
+                    let target = c
+                        .strip_prefix(&root_canon)
+                        .ok()
+                        .and_then(|t| t.to_str())
+                        .unwrap_or_default();
+                    let text = link_text(rel, target);
+                    for t in targets {
+                        if let Some(why) = blocked(t, rel) {
+                            skip(rel, why);
+                            continue;
+                        }
+                        let to = t.join(rel);
+                        if let Err(e) =
+                            ensure_parent(&to).and_then(|()| replace_with_link(&text, &to))
+                        {
+                            skip(rel, e.to_string());
+                        }
+                    }
+                    rec.forget(rel);
+                    rec.links.insert(rel.clone(), text);
+                    rec.add_parents(rel);
+                    continue;
+                }
+                Ok(c) if src.copy_unsafe_links && c.is_dir() => {
+                    for t in targets {
+                        if blocked(t, rel).is_none() {
+                            let to = t.join(rel);
+                            let _ = std::fs::remove_dir_all(&to);
+                            let _ = std::fs::remove_file(&to);
+                            if let Err(e) = clone_tree(&c, &to) {
+                                skip(rel, e.to_string());
+                            }
+                        }
+                    }
+                    rec.forget(rel);
+                    rec.dirs.insert(rel.clone());
+                    continue;
+                }
+                Ok(_) if src.copy_unsafe_links => {}
+                _ => {
+                    skip(
+                        rel,
+                        "a link reaching outside the app (a push stops here; --copy-unsafe-links copies what it points to)".into(),
+                    );
+                    continue;
+                }
+            }
+        } else if md.is_dir() {
             for t in targets {
                 if blocked(t, rel).is_none() {
                     let p = t.join(rel);
@@ -522,40 +669,119 @@ pub fn sync(
                     let _ = std::fs::create_dir_all(&p);
                 }
             }
+            rec.files.remove(rel);
+            rec.links.remove(rel);
+            rec.dirs.insert(rel.clone());
+            rec.add_parents(rel);
             continue;
         }
         let f = match open_source(&root_canon, &from, src.copy_unsafe_links) {
             Ok(f) => f,
             Err(e) => {
-                skipped.push(Skipped {
-                    rel: rel.clone(),
-                    why: e.to_string(),
-                });
+                skip(rel, e.to_string());
                 continue;
             }
         };
         let Ok(fmd) = f.metadata() else { continue };
+        // What the staged tree held before this edit: an instance whose file differs from
+        // it had changed the file itself.
+        let base = targets
+            .first()
+            .and_then(|t| std::fs::symlink_metadata(t.join(rel)).ok())
+            .map(|m| (m.len(), mtime_of(&m)));
         let mut copied = false;
-        for t in targets {
+        for (i, t) in targets.iter().enumerate() {
             if let Some(why) = blocked(t, rel) {
-                skipped.push(Skipped {
-                    rel: rel.clone(),
-                    why,
-                });
+                skip(rel, why);
                 continue;
             }
             let to = t.join(rel);
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+            if i > 0
+                && let Some(b) = base
+                && let Ok(m) = std::fs::symlink_metadata(&to)
+                && m.is_file()
+                && (m.len(), mtime_of(&m)) != b
+            {
+                skip(
+                    rel,
+                    format!(
+                        "the instance copy {} had changed it while running; your edit replaced that",
+                        t.display()
+                    ),
+                );
             }
-            replace_with(&f, &to).map_err(io_err(&to))?;
-            copied = true;
+            match ensure_parent(&to).and_then(|()| replace_with(&f, &to)) {
+                Ok(_) => copied = true,
+                Err(e) => skip(rel, format!("could not copy it into {}: {e}", t.display())),
+            }
         }
         if copied {
+            rec.forget(rel);
             rec.files.insert(rel.clone(), (fmd.len(), mtime_of(&fmd)));
+            rec.add_parents(rel);
         }
     }
     Ok(skipped)
+}
+
+/// Make the parent directories of `to` (inside a copy, checked by [`blocked`] first).
+fn ensure_parent(to: &Path) -> io::Result<()> {
+    match to.parent() {
+        Some(p) => std::fs::create_dir_all(p),
+        None => Ok(()),
+    }
+}
+
+impl Record {
+    /// Forget `rel` and everything below it.
+    fn forget(&mut self, rel: &str) {
+        self.files.remove(rel);
+        self.links.remove(rel);
+        let prefix = format!("{rel}/");
+        if self.dirs.remove(rel) {
+            self.files.retain(|k, _| !k.starts_with(&prefix));
+            self.links.retain(|k, _| !k.starts_with(&prefix));
+            self.dirs.retain(|k| !k.starts_with(&prefix));
+        }
+    }
+
+    /// Record the directories above `rel`.
+    fn add_parents(&mut self, rel: &str) {
+        let mut acc = String::new();
+        let parts: Vec<&str> = rel.split('/').collect();
+        for p in &parts[..parts.len().saturating_sub(1)] {
+            if !acc.is_empty() {
+                acc.push('/');
+            }
+            acc.push_str(p);
+            self.dirs.insert(acc.clone());
+        }
+    }
+}
+
+/// Why `rel` cannot be read from the checkout without going through a link: a parent of it
+/// there is a link (or not a directory).
+fn source_blocked(root: &Path, rel: &str) -> Option<String> {
+    let mut p = root.to_path_buf();
+    let parts: Vec<&str> = rel.split('/').collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        if part.is_empty() || *part == "." || *part == ".." {
+            return Some("not a plain relative path".into());
+        }
+        p.push(part);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Some(format!(
+                    "{} is a link in your checkout; what is below it is not synced through it",
+                    p.strip_prefix(root).unwrap_or(&p).display()
+                ));
+            }
+            Ok(m) if !m.is_dir() => return Some("a parent is not a directory".into()),
+            Ok(_) => {}
+            Err(_) => return Some("a parent is gone".into()),
+        }
+    }
+    None
 }
 
 /// Whether `rel` (below `root`) or one of its parents is ignored.
@@ -722,11 +948,101 @@ mod tests {
         s.copy_unsafe_links = true;
         let d2 = t.path().join("d2");
         populate(&s, &d2).unwrap();
-        for (f, text) in [("out", "outside\n"), ("alias", "in\n")] {
-            let md = std::fs::symlink_metadata(d2.join(f)).unwrap();
-            assert!(md.is_file(), "{f} is not a plain file");
-            assert_eq!(read(&d2.join(f)), text);
-        }
+        // The outside link brought what it points to; the inside one is a link in the copy,
+        // to the copy's own file.
+        assert!(std::fs::symlink_metadata(d2.join("out")).unwrap().is_file());
+        assert_eq!(read(&d2.join("out")), "outside\n");
+        assert_eq!(
+            std::fs::read_link(d2.join("alias")).unwrap(),
+            Path::new("in.txt")
+        );
+        assert_eq!(read(&d2.join("alias")), "in\n");
+    }
+
+    #[test]
+    fn links_inside_the_app_stay_links_into_the_copy_and_follow_edits() {
+        let t = tempfile::tempdir().unwrap();
+        let (app, a) = (t.path().join("app"), t.path().join("a"));
+        put(&app, "public/static/s.css", "body{}\n");
+        put(&app, "conf/dev.py", "DEBUG=1\n");
+        std::os::unix::fs::symlink("public/static", app.join("static")).unwrap();
+        std::os::unix::fs::symlink("dev.py", app.join("conf/config.py")).unwrap();
+        put(&app, "sub/.stackato-local/services.json", "secret");
+        let s = src(&app, &[]);
+        let (mut rec, _) = populate(&s, &a).unwrap();
+        assert_eq!(read(&a.join("static/s.css")), "body{}\n");
+        assert_eq!(
+            std::fs::read_link(a.join("static")).unwrap(),
+            Path::new("public/static")
+        );
+        assert!(
+            !a.join("sub/.stackato-local").exists(),
+            "a nested state dir was copied"
+        );
+        put(&app, "conf/dev.py", "DEBUG=0, edited\n");
+        let c = diff(&s, &rec).unwrap();
+        sync(&s, std::slice::from_ref(&a), &c, &mut rec).unwrap();
+        assert_eq!(read(&a.join("conf/config.py")), "DEBUG=0, edited\n");
+        assert!(diff(&s, &rec).unwrap().is_empty());
+    }
+
+    #[test]
+    fn one_path_that_cannot_be_synced_does_not_stop_the_others_and_nothing_is_read_through_a_link()
+    {
+        let t = tempfile::tempdir().unwrap();
+        let (app, a) = (t.path().join("app"), t.path().join("a"));
+        let long = "x".repeat(250);
+        put(&app, &long, "1\n");
+        put(&app, "msg", "m1\n");
+        put(&app, "sub/key", "public\n");
+        let s = src(&app, &[]);
+        let (mut rec, _) = populate(&s, &a).unwrap();
+        put(&app, &long, "2, longer\n");
+        put(&app, "msg", "m2, longer\n");
+        // A directory of the checkout becomes a link to a secret elsewhere.
+        put(t.path(), "secret/key", "TOPSECRET\n");
+        std::fs::remove_dir_all(app.join("sub")).unwrap();
+        std::os::unix::fs::symlink(t.path().join("secret"), app.join("sub")).unwrap();
+        let c = Changes {
+            changed: vec![long.clone(), "msg".into(), "sub/key".into()],
+            ..Changes::default()
+        };
+        let skipped = sync(&s, std::slice::from_ref(&a), &c, &mut rec).unwrap();
+        assert_eq!(read(&a.join(&long)), "2, longer\n");
+        assert_eq!(read(&a.join("msg")), "m2, longer\n");
+        assert_eq!(read(&a.join("sub/key")), "public\n", "read through a link");
+        assert!(skipped.iter().any(|k| k.rel == "sub/key"), "{skipped:?}");
+        // The full comparison reports the outside link instead of failing.
+        let c = diff(&s, &rec).unwrap();
+        assert_eq!(c.unsafe_links.len(), 1, "{c:?}");
+    }
+
+    #[test]
+    fn a_directory_replaced_by_a_file_stays_a_file_after_the_next_comparison() {
+        let t = tempfile::tempdir().unwrap();
+        let (app, a) = (t.path().join("app"), t.path().join("a"));
+        put(&app, "sub/x", "x\n");
+        let s = src(&app, &[]);
+        let (mut rec, _) = populate(&s, &a).unwrap();
+        std::fs::remove_dir_all(app.join("sub")).unwrap();
+        put(&app, "sub", "iamfile\n");
+        let c = Changes {
+            changed: vec!["sub".into()],
+            removed: vec!["sub/x".into()],
+            ..Changes::default()
+        };
+        sync(&s, std::slice::from_ref(&a), &c, &mut rec).unwrap();
+        assert_eq!(read(&a.join("sub")), "iamfile\n");
+        let c = diff(&s, &rec).unwrap();
+        assert!(c.is_empty(), "{c:?}");
+        // New directories made while watching are recorded with the file.
+        put(&app, "new/deep/f", "f\n");
+        let c = Changes {
+            changed: vec!["new/deep/f".into()],
+            ..Changes::default()
+        };
+        sync(&s, std::slice::from_ref(&a), &c, &mut rec).unwrap();
+        assert!(diff(&s, &rec).unwrap().is_empty());
     }
 
     #[test]

@@ -59,14 +59,35 @@ pub fn build(s: &Stager<'_>, g: u64) -> Result<Record, StageError> {
         .dir(rel(s.state, &gdir.join("staging")))
         .map_err(|e| StageError::Io(e.to_string()))?;
     let started = std::time::Instant::now();
-    let (record, stats) = copy::populate(&source(s.app, s.copy_unsafe_links), &s.home).map_err(
+    let (record, stats, left_out) = copy::populate_noting(&source(s.app, s.copy_unsafe_links), &s.home).map_err(
         |e| match e {
             CopyError::UnsafeLinks { .. } => StageError::Io(format!(
                 "{e}\n  help: a push stops here too; remove the links, add them to `ignores:`, or run with --copy-unsafe-links to copy what they point to (as `stackato push --copy-unsafe-links` did)"
             )),
-            other => StageError::Io(format!("copying the upload into the staged copy: {other}")),
+            other => StageError::Io(format!(
+                "copying the upload into the staged copy: {other}\n  help: a push could not have read it either: fix its permissions, or add it to `ignores:`"
+            )),
         },
     )?;
+    for k in left_out.iter().take(10) {
+        s.out.line(
+            &s.prefix,
+            &format!(
+                "-----> not copied: {} ({})",
+                crate::shell::shown_name(&k.rel),
+                k.why
+            ),
+        );
+    }
+    if left_out.len() > 10 {
+        s.out.line(
+            &s.prefix,
+            &format!(
+                "-----> and {} more not copied (`config --upload-files` lists them)",
+                left_out.len() - 10
+            ),
+        );
+    }
     let how = if stats.files == 0 {
         String::new()
     } else if stats.reflinked == stats.files {
@@ -138,6 +159,11 @@ pub fn instance_home(state: &StateDir, app: &str, g: u64, i: u32) -> Result<Path
     if std::fs::symlink_metadata(&home).is_ok_and(|m| m.is_dir()) {
         return Ok(home);
     }
+    // One maker at a time (`run` and `exec --staged` in another terminal).
+    let _lock = lock(state, app)?;
+    if std::fs::symlink_metadata(&home).is_ok_and(|m| m.is_dir()) {
+        return Ok(home);
+    }
     state.dir(rel(state, &root)).map_err(|e| CopyError::Io {
         path: root.clone(),
         source: std::io::Error::other(e.to_string()),
@@ -152,6 +178,36 @@ pub fn instance_home(state: &StateDir, app: &str, g: u64, i: u32) -> Result<Path
         source,
     })?;
     Ok(home)
+}
+
+/// The homes of the instances of generation `g` that have a copy, by instance number.
+pub fn instance_homes(state: &StateDir, app: &str, g: u64) -> Vec<PathBuf> {
+    let dir = generation_dir(state.root(), app, g);
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let i = e.file_name().to_str()?.parse::<u32>().ok()?;
+                    let home = e.path().join("app");
+                    std::fs::symlink_metadata(&home)
+                        .is_ok_and(|m| m.is_dir())
+                        .then_some((i, home))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found.into_iter().map(|(_, h)| h).collect()
+}
+
+/// The lock of `app`'s copies: held while one is made or synced.
+fn lock(state: &StateDir, app: &str) -> Result<crate::state::Lock, CopyError> {
+    state
+        .lock(&format!("copies-{}", crate::state::component(app)))
+        .map_err(|e| CopyError::Io {
+            path: state.path("locks"),
+            source: std::io::Error::other(e.to_string()),
+        })
 }
 
 /// One app's copies while it runs: edits in the checkout are synced into the staged tree and
@@ -171,6 +227,8 @@ pub struct Copies {
     state: StateDir,
     /// Serialises record writes (saved off the restart path).
     saving: Arc<Mutex<()>>,
+    /// Saves in flight, joined by [`Copies::flush`].
+    in_flight: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Copies {
@@ -208,6 +266,7 @@ impl Copies {
             record_rel,
             state: state.clone(),
             saving: Arc::new(Mutex::new(())),
+            in_flight: Mutex::new(Vec::new()),
         })
     }
 
@@ -295,10 +354,34 @@ impl Copies {
         if changes.is_empty() {
             return Vec::new();
         }
+        let mut notes = Vec::new();
+        let _lock = match lock(&self.state, &self.app) {
+            Ok(l) => l,
+            Err(e) => return vec![format!("{}: not synced: {e}", self.app)],
+        };
+        // A copy reached through a link (a `git checkout` can put one in `.stackato-local`)
+        // is never written to.
+        let targets: Vec<PathBuf> = self
+            .targets()
+            .into_iter()
+            .filter(|t| match crate::state::check_inside(self.state.root(), t) {
+                Ok(()) => true,
+                Err(e) => {
+                    notes.push(format!(
+                        "error: {}: the copy {} is not synced: {e}",
+                        self.app,
+                        t.display()
+                    ));
+                    false
+                }
+            })
+            .collect();
+        if targets.first() != Some(&self.staged) {
+            return notes;
+        }
         let mut guard = self.record();
         let rec = guard.get_or_insert_with(Record::default);
-        let mut notes = Vec::new();
-        match copy::sync(&self.source, &self.targets(), changes, rec) {
+        match copy::sync(&self.source, &targets, changes, rec) {
             Ok(skipped) => {
                 let mut seen = std::collections::BTreeSet::new();
                 for s in skipped {
@@ -317,6 +400,13 @@ impl Copies {
                 self.app
             )),
         }
+        if !changes.unsafe_links.is_empty() {
+            notes.push(format!(
+                "{}: not synced: {} (the app keeps the last copy of them; remove the links, or run with --copy-unsafe-links)",
+                self.app,
+                copy::refusal(&changes.unsafe_links, &self.source.root)
+            ));
+        }
         let snapshot = rec.clone();
         drop(guard);
         let (state, rel, saving) = (
@@ -324,10 +414,13 @@ impl Copies {
             self.record_rel.clone(),
             Arc::clone(&self.saving),
         );
-        std::thread::spawn(move || {
+        let handle = std::thread::spawn(move || {
             let _one = saving.lock().unwrap_or_else(|e| e.into_inner());
             let _ = state.write_json(&rel, &snapshot);
         });
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        in_flight.retain(|h| !h.is_finished());
+        in_flight.push(handle);
         notes
     }
 
@@ -345,6 +438,10 @@ impl Copies {
 
     /// Wait for the record saves in flight.
     pub fn flush(&self) {
-        let _one = self.saving.lock().unwrap_or_else(|e| e.into_inner());
+        let handles =
+            std::mem::take(&mut *self.in_flight.lock().unwrap_or_else(|e| e.into_inner()));
+        for h in handles {
+            let _ = h.join();
+        }
     }
 }

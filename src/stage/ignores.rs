@@ -90,8 +90,8 @@ impl Ignores {
 
     /// Why the relative path is left out of the upload, if it is.
     pub fn why(&self, rel: &str, is_dir: bool) -> Option<Why<'_>> {
-        let first = rel.split('/').next().unwrap_or(rel);
-        if ALWAYS.contains(&first) {
+        // Ours at any depth: a sub-project's state dir (its credentials) is never uploaded.
+        if rel.split('/').any(|part| ALWAYS.contains(&part)) {
             return Some(Why::Ours);
         }
         let name = rel.rsplit('/').next().unwrap_or(rel);
@@ -175,6 +175,9 @@ pub struct Listing {
     pub files: Vec<FileEntry>,
     /// Its directories (entered, not ignored), sorted by path.
     pub dirs: Vec<String>,
+    /// Links whose target is inside the app (files among them are in `files` too, as the
+    /// client uploaded what they point to; links to directories are not entered).
+    pub links: Vec<InsideLink>,
     /// What `ignores:` (or the default list) dropped: an ignored directory is one entry (the
     /// client did not enter it).
     pub dropped: Vec<Dropped>,
@@ -195,6 +198,15 @@ pub struct Dropped {
     pub is_dir: bool,
     /// The pattern that dropped it, as written (`..*` for the names the client always skipped).
     pub pattern: String,
+}
+
+/// A symbolic link pointing inside the app directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsideLink {
+    pub rel: String,
+    /// Where it points, relative to the app root (resolved: no links, no `..`).
+    pub target: String,
+    pub is_dir: bool,
 }
 
 /// A symbolic link pointing outside the app directory.
@@ -303,7 +315,9 @@ fn scan(root: &Path, ignores: &Ignores, report: bool) -> Listing {
         out.unsafe_links.extend(p.unsafe_links);
         out.skipped.extend(p.skipped);
         out.dirs.extend(p.dirs);
+        out.links.extend(p.links);
     }
+    out.links.sort_by(|a, b| a.rel.cmp(&b.rel));
     out.files.sort_by(|a, b| a.rel.cmp(&b.rel));
     out.dirs.sort();
     out
@@ -340,6 +354,17 @@ impl Walker<'_> {
             } else {
                 format!("{prefix}/{name}")
             };
+            if e.file_name().to_str().is_none() {
+                // Paths are handled as text from here on: such a name cannot be copied
+                // faithfully, so it is left out and said so.
+                if self.report {
+                    out.skipped.push(Skipped {
+                        rel,
+                        why: "name that is not valid UTF-8",
+                    });
+                }
+                continue;
+            }
             let is_link = e.file_type().map(|t| t.is_symlink()).unwrap_or(false);
             // fstatat on the open directory is cheaper than a stat of the whole path.
             let md = if is_link {
@@ -377,11 +402,10 @@ impl Walker<'_> {
                 continue;
             };
             if is_link {
-                let inside = e
-                    .path()
-                    .canonicalize()
-                    .map(|c| c.starts_with(self.root_canon))
-                    .unwrap_or(false);
+                let canon = e.path().canonicalize().ok();
+                let inside = canon
+                    .as_ref()
+                    .is_some_and(|c| c.starts_with(self.root_canon));
                 if !inside {
                     // Outside links abort a real push.
                     if self.report {
@@ -391,6 +415,17 @@ impl Walker<'_> {
                         out.unsafe_links.push(UnsafeLink { rel, target });
                     }
                     continue;
+                }
+                if let Some(target) = canon
+                    .as_ref()
+                    .and_then(|c| c.strip_prefix(self.root_canon).ok())
+                    .and_then(|t| t.to_str())
+                {
+                    out.links.push(InsideLink {
+                        rel: rel.clone(),
+                        target: target.to_string(),
+                        is_dir: md.is_dir(),
+                    });
                 }
                 if md.is_dir() {
                     // Directory links could loop: not entered.

@@ -149,6 +149,8 @@ enum Event {
     Stale {
         app: String,
         paths: Vec<std::path::PathBuf>,
+        /// What the comparison could not do (links reaching outside, errors).
+        notes: Vec<String>,
     },
     ServiceRestarted {
         name: String,
@@ -369,15 +371,38 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
     if plan.verify {
         for c in &plan.copies {
             let (tx, c) = (tx.clone(), Arc::clone(c));
-            tokio::task::spawn_blocking(move || match c.diff() {
-                Ok(changes) if !changes.is_empty() => {
-                    let paths = changes.paths().map(|r| c.checkout().join(r)).collect();
+            tokio::task::spawn_blocking(move || {
+                let (paths, notes) = match c.diff() {
+                    Ok(changes) => {
+                        let notes = if changes.unsafe_links.is_empty() {
+                            Vec::new()
+                        } else {
+                            vec![format!(
+                                "error: {}: {} — the app runs on its last staged copy of them; remove the links, or run with --copy-unsafe-links",
+                                c.app,
+                                crate::stage::copy::refusal(&changes.unsafe_links, c.checkout())
+                            )]
+                        };
+                        (
+                            changes.paths().map(|r| c.checkout().join(r)).collect(),
+                            notes,
+                        )
+                    }
+                    Err(e) => (
+                        Vec::new(),
+                        vec![format!(
+                            "error: {}: the checkout could not be compared with the staged copy: {e}",
+                            c.app
+                        )],
+                    ),
+                };
+                if !paths.is_empty() || !notes.is_empty() {
                     let _ = tx.send(Event::Stale {
                         app: c.app.clone(),
                         paths,
+                        notes,
                     });
                 }
-                _ => {}
             });
         }
     }
@@ -634,8 +659,14 @@ impl Loop {
             Event::CronTick => self.cron_tick(),
             Event::AdoptTick => self.adopt_orphans(),
             Event::ServiceTick => self.check_services(),
-            Event::Stale { app, paths } => {
+            Event::Stale { app, paths, notes } => {
                 if self.stopping.is_some() {
+                    return;
+                }
+                for n in notes {
+                    self.out.error(n.trim_start_matches("error: "));
+                }
+                if paths.is_empty() {
                     return;
                 }
                 self.out.phase(&format!(
@@ -818,6 +849,11 @@ impl Loop {
             first_event: now,
         });
         pending.last_event = now;
+        // A restart by hand (a key, `stackato-local restart`) compares the copies in full
+        // first: edits the watcher does not report (files .gitignore leaves out) go in too.
+        if paths.is_empty() {
+            pending.overflow = true;
+        }
         for p in paths {
             if pending.paths.len() >= 1000 {
                 pending.overflow = true;

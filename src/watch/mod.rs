@@ -555,8 +555,16 @@ pub fn start(
                     {
                         exhausted = true;
                     }
-                    // A directory's own change (its mtime, a new entry) is not a change of the
-                    // app: the files inside it report themselves.
+                    // A directory created, renamed or moved in: its files may never report
+                    // themselves (a rename moves them silently), so it is a change itself (the
+                    // staged copies are then compared in full). Its own mtime is not.
+                    if matches!(
+                        ev.kind,
+                        EventKind::Create(_)
+                            | EventKind::Modify(notify::event::ModifyKind::Name(_))
+                    ) {
+                        paths.push(p);
+                    }
                     continue;
                 }
                 paths.push(p);
