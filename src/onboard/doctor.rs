@@ -456,7 +456,8 @@ fn service_check(name: &str, kind: &str, state: &StateDir) -> Check {
             _ => fail(
                 label,
                 format!(
-                    "stackato-local has no local {kind} (it runs postgresql, mysql, redis and memcached); `run` cannot start it"
+                    "{}; `run` cannot start it (stackato-local runs postgresql, mysql, redis, memcached and rabbitmq)",
+                    crate::services::unavailable_message(name, kind)
                 ),
                 Some(Fix::Hint(format!(
                     "run without it: `stackato-local run --skip-service {name}`"
