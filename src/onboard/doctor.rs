@@ -456,7 +456,7 @@ fn service_check(name: &str, kind: &str, state: &StateDir) -> Check {
             _ => fail(
                 label,
                 format!(
-                    "{}; `run` cannot start it (stackato-local runs postgresql, mysql, redis, memcached and rabbitmq)",
+                    "{}; `run` cannot start it",
                     crate::services::unavailable_message(name, kind)
                 ),
                 Some(Fix::Hint(format!(
@@ -469,9 +469,13 @@ fn service_check(name: &str, kind: &str, state: &StateDir) -> Check {
         Ok(bins) => {
             let first = b.programs().first().and_then(|p| p.first()).copied();
             let exe = first.map(|p| bins.get(p)).unwrap_or_default();
-            let version = tools::first_line(&exe, &["--version"])
-                .as_deref()
-                .and_then(tools::version_number);
+            let version = if b.has_version_flag() {
+                tools::first_line(&exe, &["--version"])
+                    .as_deref()
+                    .and_then(tools::version_number)
+            } else {
+                b.installed_version()
+            };
             let running = running_note(b, name, state);
             pass(
                 label,

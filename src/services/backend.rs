@@ -75,6 +75,15 @@ pub trait Backend: Send + Sync {
     fn packages(&self) -> (&'static str, &'static str, &'static str);
     /// Programs needed (first alternatives first); `find` fails naming the first missing.
     fn programs(&self) -> &'static [&'static [&'static str]];
+    /// Whether `<server> --version` prints the version (and starts nothing).
+    fn has_version_flag(&self) -> bool {
+        true
+    }
+    /// The installed version, read without running anything (for servers without a
+    /// `--version`).
+    fn installed_version(&self) -> Option<String> {
+        None
+    }
     /// Names the server's process may have in `/proc` (its program, or what it execs).
     fn process_names(&self) -> &'static [&'static str] {
         self.programs().first().copied().unwrap_or_default()

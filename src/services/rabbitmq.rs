@@ -124,6 +124,20 @@ impl Backend for Rabbitmq {
         &[&["rabbitmq-server"], &["rabbitmqctl"], &["epmd"]]
     }
 
+    fn has_version_flag(&self) -> bool {
+        // `rabbitmq-server --version` starts a node.
+        false
+    }
+
+    fn installed_version(&self) -> Option<String> {
+        // Debian's layout: /usr/lib/rabbitmq/lib/rabbitmq_server-3.10.8.
+        std::fs::read_dir("/usr/lib/rabbitmq/lib")
+            .ok()?
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .find_map(|n| n.strip_prefix("rabbitmq_server-").map(str::to_string))
+    }
+
     fn process_names(&self) -> &'static [&'static str] {
         // The script execs the Erlang VM.
         &["beam.smp", "beam", "rabbitmq-server"]
@@ -228,5 +242,65 @@ impl Backend for Rabbitmq {
 
     fn shell(&self, _ctx: &Ctx<'_>) -> Option<Command> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::paths::RunAs;
+
+    #[test]
+    fn credentials_that_could_break_the_config_file_are_refused() {
+        assert_eq!(
+            plain("vhost", "6f1c-aa_b.c").ok().as_deref(),
+            Some("6f1c-aa_b.c")
+        );
+        for bad in ["", "a b", "a\ndefault_user = x", "p=q", "x#y", "ü"] {
+            assert!(plain("password", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn each_service_gets_its_own_stable_node_name() {
+        let me = RunAs {
+            name: "me".into(),
+            uid: 1,
+            gid: 1,
+            drop_privileges: false,
+        };
+        let state = Path::new("/p/.stackato-local");
+        let a = ServicePaths::new(state, "id", "mq", &me);
+        let b = ServicePaths::new(state, "id", "other", &me);
+        let na = Rabbitmq::node_name(&a);
+        assert!(
+            na.starts_with("rabbit-") && na.ends_with("@localhost"),
+            "{na}"
+        );
+        assert_eq!(na, Rabbitmq::node_name(&a));
+        assert_ne!(na, Rabbitmq::node_name(&b));
+    }
+
+    #[test]
+    fn the_ports_file_is_read_strictly() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let me = RunAs {
+            name: "me".into(),
+            uid: 1,
+            gid: 1,
+            drop_privileges: false,
+        };
+        let p = ServicePaths::new(t.path(), "id", "mq", &me);
+        std::fs::create_dir_all(&p.run).expect("mkdir");
+        assert_eq!(read_ports(&p), None);
+        for (text, want) in [
+            ("4000 4001\n", Some((4000, 4001))),
+            ("4000\n", None),
+            ("4000 99999\n", None),
+            ("x y", None),
+        ] {
+            std::fs::write(p.run.join(PORTS_FILE), text).expect("write");
+            assert_eq!(read_ports(&p), want, "{text:?}");
+        }
     }
 }
