@@ -500,7 +500,8 @@ fn service_check(name: &str, kind: &str, state: &StateDir) -> Check {
             _ => fail(
                 label,
                 format!(
-                    "stackato-local has no local {kind} (it runs postgresql, mysql, redis and memcached); `run` cannot start it"
+                    "{}; `run` cannot start it",
+                    crate::services::unavailable_message(name, kind)
                 ),
                 Some(Fix::Hint(format!(
                     "run without it: `stackato-local run --skip-service {name}`"
@@ -512,9 +513,13 @@ fn service_check(name: &str, kind: &str, state: &StateDir) -> Check {
         Ok(bins) => {
             let first = b.programs().first().and_then(|p| p.first()).copied();
             let exe = first.map(|p| bins.get(p)).unwrap_or_default();
-            let version = tools::first_line(&exe, &["--version"])
-                .as_deref()
-                .and_then(tools::version_number);
+            let version = if b.has_version_flag() {
+                tools::first_line(&exe, &["--version"])
+                    .as_deref()
+                    .and_then(tools::version_number)
+            } else {
+                b.installed_version()
+            };
             let running = running_note(b, name, state);
             pass(
                 label,

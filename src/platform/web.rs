@@ -166,6 +166,7 @@ pub fn default_web_template(app: &App) -> Option<DefaultWeb> {
         Some("sinatra") => detect::sinatra_main(&app.path)
             .or_else(|| ruby_main(&app.path))
             .map(|f| format!("{bundle}ruby {f} -p $PORT -o $VCAP_APP_HOST")),
+        Some("java_web" | "java_ee" | "java" | "spring" | "grails" | "lift") => java_web(&app.path),
         _ => None,
     };
     t.map(DefaultWeb::Framework)
@@ -266,6 +267,39 @@ pub fn install_php_router(app: &App, layout: &Layout) -> Result<(), crate::state
         &layout.app_root.join("php-router.php"),
         PHP_ROUTER_TEXT.as_bytes(),
     )
+}
+
+/// Java web apps: the WAR (a `*.war` at the app's top, else the app itself when it is an
+/// exploded WAR with `WEB-INF/`) deployed at `/` by Jetty 9 (Debian's `jetty9`; Tomcat on the
+/// platform, but Debian 12's Tomcat 10 cannot run `javax` WARs), from a private `jetty.base`
+/// in the app's copy (under `WEB-INF/`, which Jetty never serves, for an exploded WAR).
+fn java_web(dir: &Path) -> Option<String> {
+    let mut wars: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| {
+            n.ends_with(".war")
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        })
+        .collect();
+    wars.sort();
+    let (war, base) = match wars.first() {
+        Some(w) => (format!("$HOME/{w}"), "$HOME/.jetty-base"),
+        None if dir.join("WEB-INF").is_dir() => ("$HOME".into(), "$HOME/WEB-INF/.jetty-base"),
+        None => return None,
+    };
+    let jetty = "${JETTY_HOME:-/usr/share/jetty9}";
+    let context = "<?xml version=\"1.0\"?><!DOCTYPE Configure PUBLIC \"-//Jetty//Configure//EN\" \"http://www.eclipse.org/jetty/configure_9_3.dtd\"><Configure class=\"org.eclipse.jetty.webapp.WebAppContext\"><Set name=\"contextPath\">/</Set><Set name=\"war\"><SystemProperty name=\"stackato.war\"/></Set></Configure>";
+    Some(format!(
+        "if [ ! -f {jetty}/start.jar ] || ! command -v java >/dev/null; then \
+         echo 'Java web apps run in Jetty 9 here: apt-get install jetty9 default-jre-headless (or set JETTY_HOME)' >&2; exit 127; fi; \
+         mkdir -p {base}/webapps && printf '%s\\n' '{context}' > {base}/webapps/ROOT.xml && \
+         exec java -Dstackato.war={war} -jar {jetty}/start.jar jetty.home={jetty} jetty.base={base} \
+         --module=http,deploy,jsp jetty.http.host=$VCAP_APP_HOST jetty.http.port=$PORT"
+    ))
 }
 
 /// The values `run` puts into a template for one instance: bound to [`LOCAL_HOST`], on
@@ -527,6 +561,28 @@ mod tests {
             let (_d, m) = app_with(fw, &[]);
             assert_eq!(default_web_template(&m.apps[0]), None, "{fw:?}");
         }
+    }
+
+    #[test]
+    fn java_web_apps_run_their_war_in_jetty() {
+        for fw in ["java_web", "spring", "grails", "lift", "java"] {
+            let (_d, m) = app_with(Some(fw), &["zz.war", "shop.war", "bad name.war"]);
+            let t = default_web_template(&m.apps[0]).expect(fw);
+            let t = t.template();
+            assert!(t.contains("-Dstackato.war=$HOME/shop.war "), "{t}");
+            assert!(t.contains("jetty.base=$HOME/.jetty-base "), "{t}");
+            assert!(t.contains("jetty.http.port=$PORT"), "{t}");
+        }
+        // An exploded WAR: the app itself, its jetty.base where Jetty serves nothing.
+        let (d, m) = app_with(Some("java_web"), &[]);
+        std::fs::create_dir(d.path().join("WEB-INF")).expect("mkdir");
+        let t = default_web_template(&m.apps[0]).expect("exploded");
+        assert!(t.template().contains("-Dstackato.war=$HOME -jar"), "{t:?}");
+        assert!(
+            t.template()
+                .contains("jetty.base=$HOME/WEB-INF/.jetty-base "),
+            "{t:?}"
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! One small trait for every local stand-in (postgres, MariaDB, redis, memcached), and how to
+//! One small trait for every local stand-in (postgres, MariaDB, redis, memcached, RabbitMQ), and how to
 //! find their programs: on PATH, in `/usr/sbin`, and in `/usr/lib/postgresql/*/bin`.
 
 use std::path::{Path, PathBuf};
@@ -75,6 +75,19 @@ pub trait Backend: Send + Sync {
     fn packages(&self) -> (&'static str, &'static str, &'static str);
     /// Programs needed (first alternatives first); `find` fails naming the first missing.
     fn programs(&self) -> &'static [&'static [&'static str]];
+    /// Whether `<server> --version` prints the version (and starts nothing).
+    fn has_version_flag(&self) -> bool {
+        true
+    }
+    /// The installed version, read without running anything (for servers without a
+    /// `--version`).
+    fn installed_version(&self) -> Option<String> {
+        None
+    }
+    /// Names the server's process may have in `/proc` (its program, or what it execs).
+    fn process_names(&self) -> &'static [&'static str] {
+        self.programs().first().copied().unwrap_or_default()
+    }
     /// Whether the data directory has been initialised.
     fn initialized(&self, ctx: &Ctx<'_>) -> bool;
     /// Initialise the data directory (once).
@@ -93,6 +106,8 @@ pub trait Backend: Send + Sync {
     }
     /// Remove files a crashed server left behind (it is known not to be running).
     fn clean_stale(&self, _ctx: &Ctx<'_>) {}
+    /// Clean up after the server stopped (helpers it started that outlive it).
+    fn after_stop(&self, _paths: &crate::services::paths::ServicePaths) {}
     /// An interactive client connected with the app's credentials.
     fn shell(&self, ctx: &Ctx<'_>) -> Option<Command>;
 }
@@ -203,6 +218,7 @@ pub fn for_kind(kind: &str) -> Option<&'static dyn Backend> {
         "mysql" => Some(&crate::services::mysql::Mysql),
         "redis" => Some(&crate::services::redis::Redis),
         "memcached" => Some(&crate::services::memcached::Memcached),
+        "rabbitmq" | "rabbitmq3" => Some(&crate::services::rabbitmq::Rabbitmq),
         _ => None,
     }
 }

@@ -138,13 +138,7 @@ pub fn plan(
                     }
                     Err(e) => Mode::Unavailable(e.for_service(&r.name).to_string()),
                 },
-                None => Mode::Unavailable(
-                    ServiceError::Unsupported {
-                        name: r.name.clone(),
-                        kind: r.kind.clone(),
-                    }
-                    .to_string(),
-                ),
+                None => Mode::Unavailable(crate::services::unavailable_message(&r.name, kind)),
             },
         };
         out.push(Planned {
@@ -273,7 +267,7 @@ pub fn check_server(pid: i32, b: &dyn Backend, paths: &ServicePaths) -> Result<(
         .rsplit('/')
         .next()
         .unwrap_or_default();
-    let programs = b.programs().first().copied().unwrap_or_default();
+    let programs = b.process_names();
     if !programs.iter().any(|p| name.starts_with(p)) {
         return Err(format!("it runs `{name}`, not {}", programs.join(" or ")));
     }
@@ -739,7 +733,13 @@ fn wait_ready(
 }
 
 /// Ask a server to stop, wait up to `grace`, then kill its process group.
-fn stop_pid(b: &dyn Backend, _paths: &ServicePaths, pid: i32, grace: Duration) -> bool {
+fn stop_pid(b: &dyn Backend, paths: &ServicePaths, pid: i32, grace: Duration) -> bool {
+    let clean = stop_pid_only(b, pid, grace);
+    b.after_stop(paths);
+    clean
+}
+
+fn stop_pid_only(b: &dyn Backend, pid: i32, grace: Duration) -> bool {
     let p = Pid::from_raw(pid);
     let _ = kill(p, b.stop_signal());
     let t0 = Instant::now();

@@ -10,6 +10,7 @@ pub mod paths;
 pub mod ports;
 pub mod postgres;
 pub mod probe;
+pub mod rabbitmq;
 pub mod redis;
 pub mod registry;
 
@@ -67,6 +68,48 @@ impl Failure {
         self.hint
             .as_deref()
             .map_or_else(String::new, |h| format!("\nhint: {h}"))
+    }
+}
+
+/// Services the platform had whose servers no Debian 12 package provides: the server program
+/// and where to get it. stackato-local does not start them yet (even when installed).
+const NOT_PACKAGED: &[(&str, &str, &str)] = &[
+    (
+        "mongodb",
+        "mongod",
+        "MongoDB Community Server from MongoDB's own apt repository or tarball",
+    ),
+    (
+        "elasticsearch",
+        "elasticsearch",
+        "Elasticsearch from Elastic's own apt repository or tarball",
+    ),
+    (
+        "couchdb",
+        "couchdb",
+        "Apache CouchDB from the CouchDB project's own apt repository",
+    ),
+];
+
+/// Why service `name` of type `kind` cannot run here, and what to do: for the types the
+/// platform had (mongodb, elasticsearch, couchdb), whether their server is installed and
+/// where to get it; for others, that the type has no local stand-in.
+pub fn unavailable_message(name: &str, kind: &str) -> String {
+    let Some((_, program, source)) = NOT_PACKAGED.iter().find(|(k, _, _)| *k == kind) else {
+        return ServiceError::Unsupported {
+            name: name.to_string(),
+            kind: kind.to_string(),
+        }
+        .to_string();
+    };
+    match backend::which(program) {
+        Some(found) => format!(
+            "service \"{name}\" ({kind}): `{program}` is installed ({}), but stackato-local cannot start {kind} yet; run it yourself and bind it as a user-provided service, or skip it with --skip-service {name}",
+            found.display()
+        ),
+        None => format!(
+            "service \"{name}\" ({kind}) needs `{program}`, which is not installed (Debian 12 has no package for it), and stackato-local does not start {kind} yet; install {source} and run it yourself, bind it as a user-provided service, or skip it with --skip-service {name}"
+        ),
     }
 }
 

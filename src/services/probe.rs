@@ -130,3 +130,21 @@ pub fn postgres_listening(port: u16) -> Probe {
         Err(e) => Probe::NotYet(format!("no answer: {e}")),
     }
 }
+
+/// AMQP 0-9-1: after the protocol header the server sends `Connection.Start`, a method frame
+/// (type 1) on channel 0.
+pub fn amqp(port: u16) -> Probe {
+    let mut s = match connect(port) {
+        Ok(s) => s,
+        Err(p) => return p,
+    };
+    if let Err(e) = s.write_all(b"AMQP\x00\x00\x09\x01") {
+        return Probe::NotYet(format!("write: {e}"));
+    }
+    let mut head = [0u8; 7];
+    match s.read_exact(&mut head) {
+        Ok(()) if head[0] == 1 && head[1] == 0 && head[2] == 0 => Probe::Ready,
+        Ok(()) => Probe::NotYet(format!("unexpected answer {head:?}")),
+        Err(e) => Probe::NotYet(format!("no Connection.Start: {e}")),
+    }
+}
