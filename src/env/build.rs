@@ -275,6 +275,9 @@ pub fn build(
     } else {
         penv::runtime(&input)
     };
+    if let Some(used) = crate::platform::runtime::resolve(app, &app.path).and_then(|c| c.chosen) {
+        crate::platform::runtime::stamp_vcap(&mut env, &used);
+    }
 
     let mut answers_all: BTreeMap<String, BTreeMap<String, String>> =
         state.read_json(ANSWERS)?.unwrap_or_default();

@@ -218,6 +218,8 @@ pub struct App {
     pub disk_mb: Option<Spanned<i64>>,
     pub framework: Option<Framework>,
     pub runtime: Option<String>,
+    /// Where `runtime` is written (its value), for warnings about it.
+    pub runtime_span: Option<Span>,
     pub command: Option<Spanned<String>>,
     pub web: Web,
     pub buildpack: Option<String>,
@@ -565,6 +567,7 @@ fn build_app(app: &Node, diags: &mut Vec<Diagnostic>) -> App {
         disk_mb,
         framework,
         runtime: text(app.get("runtime")),
+        runtime_span: app.get("runtime").map(|n| n.span),
         command,
         web,
         buildpack: text(app.get("buildpack")),

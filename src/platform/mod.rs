@@ -4,6 +4,7 @@
 pub mod env;
 pub mod layout;
 pub mod profile;
+pub mod runtime;
 pub mod services;
 pub mod web;
 

@@ -223,6 +223,11 @@ pub fn staging_key(loaded: &Loaded, app: &App) -> String {
             Err(_) => h.field(b"\0absent"),
         }
     }
+    // The interpreter the app runs on (its runtime, `--runtime`): another one stages again.
+    if let Some(i) = crate::platform::runtime::resolve(app, &app.path).and_then(|c| c.chosen) {
+        h.field(i.path.as_os_str().as_encoded_bytes());
+        h.field(i.version.shown().as_bytes());
+    }
     h.field(env!("CARGO_PKG_VERSION").as_bytes());
     h.hex()
 }
