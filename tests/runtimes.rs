@@ -153,6 +153,13 @@ fn a_missing_runtime_warns_at_its_key_and_runs_on_the_closest_one() {
     let yml = "name: oldpy\nframework:\n  type: python\n  runtime: python26\nprocesses:\n  web: python server.py\n";
     let p = Project::new(&[("stackato.yml", yml), ("server.py", ANY_PY_SERVER)]);
 
+    // `check` warns at the key too (exit 1 with --strict).
+    let c = p.cmd(&["check"]);
+    c.code(0);
+    c.stderr_has("stackato.yml:4");
+    c.stderr_has("`runtime: python26` asks for Python 2.6");
+    p.cmd(&["check", "--strict"]).code(1);
+
     // --strict-runtime: an error at the key, exit 9, nothing staged.
     let strict = p.cmd(&["run", "--strict-runtime", "--no-watch"]);
     strict.code(9);
@@ -240,4 +247,35 @@ fn a_command_calling_uwsgi_gets_the_staged_uwsgi_for_python_27() {
         s.dump()
     );
     s.interrupt(Duration::from_secs(30));
+}
+
+#[test]
+fn runtime_txt_and_python_version_are_read() {
+    // runtime.txt (the buildpacks' file), named with its line when it is not installed here.
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: rt\nframework:\n  type: python\nprocesses:\n  web: python server.py\n",
+        ),
+        ("runtime.txt", "# the buildpack's file\npython-2.6.9\n"),
+        ("server.py", ANY_PY_SERVER),
+    ]);
+    let c = p.cmd(&["check"]);
+    c.stderr_has(
+        "runtime.txt:2 (`python-2.6.9`) asks for Python 2.6.9, which is not installed here",
+    );
+    c.stderr_has("pyenv install 2.6.9");
+
+    // `runtime: python3` with a `.python-version` naming a Python 3 that is not installed:
+    // the file says which Python 3.
+    std::fs::remove_file(p.app.join("runtime.txt")).unwrap();
+    p.write_all(&[
+        ("stackato.yml", "name: rt\nframework:\n  type: python\n  runtime: python3\nprocesses:\n  web: python server.py\n"),
+        (".python-version", "3.1.5\n"),
+    ]);
+    let c = p.cmd(&["check"]);
+    c.stderr_has(".python-version:1 (`3.1.5`) asks for Python 3.1.5, which is not installed here");
+    let d = p.cmd(&["doctor"]);
+    assert!(d.stdout.contains("runtime of rt"), "{}", d.dump());
+    assert!(d.stdout.contains("asks for Python 3.1.5"), "{}", d.dump());
 }

@@ -29,8 +29,16 @@ pub fn run(g: &Global, args: &Args) -> i32 {
     let mut asker = terminal_asker();
     match manifest::load(&g.load, &mut asker) {
         Ok(l) => {
-            print(g, args, &l.sources, &l.warnings);
-            let n = l.warnings.len();
+            // A declared runtime not installed here (what `run` warns about too).
+            let mut warnings = l.warnings.clone();
+            warnings.extend(
+                l.manifest
+                    .apps
+                    .iter()
+                    .filter_map(|a| crate::platform::runtime::diagnostic(a, &a.path)),
+            );
+            print(g, args, &l.sources, &warnings);
+            let n = warnings.len();
             let names: Vec<&str> = l
                 .manifest
                 .apps

@@ -235,17 +235,33 @@ pub fn declared(app: &App, dir: &Path, flag: Option<&str>) -> Option<Declared> {
             source: Source::Flag,
         });
     }
-    if let Some(rt) = &app.runtime
-        && let Some((lang, version)) = parse_runtime(rt)
-    {
-        return Some(Declared {
+    let key = app.runtime.as_ref().and_then(|rt| {
+        parse_runtime(rt).map(|(lang, version)| Declared {
             lang,
             version,
             text: rt.clone(),
             source: Source::Key(app.runtime_span.unwrap_or_default()),
-        });
+        })
+    });
+    // `runtime: python3` (as `init` writes) with a `.python-version` of 3.12: the file says
+    // which Python 3.
+    match &key {
+        Some(k) if k.version.is_some_and(|v| v.minor.is_some()) => return key,
+        Some(k) => {
+            let file = declared_in_files(k.lang, dir).filter(|f| {
+                f.version
+                    .is_some_and(|fv| k.version.is_none_or(|kv| kv.major == fv.major))
+            });
+            return file.or(key);
+        }
+        None => {}
     }
-    let lang = app_lang(app, dir)?;
+    declared_in_files(app_lang(app, dir)?, dir)
+}
+
+/// The runtime the app's own files declare (`runtime.txt`, `.python-version`, package.json
+/// `engines.node`, the Gemfile's `ruby`).
+fn declared_in_files(lang: Lang, dir: &Path) -> Option<Declared> {
     let from_file = |name: &str, pick: &dyn Fn(&str) -> Option<Option<Version>>| {
         let text = small_text(&dir.join(name))?;
         text.lines().enumerate().find_map(|(i, l)| {
@@ -624,7 +640,7 @@ pub fn install_hint(lang: Lang, version: Option<Version>) -> String {
 }
 
 /// The interpreter for `want` among `found` (newest first): the newest that matches, else
-/// the newest of the same major version, else the newest.
+/// the closest of the same major version, else the newest.
 pub fn choose(found: &[Interpreter], want: Option<Version>) -> (Option<Interpreter>, bool) {
     let Some(w) = want else {
         return (found.first().cloned(), true);
@@ -632,9 +648,16 @@ pub fn choose(found: &[Interpreter], want: Option<Version>) -> (Option<Interpret
     if let Some(i) = found.iter().find(|i| w.matches(i.version)) {
         return (Some(i.clone()), true);
     }
+    // The closest minor version of the same major (the newer of two as close), else the
+    // newest of another.
+    let distance = |i: &Interpreter| {
+        let (a, b) = (i.version.minor.unwrap_or(0), w.minor.unwrap_or(0));
+        (a.abs_diff(b), std::cmp::Reverse(i.version))
+    };
     let near = found
         .iter()
-        .find(|i| i.version.major == w.major)
+        .filter(|i| i.version.major == w.major)
+        .min_by_key(|i| distance(i))
         .or_else(|| found.first());
     (near.cloned(), false)
 }
@@ -816,7 +839,7 @@ mod tests {
         assert_eq!(c.map(|i| i.version), Some(v("2.7.18")));
         assert!(exact);
         let (c, exact) = choose(&found, Some(v("3.2")));
-        assert_eq!(c.map(|i| i.version), Some(v("3.12.1")));
+        assert_eq!(c.map(|i| i.version), Some(v("3.11.7")), "the closest minor");
         assert!(!exact);
         let (c, exact) = choose(&found[..2], Some(v("2.7")));
         assert_eq!(c.map(|i| i.version), Some(v("3.12.1")));
