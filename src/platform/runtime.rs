@@ -413,8 +413,28 @@ fn ask_version(lang: Lang, path: &Path) -> Option<Version> {
     ask(lang, path).map(|(v, _)| v)
 }
 
-/// Ask an interpreter its version and (Python) its real executable, behind a shim.
-fn ask(lang: Lang, path: &Path) -> Option<(Version, Option<PathBuf>)> {
+/// What an interpreter said: its version and (Python) its real executable.
+type Answer = Option<(Version, Option<PathBuf>)>;
+
+/// Ask an interpreter its version and (Python) its real executable, behind a shim; once per
+/// path and process (the environment is built several times per run).
+fn ask(lang: Lang, path: &Path) -> Answer {
+    type Asked = Vec<(Lang, PathBuf, Answer)>;
+    static ASKED: OnceLock<Mutex<Asked>> = OnceLock::new();
+    let asked = ASKED.get_or_init(|| Mutex::new(Vec::new()));
+    if let Ok(a) = asked.lock()
+        && let Some((_, _, answer)) = a.iter().find(|(l, p, _)| *l == lang && p == path)
+    {
+        return answer.clone();
+    }
+    let answer = ask_now(lang, path);
+    if let Ok(mut a) = asked.lock() {
+        a.push((lang, path.to_path_buf(), answer.clone()));
+    }
+    answer
+}
+
+fn ask_now(lang: Lang, path: &Path) -> Answer {
     let mut c = Command::new(path);
     match lang {
         Lang::Python => c.args([
