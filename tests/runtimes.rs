@@ -104,6 +104,10 @@ fn python2_bottle_app_runs_on_python_27() {
     let port = s.ready("web.0", STAGING);
     s.assert_out_has("with Python 2.7");
     s.assert_out_has("pip install -r requirements.txt");
+    // virtualenv keeps its seed cache out of the app's staged copy (`$HOME` at staging).
+    let staged = p.state("apps/py2-bottle/g1/staging/app");
+    assert!(staged.join("app.py").is_file(), "{}", staged.display());
+    assert!(!staged.join(".local").exists(), "{}", s.dump());
     let (status, body) = http_get(port, "/");
     assert_eq!(status, 200, "{body}\n{}", s.dump());
     assert!(
@@ -240,6 +244,10 @@ fn a_command_calling_uwsgi_gets_the_staged_uwsgi_for_python_27() {
     let (status, body) = http_get(port, "/");
     assert_eq!(status, 200, "{body}\n{}", s.dump());
     assert_eq!(body, "wsgi on python 2.7\n", "{}", s.dump());
+    // Built for 2.7 (gcc and pyenv's headers), or the stand-in, which runs on 2.7 too.
+    if !s.stderr().contains("stand-in") {
+        s.assert_out_has("Python version: 2.7");
+    }
     assert!(
         !s.stderr().contains("the system uwsgi ran")
             && !s.stdout().contains("the system uwsgi ran"),

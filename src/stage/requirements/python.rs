@@ -106,6 +106,12 @@ fn virtualenv_command(s: &Stager<'_>, py2: &Interpreter) -> Result<Command, Stag
     {
         let mut c = Command::new(&py2.path);
         c.args(["-m", "virtualenv", "-p"]).arg(&py2.path);
+        if let Some(cache) = user_cache() {
+            c.env(
+                "VIRTUALENV_OVERRIDE_APP_DATA",
+                cache.join("stackato-local").join("virtualenv-app-data"),
+            );
+        }
         return Ok(c);
     }
     let not_made = |why: String| {
@@ -176,6 +182,8 @@ fn virtualenv_command(s: &Stager<'_>, py2: &Interpreter) -> Result<Command, Stag
     let mut c = Command::new(&tool_py);
     c.args(["-m", "virtualenv", "--no-periodic-update", "-p"])
         .arg(&py2.path);
+    // Its seed cache goes with the tool, not into `$HOME` (the app's staged copy).
+    c.env("VIRTUALENV_OVERRIDE_APP_DATA", tool.join("app-data"));
     Ok(c)
 }
 
