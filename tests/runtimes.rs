@@ -220,7 +220,7 @@ fn a_command_calling_uwsgi_gets_the_staged_uwsgi_for_python_27() {
     if !need_python27() {
         return;
     }
-    let yml = "name: rawuwsgi\nframework:\n  type: python\n  runtime: python27\nprocesses:\n  web: uwsgi --http-socket :$PORT --wsgi-file wsgi.py --master --die-on-term\n";
+    let yml = "name: rawuwsgi\nframework:\n  type: python\n  runtime: python27\nprocesses:\n  web: uwsgi --http-socket :$PORT --wsgi-file wsgi.py --master --die-on-term\nhooks:\n  post-staging:\n    - command -v uwsgi > @ROOT@/post-staging-uwsgi\n  pre-running:\n    - command -v uwsgi > @ROOT@/pre-running-uwsgi\n";
     let p = Project::new(&[("stackato.yml", yml), ("wsgi.py", WSGI_PY)]);
     // A `uwsgi` earlier on the user's PATH (a system one without the Python plugin) must not
     // be the one that runs.
@@ -247,6 +247,15 @@ fn a_command_calling_uwsgi_gets_the_staged_uwsgi_for_python_27() {
     // Built for 2.7 (gcc and pyenv's headers), or the stand-in, which runs on 2.7 too.
     if !s.stderr().contains("stand-in") {
         s.assert_out_has("Python version: 2.7");
+    }
+    // Hooks find the same one first on PATH.
+    let venv_uwsgi = p.state("venv/bin/uwsgi");
+    for hook in ["post-staging", "pre-running"] {
+        assert_eq!(
+            p.read(&format!("{hook}-uwsgi")).trim(),
+            venv_uwsgi.display().to_string(),
+            "{hook}"
+        );
     }
     assert!(
         !s.stderr().contains("the system uwsgi ran")
@@ -286,4 +295,40 @@ fn runtime_txt_and_python_version_are_read() {
     let d = p.cmd(&["doctor"]);
     assert!(d.stdout.contains("runtime of rt"), "{}", d.dump());
     assert!(d.stdout.contains("asks for Python 3.1.5"), "{}", d.dump());
+}
+
+#[test]
+fn the_uwsgi_stand_in_serves_on_python_27() {
+    let Some(py27) = python27() else {
+        need_python27();
+        return;
+    };
+    let dir = app(&[("wsgi.py", WSGI_PY)]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let standin = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/uwsgi_standin.py");
+    let mut child = std::process::Command::new(py27)
+        .arg(&standin)
+        .args(["--http-socket", &format!("127.0.0.1:{port}")])
+        .args(["--wsgi-file", "wsgi.py", "--master", "--die-on-term"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the stand-in");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let answer = loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break Some(http_get(port, "/"));
+        }
+        if std::time::Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(answer, Some((200, "wsgi on python 2.7\n".to_string())));
 }
