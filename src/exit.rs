@@ -24,6 +24,9 @@ pub const APP: i32 = 7;
 /// The project is not trusted, or changed since `allow` (answer "no", or no terminal and no
 /// --trust).
 pub const UNTRUSTED: i32 = 8;
+/// `--strict-runtime`: an app declares a runtime (`runtime:`, `runtime.txt`, …) that is not
+/// installed here.
+pub const RUNTIME: i32 = 9;
 /// The command line is wrong (unknown flag, bad value).
 pub const USAGE: i32 = 64;
 /// An unexpected internal failure (a bug: please report it).

@@ -7,16 +7,19 @@ understands the uWSGI options Stackato apps append:
   --env KEY=VALUE; --master, --processes, --threads, --enable-threads, --die-on-term,
   --need-app and other tuning options are accepted and ignored.
 
-SIGTERM stops it (as --die-on-term does for uWSGI).
+SIGTERM stops it (as --die-on-term does for uWSGI). Runs on Python 2.7 and 3.
 """
 import importlib
-import importlib.util
 import mimetypes
 import os
 import signal
-import socketserver
 import sys
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+try:
+    import socketserver
+except ImportError:  # Python 2
+    import SocketServer as socketserver
 
 FLAGS_WITHOUT_VALUE = {
     "--master", "--enable-threads", "--die-on-term", "--need-app", "--lazy-apps",
@@ -73,8 +76,13 @@ def load_app(opts):
         mod, _, attr = opts["module"].partition(":")
         module = importlib.import_module(mod)
         return getattr(module, attr or callable_name)
-    path = opts.get("file") or "wsgi.py"
-    spec = importlib.util.spec_from_file_location("uwsgi_file_app", os.path.abspath(path))
+    path = os.path.abspath(opts.get("file") or "wsgi.py")
+    if sys.version_info[0] < 3:
+        import imp
+        module = imp.load_source("uwsgi_file_app", path)
+        return getattr(module, callable_name)
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("uwsgi_file_app", path)
     if spec is None or spec.loader is None:
         raise SystemExit("uwsgi (stand-in): cannot load %s" % path)
     module = importlib.util.module_from_spec(spec)

@@ -173,7 +173,7 @@ fn django_project_with_top_level_settings_and_wsgi() {
         .stderr_has("hook post-staging: python manage.py migrate --noinput")
         .stderr_has("requirements requirements.txt: installed with pip at staging")
         .stderr_has("wrote stackato.yml");
-    assert_eq!(framework(&a), ("python".into(), "python33".into()));
+    assert_eq!(framework(&a), ("python".into(), "python3".into()));
     expect_services(&a, &[("db", "mysql")]);
     assert_eq!(
         env_default(&a, "DJANGO_SETTINGS_MODULE").as_deref(),
@@ -402,7 +402,7 @@ fn plain_wsgi_app_is_detected_and_starts() {
     let (r, a) = init_checked(t.path());
     r.stderr_has("framework python (found wsgi.py defining `application`: a Python WSGI app)")
         .stderr_has("web $STACKATO_UWSGI (uWSGI serving the top-level wsgi.py's `application`)");
-    assert_eq!(framework(&a), ("python".into(), "python33".into()));
+    assert_eq!(framework(&a), ("python".into(), "python3".into()));
     assert_eq!(web(&a).as_deref(), Some("$STACKATO_UWSGI"));
     assert!(services(&a).is_empty());
     assert!(post_staging(&a).is_empty());

@@ -270,7 +270,11 @@ fn a_link_reaching_outside_the_app_stops_the_run_like_a_push_unless_copy_unsafe_
     // The outside link brought a copy of what it points to (writing to it cannot reach the
     // original); the inside one is a link to the copy's own file.
     let home = instance_home(&p, "links", 2, 0);
-    assert!(std::fs::symlink_metadata(home.join("out.txt")).unwrap().is_file());
+    assert!(
+        std::fs::symlink_metadata(home.join("out.txt"))
+            .unwrap()
+            .is_file()
+    );
     assert_eq!(
         std::fs::read_link(home.join("inside.txt")).unwrap(),
         Path::new("version.txt")

@@ -31,6 +31,13 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         Ok(l) => {
             let mut warnings = l.warnings.clone();
             warnings.extend(start_warnings(&l.manifest));
+            // A declared runtime not installed here (what `run` warns about too).
+            warnings.extend(
+                l.manifest
+                    .apps
+                    .iter()
+                    .filter_map(|a| crate::platform::runtime::diagnostic(a, &a.path)),
+            );
             print(g, args, &l.sources, &warnings);
             let n = warnings.len();
             let names: Vec<&str> = l

@@ -453,6 +453,10 @@ pub fn report_plan_error(
             print_diagnostics(g, &loaded.sources, &[*d]);
             exit::INVALID_MANIFEST
         }
+        PlanError::Runtime(d) => {
+            print_diagnostics(g, &loaded.sources, &[*d]);
+            exit::RUNTIME
+        }
         PlanError::Service(e) => services::report(&e),
         PlanError::Stage { .. } => {
             eprintln!("error: {e}");

@@ -86,6 +86,14 @@ pub struct Args {
     /// Poll the files every MS ms instead of using inotify (network mounts, WSL, containers).
     #[arg(long, value_name = "MS", num_args = 0..=1, default_missing_value = "500")]
     pub poll: Option<u64>,
+    /// Run on this runtime instead of the declared one (`python27`, `python3.12`,
+    /// `python-2.7.18`, `node18`, `ruby3.1`); every app of its language.
+    #[arg(long, value_name = "RUNTIME")]
+    pub runtime: Option<String>,
+    /// Stop (exit 9) when an app's declared runtime is not installed, instead of running on
+    /// the closest installed one with a warning.
+    #[arg(long)]
+    pub strict_runtime: bool,
     #[command(flatten)]
     pub services: ServiceOpts,
 }
@@ -97,6 +105,18 @@ fn signal_code(sig: i32) -> i32 {
 
 pub fn run(g: &Global, args: &Args) -> i32 {
     crate::interrupt::install();
+    if let Some(r) = &args.runtime
+        && crate::platform::runtime::parse_runtime(r).is_none()
+    {
+        eprintln!(
+            "error: --runtime {r}: not a runtime (examples: python27, python3.12, python-2.7.18, node18, ruby3.1)"
+        );
+        return exit::USAGE;
+    }
+    crate::platform::runtime::set_flags(crate::platform::runtime::Flags {
+        runtime: args.runtime.clone(),
+        strict: args.strict_runtime,
+    });
     let out = Arc::new(Output::new(g.ui.color_out, g.ui.color_err, args.timestamps));
     let (mut loaded, state) = match csvc::open(g) {
         Ok(x) => x,

@@ -276,6 +276,12 @@ pub fn build(
     } else {
         penv::runtime(&input)
     };
+    // The interpreter staging made the virtualenv with (a file read, no interpreter run).
+    if crate::stage::requirements::is_python(app)
+        && let Some(used) = crate::stage::requirements::python::venv_interpreter(state)
+    {
+        crate::platform::runtime::stamp_vcap(&mut env, &used);
+    }
 
     let mut answers_all: BTreeMap<String, BTreeMap<String, String>> =
         state.read_json(ANSWERS)?.unwrap_or_default();

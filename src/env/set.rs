@@ -85,6 +85,15 @@ impl EnvSet {
         }
     }
 
+    /// Change the value of `name` in place (its layer and reason stay); false when unset.
+    pub fn amend(&mut self, name: &str, value: impl Into<String>) -> bool {
+        self.vars
+            .iter_mut()
+            .find(|v| v.name == name)
+            .map(|v| v.value = value.into())
+            .is_some()
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.var(name).map(|v| v.value.as_str())
     }

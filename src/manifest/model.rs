@@ -223,6 +223,8 @@ pub struct App {
     /// [`crate::platform::detect`]); [`App::framework_name`] falls back to it.
     pub detected: Option<crate::platform::detect::Detected>,
     pub runtime: Option<String>,
+    /// Where `runtime` is written (its value), for warnings about it.
+    pub runtime_span: Option<Span>,
     pub command: Option<Spanned<String>>,
     pub web: Web,
     pub buildpack: Option<String>,
@@ -582,6 +584,7 @@ fn build_app(app: &Node, diags: &mut Vec<Diagnostic>) -> App {
         framework,
         detected: None,
         runtime: text(app.get("runtime")),
+        runtime_span: app.get("runtime").map(|n| n.span),
         command,
         web,
         buildpack: text(app.get("buildpack")),

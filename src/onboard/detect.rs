@@ -86,8 +86,8 @@ impl Kind {
     pub fn runtime(self) -> (&'static str, &'static str) {
         match self {
             Kind::Django | Kind::Flask | Kind::Wsgi => (
-                "python33",
-                "Stackato 3.x's Python 3; python27 on Stackato 2.x targets",
+                "python3",
+                "the python3 installed here (what today's apps need; python27 for a Python 2 app); on a Stackato 3.x target it names python33",
             ),
             Kind::Node => ("node010", "Stackato 3.x's Node.js; node08 on 2.x targets"),
             Kind::Perl => ("perl514", "Stackato's Perl 5.14"),

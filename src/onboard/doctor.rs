@@ -226,8 +226,53 @@ fn program(
     }
 }
 
+/// Per app of `lang`: the interpreter `run` uses (see [`crate::platform::runtime`]), ✘ with
+/// the install command when the declared one is not installed.
+fn declared_runtime_checks(lang: Language, apps: &[&App]) -> Vec<Check> {
+    use crate::platform::runtime::{self as rt, Lang};
+    let want = match lang {
+        Language::Python => Lang::Python,
+        Language::Node => Lang::Node,
+        _ => return Vec::new(),
+    };
+    apps.iter()
+        .filter(|a| language(a) == Some(lang))
+        .filter_map(|a| {
+            let c = rt::resolve(a, &a.path)?;
+            if c.declared.as_ref().is_some_and(|d| d.lang != want) {
+                return None;
+            }
+            let label = format!("runtime of {}", a.name.value);
+            let used = c.chosen.as_ref().map(|i| {
+                format!(
+                    "{} {} ({}, from {})",
+                    i.lang.name(),
+                    i.version.shown(),
+                    i.path.display(),
+                    i.from
+                )
+            });
+            Some(match (c.mismatch(), used) {
+                (None, Some(u)) => pass(
+                    label,
+                    match &c.declared {
+                        Some(d) => format!("{u}, as {} declares ({})", d.place(), d.text),
+                        None => format!("{u} (nothing declared)"),
+                    },
+                ),
+                (Some(m), _) => fail(label, m, Some(Fix::Hint(c.install_hint()))),
+                (None, None) => fail(
+                    label,
+                    format!("no {} is installed here", want.name()),
+                    Some(Fix::Hint(rt::install_hint(want, None))),
+                ),
+            })
+        })
+        .collect()
+}
+
 fn runtime_checks(lang: Language, apps: &[&App], state: &StateDir) -> Vec<Check> {
-    let mut v = Vec::new();
+    let mut v = declared_runtime_checks(lang, apps);
     match lang {
         Language::Python => {
             let (c, py) = program(

@@ -31,6 +31,9 @@ pub enum PlanError {
     /// A service cannot be planned (its state: exit 6; else exit 4).
     #[error(transparent)]
     Service(ServiceError),
+    /// `--strict-runtime` and the declared runtime is not installed (exit 9).
+    #[error("{}", .0.message)]
+    Runtime(Box<Diagnostic>),
     /// An instance's copy of the staged tree cannot be made or found (exit 74, I/O).
     #[error("{0}")]
     Copy(String),

@@ -144,6 +144,12 @@ pub fn stage(
     prompt: &mut Prompter<'_>,
 ) -> Result<Place, PlanError> {
     let (loaded, out, app) = (ctx.loaded, ctx.out, a.app);
+    if let Some(d) = crate::platform::runtime::diagnostic(app, &app.path) {
+        if d.is_error() {
+            return Err(PlanError::Runtime(Box::new(d)));
+        }
+        out.note(&d.render(&loaded.sources, false));
+    }
     let mut decision = crate::stage::decide(loaded, app, ctx.state, opts.restage, opts.in_place);
     // Another buildpack than the last staging's (or none now): stage again.
     if let crate::stage::Decision::Reuse { .. } = decision

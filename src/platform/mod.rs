@@ -6,6 +6,7 @@ pub mod env;
 pub mod layout;
 pub mod perl;
 pub mod profile;
+pub mod runtime;
 pub mod services;
 pub mod web;
 

@@ -13,6 +13,13 @@ fn connect(port: u16) -> Result<TcpStream, Probe> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let s = TcpStream::connect_timeout(&addr, TIMEOUT)
         .map_err(|e| Probe::NotYet(format!("connect 127.0.0.1:{port}: {e}")))?;
+    if let (Ok(l), Ok(p)) = (s.local_addr(), s.peer_addr())
+        && crate::services::ports::is_self_connection(l, p)
+    {
+        return Err(Probe::NotYet(format!(
+            "127.0.0.1:{port}: nothing listens yet (the connection reached itself)"
+        )));
+    }
     let _ = s.set_read_timeout(Some(TIMEOUT));
     let _ = s.set_write_timeout(Some(TIMEOUT));
     Ok(s)

@@ -226,6 +226,14 @@ pub fn staging_key(loaded: &Loaded, app: &App) -> String {
             Err(_) => h.field(b"\0absent"),
         }
     }
+    // The runtime the app declares (`runtime:`, runtime.txt, .python-version, `--runtime`):
+    // another one stages again. Read from files only, no interpreter run: this is on the
+    // start-up path. (The virtualenv is remade at staging when its interpreter changed.)
+    let flag = crate::platform::runtime::flags().runtime;
+    if let Some(d) = crate::platform::runtime::declared(app, &app.path, flag.as_deref()) {
+        h.field(d.text.as_bytes());
+        h.field(format!("{:?}", d.version).as_bytes());
+    }
     h.field(env!("CARGO_PKG_VERSION").as_bytes());
     h.hex()
 }

@@ -546,7 +546,17 @@ impl Loop {
                         let t0 = Instant::now();
                         loop {
                             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-                            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                            // A connection to itself is no server (see services::ports).
+                            let answered = match tokio::net::TcpStream::connect(addr).await {
+                                Ok(s) => match (s.local_addr(), s.peer_addr()) {
+                                    (Ok(l), Ok(p)) => {
+                                        !crate::services::ports::is_self_connection(l, p)
+                                    }
+                                    _ => false,
+                                },
+                                Err(_) => false,
+                            };
+                            if answered {
                                 let _ = tx.send(Event::Ready {
                                     idx: i,
                                     generation,

@@ -39,6 +39,9 @@ const PER_APP: &[&str] = &[
     "setup.py",
     "setup.cfg",
     "pyproject.toml",
+    // Which interpreter runs the app (see `platform::runtime`).
+    "runtime.txt",
+    ".python-version",
 ];
 
 /// What a local package (`-e .`, `./pkg`, `file:`) runs when pip or npm installs it.

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use crate::manifest::App;
 use crate::manifest::model::Web;
+use crate::platform::runtime::{self, Interpreter, Lang};
 use crate::platform::web;
 use crate::stage::requirements::{requirement_error, user_cache};
 use crate::stage::{Outcome, Skip, StageError, Stager};
@@ -32,20 +33,173 @@ pub fn is_python(app: &App) -> bool {
             && !matches!(fw, Some("perl" | "perlcgi" | "node" | "php")))
 }
 
-/// Whether the app's web command runs `$STACKATO_UWSGI`.
+/// Whether the app's web command runs `$STACKATO_UWSGI`, or `uwsgi` itself (which then is
+/// the virtualenv's, first on PATH, not a system one without the Python plugin).
 pub fn needs_uwsgi(app: &App) -> bool {
     let fw = app.framework_name();
     match &app.web {
         Web::Command(c) => {
-            c.value.contains("$STACKATO_UWSGI") || c.value.contains("${STACKATO_UWSGI}")
+            c.value.contains("$STACKATO_UWSGI")
+                || c.value.contains("${STACKATO_UWSGI}")
+                || calls_uwsgi(&c.value)
         }
         Web::Default => web::is_python(fw) || web::is_perl(fw),
         Web::Worker => false,
     }
 }
 
+/// Whether a shell command runs a program named `uwsgi` (`uwsgi --http …`, `exec uwsgi`,
+/// `cd x && uwsgi …`).
+fn calls_uwsgi(command: &str) -> bool {
+    command
+        .split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')' | '`'))
+        .any(|w| w == "uwsgi" || w.ends_with("/bin/uwsgi"))
+}
+
 fn python3() -> Option<PathBuf> {
     crate::services::backend::which("python3").or_else(|| crate::services::backend::which("python"))
+}
+
+/// The file in the virtualenv naming the interpreter it was made with (path, version).
+const MARKER: &str = ".stackato-local-interpreter";
+
+fn marker_text(i: &Interpreter) -> String {
+    format!("{}\n{}\n", i.path.display(), i.version.shown())
+}
+
+/// The interpreter the project's virtualenv was made with, from its marker (a file read: the
+/// environment is built at every shell prompt by the hook, which must not run interpreters).
+pub fn venv_interpreter(state: &StateDir) -> Option<Interpreter> {
+    let text = std::fs::read_to_string(venv_dir(state).join(MARKER)).ok()?;
+    let mut lines = text.lines();
+    let path = PathBuf::from(lines.next()?);
+    let version = runtime::Version::parse(lines.next()?)?;
+    Some(Interpreter {
+        lang: Lang::Python,
+        path,
+        version,
+        from: "the project's virtualenv",
+    })
+}
+
+/// Whether the virtualenv at `venv` was made with `i` (one made before the marker existed
+/// counts when its Python is of the same major.minor version).
+fn venv_made_with(venv: &Path, i: &Interpreter) -> bool {
+    match std::fs::read_to_string(venv.join(MARKER)) {
+        Ok(t) => t == marker_text(i),
+        Err(_) => runtime::version_of(Lang::Python, &venv.join("bin").join("python"))
+            .is_some_and(|v| v.major == i.version.major && v.minor == i.version.minor),
+    }
+}
+
+/// The interpreter staging makes the virtualenv with: the app's runtime (see
+/// [`runtime::python_for`]), else the `python3` on PATH.
+fn interpreter(s: &Stager<'_>) -> Option<Interpreter> {
+    runtime::python_for(s.app, &s.home)
+        .and_then(|c| c.chosen)
+        .or_else(|| {
+            let path = python3()?;
+            let version = runtime::version_of(Lang::Python, &path)?;
+            Some(Interpreter {
+                lang: Lang::Python,
+                path,
+                version,
+                from: "PATH",
+            })
+        })
+}
+
+/// `virtualenv` for Python 2 (which has no `venv` module): the interpreter's own
+/// `-m virtualenv` when it has one, else a `virtualenv<20.22` (the last that makes Python 2
+/// environments) installed from PyPI into a tool virtualenv made with Python 3, kept in the
+/// user's cache (`~/.cache/stackato-local/virtualenv-py2`) and shared by all projects.
+fn virtualenv_command(s: &Stager<'_>, py2: &Interpreter) -> Result<Command, StageError> {
+    let mut probe = Command::new(&py2.path);
+    probe.args(["-m", "virtualenv", "--version"]);
+    if crate::process::output(&mut probe, crate::process::Tie::Probe)
+        .is_ok_and(|o| o.status.success())
+    {
+        let mut c = Command::new(&py2.path);
+        c.args(["-m", "virtualenv", "-p"]).arg(&py2.path);
+        if let Some(cache) = user_cache() {
+            c.env(
+                "VIRTUALENV_OVERRIDE_APP_DATA",
+                cache.join("stackato-local").join("virtualenv-app-data"),
+            );
+        }
+        return Ok(c);
+    }
+    let not_made = |why: String| {
+        StageError::Requirement {
+        what: "installing virtualenv (for a Python 2 virtualenv)".into(),
+        ended: crate::stage::run::Ended::NotStarted(why),
+        tail: Vec::new(),
+        hint: "install Python 3 with its venv module (`apt-get install python3-venv`), or virtualenv for Python 2 (`python2.7 -m pip install 'virtualenv<20.22'`)".into(),
+    }
+    };
+    let Some(cache) = user_cache() else {
+        return Err(not_made("no home directory for the tool's cache".into()));
+    };
+    let tool = cache.join("stackato-local").join("virtualenv-py2");
+    let tool_py = tool.join("bin").join("python");
+    if !tool_py.is_file() {
+        let Some(py3) = python3() else {
+            return Err(not_made("python3 is not installed".into()));
+        };
+        s.out.line(
+            &s.prefix,
+            &format!(
+                "-----> Installing virtualenv<20.22 (for Python 2) into {} (once per user)",
+                crate::diag::display_path(&tool)
+            ),
+        );
+        let tmp = cache
+            .join("stackato-local")
+            .join(format!("virtualenv-py2.tmp{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(cache.join("stackato-local"))
+            .map_err(|e| StageError::Io(e.to_string()))?;
+        let mut c = Command::new(&py3);
+        c.arg("-m").arg("venv").arg(&tmp);
+        let done = s.run(c);
+        if !done.ended.ok() {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(requirement_error(
+                "making the tool virtualenv for virtualenv",
+                done,
+                "install the venv module: `apt-get install python3-venv`",
+            ));
+        }
+        let mut c = Command::new(tmp.join("bin").join("python"));
+        c.args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "virtualenv<20.22",
+        ]);
+        c.env("PIP_CACHE_DIR", cache.join("pip"));
+        let done = s.run(c);
+        if !done.ended.ok() {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(requirement_error(
+                "installing virtualenv<20.22 from PyPI",
+                done,
+                "check the network (PyPI), or install virtualenv for Python 2 yourself",
+            ));
+        }
+        // A concurrent run may have made it first: then keep theirs.
+        if std::fs::rename(&tmp, &tool).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+    }
+    let mut c = Command::new(&tool_py);
+    c.args(["-m", "virtualenv", "--no-periodic-update", "-p"])
+        .arg(&py2.path);
+    // Its seed cache goes with the tool, not into `$HOME` (the app's staged copy).
+    c.env("VIRTUALENV_OVERRIDE_APP_DATA", tool.join("app-data"));
+    Ok(c)
 }
 
 /// The uWSGI build step, as recorded when it fell back to the stand-in.
@@ -55,8 +209,26 @@ pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> 
     let app = s.app;
     let venv = s.venv();
     let py = venv.join("bin").join("python");
+    let interp = interpreter(s);
+    // Made with another interpreter (the runtime changed): made again.
+    if py.is_file()
+        && let Some(i) = &interp
+        && !venv_made_with(&venv, i)
+    {
+        s.out.line(
+            &s.prefix,
+            &format!(
+                "-----> The runtime changed (now {} {}): making the virtualenv again",
+                i.lang.name(),
+                i.version.shown()
+            ),
+        );
+        crate::state::check_inside(s.state.root(), &venv)
+            .map_err(|e| StageError::Io(e.to_string()))?;
+        std::fs::remove_dir_all(&venv).map_err(|e| StageError::Io(e.to_string()))?;
+    }
     if !py.is_file() {
-        let Some(sys_py) = python3() else {
+        let Some(i) = interp else {
             return Err(StageError::Requirement {
                 what: "creating the Python virtualenv".into(),
                 ended: crate::stage::run::Ended::NotStarted("python3 is not installed".into()),
@@ -67,21 +239,35 @@ pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> 
         s.out.line(
             &s.prefix,
             &format!(
-                "-----> Creating the virtualenv {}",
-                crate::diag::display_path(&venv)
+                "-----> Creating the virtualenv {} with Python {} ({})",
+                crate::diag::display_path(&venv),
+                i.version.shown(),
+                i.path.display()
             ),
         );
-        let mut c = Command::new(&sys_py);
-        c.arg("-m").arg("venv").arg(&venv);
+        let mut c = if i.version.major >= 3 {
+            let mut c = Command::new(&i.path);
+            c.arg("-m").arg("venv");
+            c
+        } else {
+            virtualenv_command(s, &i)?
+        };
+        c.arg(&venv);
         let done = s.run(c);
         if !done.ended.ok() {
             let _ = std::fs::remove_dir_all(&venv);
             return Err(requirement_error(
                 "creating the Python virtualenv",
                 done,
-                "install the venv module: `apt-get install python3-venv`",
+                if i.version.major >= 3 {
+                    "install the venv module: `apt-get install python3-venv`"
+                } else {
+                    "virtualenv's own message is above"
+                },
             ));
         }
+        crate::state::write_atomic(&venv.join(MARKER), marker_text(&i).as_bytes())
+            .map_err(|e| StageError::Io(e.to_string()))?;
     }
     let pip = |args: &[&str], what: &str| -> Result<(), StageError> {
         let mut c = Command::new(&py);
@@ -198,4 +384,17 @@ pub fn install_uwsgi_standin(venv: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| format!("cannot make {} executable: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn commands_calling_uwsgi() {
+        assert!(super::calls_uwsgi(
+            "uwsgi --http-socket :$PORT --wsgi-file wsgi.py"
+        ));
+        assert!(super::calls_uwsgi("cd src && exec uwsgi --ini app.ini"));
+        assert!(!super::calls_uwsgi("python app.py --uwsgi-like"));
+        assert!(!super::calls_uwsgi("gunicorn wsgi:application"));
+    }
 }
