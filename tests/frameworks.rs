@@ -53,7 +53,7 @@ fn php_front_controller_gets_its_clean_urls() {
         return;
     }
     let p = fixture("php-front");
-    let mut s = p.run(&[]);
+    let mut s = p.run_env(&[], &[("STACKATO_LOCAL_PHP_SERVER", "builtin")]);
     let port = s.ready("web.0", START);
     s.assert_err_has("served by PHP's built-in server (php -S) with a router");
     // A clean URL reaches index.php, as the .htaccess RewriteRule made it on the platform.

@@ -290,6 +290,14 @@ pub fn processes(
                 }
             }
         }
+        if app.web == Web::Default
+            && app.command.is_none()
+            && let Some(port) = built.env.get("PORT").and_then(|p| p.parse().ok())
+        {
+            let names: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
+            crate::platform::php_apache::install(app, &built.layout, port, &names)
+                .map_err(PlanError::Copy)?;
+        }
         let (kind, command, port) = match &app.web {
             Web::Command(c) => ("web", c.value.clone(), built.env.get("PORT")),
             Web::Worker => (
@@ -304,7 +312,7 @@ pub fn processes(
                 (Some(c), _) => ("web", c.value.clone(), built.env.get("PORT")),
                 (None, Some(w)) => {
                     if i == 0
-                        && let Some(how) = crate::platform::web::how_it_starts(app)
+                        && let Some(how) = crate::platform::web::how_it_starts(app, &built.layout)
                     {
                         out.note(&format!("note: {}: {how}", app.name.value));
                     }

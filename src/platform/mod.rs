@@ -5,6 +5,7 @@ pub mod detect;
 pub mod env;
 pub mod layout;
 pub mod perl;
+pub mod php_apache;
 pub mod profile;
 pub mod runtime;
 pub mod services;

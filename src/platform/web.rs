@@ -8,6 +8,7 @@ use crate::manifest::App;
 use crate::platform::detect;
 use crate::platform::layout::Layout;
 use crate::platform::perl;
+use crate::platform::php_apache;
 
 /// Python frameworks served by uWSGI.
 pub fn is_python(framework: Option<&str>) -> bool {
@@ -174,7 +175,7 @@ pub fn default_web_template(app: &App) -> Option<DefaultWeb> {
 
 /// A line for `run`'s output saying how the default web command serves the app, when that is
 /// not what the platform did (PHP) or the framework was detected rather than declared.
-pub fn how_it_starts(app: &App) -> Option<String> {
+pub fn how_it_starts(app: &App, layout: &Layout) -> Option<String> {
     let DefaultWeb::Framework(t) = default_web_template(app)? else {
         return None;
     };
@@ -183,11 +184,19 @@ pub fn how_it_starts(app: &App) -> Option<String> {
         _ => String::new(),
     };
     if t.contains(PHP_ROUTER) {
-        return Some(format!(
-            "{detected}served by PHP's built-in server (php -S) with a router that emulates the \
-             .htaccess front-controller rewrite (existing files as they are, anything else to \
-             index.php); the platform used Apache with mod_php"
-        ));
+        return Some(match php_apache::choose(app, layout) {
+            php_apache::PhpServer::Apache { apache2, .. } => format!(
+                "{detected}served by Apache with mod_php ({}, as on the platform; .htaccess \
+                 applies), its configuration in {}",
+                apache2.display(),
+                layout.app_root.join("apache2.conf").display()
+            ),
+            php_apache::PhpServer::Builtin(why) => format!(
+                "{detected}served by PHP's built-in server (php -S) with a router that emulates \
+                 the .htaccess front-controller rewrite (existing files as they are, anything \
+                 else to index.php); the platform used Apache with mod_php, not used here: {why}"
+            ),
+        });
     }
     (!detected.is_empty()).then(|| format!("{detected}started with `{t}`"))
 }
@@ -326,9 +335,21 @@ fn local_values(
     v
 }
 
-/// `$PROCESSES_WEB` for `run`: the table's command with this instance's values.
+/// `$PROCESSES_WEB` for `run`: the table's command with this instance's values (for PHP,
+/// Apache with mod_php instead of the built-in server when [`php_apache::choose`] says so).
 pub fn default_web(app: &App, layout: &Layout, port: u16, document_root: &Path) -> Option<String> {
-    let d = default_web_template(app)?;
+    let d = match default_web_template(app)? {
+        DefaultWeb::Framework(t)
+            if t.contains(PHP_ROUTER)
+                && matches!(
+                    php_apache::choose(app, layout),
+                    php_apache::PhpServer::Apache { .. }
+                ) =>
+        {
+            DefaultWeb::Framework(php_apache::APACHE_COMMAND.to_string())
+        }
+        d => d,
+    };
     let uwsgi = uwsgi_command(app, layout, port);
     let values = local_values(layout, port, document_root, uwsgi.as_deref());
     let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -468,6 +489,14 @@ mod tests {
             };
             let router = format!(" {}", layout.app_root.join("php-router.php").display());
             let run = run.replace(&router, "");
+            if *fw == "php"
+                && let php_apache::PhpServer::Apache { .. } = php_apache::choose(app, &layout)
+            {
+                // Apache with mod_php when installed; export keeps the built-in server.
+                let conf = layout.app_root.join("apache2.conf");
+                assert_eq!(run, format!("apache2 -DFOREGROUND -f {}", conf.display()));
+                continue;
+            }
             match uwsgi {
                 Some(u) => assert_eq!(run.replace(&format!("{u} "), "uwsgi "), by_shell, "{fw}"),
                 None => assert!(
@@ -542,13 +571,18 @@ mod tests {
         let app = &m.apps[0];
         let layout = Layout::new(&m.dir, app, 0, false, Place::Checkout);
         let run = default_web(app, &layout, 5123, &layout.home).expect("php has a default");
-        assert!(
-            run.ends_with(&format!(
-                "{}",
+        let expected = match php_apache::choose(app, &layout) {
+            php_apache::PhpServer::Apache { .. } => format!(
+                "apache2 -DFOREGROUND -f {}",
+                layout.app_root.join("apache2.conf").display()
+            ),
+            php_apache::PhpServer::Builtin(_) => format!(
+                "php -S 127.0.0.1:5123 -t {} {}",
+                layout.home.display(),
                 layout.app_root.join("php-router.php").display()
-            )),
-            "{run}"
-        );
+            ),
+        };
+        assert_eq!(run, expected);
         std::fs::create_dir_all(&layout.app_root).expect("mkdir");
         install_php_router(app, &layout).expect("writes");
         assert!(layout.app_root.join("php-router.php").is_file());

@@ -36,6 +36,7 @@ const PER_APP: &[&str] = &[
     "Gemfile",
     "Gemfile.lock",
     "composer.json",
+    "composer.lock",
     "setup.py",
     "setup.cfg",
     "pyproject.toml",
@@ -482,6 +483,16 @@ pub fn decisive(loaded: &Loaded, root: &Path) -> Vec<Decisive> {
             for (_, p) in npm_local_deps(&json) {
                 let d = resolve(&app.path, &p);
                 push(d.join("package.json"), false, &mut out);
+            }
+        }
+        // Composer's `path` repositories: local packages whose composer.json decides what
+        // Composer installs (and a plugin among them runs).
+        if let Some(t) = text(&app.path.join("composer.json"), root)
+            && let Ok(json) = serde_json::from_str::<serde_json::Value>(&t)
+        {
+            for p in crate::stage::requirements::php::path_repositories(&json) {
+                let d = resolve(&app.path, &p);
+                push(d.join("composer.json"), false, &mut out);
             }
         }
         // A Carton bundle cpanm installs from: its index and every archive (each runs its

@@ -405,4 +405,35 @@ fn installers(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
             "bundle install --local (the Gemfile is Ruby code that bundler runs)",
         );
     }
+    if crate::stage::requirements::php::wanted(app, &app.path) {
+        use crate::stage::requirements::php;
+        push(out, format!("{n} installer"), php::COMPOSER_INSTALL);
+        match files::text(&app.path.join("composer.json"), root)
+            .map(|t| serde_json::from_str::<serde_json::Value>(&t))
+        {
+            Some(Ok(json)) => {
+                for (name, c) in php::scripts(&json) {
+                    push(out, format!("{n} composer script {name}"), c);
+                }
+                for p in php::path_repositories(&json) {
+                    let outside = if files::resolve(&app.path, &p).starts_with(root) {
+                        ""
+                    } else {
+                        ", OUTSIDE the project"
+                    };
+                    push(
+                        out,
+                        format!("{n} composer path repository"),
+                        format!("{p} (copied into vendor/; a composer-plugin in it runs{outside})"),
+                    );
+                }
+            }
+            Some(Err(e)) => push(
+                out,
+                format!("{n} installer"),
+                format!("composer.json is not valid JSON ({e}); Composer decides what it runs"),
+            ),
+            None => {}
+        }
+    }
 }

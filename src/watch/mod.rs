@@ -34,6 +34,8 @@ pub const REQUIREMENT_FILES: &[&str] = &[
     "Makefile.PL",
     "Gemfile",
     "Gemfile.lock",
+    "composer.json",
+    "composer.lock",
     "crontab",
     "Procfile",
     "go.mod",

@@ -1,10 +1,11 @@
 //! Requirements at staging, in the platform's order: OS packages are checked and reported
 //! (never installed), then each language's installer ([`python`]: the project's virtualenv,
-//! pip and uWSGI; [`node`]: npm; [`perl`]: its server and cpanm; [`ruby`]: bundler), a step whose tool is missing being skipped
+//! pip and uWSGI; [`node`]: npm; [`perl`]: its server and cpanm; [`ruby`]: bundler; [`php`]: Composer), a step whose tool is missing being skipped
 //! with a note and recorded as skipped. Installers get the user's own caches.
 
 pub mod node;
 pub mod perl;
+pub mod php;
 pub mod python;
 pub mod ruby;
 
@@ -120,6 +121,9 @@ pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> 
     }
     if perl::wanted(app) {
         perl::install(s, outcome)?;
+    }
+    if php::wanted(app, &s.home) {
+        php::install(s, outcome)?;
     }
     Ok(())
 }

@@ -1,0 +1,187 @@
+//! PHP apps: Composer at staging (`tests/fixtures/php-composer/`: a dependency from a `path`
+//! repository, a `post-install-cmd` script; `allow` shows both and the record covers
+//! composer.json, composer.lock and the local package's composer.json), and the web server
+//! `run` picks: Apache with mod_php when installed (the `.htaccess` of
+//! `tests/fixtures/php-front/` applied by real mod_rewrite), PHP's built-in server when forced
+//! with `STACKATO_LOCAL_PHP_SERVER=builtin`. The real binary, real php, composer and apache2: a
+//! missing one is a loud SKIP, or a failure with `STACKATO_LOCAL_REQUIRE_SERVICES=1` (CI).
+#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::http::http_get;
+use common::project::Project;
+use common::*;
+
+const START: Duration = Duration::from_secs(180);
+const CTRL_C: Duration = Duration::from_secs(30);
+
+/// A project holding a copy of `tests/fixtures/<name>`.
+fn fixture(name: &str) -> Project {
+    let p = Project::new(&[]);
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    copy_tree(&from, &p.app);
+    p
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read fixture") {
+        let e = e.expect("entry");
+        let name = e.file_name();
+        if name == ".stackato-local" || name == "vendor" {
+            continue;
+        }
+        let ty = e.file_type().expect("type");
+        if ty.is_dir() {
+            copy_tree(&e.path(), &to.join(&name));
+        } else if ty.is_file() {
+            std::fs::copy(e.path(), to.join(&name)).expect("copy");
+        }
+    }
+}
+
+/// Built-in server forced: what this test checks does not depend on Apache being installed.
+const BUILTIN: (&str, &str) = ("STACKATO_LOCAL_PHP_SERVER", "builtin");
+
+#[test]
+fn composer_installs_a_path_repository_package_and_runs_the_install_script() {
+    if !require_all(&["php", "composer"]) {
+        return;
+    }
+    let p = fixture("php-composer");
+    let mut s = p.run_env(&[], &[BUILTIN]);
+    let port = s.ready("web.0", START);
+    s.assert_out_has("composer install --no-interaction --no-dev --prefer-dist");
+    assert_eq!(
+        http_get(port, "/"),
+        (
+            200,
+            "Hello, composer, from acme/greeter\npost-install-cmd ran\n".to_string()
+        ),
+        "{}",
+        s.dump()
+    );
+    // Composer worked in the staged copy: the checkout has no vendor/ and no script output.
+    assert!(!p.app.join("vendor").exists());
+    assert!(!p.app.join("installed-by-composer.txt").exists());
+    s.interrupt(CTRL_C);
+}
+
+#[test]
+fn allow_shows_composer_and_its_scripts_and_covers_the_lock_and_local_packages() {
+    let p = fixture("php-composer");
+    let home = tempfile::tempdir().unwrap();
+    let r = untrusting(&p.app, home.path(), &["run"]);
+    r.code(8)
+        .stderr_has("composer install --no-interaction --no-dev --prefer-dist")
+        .stderr_has("composer script post-install-cmd")
+        .stderr_has("installed-by-composer.txt")
+        .stderr_has("packages/greeter (copied into vendor/");
+    untrusting(&p.app, home.path(), &["allow"]).code(0);
+    // Each of these decides what Composer installs or runs: a change asks again.
+    for (rel, name) in [
+        ("composer.lock", "composer.lock"),
+        (
+            "packages/greeter/composer.json",
+            "packages/greeter/composer.json",
+        ),
+        ("composer.json", "composer.json"),
+    ] {
+        let f = p.app.join(rel);
+        let before = std::fs::read_to_string(&f).unwrap();
+        std::fs::write(&f, format!("{before}\n")).unwrap();
+        let (code, _, err) = untrusting_bounded(&p.app, home.path(), &["run"]);
+        assert_eq!(code, Some(8), "{rel}: {err}");
+        assert!(err.contains(name), "{rel}: {err}");
+        std::fs::write(&f, before).unwrap();
+    }
+}
+
+#[test]
+fn apache_with_mod_php_applies_the_htaccess_rewrite() {
+    if !require_all(&["php", "apache2"]) {
+        return;
+    }
+    let p = fixture("php-front");
+    let mut s = p.run(&[]);
+    let port = s.ready("web.0", START);
+    s.assert_err_has("served by Apache with mod_php");
+    // A clean URL reaches index.php through real mod_rewrite (the fixture's .htaccess rule
+    // sets no PATH_INFO, unlike the built-in server's router).
+    assert_eq!(
+        http_get(port, "/hello/world"),
+        (
+            200,
+            "Hello, world! (via index.php, PATH_INFO )\n".to_string()
+        ),
+        "{}",
+        s.dump()
+    );
+    assert_eq!(http_get(port, "/"), (200, "php-front home\n".to_string()));
+    assert_eq!(
+        http_get(port, "/css/site.css"),
+        (200, "body { color: #333; }\n".to_string())
+    );
+    assert_eq!(http_get(port, "/nope").0, 404);
+    // Apache keeps .htaccess to itself.
+    assert_eq!(http_get(port, "/.htaccess").0, 403);
+    // Its configuration and router live outside the app.
+    assert!(!p.app.join("apache2.conf").exists());
+    s.interrupt(CTRL_C);
+}
+
+#[test]
+fn forced_builtin_server_still_serves_the_front_controller() {
+    if !require("php") {
+        return;
+    }
+    let p = fixture("php-front");
+    let mut s = p.run_env(&[], &[BUILTIN]);
+    let port = s.ready("web.0", START);
+    s.assert_err_has("served by PHP's built-in server (php -S)");
+    s.assert_err_has("STACKATO_LOCAL_PHP_SERVER=builtin");
+    assert_eq!(
+        http_get(port, "/hello/world"),
+        (
+            200,
+            "Hello, world! (via index.php, PATH_INFO /hello/world)\n".to_string()
+        ),
+        "{}",
+        s.dump()
+    );
+    s.interrupt(CTRL_C);
+}
+
+#[test]
+fn composer_app_under_apache_reads_the_environment() {
+    if !require_all(&["php", "composer", "apache2"]) {
+        return;
+    }
+    let p = fixture("php-composer");
+    let mut s = p.run(&[]);
+    let port = s.ready("web.0", START);
+    s.assert_err_has("served by Apache with mod_php");
+    assert_eq!(
+        http_get(port, "/"),
+        (
+            200,
+            "Hello, composer, from acme/greeter\npost-install-cmd ran\n".to_string()
+        ),
+        "{}",
+        s.dump()
+    );
+    // The app's environment reaches $_SERVER (PassEnv), as on the platform.
+    assert_eq!(
+        http_get(port, "/env.php?name=VCAP_APP_PORT"),
+        (200, format!("{port}\n")),
+        "{}",
+        s.dump()
+    );
+    s.interrupt(CTRL_C);
+}
