@@ -1034,7 +1034,7 @@ fn php(dir: &Path, d: &mut Detection) {
             }
         }
         d.dependencies.push(
-            "composer.json: the platform does not run composer; commit vendor/ or add `composer install` to a post-staging hook".into(),
+            "composer.json: `run` runs `composer install` at staging; the platform did not: for a push, commit vendor/".into(),
         );
     }
     let mut files: Vec<String> = entries(dir, "", false)
