@@ -288,8 +288,16 @@ impl Copies {
 
     /// What changed in the checkout since the copies were last in step (a full walk).
     pub fn diff(&self) -> Result<Changes, CopyError> {
-        let rec = self.record().clone().unwrap_or_default();
-        copy::diff(&self.source, &rec)
+        let guard = self.record();
+        let empty = Record::default();
+        copy::diff(&self.source, guard.as_ref().unwrap_or(&empty))
+    }
+
+    /// Let go of the record in memory (read again on the next sync): a big tree's record is
+    /// megabytes the supervisor need not hold while nothing changes.
+    pub fn release(&self) {
+        *self.record.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        crate::process::trim_heap();
     }
 
     /// The record, read now if it was not yet (an unreadable one reads as empty: every file

@@ -396,6 +396,10 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
                         )],
                     ),
                 };
+                if paths.is_empty() {
+                    // In step: nothing to hold in memory until the next edit.
+                    c.release();
+                }
                 if !paths.is_empty() || !notes.is_empty() {
                     let _ = tx.send(Event::Stale {
                         app: c.app.clone(),
