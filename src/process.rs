@@ -285,6 +285,16 @@ pub fn guard_orphan(pid: i32) {
     });
 }
 
+/// Give freed heap memory back to the system (after a big walk: the supervisor stays small
+/// while idle). A no-op where the C library has no `malloc_trim`.
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory at the top of the heap and in arenas.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,15 +354,5 @@ mod tests {
                 .any(|kv| kv.starts_with(mark.as_bytes())),
             "a daemon carries no run's mark"
         );
-    }
-}
-
-/// Give freed heap memory back to the system (after a big walk: the supervisor stays small
-/// while idle). A no-op where the C library has no `malloc_trim`.
-pub fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory at the top of the heap and in arenas.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
