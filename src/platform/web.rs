@@ -78,9 +78,13 @@ pub fn uwsgi_args_any(app: &App) -> String {
     } else {
         "--pythonpath $HOME "
     };
+    // --need-app: an app that cannot be loaded (a syntax error, a missing module) ends uWSGI,
+    // so its own message is shown and the health manager judges it, instead of a server that
+    // answers every request with a 500 (the CGI runner has no app to load).
+    let need_app = if perl::is_cgi(fw) { "" } else { " --need-app" };
     format!(
         "--http-socket $VCAP_APP_HOST:$PORT --master --processes 1 --enable-threads \
-         --chdir $HOME {pythonpath}{loader} --die-on-term"
+         --chdir $HOME {pythonpath}{loader} --die-on-term{need_app}"
     )
 }
 

@@ -122,7 +122,13 @@ pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> 
         .then(|| format!("file://{}", bundle.display()));
     let cpanm_cmd = |args: &[&str]| {
         let mut c = Command::new(&cpanm);
-        c.arg("--notest").arg("--quiet").arg("-l").arg(&local);
+        // Modules already installed here (Debian's lib*-perl) are not fetched again: offline,
+        // CPAN cannot be reached at all.
+        c.arg("--notest")
+            .arg("--quiet")
+            .arg("--skip-satisfied")
+            .arg("-l")
+            .arg(&local);
         if let Some(m) = &mirror {
             c.args(["--mirror", m, "--mirror-only"]);
         }

@@ -43,7 +43,12 @@ pub fn needs_uwsgi(app: &App) -> bool {
                 || c.value.contains("${STACKATO_UWSGI}")
                 || calls_uwsgi(&c.value)
         }
-        Web::Default => web::is_python(fw) || web::is_perl(fw),
+        // The framework's default, or a Procfile whose `web:` line runs uwsgi itself.
+        Web::Default => {
+            web::is_python(fw)
+                || web::is_perl(fw)
+                || web::procfile_web(&app.path).is_some_and(|l| calls_uwsgi(&l))
+        }
         Web::Worker => false,
     }
 }
