@@ -847,7 +847,12 @@ pub fn written(base: &Path, copy: &Path) -> Vec<String> {
         };
         for e in rd.filter_map(Result::ok) {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name == "__pycache__" || name.ends_with(".pyc") {
+            // Compiled Python caches, and the private Jetty base the tool's own Java command
+            // writes: not the app's doing.
+            if name == "__pycache__"
+                || name.ends_with(".pyc")
+                || (rel.is_empty() && name == ".jetty-base")
+            {
                 continue;
             }
             let r = if rel.is_empty() {
@@ -867,7 +872,13 @@ pub fn written(base: &Path, copy: &Path) -> Vec<String> {
                 out.push(r);
                 continue;
             };
-            if a.len() != b.len() || mtime_of(&a) != mtime_of(&b) {
+            let differs = if a.file_type().is_symlink() || b.file_type().is_symlink() {
+                // A link cloned for the instance is new but the same: compare where it points.
+                std::fs::read_link(e.path()).ok() != std::fs::read_link(base.join(&r)).ok()
+            } else {
+                a.len() != b.len() || mtime_of(&a) != mtime_of(&b)
+            };
+            if differs {
                 out.push(r);
             }
         }
