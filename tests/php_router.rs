@@ -140,3 +140,15 @@ fn builtin_server_without_a_front_controller_404s_like_apache() {
     assert_eq!(http_get(port, "/.htpasswd").0, 403);
     s.interrupt(CTRL_C);
 }
+
+#[test]
+fn export_says_its_php_command_has_no_router() {
+    let p = htaccess_fixture();
+    let r = run(&p.app, &["export", "--format", "procfile"]);
+    r.code(0);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        all.contains("built-in server without stackato-local's router"),
+        "{all}"
+    );
+}
