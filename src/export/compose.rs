@@ -421,6 +421,9 @@ fn app_service(
     }
     match &cmd {
         Some(c) => {
+            if c.php_builtin {
+                ex.note(app, crate::export::PHP_NOTE);
+            }
             if c.uwsgi {
                 ex.note(app, uwsgi_note(c, "installed with pip at start"));
             }

@@ -402,7 +402,12 @@ pub struct Command {
     pub uwsgi: bool,
     /// A Perl app's uWSGI (needs the psgi plugin).
     pub perl: bool,
+    /// `php -S` that `run` gives its router: exported without it (see [`PHP_NOTE`]).
+    pub php_builtin: bool,
 }
+
+/// The note for an exported `php -S` command: what `run`'s router did is not there.
+pub const PHP_NOTE: &str = "the PHP command is PHP's built-in server without stackato-local's router: .htaccess rules (front controller, DirectoryIndex, rewrites, redirects), the 404s of unknown paths and the refusal of .ht* files are not applied, and $STACKATO_APP_ROOT/apache/php/*.ini is not read; serve the app with Apache and mod_php (as the platform did) for those";
 
 /// The uWSGI command `$STACKATO_UWSGI` stood for, listening on `host:$PORT` (the arguments
 /// `run` gives its own uWSGI, [`web::uwsgi_args`]).
@@ -420,6 +425,7 @@ pub fn translate(app: &App, cmd: &str, host: &str) -> Command {
         text = replace_var(&text, "PROCESSES_WEB", &d);
     }
     // The PHP router lives in run's instance root; an exported target serves PHP its own way.
+    let php_builtin = text.contains(web::PHP_ROUTER);
     text = text.replace(&format!(" {}", web::PHP_ROUTER), "");
     let uwsgi = uses_var(&text, "STACKATO_UWSGI");
     if uwsgi {
@@ -433,6 +439,7 @@ pub fn translate(app: &App, cmd: &str, host: &str) -> Command {
         perl: uwsgi
             && (web::is_perl(app.framework_name())
                 || crate::platform::perl::is_cgi(app.framework_name())),
+        php_builtin,
     }
 }
 

@@ -53,6 +53,9 @@ pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Export {
         match &p.command {
             Some(cmd) => {
                 let c = translate(app, cmd, "0.0.0.0");
+                if c.php_builtin {
+                    ex.note(app, crate::export::PHP_NOTE);
+                }
                 if c.uwsgi {
                     ex.note(app, uwsgi_note(&c, "add uwsgi to requirements.txt"));
                 }

@@ -130,6 +130,9 @@ pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Export {
         match &p.command {
             Some(cmd) => {
                 let c = translate(app, cmd, "127.0.0.1");
+                if c.php_builtin {
+                    ex.note(app, crate::export::PHP_NOTE);
+                }
                 if c.uwsgi {
                     ex.note(
                         app,

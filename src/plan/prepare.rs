@@ -282,6 +282,14 @@ pub fn processes(
             .iter()
             .map(|v| (v.name.clone(), v.value.clone()))
             .collect();
+        // PHP reads the app's ini dir after the distribution's scan dir (the leading `:`).
+        if app.framework_name() == Some("php") && built.env.get("PHP_INI_SCAN_DIR").is_none() {
+            let dir = built
+                .layout
+                .app_root
+                .join(crate::platform::layout::PHP_INI_DIR);
+            env.push(("PHP_INI_SCAN_DIR".into(), format!(":{}", dir.display())));
+        }
         // A buildpack's release: its config vars under everything else.
         if let Some(r) = &release {
             for (k, v) in &r.config_vars {

@@ -46,6 +46,11 @@ pub struct Layout {
     pub venv: PathBuf,
 }
 
+/// The platform's per-app PHP ini dir, below `$STACKATO_APP_ROOT`: PHP (the built-in server
+/// and Apache's mod_php alike) reads its `*.ini` files after the distribution's, through
+/// `PHP_INI_SCAN_DIR=:<dir>`.
+pub const PHP_INI_DIR: &str = "apache/php";
+
 impl Layout {
     /// The paths of `instance` (or of staging) with `$HOME` at `place`.
     pub fn new(
@@ -80,6 +85,31 @@ impl Layout {
         }
     }
 
+    /// `$STACKATO_APP_ROOT/apache/php`, made; in an instance of a staged generation, with a
+    /// copy of the `*.ini` files staging hooks wrote into the staging root's (pre-running hooks
+    /// may add their own after).
+    fn prepare_php_ini(&self) -> Result<(), StateError> {
+        let dir = self.app_root.join(PHP_INI_DIR);
+        create_private_dir_in(&self.state, &dir)?;
+        let Some(g) = self.app_root.parent() else {
+            return Ok(());
+        };
+        let staged = g.join("staging").join(PHP_INI_DIR);
+        if staged == dir {
+            return Ok(());
+        }
+        for e in std::fs::read_dir(&staged).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_file())
+                && e.file_name().to_string_lossy().ends_with(".ini")
+            {
+                let to = dir.join(e.file_name());
+                std::fs::copy(e.path(), &to)
+                    .map_err(|source| StateError::Create { path: to, source })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether `$HOME` is the checkout itself (then `app` in the root is a link to it).
     fn home_is_link(&self) -> bool {
         self.home != self.app_root.join("app")
@@ -110,6 +140,7 @@ impl Layout {
     /// checkout; the staged copy, made by staging, otherwise) and `logs/`, like the container's.
     pub fn prepare(&self) -> Result<(), StateError> {
         create_private_dir_in(&self.state, &self.logs)?;
+        self.prepare_php_ini()?;
         if !self.home_is_link() {
             return Ok(());
         }

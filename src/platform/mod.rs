@@ -6,6 +6,7 @@ pub mod env;
 pub mod layout;
 pub mod perl;
 pub mod php_apache;
+pub mod php_htaccess;
 pub mod profile;
 pub mod runtime;
 pub mod services;

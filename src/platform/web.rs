@@ -195,11 +195,18 @@ pub fn how_it_starts(app: &App, layout: &Layout) -> Option<String> {
                 apache2.display(),
                 layout.app_root.join("apache2.conf").display()
             ),
-            php_apache::PhpServer::Builtin(why) => format!(
-                "{detected}served by PHP's built-in server (php -S) with a router that emulates \
-                 the .htaccess front-controller rewrite (existing files as they are, anything \
-                 else to index.php); the platform used Apache with mod_php, not used here: {why}"
-            ),
+            php_apache::PhpServer::Builtin(why) => {
+                let mut s = format!(
+                    "{detected}served by PHP's built-in server (php -S) with a router that applies \
+                     the simple .htaccess rules (DirectoryIndex, front-controller and simple \
+                     RewriteRules, redirects; unknown paths 404 without one, .ht* refused); the \
+                     platform used Apache with mod_php, not used here: {why}"
+                );
+                if let Some(n) = super::php_htaccess::note(&layout.document_root(app)) {
+                    s = format!("{s}\n  {n}");
+                }
+                s
+            }
         });
     }
     (!detected.is_empty()).then(|| format!("{detected}started with `{t}`"))

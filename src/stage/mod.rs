@@ -372,6 +372,13 @@ impl Stager<'_> {
             retry,
             ..Outcome::default()
         };
+        // The platform's per-app PHP ini dir, where hooks drop `*.ini` files (see
+        // [`crate::platform::layout::PHP_INI_DIR`]); the instances get a copy.
+        if let Some(r) = self.env.get("STACKATO_APP_ROOT") {
+            let _ = std::fs::create_dir_all(
+                std::path::Path::new(r).join(crate::platform::layout::PHP_INI_DIR),
+            );
+        }
         self.hooks("pre-staging", &app.hooks.pre_staging)?;
         // A buildpack app is built by its buildpack instead of the language installers.
         let built = buildpack::applies(app, self.buildpack.as_deref())
