@@ -283,6 +283,17 @@ pub fn build(
         crate::platform::runtime::stamp_vcap(&mut env, &used);
     }
 
+    // A local addition: `python app.py` prints into a pipe here, block-buffered until exit;
+    // the platform's logs were files read afterwards, foreman and Heroku set it too. The
+    // user's own value (stackato.yml, .env, --env) comes in a later layer and wins.
+    if !req.staging && crate::stage::requirements::is_python(app) {
+        env.set(
+            "PYTHONUNBUFFERED",
+            "1".to_string(),
+            crate::env::set::Layer::Platform,
+            "a local addition (not on the platform): a Python app's prints reach the terminal as they happen instead of waiting in a pipe's buffer until it exits (the platform kept logs in files; foreman and Heroku set it too); set PYTHONUNBUFFERED yourself (env:, .env, --env) to override",
+        );
+    }
     let mut answers_all: BTreeMap<String, BTreeMap<String, String>> =
         state.read_json(ANSWERS)?.unwrap_or_default();
     let answers = answers_all

@@ -94,6 +94,85 @@ fn psgi_check(app: &str) -> Check {
     }
 }
 
+/// Whether Perl source `text` loads CGI.pm (`use CGI;`, `use CGI qw(...)`, `require CGI`,
+/// `use CGI::Carp`), which left Perl's core in 5.22.
+fn uses_cgi(text: &str) -> bool {
+    text.lines().any(|l| {
+        let l = l.trim_start();
+        let rest = l
+            .strip_prefix("use CGI")
+            .or_else(|| l.strip_prefix("require CGI"));
+        // CGI::Carp, CGI::Cookie, … come in the same distribution (CGI::Simple does not).
+        let rest = rest.map(|r| {
+            ["::Carp", "::Cookie", "::Util", "::Pretty", "::Push"]
+                .iter()
+                .find_map(|m| r.strip_prefix(m))
+                .unwrap_or(r)
+        });
+        rest.is_some_and(|r| r.is_empty() || r.starts_with([';', ' ', '\t', '(']))
+    })
+}
+
+/// The first of the app's Perl scripts (in the checkout, a few levels deep) that loads CGI.pm.
+fn script_using_cgi(dir: &Path, depth: u32, budget: &mut u32) -> Option<PathBuf> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir).ok()?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        if *budget == 0 {
+            return None;
+        }
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            let skip =
+                depth == 0 || name.starts_with('.') || name == "local" || name == "node_modules";
+            if !skip && let Some(p) = script_using_cgi(&path, depth - 1, budget) {
+                return Some(p);
+            }
+            continue;
+        }
+        if !ft.is_file()
+            || ![".cgi", ".pl", ".pm", ".psgi"]
+                .iter()
+                .any(|x| name.ends_with(x))
+        {
+            continue;
+        }
+        *budget -= 1;
+        if std::fs::read(&path).is_ok_and(|b| uses_cgi(&String::from_utf8_lossy(&b))) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+/// A Perl app whose scripts `use CGI`: CGI.pm is not in Perl's core since 5.22 (Debian ships
+/// it as libcgi-pm-perl), so every request would fail with "Can't locate CGI.pm in @INC".
+fn cgi_check(app: &App) -> Option<Check> {
+    let mut budget = 500;
+    let script = script_using_cgi(&app.path, 3, &mut budget)?;
+    let shown = script
+        .strip_prefix(&app.path)
+        .unwrap_or(&script)
+        .display()
+        .to_string();
+    let label = format!("CGI.pm for {}", app.name.value);
+    let perl = backend::which("perl")?;
+    let ok = tools::run(&perl, &["-MCGI", "-e1"]).is_some_and(|r| r.success);
+    Some(if ok {
+        pass(label, format!("{shown} uses CGI, and perl has it"))
+    } else {
+        fail(
+            label,
+            format!(
+                "{shown} uses CGI, which is not in Perl's core since 5.22: every request would fail with \"Can't locate CGI.pm in @INC\" (or add `requirements: cpan: [CGI]`)"
+            ),
+            install("libcgi-pm-perl", "perl-CGI", "cpanm CGI"),
+        )
+    })
+}
+
 /// The language an app is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Language {
@@ -193,6 +272,11 @@ pub fn checks(loaded: &Loaded, only: Option<&str>) -> Vec<Check> {
         requirements::needs_uwsgi(a) && crate::platform::web::is_perl(a.framework_name())
     }) {
         out.push(psgi_check(&a.name.value));
+    }
+    for a in apps.iter().filter(|a| language(a) == Some(Language::Perl)) {
+        if let Some(c) = cgi_check(a) {
+            out.push(c);
+        }
     }
     out.extend(service_checks(&apps, &state));
     out.push(port_check(&state, &loaded.manifest.dir));
@@ -841,5 +925,21 @@ fn state_dir_check(state: &StateDir, project: &Path) -> Check {
                 ))),
             ),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uses_cgi;
+
+    #[test]
+    fn cgi_use_lines() {
+        assert!(uses_cgi("#!/usr/bin/perl\nuse strict;\nuse CGI;\n"));
+        assert!(uses_cgi("use CGI qw(:standard);"));
+        assert!(uses_cgi("  require CGI;"));
+        assert!(uses_cgi("use CGI ':standard';"));
+        assert!(uses_cgi("use CGI::Carp qw(fatalsToBrowser);"));
+        assert!(!uses_cgi("use CGI::Simple;"));
+        assert!(!uses_cgi("# use CGI;"));
     }
 }

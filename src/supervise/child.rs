@@ -48,6 +48,30 @@ pub struct Spec {
     pub host: crate::env::host::Host,
 }
 
+/// The signal that stops `command`'s process group: SIGTERM, except for a command that runs
+/// `uwsgi` itself without `--die-on-term`: uWSGI (2.0) takes SIGTERM as "reload" and would
+/// only go at the SIGKILL after the grace period, while SIGINT stops it at once (the
+/// platform stopped such apps promptly). `$STACKATO_UWSGI` has `--die-on-term`.
+pub fn stop_signal(command: &str) -> nix::sys::signal::Signal {
+    use nix::sys::signal::Signal;
+    let words = command.split(|c: char| c.is_whitespace() || ";&|()`'\"".contains(c));
+    let mut uwsgi = false;
+    for w in words {
+        let base = w.rsplit('/').next().unwrap_or(w);
+        if base == "uwsgi" || base.starts_with("uwsgi_") {
+            uwsgi = true;
+        }
+        if w == "--die-on-term" || w.starts_with("--die-on-term=") {
+            return Signal::SIGTERM;
+        }
+    }
+    if uwsgi {
+        Signal::SIGINT
+    } else {
+        Signal::SIGTERM
+    }
+}
+
 /// The script: pre-running hooks in order (stopping at the first failure unless it starts
 /// with `-`), then `exec` of the command through the shell.
 pub fn script(spec: &Spec) -> String {
@@ -244,6 +268,33 @@ fn emit(out: &Output, prefix: &Prefix, tail: &SharedTail, lines: &[&[u8]], batch
         }
         while t.lines.len() > TAIL_LINES {
             t.lines.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stop_signal;
+    use nix::sys::signal::Signal;
+
+    #[test]
+    fn uwsgi_without_die_on_term_gets_sigint() {
+        let int = [
+            "uwsgi --http :$PORT --master --wsgi-file app.py",
+            "exec /usr/bin/uwsgi --ini uwsgi.ini",
+            "cd src && uwsgi_python3 --socket :$PORT",
+        ];
+        for c in int {
+            assert_eq!(stop_signal(c), Signal::SIGINT, "{c}");
+        }
+        let term = [
+            "uwsgi --http :$PORT --master --die-on-term --wsgi-file app.py",
+            "$STACKATO_UWSGI",
+            "python app.py --ini uwsgi.ini",
+            "gunicorn app:app",
+        ];
+        for c in term {
+            assert_eq!(stop_signal(c), Signal::SIGTERM, "{c}");
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The supervisor: one event loop that owns every process's state. It starts the apps in
 //! dependency order (each web process must accept connections on its `$PORT` before the apps
 //! that depend on it start), restarts crashed processes as [`health`] rules (backoff, then a
-//! flapping verdict), runs cron entries, and shuts everything down on Ctrl-C/SIGTERM: TERM to
+//! flapping verdict), runs cron entries, and shuts everything down on Ctrl-C/SIGTERM: TERM (INT
+//! for a bare uWSGI, see [`child::stop_signal`]) to
 //! every process group, a grace period, then KILL; a second Ctrl-C skips the wait. The guardian
 //! (started by `run`, see [`crate::process`]) and PR_SET_PDEATHSIG make sure nothing survives
 //! if the supervisor itself is killed.
@@ -11,6 +12,7 @@ pub mod control;
 pub mod cron;
 pub mod guardian;
 pub mod health;
+pub mod hints;
 mod keys;
 
 use std::sync::{Arc, Mutex};
@@ -599,6 +601,24 @@ impl Loop {
             .unwrap_or_default()
     }
 
+    /// A `help:` line (after a newline) when the process's last lines show a known cause
+    /// ([`hints`]), else nothing.
+    fn tail_hint(&self, i: usize) -> String {
+        let lines: Vec<String> = self.procs[i]
+            .tail
+            .lock()
+            .map(|t| t.lines.iter().cloned().collect())
+            .unwrap_or_default();
+        let py27 = || {
+            crate::platform::runtime::installed(crate::platform::runtime::Lang::Python)
+                .iter()
+                .any(|i| i.version.major == 2 && i.version.minor == Some(7))
+        };
+        hints::hint(&lines, py27)
+            .map(|h| format!("\n{h}"))
+            .unwrap_or_default()
+    }
+
     fn on_event(&mut self, ev: Event) {
         match ev {
             Event::Exited {
@@ -634,11 +654,12 @@ impl Loop {
                     return;
                 }
                 let msg = format!(
-                    "{} did not accept connections on port {} within {} s; the platform's health check would fail the same way (listen on 0.0.0.0:$PORT or 127.0.0.1:$PORT). Last lines:\n    {}",
+                    "{} did not accept connections on port {} within {} s; the platform's health check would fail the same way (listen on 0.0.0.0:$PORT or 127.0.0.1:$PORT). Last lines:\n    {}{}",
                     p.spec.name,
                     p.spec.port.unwrap_or_default(),
                     p.spec.ready_timeout.as_secs(),
-                    self.tail_text(idx)
+                    self.tail_text(idx),
+                    self.tail_hint(idx)
                 );
                 self.out.error(&msg);
                 self.begin_stop(Outcome::NotReady(msg));
@@ -729,6 +750,7 @@ impl Loop {
             .ok()
             .and_then(|t| t.hook_failure.clone());
         let tail = self.tail_text(idx);
+        let help = self.tail_hint(idx);
         let p = &mut self.procs[idx];
         if p.generation != generation {
             return;
@@ -752,7 +774,7 @@ impl Loop {
         }
         if exit_on_crash {
             let msg = format!(
-                "{name} exited with status {code} after {:.1} s (--exit-on-crash)",
+                "{name} exited with status {code} after {:.1} s (--exit-on-crash){help}",
                 ran.as_secs_f64()
             );
             self.out.error(&msg);
@@ -764,7 +786,7 @@ impl Loop {
         let (delay, crash_loop) = match health::verdict(&p.history, at, &health::Policy::PLATFORM) {
             health::Verdict::Restart { after, crash_loop } => (after, crash_loop),
             health::Verdict::Flapping(why) => {
-                let msg = health::flapping_message(&name, why, code, &tail);
+                let msg = health::flapping_message(&name, why, code, &tail) + &help;
                 self.out.error(&msg);
                 if self.opts.watch.is_some() {
                     let next = "stays down until a file changes (or `stackato-local restart`)";
@@ -777,7 +799,7 @@ impl Loop {
         let g = p.generation;
         if let Some(crashes) = crash_loop {
             self.out.error(&format!(
-                "{name} is in a crash loop: it exited {crashes} times in 2 minutes (status {code}); next restart in {} s. Last lines:\n    {tail}",
+                "{name} is in a crash loop: it exited {crashes} times in 2 minutes (status {code}); next restart in {} s. Last lines:\n    {tail}{help}",
                 delay.as_secs()
             ));
         } else {
@@ -885,7 +907,7 @@ impl Loop {
             p.history.clear();
             match (p.state, p.pid) {
                 (State::Running, Some(pid)) => {
-                    let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
+                    let _ = killpg(Pid::from_raw(pid), child::stop_signal(&p.spec.command));
                     let tx = self.tx.clone();
                     let grace = self.opts.grace;
                     tokio::spawn(async move {
@@ -1068,7 +1090,7 @@ impl Loop {
                 p.state = State::Exited;
             }
             if let (State::Running, Some(pid)) = (p.state, p.pid) {
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
+                let _ = killpg(Pid::from_raw(pid), child::stop_signal(&p.spec.command));
             }
         }
         for pid in &self.cron_pids {
