@@ -233,3 +233,115 @@ fn a_buildpack_app_without_a_buildpack_stops_with_the_ways_to_give_one() {
         );
     }
 }
+
+/// `init` in `dir` (written, not a dry run); its stackato.yml.
+fn init(dir: &Path) -> (Run, String) {
+    let r = run(dir, &["init"]);
+    r.code(0);
+    let yml = std::fs::read_to_string(dir.join("stackato.yml")).unwrap();
+    (r, yml)
+}
+
+#[test]
+fn init_writes_a_sinatra_manifest_that_run_starts() {
+    if !require_all(&["ruby", "bundle"]) {
+        return;
+    }
+    let files: Vec<(String, String)> = files_of(&fixture("sinatra-app"))
+        .into_iter()
+        .filter(|(k, _)| k != "stackato.yml")
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let p = Project::new(&refs);
+    std::fs::remove_file(p.app.join("stackato.yml")).ok();
+    let (_, yml) = init(&p.app);
+    assert!(yml.contains("type: sinatra"), "{yml}");
+    assert!(!yml.contains("rackup"), "no config.ru to rack up: {yml}");
+    let mut s = p.run(&["--no-watch"]);
+    let port = s.ready("web.0", SLOW);
+    assert_eq!(
+        http_get(port, "/hi/bob"),
+        (200, "sinatra-app says hi to bob\n".to_string()),
+        "{}",
+        s.dump()
+    );
+    s.interrupt(CTRL_C);
+}
+
+#[test]
+fn init_recognises_what_run_recognises() {
+    // A WAR, a Go app, a Perl CGI script: each a kind of its own, which `check` accepts.
+    let war = app(&[("hello.war", "PK")]);
+    let (_, yml) = init(war.path());
+    assert!(yml.contains("type: java_web"), "{yml}");
+    let go = app(&[("go.mod", "module x\n"), ("main.go", "package main\n")]);
+    let (r, yml) = init(go.path());
+    assert!(yml.contains("type: buildpack"), "{yml}");
+    assert!(r.dump().contains("--buildpack DIR"), "{}", r.dump());
+    let cgi = app(&[(
+        "index.pl",
+        "#!/usr/bin/perl\nuse CGI;\nprint CGI->new->header('text/plain'), \"hi\\n\";\n",
+    )]);
+    let (_, yml) = init(cgi.path());
+    assert!(yml.contains("type: perlcgi"), "{yml}");
+    for d in [&war, &go, &cgi] {
+        run(d.path(), &["check"]).code(0);
+    }
+    // --kind knows them too.
+    let t = app(&[("README", "x\n")]);
+    for kind in ["perlcgi", "java", "buildpack", "sinatra"] {
+        run(t.path(), &["init", "--kind", kind, "--force"]).code(0);
+    }
+}
+
+#[test]
+fn init_gives_python_2_code_python27_and_not_pins_alone() {
+    for (file, code) in [
+        ("app.py", "print \"hello\"\n"),
+        ("app.py", "import sys\nprint >>sys.stderr, 'x'\n"),
+        (
+            "app.py",
+            "try:\n    pass\nexcept ValueError, e:\n    pass\n",
+        ),
+        ("app.py", "import urllib2\n"),
+        (
+            "mysite/settings.py",
+            "print >>__import__('sys').stderr, 1\n",
+        ),
+    ] {
+        let t = app(&[
+            ("wsgi.py", "def application(env, start):\n    return []\n"),
+            (file, code),
+        ]);
+        let (_, yml) = init(t.path());
+        assert!(yml.contains("runtime: python27"), "{code}: {yml}");
+    }
+    // Python 3 code, and a Flask<1.0 pin: not proof of Python 2.
+    let t = app(&[
+        (
+            "wsgi.py",
+            "def application(env, start):\n    print(\"x\")\n    return []\n",
+        ),
+        (
+            "util.py",
+            "try:\n    pass\nexcept (ValueError, KeyError) as e:\n    pass\n",
+        ),
+        ("requirements.txt", "Flask==0.10.1\n"),
+    ]);
+    let (_, yml) = init(t.path());
+    assert!(yml.contains("runtime: python3"), "{yml}");
+}
+
+#[test]
+fn init_needs_no_cpan_plack_when_debian_has_it() {
+    let t = app(&[("app.psgi", "my $app = sub { [200, [], ['hi']] };\n")]);
+    let (_, yml) = init(t.path());
+    if Path::new("/usr/share/perl5/Plack.pm").is_file() {
+        assert!(!yml.contains("\n  cpan:"), "{yml}");
+    } else {
+        assert!(yml.contains("- Plack"), "{yml}");
+    }
+}
