@@ -1,5 +1,6 @@
 //! Recognising an app from its files: which kind it is (Django, Flask, plain WSGI, Node, Perl
-//! PSGI, PHP, Rails, Rack) and what it needs (services from its dependencies, migration hooks,
+//! PSGI, Perl CGI, PHP, Rails, Rack, Sinatra, a Java WAR, a Go/buildpack app; the platform
+//! detection `run` uses, refined) and what it needs (services from its dependencies, migration hooks,
 //! a web command, environment), each guess with the file that suggested it. Reads only; never
 //! runs anything from the app.
 
