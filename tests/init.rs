@@ -497,10 +497,13 @@ fn perl_psgi_app() {
 fn perl_psgi_app_without_plack_listed_requires_it() {
     let t = app(&[("app.psgi", "my $app = sub { [200, [], ['hi']] };\n")]);
     let (_, a) = init_checked(t.path());
-    assert_eq!(
-        a.pointer("/stackato/requirements/cpan"),
-        Some(&serde_json::json!(["Plack"]))
-    );
+    // With Debian's Plack installed, plackup needs nothing from CPAN (often unreachable).
+    let want = if Path::new("/usr/share/perl5/Plack.pm").is_file() {
+        None
+    } else {
+        Some(serde_json::json!(["Plack"]))
+    };
+    assert_eq!(a.pointer("/stackato/requirements/cpan"), want.as_ref());
 }
 
 #[test]
@@ -731,7 +734,7 @@ fn unrecognised_directory_asks_for_kind() {
     let r = run(t.path(), &["init"]);
     r.code(64)
         .stderr_has("cannot tell what kind of app is in")
-        .stderr_has("--kind (django, flask, wsgi, node, perl, php, rails, rack)");
+        .stderr_has("--kind (django, flask, wsgi, node, perl, perlcgi, php, rails, rack, sinatra, java, buildpack)");
     assert!(!t.path().join("stackato.yml").exists());
 
     let r = init(t.path(), &["--kind", "node"]);

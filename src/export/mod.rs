@@ -360,7 +360,15 @@ pub fn process(app: &App) -> Process {
 /// `$STACKATO_UWSGI` and `$VCAP_APP_HOST` are left to the target ([`translate`] fills in the
 /// host).
 pub fn default_web(app: &App) -> Option<String> {
-    web::default_web_template(app).map(|d| d.template().to_string())
+    web::default_web_template(app)
+        .map(|d| d.template().to_string())
+        .or_else(|| {
+            // A buildpack app without a Procfile: its release's default, once `run` staged it.
+            let bp = app.framework_name() == Some("buildpack")
+                || crate::stage::buildpack::manifest_value(app).is_some();
+            bp.then(|| crate::stage::buildpack::last_release_web(app))
+                .flatten()
+        })
 }
 
 /// Replace the shell variable `name` (`$name` or `${name}`) in `s` with `with`.

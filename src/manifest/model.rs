@@ -353,7 +353,15 @@ pub fn build(tree: &Node, file: PathBuf, diags: &mut Vec<Diagnostic>) -> Manifes
         check_app_dir(&e.value, &dir, diags);
         let mut app = build_app(&e.value, diags);
         if app.declared_framework().is_none() {
-            app.detected = crate::platform::detect::framework(&app.path);
+            // 2.x: `env: BUILDPACK_URL` makes a buildpack app before the files are looked at.
+            app.detected = if app.env.iter().any(|e| e.name.value == "BUILDPACK_URL") {
+                Some(crate::platform::detect::Detected {
+                    framework: "buildpack",
+                    why: "env: BUILDPACK_URL is set".into(),
+                })
+            } else {
+                crate::platform::detect::framework(&app.path)
+            };
         }
         check_cron(&app, diags);
         apps.push(app);

@@ -1,5 +1,6 @@
 //! Recognising an app from its files: which kind it is (Django, Flask, plain WSGI, Node, Perl
-//! PSGI, PHP, Rails, Rack) and what it needs (services from its dependencies, migration hooks,
+//! PSGI, Perl CGI, PHP, Rails, Rack, Sinatra, a Java WAR, a Go/buildpack app; the platform
+//! detection `run` uses, refined) and what it needs (services from its dependencies, migration hooks,
 //! a web command, environment), each guess with the file that suggested it. Reads only; never
 //! runs anything from the app.
 
@@ -19,24 +20,43 @@ pub enum Kind {
     Php,
     Rails,
     Rack,
+    Sinatra,
+    PerlCgi,
+    Java,
+    Buildpack,
 }
 
 impl Kind {
     /// Every kind, in the order detection tries them.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Django,
         Kind::Rails,
         Kind::Rack,
+        Kind::Sinatra,
         Kind::Perl,
+        Kind::PerlCgi,
         Kind::Flask,
         Kind::Wsgi,
         Kind::Node,
         Kind::Php,
+        Kind::Java,
+        Kind::Buildpack,
     ];
 
     /// The ids accepted by `init --kind`.
-    pub const IDS: [&'static str; 8] = [
-        "django", "flask", "wsgi", "node", "perl", "php", "rails", "rack",
+    pub const IDS: [&'static str; 12] = [
+        "django",
+        "flask",
+        "wsgi",
+        "node",
+        "perl",
+        "perlcgi",
+        "php",
+        "rails",
+        "rack",
+        "sinatra",
+        "java",
+        "buildpack",
     ];
 
     pub fn id(self) -> &'static str {
@@ -49,6 +69,10 @@ impl Kind {
             Kind::Php => "php",
             Kind::Rails => "rails",
             Kind::Rack => "rack",
+            Kind::Sinatra => "sinatra",
+            Kind::PerlCgi => "perlcgi",
+            Kind::Java => "java",
+            Kind::Buildpack => "buildpack",
         }
     }
 
@@ -67,6 +91,10 @@ impl Kind {
             Kind::Php => "a PHP app",
             Kind::Rails => "a Rails app",
             Kind::Rack => "a Rack app",
+            Kind::Sinatra => "a Sinatra app",
+            Kind::PerlCgi => "a Perl CGI app",
+            Kind::Java => "a Java web app (WAR)",
+            Kind::Buildpack => "a buildpack app",
         }
     }
 
@@ -79,6 +107,10 @@ impl Kind {
             Kind::Php => "php",
             Kind::Rails => "rails3",
             Kind::Rack => "rack",
+            Kind::Sinatra => "sinatra",
+            Kind::PerlCgi => "perlcgi",
+            Kind::Java => "java_web",
+            Kind::Buildpack => "buildpack",
         }
     }
 
@@ -90,9 +122,17 @@ impl Kind {
                 "the python3 installed here (what today's apps need; python27 for a Python 2 app); on a Stackato 3.x target it names python33",
             ),
             Kind::Node => ("node010", "Stackato 3.x's Node.js; node08 on 2.x targets"),
-            Kind::Perl => ("perl514", "Stackato's Perl 5.14"),
+            Kind::Perl | Kind::PerlCgi => ("perl514", "Stackato's Perl 5.14"),
             Kind::Php => ("php", "Stackato's PHP"),
-            Kind::Rails | Kind::Rack => ("ruby20", "Stackato 3.x's Ruby 2.0; ruby19 on 2.x"),
+            Kind::Rails | Kind::Rack | Kind::Sinatra => {
+                ("ruby20", "Stackato 3.x's Ruby 2.0; ruby19 on 2.x")
+            }
+            Kind::Java => (
+                "java7",
+                "Stackato's Java 7; run uses the java installed here",
+            ),
+            // A buildpack brings its own runtime.
+            Kind::Buildpack => ("", ""),
         }
     }
 
@@ -101,7 +141,7 @@ impl Kind {
     }
 
     pub fn is_ruby(self) -> bool {
-        matches!(self, Kind::Rails | Kind::Rack)
+        matches!(self, Kind::Rails | Kind::Rack | Kind::Sinatra)
     }
 }
 
@@ -123,6 +163,8 @@ fn reasoned(value: impl Into<String>, why: impl Into<String>) -> Reasoned {
 #[derive(Debug, Clone)]
 pub struct Detection {
     pub kind: Kind,
+    /// The runtime when the app's files say more than its kind (Python 2 code → python27).
+    pub runtime: Option<Reasoned>,
     /// Why this kind ("found manage.py and mysite/settings.py").
     pub why: String,
     /// Service types (`mysql`, …), one per type, in the order found.
@@ -149,6 +191,7 @@ impl Detection {
     fn new(kind: Kind, why: String) -> Detection {
         Detection {
             kind,
+            runtime: None,
             why,
             services: Vec::new(),
             env: Vec::new(),
@@ -159,6 +202,17 @@ impl Detection {
             dependencies: Vec::new(),
             ignores: Vec::new(),
             notes: Vec::new(),
+        }
+    }
+
+    /// The runtime id written into the manifest, and why (empty for a buildpack app).
+    pub fn runtime(&self) -> (String, String) {
+        match &self.runtime {
+            Some(r) => (r.value.clone(), r.why.clone()),
+            None => {
+                let (rt, why) = self.kind.runtime();
+                (rt.into(), why.into())
+            }
         }
     }
 
@@ -177,8 +231,10 @@ impl Detection {
             self.why,
             self.kind.describe()
         )];
-        let (rt, rt_why) = self.kind.runtime();
-        v.push(format!("runtime {rt} ({rt_why})"));
+        let (rt, rt_why) = self.runtime();
+        if !rt.is_empty() {
+            v.push(format!("runtime {rt} ({rt_why})"));
+        }
         for s in &self.services {
             v.push(format!("service {} ({})", s.value, s.why));
         }
@@ -229,7 +285,7 @@ pub enum DetectError {
         source: std::io::Error,
     },
     #[error(
-        "cannot tell what kind of app is in {path}: no manage.py, Gemfile/config.ru, app.psgi, Python file importing flask, wsgi.py, package.json, server.js/app.js/index.js or *.php"
+        "cannot tell what kind of app is in {path}: no manage.py, Gemfile/config.ru, *.rb requiring sinatra, app.psgi, *.cgi/*.pl, Python file importing flask, wsgi.py, package.json, server.js/app.js/index.js, *.php, *.war or *.go"
     )]
     Unrecognised { path: std::path::PathBuf },
 }
@@ -256,6 +312,10 @@ pub fn detect(dir: &Path, forced: Option<Kind>) -> Result<Detection, DetectError
         Kind::Php => php(dir, &mut d),
         Kind::Rails => ruby(dir, &mut d, true),
         Kind::Rack => ruby(dir, &mut d, false),
+        Kind::Sinatra => sinatra(dir, &mut d),
+        Kind::PerlCgi => perlcgi(dir, &mut d),
+        Kind::Java => java(dir, &mut d),
+        Kind::Buildpack => buildpack(&mut d),
     }
     Ok(d)
 }
@@ -282,7 +342,10 @@ fn recognise(dir: &Path) -> Option<(Kind, String)> {
     if let Some(d) = crate::platform::detect::framework(dir) {
         let kind = match d.framework {
             "rails3" => Kind::Rails,
-            "rack" | "sinatra" => Kind::Rack,
+            "rack" => Kind::Rack,
+            "sinatra" => Kind::Sinatra,
+            "java_web" => Kind::Java,
+            "buildpack" => Kind::Buildpack,
             "perl" => Kind::Perl,
             "node" => Kind::Node,
             "php" => Kind::Php,
@@ -299,7 +362,26 @@ fn recognise(dir: &Path) -> Option<(Kind, String)> {
     if is_file(dir, "package.json") {
         return Some((Kind::Node, "found package.json".into()));
     }
-    None
+    cgi_script(dir).map(|f| (Kind::PerlCgi, format!("found the CGI script {f}")))
+}
+
+/// The first top-level `*.cgi`/`*.pl` file that is a Perl CGI script (a perl shebang, and
+/// CGI.pm or CGI headers printed).
+fn cgi_script(dir: &Path) -> Option<String> {
+    entries(dir, "", false)
+        .into_iter()
+        .filter(|f| f.ends_with(".cgi") || f.ends_with(".pl"))
+        .find(|f| {
+            read(dir, f).is_some_and(|t| {
+                let perl = t
+                    .lines()
+                    .next()
+                    .is_some_and(|l| l.starts_with("#!") && l.contains("perl"));
+                perl && (t.contains("use CGI")
+                    || t.contains("Content-type")
+                    || t.contains("Content-Type"))
+            })
+        })
 }
 
 /// A Python app: Flask (a module importing it, or a requirement), then any WSGI module.
@@ -511,6 +593,14 @@ fn python_common(dir: &Path, d: &mut Detection, framework_package: Option<&str>)
             }
         }
     }
+    if let Some(why) = python2_evidence(dir) {
+        d.runtime = Some(reasoned(
+            "python27",
+            format!(
+                "{why}: Python 2 code, which Python 3 cannot run; run needs a Python 2.7 here (e.g. `pyenv install 2.7.18`)"
+            ),
+        ));
+    }
     d.ignores.push(reasoned(
         "*.pyc",
         "Python writes bytecode into the app directory",
@@ -519,6 +609,67 @@ fn python_common(dir: &Path, d: &mut Detection, framework_package: Option<&str>)
         "*__pycache__/",
         "Python writes bytecode into the app directory",
     ));
+}
+
+/// Where the app's Python code is Python 2 only (`file:line` and what): a `print` statement,
+/// `except X, e`, or a module Python 3 does not have. Version pins are not proof; syntax and
+/// imports are.
+fn python2_evidence(dir: &Path) -> Option<String> {
+    let mut files = python_candidates(dir);
+    let mut all: Vec<String> = entries(dir, "", false);
+    for pkg in entries(dir, "", true) {
+        all.extend(
+            entries(dir, &pkg, false)
+                .into_iter()
+                .map(|f| format!("{pkg}/{f}")),
+        );
+    }
+    for f in all {
+        if f.ends_with(".py") && !files.contains(&f) {
+            files.push(f);
+        }
+    }
+    const MODULES: [&str; 7] = [
+        "urllib2",
+        "urlparse",
+        "BaseHTTPServer",
+        "SimpleHTTPServer",
+        "cPickle",
+        "StringIO",
+        "ConfigParser",
+    ];
+    for f in files.iter().take(200) {
+        let Some(text) = read(dir, f) else {
+            continue;
+        };
+        for (i, line) in text.lines().enumerate() {
+            let l = line.trim();
+            let what = if l.starts_with("print \"") || l.starts_with("print '") {
+                Some("a print statement".to_string())
+            } else if l.starts_with("print >>") {
+                Some("`print >>`".to_string())
+            } else if let Some(rest) = l.strip_prefix("except ")
+                && let Some((caught, _)) = rest.split_once(':')
+                && caught.contains(',')
+                && !caught.trim_start().starts_with('(')
+                && !caught.contains(" as ")
+            {
+                Some(format!("`except {caught}`"))
+            } else {
+                let module = l
+                    .strip_prefix("import ")
+                    .or_else(|| l.strip_prefix("from "))
+                    .and_then(|r| r.split([' ', ',', '.']).next());
+                module
+                    .filter(|m| MODULES.contains(m))
+                    .map(|m| format!("imports {m}"))
+            };
+            if let Some(w) = what {
+                return Some(format!("{f}:{} {w}", i + 1));
+            }
+        }
+    }
+    None
 }
 
 /// The module path of a Python file: `pkg/wsgi.py` → `pkg.wsgi`, `pkg/__init__.py` → `pkg`.
@@ -982,7 +1133,7 @@ fn perl(dir: &Path, d: &mut Detection) {
         "plackup --port $PORT app.psgi",
         "Plack serving app.psgi; the platform's default $STACKATO_UWSGI needs a uWSGI built with PSGI, which a laptop rarely has",
     ));
-    if !mentions_plack {
+    if !mentions_plack && !crate::platform::perl::debian_plack() {
         d.cpan.push(reasoned(
             "Plack",
             "plackup comes with Plack, and no dependency file lists it",
@@ -1131,6 +1282,53 @@ fn ruby(dir: &Path, d: &mut Detection, rails: bool) {
         d.notes
             .push("there is no Gemfile: list the app's gems in one (`bundle init`)".into());
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sinatra, Perl CGI, Java, buildpack apps: the framework's default starts them (as `run`)
+// ---------------------------------------------------------------------------------------------
+
+/// A Sinatra app without config.ru: `ruby <main file>` is the framework's default, as `run`
+/// starts it; services and the Gemfile as for Rack.
+fn sinatra(dir: &Path, d: &mut Detection) {
+    ruby(dir, d, false);
+    d.web = None;
+    let main = crate::platform::detect::sinatra_main(dir).unwrap_or_else(|| "app.rb".into());
+    if !gemfile_gems(dir)
+        .iter()
+        .any(|g| matches!(g.as_str(), "webrick" | "puma" | "thin"))
+    {
+        d.notes.push(
+            format!("Ruby 3 has no WEBrick built in: add `gem 'webrick'` (or puma/thin) to the Gemfile for `ruby {main}` to serve"),
+        );
+    }
+}
+
+/// A Perl CGI app: the CGI runner is the framework's default; CGI.pm is not in Perl's core.
+fn perlcgi(dir: &Path, d: &mut Detection) {
+    let uses_cgi = entries(dir, "", false)
+        .into_iter()
+        .filter(|f| f.ends_with(".cgi") || f.ends_with(".pl"))
+        .any(|f| read(dir, &f).is_some_and(|t| t.contains("use CGI")));
+    if uses_cgi {
+        d.notes.push(
+            "the scripts use CGI.pm, which Perl 5.22+ no longer ships: apt-get install libcgi-pm-perl".into(),
+        );
+    }
+}
+
+/// A Java web app: its WAR runs in Jetty 9 here.
+fn java(_dir: &Path, d: &mut Detection) {
+    d.notes.push(
+        "a WAR runs in Jetty 9 here (the platform used Tomcat): apt-get install jetty9 default-jre-headless".into(),
+    );
+}
+
+/// A buildpack app (Go): the buildpack builds and starts it.
+fn buildpack(d: &mut Detection) {
+    d.notes.push(
+        "a buildpack app: give its buildpack with `stackato-local run --buildpack DIR`, `buildpack: <git URL or dir>` (2.x: `env: BUILDPACK_URL`), or install one into $XDG_DATA_HOME/stackato-local/buildpacks/".into(),
+    );
 }
 
 #[cfg(test)]

@@ -249,6 +249,10 @@ pub fn checks(loaded: &Loaded, only: Option<&str>) -> Vec<Check> {
                         "nodejs" | "npm" => (d, "brew install node"),
                         "ruby-rack" => ("rubygem-rack", "gem install rack"),
                         "ruby-bundler" => ("rubygem-bundler", "gem install bundler"),
+                        "jetty9 default-jre-headless" => (
+                            "jetty java-latest-openjdk-headless",
+                            "brew install jetty openjdk",
+                        ),
                         _ => ("ruby", "brew install ruby"),
                     };
                     install(d, fedora, macos)

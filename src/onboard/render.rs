@@ -15,6 +15,10 @@ pub fn template(kind: Kind) -> &'static str {
         Kind::Php => include_str!("../../templates/init/php.yml"),
         Kind::Rails => include_str!("../../templates/init/rails.yml"),
         Kind::Rack => include_str!("../../templates/init/rack.yml"),
+        Kind::Sinatra => include_str!("../../templates/init/sinatra.yml"),
+        Kind::PerlCgi => include_str!("../../templates/init/perlcgi.yml"),
+        Kind::Java => include_str!("../../templates/init/java.yml"),
+        Kind::Buildpack => include_str!("../../templates/init/buildpack.yml"),
     }
 }
 
@@ -23,12 +27,12 @@ const WIDTH: usize = 92;
 
 /// The manifest for app `name`.
 pub fn render(d: &Detection, name: &str) -> String {
-    let (runtime, runtime_why) = d.kind.runtime();
+    let (runtime, runtime_why) = d.runtime();
     let inline = |key: &str| -> Option<String> {
         Some(match key {
             "name" => scalar(name),
-            "runtime" => scalar(runtime),
-            "runtime_why" => comment_text(runtime_why),
+            "runtime" => scalar(&runtime),
+            "runtime_why" => comment_text(&runtime_why),
             "why" => comment_text(&d.why),
             _ => return None,
         })

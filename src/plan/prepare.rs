@@ -306,6 +306,22 @@ pub fn processes(
             crate::platform::php_apache::install(app, &built.layout, port, &names)
                 .map_err(PlanError::Copy)?;
         }
+        // A buildpack app built by no buildpack: nothing to start (its Procfile names the
+        // buildpack's build output).
+        if app.framework_name() == Some("buildpack")
+            && release.is_none()
+            && app.web == Web::Default
+            && app.command.is_none()
+        {
+            let (what, hint) = crate::stage::buildpack::missing(app);
+            let at = app
+                .framework
+                .as_ref()
+                .and_then(|f| f.name_span)
+                .unwrap_or(app.name.span);
+            let d = Diagnostic::error(what).at(at).hint(hint);
+            return Err(PlanError::NoWebCommand(Box::new(d)));
+        }
         let (kind, command, port) = match &app.web {
             Web::Command(c) => ("web", c.value.clone(), built.env.get("PORT")),
             Web::Worker => (

@@ -27,10 +27,14 @@ fn detected(framework: &'static str, why: impl Into<String>) -> Option<Detected>
     })
 }
 
-/// The framework of the app in `dir`, in the platform client's order (§2.3): Rails, Rack,
-/// Sinatra, PSGI, Node, PHP, then Python's `wsgi.py`. `None`: no framework this tool knows
-/// (the platform offered `standalone` there). Java, Go, Erlang and .NET are not detected here.
+/// The framework of the app in `dir`, in the platform client's order (§2.3): Go (a buildpack
+/// app), Rails, Rack, a WAR (java_web), Sinatra, PSGI, Node, PHP, then Python's `wsgi.py`.
+/// `None`: no framework this tool knows (the platform offered `standalone` there). Play,
+/// Clojure, EARs, Erlang and .NET are not detected here.
 pub fn framework(dir: &Path) -> Option<Detected> {
+    if let Some(why) = go_app(dir) {
+        return detected("buildpack", why);
+    }
     if is_file(dir, "config/environment.rb") {
         return detected("rails3", "found config/environment.rb");
     }
@@ -42,6 +46,9 @@ pub fn framework(dir: &Path) -> Option<Detected> {
     }
     if is_file(dir, "config.ru") {
         return detected("rack", "found config.ru");
+    }
+    if let Some(w) = top_files(dir).into_iter().find(|f| f.ends_with(".war")) {
+        return detected("java_web", format!("found {w}"));
     }
     if let Some(f) = sinatra_main(dir) {
         return detected("sinatra", format!("{f} requires sinatra"));
@@ -64,6 +71,18 @@ pub fn framework(dir: &Path) -> Option<Detected> {
         return detected("python", "found wsgi.py");
     }
     None
+}
+
+/// Why the app in `dir` is a Go app (a buildpack app on the platform): its `go.mod` or its
+/// first top-level `*.go` file.
+pub fn go_app(dir: &Path) -> Option<String> {
+    if is_file(dir, "go.mod") {
+        return Some("found go.mod".into());
+    }
+    top_files(dir)
+        .into_iter()
+        .find(|f| f.ends_with(".go"))
+        .map(|f| format!("found {f}"))
 }
 
 /// Whether `dir/rel` is a regular file (a link is not followed: it may point out of the app).
@@ -196,6 +215,14 @@ mod tests {
         assert_eq!(fw(&[("public/index.php", "")]), Some("php"));
         assert_eq!(fw(&[("wsgi.py", "")]), Some("python"));
         assert_eq!(fw(&[("README", "")]), None);
+        assert_eq!(
+            fw(&[("hello.war", ""), ("app.rb", "require 'sinatra'")]),
+            Some("java_web")
+        );
+        assert_eq!(fw(&[("config.ru", ""), ("hello.war", "")]), Some("rack"));
+        assert_eq!(fw(&[("main.go", ""), ("server.js", "")]), Some("buildpack"));
+        assert_eq!(fw(&[("go.mod", "module x\n")]), Some("buildpack"));
+        assert_eq!(fw(&[("cmd/main.go", "")]), None);
     }
 
     #[test]

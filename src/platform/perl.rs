@@ -16,6 +16,11 @@ pub const UWSGI_PSGI: &str = "uwsgi_psgi";
 pub const PSGI_INSTALL: &str =
     "apt-get install uwsgi-core uwsgi-plugin-psgi (or libplack-perl for plackup)";
 
+/// Whether Debian's Plack (libplack-perl) is installed: plackup and Plack.pm need no cpanm.
+pub fn debian_plack() -> bool {
+    Path::new("/usr/share/perl5/Plack.pm").is_file()
+}
+
 /// The CGI runner's text, written into the state dir at staging.
 pub const RUNNER_TEXT: &str = include_str!("../../templates/perlcgi_runner.pl");
 

@@ -2,7 +2,7 @@
 //! fills with an instance's values and `export` keeps as variables), and `$STACKATO_UWSGI`
 //! for the Python and Perl legacy frameworks.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::manifest::App;
 use crate::platform::detect;
@@ -140,9 +140,10 @@ impl DefaultWeb {
 /// (CF v1 style): `rails server`, `rackup config.ru`, `ruby <main file>`, through bundler when
 /// the app has a Gemfile, each bound to `$VCAP_APP_HOST:$PORT` (the platform's 0.0.0.0).
 pub fn default_web_template(app: &App) -> Option<DefaultWeb> {
-    // Without a declared framework a Procfile's `web:` line wins (3.x buildpack apps); the
-    // detected framework (spec §2.3) gives the default otherwise.
-    if app.declared_framework().is_none()
+    // Without a declared framework a Procfile's `web:` line wins (3.x buildpack apps), and so
+    // it does for 2.x `framework: buildpack` (over the release's default); the detected
+    // framework (spec §2.3) gives the default otherwise.
+    if (app.declared_framework().is_none() || app.framework_name() == Some("buildpack"))
         && let Some(line) = procfile_web(&app.path)
     {
         return Some(DefaultWeb::Procfile(line));
@@ -222,15 +223,43 @@ pub fn cannot_start(app: &App) -> Option<CannotStart> {
     }
     // No framework at all: `run` says so itself; the manifest is not wrong for it.
     let fw = app.framework_name()?;
+    if fw == "buildpack"
+        && crate::stage::buildpack::requested(app, None).is_none()
+        && !crate::stage::buildpack::any_installed()
+    {
+        let (what, hint) = crate::stage::buildpack::missing(app);
+        return Some(CannotStart {
+            what,
+            debian: None,
+            hint: Some(hint),
+        });
+    }
     let Some(d) = default_web_template(app) else {
         return Some(CannotStart {
             what: format!("framework {fw} has no default web command here"),
             debian: None,
+            hint: None,
         });
     };
     let DefaultWeb::Framework(t) = d else {
         return None;
     };
+    if t.contains("jetty.base=") {
+        let jetty = std::env::var_os("JETTY_HOME")
+            .map_or_else(|| PathBuf::from("/usr/share/jetty9"), PathBuf::from);
+        let java = crate::services::backend::which("java").is_some();
+        if java && jetty.join("start.jar").is_file() {
+            return None;
+        }
+        return Some(CannotStart {
+            what: format!(
+                "framework {fw} runs its WAR in Jetty 9 here, and {} is not installed",
+                if java { "Jetty 9" } else { "java" }
+            ),
+            debian: Some("jetty9 default-jre-headless"),
+            hint: None,
+        });
+    }
     let program = t.split_whitespace().next().unwrap_or("");
     let debian = match program {
         "php" => "php-cli",
@@ -247,6 +276,7 @@ pub fn cannot_start(app: &App) -> Option<CannotStart> {
     Some(CannotStart {
         what: format!("framework {fw} starts with `{t}`, and {program} is not installed"),
         debian: Some(debian),
+        hint: None,
     })
 }
 
@@ -257,11 +287,16 @@ pub struct CannotStart {
     /// The Debian package that provides the missing program (`None`: nothing to install, the
     /// app needs a `processes: web`).
     pub debian: Option<&'static str>,
+    /// How to fix it when it is neither a package nor a web command (a buildpack to give).
+    pub hint: Option<String>,
 }
 
 impl CannotStart {
     /// How to fix it, in one line.
     pub fn fix(&self) -> String {
+        if let Some(h) = &self.hint {
+            return h.clone();
+        }
         match self.debian {
             Some(d) => format!("install it: sudo apt-get install {d}"),
             None => "add `processes: {web: <command listening on $PORT>}`, or `command:`".into(),

@@ -109,9 +109,43 @@ fn installed() -> Vec<PathBuf> {
 }
 
 /// Whether staging uses a buildpack for `app`: one is requested, or the app is a 3.x app (no
-/// `framework:`) and the user has installed buildpacks to try.
+/// `framework:`) or a 2.x `framework: buildpack` app and the user has installed buildpacks to
+/// try.
 pub fn applies(app: &App, flag: Option<&Path>) -> bool {
-    requested(app, flag).is_some() || (!app.is_legacy() && !installed().is_empty())
+    requested(app, flag).is_some()
+        || ((!app.is_legacy() || app.framework_name() == Some("buildpack"))
+            && !installed().is_empty())
+}
+
+/// Whether the user has installed any buildpack (see [`installed_dir`]).
+pub fn any_installed() -> bool {
+    !installed().is_empty()
+}
+
+/// Why a buildpack app (`framework: buildpack`, or a Go app) cannot be built here, and how to
+/// give it a buildpack: what `run` says when none was given and none installed matched.
+pub fn missing(app: &App) -> (String, String) {
+    let why = match (&app.declared_framework(), &app.detected) {
+        (None, Some(d)) => format!("detected: {}", d.why),
+        _ => "framework: buildpack".into(),
+    };
+    let dir = installed_dir().map_or_else(
+        || "$XDG_DATA_HOME/stackato-local/buildpacks/".into(),
+        |d| format!("{}/", d.display()),
+    );
+    (
+        format!(
+            "Application \"{}\" is a buildpack app ({why}) and has no buildpack: none is given, \
+             and none installed in {dir} detects it",
+            app.name.value
+        ),
+        format!(
+            "give one with `run --buildpack DIR`, or in the manifest with `buildpack: <git URL or \
+             directory>` (2.x: `env: BUILDPACK_URL`), or install one into {dir} \
+             ($XDG_DATA_HOME/stackato-local/buildpacks/<name>, with bin/detect, bin/compile, \
+             bin/release)"
+        ),
+    )
 }
 
 /// What `bin/release` said, recorded beside the staged copy.
@@ -150,6 +184,40 @@ fn rel_str(state: &StateDir, p: &Path) -> String {
 pub fn release(state: &StateDir, app: &str, place: Place) -> Option<Release> {
     let p = release_rel(state, app, place);
     state.read_json(&rel_str(state, &p)).ok().flatten()
+}
+
+/// The web command of the last release `run` recorded for `app` (its newest generation, else
+/// the checkout's), found in the state directory of the nearest project holding `app.path`;
+/// only a state directory this machine created is read. For `export` when the app names no
+/// web command (the release's default, as `run` used it).
+pub fn last_release_web(app: &App) -> Option<String> {
+    let project = app
+        .path
+        .ancestors()
+        .find(|d| d.join(crate::state::DIR_NAME).is_dir())?;
+    if StateDir::foreign(project).is_some() {
+        return None;
+    }
+    let state = StateDir::at(project);
+    let dir = crate::platform::layout::app_dir(state.root(), &app.name.value);
+    let newest = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix('g')?
+                .parse::<u64>()
+                .ok()
+        })
+        .filter(|g| {
+            crate::platform::layout::generation_dir(state.root(), &app.name.value, *g)
+                .join("release.json")
+                .is_file()
+        })
+        .max();
+    let place = newest.map_or(Place::Checkout, |generation| Place::Staged { generation });
+    release(&state, &app.name.value, place)?.web
 }
 
 /// Whether the staging at `place` used another buildpack than the one requested now (then it
