@@ -374,9 +374,11 @@ impl Stager<'_> {
         };
         // The platform's per-app PHP ini dir, where hooks drop `*.ini` files (see
         // [`crate::platform::layout::PHP_INI_DIR`]); the instances get a copy.
+        // Private like the rest of the state dir, made without following links.
         if let Some(r) = self.env.get("STACKATO_APP_ROOT") {
-            let _ = std::fs::create_dir_all(
-                std::path::Path::new(r).join(crate::platform::layout::PHP_INI_DIR),
+            let _ = crate::state::create_private_dir_in(
+                self.state.root(),
+                &std::path::Path::new(r).join(crate::platform::layout::PHP_INI_DIR),
             );
         }
         self.hooks("pre-staging", &app.hooks.pre_staging)?;

@@ -24,11 +24,11 @@ pub fn http_exchange(port: u16, path: &str, read_timeout: Duration) -> (String, 
         }
     };
     stream.set_read_timeout(Some(read_timeout)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    // One write, as real clients send a request: `write!` may split it into several
+    // segments, which PHP's built-in server can take for a malformed request under load.
+    let request =
+        format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
     let mut raw = Vec::new();
     stream
         .read_to_end(&mut raw)
