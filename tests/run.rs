@@ -891,15 +891,16 @@ fn with_exit_on_crash_a_crash_ends_the_run_with_exit_7() {
     let p = Project::new(&[
         (
             "stackato.yml",
-            "name: crashy\nprocesses:\n  web: python3 server.py --delay 0.5 --pidfile @ROOT@/web.pid\ninstances: 2\n",
+            // One pid file per instance (two writing one file race on its temp name).
+            "name: crashy\nprocesses:\n  web: python3 server.py --delay 0.5 --pidfile @ROOT@/web.$PORT.pid\ninstances: 2\n",
         ),
         ("server.py", SERVER_PY),
     ]);
     let mut s = p.run(&["--exit-on-crash"]);
-    s.ready("web.0", SHORT);
+    let port = s.ready("web.0", SHORT);
     s.ready("web.1", SHORT);
     // One instance dies.
-    let pid = read_pid(&p.file("web.pid"), SHORT);
+    let pid = read_pid(&p.file(&format!("web.{port}.pid")), SHORT);
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
     s.expect_exit(7, SHORT);
     let err = s.stderr();
