@@ -450,7 +450,7 @@ fn node_app_with_start_script() {
         .stderr_has("service postgresql (package.json depends on pg)")
         .stderr_has("service redis (package.json depends on ioredis)")
         .stderr_has("web npm start (package.json's start script: node server.js)");
-    assert_eq!(framework(&a), ("node".into(), "node010".into()));
+    assert_eq!(framework(&a), ("node".into(), "node".into()));
     // devDependencies are not the app's services.
     expect_services(&a, &[("db", "postgresql"), ("redis", "redis")]);
     assert_eq!(web(&a).as_deref(), Some("npm start"));
@@ -555,7 +555,7 @@ fn rack_app() {
     r.stderr_has("framework rack (found config.ru: a Rack app)")
         .stderr_has("service memcached (Gemfile lists dalli)")
         .stderr_has("requirements Gemfile: bundle install at staging on the platform; stackato-local does not run it");
-    assert_eq!(framework(&a), ("rack".into(), "ruby20".into()));
+    assert_eq!(framework(&a), ("rack".into(), "ruby".into()));
     expect_services(&a, &[("memcached", "memcached")]);
     assert_eq!(
         web(&a).as_deref(),
@@ -581,7 +581,7 @@ fn rails_app() {
     r.stderr_has("framework rails3 (Gemfile lists rails: a Rails app)")
         .stderr_has("service postgresql (Gemfile lists pg)")
         .stderr_has("hook post-staging: bundle exec rake db:migrate");
-    assert_eq!(framework(&a), ("rails3".into(), "ruby20".into()));
+    assert_eq!(framework(&a), ("rails3".into(), "ruby".into()));
     expect_services(&a, &[("db", "postgresql"), ("redis", "redis")]);
     assert_eq!(post_staging(&a), vec!["bundle exec rake db:migrate"]);
     assert_eq!(

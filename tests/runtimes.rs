@@ -332,3 +332,49 @@ fn the_uwsgi_stand_in_serves_on_python_27() {
     let _ = child.wait();
     assert_eq!(answer, Some((200, "wsgi on python 2.7\n".to_string())));
 }
+
+#[test]
+fn node_and_ruby_declarations_are_checked_against_what_path_runs() {
+    // Node and Ruby apps run on the node/ruby of PATH; a declaration that PATH's does not
+    // match is said at its line, and --strict-runtime makes it an error (exit 9).
+    if !require("node") {
+        return;
+    }
+    let yml = "name: oldnode\nframework:\n  type: node\n  runtime: node04\n";
+    let server = "require('http').createServer(function (q, r) { r.end('ok\\n'); }).listen(process.env.PORT, '127.0.0.1');\n";
+    let p = Project::new(&[("stackato.yml", yml), ("server.js", server)]);
+    let c = p.cmd(&["check"]);
+    c.code(0);
+    c.stderr_has("stackato.yml:4");
+    c.stderr_has("`runtime: node04` asks for Node.js 0.4");
+    c.stderr_has("nvm install 0.4");
+    let strict = p.cmd(&["run", "--strict-runtime", "--no-watch"]);
+    strict.code(9);
+    strict.stderr_has("node04");
+    // Without it the app runs on PATH's node, with the warning.
+    let mut s = p.run(&["--no-watch"]);
+    let port = s.ready("web.0", STAGING);
+    assert_eq!(http_get(port, "/"), (200, "ok\n".to_string()));
+    s.assert_err_has("running on Node.js ");
+    s.interrupt(Duration::from_secs(30));
+
+    if !require("ruby") {
+        return;
+    }
+    // The Gemfile's `ruby` line is a declaration too.
+    let q = Project::new(&[
+        (
+            "stackato.yml",
+            "name: oldruby\nframework:\n  type: sinatra\n",
+        ),
+        (
+            "Gemfile",
+            "source 'https://rubygems.org'\nruby '1.9.3'\ngem 'sinatra'\n",
+        ),
+        ("app.rb", "require 'sinatra'\nget('/') { 'ok' }\n"),
+    ]);
+    let c = q.cmd(&["check"]);
+    c.stderr_has("Gemfile:2");
+    c.stderr_has("Ruby 1.9.3");
+    c.stderr_has("rbenv install 1.9.3");
+}

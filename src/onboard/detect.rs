@@ -121,12 +121,16 @@ impl Kind {
                 "python3",
                 "the python3 installed here (what today's apps need; python27 for a Python 2 app); on a Stackato 3.x target it names python33",
             ),
-            Kind::Node => ("node010", "Stackato 3.x's Node.js; node08 on 2.x targets"),
+            Kind::Node => (
+                "node",
+                "any Node.js: the node on your PATH runs it here (a version such as node010 is checked against it); a Stackato target names node010 (3.x) or node08 (2.x)",
+            ),
             Kind::Perl | Kind::PerlCgi => ("perl514", "Stackato's Perl 5.14"),
             Kind::Php => ("php", "Stackato's PHP"),
-            Kind::Rails | Kind::Rack | Kind::Sinatra => {
-                ("ruby20", "Stackato 3.x's Ruby 2.0; ruby19 on 2.x")
-            }
+            Kind::Rails | Kind::Rack | Kind::Sinatra => (
+                "ruby",
+                "any Ruby: the ruby on your PATH runs it here (a version such as ruby20 is checked against it); a Stackato target names ruby20 (3.x) or ruby19 (2.x)",
+            ),
             Kind::Java => (
                 "java7",
                 "Stackato's Java 7; run uses the java installed here",

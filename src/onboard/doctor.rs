@@ -321,6 +321,7 @@ fn declared_runtime_checks(lang: Language, apps: &[&App]) -> Vec<Check> {
     let want = match lang {
         Language::Python => Lang::Python,
         Language::Node => Lang::Node,
+        Language::Ruby => Lang::Ruby,
         _ => return Vec::new(),
     };
     apps.iter()

@@ -702,17 +702,32 @@ pub fn flags() -> Flags {
 
 /// The runtime `app` runs on, its files read from `dir`. A Python app that declares nothing
 /// runs on the `python3` of PATH (the platform defaulted to 2.7: `--runtime python27`).
-/// Python only for now: Node and Ruby apps run with the `node`/`ruby` of PATH, whatever they
-/// declare (their declarations and installed versions are read by [`declared`] and
-/// [`installed`]).
+/// Node and Ruby apps run with the `node`/`ruby` of PATH, whatever they declare: their
+/// declaration is only checked against it (so a mismatch is said, never silently ignored).
 pub fn resolve(app: &App, dir: &Path) -> Option<Choice> {
     let flag = flags().runtime;
     let declared = declared(app, dir, flag.as_deref());
     let lang = declared
         .as_ref()
         .map(|d| d.lang)
-        .or_else(|| app_lang(app, dir))
-        .filter(|l| *l == Lang::Python)?;
+        .or_else(|| app_lang(app, dir))?;
+    if lang != Lang::Python {
+        // Node and Ruby apps run on the `node`/`ruby` of PATH: a declaration is checked
+        // against it (a warning, or an error with --strict-runtime), never used to pick
+        // another interpreter. Nothing declared: nothing to say, nothing run.
+        let d = declared?;
+        let chosen = on_path(lang, None);
+        let exact = match (&chosen, d.version) {
+            (Some(i), Some(w)) => w.matches(i.version),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        return Some(Choice {
+            exact,
+            declared: Some(d),
+            chosen,
+        });
+    }
     let found = installed(lang);
     let want = match &declared {
         Some(d) => d.version,
