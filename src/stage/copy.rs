@@ -371,20 +371,31 @@ fn copy_many(
     dst: &Path,
     jobs: &[(String, u64, i64)],
 ) -> Result<Stats, CopyError> {
-    let n = threads();
-    let chunk = jobs.len().div_ceil(n).max(1);
+    copy_in_parallel(jobs, dst, |(rel, _, _)| {
+        let from = src.root.join(rel);
+        let f = open_source(root_canon, &from, src.copy_unsafe_links).map_err(io_err(&from))?;
+        let to = dst.join(rel);
+        copy_open(&f, &to).map_err(io_err(&to))
+    })
+}
+
+/// Copy each of `jobs` with `one` on a few threads (the work is mostly system calls);
+/// the counts of all, or the first error. `dst` names the copy in a thread's panic.
+fn copy_in_parallel<T: Sync>(
+    jobs: &[T],
+    dst: &Path,
+    one: impl Fn(&T) -> Result<(How, u64), CopyError> + Sync,
+) -> Result<Stats, CopyError> {
+    let chunk = jobs.len().div_ceil(threads()).max(1);
+    let one = &one;
     std::thread::scope(|s| {
         let handles: Vec<_> = jobs
             .chunks(chunk)
             .map(|part| {
                 s.spawn(move || -> Result<Stats, CopyError> {
                     let mut st = Stats::default();
-                    for (rel, _, _) in part {
-                        let from = src.root.join(rel);
-                        let f = open_source(root_canon, &from, src.copy_unsafe_links)
-                            .map_err(io_err(&from))?;
-                        let to = dst.join(rel);
-                        let (how, bytes) = copy_open(&f, &to).map_err(io_err(&to))?;
+                    for job in part {
+                        let (how, bytes) = one(job)?;
                         st.add(how, bytes);
                     }
                     Ok(st)
@@ -453,37 +464,9 @@ pub fn clone_tree(from: &Path, to: &Path) -> Result<Stats, CopyError> {
             }
         }
     }
-    let n = threads();
-    let chunk = files.len().div_ceil(n).max(1);
-    std::thread::scope(|sc| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                sc.spawn(move || -> Result<Stats, CopyError> {
-                    let mut st = Stats::default();
-                    for (s, d) in part {
-                        let f =
-                            crate::fsx::open_regular(s, false).map_err(|e| io_err(s)(e.into()))?;
-                        let (how, bytes) = copy_open(&f, d).map_err(io_err(d))?;
-                        st.add(how, bytes);
-                    }
-                    Ok(st)
-                })
-            })
-            .collect();
-        let mut total = Stats::default();
-        for h in handles {
-            match h.join() {
-                Ok(r) => total.merge(r?),
-                Err(_) => {
-                    return Err(CopyError::Io {
-                        path: to.to_path_buf(),
-                        source: io::Error::other("a copying thread panicked"),
-                    });
-                }
-            }
-        }
-        Ok(total)
+    copy_in_parallel(&files, to, |(s, d)| {
+        let f = crate::fsx::open_regular(s, false).map_err(|e| io_err(s)(e.into()))?;
+        copy_open(&f, d).map_err(io_err(d))
     })
 }
 
