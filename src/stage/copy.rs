@@ -742,29 +742,51 @@ impl Record {
     }
 }
 
-/// Why `rel` cannot be read from the checkout without going through a link: a parent of it
-/// there is a link (or not a directory).
-fn source_blocked(root: &Path, rel: &str) -> Option<String> {
+/// What stands in the way of reaching `rel` below `root` through plain directories only.
+enum InTheWay {
+    /// `rel` is not a plain relative path (`..`, `.`, an empty part).
+    NotPlain,
+    /// This parent (relative to `root`) is a link.
+    Link(PathBuf),
+    /// This parent is neither a link nor a directory.
+    NotADir(PathBuf),
+    /// This parent does not exist.
+    Gone,
+}
+
+/// The first parent of `rel` below `root` that is not a real directory, if any (each parent
+/// looked at without following links).
+fn in_the_way(root: &Path, rel: &str) -> Option<InTheWay> {
     let mut p = root.to_path_buf();
     let parts: Vec<&str> = rel.split('/').collect();
     for part in &parts[..parts.len().saturating_sub(1)] {
         if part.is_empty() || *part == "." || *part == ".." {
-            return Some("not a plain relative path".into());
+            return Some(InTheWay::NotPlain);
         }
         p.push(part);
+        let shown = || p.strip_prefix(root).unwrap_or(&p).to_path_buf();
         match std::fs::symlink_metadata(&p) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Some(format!(
-                    "{} is a link in your checkout; what is below it is not synced through it",
-                    p.strip_prefix(root).unwrap_or(&p).display()
-                ));
-            }
-            Ok(m) if !m.is_dir() => return Some("a parent is not a directory".into()),
+            Ok(m) if m.file_type().is_symlink() => return Some(InTheWay::Link(shown())),
+            Ok(m) if !m.is_dir() => return Some(InTheWay::NotADir(shown())),
             Ok(_) => {}
-            Err(_) => return Some("a parent is gone".into()),
+            Err(_) => return Some(InTheWay::Gone),
         }
     }
     None
+}
+
+/// Why `rel` cannot be read from the checkout without going through a link: a parent of it
+/// there is a link (or not a directory).
+fn source_blocked(root: &Path, rel: &str) -> Option<String> {
+    Some(match in_the_way(root, rel)? {
+        InTheWay::NotPlain => "not a plain relative path".into(),
+        InTheWay::Link(p) => format!(
+            "{} is a link in your checkout; what is below it is not synced through it",
+            p.display()
+        ),
+        InTheWay::NotADir(_) => "a parent is not a directory".into(),
+        InTheWay::Gone => "a parent is gone".into(),
+    })
 }
 
 /// Whether `rel` (below `root`) or one of its parents is ignored.
@@ -785,33 +807,17 @@ fn is_ignored(ig: &Ignores, root: &Path, rel: &str) -> bool {
 }
 
 /// Why `rel` cannot be written below `root` without following a link: a parent in the copy
-/// is a link or not a directory (a hook replaced it).
+/// is a link or not a directory (a hook replaced it). A missing parent is made later.
 fn blocked(root: &Path, rel: &str) -> Option<String> {
-    let mut p = root.to_path_buf();
-    let parts: Vec<&str> = rel.split('/').collect();
-    for part in &parts[..parts.len().saturating_sub(1)] {
-        if part.is_empty() || *part == "." || *part == ".." {
-            return Some("not a plain relative path".into());
-        }
-        p.push(part);
-        match std::fs::symlink_metadata(&p) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Some(format!(
-                    "{} is a link in the staged copy (a hook made it); nothing is written through it",
-                    p.strip_prefix(root).unwrap_or(&p).display()
-                ));
-            }
-            Ok(m) if !m.is_dir() => {
-                return Some(format!(
-                    "{} is not a directory in the staged copy",
-                    p.strip_prefix(root).unwrap_or(&p).display()
-                ));
-            }
-            Ok(_) => {}
-            Err(_) => return None,
-        }
-    }
-    None
+    Some(match in_the_way(root, rel)? {
+        InTheWay::NotPlain => "not a plain relative path".into(),
+        InTheWay::Link(p) => format!(
+            "{} is a link in the staged copy (a hook made it); nothing is written through it",
+            p.display()
+        ),
+        InTheWay::NotADir(p) => format!("{} is not a directory in the staged copy", p.display()),
+        InTheWay::Gone => return None,
+    })
 }
 
 /// Files an instance wrote into its own copy: what differs from the tree it was cloned from
