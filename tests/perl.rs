@@ -27,24 +27,9 @@ fn fixture(name: &str) -> Project {
             .join("tests/fixtures")
             .join(name),
         &p.app,
+        &|_, _| false,
     );
     p
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_name() == ".stackato-local" {
-            continue;
-        }
-        let ty = e.file_type().unwrap();
-        if ty.is_dir() {
-            copy_tree(&e.path(), &to.join(e.file_name()));
-        } else if ty.is_file() {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 /// A directory holding links to `programs` only: `STACKATO_LOCAL_SERVER_PATH` for a machine

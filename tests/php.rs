@@ -25,25 +25,8 @@ fn fixture(name: &str) -> Project {
     let from = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name);
-    copy_tree(&from, &p.app);
+    copy_tree(&from, &p.app, &|_, n| n == "vendor");
     p
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read fixture") {
-        let e = e.expect("entry");
-        let name = e.file_name();
-        if name == ".stackato-local" || name == "vendor" {
-            continue;
-        }
-        let ty = e.file_type().expect("type");
-        if ty.is_dir() {
-            copy_tree(&e.path(), &to.join(&name));
-        } else if ty.is_file() {
-            std::fs::copy(e.path(), to.join(&name)).expect("copy");
-        }
-    }
 }
 
 /// Apache and mod_php installed (Debian's apache2, libapache2-mod-php); else a loud SKIP.

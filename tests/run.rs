@@ -1550,26 +1550,6 @@ fn restage_tries_the_real_uwsgi_again_after_the_stand_in() {
 
 /// Copy the fixture `from` into `to`, without what running it in place leaves behind (the
 /// state dir, bytecode, and the top-level `static/` that collectstatic writes).
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name();
-        let n = name.to_string_lossy();
-        if n == ".stackato-local"
-            || n == "__pycache__"
-            || (n == "static" && from.join("manage.py").is_file())
-        {
-            continue;
-        }
-        let ty = e.file_type().unwrap();
-        if ty.is_dir() {
-            copy_tree(&e.path(), &to.join(&name));
-        } else if ty.is_file() {
-            std::fs::copy(e.path(), to.join(&name)).unwrap();
-        }
-    }
-}
 
 #[test]
 fn django_seed_app_end_to_end() {
@@ -1582,7 +1562,9 @@ fn django_seed_app_end_to_end() {
     }
     let p = Project::new(&[]).with_services(&["stackto-demo-db", "stackto-demo-memcached"]);
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/django-seed");
-    copy_tree(&fixture, &p.app);
+    copy_tree(&fixture, &p.app, &|dir, n| {
+        n == "__pycache__" || (n == "static" && dir.join("manage.py").is_file())
+    });
 
     // First run: virtualenv, Django & co. and uWSGI from PyPI, migrate, collectstatic.
     let t0 = Instant::now();

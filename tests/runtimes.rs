@@ -59,23 +59,6 @@ fn need_python27() -> bool {
     false
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name();
-        if name == ".stackato-local" || name == "__pycache__" {
-            continue;
-        }
-        let ty = e.file_type().unwrap();
-        if ty.is_dir() {
-            copy_tree(&e.path(), &to.join(&name));
-        } else if ty.is_file() {
-            std::fs::copy(e.path(), to.join(&name)).unwrap();
-        }
-    }
-}
-
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -98,7 +81,7 @@ fn python2_bottle_app_runs_on_python_27() {
         return;
     }
     let p = Project::new(&[]);
-    copy_tree(&fixture("py2-bottle"), &p.app);
+    copy_tree(&fixture("py2-bottle"), &p.app, &|_, n| n == "__pycache__");
     // The 2.x profile: its VCAP_APPLICATION has a `runtime` (3.x's has none).
     let mut s = p.run(&["--profile", "2"]);
     let port = s.ready("web.0", STAGING);

@@ -54,6 +54,27 @@ pub fn app_bytes(files: &[(&str, &[u8])]) -> TempDir {
     dir
 }
 
+/// Copy a fixture directory `from` into `to` (regular files and directories; links and
+/// special files left out), never a `.stackato-local` a local run may have left there, nor
+/// an entry `skip(dir, name)` rejects.
+pub fn copy_tree(from: &Path, to: &Path, skip: &dyn Fn(&Path, &str) -> bool) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read fixture") {
+        let e = e.expect("entry");
+        let name = e.file_name();
+        let n = name.to_string_lossy();
+        if n == ".stackato-local" || skip(from, &n) {
+            continue;
+        }
+        let ty = e.file_type().expect("type");
+        if ty.is_dir() {
+            copy_tree(&e.path(), &to.join(&name), skip);
+        } else if ty.is_file() {
+            std::fs::copy(e.path(), to.join(&name)).expect("copy");
+        }
+    }
+}
+
 /// Write one file below `dir`, creating parent directories.
 pub fn write(dir: &Path, rel: &str, bytes: &[u8]) {
     let p = dir.join(rel);
