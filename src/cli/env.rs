@@ -83,6 +83,10 @@ pub struct Args {
     /// What a database running as sqlite exports.
     #[arg(long, value_enum, default_value_t = SqliteMode::Omit, global = true)]
     pub sqlite_env: SqliteMode,
+    /// Show the environment on this runtime instead of the declared one (`node18`,
+    /// `ruby3.1`, `python27`), as `run --runtime`.
+    #[arg(long, value_name = "RUNTIME", global = true)]
+    pub runtime: Option<String>,
     #[command(flatten)]
     pub services: crate::cli::ServiceOpts,
 }
@@ -130,6 +134,10 @@ pub fn parse_profile(s: &str) -> Result<Profile, String> {
 }
 
 pub fn run(g: &Global, args: &Args) -> i32 {
+    if let Err(e) = crate::platform::runtime::set_from_cli(args.runtime.as_deref(), false) {
+        eprintln!("{e}");
+        return exit::USAGE;
+    }
     let mut asker = terminal_asker();
     let loaded = match manifest::load(&g.load, &mut asker) {
         Ok(l) => l,

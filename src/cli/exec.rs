@@ -37,6 +37,10 @@ pub struct Args {
     /// plus TERM, TZ, USER, LOGNAME, the proxies and the locale, as `stackato run` did).
     #[arg(long)]
     pub inherit_env: bool,
+    /// Run on this runtime instead of the declared one (`python27`, `python3.12`,
+    /// `python-2.7.18`, `node18`, `ruby3.1`), as `run --runtime`.
+    #[arg(long, value_name = "RUNTIME")]
+    pub runtime: Option<String>,
     #[command(flatten)]
     pub services: crate::cli::ServiceOpts,
     /// The command and its arguments.
@@ -68,6 +72,10 @@ pub struct SshArgs {
     /// plus TERM, TZ, USER, LOGNAME, the proxies and the locale, as `stackato run` did).
     #[arg(long)]
     pub inherit_env: bool,
+    /// Run on this runtime instead of the declared one (`python27`, `python3.12`,
+    /// `python-2.7.18`, `node18`, `ruby3.1`), as `run --runtime`.
+    #[arg(long, value_name = "RUNTIME")]
+    pub runtime: Option<String>,
     #[command(flatten)]
     pub services: crate::cli::ServiceOpts,
     /// A command instead of an interactive shell.
@@ -110,12 +118,17 @@ pub fn ssh(g: &Global, a: &SshArgs) -> i32 {
             staged: a.staged,
             inherit_env: a.inherit_env,
             services: a.services.clone(),
+            runtime: a.runtime.clone(),
             command,
         },
     )
 }
 
 pub fn run(g: &Global, args: &Args) -> i32 {
+    if let Err(e) = crate::platform::runtime::set_from_cli(args.runtime.as_deref(), false) {
+        eprintln!("{e}");
+        return crate::exit::USAGE;
+    }
     let (loaded, state) = match csvc::open(g) {
         Ok(x) => x,
         Err(c) => return c,

@@ -309,6 +309,8 @@ fn load(g: &Global, root: &Path, shell: Shell) -> Result<(String, String), Strin
         facts.path = path;
     }
     let mut prompt = |_: &crate::manifest::model::EnvVar| None;
+    // At every prompt: no interpreter is run (a Node or Ruby app gets what `run` chose).
+    crate::platform::runtime_bin::set_files_only();
     // The paths point at the checkout.
     let req = crate::plan::EnvOptions {
         place: crate::platform::layout::Place::Checkout,

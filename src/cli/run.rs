@@ -105,18 +105,12 @@ fn signal_code(sig: i32) -> i32 {
 
 pub fn run(g: &Global, args: &Args) -> i32 {
     crate::interrupt::install();
-    if let Some(r) = &args.runtime
-        && crate::platform::runtime::parse_runtime(r).is_none()
+    if let Err(e) =
+        crate::platform::runtime::set_from_cli(args.runtime.as_deref(), args.strict_runtime)
     {
-        eprintln!(
-            "error: --runtime {r}: not a runtime (examples: python27, python3.12, python-2.7.18, node18, ruby3.1)"
-        );
+        eprintln!("{e}");
         return exit::USAGE;
     }
-    crate::platform::runtime::set_flags(crate::platform::runtime::Flags {
-        runtime: args.runtime.clone(),
-        strict: args.strict_runtime,
-    });
     let out = Arc::new(Output::new(g.ui.color_out, g.ui.color_err, args.timestamps));
     let (mut loaded, state) = match csvc::open(g) {
         Ok(x) => x,

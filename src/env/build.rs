@@ -282,6 +282,8 @@ pub fn build(
     {
         crate::platform::runtime::stamp_vcap(&mut env, &used);
     }
+    // A Node or Ruby app's interpreter: its bin/ first on PATH when it is not PATH's.
+    crate::platform::runtime_bin::apply(&mut env, state, app, req.staging);
 
     // A local addition: `python app.py` prints into a pipe here, block-buffered until exit;
     // the platform's logs were files read afterwards, foreman and Heroku set it too. The

@@ -123,13 +123,13 @@ impl Kind {
             ),
             Kind::Node => (
                 "node",
-                "any Node.js: the node on your PATH runs it here (a version such as node010 is checked against it); a Stackato target names node010 (3.x) or node08 (2.x)",
+                "any Node.js: the node on your PATH runs it here (a version such as node18 runs on that version when nvm, fnm, volta, asdf or mise has it); a Stackato target names node010 (3.x) or node08 (2.x)",
             ),
             Kind::Perl | Kind::PerlCgi => ("perl514", "Stackato's Perl 5.14"),
             Kind::Php => ("php", "Stackato's PHP"),
             Kind::Rails | Kind::Rack | Kind::Sinatra => (
                 "ruby",
-                "any Ruby: the ruby on your PATH runs it here (a version such as ruby20 is checked against it); a Stackato target names ruby20 (3.x) or ruby19 (2.x)",
+                "any Ruby: the ruby on your PATH runs it here (a version such as ruby3.1 runs on that version when rbenv, asdf or mise has it); a Stackato target names ruby20 (3.x) or ruby19 (2.x)",
             ),
             Kind::Java => (
                 "java7",

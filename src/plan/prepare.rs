@@ -150,6 +150,9 @@ pub fn stage(
         }
         out.note(&d.render(&loaded.sources, false));
     }
+    if let Some(n) = crate::platform::runtime_bin::remember(ctx.state, app) {
+        out.note(&format!("note: {n}"));
+    }
     let mut decision = crate::stage::decide(loaded, app, ctx.state, opts.restage, opts.in_place);
     // Another buildpack than the last staging's (or none now): stage again.
     if let crate::stage::Decision::Reuse { .. } = decision

@@ -9,6 +9,7 @@ pub mod php_apache;
 pub mod php_htaccess;
 pub mod profile;
 pub mod runtime;
+pub mod runtime_bin;
 pub mod services;
 pub mod web;
 

@@ -261,7 +261,7 @@ pub fn declared(app: &App, dir: &Path, flag: Option<&str>) -> Option<Declared> {
 
 /// The runtime the app's own files declare (`runtime.txt`, `.python-version`, package.json
 /// `engines.node`, the Gemfile's `ruby`).
-fn declared_in_files(lang: Lang, dir: &Path) -> Option<Declared> {
+pub fn declared_in_files(lang: Lang, dir: &Path) -> Option<Declared> {
     let from_file = |name: &str, pick: &dyn Fn(&str) -> Option<Option<Version>>| {
         let text = small_text(&dir.join(name))?;
         text.lines().enumerate().find_map(|(i, l)| {
@@ -635,27 +635,111 @@ impl Choice {
     }
 }
 
-/// The commands that install `lang` `version` here.
+/// The last release of Python series that have ended (pyenv's `install` takes a full
+/// version for them: `pyenv install 2.6` is an error).
+const PYTHON_LAST: [(u32, u32, u32); 17] = [
+    (2, 0, 1),
+    (2, 1, 3),
+    (2, 2, 3),
+    (2, 3, 7),
+    (2, 4, 6),
+    (2, 5, 6),
+    (2, 6, 9),
+    (2, 7, 18),
+    (3, 0, 1),
+    (3, 1, 5),
+    (3, 2, 6),
+    (3, 3, 7),
+    (3, 4, 10),
+    (3, 5, 10),
+    (3, 6, 15),
+    (3, 7, 17),
+    (3, 8, 20),
+];
+
+/// The last release of old Ruby series, as ruby-build names them (`rbenv install` takes a
+/// full version).
+const RUBY_LAST: [(u32, u32, &str); 11] = [
+    (1, 8, "1.8.7-p375"),
+    (1, 9, "1.9.3-p551"),
+    (2, 0, "2.0.0-p648"),
+    (2, 1, "2.1.10"),
+    (2, 2, "2.2.10"),
+    (2, 3, "2.3.8"),
+    (2, 4, "2.4.10"),
+    (2, 5, "2.5.9"),
+    (2, 6, "2.6.10"),
+    (2, 7, "2.7.8"),
+    (3, 0, "3.0.7"),
+];
+
+/// A full version for an installer that needs one: the version as given when it has a
+/// patch, else the last release of its series from `table`; `None` when not known.
+fn full_version(v: Version, table: &[(u32, u32, String)]) -> Option<String> {
+    let last = v.minor.and_then(|minor| {
+        table
+            .iter()
+            .find(|(ma, mi, _)| *ma == v.major && *mi == minor)
+            .map(|(_, _, f)| f.clone())
+    });
+    if v.patch.is_none() {
+        return last;
+    }
+    // `1.9.3` is `1.9.3-p551` to ruby-build.
+    let shown = v.shown();
+    Some(
+        last.filter(|l| l.strip_prefix(&shown).is_some_and(|r| r.starts_with("-p")))
+            .unwrap_or(shown),
+    )
+}
+
+/// The commands that install `lang` `version` here: versions the installers named can
+/// install (a full version where they need one, or where to list them).
 pub fn install_hint(lang: Lang, version: Option<Version>) -> String {
     let v = version.map_or(String::from("latest"), |v| v.shown());
     match lang {
-        Lang::Python if version.is_some_and(|v| v.major == 2) => {
-            // pyenv takes a prefix (`2.6` is its newest 2.6); 2.7's last release is 2.7.18.
-            let full = match version {
-                Some(v) if v.patch.is_some() || v.minor != Some(7) => v.shown(),
-                _ => "2.7.18".to_string(),
+        Lang::Python => {
+            let table: Vec<(u32, u32, String)> = PYTHON_LAST
+                .iter()
+                .map(|(a, b, c)| (*a, *b, format!("{a}.{b}.{c}")))
+                .collect();
+            let pyenv = match version {
+                None => "`pyenv install 3` (its latest 3.x)".to_string(),
+                Some(w) => match full_version(w, &table) {
+                    Some(f) => format!("`pyenv install {f}`"),
+                    None => format!(
+                        "`pyenv install {v}` (pyenv 2.3+ takes the newest {v}.x; `pyenv install --list` shows them)"
+                    ),
+                },
             };
-            format!(
-                "install it with `pyenv install {full}` or `mise use python@{v}` (Debian 12 has no python2 package; uv has no Python 2)"
-            )
+            // uv has CPython 3.8 and later only.
+            let uv_ok = version
+                .is_none_or(|w| w.major > 3 || (w.major == 3 && w.minor.is_none_or(|m| m >= 8)));
+            let mise = format!("`mise use python@{v}`");
+            if uv_ok {
+                format!("install it with `uv python install {v}`, {pyenv} or {mise}")
+            } else if version.is_some_and(|w| w.major == 2) {
+                format!(
+                    "install it with {pyenv} or {mise} (Debian 12 has no python2 package; uv has no Python 2)"
+                )
+            } else {
+                format!("install it with {pyenv} or {mise} (uv has no Python before 3.8)")
+            }
         }
-        Lang::Python => format!(
-            "install it with `uv python install {v}`, `pyenv install {v}` or `mise use python@{v}`"
-        ),
         Lang::Node => {
             format!("install it with `nvm install {v}`, `fnm install {v}` or `mise use node@{v}`")
         }
-        Lang::Ruby => format!("install it with `rbenv install {v}` or `mise use ruby@{v}`"),
+        Lang::Ruby => {
+            let table: Vec<(u32, u32, String)> = RUBY_LAST
+                .iter()
+                .map(|(a, b, c)| (*a, *b, c.to_string()))
+                .collect();
+            let rbenv = match version.and_then(|w| full_version(w, &table)) {
+                Some(f) => format!("`rbenv install {f}`"),
+                None => format!("`rbenv install {v}` (full versions: `rbenv install --list`)"),
+            };
+            format!("install it with {rbenv} or `mise use ruby@{v}`")
+        }
     }
 }
 
@@ -696,14 +780,33 @@ pub fn set_flags(f: Flags) {
     let _ = FLAGS.set(f);
 }
 
+/// Check `--runtime` and set it with `--strict-runtime` for this process (`run`, `exec`,
+/// `ssh`, `env`); `Err` is the message of a `--runtime` that names no runtime.
+pub fn set_from_cli(runtime: Option<&str>, strict: bool) -> Result<(), String> {
+    if let Some(r) = runtime
+        && parse_runtime(r).is_none()
+    {
+        return Err(format!(
+            "error: --runtime {r}: not a runtime (examples: python27, python3.12, python-2.7.18, node18, ruby3.1)"
+        ));
+    }
+    set_flags(Flags {
+        runtime: runtime.map(str::to_string),
+        strict,
+    });
+    Ok(())
+}
+
 pub fn flags() -> Flags {
     FLAGS.get().cloned().unwrap_or_default()
 }
 
 /// The runtime `app` runs on, its files read from `dir`. A Python app that declares nothing
 /// runs on the `python3` of PATH (the platform defaulted to 2.7: `--runtime python27`).
-/// Node and Ruby apps run with the `node`/`ruby` of PATH, whatever they declare: their
-/// declaration is only checked against it (so a mismatch is said, never silently ignored).
+/// A Node or Ruby app runs on the `node`/`ruby` of PATH when it declares nothing or PATH's
+/// is the declared version, else on the installed one that is (nvm, rbenv, …: see
+/// [`crate::platform::runtime_bin`], which puts its `bin/` first on PATH), else on the
+/// closest installed one.
 pub fn resolve(app: &App, dir: &Path) -> Option<Choice> {
     let flag = flags().runtime;
     let declared = declared(app, dir, flag.as_deref());
@@ -712,15 +815,21 @@ pub fn resolve(app: &App, dir: &Path) -> Option<Choice> {
         .map(|d| d.lang)
         .or_else(|| app_lang(app, dir))?;
     if lang != Lang::Python {
-        // Node and Ruby apps run on the `node`/`ruby` of PATH: a declaration is checked
-        // against it (a warning, or an error with --strict-runtime), never used to pick
-        // another interpreter. Nothing declared: nothing to say, nothing run.
-        let d = declared?;
-        let chosen = on_path(lang, None);
-        let exact = match (&chosen, d.version) {
-            (Some(i), Some(w)) => w.matches(i.version),
-            (Some(_), None) => true,
-            (None, _) => false,
+        let path_one = on_path(lang, None);
+        let Some(d) = declared else {
+            return Some(Choice {
+                declared: None,
+                exact: true,
+                chosen: path_one,
+            });
+        };
+        let (chosen, exact) = match (&path_one, d.version) {
+            (Some(_), None) => (path_one, true),
+            (Some(p), Some(w)) if w.matches(p.version) => (path_one, true),
+            (_, want) => {
+                let (c, e) = choose(&installed(lang), want);
+                (c.or(path_one), e)
+            }
         };
         return Some(Choice {
             exact,
@@ -891,5 +1000,28 @@ mod tests {
         let h = install_hint(Lang::Python, Some(v("2.7")));
         assert!(h.contains("pyenv install 2.7.18"), "{h}");
         assert!(h.contains("mise use python@2.7"), "{h}");
+        assert!(!h.contains("uv python install"), "{h}");
+    }
+
+    #[test]
+    fn hints_name_versions_the_installers_can_install() {
+        let h = install_hint(Lang::Python, Some(v("2.6")));
+        assert!(h.contains("`pyenv install 2.6.9`"), "{h}");
+        let h = install_hint(Lang::Python, Some(v("3.2")));
+        assert!(h.contains("`pyenv install 3.2.6`"), "{h}");
+        assert!(!h.contains("uv python install"), "uv has no 3.2: {h}");
+        let h = install_hint(Lang::Python, Some(v("3.12")));
+        assert!(h.contains("`uv python install 3.12`"), "{h}");
+        assert!(h.contains("pyenv install --list"), "{h}");
+        let h = install_hint(Lang::Python, Some(v("3.6.1")));
+        assert!(h.contains("`pyenv install 3.6.1`"), "{h}");
+        let h = install_hint(Lang::Ruby, Some(v("1.9.3")));
+        assert!(h.contains("`rbenv install 1.9.3-p551`"), "{h}");
+        let h = install_hint(Lang::Ruby, Some(v("2.7.2")));
+        assert!(h.contains("`rbenv install 2.7.2`"), "{h}");
+        let h = install_hint(Lang::Ruby, Some(v("1.9")));
+        assert!(h.contains("`rbenv install 1.9.3-p551`"), "{h}");
+        let h = install_hint(Lang::Ruby, Some(v("3.3")));
+        assert!(h.contains("rbenv install --list"), "{h}");
     }
 }

@@ -234,6 +234,11 @@ pub fn staging_key(loaded: &Loaded, app: &App) -> String {
         h.field(d.text.as_bytes());
         h.field(format!("{:?}", d.version).as_bytes());
     }
+    // The Node or Ruby interpreter chosen for that declaration (one installed since: stage
+    // again with it).
+    if let Some(k) = crate::platform::runtime_bin::staging_key(app) {
+        h.field(k.as_bytes());
+    }
     h.field(env!("CARGO_PKG_VERSION").as_bytes());
     h.hex()
 }
