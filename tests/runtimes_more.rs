@@ -187,6 +187,15 @@ fn a_node_that_engines_declares_is_found_in_nvm_and_staged_and_run_with() {
     let path = e.json()["PATH"].as_str().unwrap_or("").to_string();
     assert!(!path.contains(&nvm_dir), "{path}");
     run_with(&p.app, &["env", "--runtime", "cobol85"], &env).code(64);
+
+    // Another interpreter chosen (nvm's is gone: PATH's runs it now) stages again.
+    let mut s = p.run_env(&["--profile", "2", "--no-watch"], &[]);
+    let port = s.ready("web.0", STAGING);
+    let (status, body) = http_get(port, "/");
+    assert_eq!(status, 200, "{body}\n{}", s.dump());
+    assert!(!body.starts_with(&format!("v{NODE}")), "{body}");
+    s.assert_out_has(&format!("postinstall on {theirs}"));
+    s.interrupt(Duration::from_secs(30));
 }
 
 const RUBY_SERVER: &str = r#"require 'socket'
