@@ -299,3 +299,47 @@ fn a_gemfile_ruby_no_installed_ruby_satisfies_stops_at_its_line() {
     r.stderr_has("rbenv install 1.9.3-p551");
     r.stderr_has("remove or relax that line");
 }
+
+/// package.json `engines.node` is an npm range: PATH's node inside it is what the app asked
+/// for (no warning), one outside it is warned about at package.json's line.
+#[test]
+fn an_engines_range_that_paths_node_satisfies_is_not_warned_about() {
+    if !require("node") {
+        return;
+    }
+    let major: u32 = path_node_version()
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .expect("node --version");
+    let project = |range: &str| {
+        Project::new(&[
+            (
+                "stackato.yml",
+                "name: ranged\nframework:\n  type: node\nprocesses:\n  web: node server.js\n",
+            ),
+            (
+                "package.json",
+                &format!(
+                    "{{\n  \"name\": \"ranged\",\n  \"engines\": {{ \"node\": \"{range}\" }}\n}}\n"
+                ),
+            ),
+            ("server.js", NODE_SERVER),
+        ])
+    };
+    for range in [
+        ">=0.8",
+        &format!("{major}.x"),
+        &format!("0.10.x || ^{major}.0.0"),
+    ] {
+        let c = project(range).cmd(&["check"]);
+        assert!(
+            !c.stderr.contains("package.json:"),
+            "{range} holds PATH's node v{major}: {}",
+            c.dump()
+        );
+    }
+    let c = project("0.6.x").cmd(&["check"]);
+    c.stderr_has("package.json:3");
+}

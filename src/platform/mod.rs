@@ -4,6 +4,7 @@
 pub mod detect;
 pub mod env;
 pub mod layout;
+pub mod node_range;
 pub mod perl;
 pub mod php_apache;
 pub mod php_htaccess;

@@ -823,6 +823,29 @@ pub fn resolve(app: &App, dir: &Path) -> Option<Choice> {
                 chosen: path_one,
             });
         };
+        // package.json's `engines.node` is an npm range (`>=0.8`, `0.10.x`, `^4.2`): PATH's
+        // node when it is in the range, else the newest installed one that is.
+        if let Some(range) = d
+            .text
+            .strip_prefix("engines.node ")
+            .and_then(super::node_range::Range::parse)
+        {
+            let fits = |i: &Interpreter| {
+                let v = i.version;
+                range.satisfies(v.major, v.minor.unwrap_or(0), v.patch.unwrap_or(0))
+            };
+            let fitting = path_one
+                .clone()
+                .filter(|p| fits(p))
+                .or_else(|| installed(lang).into_iter().find(|i| fits(i)));
+            if fitting.is_some() {
+                return Some(Choice {
+                    exact: true,
+                    declared: Some(d),
+                    chosen: fitting,
+                });
+            }
+        }
         let (chosen, exact) = match (&path_one, d.version) {
             (Some(_), None) => (path_one, true),
             (Some(p), Some(w)) if w.matches(p.version) => (path_one, true),
