@@ -326,3 +326,67 @@ fn allow_shows_a_buildpack_of_the_project_and_a_changed_script_asks_again() {
     out.code(8);
     assert!(out.dump().contains("bin/compile"), "{}", out.dump());
 }
+
+#[test]
+fn an_edit_of_the_source_while_watching_compiles_again_and_exec_and_cron_see_the_profile_d() {
+    if !require("go") {
+        return;
+    }
+    let p = go_project(None);
+    let yml = p.read("app/stackato.yml");
+    p.edit(
+        "stackato.yml",
+        &format!("{yml}cron:\n  - \"* * * * * echo cron-sees [$GO_PROFILE_GREETING] [$GO_RELEASE_VAR]\"\n"),
+    );
+    let bp = p.root.join("go-local");
+    copy_buildpack(&bp);
+    let (cache, data) = xdg(&p);
+    let env = [
+        ("XDG_CACHE_HOME", cache.as_str()),
+        ("XDG_DATA_HOME", data.as_str()),
+    ];
+    let bp_arg = bp.display().to_string();
+    let mut s = p.run_env(&["--buildpack", &bp_arg], &env);
+    assert_serves(&mut s);
+    // The cron job sources `.profile.d` (its environment is the platform's cron one, which
+    // has no release vars).
+    s.wait_for(
+        Stream::Out,
+        "cron-sees [hello-from-env-dir (from .profile.d/go.sh)]",
+        Duration::from_secs(180),
+    );
+    // `exec --staged` and `ssh --staged CMD` too.
+    let show = "echo \"[$GO_PROFILE_GREETING] [$GO_RELEASE_VAR]\"";
+    for verb in ["exec", "ssh"] {
+        let mut args = vec![verb, "--staged"];
+        if verb == "exec" {
+            args.push("--");
+        }
+        args.extend(["sh", "-c", show]);
+        let r = p.cmd(&args);
+        r.code(0);
+        assert!(
+            r.dump()
+                .contains("[hello-from-env-dir (from .profile.d/go.sh)] [set-by-release]"),
+            "{verb}: {}",
+            r.dump()
+        );
+    }
+
+    // An edit of main.go: compile runs again (with its cache) and the new binary answers.
+    let main = p.read("app/main.go");
+    p.edit(
+        "main.go",
+        &main.replace("hello from go", "hello again from go"),
+    );
+    let port = s.ready_nth("web.0", 2, BUILD);
+    let (code, body) = http_get(port, "/");
+    assert_eq!(code, 200, "{body}\n{}", s.dump());
+    assert!(body.contains("hello again from go"), "{body}\n{}", s.dump());
+    assert!(
+        all(&s).contains("go-local: reusing the cache written by an earlier compile"),
+        "{}",
+        all(&s)
+    );
+    s.interrupt(CTRL_C);
+}

@@ -230,6 +230,39 @@ pub fn changed(state: &StateDir, app: &App, flag: Option<&Path>, place: Place) -
     }
 }
 
+/// Whether the upload of `app` changed since generation `place` was staged with a buildpack:
+/// what compile built from it (a binary) is stale then, so the app is staged again rather than
+/// the edit synced into the copy. Always `false` for a staging without a buildpack or in place.
+pub fn upload_changed(state: &StateDir, app: &App, place: Place, copy_unsafe_links: bool) -> bool {
+    let Place::Staged { generation } = place else {
+        return false;
+    };
+    if release(state, &app.name.value, place).is_none() {
+        return false;
+    }
+    match crate::stage::droplet::Copies::open(state, app, generation, Vec::new(), copy_unsafe_links)
+    {
+        Some(c) => c.diff().map_or(true, |d| !d.is_empty()),
+        None => true,
+    }
+}
+
+/// The directories of the apps whose last staging used a buildpack (in a staged copy): any
+/// edit there restages them (compile runs again, with its cache) instead of a plain restart.
+pub fn rebuilt_on_edit(loaded: &crate::manifest::Loaded, state: &StateDir) -> Vec<PathBuf> {
+    loaded
+        .manifest
+        .apps
+        .iter()
+        .filter(|app| {
+            crate::stage::current_generation(app, state).is_some_and(|generation| {
+                release(state, &app.name.value, Place::Staged { generation }).is_some()
+            })
+        })
+        .map(|app| app.path.canonicalize().unwrap_or_else(|_| app.path.clone()))
+        .collect()
+}
+
 /// The user's cache for buildpacks: `$XDG_CACHE_HOME/stackato-local/…`.
 fn cache_root() -> Result<PathBuf, StageError> {
     crate::stage::requirements::user_cache()
