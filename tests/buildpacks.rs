@@ -390,3 +390,154 @@ fn an_edit_of_the_source_while_watching_compiles_again_and_exec_and_cron_see_the
     );
     s.interrupt(CTRL_C);
 }
+
+#[test]
+fn no_buildpack_available_stops_before_staging_at_the_key_that_asks_for_one() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: bp\nframework:\n  type: buildpack\nmem: 64M\n",
+        ),
+        ("main.go", "package main\n"),
+    ]);
+    let (cache, data) = xdg(&p);
+    let env = [
+        ("XDG_CACHE_HOME", cache.as_str()),
+        ("XDG_DATA_HOME", data.as_str()),
+    ];
+    // Nothing named, nothing installed: at `type: buildpack` (line 3), before any staging.
+    let r = run_with(&p.app, &["run", "--no-watch"], &env);
+    r.code(2);
+    let out = r.dump();
+    for needle in [
+        "stackato.yml:3:",
+        "framework: buildpack",
+        "none is installed",
+        "--buildpack DIR",
+    ] {
+        assert!(out.contains(needle), "{needle}\n{out}");
+    }
+    assert!(!out.contains("staging bp"), "staged first: {out}");
+    assert!(!p.state("apps/bp/g1").exists(), "staged first: {out}");
+
+    // Installed ones that all decline: they are named as tried, and compile never runs.
+    let installed = Path::new(&data).join("stackato-local/buildpacks");
+    for name in ["a-nothing", "b-nothing"] {
+        write(
+            &installed,
+            &format!("{name}/bin/detect"),
+            b"#!/bin/sh\nexit 1\n",
+        );
+        write(
+            &installed,
+            &format!("{name}/bin/compile"),
+            b"#!/bin/sh\nexit 9\n",
+        );
+        for f in ["detect", "compile"] {
+            let path = installed.join(name).join("bin").join(f);
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        }
+    }
+    let r = run_with(&p.app, &["run", "--no-watch"], &env);
+    r.code(6);
+    let out = r.dump();
+    assert!(out.contains("tried: a-nothing, b-nothing"), "{out}");
+    assert!(out.contains("--buildpack DIR"), "{out}");
+
+    // A `buildpack:` directory that is not there: at its line, before staging; check and
+    // doctor say so too.
+    let q = Project::new(&[
+        (
+            "stackato.yml",
+            "name: named\nbuildpack: buildpacks/go\nmem: 64M\n",
+        ),
+        ("main.go", "package main\n"),
+    ]);
+    let r = run_with(&q.app, &["run", "--no-watch"], &env);
+    r.code(2);
+    let out = r.dump();
+    for needle in [
+        "stackato.yml:2:",
+        "buildpack: buildpacks/go",
+        "no such directory",
+        "--buildpack DIR",
+    ] {
+        assert!(out.contains(needle), "{needle}\n{out}");
+    }
+    assert!(!q.state("apps/named/g1").exists(), "staged first: {out}");
+    let c = run_with(&q.app, &["check"], &env);
+    assert!(
+        c.dump().contains("`run` cannot start named") && c.dump().contains("buildpacks/go"),
+        "{}",
+        c.dump()
+    );
+    let d = run_with(&q.app, &["doctor"], &env);
+    assert!(
+        d.dump().contains("✘") && d.dump().contains("no such directory"),
+        "{}",
+        d.dump()
+    );
+}
+
+#[test]
+fn a_procfile_web_line_wins_over_the_release_and_doctor_and_export_agree() {
+    if !require("go") {
+        return;
+    }
+    let files = files_of(&fixture("go-procfile"));
+    let mut files: Vec<(String, String)> = files
+        .into_iter()
+        .filter(|(k, _)| k != "stackato.yml" && k != "Procfile")
+        .collect();
+    files.push((
+        "stackato.yml".into(),
+        "name: gogettable\nframework:\n  type: buildpack\nmem: 64M\nenv:\n  BUILDPACK_URL: buildpacks/go-local\n".into(),
+    ));
+    files.push(("Procfile".into(), "web: ./bin/app -extra\n".into()));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let p = Project::new(&refs);
+    copy_buildpack(&p.app.join("buildpacks/go-local"));
+    let (cache, data) = xdg(&p);
+    let env = [
+        ("XDG_CACHE_HOME", cache.as_str()),
+        ("XDG_DATA_HOME", data.as_str()),
+    ];
+    let d = run_with(&p.app, &["doctor"], &env);
+    assert!(
+        d.dump().contains("buildpack of gogettable")
+            && d.dump()
+                .contains("buildpacks/go-local (a directory of the project)"),
+        "{}",
+        d.dump()
+    );
+    run_with(&p.app, &["check"], &env).stderr_lacks("cannot start");
+    let mut s = p.run_env(&["--no-watch"], &env);
+    let port = s.ready("web.0", BUILD);
+    let (code, body) = http_get(port, "/");
+    assert_eq!(code, 200, "{body}\n{}", s.dump());
+    assert!(body.contains("args: -extra"), "{body}\n{}", s.dump());
+    s.interrupt(CTRL_C);
+    let out = p.root.join("export-out");
+    let r = run_with(
+        &p.app,
+        &[
+            "export",
+            "--format",
+            "procfile",
+            "--out",
+            &out.display().to_string(),
+        ],
+        &env,
+    );
+    r.code(0);
+    let procfile = std::fs::read_to_string(out.join("Procfile")).unwrap_or_default();
+    assert!(
+        procfile.contains("web: ./bin/app -extra"),
+        "{procfile}\n{}",
+        r.dump()
+    );
+}

@@ -178,6 +178,14 @@ pub fn stage(
         }
         out.note(&d.render(&loaded.sources, false));
     }
+    // A buildpack app with no buildpack to stage with stops here, at the key that asks for one.
+    let root = crate::trust::record::root_of(loaded);
+    if let Some((what, at, hint)) =
+        crate::stage::buildpack::unavailable(app, opts.buildpack.as_deref(), &root)
+    {
+        let d = Diagnostic::error(what).at(at).hint(hint);
+        return Err(PlanError::NoWebCommand(Box::new(d)));
+    }
     let mut decision = crate::stage::decide(loaded, app, ctx.state, opts.restage, opts.in_place);
     // Another buildpack than the last staging's (or none now), or an edit of what a
     // buildpack compiled: stage again.
@@ -342,11 +350,7 @@ pub fn processes(
         }
         // A buildpack app built by no buildpack: nothing to start (its Procfile names the
         // buildpack's build output).
-        if app.framework_name() == Some("buildpack")
-            && release.is_none()
-            && app.web == Web::Default
-            && app.command.is_none()
-        {
+        if crate::stage::buildpack::needs_one(app) && release.is_none() {
             let (what, hint) = crate::stage::buildpack::missing(app);
             let at = app
                 .framework
