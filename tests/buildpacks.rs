@@ -326,3 +326,218 @@ fn allow_shows_a_buildpack_of_the_project_and_a_changed_script_asks_again() {
     out.code(8);
     assert!(out.dump().contains("bin/compile"), "{}", out.dump());
 }
+
+#[test]
+fn an_edit_of_the_source_while_watching_compiles_again_and_exec_and_cron_see_the_profile_d() {
+    if !require("go") {
+        return;
+    }
+    let p = go_project(None);
+    let yml = p.read("app/stackato.yml");
+    p.edit(
+        "stackato.yml",
+        &format!("{yml}cron:\n  - \"* * * * * echo cron-sees [$GO_PROFILE_GREETING] [$GO_RELEASE_VAR]\"\n"),
+    );
+    let bp = p.root.join("go-local");
+    copy_buildpack(&bp);
+    let (cache, data) = xdg(&p);
+    let env = [
+        ("XDG_CACHE_HOME", cache.as_str()),
+        ("XDG_DATA_HOME", data.as_str()),
+    ];
+    let bp_arg = bp.display().to_string();
+    let mut s = p.run_env(&["--buildpack", &bp_arg], &env);
+    assert_serves(&mut s);
+    // The cron job sources `.profile.d` (its environment is the platform's cron one, which
+    // has no release vars).
+    s.wait_for(
+        Stream::Out,
+        "cron-sees [hello-from-env-dir (from .profile.d/go.sh)]",
+        Duration::from_secs(180),
+    );
+    // `exec --staged` and `ssh --staged CMD` too.
+    let show = "echo \"[$GO_PROFILE_GREETING] [$GO_RELEASE_VAR]\"";
+    for verb in ["exec", "ssh"] {
+        let mut args = vec![verb, "--staged"];
+        if verb == "exec" {
+            args.push("--");
+        }
+        args.extend(["sh", "-c", show]);
+        let r = p.cmd(&args);
+        r.code(0);
+        assert!(
+            r.dump()
+                .contains("[hello-from-env-dir (from .profile.d/go.sh)] [set-by-release]"),
+            "{verb}: {}",
+            r.dump()
+        );
+    }
+
+    // An edit of main.go: compile runs again (with its cache) and the new binary answers.
+    let main = p.read("app/main.go");
+    p.edit(
+        "main.go",
+        &main.replace("hello from go", "hello again from go"),
+    );
+    let port = s.ready_nth("web.0", 2, BUILD);
+    let (code, body) = http_get(port, "/");
+    assert_eq!(code, 200, "{body}\n{}", s.dump());
+    assert!(body.contains("hello again from go"), "{body}\n{}", s.dump());
+    assert!(
+        all(&s).contains("go-local: reusing the cache written by an earlier compile"),
+        "{}",
+        all(&s)
+    );
+    s.interrupt(CTRL_C);
+}
+
+#[test]
+fn no_buildpack_available_stops_before_staging_at_the_key_that_asks_for_one() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: bp\nframework:\n  type: buildpack\nmem: 64M\n",
+        ),
+        ("main.go", "package main\n"),
+    ]);
+    let (cache, data) = xdg(&p);
+    let env = [
+        ("XDG_CACHE_HOME", cache.as_str()),
+        ("XDG_DATA_HOME", data.as_str()),
+    ];
+    // Nothing named, nothing installed: at `type: buildpack` (line 3), before any staging.
+    let r = run_with(&p.app, &["run", "--no-watch"], &env);
+    r.code(2);
+    let out = r.dump();
+    for needle in [
+        "stackato.yml:3:",
+        "framework: buildpack",
+        "none is installed",
+        "--buildpack DIR",
+    ] {
+        assert!(out.contains(needle), "{needle}\n{out}");
+    }
+    assert!(!out.contains("staging bp"), "staged first: {out}");
+    assert!(!p.state("apps/bp/g1").exists(), "staged first: {out}");
+
+    // Installed ones that all decline: they are named as tried, and compile never runs.
+    let installed = Path::new(&data).join("stackato-local/buildpacks");
+    for name in ["a-nothing", "b-nothing"] {
+        write(
+            &installed,
+            &format!("{name}/bin/detect"),
+            b"#!/bin/sh\nexit 1\n",
+        );
+        write(
+            &installed,
+            &format!("{name}/bin/compile"),
+            b"#!/bin/sh\nexit 9\n",
+        );
+        for f in ["detect", "compile"] {
+            let path = installed.join(name).join("bin").join(f);
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        }
+    }
+    let r = run_with(&p.app, &["run", "--no-watch"], &env);
+    r.code(6);
+    let out = r.dump();
+    assert!(out.contains("tried: a-nothing, b-nothing"), "{out}");
+    assert!(out.contains("--buildpack DIR"), "{out}");
+
+    // A `buildpack:` directory that is not there: at its line, before staging; check and
+    // doctor say so too.
+    let q = Project::new(&[
+        (
+            "stackato.yml",
+            "name: named\nbuildpack: buildpacks/go\nmem: 64M\n",
+        ),
+        ("main.go", "package main\n"),
+    ]);
+    let r = run_with(&q.app, &["run", "--no-watch"], &env);
+    r.code(2);
+    let out = r.dump();
+    for needle in [
+        "stackato.yml:2:",
+        "buildpack: buildpacks/go",
+        "no such directory",
+        "--buildpack DIR",
+    ] {
+        assert!(out.contains(needle), "{needle}\n{out}");
+    }
+    assert!(!q.state("apps/named/g1").exists(), "staged first: {out}");
+    let c = run_with(&q.app, &["check"], &env);
+    assert!(
+        c.dump().contains("`run` cannot start named") && c.dump().contains("buildpacks/go"),
+        "{}",
+        c.dump()
+    );
+    let d = run_with(&q.app, &["doctor"], &env);
+    assert!(
+        d.dump().contains("✘") && d.dump().contains("no such directory"),
+        "{}",
+        d.dump()
+    );
+}
+
+#[test]
+fn a_procfile_web_line_wins_over_the_release_and_doctor_and_export_agree() {
+    if !require("go") {
+        return;
+    }
+    let files = files_of(&fixture("go-procfile"));
+    let mut files: Vec<(String, String)> = files
+        .into_iter()
+        .filter(|(k, _)| k != "stackato.yml" && k != "Procfile")
+        .collect();
+    files.push((
+        "stackato.yml".into(),
+        "name: gogettable\nframework:\n  type: buildpack\nmem: 64M\nenv:\n  BUILDPACK_URL: buildpacks/go-local\n".into(),
+    ));
+    files.push(("Procfile".into(), "web: ./bin/app -extra\n".into()));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let p = Project::new(&refs);
+    copy_buildpack(&p.app.join("buildpacks/go-local"));
+    let (cache, data) = xdg(&p);
+    let env = [
+        ("XDG_CACHE_HOME", cache.as_str()),
+        ("XDG_DATA_HOME", data.as_str()),
+    ];
+    let d = run_with(&p.app, &["doctor"], &env);
+    assert!(
+        d.dump().contains("buildpack of gogettable")
+            && d.dump()
+                .contains("buildpacks/go-local (a directory of the project)"),
+        "{}",
+        d.dump()
+    );
+    run_with(&p.app, &["check"], &env).stderr_lacks("cannot start");
+    let mut s = p.run_env(&["--no-watch"], &env);
+    let port = s.ready("web.0", BUILD);
+    let (code, body) = http_get(port, "/");
+    assert_eq!(code, 200, "{body}\n{}", s.dump());
+    assert!(body.contains("args: -extra"), "{body}\n{}", s.dump());
+    s.interrupt(CTRL_C);
+    let out = p.root.join("export-out");
+    let r = run_with(
+        &p.app,
+        &[
+            "export",
+            "--format",
+            "procfile",
+            "--out",
+            &out.display().to_string(),
+        ],
+        &env,
+    );
+    r.code(0);
+    let procfile = std::fs::read_to_string(out.join("Procfile")).unwrap_or_default();
+    assert!(
+        procfile.contains("web: ./bin/app -extra"),
+        "{procfile}\n{}",
+        r.dump()
+    );
+}

@@ -179,17 +179,21 @@ fn run_command(
         Ok(b) => b,
         Err(e) => return crate::cli::report_plan_error(g, loaded, e),
     };
-    let mut cmd = std::process::Command::new(&args.command[0]);
+    // Staged with a buildpack: its config vars, and `.profile.d/*.sh` sourced first.
+    let (argv, release_vars) =
+        plan::prepare::one_off_command(state, &built, opts.place, &args.command);
+    let mut cmd = std::process::Command::new(&argv[0]);
     crate::env::host::apply(
         &mut cmd,
         built
             .env
             .vars()
             .iter()
-            .map(|v| (v.name.as_str(), v.value.as_str())),
+            .map(|v| (v.name.as_str(), v.value.as_str()))
+            .chain(release_vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         crate::env::host::Host::from_flag(args.inherit_env),
     );
-    cmd.args(&args.command[1..]).current_dir(&built.layout.home);
+    cmd.args(&argv[1..]).current_dir(&built.layout.home);
     // Ctrl-C reaches the command (same process group); we wait for it, then clean up.
     let _guard = IgnoreInterrupts::new();
     match crate::process::status(&mut cmd, crate::process::Tie::Foreground) {

@@ -388,8 +388,9 @@ fn watch_options(
     if args.no_watch {
         return None;
     }
-    let (roots, filter) =
+    let (roots, mut filter) =
         crate::watch::for_project(loaded, state.root(), &args.watch, &args.ignore);
+    filter.restage_on_any_edit(crate::stage::buildpack::rebuilt_on_edit(loaded, state));
     Some(supervise::WatchOptions {
         roots,
         filter: Arc::new(filter),

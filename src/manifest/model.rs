@@ -228,6 +228,8 @@ pub struct App {
     pub command: Option<Spanned<String>>,
     pub web: Web,
     pub buildpack: Option<String>,
+    /// Where `buildpack:` is written (its value), for messages about it.
+    pub buildpack_span: Option<Span>,
     pub stack: Option<String>,
     pub docker_image: Option<String>,
     pub services: Vec<ServiceRequest>,
@@ -596,6 +598,7 @@ fn build_app(app: &Node, diags: &mut Vec<Diagnostic>) -> App {
         command,
         web,
         buildpack: text(app.get("buildpack")),
+        buildpack_span: app.get("buildpack").map(|n| n.span),
         stack: text(app.get("stack")),
         docker_image: text(app.get("docker_image")),
         services: build_services(app.get("services")),

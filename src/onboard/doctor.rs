@@ -241,7 +241,12 @@ pub fn checks(loaded: &Loaded, only: Option<&str>) -> Vec<Check> {
         out.extend(runtime_checks(*l, &apps, &state));
     }
     for a in &apps {
-        if let Some(c) = crate::platform::web::cannot_start(a) {
+        // The buildpack it stages with, and whether it is there (a missing one is the
+        // failure below).
+        if let Some(Ok(from)) = crate::stage::buildpack::availability(a, &loaded.manifest.dir) {
+            out.push(pass(format!("buildpack of {}", a.name.value), from));
+        }
+        if let Some(c) = crate::platform::web::cannot_start(a, &loaded.manifest.dir) {
             let fix = match c.debian {
                 Some(d) => {
                     let (fedora, macos) = match d {

@@ -81,6 +81,34 @@ pub fn instance_env(
     Ok(built)
 }
 
+/// A one-off command (`exec`, `ssh`) in the instance `built` of an app staged with a buildpack
+/// at `place`: the release's config vars (under the app's own variables) and the command run
+/// after `$HOME/.profile.d/*.sh` is sourced, as the web process is. Unchanged for an app
+/// staged without a buildpack there.
+pub fn one_off_command(
+    state: &StateDir,
+    built: &Built,
+    place: Place,
+    command: &[String],
+) -> (Vec<String>, Vec<(String, String)>) {
+    let Some(release) = crate::stage::buildpack::release(state, &built.app, place) else {
+        return (command.to_vec(), Vec::new());
+    };
+    let vars = release
+        .config_vars
+        .into_iter()
+        .filter(|(k, _)| built.env.get(k).is_none())
+        .collect();
+    let mut argv = vec![
+        crate::stage::run::shell().to_string(),
+        "-c".to_string(),
+        format!("{}; exec \"$@\"", crate::stage::buildpack::SOURCE_PROFILE_D),
+        "sh".to_string(),
+    ];
+    argv.extend(command.iter().cloned());
+    (argv, vars)
+}
+
 /// Stage every app of `plan` and collect its processes and cron jobs, with the dependency
 /// edges. `optimistic`: the apps start on their last staged copy, and the checkouts are
 /// compared with it in the background (then edits are synced in and the apps restarted).
@@ -153,15 +181,29 @@ pub fn stage(
     if let Some(n) = crate::platform::runtime_bin::remember(ctx.state, app) {
         out.note(&format!("note: {n}"));
     }
+    // A buildpack app with no buildpack to stage with stops here, at the key that asks for one.
+    let root = crate::trust::record::root_of(loaded);
+    if let Some((what, at, hint)) =
+        crate::stage::buildpack::unavailable(app, opts.buildpack.as_deref(), &root)
+    {
+        let d = Diagnostic::error(what).at(at).hint(hint);
+        return Err(PlanError::NoWebCommand(Box::new(d)));
+    }
     let mut decision = crate::stage::decide(loaded, app, ctx.state, opts.restage, opts.in_place);
-    // Another buildpack than the last staging's (or none now): stage again.
+    // Another buildpack than the last staging's (or none now), or an edit of what a
+    // buildpack compiled: stage again.
     if let crate::stage::Decision::Reuse { .. } = decision
-        && crate::stage::buildpack::changed(
+        && (crate::stage::buildpack::changed(
             ctx.state,
             app,
             opts.buildpack.as_deref(),
             decision.place(),
-        )
+        ) || crate::stage::buildpack::upload_changed(
+            ctx.state,
+            app,
+            decision.place(),
+            opts.copy_unsafe_links,
+        ))
     {
         decision = crate::stage::decide(loaded, app, ctx.state, true, opts.in_place);
     }
@@ -311,11 +353,7 @@ pub fn processes(
         }
         // A buildpack app built by no buildpack: nothing to start (its Procfile names the
         // buildpack's build output).
-        if app.framework_name() == Some("buildpack")
-            && release.is_none()
-            && app.web == Web::Default
-            && app.command.is_none()
-        {
+        if crate::stage::buildpack::needs_one(app) && release.is_none() {
             let (what, hint) = crate::stage::buildpack::missing(app);
             let at = app
                 .framework
@@ -397,14 +435,25 @@ pub fn processes(
             host: opts.host,
         });
         if i == 0 || built.env.get("STACKATO_CRON_INSTANCES") == Some("all") {
-            crons.extend(cron::cron_jobs(
+            let mut jobs = cron::cron_jobs(
                 app,
                 opts.host,
                 &env,
                 &cwd,
                 &a.label(multi, &format!("cron.{i}")),
                 out,
-            ));
+            );
+            // A buildpack app's cron jobs see what `.profile.d/*.sh` sets, as its web does.
+            if release.is_some() {
+                for j in &mut jobs {
+                    j.command = format!(
+                        "{}; {}",
+                        crate::stage::buildpack::SOURCE_PROFILE_D,
+                        j.command
+                    );
+                }
+            }
+            crons.extend(jobs);
         }
     }
     Ok((specs, crons, homes))

@@ -217,22 +217,23 @@ pub fn how_it_starts(app: &App, layout: &Layout) -> Option<String> {
 /// that installs what is missing: no default for its framework, or the program the default
 /// runs is not installed. `None` when it can (or when the app says its own web command).
 /// Python and Perl (uWSGI, built at staging) are `doctor`'s uWSGI checks.
-pub fn cannot_start(app: &App) -> Option<CannotStart> {
-    if !matches!(app.web, crate::manifest::model::Web::Default) || app.command.is_some() {
-        return None;
-    }
-    // No framework at all: `run` says so itself; the manifest is not wrong for it.
-    let fw = app.framework_name()?;
-    if fw == "buildpack"
-        && crate::stage::buildpack::requested(app, None).is_none()
-        && !crate::stage::buildpack::any_installed()
-    {
-        let (what, hint) = crate::stage::buildpack::missing(app);
+pub fn cannot_start(app: &App, project: &Path) -> Option<CannotStart> {
+    // No buildpack to stage with (as `run` stops before staging), whatever the web command.
+    if let Some((what, _, hint)) = crate::stage::buildpack::unavailable(app, None, project) {
         return Some(CannotStart {
             what,
             debian: None,
             hint: Some(hint),
         });
+    }
+    if !matches!(app.web, crate::manifest::model::Web::Default) || app.command.is_some() {
+        return None;
+    }
+    // No framework at all: `run` says so itself; the manifest is not wrong for it.
+    let fw = app.framework_name()?;
+    // A buildpack app with a buildpack: its release (or its Procfile) gives the web command.
+    if fw == "buildpack" {
+        return None;
     }
     let Some(d) = default_web_template(app) else {
         return Some(CannotStart {

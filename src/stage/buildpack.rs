@@ -122,6 +122,28 @@ pub fn any_installed() -> bool {
     !installed().is_empty()
 }
 
+/// The names of the user's installed buildpacks, in the order they are tried.
+fn installed_names() -> String {
+    let names: Vec<String> = installed()
+        .iter()
+        .filter_map(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    if names.is_empty() {
+        "none is installed".into()
+    } else {
+        format!("tried: {}", names.join(", "))
+    }
+}
+
+/// Whether `app` can only be built by a buildpack: `framework: buildpack` (or a Go app, or 2.x
+/// `env: BUILDPACK_URL`) with no web command of its own.
+pub fn needs_one(app: &App) -> bool {
+    app.framework_name() == Some("buildpack")
+        && app.web == crate::manifest::model::Web::Default
+        && app.command.is_none()
+}
+
 /// Why a buildpack app (`framework: buildpack`, or a Go app) cannot be built here, and how to
 /// give it a buildpack: what `run` says when none was given and none installed matched.
 pub fn missing(app: &App) -> (String, String) {
@@ -135,9 +157,11 @@ pub fn missing(app: &App) -> (String, String) {
     );
     (
         format!(
-            "Application \"{}\" is a buildpack app ({why}) and has no buildpack: none is given, \
-             and none installed in {dir} detects it",
-            app.name.value
+            "Application \"{}\" is a buildpack app ({why}) and has no buildpack: none is named \
+             (`buildpack:`, `env: BUILDPACK_URL`, `run --buildpack DIR`), and no local buildpack \
+             in {dir} detects it ({})",
+            app.name.value,
+            installed_names()
         ),
         format!(
             "give one with `run --buildpack DIR`, or in the manifest with `buildpack: <git URL or \
@@ -146,6 +170,106 @@ pub fn missing(app: &App) -> (String, String) {
              bin/release)"
         ),
     )
+}
+
+/// Why `app` has no buildpack to stage with, found before staging (nothing of it runs): a
+/// `buildpack:` (or 2.x `BUILDPACK_URL`) directory that is not a buildpack inside the
+/// project, or an app that needs one (see [`needs_one`]) with none named and none installed.
+/// The message, where it is written (the key's line), and how to fix it. A git URL is
+/// checked by cloning it, and installed buildpacks by their detect, at staging.
+pub fn unavailable(
+    app: &App,
+    flag: Option<&Path>,
+    project: &Path,
+) -> Option<(String, crate::diag::Span, String)> {
+    if flag.is_some() {
+        return None;
+    }
+    if let Some(v) = manifest_value(app) {
+        if is_url(&v) {
+            return None;
+        }
+        let (key, span) = match (&app.buildpack, app.buildpack_span) {
+            (Some(b), Some(span)) if !b.trim().is_empty() => ("buildpack:".to_string(), span),
+            _ => (
+                "env: BUILDPACK_URL".to_string(),
+                app.env
+                    .iter()
+                    .find(|e| e.name.value == "BUILDPACK_URL")
+                    .map_or(app.name.span, |e| e.name.span),
+            ),
+        };
+        let dir = manifest_dir(app, &v);
+        let root = project
+            .canonicalize()
+            .unwrap_or_else(|_| project.to_path_buf());
+        let why = match dir.canonicalize() {
+            Err(_) => "no such directory".to_string(),
+            Ok(c) if !c.starts_with(&root) => "it is outside the project".to_string(),
+            Ok(c) if !c.join("bin").join("compile").is_file() => {
+                "it has no bin/compile".to_string()
+            }
+            Ok(_) => return None,
+        };
+        return Some((
+            format!(
+                "{key} {v} names no buildpack here ({why}): it is not a git URL nor a buildpack \
+                 directory inside the project; the local buildpacks are not tried when one is \
+                 named"
+            ),
+            span,
+            "give the buildpack with `run --buildpack DIR` (a directory with bin/detect, \
+             bin/compile, bin/release), or name a git URL or a directory inside the project"
+                .into(),
+        ));
+    }
+    if !needs_one(app) || !installed().is_empty() {
+        return None;
+    }
+    let (what, hint) = missing(app);
+    let span = app
+        .framework
+        .as_ref()
+        .and_then(|f| f.name_span)
+        .unwrap_or(app.name.span);
+    Some((what, span, hint))
+}
+
+/// What `doctor` says of the buildpack `app` stages with (`None`: no buildpack is involved):
+/// `Ok(where it comes from)`, or `Err((why there is none, how to give one))` as `run` would
+/// stop (see [`unavailable`]).
+pub fn availability(app: &App, project: &Path) -> Option<Result<String, (String, String)>> {
+    if let Some((what, _, hint)) = unavailable(app, None, project) {
+        return Some(Err((what, hint)));
+    }
+    match requested(app, None) {
+        Some(Requested::Dir(d)) => {
+            Some(Ok(format!("{} (a directory of the project)", d.display())))
+        }
+        Some(Requested::Url { url, branch }) => {
+            let cached = cache_root()
+                .ok()
+                .map(|c| {
+                    c.join("buildpacks")
+                        .join(key(&format!("{url}#{}", branch.as_deref().unwrap_or(""))))
+                })
+                .filter(|d| d.join("bin").is_dir());
+            Some(Ok(match cached {
+                Some(d) => format!("{url} (cloned before, in {})", d.display()),
+                None => format!(
+                    "{url} (cloned into the user's cache at the first staging: needs the network once; offline, `run --buildpack DIR`)"
+                ),
+            }))
+        }
+        None if needs_one(app) => Some(Ok(format!(
+            "one of the installed buildpacks in {}, chosen by their bin/detect at staging ({})",
+            installed_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            installed_names()
+        ))),
+        None => None,
+    }
 }
 
 /// What `bin/release` said, recorded beside the staged copy.
@@ -228,6 +352,39 @@ pub fn changed(state: &StateDir, app: &App, flag: Option<&Path>, place: Place) -
         Some(r) => r.requested != now,
         None => now.is_some(),
     }
+}
+
+/// Whether the upload of `app` changed since generation `place` was staged with a buildpack:
+/// what compile built from it (a binary) is stale then, so the app is staged again rather than
+/// the edit synced into the copy. Always `false` for a staging without a buildpack or in place.
+pub fn upload_changed(state: &StateDir, app: &App, place: Place, copy_unsafe_links: bool) -> bool {
+    let Place::Staged { generation } = place else {
+        return false;
+    };
+    if release(state, &app.name.value, place).is_none() {
+        return false;
+    }
+    match crate::stage::droplet::Copies::open(state, app, generation, Vec::new(), copy_unsafe_links)
+    {
+        Some(c) => c.diff().map_or(true, |d| !d.is_empty()),
+        None => true,
+    }
+}
+
+/// The directories of the apps whose last staging used a buildpack (in a staged copy): any
+/// edit there restages them (compile runs again, with its cache) instead of a plain restart.
+pub fn rebuilt_on_edit(loaded: &crate::manifest::Loaded, state: &StateDir) -> Vec<PathBuf> {
+    loaded
+        .manifest
+        .apps
+        .iter()
+        .filter(|app| {
+            crate::stage::current_generation(app, state).is_some_and(|generation| {
+                release(state, &app.name.value, Place::Staged { generation }).is_some()
+            })
+        })
+        .map(|app| app.path.canonicalize().unwrap_or_else(|_| app.path.clone()))
+        .collect()
 }
 
 /// The user's cache for buildpacks: `$XDG_CACHE_HOME/stackato-local/…`.
@@ -416,6 +573,10 @@ impl Stager<'_> {
                         );
                         return Ok(Some((bp.clone(), name)));
                     }
+                }
+                if needs_one(app) {
+                    let (what, hint) = missing(app);
+                    return Err(StageError::Io(format!("{what}\n  help: {hint}")));
                 }
                 let msg = format!(
                     "none of the installed buildpacks in {} detected the app (tried: {}); staged with the built-in installers (name a buildpack with `buildpack:` or `run --buildpack DIR`)",

@@ -55,6 +55,8 @@ pub struct Filter {
     extra: Option<Gitignore>,
     /// Manifest files (root and inherited).
     manifests: Vec<PathBuf>,
+    /// App directories where any edit restages (apps built by a buildpack's compile).
+    rebuilt: Vec<PathBuf>,
 }
 
 impl Filter {
@@ -84,7 +86,13 @@ impl Filter {
             gitignores: std::sync::OnceLock::new(),
             extra,
             manifests,
+            rebuilt: Vec::new(),
         }
+    }
+
+    /// Make any change below these directories a restage (see [`Change::Requirements`]).
+    pub fn restage_on_any_edit(&mut self, dirs: Vec<PathBuf>) {
+        self.rebuilt = dirs;
     }
 
     fn gitignores(&self) -> &[(PathBuf, Gitignore)] {
@@ -163,6 +171,9 @@ impl Filter {
                 .iter()
                 .any(|(d, _)| path.parent() == Some(d.as_path()))
         {
+            return Change::Requirements;
+        }
+        if self.rebuilt.iter().any(|d| path.starts_with(d)) {
             return Change::Requirements;
         }
         Change::Code
