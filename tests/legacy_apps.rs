@@ -1,7 +1,9 @@
 //! Apps modelled on what people pushed to Stackato in 2012–2015 (issue 13): Django 1.11 and
 //! Bottle on Python 2.7, Dancer on Perl, Sinatra with its gems in bundler's `vendor/cache`,
 //! Express 3 without a Procfile. `run` stages each (hooks, pip, npm, bundler, cpanm) and it
-//! answers HTTP.
+//! answers HTTP; Django on the postgresql service through `DATABASE_URL` too. What cannot run
+//! here stops with its cause and fix: Python 2 code run on Python 3, a Gemfile pinning an
+//! absent Ruby.
 //!
 //! The Python 2 tests need a Python 2.7 interpreter (pyenv's, `python2.7` on PATH, …); Debian 12
 //! has none, so where none is found they print a loud SKIP and pass, in CI too (the issue allows
@@ -122,6 +124,43 @@ fn django_1_11_on_python_27_migrates_in_its_hook_and_answers_from_wsgi_py() {
     s.interrupt(CTRL_C);
 }
 
+/// The same app bound to a postgresql service, as such apps were: its settings read the
+/// platform's `DATABASE_URL`, and the hook migrates that database.
+#[test]
+fn django_1_11_on_python_27_uses_the_postgresql_service_from_database_url() {
+    if !(need_python27() && require_all(&["postgres", "initdb", "pg_isready"])) {
+        return;
+    }
+    let p = fixture("py2-django").with_services(&["mydb"]);
+    let yml = std::fs::read_to_string(p.app.join("stackato.yml")).expect("stackato.yml");
+    p.edit(
+        "stackato.yml",
+        &format!("{yml}services:\n  mydb: postgresql\n"),
+    );
+    // psycopg2-binary 2.8.6: the last release with Python 2.7 wheels.
+    p.edit(
+        "requirements.txt",
+        "Django==1.11.29\npsycopg2-binary==2.8.6\n",
+    );
+    let mut s = p.run(&[]);
+    let port = s.ready("web.0", STAGING);
+    s.assert_out_has("Applying auth.0001_initial... OK");
+    let (status, body) = http_get(port, "/");
+    assert_eq!(status, 200, "{body}\n{}", s.dump());
+    assert!(
+        body.starts_with("django 1.11.29 on Python 2.7.")
+            && body.contains("postgresql database")
+            && !body.contains(", 0 migrations applied"),
+        "{body}\n{}",
+        s.dump()
+    );
+    assert!(
+        !p.state("apps/py2-django/g1/staging/app/db.sqlite3")
+            .exists()
+    );
+    s.interrupt(CTRL_C);
+}
+
 #[test]
 fn bottle_on_python_2_without_a_runtime_runs_with_runtime_python27_on_stackato_uwsgi() {
     if !need_python27() {
@@ -143,6 +182,23 @@ fn bottle_on_python_2_without_a_runtime_runs_with_runtime_python27_on_stackato_u
     );
     s.wait_for(Stream::Out, "GET / on Python 2.7", STAGING);
     s.interrupt(CTRL_C);
+}
+
+/// The same undeclared Bottle app without `--runtime python27` runs on Python 3 (this tool's
+/// choice for undeclared apps): it cannot load, and the run ends with the cause and the fix.
+/// Needs no Python 2, so CI runs it.
+#[test]
+fn bottle_on_python_2_run_on_python_3_stops_naming_runtime_python27() {
+    if !require("python3") {
+        return;
+    }
+    let p = fixture("py2-bottle-wsgi");
+    let mut s = p.run(&["--no-watch"]);
+    s.expect_exit(7, STAGING);
+    s.assert_err_has("SyntaxError");
+    s.assert_err_has(
+        "help: this is Python 2 code: add `runtime: python27` to stackato.yml, or run with `--runtime python27`",
+    );
 }
 
 #[test]
@@ -173,6 +229,32 @@ fn dancer_app_starts_from_app_psgi_with_its_makefile_pl() {
     assert_eq!(
         http_get(port, "/hello.txt"),
         (200, "hello from public\n".to_string())
+    );
+    s.interrupt(CTRL_C);
+}
+
+/// The Dancer scaffold as generated, without an app.psgi: `framework: start-file: bin/app.pl`
+/// makes `$STACKATO_UWSGI` serve the scaffold's own script, as the platform did.
+#[test]
+fn dancer_scaffold_without_app_psgi_starts_from_its_start_file() {
+    if !(require_all(&["perl", "cpanm", "uwsgi_psgi|plackup"])
+        && require_perl_module("Dancer", "libdancer-perl"))
+    {
+        return;
+    }
+    let p = fixture("perl-dancer");
+    std::fs::remove_file(p.app.join("app.psgi")).expect("remove app.psgi");
+    p.edit(
+        "stackato.yml",
+        "name: perl-dancer\nframework:\n  type: perl\n  start-file: bin/app.pl\nmem: 128M\n",
+    );
+    let mut s = p.run(&[]);
+    let port = s.ready("web.0", STAGING);
+    assert_eq!(
+        http_get(port, "/hello/ann"),
+        (200, "Dancer says hi to ann\n".to_string()),
+        "{}",
+        s.dump()
     );
     s.interrupt(CTRL_C);
 }
