@@ -48,7 +48,7 @@ pub enum Export {
 /// `*_functions` hooks, …), loaders and interpreters' start-up hooks (`LD_*`, `DYLD_*`,
 /// `NODE_OPTIONS`, `PYTHONSTARTUP`, `PERL5OPT`, `RUBYOPT`, `LESSOPEN`, `GIT_*`, editors, pagers,
 /// proxies, …), installers' settings and identity (`HOME`, `XDG_*`, `STACKATO_LOCAL_*`, …).
-/// `PATH`, `PYTHONPATH` and `PERL5LIB` are exported with the tool's own entries only
+/// `PATH`, `PYTHONPATH`, `PERL5LIB` and `GEM_HOME` are exported with the tool's own entries only
 /// ([`risky::TOOL_SEARCH_PATHS`]). A name that is not a shell identifier is never exported.
 pub fn hook_export(name: &str) -> Export {
     if risky::TOOL_SEARCH_PATHS.contains(&name) {

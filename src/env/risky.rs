@@ -151,8 +151,8 @@ const IDENTITY: &[&str] = &["HOME", "USER", "LOGNAME", "SHELL", "TMPDIR"];
 const IDENTITY_PREFIXES: &[&str] = &["XDG_", "STACKATO_LOCAL_"];
 
 /// Search paths the tool itself sets for the app (the virtualenv's `bin`, the app directory,
-/// staged Perl modules): the hook exports them with the tool's value only.
-pub const TOOL_SEARCH_PATHS: &[&str] = &["PATH", "PYTHONPATH", "PERL5LIB"];
+/// staged Perl modules, staged gems): the hook exports them with the tool's value only.
+pub const TOOL_SEARCH_PATHS: &[&str] = &["PATH", "PYTHONPATH", "PERL5LIB", "GEM_HOME"];
 
 /// Whether `name` changes how programs (shells, loaders, interpreters, installers, this tool)
 /// behave. Exact names match as written; prefixes also match the name upper-cased (npm reads

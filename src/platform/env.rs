@@ -241,6 +241,16 @@ fn common(e: &mut EnvSet, input: &Input<'_>, staging: bool) {
             "Perl modules installed at staging (cpanm -l), then your PERL5LIB",
         );
     }
+    if app.path.join("Gemfile").is_file() {
+        // Gems bundler installs from the app's vendor/cache go into the state dir, not into
+        // the system's gem dir; the distribution's gems stay visible (Gem.default_path).
+        p(
+            e,
+            "GEM_HOME",
+            l.state.join("gems").display().to_string(),
+            "gems installed at staging (bundle install --local), in the state dir",
+        );
+    }
     if crate::platform::perl::dot_in_inc(app) {
         p(
             e,

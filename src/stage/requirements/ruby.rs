@@ -29,7 +29,9 @@ pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> 
         &format!("-----> bundle install --local ({})", bundle.display()),
     );
     let mut c = Command::new(bundle);
-    c.args(["install", "--local"]);
+    // `--no-cache`: with a vendor/cache, bundler otherwise copies every gem it used into it
+    // and fails on the distribution's gems, which have no .gem file to copy.
+    c.args(["install", "--local", "--no-cache"]);
     if std::env::var_os("BUNDLE_USER_HOME").is_none()
         && let Some(home) = user_home()
     {
