@@ -298,7 +298,7 @@ fn init_recognises_what_run_recognises() {
 }
 
 #[test]
-fn init_gives_python_2_code_python27_and_not_pins_alone() {
+fn init_gives_python_2_apps_python27_and_not_any_pin() {
     for (file, code) in [
         ("app.py", "print \"hello\"\n"),
         ("app.py", "import sys\nprint >>sys.stderr, 'x'\n"),
@@ -319,6 +319,15 @@ fn init_gives_python_2_code_python27_and_not_pins_alone() {
         let (_, yml) = init(t.path());
         assert!(yml.contains("runtime: python27"), "{code}: {yml}");
     }
+    // A Django release for Python 2 only (before 1.5), with Python-3-clean code.
+    let t = app(&[
+        ("manage.py", "import django\n"),
+        ("wsgi.py", "def application(env, start):\n    return []\n"),
+        ("requirements.txt", "Django==1.4.22\n"),
+    ]);
+    let (r, yml) = init(t.path());
+    assert!(yml.contains("runtime: python27"), "{yml}");
+    r.stderr_has("requirements.txt:1 Django==1.4.22 (a release for Python 2 only)");
     // Python 3 code, and a Flask<1.0 pin: not proof of Python 2.
     let t = app(&[
         (
