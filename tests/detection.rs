@@ -234,6 +234,61 @@ fn a_buildpack_app_without_a_buildpack_stops_with_the_ways_to_give_one() {
     }
 }
 
+#[test]
+fn a_node_app_with_only_package_json_main_runs_it() {
+    if !require("node") {
+        return;
+    }
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: node-main\nframework:\n  type: node\n",
+        ),
+        (
+            "package.json",
+            r#"{"name": "nm", "version": "0.0.1", "main": "lib/web.js"}"#,
+        ),
+        (
+            "lib/web.js",
+            "require('http').createServer((q, s) => s.end('main here\\n')).listen(process.env.PORT);\n",
+        ),
+    ]);
+    p.cmd(&["check"]).code(0).stderr_lacks("cannot start");
+    let mut s = p.run(&["--no-watch"]);
+    let port = s.ready("web.0", SLOW);
+    assert_eq!(
+        http_get(port, "/"),
+        (200, "main here\n".to_string()),
+        "{}",
+        s.dump()
+    );
+    s.interrupt(CTRL_C);
+}
+
+#[test]
+fn no_web_command_points_where_check_points() {
+    // A node app with nothing to start: run's error and check's warning both at `type: node`.
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: node-none\nframework:\n  type: node\n",
+        ),
+        ("package.json", r#"{"name": "nn"}"#),
+    ]);
+    let c = p.cmd(&["check"]);
+    c.code(0);
+    assert!(c.dump().contains("stackato.yml:3:9"), "{}", c.dump());
+    let r = p.cmd(&["run", "--no-watch"]);
+    r.code(2);
+    let err = r.dump();
+    assert!(err.contains("has no web command"), "{err}");
+    assert!(
+        err.contains("stackato.yml:3:9"),
+        "at type:, not name:\n{err}"
+    );
+    assert!(!err.contains("stackato.yml:1:"), "{err}");
+}
+
 /// `init` in `dir` (written, not a dry run); its stackato.yml.
 fn init(dir: &Path) -> (Run, String) {
     let r = run(dir, &["init"]);

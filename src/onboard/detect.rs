@@ -1112,12 +1112,7 @@ fn node(dir: &Path, d: &mut Detection) {
         .and_then(|p| p.pointer("/scripts/start"))
         .and_then(|v| v.as_str())
         .map(str::to_string);
-    let main = pkg
-        .as_ref()
-        .and_then(|p| p.get("main"))
-        .and_then(|v| v.as_str())
-        .filter(|m| is_file(dir, m))
-        .map(str::to_string);
+    let main = crate::platform::detect::node_main(dir);
     if let Some(script) = start_script {
         d.web = Some(reasoned(
             "npm start",

@@ -161,7 +161,9 @@ pub fn default_web_template(app: &App) -> Option<DefaultWeb> {
     let t = match fw {
         Some("node") => match start_file(app) {
             Some(f) => Some(format!("node {f}")),
-            None => detect::npm_start(&app.path).map(|_| "npm start".to_string()),
+            None => detect::npm_start(&app.path)
+                .map(|_| "npm start".to_string())
+                .or_else(|| detect::node_main(&app.path).map(|f| format!("node {f}"))),
         },
         Some("php") => Some(format!(
             "php -S $VCAP_APP_HOST:$PORT -t $STACKATO_DOCUMENT_ROOT {PHP_ROUTER}"
@@ -593,6 +595,19 @@ mod tests {
         assert_eq!(
             crate::export::default_web(&m.apps[0]).as_deref(),
             Some("npm start")
+        );
+        // No start file or script: package.json's main.
+        let (d, _) = app_with(Some("node"), &[]);
+        std::fs::create_dir(d.path().join("lib")).expect("mkdir");
+        std::fs::write(d.path().join("lib/web.js"), "").expect("write");
+        std::fs::write(d.path().join("package.json"), r#"{"main": "lib/web.js"}"#).expect("write");
+        let opts = crate::manifest::LoadOptions::new(d.path());
+        let m = crate::manifest::load(&opts, &mut ask)
+            .expect("loads")
+            .manifest;
+        assert_eq!(
+            crate::export::default_web(&m.apps[0]).as_deref(),
+            Some("node lib/web.js")
         );
     }
 
