@@ -235,6 +235,50 @@ fn a_buildpack_app_without_a_buildpack_stops_with_the_ways_to_give_one() {
 }
 
 #[test]
+fn doctor_has_a_java_and_jetty_line_for_a_war() {
+    // A WAR without framework: (detected java_web, as run does).
+    let p = Project::new(&[("stackato.yml", "name: hello-war\n"), ("hello.war", "PK")]);
+    // No Jetty where JETTY_HOME says: ✘ with the install command; check says run cannot start.
+    let none = p.root.join("no-jetty").display().to_string();
+    let d = run_with(&p.app, &["doctor"], &[("JETTY_HOME", none.as_str())]);
+    d.code(1);
+    let out = d.dump();
+    assert!(
+        out.contains("✘ java + Jetty 9 (hello-war): not installed:")
+            && out.contains(&format!("{none}/start.jar"))
+            && out.contains("sudo apt-get install jetty9 default-jre-headless"),
+        "{out}"
+    );
+    assert_eq!(out.matches("✘").count(), 1, "one line for it\n{out}");
+    let c = run_with(&p.app, &["check"], &[("JETTY_HOME", none.as_str())]);
+    assert!(
+        c.dump().contains("`run` cannot start hello-war"),
+        "{}",
+        c.dump()
+    );
+    // With java and Jetty 9 installed: ✔ naming both.
+    if !require("java") {
+        return;
+    }
+    if !Path::new("/usr/share/jetty9/start.jar").is_file() {
+        skip("jetty9 is not installed (apt-get install jetty9)");
+        assert_ne!(
+            std::env::var("STACKATO_LOCAL_REQUIRE_SERVICES").as_deref(),
+            Ok("1"),
+            "jetty9 is required in CI"
+        );
+        return;
+    }
+    let d = p.cmd(&["doctor"]);
+    let out = d.dump();
+    assert!(
+        out.contains("✔ java + Jetty 9 (hello-war): ")
+            && out.contains("/usr/share/jetty9/start.jar"),
+        "{out}"
+    );
+}
+
+#[test]
 fn a_node_app_with_only_package_json_main_runs_it() {
     if !require("node") {
         return;

@@ -247,8 +247,7 @@ pub fn cannot_start(app: &App) -> Option<CannotStart> {
         return None;
     };
     if t.contains("jetty.base=") {
-        let jetty = std::env::var_os("JETTY_HOME")
-            .map_or_else(|| PathBuf::from("/usr/share/jetty9"), PathBuf::from);
+        let jetty = jetty_home();
         let java = crate::services::backend::which("java").is_some();
         if java && jetty.join("start.jar").is_file() {
             return None;
@@ -258,7 +257,7 @@ pub fn cannot_start(app: &App) -> Option<CannotStart> {
                 "framework {fw} runs its WAR in Jetty 9 here, and {} is not installed",
                 if java { "Jetty 9" } else { "java" }
             ),
-            debian: Some("jetty9 default-jre-headless"),
+            debian: Some(JETTY_PACKAGES),
             hint: None,
         });
     }
@@ -280,6 +279,21 @@ pub fn cannot_start(app: &App) -> Option<CannotStart> {
         debian: Some(debian),
         hint: None,
     })
+}
+
+/// The Debian packages a WAR needs here.
+pub const JETTY_PACKAGES: &str = "jetty9 default-jre-headless";
+
+/// Where Jetty 9 is (`$JETTY_HOME`, else Debian's `/usr/share/jetty9`).
+pub fn jetty_home() -> PathBuf {
+    std::env::var_os("JETTY_HOME").map_or_else(|| PathBuf::from("/usr/share/jetty9"), PathBuf::from)
+}
+
+/// Whether the app's default web process runs its WAR in Jetty.
+pub fn runs_in_jetty(app: &App) -> bool {
+    matches!(app.web, crate::manifest::model::Web::Default)
+        && app.command.is_none()
+        && matches!(default_web_template(app), Some(DefaultWeb::Framework(t)) if t.contains("jetty.base="))
 }
 
 /// What [`cannot_start`] found.
