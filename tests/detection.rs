@@ -2,8 +2,10 @@
 //! WAR at the top without `framework:` runs in Jetty (spec §2.3: `*.war` → java_web); a 2.x
 //! `framework: buildpack` app's Procfile wins over the release's default (its arguments
 //! reach the binary) and `export` writes that line; a buildpack app with no buildpack stops
-//! with the ways to give one, at the framework key, and `check`/`doctor` say so first; `init`
-//! writes manifests `run` starts (a Sinatra app without config.ru answers).
+//! with the ways to give one, at the framework key, and `check`/`doctor` say so first (and say
+//! nothing when a buildpack is given); `doctor` has a java + Jetty line for a WAR; a node app
+//! with only package.json's `main` runs it; the "no web command" error points where `check`
+//! does; `init` writes manifests `run` starts (a Sinatra app without config.ru answers).
 #![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
 mod common;
@@ -232,6 +234,23 @@ fn a_buildpack_app_without_a_buildpack_stops_with_the_ways_to_give_one() {
             d.dump()
         );
     }
+}
+
+#[test]
+fn check_and_doctor_accept_a_go_app_given_its_buildpack() {
+    // run builds it with that buildpack (see above): check and doctor agree.
+    let p = project_of("go-procfile");
+    let bp = fixture("buildpacks/go-local").display().to_string();
+    p.edit(
+        "stackato.yml",
+        &format!("name: gogettable\nbuildpack: {bp}\n"),
+    );
+    let env = no_installed(&p);
+    let c = run_with(&p.app, &["check"], &refs(&env));
+    c.code(0);
+    assert!(!c.dump().contains("cannot start"), "{}", c.dump());
+    let d = run_with(&p.app, &["doctor"], &refs(&env));
+    assert!(!d.dump().contains("web command of"), "{}", d.dump());
 }
 
 #[test]

@@ -225,10 +225,13 @@ pub fn cannot_start(app: &App) -> Option<CannotStart> {
     }
     // No framework at all: `run` says so itself; the manifest is not wrong for it.
     let fw = app.framework_name()?;
-    if fw == "buildpack"
-        && crate::stage::buildpack::requested(app, None).is_none()
-        && !crate::stage::buildpack::any_installed()
-    {
+    if fw == "buildpack" {
+        if crate::stage::buildpack::requested(app, None).is_some()
+            || crate::stage::buildpack::any_installed()
+        {
+            // The buildpack's release (or the Procfile) names the command, at staging.
+            return None;
+        }
         let (what, hint) = crate::stage::buildpack::missing(app);
         return Some(CannotStart {
             what,
