@@ -256,3 +256,38 @@ fn in_place_instances_all_load_the_ini_files_staging_wrote() {
         s.interrupt(CTRL_C);
     }
 }
+
+#[test]
+fn apache_still_serves_after_a_change_restarts_it() {
+    if !apache_with_mod_php() {
+        return;
+    }
+    let p = Project::new(&[
+        ("stackato.yml", "name: changes\nframework:\n  type: php\n"),
+        ("index.php", "<?php echo \"v1\\n\";\n"),
+    ]);
+    let mut s = p.run(&[]);
+    let port = s.ready("web.0", START);
+    assert_eq!(
+        http_get(port, "/"),
+        (200, "v1\n".to_string()),
+        "{}",
+        s.dump()
+    );
+    // Syncing the change into the instance's copy must keep the workers' way to it.
+    p.write_all(&[("added.php", "<?php echo \"added\\n\";\n")]);
+    let port = s.ready_nth("web.0", 2, START);
+    assert_eq!(
+        http_get(port, "/added.php"),
+        (200, "added\n".to_string()),
+        "{}",
+        s.dump()
+    );
+    assert_eq!(
+        http_get(port, "/"),
+        (200, "v1\n".to_string()),
+        "{}",
+        s.dump()
+    );
+    s.interrupt(CTRL_C);
+}
