@@ -304,12 +304,30 @@ fn not_a_real_dir(dir: &Path) -> Option<String> {
 }
 
 /// Make `dir` (a real directory, opened without following links) mode 0700 through its fd.
+/// A 0710 directory with an access ACL is left as it is: its group bits are the ACL's mask
+/// (the search entry PHP's Apache workers get, see `platform::php_apache`), which a chmod
+/// would reset.
 fn fix_mode(f: &File) -> io::Result<()> {
-    let md = f.metadata()?;
-    if md.permissions().mode() & 0o077 != 0 {
-        f.set_permissions(fs::Permissions::from_mode(0o700))?;
+    let mode = f.metadata()?.permissions().mode();
+    if mode & 0o077 == 0 || (mode & 0o077 == 0o010 && has_access_acl(f)) {
+        return Ok(());
     }
-    Ok(())
+    f.set_permissions(fs::Permissions::from_mode(0o700))
+}
+
+/// Whether the open file has a POSIX access ACL.
+fn has_access_acl(f: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the name is NUL-terminated; a zero-size query writes nothing.
+    let n = unsafe {
+        libc::fgetxattr(
+            f.as_raw_fd(),
+            c"system.posix_acl_access".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    n > 0
 }
 
 /// The project's state directory itself: created (0700) when missing; when present, a real

@@ -2,8 +2,10 @@
 //! WAR at the top without `framework:` runs in Jetty (spec §2.3: `*.war` → java_web); a 2.x
 //! `framework: buildpack` app's Procfile wins over the release's default (its arguments
 //! reach the binary) and `export` writes that line; a buildpack app with no buildpack stops
-//! with the ways to give one, at the framework key, and `check`/`doctor` say so first; `init`
-//! writes manifests `run` starts (a Sinatra app without config.ru answers).
+//! with the ways to give one, at the framework key, and `check`/`doctor` say so first (and say
+//! nothing when a buildpack is given); `doctor` has a java + Jetty line for a WAR; a node app
+//! with only package.json's `main` runs it; the "no web command" error points where `check`
+//! does; `init` writes manifests `run` starts (a Sinatra app without config.ru answers).
 #![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
 mod common;
@@ -234,6 +236,122 @@ fn a_buildpack_app_without_a_buildpack_stops_with_the_ways_to_give_one() {
     }
 }
 
+#[test]
+fn check_and_doctor_accept_a_go_app_given_its_buildpack() {
+    // run builds it with that buildpack (see above): check and doctor agree.
+    let p = project_of("go-procfile");
+    let bp = fixture("buildpacks/go-local").display().to_string();
+    p.edit(
+        "stackato.yml",
+        &format!("name: gogettable\nbuildpack: {bp}\n"),
+    );
+    let env = no_installed(&p);
+    let c = run_with(&p.app, &["check"], &refs(&env));
+    c.code(0);
+    assert!(!c.dump().contains("cannot start"), "{}", c.dump());
+    let d = run_with(&p.app, &["doctor"], &refs(&env));
+    assert!(!d.dump().contains("web command of"), "{}", d.dump());
+}
+
+#[test]
+fn doctor_has_a_java_and_jetty_line_for_a_war() {
+    // A WAR without framework: (detected java_web, as run does).
+    let p = Project::new(&[("stackato.yml", "name: hello-war\n"), ("hello.war", "PK")]);
+    // No Jetty where JETTY_HOME says: ✘ with the install command; check says run cannot start.
+    let none = p.root.join("no-jetty").display().to_string();
+    let d = run_with(&p.app, &["doctor"], &[("JETTY_HOME", none.as_str())]);
+    d.code(1);
+    let out = d.dump();
+    assert!(
+        out.contains("✘ java + Jetty 9 (hello-war): not installed:")
+            && out.contains(&format!("{none}/start.jar"))
+            && out.contains("sudo apt-get install jetty9 default-jre-headless"),
+        "{out}"
+    );
+    assert_eq!(out.matches("✘").count(), 1, "one line for it\n{out}");
+    let c = run_with(&p.app, &["check"], &[("JETTY_HOME", none.as_str())]);
+    assert!(
+        c.dump().contains("`run` cannot start hello-war"),
+        "{}",
+        c.dump()
+    );
+    // With java and Jetty 9 installed: ✔ naming both.
+    if !require("java") {
+        return;
+    }
+    if !Path::new("/usr/share/jetty9/start.jar").is_file() {
+        skip("jetty9 is not installed (apt-get install jetty9)");
+        assert_ne!(
+            std::env::var("STACKATO_LOCAL_REQUIRE_SERVICES").as_deref(),
+            Ok("1"),
+            "jetty9 is required in CI"
+        );
+        return;
+    }
+    let d = p.cmd(&["doctor"]);
+    let out = d.dump();
+    assert!(
+        out.contains("✔ java + Jetty 9 (hello-war): ")
+            && out.contains("/usr/share/jetty9/start.jar"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_node_app_with_only_package_json_main_runs_it() {
+    if !require("node") {
+        return;
+    }
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: node-main\nframework:\n  type: node\n",
+        ),
+        (
+            "package.json",
+            r#"{"name": "nm", "version": "0.0.1", "main": "lib/web.js"}"#,
+        ),
+        (
+            "lib/web.js",
+            "require('http').createServer((q, s) => s.end('main here\\n')).listen(process.env.PORT);\n",
+        ),
+    ]);
+    p.cmd(&["check"]).code(0).stderr_lacks("cannot start");
+    let mut s = p.run(&["--no-watch"]);
+    let port = s.ready("web.0", SLOW);
+    assert_eq!(
+        http_get(port, "/"),
+        (200, "main here\n".to_string()),
+        "{}",
+        s.dump()
+    );
+    s.interrupt(CTRL_C);
+}
+
+#[test]
+fn no_web_command_points_where_check_points() {
+    // A node app with nothing to start: run's error and check's warning both at `type: node`.
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: node-none\nframework:\n  type: node\n",
+        ),
+        ("package.json", r#"{"name": "nn"}"#),
+    ]);
+    let c = p.cmd(&["check"]);
+    c.code(0);
+    assert!(c.dump().contains("stackato.yml:3:9"), "{}", c.dump());
+    let r = p.cmd(&["run", "--no-watch"]);
+    r.code(2);
+    let err = r.dump();
+    assert!(err.contains("has no web command"), "{err}");
+    assert!(
+        err.contains("stackato.yml:3:9"),
+        "at type:, not name:\n{err}"
+    );
+    assert!(!err.contains("stackato.yml:1:"), "{err}");
+}
+
 /// `init` in `dir` (written, not a dry run); its stackato.yml.
 fn init(dir: &Path) -> (Run, String) {
     let r = run(dir, &["init"]);
@@ -298,7 +416,7 @@ fn init_recognises_what_run_recognises() {
 }
 
 #[test]
-fn init_gives_python_2_code_python27_and_not_pins_alone() {
+fn init_gives_python_2_apps_python27_and_not_any_pin() {
     for (file, code) in [
         ("app.py", "print \"hello\"\n"),
         ("app.py", "import sys\nprint >>sys.stderr, 'x'\n"),
@@ -319,6 +437,15 @@ fn init_gives_python_2_code_python27_and_not_pins_alone() {
         let (_, yml) = init(t.path());
         assert!(yml.contains("runtime: python27"), "{code}: {yml}");
     }
+    // A Django release for Python 2 only (before 1.5), with Python-3-clean code.
+    let t = app(&[
+        ("manage.py", "import django\n"),
+        ("wsgi.py", "def application(env, start):\n    return []\n"),
+        ("requirements.txt", "Django==1.4.22\n"),
+    ]);
+    let (r, yml) = init(t.path());
+    assert!(yml.contains("runtime: python27"), "{yml}");
+    r.stderr_has("requirements.txt:1 Django==1.4.22 (a release for Python 2 only)");
     // Python 3 code, and a Flask<1.0 pin: not proof of Python 2.
     let t = app(&[
         (

@@ -488,17 +488,47 @@ fn perl_psgi_app() {
         .stderr_has("service memcached (app.psgi uses Cache::Memcached)");
     assert_eq!(framework(&a), ("perl".into(), "perl514".into()));
     expect_services(&a, &[("db", "postgresql"), ("memcached", "memcached")]);
-    assert_eq!(web(&a).as_deref(), Some("plackup --port $PORT app.psgi"));
+    // uWSGI's PSGI plugin serves it as on the platform (the framework's default); without
+    // it, plackup.
+    let want = (find_program("uwsgi_psgi").is_none()).then_some("plackup --port $PORT app.psgi");
+    assert_eq!(web(&a).as_deref(), want);
     // The cpanfile lists Plack: no `requirements: cpan:` needed.
     assert!(a.pointer("/stackato/requirements").is_none(), "{a:#}");
+}
+
+#[test]
+fn perl_psgi_app_starts_with_what_init_wrote() {
+    if !require_all(&["perl", "uwsgi_psgi"]) {
+        return;
+    }
+    let t = app(&[(
+        "app.psgi",
+        "my $app = sub { [200, ['Content-Type' => 'text/plain'], [\"psgi here\\n\"]] };\n",
+    )]);
+    let (r, a) = init_checked(t.path());
+    r.stderr_lacks("plackup");
+    assert_eq!(web(&a), None, "the framework's default: $STACKATO_UWSGI");
+    assert!(a.pointer("/stackato/requirements").is_none(), "{a:#}");
+    let mut run = Running::start(t.path());
+    let port = run.ready(Duration::from_secs(240));
+    assert_eq!(
+        http_get(port, "/"),
+        (200, "psgi here\n".to_string()),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(run.interrupt(), Some(130), "{}", run.stderr());
 }
 
 #[test]
 fn perl_psgi_app_without_plack_listed_requires_it() {
     let t = app(&[("app.psgi", "my $app = sub { [200, [], ['hi']] };\n")]);
     let (_, a) = init_checked(t.path());
-    // With Debian's Plack installed, plackup needs nothing from CPAN (often unreachable).
-    let want = if Path::new("/usr/share/perl5/Plack.pm").is_file() {
+    // uWSGI's PSGI plugin needs no Plack; with Debian's Plack installed, plackup needs nothing
+    // from CPAN (often unreachable).
+    let want = if find_program("uwsgi_psgi").is_some()
+        || Path::new("/usr/share/perl5/Plack.pm").is_file()
+    {
         None
     } else {
         Some(serde_json::json!(["Plack"]))
@@ -554,7 +584,8 @@ fn rack_app() {
     let (r, a) = init_checked(t.path());
     r.stderr_has("framework rack (found config.ru: a Rack app)")
         .stderr_has("service memcached (Gemfile lists dalli)")
-        .stderr_has("requirements Gemfile: bundle install at staging on the platform; stackato-local does not run it");
+        .stderr_has("requirements Gemfile: bundle install at staging (run installs the gems")
+        .stderr_lacks("run `bundle install`");
     assert_eq!(framework(&a), ("rack".into(), "ruby".into()));
     expect_services(&a, &[("memcached", "memcached")]);
     assert_eq!(

@@ -3,7 +3,8 @@
 //! composer.json, composer.lock and the local package's composer.json), and the web server
 //! `run` picks: Apache with mod_php when installed (the `.htaccess` of
 //! `tests/fixtures/php-front/` applied by real mod_rewrite), PHP's built-in server when forced
-//! with `STACKATO_LOCAL_PHP_SERVER=builtin`. The real binary, real php, composer and apache2: a
+//! with `STACKATO_LOCAL_PHP_SERVER=builtin`; an app writing into its own directory under Apache
+//! as root; `--in-place` instances beyond the first loading the `.ini` files staging wrote. The real binary, real php, composer and apache2: a
 //! missing one is a loud SKIP, or a failure with `STACKATO_LOCAL_REQUIRE_SERVICES=1` (CI).
 #![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
@@ -178,6 +179,113 @@ fn composer_app_under_apache_reads_the_environment() {
     assert_eq!(
         http_get(port, "/env.php?name=VCAP_APP_PORT"),
         (200, format!("{port}\n")),
+        "{}",
+        s.dump()
+    );
+    s.interrupt(CTRL_C);
+}
+
+/// An app writing into its own directory: a file beside index.php and one in a new subdir.
+const WRITER: &str = r#"<?php
+$a = @file_put_contents(__DIR__ . "/upload.txt", "uploaded");
+@mkdir(__DIR__ . "/cache");
+$b = @file_put_contents(__DIR__ . "/cache/page.html", "cached");
+echo ($a === false ? "upload refused" : "upload written"), ", ", ($b === false ? "cache refused" : "cache written"), "\n";
+"#;
+
+#[test]
+fn apache_lets_the_app_write_into_its_own_directory() {
+    if !apache_with_mod_php() {
+        return;
+    }
+    let p = Project::new(&[
+        ("stackato.yml", "name: writer\nframework:\n  type: php\n"),
+        ("index.php", WRITER),
+    ]);
+    let mut s = p.run(&["--no-watch"]);
+    let port = s.ready("web.0", START);
+    s.assert_err_has("served by Apache with mod_php");
+    assert_eq!(
+        http_get(port, "/"),
+        (200, "upload written, cache written\n".to_string()),
+        "{}",
+        s.dump()
+    );
+    // In the instance's copy, not in the checkout.
+    let copy = p.app.join(".stackato-local/apps/writer/g1/0/app");
+    assert_eq!(
+        std::fs::read_to_string(copy.join("upload.txt"))
+            .ok()
+            .as_deref(),
+        Some("uploaded")
+    );
+    assert_eq!(
+        std::fs::read_to_string(copy.join("cache/page.html"))
+            .ok()
+            .as_deref(),
+        Some("cached")
+    );
+    assert!(!p.app.join("upload.txt").exists());
+    s.interrupt(CTRL_C);
+}
+
+#[test]
+fn in_place_instances_all_load_the_ini_files_staging_wrote() {
+    if !require("php") {
+        return;
+    }
+    let yml = "name: inis\ninstances: 2\nframework:\n  type: php\nhooks:\n  post-staging:\n    - echo 'date.timezone = \"Pacific/Auckland\"' > $STACKATO_APP_ROOT/apache/php/timezone.ini\n";
+    let php = "<?php echo ini_get('date.timezone'), \"\\n\";\n";
+    let mut servers = vec![Some(BUILTIN)];
+    if apache_with_mod_php() {
+        servers.push(None);
+    }
+    for server in servers {
+        let p = Project::new(&[("stackato.yml", yml), ("index.php", php)]);
+        let env: Vec<(&str, &str)> = server.into_iter().collect();
+        let mut s = p.run_env(&["--in-place", "--no-watch"], &env);
+        for (n, web) in [(1, "web.0"), (1, "web.1")] {
+            let port = s.ready_nth(web, n, START);
+            assert_eq!(
+                http_get(port, "/"),
+                (200, "Pacific/Auckland\n".to_string()),
+                "{web} ({server:?})\n{}",
+                s.dump()
+            );
+        }
+        s.interrupt(CTRL_C);
+    }
+}
+
+#[test]
+fn apache_still_serves_after_a_change_restarts_it() {
+    if !apache_with_mod_php() {
+        return;
+    }
+    let p = Project::new(&[
+        ("stackato.yml", "name: changes\nframework:\n  type: php\n"),
+        ("index.php", "<?php echo \"v1\\n\";\n"),
+    ]);
+    let mut s = p.run(&[]);
+    let port = s.ready("web.0", START);
+    assert_eq!(
+        http_get(port, "/"),
+        (200, "v1\n".to_string()),
+        "{}",
+        s.dump()
+    );
+    // Syncing the change into the instance's copy must keep the workers' way to it.
+    p.write_all(&[("added.php", "<?php echo \"added\\n\";\n")]);
+    let port = s.ready_nth("web.0", 2, START);
+    assert_eq!(
+        http_get(port, "/added.php"),
+        (200, "added\n".to_string()),
+        "{}",
+        s.dump()
+    );
+    assert_eq!(
+        http_get(port, "/"),
+        (200, "v1\n".to_string()),
         "{}",
         s.dump()
     );

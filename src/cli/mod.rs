@@ -148,9 +148,10 @@ Examples:
     Deny(allow::DenyArgs),
     /// Recognise the app in the directory and write a commented stackato.yml for it.
     #[command(after_help = "\
-Recognises Django, Flask, plain WSGI, Node.js, Perl PSGI, PHP, Rails and Rack apps, and guesses
-services from their dependencies, migration hooks and the web command; prints each guess and
-why. Never replaces a stackato.yml or manifest.yml without --force (exit 64).
+Recognises Django, Flask, plain WSGI, Node.js, Perl PSGI and CGI, PHP, Rails, Rack, Sinatra,
+Java WAR and Go (buildpack) apps with run's detection, and guesses the runtime (python27 for
+Python 2 code), services from their dependencies, migration hooks and the web command; prints
+each guess and why. Never replaces a stackato.yml or manifest.yml without --force (exit 64).
 
 Examples:
   stackato-local init

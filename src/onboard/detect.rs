@@ -475,6 +475,10 @@ struct Req {
     norm: String,
     shown: String,
     file: String,
+    /// The line's version specifiers (`==1.4.22`), trimmed.
+    spec: String,
+    /// 1-based line number in `file`.
+    line: usize,
 }
 
 #[derive(Debug, Default)]
@@ -536,7 +540,7 @@ fn python_requirements(dir: &Path) -> PythonReqs {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
-        for line in text.lines() {
+        for (n, line) in text.lines().enumerate() {
             let t = line.trim();
             let include = t
                 .strip_prefix("-r ")
@@ -550,10 +554,16 @@ fn python_requirements(dir: &Path) -> PythonReqs {
                 continue;
             }
             if let Some(name) = requirement_name(t) {
+                let spec = t.split(['#', ';']).next().unwrap_or("");
+                let spec = spec
+                    .find(['=', '<', '>', '~', '!'])
+                    .map_or("", |at| spec[at..].trim());
                 out.reqs.push(Req {
                     norm: normalise(&name),
                     shown: name,
                     file: rel.clone(),
+                    spec: spec.replace(' ', ""),
+                    line: n + 1,
                 });
             }
         }
@@ -597,7 +607,7 @@ fn python_common(dir: &Path, d: &mut Detection, framework_package: Option<&str>)
             }
         }
     }
-    if let Some(why) = python2_evidence(dir) {
+    if let Some(why) = python2_evidence(dir).or_else(|| python2_pin(&reqs.reqs)) {
         d.runtime = Some(reasoned(
             "python27",
             format!(
@@ -616,8 +626,7 @@ fn python_common(dir: &Path, d: &mut Detection, framework_package: Option<&str>)
 }
 
 /// Where the app's Python code is Python 2 only (`file:line` and what): a `print` statement,
-/// `except X, e`, or a module Python 3 does not have. Version pins are not proof; syntax and
-/// imports are.
+/// `except X, e`, or a module Python 3 does not have (pins: [`python2_pin`]).
 fn python2_evidence(dir: &Path) -> Option<String> {
     let mut files = python_candidates(dir);
     let mut all: Vec<String> = entries(dir, "", false);
@@ -674,6 +683,49 @@ fn python2_evidence(dir: &Path) -> Option<String> {
         }
     }
     None
+}
+
+/// A requirement that exists for Python 2 only: Django before 1.5 (1.5 was the first with
+/// Python 3 support), MySQL-python (MySQLdb, never ported). Other pins are not proof.
+fn python2_pin(reqs: &[Req]) -> Option<String> {
+    reqs.iter().find_map(|r| {
+        let py2 = match r.norm.as_str() {
+            "mysql-python" => true,
+            "django" => django_before_1_5(&r.spec),
+            _ => false,
+        };
+        py2.then(|| {
+            format!(
+                "{}:{} {}{} (a release for Python 2 only)",
+                r.file, r.line, r.shown, r.spec
+            )
+        })
+    })
+}
+
+/// Whether a Django version spec allows only versions before 1.5 (`==1.4.22`, `<1.5`,
+/// `<=1.4`, `~=1.4.0`).
+fn django_before_1_5(spec: &str) -> bool {
+    let upper = |v: &str, inclusive: bool| {
+        let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+        match (parts.next().flatten(), parts.next().flatten()) {
+            (Some(0), _) => true,
+            (Some(1), Some(minor)) => minor < 5 || (!inclusive && minor == 5),
+            (Some(1), None) => true,
+            _ => false,
+        }
+    };
+    spec.split(',').any(|c| {
+        if let Some(v) = c.strip_prefix("==").or_else(|| c.strip_prefix("~=")) {
+            upper(v.trim_end_matches(".*"), true)
+        } else if let Some(v) = c.strip_prefix("<=") {
+            upper(v, true)
+        } else if let Some(v) = c.strip_prefix('<') {
+            upper(v, false)
+        } else {
+            false
+        }
+    })
 }
 
 /// The module path of a Python file: `pkg/wsgi.py` → `pkg.wsgi`, `pkg/__init__.py` → `pkg`.
@@ -1060,12 +1112,7 @@ fn node(dir: &Path, d: &mut Detection) {
         .and_then(|p| p.pointer("/scripts/start"))
         .and_then(|v| v.as_str())
         .map(str::to_string);
-    let main = pkg
-        .as_ref()
-        .and_then(|p| p.get("main"))
-        .and_then(|v| v.as_str())
-        .filter(|m| is_file(dir, m))
-        .map(str::to_string);
+    let main = crate::platform::detect::node_main(dir);
     if let Some(script) = start_script {
         d.web = Some(reasoned(
             "npm start",
@@ -1133,9 +1180,17 @@ fn perl(dir: &Path, d: &mut Detection) {
             }
         }
     }
+    // The framework's default ($STACKATO_UWSGI) is what `run` starts when uWSGI's PSGI plugin
+    // is installed, as on the platform; without it, plackup (Debian's Plack, or from CPAN).
+    if matches!(
+        crate::platform::perl::psgi_server(),
+        crate::platform::perl::PsgiServer::Uwsgi(_)
+    ) {
+        return perl_dependencies(dir, d);
+    }
     d.web = Some(reasoned(
         "plackup --port $PORT app.psgi",
-        "Plack serving app.psgi; the platform's default $STACKATO_UWSGI needs a uWSGI built with PSGI, which a laptop rarely has",
+        "Plack serving app.psgi: the platform's default $STACKATO_UWSGI needs uWSGI's PSGI plugin, not installed here (apt-get install uwsgi-plugin-psgi)",
     ));
     if !mentions_plack && !crate::platform::perl::debian_plack() {
         d.cpan.push(reasoned(
@@ -1143,6 +1198,11 @@ fn perl(dir: &Path, d: &mut Detection) {
             "plackup comes with Plack, and no dependency file lists it",
         ));
     }
+    perl_dependencies(dir, d);
+}
+
+/// How a Perl app's dependency files are installed.
+fn perl_dependencies(dir: &Path, d: &mut Detection) {
     if is_file(dir, "requirements.txt") {
         d.dependencies
             .push("requirements.txt: Perl modules installed with cpanm at staging".into());
@@ -1280,7 +1340,7 @@ fn ruby(dir: &Path, d: &mut Detection, rails: bool) {
     }
     if is_file(dir, "Gemfile") {
         d.dependencies.push(
-            "Gemfile: bundle install at staging on the platform; stackato-local does not run it, so run `bundle install` here once".into(),
+            "Gemfile: bundle install at staging (run installs the gems from vendor/cache and those installed here; it fetches none)".into(),
         );
     } else {
         d.notes
@@ -1377,6 +1437,37 @@ mod tests {
         assert_eq!(
             uwsgi_web("site/wsgi.py", "application"),
             "$STACKATO_UWSGI --module=site.wsgi:application"
+        );
+    }
+
+    #[test]
+    fn python_2_only_pins() {
+        for (spec, want) in [
+            ("==1.4.22", true),
+            ("==1.3", true),
+            ("<1.5", true),
+            ("<=1.4", true),
+            (">=1.3,<1.5", true),
+            ("~=1.4.0", true),
+            ("==1.5", false),
+            ("==1.11.29", false),
+            ("<2", false),
+            (">=1.3", false),
+            ("", false),
+            ("==4.2", false),
+        ] {
+            assert_eq!(django_before_1_5(spec), want, "{spec}");
+        }
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(
+            t.path().join("requirements.txt"),
+            "# deps\nSouth==0.7\nDjango == 1.4.22  # LTS\n",
+        )
+        .unwrap();
+        let reqs = python_requirements(t.path());
+        assert_eq!(
+            python2_pin(&reqs.reqs).as_deref(),
+            Some("requirements.txt:3 Django==1.4.22 (a release for Python 2 only)")
         );
     }
 

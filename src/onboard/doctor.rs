@@ -65,6 +65,52 @@ fn fail(label: impl Into<String>, detail: impl Into<String>, fix: Option<Fix>) -
     }
 }
 
+/// What runs the WARs of `apps` here: java and Jetty 9 (the platform used Tomcat).
+fn java_check(apps: &[&&App]) -> Check {
+    let names: Vec<&str> = apps.iter().map(|a| a.name.value.as_str()).collect();
+    let label = format!("java + Jetty 9 ({})", names.join(", "));
+    let fix = || {
+        install(
+            crate::platform::web::JETTY_PACKAGES,
+            "jetty java-latest-openjdk-headless",
+            "brew install jetty openjdk",
+        )
+    };
+    let start = crate::platform::web::jetty_home().join("start.jar");
+    let java = backend::which("java");
+    match (java, start.is_file()) {
+        (Some(j), true) => pass(
+            label,
+            format!(
+                "{} ({}), Jetty 9 ({}): the WAR is deployed at / (the platform used Tomcat)",
+                tools::first_line(&j, &["-version"]).unwrap_or_else(|| "java".into()),
+                j.display(),
+                start.display()
+            ),
+        ),
+        (j, jetty) => {
+            let mut missing = Vec::new();
+            if j.is_none() {
+                missing.push("java".to_string());
+            }
+            if !jetty {
+                missing.push(format!(
+                    "Jetty 9 (no {}; JETTY_HOME names another place)",
+                    start.display()
+                ));
+            }
+            fail(
+                label,
+                format!(
+                    "not installed: {}; run serves WARs with java and Jetty 9 here",
+                    missing.join(", ")
+                ),
+                fix(),
+            )
+        }
+    }
+}
+
 /// What serves a `perl` app's app.psgi here (see [`crate::platform::perl::psgi_server`]).
 fn psgi_check(app: &str) -> Check {
     use crate::platform::perl::{PSGI_INSTALL, PsgiServer, psgi_server};
@@ -240,6 +286,13 @@ pub fn checks(loaded: &Loaded, only: Option<&str>) -> Vec<Check> {
     for l in &langs {
         out.extend(runtime_checks(*l, &apps, &state));
     }
+    let jetty_apps: Vec<&&App> = apps
+        .iter()
+        .filter(|a| crate::platform::web::runs_in_jetty(a))
+        .collect();
+    if !jetty_apps.is_empty() {
+        out.push(java_check(&jetty_apps));
+    }
     for a in &apps {
         // The buildpack it stages with, and whether it is there (a missing one is the
         // failure below).
@@ -247,6 +300,9 @@ pub fn checks(loaded: &Loaded, only: Option<&str>) -> Vec<Check> {
             out.push(pass(format!("buildpack of {}", a.name.value), from));
         }
         if let Some(c) = crate::platform::web::cannot_start(a, &loaded.manifest.dir) {
+            if c.debian == Some(crate::platform::web::JETTY_PACKAGES) {
+                continue; // the java + Jetty line says it
+            }
             let fix = match c.debian {
                 Some(d) => {
                     let (fedora, macos) = match d {
@@ -254,10 +310,6 @@ pub fn checks(loaded: &Loaded, only: Option<&str>) -> Vec<Check> {
                         "nodejs" | "npm" => (d, "brew install node"),
                         "ruby-rack" => ("rubygem-rack", "gem install rack"),
                         "ruby-bundler" => ("rubygem-bundler", "gem install bundler"),
-                        "jetty9 default-jre-headless" => (
-                            "jetty java-latest-openjdk-headless",
-                            "brew install jetty openjdk",
-                        ),
                         _ => ("ruby", "brew install ruby"),
                     };
                     install(d, fedora, macos)

@@ -19,7 +19,7 @@ pub enum PlanError {
     /// An instance's directories cannot be made (exit 6).
     #[error(transparent)]
     Layout(StateError),
-    /// The app has no web command, positioned at its name (exit 3).
+    /// The app has no web command, positioned at its framework's type, else its name (exit 2).
     #[error("{}", .0.message)]
     NoWebCommand(Box<Diagnostic>),
     /// Staging failed; `limit` is the time limit of one hook, in seconds (exit 5).

@@ -355,12 +355,7 @@ pub fn processes(
         // buildpack's build output).
         if crate::stage::buildpack::needs_one(app) && release.is_none() {
             let (what, hint) = crate::stage::buildpack::missing(app);
-            let at = app
-                .framework
-                .as_ref()
-                .and_then(|f| f.name_span)
-                .unwrap_or(app.name.span);
-            let d = Diagnostic::error(what).at(at).hint(hint);
+            let d = Diagnostic::error(what).at(framework_at(app)).hint(hint);
             return Err(PlanError::NoWebCommand(Box::new(d)));
         }
         let (kind, command, port) = match &app.web {
@@ -397,7 +392,7 @@ pub fn processes(
                         app.name.value,
                         app.framework_name().unwrap_or("(none)")
                     ))
-                    .at(app.name.span)
+                    .at(framework_at(app))
                     .hint("add `processes: {web: <command listening on $PORT>}`, or `command:`");
                     return Err(PlanError::NoWebCommand(Box::new(d)));
                 }
@@ -489,4 +484,13 @@ fn outside_note(app: &crate::manifest::App, out: &Output) {
             "include what it needs in the app, or set `app-dir:`/`path:` to the directory that holds both"
         ));
     }
+}
+
+/// Where a "no web command" error points: the framework's type (what `check` points at),
+/// else the app's name.
+fn framework_at(app: &crate::manifest::App) -> crate::diag::Span {
+    app.framework
+        .as_ref()
+        .and_then(|f| f.name_span)
+        .unwrap_or(app.name.span)
 }

@@ -129,6 +129,36 @@ pub fn npm_start(dir: &Path) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
+/// The file package.json's `main` names (as Node resolves it: the file, with `.js`, or the
+/// directory's `index.js`), when it exists in the app and its path is plain (letters, digits,
+/// `/._-`, relative, no `..`): it goes into a shell command.
+pub fn node_main(dir: &Path) -> Option<String> {
+    let pkg: serde_json::Value = serde_json::from_str(&read(dir, "package.json")?).ok()?;
+    let main = pkg.get("main")?.as_str()?.trim();
+    let main = main
+        .strip_prefix("./")
+        .unwrap_or(main)
+        .trim_end_matches('/');
+    let plain = !main.is_empty()
+        && !main.starts_with(['/', '-'])
+        && main
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+        && main
+            .split('/')
+            .all(|p| !p.is_empty() && p != ".." && p != ".");
+    if !plain {
+        return None;
+    }
+    [
+        main.to_string(),
+        format!("{main}.js"),
+        format!("{main}/index.js"),
+    ]
+    .into_iter()
+    .find(|f| is_file(dir, f))
+}
+
 /// The app's PHP files: the top-level `*.php`, then `index.php` of a public directory.
 pub fn php_files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = top_files(dir)
@@ -223,6 +253,30 @@ mod tests {
         assert_eq!(fw(&[("main.go", ""), ("server.js", "")]), Some("buildpack"));
         assert_eq!(fw(&[("go.mod", "module x\n")]), Some("buildpack"));
         assert_eq!(fw(&[("cmd/main.go", "")]), None);
+    }
+
+    #[test]
+    fn node_main_is_a_plain_path_to_a_file() {
+        let pkg = |main: &str| format!(r#"{{"main": "{main}"}}"#);
+        let d = app(&[
+            ("package.json", &pkg("lib/web.js")),
+            ("lib/web.js", ""),
+            ("lib/boot/index.js", ""),
+        ]);
+        assert_eq!(node_main(d.path()).as_deref(), Some("lib/web.js"));
+        for (main, want) in [
+            ("./lib/web.js", Some("lib/web.js")),
+            ("lib/web", Some("lib/web.js")),
+            ("lib/boot", Some("lib/boot/index.js")),
+            ("lib/none.js", None),
+            ("../x/lib/web.js", None),
+            ("lib/web.js; rm -rf /", None),
+            ("/abs/web.js", None),
+            ("$(id).js", None),
+        ] {
+            std::fs::write(d.path().join("package.json"), pkg(main)).expect("write");
+            assert_eq!(node_main(d.path()).as_deref(), want, "{main}");
+        }
     }
 
     #[test]

@@ -85,16 +85,17 @@ impl Layout {
         }
     }
 
-    /// `$STACKATO_APP_ROOT/apache/php`, made; in an instance of a staged generation, with a
-    /// copy of the `*.ini` files staging hooks wrote into the staging root's (pre-running hooks
-    /// may add their own after).
+    /// `$STACKATO_APP_ROOT/apache/php`, made; in an instance, with a copy of the `*.ini` files
+    /// staging hooks wrote into the staging root's (pre-running hooks may add their own after).
+    /// Staging's root is the generation's `staging/`, or, in place, instance 0's root.
     fn prepare_php_ini(&self) -> Result<(), StateError> {
         let dir = self.app_root.join(PHP_INI_DIR);
         create_private_dir_in(&self.state, &dir)?;
         let Some(g) = self.app_root.parent() else {
             return Ok(());
         };
-        let staged = g.join("staging").join(PHP_INI_DIR);
+        let staging_root = if self.home_is_link() { "0" } else { "staging" };
+        let staged = g.join(staging_root).join(PHP_INI_DIR);
         if staged == dir {
             return Ok(());
         }

@@ -8,7 +8,9 @@
 //! services' unprivileged user ([`crate::services::paths::RunAs`]). The project's state dir stays
 //! 0700; that user alone gets search (`x`) permission on the directories between it and the
 //! instance's copy, through a POSIX ACL entry. When the project itself is out of that user's
-//! reach (a 0700 home above it), the built-in server is used, and `run` says why.
+//! reach (a 0700 home above it), the built-in server is used, and `run` says why. The
+//! instance's own copy of the app is handed over to that user, so that the app can write
+//! into its directory (uploads, caches) as the platform's app user could.
 
 use std::path::{Path, PathBuf};
 
@@ -259,6 +261,25 @@ fn add_search_acl(dir: &Path, uid: u32) -> std::io::Result<()> {
     }
 }
 
+/// Make `dir` and everything below it owned by `uid`:`gid` (links themselves, never what they
+/// point at; entries already theirs are left as they are).
+fn hand_over(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p)?;
+        if m.uid() != uid || m.gid() != gid {
+            std::os::unix::fs::lchown(&p, Some(uid), Some(gid))?;
+        }
+        if m.is_dir() {
+            for e in std::fs::read_dir(&p)? {
+                stack.push(e?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Write the instance's Apache configuration (and, as root, give the services' user its way
 /// to the document root) when `server` is Apache.
 pub fn install(app: &App, layout: &Layout, port: u16, env_names: &[String]) -> Result<(), String> {
@@ -282,6 +303,18 @@ pub fn install(app: &App, layout: &Layout, port: u16, env_names: &[String]) -> R
                 doc.display()
             )
         })?;
+        // The app writes into its own directory (uploads, caches), as it did as the
+        // platform's app user: the instance's own copy becomes the workers' user's. The
+        // checkout itself (`--in-place`) is the user's and is left alone.
+        if layout.home == layout.app_root.join("app") {
+            hand_over(&layout.home, run_as.uid, run_as.gid).map_err(|e| {
+                format!(
+                    "cannot give {} the instance's copy {} for Apache's workers to write in: {e}",
+                    run_as.name,
+                    layout.home.display()
+                )
+            })?;
+        }
         Some((run_as.name, run_as.gid))
     } else {
         None

@@ -161,7 +161,9 @@ pub fn default_web_template(app: &App) -> Option<DefaultWeb> {
     let t = match fw {
         Some("node") => match start_file(app) {
             Some(f) => Some(format!("node {f}")),
-            None => detect::npm_start(&app.path).map(|_| "npm start".to_string()),
+            None => detect::npm_start(&app.path)
+                .map(|_| "npm start".to_string())
+                .or_else(|| detect::node_main(&app.path).map(|f| format!("node {f}"))),
         },
         Some("php") => Some(format!(
             "php -S $VCAP_APP_HOST:$PORT -t $STACKATO_DOCUMENT_ROOT {PHP_ROUTER}"
@@ -246,8 +248,7 @@ pub fn cannot_start(app: &App, project: &Path) -> Option<CannotStart> {
         return None;
     };
     if t.contains("jetty.base=") {
-        let jetty = std::env::var_os("JETTY_HOME")
-            .map_or_else(|| PathBuf::from("/usr/share/jetty9"), PathBuf::from);
+        let jetty = jetty_home();
         let java = crate::services::backend::which("java").is_some();
         if java && jetty.join("start.jar").is_file() {
             return None;
@@ -257,7 +258,7 @@ pub fn cannot_start(app: &App, project: &Path) -> Option<CannotStart> {
                 "framework {fw} runs its WAR in Jetty 9 here, and {} is not installed",
                 if java { "Jetty 9" } else { "java" }
             ),
-            debian: Some("jetty9 default-jre-headless"),
+            debian: Some(JETTY_PACKAGES),
             hint: None,
         });
     }
@@ -279,6 +280,21 @@ pub fn cannot_start(app: &App, project: &Path) -> Option<CannotStart> {
         debian: Some(debian),
         hint: None,
     })
+}
+
+/// The Debian packages a WAR needs here.
+pub const JETTY_PACKAGES: &str = "jetty9 default-jre-headless";
+
+/// Where Jetty 9 is (`$JETTY_HOME`, else Debian's `/usr/share/jetty9`).
+pub fn jetty_home() -> PathBuf {
+    std::env::var_os("JETTY_HOME").map_or_else(|| PathBuf::from("/usr/share/jetty9"), PathBuf::from)
+}
+
+/// Whether the app's default web process runs its WAR in Jetty.
+pub fn runs_in_jetty(app: &App) -> bool {
+    matches!(app.web, crate::manifest::model::Web::Default)
+        && app.command.is_none()
+        && matches!(default_web_template(app), Some(DefaultWeb::Framework(t)) if t.contains("jetty.base="))
 }
 
 /// What [`cannot_start`] found.
@@ -594,6 +610,19 @@ mod tests {
         assert_eq!(
             crate::export::default_web(&m.apps[0]).as_deref(),
             Some("npm start")
+        );
+        // No start file or script: package.json's main.
+        let (d, _) = app_with(Some("node"), &[]);
+        std::fs::create_dir(d.path().join("lib")).expect("mkdir");
+        std::fs::write(d.path().join("lib/web.js"), "").expect("write");
+        std::fs::write(d.path().join("package.json"), r#"{"main": "lib/web.js"}"#).expect("write");
+        let opts = crate::manifest::LoadOptions::new(d.path());
+        let m = crate::manifest::load(&opts, &mut ask)
+            .expect("loads")
+            .manifest;
+        assert_eq!(
+            crate::export::default_web(&m.apps[0]).as_deref(),
+            Some("node lib/web.js")
         );
     }
 
