@@ -239,11 +239,17 @@ fn a_buildpack_app_without_a_buildpack_stops_with_the_ways_to_give_one() {
 #[test]
 fn check_and_doctor_accept_a_go_app_given_its_buildpack() {
     // run builds it with that buildpack (see above): check and doctor agree.
+    // The buildpack is a directory of the project (one outside it is not read, see
+    // tests/buildpacks.rs).
     let p = project_of("go-procfile");
-    let bp = fixture("buildpacks/go-local").display().to_string();
+    copy_tree(
+        &fixture("buildpacks/go-local"),
+        &p.app.join("buildpacks/go-local"),
+        &|_, _| false,
+    );
     p.edit(
         "stackato.yml",
-        &format!("name: gogettable\nbuildpack: {bp}\n"),
+        "name: gogettable\nbuildpack: buildpacks/go-local\n",
     );
     let env = no_installed(&p);
     let c = run_with(&p.app, &["check"], &refs(&env));
