@@ -3,6 +3,8 @@
 //! and their lifecycle (start in order, readiness, stale-state recovery, clean stop).
 
 pub mod backend;
+pub mod couchdb;
+pub mod http;
 pub mod lifecycle;
 pub mod memcached;
 pub mod mysql;
@@ -72,8 +74,8 @@ impl Failure {
 }
 
 /// Services the platform had whose servers no Debian 12 package provides: the server program
-/// and where to get it. stackato-local does not start them yet (even when installed).
-const NOT_PACKAGED: &[(&str, &str, &str)] = &[
+/// and where to get it. Started like the others when their server is installed.
+pub const NOT_PACKAGED: &[(&str, &str, &str)] = &[
     (
         "mongodb",
         "mongod",
@@ -87,7 +89,7 @@ const NOT_PACKAGED: &[(&str, &str, &str)] = &[
     (
         "couchdb",
         "couchdb",
-        "Apache CouchDB from the CouchDB project's own apt repository",
+        "Apache CouchDB from the CouchDB project's own apt repository (or `npm install -g pouchdb-server`, which speaks CouchDB's HTTP API)",
     ),
 ];
 
