@@ -254,6 +254,49 @@ fn couchdb_checks_its_credentials_keeps_its_data_and_listens_on_loopback_only() 
 }
 
 // ---------------------------------------------------------------------------------------------
+// Elasticsearch (not installable on Debian 12 nor from PyPI/npm: skipped loudly when absent,
+// also in CI)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn elasticsearch_answers_on_loopback_and_keeps_its_documents() {
+    if common::find_program("elasticsearch").is_none()
+        && !std::path::Path::new("/usr/share/elasticsearch/bin/elasticsearch").is_file()
+    {
+        skip(
+            "elasticsearch_answers_on_loopback_and_keeps_its_documents: no `elasticsearch` installed (Debian 12 has no package; not required in CI)",
+        );
+        return;
+    }
+    let p = Project::new(&[(
+        "stackato.yml",
+        "name: find\nservices:\n  search: elasticsearch\nprocesses:\n  web: sleep 100\n",
+    )])
+    .with_services(&["search"]);
+    p.cmd(&["services", "start"])
+        .code(0)
+        .stderr_has("search (elasticsearch) ready on 127.0.0.1:");
+    let port = p.service_port("search");
+    let (code, body) = couch(
+        port,
+        "PUT",
+        "/notes/_doc/1?refresh=true",
+        None,
+        Some(r#"{"v":"kept"}"#),
+    );
+    assert!(code == 200 || code == 201, "{code} {body}");
+    for l in common::procs::listeners(port) {
+        assert_eq!(l, "tcp:0100007F", "port {port} listens beyond loopback");
+    }
+    p.cmd(&["services", "stop"]).code(0);
+    p.cmd(&["services", "start"]).code(0);
+    let (code, body) = couch(port, "GET", "/notes/_doc/1", None, None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("kept"), "{body}");
+    p.cmd(&["services", "stop"]).code(0);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Services that cannot run here
 // ---------------------------------------------------------------------------------------------
 

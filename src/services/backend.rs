@@ -240,6 +240,7 @@ pub fn for_kind(kind: &str) -> Option<&'static dyn Backend> {
         "memcached" => Some(&crate::services::memcached::Memcached),
         "rabbitmq" | "rabbitmq3" => Some(&crate::services::rabbitmq::Rabbitmq),
         "couchdb" => Some(&crate::services::couchdb::Couchdb),
+        "elasticsearch" => Some(&crate::services::elasticsearch::Elasticsearch),
         _ => None,
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod couchdb;
+pub mod elasticsearch;
 pub mod http;
 pub mod lifecycle;
 pub mod memcached;
