@@ -254,6 +254,43 @@ fn couchdb_checks_its_credentials_keeps_its_data_and_listens_on_loopback_only() 
 }
 
 // ---------------------------------------------------------------------------------------------
+// MongoDB (not installable on Debian 12 nor from PyPI/npm: skipped loudly when absent, also
+// in CI)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn mongodb_starts_on_loopback_creates_the_user_and_keeps_its_data_directory() {
+    if common::find_program("mongod").is_none() {
+        skip(
+            "mongodb_starts_on_loopback_creates_the_user_and_keeps_its_data_directory: no `mongod` installed (Debian 12 has no package; not required in CI)",
+        );
+        return;
+    }
+    let p = Project::new(&[(
+        "stackato.yml",
+        "name: mg\nservices:\n  docs: mongodb\nprocesses:\n  web: sleep 100\n",
+    )])
+    .with_services(&["docs"]);
+    // Ready means it answered `ping`, and the user of the credentials was created.
+    p.cmd(&["services", "start"])
+        .code(0)
+        .stderr_has("docs (mongodb) ready on 127.0.0.1:")
+        .stderr_has("data directory initialised");
+    let port = p.service_port("docs");
+    let pid = p.server_pid("docs").expect("a server pid");
+    for l in common::procs::listeners(port) {
+        assert_eq!(l, "tcp:0100007F", "port {port} listens beyond loopback");
+    }
+    p.cmd(&["services", "stop"]).code(0);
+    assert!(!common::procs::alive(pid), "mongod still runs after stop");
+    // The second start uses the same data and finds the user there (updated, not refused).
+    let r = p.cmd(&["services", "start"]);
+    r.code(0).stderr_has("docs (mongodb) ready on 127.0.0.1:");
+    assert!(!r.stderr.contains("initialised"), "{}", r.stderr);
+    p.cmd(&["services", "stop"]).code(0);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Elasticsearch (not installable on Debian 12 nor from PyPI/npm: skipped loudly when absent,
 // also in CI)
 // ---------------------------------------------------------------------------------------------

@@ -239,6 +239,7 @@ pub fn for_kind(kind: &str) -> Option<&'static dyn Backend> {
         "redis" => Some(&crate::services::redis::Redis),
         "memcached" => Some(&crate::services::memcached::Memcached),
         "rabbitmq" | "rabbitmq3" => Some(&crate::services::rabbitmq::Rabbitmq),
+        "mongodb" => Some(&crate::services::mongodb::Mongodb),
         "couchdb" => Some(&crate::services::couchdb::Couchdb),
         "elasticsearch" => Some(&crate::services::elasticsearch::Elasticsearch),
         _ => None,

@@ -8,6 +8,7 @@ pub mod elasticsearch;
 pub mod http;
 pub mod lifecycle;
 pub mod memcached;
+pub mod mongodb;
 pub mod mysql;
 pub mod paths;
 pub mod ports;
@@ -75,7 +76,8 @@ impl Failure {
 }
 
 /// Services the platform had whose servers no Debian 12 package provides: the server program
-/// and where to get it. Started like the others when their server is installed.
+/// and where to get it, for the message when it is missing. Started like the others when
+/// their server is installed.
 pub const NOT_PACKAGED: &[(&str, &str, &str)] = &[
     (
         "mongodb",
@@ -94,26 +96,14 @@ pub const NOT_PACKAGED: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Why service `name` of type `kind` cannot run here, and what to do: for the types the
-/// platform had (mongodb, elasticsearch, couchdb), whether their server is installed and
-/// where to get it; for others, that the type has no local stand-in.
+/// Why service `name` of type `kind` cannot run here: the type has no local stand-in. (The
+/// types whose server is only missing get [`ServiceError::Missing`] from [`backend::find`].)
 pub fn unavailable_message(name: &str, kind: &str) -> String {
-    let Some((_, program, source)) = NOT_PACKAGED.iter().find(|(k, _, _)| *k == kind) else {
-        return ServiceError::Unsupported {
-            name: name.to_string(),
-            kind: kind.to_string(),
-        }
-        .to_string();
-    };
-    match backend::which(program) {
-        Some(found) => format!(
-            "service \"{name}\" ({kind}): `{program}` is installed ({}), but stackato-local cannot start {kind} yet; run it yourself and bind it as a user-provided service, or skip it with --skip-service {name}",
-            found.display()
-        ),
-        None => format!(
-            "service \"{name}\" ({kind}) needs `{program}`, which is not installed (Debian 12 has no package for it), and stackato-local does not start {kind} yet; install {source} and run it yourself, bind it as a user-provided service, or skip it with --skip-service {name}"
-        ),
+    ServiceError::Unsupported {
+        name: name.to_string(),
+        kind: kind.to_string(),
     }
+    .to_string()
 }
 
 impl ServiceError {
