@@ -253,6 +253,31 @@ fn couchdb_checks_its_credentials_keeps_its_data_and_listens_on_loopback_only() 
     p.cmd(&["services", "stop"]).code(0);
 }
 
+#[test]
+fn an_app_stores_documents_in_couchdb_with_the_credentials_of_its_environment() {
+    if !require("couchdb|pouchdb-server") {
+        return;
+    }
+    let p = project_of("couch-app").with_services(&["couch-app-docs"]);
+    let mut s = p.run(&[]);
+    let port = s.ready("web.0", SERVICES);
+    s.assert_err_has("couch-app-docs (couchdb) ready on 127.0.0.1:");
+    let (code, body) = http_get(port, "/put?id=note1&text=kept-across-runs");
+    assert_eq!((code, body.as_str()), (200, "stored"), "{}", s.dump());
+    s.interrupt(CTRL_C);
+    s.assert_err_has("couch-app-docs (couchdb) stopped");
+    let mut s = p.run(&[]);
+    let port = s.ready("web.0", SERVICES);
+    let (code, body) = http_get(port, "/get?id=note1");
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "kept-across-runs"),
+        "{}",
+        s.dump()
+    );
+    s.interrupt(CTRL_C);
+}
+
 // ---------------------------------------------------------------------------------------------
 // MongoDB (not installable on Debian 12 nor from PyPI/npm: skipped loudly when absent, also
 // in CI)
