@@ -722,6 +722,20 @@ fn service_check(name: &str, kind: &str, state: &StateDir) -> Check {
                 ),
             )
         }
+        // Not packaged by Debian: the message says where to get it instead.
+        Err(e @ crate::services::ServiceError::Missing { .. })
+            if crate::services::NOT_PACKAGED
+                .iter()
+                .any(|(k, _, _)| *k == kind) =>
+        {
+            fail(
+                label,
+                format!("{e}; `run` cannot start it"),
+                Some(Fix::Hint(format!(
+                    "run without it: `stackato-local run --skip-service {name}`"
+                ))),
+            )
+        }
         Err(crate::services::ServiceError::Missing { program, .. }) => {
             let fallback = if crate::platform::services::is_relational(kind) {
                 "; `run` uses sqlite instead (or fails with --db native)"

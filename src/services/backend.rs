@@ -1,5 +1,7 @@
-//! One small trait for every local stand-in (postgres, MariaDB, redis, memcached, RabbitMQ), and how to
-//! find their programs: on PATH, in `/usr/sbin`, and in `/usr/lib/postgresql/*/bin`.
+//! One small trait for every local stand-in (postgres, MariaDB, redis, memcached, RabbitMQ,
+//! MongoDB, Elasticsearch, CouchDB), and how to find their programs: on PATH, in `/usr/sbin`,
+//! in `/usr/lib/postgresql/*/bin`, and in the vendors' install places of the servers Debian
+//! does not package (`/opt/couchdb/bin`, `$ES_HOME/bin`, `/usr/share/elasticsearch/bin`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -134,6 +136,12 @@ fn extra_dirs() -> Vec<PathBuf> {
         )
     });
     v.extend(pg);
+    // Servers not packaged by Debian: their vendors' install places.
+    v.push(PathBuf::from("/opt/couchdb/bin"));
+    if let Some(home) = std::env::var_os("ES_HOME") {
+        v.push(PathBuf::from(home).join("bin"));
+    }
+    v.push(PathBuf::from("/usr/share/elasticsearch/bin"));
     v.push(PathBuf::from("/opt/homebrew/bin"));
     v.push(PathBuf::from("/usr/local/opt/postgresql/bin"));
     v
@@ -196,6 +204,18 @@ pub fn find(b: &dyn Backend) -> Result<Bins, ServiceError> {
                 bins.insert(name, p);
             }
             None => {
+                if let Some((kind, program, source)) = crate::services::NOT_PACKAGED
+                    .iter()
+                    .find(|(k, _, _)| *k == b.kind())
+                {
+                    return Err(ServiceError::Missing {
+                        kind: (*kind).into(),
+                        program: (*program).into(),
+                        install: format!(
+                            "the platform offered {kind} as a service, but Debian 12 has no package for its server; install {source}, or bind a server of your own as a user-provided service"
+                        ),
+                    });
+                }
                 let (deb, fedora, brew) = b.packages();
                 return Err(ServiceError::Missing {
                     kind: b.kind().into(),
@@ -219,6 +239,9 @@ pub fn for_kind(kind: &str) -> Option<&'static dyn Backend> {
         "redis" => Some(&crate::services::redis::Redis),
         "memcached" => Some(&crate::services::memcached::Memcached),
         "rabbitmq" | "rabbitmq3" => Some(&crate::services::rabbitmq::Rabbitmq),
+        "mongodb" => Some(&crate::services::mongodb::Mongodb),
+        "couchdb" => Some(&crate::services::couchdb::Couchdb),
+        "elasticsearch" => Some(&crate::services::elasticsearch::Elasticsearch),
         _ => None,
     }
 }

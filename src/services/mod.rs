@@ -3,8 +3,12 @@
 //! and their lifecycle (start in order, readiness, stale-state recovery, clean stop).
 
 pub mod backend;
+pub mod couchdb;
+pub mod elasticsearch;
+pub mod http;
 pub mod lifecycle;
 pub mod memcached;
+pub mod mongodb;
 pub mod mysql;
 pub mod paths;
 pub mod ports;
@@ -72,8 +76,9 @@ impl Failure {
 }
 
 /// Services the platform had whose servers no Debian 12 package provides: the server program
-/// and where to get it. stackato-local does not start them yet (even when installed).
-const NOT_PACKAGED: &[(&str, &str, &str)] = &[
+/// and where to get it, for the message when it is missing. Started like the others when
+/// their server is installed.
+pub const NOT_PACKAGED: &[(&str, &str, &str)] = &[
     (
         "mongodb",
         "mongod",
@@ -87,30 +92,18 @@ const NOT_PACKAGED: &[(&str, &str, &str)] = &[
     (
         "couchdb",
         "couchdb",
-        "Apache CouchDB from the CouchDB project's own apt repository",
+        "Apache CouchDB from the CouchDB project's own apt repository (or `npm install -g pouchdb-server`, which speaks CouchDB's HTTP API)",
     ),
 ];
 
-/// Why service `name` of type `kind` cannot run here, and what to do: for the types the
-/// platform had (mongodb, elasticsearch, couchdb), whether their server is installed and
-/// where to get it; for others, that the type has no local stand-in.
+/// Why service `name` of type `kind` cannot run here: the type has no local stand-in. (The
+/// types whose server is only missing get [`ServiceError::Missing`] from [`backend::find`].)
 pub fn unavailable_message(name: &str, kind: &str) -> String {
-    let Some((_, program, source)) = NOT_PACKAGED.iter().find(|(k, _, _)| *k == kind) else {
-        return ServiceError::Unsupported {
-            name: name.to_string(),
-            kind: kind.to_string(),
-        }
-        .to_string();
-    };
-    match backend::which(program) {
-        Some(found) => format!(
-            "service \"{name}\" ({kind}): `{program}` is installed ({}), but stackato-local cannot start {kind} yet; run it yourself and bind it as a user-provided service, or skip it with --skip-service {name}",
-            found.display()
-        ),
-        None => format!(
-            "service \"{name}\" ({kind}) needs `{program}`, which is not installed (Debian 12 has no package for it), and stackato-local does not start {kind} yet; install {source} and run it yourself, bind it as a user-provided service, or skip it with --skip-service {name}"
-        ),
+    ServiceError::Unsupported {
+        name: name.to_string(),
+        kind: kind.to_string(),
     }
+    .to_string()
 }
 
 impl ServiceError {
