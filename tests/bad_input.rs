@@ -1,14 +1,9 @@
 //! Broken, odd and hostile manifests: each must be refused with exit 2 and a `file:line:col`
 //! the user can jump to, quickly, without a panic or a stack overflow.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
-mod common;
-
+use crate::common::*;
 use std::io::Read;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
-
-use common::*;
 
 /// `check --format short` of a `stackato.yml` holding `text`; asserts it is refused (exit 2).
 #[track_caller]
@@ -18,15 +13,14 @@ fn refused(text: &str) -> Run {
     r
 }
 
-/// [`refused`], in less than 5 s (the time `check` took).
+/// [`refused`], with a hang guard: a `check` that does not end is killed and fails the test.
 #[track_caller]
 fn refused_quickly(text: &str) -> Run {
     let d = yml(text);
-    let started = Instant::now();
-    let r = check(d.path());
-    let took = started.elapsed();
+    let mut c = cmd(d.path());
+    c.args(["check", "--format", "short"]);
+    let r = run_deadline(c, "check --format short");
     r.code(2);
-    assert!(took < Duration::from_secs(5), "took {took:?}");
     r
 }
 
@@ -146,11 +140,9 @@ fn cyclic_inherit_a_b_a() {
         ("a.yml", "inherit: b.yml\n"),
         ("b.yml", "inherit: a.yml\n"),
     ]);
-    let started = Instant::now();
     let r = check(d.path());
     r.code(2);
     r.diag("b.yml:1:10: error:", &["cycle"]);
-    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 #[test]
@@ -251,7 +243,6 @@ fn nesting_5000_deep_is_refused_without_overflow() {
     ];
     for (what, text) in cases {
         let d = yml(&text);
-        let started = Instant::now();
         let r = check(d.path());
         r.code(2);
         let line = r.diag("stackato.yml:", &["error:"]);
@@ -260,10 +251,6 @@ fn nesting_5000_deep_is_refused_without_overflow() {
             "{what}: the message says why: {line}"
         );
         r.stderr_lacks("overflow");
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{what} was slow"
-        );
     }
 }
 

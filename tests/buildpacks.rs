@@ -5,18 +5,15 @@
 //! once into the user's cache; installed buildpacks are tried in order with detect; an
 //! unreachable URL stops with the fix; `allow` shows a buildpack of the project and its
 //! scripts' digests are covered by the trust record.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::http::http_get;
-use common::project::Project;
-use common::session::{Session, Stream};
-use common::*;
+use crate::common::http::http_get;
+use crate::common::project::Project;
+use crate::common::session::{Session, Stream};
+use crate::common::*;
 
 const CTRL_C: Duration = Duration::from_secs(30);
 /// A first `go build` of net/http on a busy machine takes a while.

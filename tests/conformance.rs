@@ -2,7 +2,6 @@
 //! run against the real binary. All 49 cases of the manifest group pass today; keep it so.
 //! The upload group (65 cases: `config --json --upload-manifest API APP`, the client's
 //! `debug-upload-manifest`) must pass at least 95%; the failing cases are printed with why.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,14 +2,11 @@
 //! tool may accept or reject a file, but it must never crash, and a rejection must say where.
 //!
 //! `cargo test --test corpus -- --nocapture` prints the counts.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
-
-mod common;
 
 use std::path::Path;
 
-use common::corpus::{corpus_app, corpus_files, examine_all, failures};
-use common::*;
+use crate::common::corpus::{corpus_app, corpus_files, examine_all, failures};
+use crate::common::*;
 use serde_json::Value;
 
 /// What happened to one corpus file.

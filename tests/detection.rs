@@ -6,18 +6,15 @@
 //! nothing when a buildpack is given); `doctor` has a java + Jetty line for a WAR; a node app
 //! with only package.json's `main` runs it; the "no web command" error points where `check`
 //! does; `init` writes manifests `run` starts (a Sinatra app without config.ru answers).
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::http::http_get;
-use common::project::Project;
-use common::session::Session;
-use common::*;
+use crate::common::http::http_get;
+use crate::common::project::Project;
+use crate::common::session::Session;
+use crate::common::*;
 
 const CTRL_C: Duration = Duration::from_secs(30);
 /// A first `go build` or a Jetty start on a busy machine takes a while.

@@ -8,13 +8,10 @@
 //!
 //! Tests needing a server print a loud SKIP when it is not installed, or fail when
 //! `STACKATO_LOCAL_REQUIRE_SERVICES=1` (see `common::require`).
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
-
-mod common;
 
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 /// Whether check `label` passed, its detail (after `label: `) and the fix lines under it.
 #[track_caller]

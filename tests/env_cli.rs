@@ -8,9 +8,8 @@
 //! runs commands, the platform's URL/filesystem/profile/staging/instance rules, credentials and
 //! ports kept in `.stackato-local/`, concurrent runs, and `env diff` against our own output and
 //! a real Stackato 2.x dump.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -18,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const MASK: &str = "********";

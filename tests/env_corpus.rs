@@ -5,15 +5,12 @@
 //! (stdin is not a terminal, so nobody can be asked). Staging must agree, without a PORT.
 //!
 //! `cargo test --test env_corpus -- --nocapture` prints the counts.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
-
-mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::corpus::{corpus_app, corpus_files, examine_all, failures};
-use common::*;
+use crate::common::corpus::{corpus_app, corpus_files, examine_all, failures};
+use crate::common::*;
 use serde_json::Value;
 
 #[derive(Debug, PartialEq, Eq)]

@@ -2,7 +2,6 @@
 //! `stackto-demo` with `${name}-db: mysql` and `${name}-memcached: memcached`) under both
 //! profiles, with credentials from a fixed seed, and the 2.x shapes checked against a real
 //! Stackato 2.x dump. Regenerate the golden files with `UPDATE_GOLDEN=1 cargo test --test env_golden`.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
 use std::path::{Path, PathBuf};
 

@@ -3,16 +3,15 @@
 //! file is read back with a parser for its format (the crate's own YAML and dotenv readers,
 //! `bash -n`, `systemd-analyze verify` and `docker compose config` when installed) and
 //! checked for structure, secrets and what the summary says was not carried over.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Run, app, canon, run, skip};
+use crate::common::{Run, app, canon, run, skip};
 use stackato_local::yaml::{self, Node, Style, Value as Y};
 
 const SEED: &str = r#"name: stackto-demo

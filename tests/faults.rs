@@ -21,9 +21,6 @@
 //!
 //! Tests marked `#[ignore = "BUG: …"]` show a product bug; run them with
 //! `cargo test --test faults -- --ignored`.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
-
-mod common;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener};
@@ -31,14 +28,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::http::http_get;
-use common::procs::{
+use crate::common::http::http_get;
+use crate::common::procs::{
     alive, assert_all_alive, assert_all_dead, assert_dead, cmdline, cmdlines, kill9, pids,
     procs_under, procs_using, read_pid,
 };
-use common::project::{Project, mariadb_serial};
-use common::session::Session;
-use common::*;
+use crate::common::project::{Project, mariadb_serial};
+use crate::common::session::Session;
+use crate::common::*;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -205,7 +202,6 @@ kind, client = sys.argv[1], sys.argv[2]
 url = os.environ["DATABASE_URL"]
 u = urlparse(url)
 
-
 def sql(q):
     if kind == "pg":
         cmd = [client, "-X", "-qtA", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", q]
@@ -220,7 +216,6 @@ def sql(q):
         return False, (r.stdout + r.stderr).strip()
     return True, r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
 
-
 CREATE = {
     "pg": "CREATE TABLE IF NOT EXISTS hits (id serial PRIMARY KEY)",
     "my": "CREATE TABLE IF NOT EXISTS hits (id INT AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB",
@@ -231,7 +226,6 @@ ok, msg = sql(CREATE)
 if not ok:
     print("cannot create the table: " + msg, flush=True)
     sys.exit(1)
-
 
 class H(BaseHTTPRequestHandler):
     def do_GET(self):
@@ -247,7 +241,6 @@ class H(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
 
 server = HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H)
 if len(sys.argv) > 4 and sys.argv[3] == "--pidfile":
@@ -307,12 +300,7 @@ fn sigkill_of_the_supervisor_leaves_no_app_process_and_the_next_run_keeps_the_ro
     s.signal(Signal::SIGKILL);
     assert_eq!(s.wait_exit(SHORT), 128 + 9);
     // The guardian kills the app at once and stops the postgres this run started.
-    assert_dead(
-        "the web",
-        web,
-        Duration::from_secs(5),
-        "SIGKILL of the supervisor",
-    );
+    assert_dead("the web", web, SHORT, "SIGKILL of the supervisor");
     assert_dead(
         "postgres started by the killed run",
         server,
@@ -320,19 +308,16 @@ fn sigkill_of_the_supervisor_leaves_no_app_process_and_the_next_run_keeps_the_ro
         "SIGKILL of the supervisor",
     );
     // Nothing else either (the guardian, working in the app dir, exits once it is done).
-    let t0 = Instant::now();
-    loop {
-        let left = procs_under(&p.root);
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "processes left in the project after SIGKILL of the supervisor: {:?}",
-            cmdlines(&left)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        SHORT,
+        || procs_under(&p.root).is_empty(),
+        || {
+            format!(
+                "processes left in the project after SIGKILL of the supervisor: {:?}",
+                cmdlines(&procs_under(&p.root))
+            )
+        },
+    );
     drop(s);
 
     // The next run: no "already running" refusal (the run lock died with the process), the
@@ -364,12 +349,7 @@ fn database_killed_during_run(kind: &str, name: &str) {
     assert_dead("the db server", old, SHORT, "kill -9");
     let gone =
         format!("error: service db stopped unexpectedly (pid {old} is gone); starting it again");
-    let noticed = s.wait_err(&gone, SHORT);
-    assert!(
-        noticed < Duration::from_secs(4),
-        "the run noticed the dead server only after {noticed:?}\n{}",
-        s.dump()
-    );
+    s.wait_err(&gone, SHORT);
     s.wait_err("==> service db is back (pid ", SERVICES);
     let back = s.err_lines("==> service db is back (pid ");
     assert_eq!(back.len(), 1, "{}", s.dump());
@@ -441,7 +421,6 @@ if "--pidfile" in sys.argv:
         f.write(str(os.getpid()))
     os.rename(path + ".tmp", path)
 
-
 class H(BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200)
@@ -451,7 +430,6 @@ class H(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
 
 server = HTTPServer(("0.0.0.0", int(os.environ["PORT"])), H)
 print("listening", flush=True)
@@ -731,9 +709,10 @@ fn a_hanging_hook_is_killed_after_the_hook_timeout_with_exit_6() {
     let mut s = p.run(&["--hook-timeout", "2", "--no-watch"]);
     let sleep = read_pid(&p.file("sleep.pid"), SHORT);
     s.expect_exit(6, SHORT);
+    // Not before the timeout (a lower bound: the behaviour, never a speed limit).
     let took = t0.elapsed();
     assert!(
-        took >= Duration::from_millis(1900) && took < Duration::from_secs(6),
+        took >= Duration::from_millis(1900),
         "stopped after {took:?} with --hook-timeout 2\n{}",
         s.dump()
     );
@@ -751,12 +730,7 @@ fn a_hanging_hook_is_killed_after_the_hook_timeout_with_exit_6() {
         "{}",
         s.dump()
     );
-    assert_dead(
-        "the hook's sleep",
-        sleep,
-        Duration::from_secs(2),
-        "the hook timeout",
-    );
+    assert_dead("the hook's sleep", sleep, SHORT, "the hook timeout");
     assert!(
         s.lines_of("worker.0").is_empty(),
         "the app started after a failed hook\n{}",
@@ -793,8 +767,9 @@ fn a_web_and_a_worker_that_ignore_sigterm_are_both_killed_after_the_grace() {
     let pids = p.pids(&[("the web", "web.pid"), ("the worker", "worker.pid")]);
     assert_all_alive(&pids);
     let took = s.stop(Signal::SIGINT, 130, SHORT);
+    // Not before the grace period (a lower bound: the behaviour, never a speed limit).
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        took >= Duration::from_millis(900),
         "stopped after {took:?} with --grace 1\n{}",
         s.dump()
     );
@@ -802,7 +777,7 @@ fn a_web_and_a_worker_that_ignore_sigterm_are_both_killed_after_the_grace() {
         let line = format!("{name}: did not stop within the grace period; killed");
         assert_eq!(s.err_lines(&line).len(), 1, "no {line:?}\n{}", s.dump());
     }
-    assert_all_dead(&pids, Duration::from_secs(1), "exit 130");
+    assert_all_dead(&pids, SHORT, "exit 130");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -839,7 +814,7 @@ fn a_daemon_in_its_own_session_that_ignores_sigterm_dies_on_ctrl_c() {
     let mut s = p.run(&["--grace", "1", "--no-watch"]);
     let pids = daemon_pids(&p);
     s.interrupt(CTRL_C);
-    assert_all_dead(&pids, Duration::from_secs(2), "Ctrl-C (exit 130)");
+    assert_all_dead(&pids, SHORT, "Ctrl-C (exit 130)");
 }
 
 #[test]
@@ -855,7 +830,7 @@ fn a_daemon_in_its_own_session_dies_when_the_supervisor_is_sigkilled() {
         assert_eq!(s.wait_exit(SHORT), 128 + 9);
         assert_all_dead(
             &pids,
-            Duration::from_secs(6),
+            SHORT,
             &format!("SIGKILL of the supervisor ({env:?} daemon, killed after {wait:?})"),
         );
     }

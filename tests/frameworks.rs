@@ -6,16 +6,13 @@
 //! command and each answers HTTP; `check`, `doctor` and `config` agree with `run` on the
 //! framework. The real binary, real interpreters (php, node, ruby + rackup): a missing one is
 //! a loud SKIP, or a failure with `STACKATO_LOCAL_REQUIRE_SERVICES=1` (CI).
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
-
-mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::http::http_get;
-use common::project::Project;
-use common::*;
+use crate::common::http::http_get;
+use crate::common::project::Project;
+use crate::common::*;
 
 const START: Duration = Duration::from_secs(120);
 const CTRL_C: Duration = Duration::from_secs(30);

@@ -10,7 +10,6 @@
 //! `cargo test --test fuzz_regressions -- --ignored` runs them (through the binary only, under a
 //! memory and time limit, since they crash, hang or eat memory today). Once fixed, delete the
 //! entry from [`PENDING`] so the input is checked like all others.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -23,7 +23,6 @@
 //! `cargo test --test fuzz_regressions_env -- --ignored` runs each through the same checks in a
 //! child process under a memory limit, since they eat memory or time today. Once fixed, delete
 //! the entry so the input is checked like all others.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -625,11 +624,15 @@ fn check_group(group: Group) {
 /// this one input, pending or not.
 const PENDING_INPUT_VAR: &str = "FUZZ_ENV_PENDING_INPUT";
 
-/// The test that checks `group`.
+/// The test that checks `group`, by its full name in the test binary (`<module>::<test>`).
 fn test_name(group: Group) -> &'static str {
     match group {
-        Group::Dotenv => "every_input_through_the_dotenv_functions_without_panic_or_hang",
-        Group::Dump => "every_input_through_the_dump_functions_without_panic_or_hang",
+        Group::Dotenv => {
+            "fuzz_regressions_env::every_input_through_the_dotenv_functions_without_panic_or_hang"
+        }
+        Group::Dump => {
+            "fuzz_regressions_env::every_input_through_the_dump_functions_without_panic_or_hang"
+        }
     }
 }
 

@@ -1,9 +1,6 @@
 //! The shell hook in a real bash: entering an allowed project loads its environment, leaving
 //! restores the shell's values, an untrusted project loads nothing, a changed manifest needs
 //! allowing again, and the no-change path is quick.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
-
-mod common;
 
 use std::path::Path;
 use std::process::Command;

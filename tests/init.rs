@@ -6,9 +6,6 @@
 //! makes the uWSGI install fail at once, so the pure-Python stand-in serves them). Also: never
 //! replacing a manifest without `--force` (exit 64), `.gitignore`, `--dry-run`, `--name`,
 //! `--kind` and an unrecognised directory.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
-
-mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -18,7 +15,7 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// `init` (plus `extra` arguments) in `dir`; asserts exit 0.

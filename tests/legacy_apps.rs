@@ -9,17 +9,14 @@
 //! has none, so where none is found they print a loud SKIP and pass, in CI too (the issue allows
 //! that for Python 2 only). The others need Debian packages that .ci/run installs; without them
 //! they skip loudly, and fail under `STACKATO_LOCAL_REQUIRE_SERVICES=1` (CI).
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::http::http_get;
-use common::project::Project;
-use common::session::Stream;
-use common::*;
+use crate::common::http::http_get;
+use crate::common::project::Project;
+use crate::common::session::Stream;
+use crate::common::*;
 
 /// How long a first staging may take (virtualenv, pip and npm from their registries, uWSGI
 /// compiling).

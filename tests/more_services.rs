@@ -11,16 +11,15 @@
 //!
 //! A test whose programs are not installed prints a loud SKIP and passes, unless
 //! `STACKATO_LOCAL_REQUIRE_SERVICES=1` (CI), where it fails (see `common::require`).
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::http::http_get;
-use common::project::Project;
-use common::*;
+use crate::common::http::http_get;
+use crate::common::project::Project;
+use crate::common::*;
 
 const CTRL_C: std::time::Duration = std::time::Duration::from_secs(60);
 

@@ -4,17 +4,13 @@
 //! plackup; a Mojolicious::Lite app; a CGI app (`framework: perlcgi`) under the CGI runner,
 //! by default and with `$STACKATO_UWSGI --cgi-index`; and `doctor` agreeing with `run`.
 
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
-
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::http::{http_exchange, http_get};
-use common::project::Project;
-use common::session::Stream;
-use common::*;
+use crate::common::http::{http_exchange, http_get};
+use crate::common::project::Project;
+use crate::common::session::Stream;
+use crate::common::*;
 
 const CTRL_C: Duration = Duration::from_secs(30);
 const STAGING: Duration = Duration::from_secs(300);

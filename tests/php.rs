@@ -6,16 +6,13 @@
 //! with `STACKATO_LOCAL_PHP_SERVER=builtin`; an app writing into its own directory under Apache
 //! as root; `--in-place` instances beyond the first loading the `.ini` files staging wrote. The real binary, real php, composer and apache2: a
 //! missing one is a loud SKIP, or a failure with `STACKATO_LOCAL_REQUIRE_SERVICES=1` (CI).
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
-
-mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::http::http_get;
-use common::project::Project;
-use common::*;
+use crate::common::http::http_get;
+use crate::common::project::Project;
+use crate::common::*;
 
 const START: Duration = Duration::from_secs(180);
 const CTRL_C: Duration = Duration::from_secs(30);

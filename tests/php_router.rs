@@ -5,16 +5,13 @@
 //! `.ht*` files are refused, as under Apache. Apache with mod_php (where installed) answers the
 //! same. A post-staging hook writing `$STACKATO_APP_ROOT/apache/php/timezone.ini` takes effect
 //! under both. Real php, real apache2: a missing one is a loud SKIP (a failure in CI).
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
-
-mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::http::{http_exchange, http_get};
-use common::project::Project;
-use common::*;
+use crate::common::http::{http_exchange, http_get};
+use crate::common::project::Project;
+use crate::common::*;
 
 const START: Duration = Duration::from_secs(180);
 const CTRL_C: Duration = Duration::from_secs(30);

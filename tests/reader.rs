@@ -1,11 +1,8 @@
 //! The stackato.yml / manifest.yml reader, key family by key family, through the real binary:
 //! `config --json` shows the normalised manifest (as the client's `debug-manifest`), `check`
 //! shows the problems with `file:line:col`.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 // ---------------------------------------------------------------------------------------------

@@ -24,20 +24,19 @@
 //!
 //! Tests that need a server (postgres, MariaDB, memcached) print a loud SKIP when it is not
 //! installed, or fail when `STACKATO_LOCAL_REQUIRE_SERVICES=1` (see `common::require`).
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::http::http_get;
-use common::procs::{
+use crate::common::http::http_get;
+use crate::common::procs::{
     alive, assert_all_alive, assert_all_dead, assert_dead, cmdlines, procs_under, read_pid,
 };
-use common::project::Project;
-use common::session::Stream;
-use common::*;
+use crate::common::project::Project;
+use crate::common::session::Stream;
+use crate::common::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -78,12 +77,10 @@ p.add_argument("--listen-time")
 p.add_argument("--start-time")
 a = p.parse_args()
 
-
 def put(path, text):
     with open(path + ".tmp", "w") as f:
         f.write(text)
     os.rename(path + ".tmp", path)
-
 
 if a.start_time:
     put(a.start_time, repr(time.time()))
@@ -96,7 +93,6 @@ if a.daemon_pidfile:
     subprocess.run(["setsid", "sh", "-c", "sleep 1000 >/dev/null 2>&1 </dev/null & echo $! > " + a.daemon_pidfile], check=True)
 time.sleep(a.delay)
 
-
 class H(BaseHTTPRequestHandler):
     def do_GET(self):
         body = json.dumps(dict(os.environ)) if self.path == "/env" else "ok"
@@ -108,7 +104,6 @@ class H(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
 
 if a.listen_time:
     put(a.listen_time, repr(time.time()))
@@ -271,7 +266,7 @@ processes:
             ("the pre-running background job".into(), bg),
             ("web".into(), web),
         ],
-        Duration::from_secs(2),
+        SHORT,
         "the run ended",
     );
 }
@@ -444,12 +439,10 @@ fn ctrl_c_during_a_staging_hook_kills_it_and_exits_130() {
     ]);
     let mut s = p.run(&[]);
     let hook = read_pid(&p.file("hook.pid"), SHORT);
-    let t0 = Instant::now();
     s.signal(Signal::SIGINT);
     s.expect_exit(130, SHORT);
-    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     s.assert_err_has("was interrupted");
-    assert_dead("the hook", hook, Duration::from_secs(2), "exit 130");
+    assert_dead("the hook", hook, SHORT, "exit 130");
     assert_eq!(p.read("marks"), "", "the web started\n{}", s.dump());
     // An interrupted staging is not a staging: the next run stages again.
     std::fs::remove_file(p.file("hook.pid")).unwrap();
@@ -458,7 +451,7 @@ fn ctrl_c_during_a_staging_hook_kills_it_and_exits_130() {
     assert!(alive(hook2), "the hook of the second run");
     s.signal(Signal::SIGTERM);
     s.expect_exit(143, SHORT);
-    assert_dead("the hook", hook2, Duration::from_secs(2), "exit 143");
+    assert_dead("the hook", hook2, SHORT, "exit 143");
 }
 
 #[test]
@@ -1045,7 +1038,7 @@ fn a_web_without_a_route_is_up_while_it_runs_and_never_port_checked() {
     s.assert_err_has("note: quiet has no route: its web process is up while it runs");
     s.assert_err_has("note: hidden has no route");
     s.interrupt(CTRL_C);
-    assert_all_dead(&pids, Duration::from_secs(5), "exit 130");
+    assert_all_dead(&pids, SHORT, "exit 130");
 }
 
 #[test]
@@ -1054,18 +1047,17 @@ fn a_web_that_never_listens_fails_the_health_check_with_exit_7() {
         "stackato.yml",
         "name: deaf\ntimeout: 2\nprocesses:\n  web: echo \"port=$PORT\"; echo $$ > @ROOT@/web.pid; exec sleep 100\n",
     )]);
-    let t0 = Instant::now();
     let mut s = p.run(&[]);
     s.wait_for(Stream::Err, "==> running", SHORT);
     let running = Instant::now();
     s.expect_exit(7, SHORT);
+    // Not before the manifest's timeout (a lower bound: the behaviour, never a speed limit).
     let took = running.elapsed();
     assert!(
-        took >= Duration::from_millis(1500) && took <= Duration::from_secs(5),
+        took >= Duration::from_millis(1500),
         "exit 7 came {took:?} after the start (timeout: 2)\n{}",
         s.dump()
     );
-    assert!(t0.elapsed() < Duration::from_secs(15));
     let out = s.stdout();
     let port = out
         .lines()
@@ -1081,7 +1073,7 @@ fn a_web_that_never_listens_fails_the_health_check_with_exit_7() {
     assert!(msg.contains("health check"), "{msg}");
     assert!(msg.contains("within 2 s"), "{msg}");
     let pid = read_pid(&p.file("web.pid"), SHORT);
-    assert_dead("web", pid, Duration::from_secs(2), "exit 7");
+    assert_dead("web", pid, SHORT, "exit 7");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1104,16 +1096,10 @@ processes:
     s.ready("web.0", SHORT);
     let pids = p.pids(&[("web", "web.pid"), ("the web's child", "child.pid")]);
     assert_all_alive(&pids);
-    let t0 = Instant::now();
     let err = s.interrupt(CTRL_C);
-    assert!(
-        t0.elapsed() < Duration::from_secs(5),
-        "stopping took {:?}",
-        t0.elapsed()
-    );
     assert!(err.contains("==> SIGINT received: stopping"), "{err}");
     assert!(err.contains("==> stopped (exit status 130)"), "{err}");
-    assert_all_dead(&pids, Duration::from_secs(1), "exit 130");
+    assert_all_dead(&pids, SHORT, "exit 130");
     let left = procs_under(&p.root);
     assert!(
         left.is_empty(),
@@ -1136,7 +1122,7 @@ fn sigterm_stops_every_process_and_exits_143() {
     let web = read_pid(&p.file("web.pid"), SHORT);
     s.signal(Signal::SIGTERM);
     s.expect_exit(143, SHORT);
-    assert_dead("web", web, Duration::from_secs(1), "exit 143");
+    assert_dead("web", web, SHORT, "exit 143");
 }
 
 #[test]
@@ -1156,7 +1142,7 @@ fn a_daemon_started_by_the_web_is_stopped_at_shutdown() {
     assert_dead(
         "a daemon (own session) of the web",
         daemon,
-        Duration::from_secs(2),
+        SHORT,
         "exit 130",
     );
 }
@@ -1174,13 +1160,14 @@ fn a_process_that_ignores_sigterm_is_killed_after_the_grace_period() {
     s.ready("web.0", SHORT);
     let web = read_pid(&p.file("web.pid"), SHORT);
     let took = s.stop(Signal::SIGINT, 130, SHORT);
+    // Not before the grace period (a lower bound: the behaviour, never a speed limit).
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        took >= Duration::from_millis(900),
         "stopped after {took:?} with --grace 1\n{}",
         s.dump()
     );
     s.assert_err_has("web.0: did not stop within the grace period; killed");
-    assert_dead("web", web, Duration::from_secs(1), "exit 130");
+    assert_dead("web", web, SHORT, "exit 130");
 }
 
 #[test]
@@ -1197,12 +1184,10 @@ fn a_second_ctrl_c_kills_at_once() {
     let web = read_pid(&p.file("web.pid"), SHORT);
     s.signal(Signal::SIGINT);
     s.wait_for(Stream::Err, "SIGINT received: stopping (grace 60 s", SHORT);
-    let t0 = Instant::now();
     s.signal(Signal::SIGINT);
     s.expect_exit(130, SHORT);
-    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     s.assert_err_has("second Ctrl-C: killing everything now");
-    assert_dead("web", web, Duration::from_secs(1), "exit 130");
+    assert_dead("web", web, SHORT, "exit 130");
 }
 
 #[test]
@@ -1222,7 +1207,7 @@ fn when_the_supervisor_is_killed_a_daemon_of_the_web_dies_too() {
     ]);
     s.signal(Signal::SIGKILL);
     assert_eq!(s.wait_exit(SHORT), 128 + 9);
-    assert_all_dead(&pids, Duration::from_secs(5), "SIGKILL of the supervisor");
+    assert_all_dead(&pids, SHORT, "SIGKILL of the supervisor");
 }
 
 #[test]
@@ -1250,7 +1235,7 @@ fn when_the_supervisor_is_killed_the_guardian_stops_its_services() {
     assert_eq!(s.wait_exit(SHORT), 128 + 9);
     assert_all_dead(
         &[("web".into(), web), ("postgres".into(), server)],
-        Duration::from_secs(15),
+        SHORT,
         "SIGKILL of the supervisor",
     );
 }
@@ -1284,7 +1269,7 @@ processes:
     s.signal(Signal::SIGKILL);
     let code = s.wait_exit(SHORT);
     assert_eq!(code, 128 + 9);
-    assert_all_dead(&pids, Duration::from_secs(5), "SIGKILL of the supervisor");
+    assert_all_dead(&pids, SHORT, "SIGKILL of the supervisor");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1376,15 +1361,13 @@ fn a_very_long_line_stays_whole() {
 fn a_partial_line_is_shown_within_a_second() {
     let p = Project::new(&[(
         "stackato.yml",
-        "name: partial\nprocesses:\n  web: ~\ncommand: printf 'no-newline'; sleep 30\n",
+        "name: partial\nprocesses:\n  web: ~\ncommand: printf 'no-newline'; exec sleep 300\n",
     )]);
     let mut s = p.run(&[]);
     s.wait_for(Stream::Err, "==> running", SHORT);
-    let took = s.wait_for(Stream::Out, "worker.0 | no-newline\n", SHORT);
-    assert!(
-        took < Duration::from_millis(1500),
-        "the partial line took {took:?}"
-    );
+    // Shown while the process still runs (it ends no newline, and does not exit): how soon is
+    // the benches' business.
+    s.wait_for(Stream::Out, "worker.0 | no-newline\n", SHORT);
     s.interrupt(CTRL_C);
     assert_eq!(s.lines_of("worker.0"), ["no-newline"], "{}", s.dump());
 }
@@ -1398,14 +1381,12 @@ const PG_WEB_PY: &str = r#"
 import os, subprocess
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-
 def psql(sql):
     r = subprocess.run(["psql", os.environ["DATABASE_URL"], "-v", "ON_ERROR_STOP=1", "-qtA", "-c", sql],
                        capture_output=True, text=True)
     if r.returncode != 0:
         return r.returncode, r.stdout + r.stderr
     return 0, r.stdout.strip().splitlines()[-1]
-
 
 class H(BaseHTTPRequestHandler):
     def do_GET(self):
@@ -1421,7 +1402,6 @@ class H(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
 
 HTTPServer(("0.0.0.0", int(os.environ["PORT"])), H).serve_forever()
 "#;

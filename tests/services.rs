@@ -13,536 +13,20 @@
 //! `STACKATO_LOCAL_REQUIRE_SERVICES=1`, where it fails (see `common::require`). Every test
 //! has its own project, and a guard that stops its servers and deletes their data (also the
 //! root-owned `/var/lib/stackato-local/<id>-<name>` directories) even when the test fails.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
-mod common;
-
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
-use common::procs::{cwd_of, kill9, listeners};
-use common::project::{SYSTEM_ROOT, quiet};
-use common::*;
-use serde_json::{Map, Value};
-use tempfile::TempDir;
+use crate::common::procs::{
+    alive, all_pids, assert_dead, assert_loopback_only, cmdline, kill9, server_pids, uids_of,
+};
+use crate::common::project::{SYSTEM_ROOT, mariadb_serial};
+use crate::common::services::*;
+use crate::common::*;
 
 const MASK: &str = "********";
-
-// ---------------------------------------------------------------------------------------------
-// Which programs each service type needs
-// ---------------------------------------------------------------------------------------------
-
-/// The server programs the product needs for `kind`, and the client the tests use.
-fn programs(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "postgresql" => &["postgres", "initdb", "pg_isready", "psql"],
-        "mysql" => &[
-            "mariadbd|mysqld",
-            "mariadb-install-db|mysql_install_db",
-            "mariadb|mysql",
-        ],
-        "redis" => &["redis-server", "redis-cli"],
-        "memcached" => &["memcached"],
-        _ => &[],
-    }
-}
-
-/// Whether everything the service types `kinds` need is installed (else SKIP or panic).
-#[track_caller]
-fn need(kinds: &[&str]) -> bool {
-    kinds.iter().all(|k| require_all(programs(k)))
-}
-
-/// The path of an installed program (checked with [`need`] before).
-#[track_caller]
-fn program(name: &str) -> PathBuf {
-    find_program(name).unwrap_or_else(|| panic!("{name} not installed"))
-}
-
-/// Held by every test that starts MariaDB. MariaDB deletes every `#sql*` file in its tmpdir
-/// when it starts, and the product leaves tmpdir at the shared `/tmp`, so one instance
-/// starting breaks another one's bootstrap (see `mariadb_fresh_projects_start_in_parallel`,
-/// ignored as a bug). Serialised here so the other tests are not flaky because of it.
-static MARIADB: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn mariadb_serial() -> std::sync::MutexGuard<'static, ()> {
-    MARIADB
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-// ---------------------------------------------------------------------------------------------
-// A project, and the guard that cleans up after it
-// ---------------------------------------------------------------------------------------------
-
-/// A temp project whose `stackato.yml` declares `services`. Dropping it stops its servers and
-/// deletes their data and credentials, whatever happened in the test.
-struct Project {
-    dir: PathBuf,
-    services: Vec<String>,
-    _tmp: TempDir,
-}
-
-fn manifest(app_name: &str, services: &[(&str, &str)]) -> String {
-    let mut text = format!("name: {app_name}\nmem: 64M\nservices:\n");
-    for (name, kind) in services {
-        text.push_str(&format!("  {name}: {kind}\n"));
-    }
-    text
-}
-
-impl Project {
-    fn new(app_name: &str, services: &[(&str, &str)]) -> Project {
-        let tmp = app(&[("stackato.yml", &manifest(app_name, services))]);
-        Project {
-            dir: canon(tmp.path()),
-            services: services.iter().map(|(n, _)| n.to_string()).collect(),
-            _tmp: tmp,
-        }
-    }
-
-    /// The project in `parent/app`, with `parent` kept alive (and deleted) with it.
-    fn inside(parent: TempDir, app_name: &str, services: &[(&str, &str)]) -> Project {
-        let dir = parent.path().join("app");
-        write(
-            &dir,
-            "stackato.yml",
-            manifest(app_name, services).as_bytes(),
-        );
-        Project {
-            dir: canon(&dir),
-            services: services.iter().map(|(n, _)| n.to_string()).collect(),
-            _tmp: parent,
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        run(&self.dir, args)
-    }
-
-    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        run_with(&self.dir, args, env)
-    }
-
-    /// `services start` (all); asserts exit 0.
-    #[track_caller]
-    fn start(&self) -> Run {
-        let r = self.run(&["services", "start"]);
-        r.code(0);
-        r
-    }
-
-    /// `services stop` (all); asserts exit 0.
-    #[track_caller]
-    fn stop(&self) -> Run {
-        let r = self.run(&["services", "stop", "--grace", "10"]);
-        r.code(0);
-        r
-    }
-
-    /// `env --format json` plus `extra`, as a map; asserts exit 0.
-    #[track_caller]
-    fn env_json(&self, extra: &[&str], vars: &[(&str, &str)]) -> BTreeMap<String, String> {
-        let mut args = vec!["env", "--format", "json"];
-        args.extend_from_slice(extra);
-        let r = self.run_env(&args, vars);
-        r.code(0);
-        let doc = r.json();
-        let obj = doc
-            .as_object()
-            .unwrap_or_else(|| panic!("env JSON is not an object\n{}", r.dump()));
-        obj.iter()
-            .map(|(k, v)| {
-                let s = v
-                    .as_str()
-                    .unwrap_or_else(|| panic!("{k} is not a string in {doc:#}"));
-                (k.clone(), s.to_string())
-            })
-            .collect()
-    }
-
-    /// The credentials of service `name`, from `VCAP_SERVICES` of `env --reveal --format json`.
-    #[track_caller]
-    fn creds(&self, name: &str) -> Creds {
-        let env = self.env_json(&["--reveal"], &[]);
-        creds_in(&env, name).unwrap_or_else(|| panic!("no {name} in VCAP_SERVICES: {env:#?}"))
-    }
-
-    /// `.stackato-local/services/<name>/`.
-    fn base(&self, name: &str) -> PathBuf {
-        self.dir.join(".stackato-local/services").join(name)
-    }
-
-    /// The pid recorded in `.stackato-local/services/<name>/server.pid`.
-    fn pid(&self, name: &str) -> Option<i32> {
-        let text = std::fs::read_to_string(self.base(name).join("server.pid")).ok()?;
-        let v: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("server.pid of {name} is not JSON ({e}): {text}"));
-        v.get("pid").and_then(Value::as_i64).map(|p| p as i32)
-    }
-
-    /// The pid of the running server of `name`; panics when there is none.
-    #[track_caller]
-    fn live_pid(&self, name: &str) -> i32 {
-        let pid = self
-            .pid(name)
-            .unwrap_or_else(|| panic!("{name} has no server.pid"));
-        assert!(
-            alive(pid),
-            "{name}: pid {pid} from server.pid is not running"
-        );
-        pid
-    }
-
-    /// Where the server's own files live: the target of the `data` link's parent as root,
-    /// else the service's state dir.
-    fn root(&self, name: &str) -> PathBuf {
-        let base = self.base(name);
-        match std::fs::read_link(base.join("data")) {
-            Ok(target) => target.parent().map(Path::to_path_buf).unwrap_or(target),
-            Err(_) => base,
-        }
-    }
-
-    /// The `services` (list) line of `name`.
-    #[track_caller]
-    fn list_line(&self, name: &str) -> String {
-        let r = self.run(&["services"]);
-        r.code(0);
-        r.stdout
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .unwrap_or_else(|| panic!("no line for {name}\n{}", r.dump()))
-            .to_string()
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let roots: Vec<PathBuf> = self.services.iter().map(|n| self.root(n)).collect();
-        quiet(&self.dir, &["services", "stop", "--grace", "5"]);
-        for (name, root) in self.services.iter().zip(&roots) {
-            // Whatever survived (a test that broke things): our processes, by pid.
-            for pid in server_pids(root) {
-                kill9(pid);
-            }
-            quiet(&self.dir, &["services", "reset", name, "--yes"]);
-            if root.starts_with(SYSTEM_ROOT) && root.exists() {
-                let _ = std::fs::remove_dir_all(root);
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Credentials
-// ---------------------------------------------------------------------------------------------
-
-/// One service's credentials, as `VCAP_SERVICES` gives them.
-#[derive(Debug, Clone)]
-struct Creds(Map<String, Value>);
-
-impl Creds {
-    #[track_caller]
-    fn get(&self, k: &str) -> String {
-        match self.0.get(k) {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            other => panic!("credential {k} is {other:?} in {:?}", self.0),
-        }
-    }
-
-    #[track_caller]
-    fn port(&self) -> u16 {
-        self.get("port").parse().expect("numeric port")
-    }
-
-    fn host(&self) -> String {
-        self.get("host")
-    }
-
-    /// The same credentials with another password.
-    fn with_password(&self, pw: &str) -> Creds {
-        let mut m = self.0.clone();
-        m.insert("password".into(), Value::String(pw.into()));
-        Creds(m)
-    }
-}
-
-fn creds_in(env: &BTreeMap<String, String>, name: &str) -> Option<Creds> {
-    let vcap: Value = serde_json::from_str(env.get("VCAP_SERVICES")?).ok()?;
-    vcap.as_object()?
-        .values()
-        .filter_map(Value::as_array)
-        .flatten()
-        .find(|e| e.get("name").and_then(Value::as_str) == Some(name))
-        .and_then(|e| e.get("credentials")?.as_object().cloned())
-        .map(Creds)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The servers' own clients
-// ---------------------------------------------------------------------------------------------
-
-/// Run a client; `Ok(stdout)` on success, `Err(everything)` otherwise.
-fn client(mut c: Command) -> Result<String, String> {
-    let out = c
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {:?}: {e}", c.get_program()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if out.status.success() {
-        Ok(stdout)
-    } else {
-        Err(format!(
-            "{:?} exited {:?}\n{stdout}\n{}",
-            c.get_program(),
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-/// `psql` over TCP with the credentials (password from them, nothing else).
-fn psql(c: &Creds, sql: &str) -> Result<String, String> {
-    let mut cmd = Command::new(program("psql"));
-    cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
-        .arg(c.host())
-        .arg("-p")
-        .arg(c.get("port"))
-        .arg("-U")
-        .arg(c.get("user"))
-        .arg("-d")
-        .arg(c.get("name"))
-        .arg("-c")
-        .arg(sql)
-        .env_remove("PGSERVICE")
-        .env("PGPASSWORD", c.get("password"))
-        .env("PGCONNECT_TIMEOUT", "10");
-    client(cmd)
-}
-
-/// `psql URL` (a `POSTGRESQL_URL` as advertised).
-fn psql_url(url: &str, sql: &str) -> Result<String, String> {
-    let mut cmd = Command::new(program("psql"));
-    cmd.args([
-        "-X",
-        "-q",
-        "-A",
-        "-t",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-d",
-        url,
-        "-c",
-        sql,
-    ])
-    .env_remove("PGPASSWORD")
-    .env("PGCONNECT_TIMEOUT", "10");
-    client(cmd)
-}
-
-/// The mariadb (or mysql) client over TCP with the credentials.
-fn mysql(c: &Creds, sql: &str) -> Result<String, String> {
-    let mut cmd = Command::new(program("mariadb|mysql"));
-    cmd.args([
-        "--no-defaults",
-        "--protocol=tcp",
-        "--connect-timeout=10",
-        "-N",
-        "-B",
-    ])
-    .arg(format!("-h{}", c.host()))
-    .arg(format!("-P{}", c.get("port")))
-    .arg(format!("-u{}", c.get("user")))
-    .arg(format!("-D{}", c.get("name")))
-    .arg("-e")
-    .arg(sql)
-    .env("MYSQL_PWD", c.get("password"));
-    client(cmd)
-}
-
-/// `redis-cli` with the credentials (`password` may be empty: no AUTH).
-fn redis(c: &Creds, password: &str, args: &[&str]) -> String {
-    let mut cmd = Command::new(program("redis-cli"));
-    cmd.arg("-h")
-        .arg(c.host())
-        .arg("-p")
-        .arg(c.get("port"))
-        .arg("--no-auth-warning");
-    if !password.is_empty() {
-        cmd.arg("-a").arg(password);
-    }
-    cmd.args(args);
-    client(cmd).unwrap_or_else(|e| e)
-}
-
-/// `redis-cli` with the host, port and password of a `REDIS_URL` as advertised
-/// (`redis://:PASSWORD@HOST:PORT`). Parsed here: redis-cli 7.0's own `-u` sends an empty user
-/// name with AUTH for that form, and the server refuses it.
-fn redis_url(url: &str, args: &[&str]) -> String {
-    let rest = url
-        .strip_prefix("redis://:")
-        .unwrap_or_else(|| panic!("REDIS_URL {url} is not redis://:PASSWORD@HOST:PORT"));
-    let (pw, hostport) = rest.rsplit_once('@').expect("@ in REDIS_URL");
-    let (host, port) = hostport.rsplit_once(':').expect("port in REDIS_URL");
-    let mut m = Map::new();
-    m.insert("host".into(), Value::String(host.into()));
-    m.insert("port".into(), Value::String(port.into()));
-    redis(&Creds(m), pw, args)
-}
-
-/// One memcached text-protocol request; the answer up to its terminator.
-fn memcached(host: &str, port: u16, request: &str) -> String {
-    let addr = format!("{host}:{port}");
-    let mut s = TcpStream::connect(&addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 512];
-    let done = |b: &[u8]| {
-        ["END\r\n", "STORED\r\n", "ERROR\r\n", "NOT_STORED\r\n"]
-            .iter()
-            .any(|t| b.ends_with(t.as_bytes()))
-            || (b.starts_with(b"VERSION") && b.ends_with(b"\r\n"))
-    };
-    while !done(&got) {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    String::from_utf8_lossy(&got).into_owned()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Processes and sockets
-// ---------------------------------------------------------------------------------------------
-
-/// Whether `pid` is a live process (not gone, not a zombie).
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
-fn parent_of(pid: i32) -> Option<i32> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = s.rsplit_once(')')?;
-    rest.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// (real, effective) uid of `pid`.
-fn uids_of(pid: i32) -> (u32, u32) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .expect("Uid line");
-    let v: Vec<u32> = line
-        .split_whitespace()
-        .skip(1)
-        .map(|x| x.parse().expect("uid"))
-        .collect();
-    (v[0], v[1])
-}
-
-fn cmdline_of(pid: i32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-        .unwrap_or_default()
-}
-
-/// Every live process working in `root` (servers chdir to their data or run dir there) whose
-/// parent does not: the top-level server processes of one service.
-fn server_pids(root: &Path) -> Vec<i32> {
-    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-    let inside = |pid: i32| cwd_of(pid).is_some_and(|c| c.starts_with(&root));
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut v: Vec<i32> = rd
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| alive(pid) && inside(pid))
-        .filter(|&pid| !parent_of(pid).is_some_and(inside))
-        .collect();
-    v.sort_unstable();
-    v
-}
-
-/// Every live process working in `root`, children included.
-fn all_pids(root: &Path) -> Vec<i32> {
-    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    rd.filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| alive(pid) && cwd_of(pid).is_some_and(|c| c.starts_with(&root)))
-        .collect()
-}
-
-/// Wait until `pid` is dead (gone or a zombie).
-#[track_caller]
-fn wait_dead(pid: i32) {
-    let t0 = Instant::now();
-    while alive(pid) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "pid {pid} still alive after kill -9"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Assert only 127.0.0.1 listens on `port`.
-#[track_caller]
-fn assert_loopback_only(what: &str, port: u16) {
-    assert_eq!(
-        listeners(port),
-        vec!["tcp:0100007F".to_string()],
-        "{what}: expected exactly one listener on 127.0.0.1:{port} (from /proc/net/tcp{{,6}})"
-    );
-}
-
-/// Every regular file below `dir` (not following symlinks).
-fn files_below(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in rd.filter_map(Result::ok) {
-        let Ok(ft) = e.file_type() else { continue };
-        if ft.is_dir() {
-            out.extend(files_below(&e.path()));
-        } else if ft.is_file() {
-            out.push(e.path());
-        }
-    }
-    out
-}
-
-/// The stderr lines that mention `needle`.
-fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
-    text.lines().filter(|l| l.contains(needle)).collect()
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. Each type: write, stop, start, read back
@@ -710,7 +194,7 @@ fn memcached_sets_and_gets_and_restarts() {
 fn crash_and_recover(p: &Project, name: &str) {
     let pid = p.live_pid(name);
     kill9(pid);
-    wait_dead(pid);
+    assert_dead("the server", pid, SHORT, "kill -9");
     let line = p.list_line(name);
     assert!(line.contains("crashed"), "after kill -9: {line}");
 
@@ -820,7 +304,7 @@ fn as_root_servers_run_unprivileged_with_private_data_even_in_a_0700_directory()
     p.start();
     for (name, program) in [("pg", "postgres"), ("my", "mariadbd")] {
         let pid = p.live_pid(name);
-        let cmdline = cmdline_of(pid);
+        let cmdline = cmdline(pid);
         assert!(
             cmdline.contains(program) || (program == "mariadbd" && cmdline.contains("mysqld")),
             "{name}: pid {pid} runs {cmdline:?}"
@@ -951,7 +435,7 @@ fn servers_listen_on_loopback_only_with_random_private_credentials() {
         let pw = c.get("password");
         for pid in all_pids(&a.root(name)) {
             assert!(
-                !cmdline_of(pid).contains(&pw),
+                !cmdline(pid).contains(&pw),
                 "{name}: the password is on the command line of pid {pid}"
             );
         }
@@ -1213,7 +697,6 @@ fn a_server_that_cannot_start_fails_with_its_log_tail() {
         .unwrap();
     drop(f);
 
-    let t0 = Instant::now();
     let r = p.run(&["services", "start", "--service-timeout", "20"]);
     r.code(5)
         .stderr_has("service \"pg\" (postgresql)")
@@ -1221,12 +704,10 @@ fn a_server_that_cannot_start_fails_with_its_log_tail() {
         .stderr_has("server.log")
         // The server's own words, from its log.
         .stderr_has("postgresql.conf")
-        .stderr_has("syntax error");
-    assert!(
-        t0.elapsed() < Duration::from_secs(15),
-        "a server that exits at once should not be waited for ({:?})",
-        t0.elapsed()
-    );
+        .stderr_has("syntax error")
+        // A server that exits at once is seen exiting, not waited for until the timeout.
+        .stderr_has("exited while starting")
+        .stderr_lacks("did not answer within");
     assert!(p.pid("pg").is_none(), "server.pid left by a failed start");
     assert!(server_pids(&p.root("pg")).is_empty());
     assert!(p.list_line("pg").contains("stopped"));

@@ -5,17 +5,14 @@
 //! watching reaches the copy and the app; links reaching outside the app stop the run as a
 //! push stopped, unless `--copy-unsafe-links`; `exec` runs in the checkout unless `--staged`;
 //! `--in-place` runs in the checkout.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
-
-mod common;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::http::http_get;
-use common::project::Project;
-use common::*;
+use crate::common::http::http_get;
+use crate::common::project::Project;
+use crate::common::*;
 
 const CTRL_C: Duration = Duration::from_secs(30);
 

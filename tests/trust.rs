@@ -1,9 +1,6 @@
 //! The trust check before `run` executes a project's commands.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
-mod common;
-
-use common::{app, cmd};
+use crate::common::{app, cmd};
 
 // The runs are `--in-place`, so what the hooks touch lands in the checkout, where these tests look.
 const MANIFEST: &str = "name: t\nhooks:\n  post-staging:\n    - touch ran-hook\nprocesses:\n  web: ~\ncommand: sleep 0\n";

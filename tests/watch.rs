@@ -17,17 +17,14 @@
 //! test (staging marks) in `<root>`, outside the app. Dropping a [`Session`] SIGKILLs the run
 //! (its guardian then kills the app); dropping a [`Project`] SIGKILLs whatever still works in
 //! its dir.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
-
-mod common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::http::http_exchange;
-use common::project::Project;
-use common::session::{Session, Stream};
-use common::{SHORT, cmd};
+use crate::common::http::http_exchange;
+use crate::common::project::Project;
+use crate::common::session::{Session, Stream};
+use crate::common::{SHORT, cmd};
 
 /// On stderr, once per restart caused by a change.
 const RESTARTING: &str = "changed: restarting";
@@ -68,7 +65,6 @@ if "--stop-delay" in args:
 
     signal.signal(signal.SIGTERM, on_term)
 
-
 class H(BaseHTTPRequestHandler):
     def do_GET(self):
         body = "version=%s extra=%s greeting=%s pid=%d" % (
@@ -82,13 +78,11 @@ class H(BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 
-
 class Server(HTTPServer):
     def server_bind(self):
         # No reverse DNS lookup of the address (HTTPServer's getfqdn can be slow).
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = "localhost", self.server_address[1]
-
 
 port = int(os.environ["PORT"])
 try:
@@ -469,16 +463,9 @@ fn an_app_writing_into_its_own_dir_at_startup_does_not_restart_forever() {
     );
     // It runs again after the message, and stays up.
     let after = err.find("restart loop").unwrap();
-    let t0 = Instant::now();
-    while !s.stderr()[after..].contains(READY) {
-        assert!(
-            t0.elapsed() < SHORT,
-            "not ready after the message\n{}",
-            s.dump()
-        );
-        assert!(!s.poll_exit(), "{}", s.dump());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // The next ready line after the message.
+    let seen = err[..after].matches(READY).count();
+    s.wait_count(Stream::Err, READY, seen + 1, SHORT);
     let ready = s.count(Stream::Err, READY);
     let port = s.web_ready(ready);
     let pid = field(&get(port), "pid").to_string();
@@ -582,15 +569,8 @@ fn with_poll_a_second_edit_within_the_same_second_restarts_too() {
         s.web_ready(n + 1);
     }
     assert!(same_second, "could not edit twice within one second");
-    let t0 = Instant::now();
-    while s.count(Stream::Err, RESTARTING) == n {
-        assert!(
-            t0.elapsed() < Duration::from_secs(3),
-            "an edit within the same second as the previous one (which was seen) was not picked up in 3 s, polling every 100 ms\n{}",
-            s.dump()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // An edit within the same second as the previous one (which was seen) is picked up.
+    s.wait_count(Stream::Err, RESTARTING, n + 1, SHORT);
     s.web_ready(n + 2);
     assert_eq!(field(&get(port), "version"), "b", "{}", s.dump());
     s.stays(

@@ -7,6 +7,8 @@
 //! services and kills what is left), [`session`] (a running `stackato-local run`: waiting for
 //! output, signals, the exit code), [`procs`] (processes by pid, from /proc) and [`http`]
 //! (`GET` on 127.0.0.1). [`corpus`] runs a check over the shared corpus of real-world files.
+//! For the tests of `services` (tests/services.rs): [`services`] (a project whose manifest
+//! declares services, their credentials, the servers' own clients).
 
 #![allow(dead_code)]
 
@@ -14,11 +16,12 @@ pub mod corpus;
 pub mod http;
 pub mod procs;
 pub mod project;
+pub mod services;
 pub mod session;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tempfile::TempDir;
@@ -27,6 +30,23 @@ use tempfile::TempDir;
 pub const SHORT: Duration = Duration::from_secs(20);
 /// Time for services to start (a cold postgres or MariaDB initialises its data first).
 pub const SERVICES: Duration = Duration::from_secs(120);
+
+/// How often [`wait_until`] looks again.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// Wait for an event: poll `done` until it holds. `within` is a hang guard, never a speed
+/// limit (speed is measured by the benches): past it, panic with `what()` (say what did not
+/// happen, with whatever helps to see why).
+#[track_caller]
+pub fn wait_until(within: Duration, mut done: impl FnMut() -> bool, what: impl FnOnce() -> String) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        if Instant::now() > deadline {
+            panic!("{} (waited {within:?})", what());
+        }
+        std::thread::sleep(POLL);
+    }
+}
 
 /// The binary cargo built for these tests.
 pub fn bin() -> &'static str {
@@ -316,6 +336,35 @@ impl Run {
     }
 }
 
+/// Run `cmd` to the end with a generous deadline: a hang is a failure (the process is killed),
+/// never a stuck test.
+pub fn run_deadline(mut c: Command, what: &str) -> Run {
+    let out_dir = app(&[]);
+    let out = out_dir.path().join("stdout");
+    let err = out_dir.path().join("stderr");
+    c.stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"));
+    let mut child = c.spawn().expect("spawn stackato-local");
+    let deadline = Instant::now() + SHORT;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {SHORT:?} (it hangs); killed");
+        }
+        std::thread::sleep(POLL);
+    };
+    Run {
+        args: vec![what.to_string()],
+        code: status.code(),
+        stdout: std::fs::read_to_string(&out).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err).unwrap_or_default(),
+    }
+}
+
 /// Run the binary in `dir` with `args`.
 pub fn run(dir: &Path, args: &[&str]) -> Run {
     run_with(dir, args, &[])
@@ -453,4 +502,31 @@ pub fn only_app(dir: &Path) -> Value {
     let a = apps(&doc);
     assert_eq!(a.len(), 1, "expected exactly one application in {doc:#}");
     a.values().next().cloned().unwrap_or(Value::Null)
+}
+
+/// Whether the tests run as root (as in CI).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Every regular file below `dir` (not following symlinks).
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.filter_map(Result::ok) {
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            out.extend(files_below(&e.path()));
+        } else if ft.is_file() {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+/// The stderr lines that mention `needle`.
+pub fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
+    text.lines().filter(|l| l.contains(needle)).collect()
 }

@@ -5,8 +5,7 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
 use crate::common::*;
 use serde_json::Value;
@@ -14,39 +13,6 @@ use serde_json::Value;
 const MASK: &str = "********";
 /// `nobody`: another user than the one running the tests.
 const OTHER_UID: u32 = 65534;
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-/// Run `cmd` to the end with a generous deadline: a hang is a failure (the process is killed),
-/// never a stuck test.
-fn run_deadline(mut c: Command, what: &str) -> Run {
-    let out_dir = app(&[]);
-    let out = out_dir.path().join("stdout");
-    let err = out_dir.path().join("stderr");
-    c.stdout(std::fs::File::create(&out).expect("stdout file"))
-        .stderr(std::fs::File::create(&err).expect("stderr file"));
-    let mut child = c.spawn().expect("spawn stackato-local");
-    let deadline = Instant::now() + SHORT;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: still running after {SHORT:?} (it hangs); killed");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Run {
-        args: vec![what.to_string()],
-        code: status.code(),
-        stdout: std::fs::read_to_string(&out).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&err).unwrap_or_default(),
-    }
-}
 
 fn in_dir(dir: &Path, args: &[&str]) -> Run {
     let mut c = cmd(dir);

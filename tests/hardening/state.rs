@@ -73,10 +73,6 @@ impl Victim {
     }
 }
 
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
-}
-
 /// Write `.stackato-local/services.json` with one record (and `services/`, there once any
 /// service has started, through which `..` resolves).
 fn plant_record(app: &Path, name: &str, kind: &str, port: Option<u16>) {

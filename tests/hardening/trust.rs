@@ -502,8 +502,8 @@ fn a_dotenv_change_during_a_watching_run_stops_it_without_a_terminal() {
     );
     s.wait_err("==> running and watching for changes", SHORT);
     s.wait_for(crate::common::session::Stream::Out, "worker.0 | up", SHORT);
-    // The watcher sets itself up in the background after that line: give it a moment.
-    std::thread::sleep(Duration::from_millis(700));
+    // The watcher sets itself up in the background after that line: wait for it.
+    crate::common::procs::wait_watching(s.pid, SHORT);
     p.write_all(&[(".env", "A=1\nBASH_ENV=@ROOT@/evil.sh\n")]);
     s.expect_exit(8, SHORT);
     assert!(
@@ -696,7 +696,7 @@ fn a_watching_run_on_a_terminal_asks_before_restaging_a_changed_manifest() {
     };
     wait("==> running and watching for changes", &mut child);
     assert!(p.file("first").exists());
-    std::thread::sleep(Duration::from_millis(700));
+    crate::common::procs::wait_watching(child.id() as i32, SHORT);
     p.write_all(&[("stackato.yml", &manifest.replace("first", "second"))]);
     wait("Trust them and run? [y/N]", &mut child);
     // The restage waits for the answer.
