@@ -246,6 +246,9 @@ fn couchdb_checks_its_credentials_keeps_its_data_and_listens_on_loopback_only() 
         "the server still runs after stop"
     );
     p.cmd(&["services", "start"]).code(0);
+    // Where it is now: another test may have taken the remembered port while it was stopped
+    // (then it moves, as it should, and says so).
+    let port = p.service_port("docs");
     let (code, body) = couch(port, "GET", &doc, me, None);
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("across runs"), "{body}");
