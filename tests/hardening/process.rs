@@ -28,19 +28,16 @@ const SERVICE_STOP: Duration = Duration::from_secs(40);
 /// directory is the app's, exits once its cleanup is done).
 #[track_caller]
 fn wait_nothing_under(root: &Path, context: &str) {
-    let t0 = Instant::now();
-    loop {
-        let left = procs_under(root);
-        if left.is_empty() {
-            return;
-        }
-        assert!(
-            t0.elapsed() < SERVICE_STOP,
-            "processes left in the project after {context}: {:?}",
-            cmdlines(&left)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::common::wait_until(
+        SERVICE_STOP,
+        || procs_under(root).is_empty(),
+        || {
+            format!(
+                "processes left in the project after {context}: {:?}",
+                cmdlines(&procs_under(root))
+            )
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -339,21 +336,19 @@ fn run_without_inotify_instances_or_watches_warns_and_polls_so_an_edit_still_res
             "lib.txt changed: restarting worker.0",
             1,
         );
-        let t0 = Instant::now();
-        loop {
-            let pids = p.read("worker.pids");
-            let pids: Vec<&str> = pids.lines().collect();
-            if pids.len() >= 2 {
-                assert_ne!(pids[0], pids[1]);
-                break;
-            }
-            assert!(
-                t0.elapsed() < SHORT,
-                "{limit}: the worker was not started again; stderr:\n{}",
-                text(&err)
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::common::wait_until(
+            SHORT,
+            || p.read("worker.pids").lines().count() >= 2,
+            || {
+                format!(
+                    "{limit}: the worker was not started again; stderr:\n{}",
+                    text(&err)
+                )
+            },
+        );
+        let pids = p.read("worker.pids");
+        let pids: Vec<&str> = pids.lines().collect();
+        assert_ne!(pids[0], pids[1]);
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(child.id() as i32),
             Signal::SIGINT,

@@ -268,15 +268,11 @@ fn ctrl_c_at_the_trust_question_of_run_ends_it_with_130() {
                 .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
-    let t0 = Instant::now();
-    while !shown.lock().unwrap().contains("[y/N]") {
-        assert!(
-            t0.elapsed() < SHORT,
-            "no question: {}",
-            shown.lock().unwrap()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    crate::common::wait_until(
+        SHORT,
+        || shown.lock().unwrap().contains("[y/N]"),
+        || format!("no question: {}", shown.lock().unwrap()),
+    );
     // What the terminal does on Ctrl-C for the foreground process.
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),

@@ -710,15 +710,11 @@ fn a_watching_run_on_a_terminal_asks_before_restaging_a_changed_manifest() {
         screen.lock().expect("screen")
     );
     master.write_all(b"y\n").expect("answer");
-    let t0 = Instant::now();
-    while !p.file("second").exists() {
-        assert!(
-            t0.elapsed() < SHORT,
-            "the yes was not taken\n{}",
-            screen.lock().expect("screen")
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::common::wait_until(
+        SHORT,
+        || p.file("second").exists(),
+        || format!("the yes was not taken\n{}", screen.lock().expect("screen")),
+    );
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
