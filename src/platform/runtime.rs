@@ -615,7 +615,9 @@ impl Choice {
         let want = d
             .version
             .map_or(String::new(), |v| format!(" {}", v.shown()));
-        Some(match &self.chosen {
+        // Bundler runs nothing on another Ruby than the Gemfile's `ruby` line names.
+        let refused = matches!(&d.source, Source::File(f, _) if f == "Gemfile");
+        let msg = match &self.chosen {
             Some(i) => format!(
                 "{} asks for {}{want}, which is not installed here; running on {} {} ({}, from {})",
                 d.shown(),
@@ -631,6 +633,13 @@ impl Choice {
                 d.lang.name(),
                 d.lang.name()
             ),
+        };
+        Some(if refused && self.chosen.is_some() {
+            format!(
+                "{msg}; bundler refuses any other Ruby than that line names, so staging will stop at `bundle install` unless the line is removed or relaxed"
+            )
+        } else {
+            msg
         })
     }
 }
