@@ -305,7 +305,3 @@ impl Core {
         self.acts.push(Action::Crons { kill: true });
     }
 }
-
-#[cfg(test)]
-#[path = "core_tests.rs"]
-mod tests;

@@ -116,6 +116,7 @@ impl Crons {
                 check: health::Check::Running,
                 ready_timeout: Duration::from_secs(1),
                 tty: false,
+                overlap: false,
                 host: job.host,
             };
             let prefix = out.prefix(&job.name, 9);

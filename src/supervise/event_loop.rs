@@ -74,7 +74,7 @@ impl Loop {
                     port: s.port,
                     ready_timeout: s.ready_timeout,
                     grace: opts.grace,
-                    overlap: false,
+                    overlap: s.overlap,
                 };
                 (cfg, g)
             })

@@ -13,6 +13,8 @@ mod action;
 pub mod child;
 pub mod control;
 mod core;
+#[cfg(test)]
+mod core_tests;
 mod crash;
 pub mod cron;
 mod crons;
@@ -28,6 +30,10 @@ pub mod orphans;
 mod ready;
 mod requests;
 mod restart;
+#[cfg(test)]
+mod restart_tests;
+#[cfg(test)]
+mod sim;
 mod sources;
 mod world;
 
