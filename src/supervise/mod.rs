@@ -26,7 +26,7 @@ pub mod hints;
 mod job;
 mod keys;
 mod order;
-pub mod orphans;
+mod orphans;
 mod ready;
 mod requests;
 mod restart;
