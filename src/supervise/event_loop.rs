@@ -299,7 +299,8 @@ impl Loop {
 
     /// A service server that died (a crash, a kill -9) is started again, off the event loop.
     fn service_died(&mut self, name: String, pid: i32) {
-        if self.core.stopping() {
+        // Reaps it if it was our child; a pidfd only wakes us when it ended.
+        if self.core.stopping() || crate::services::lifecycle::alive(pid) {
             return;
         }
         let Some(restart) = self.opts.restart_service.clone() else {
