@@ -427,6 +427,7 @@ pub fn processes(
                 app.timeout.as_ref().map_or(60, |t| u64::from(t.value)),
             ),
             tty: opts.tty,
+            overlap: false,
             host: opts.host,
         });
         if i == 0 || built.env.get("STACKATO_CRON_INSTANCES") == Some("all") {
