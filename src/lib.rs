@@ -55,6 +55,7 @@ pub mod output;
 pub mod plan;
 pub mod platform;
 pub mod process;
+pub mod programs;
 pub mod random;
 pub mod services;
 pub mod shell;

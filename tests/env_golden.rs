@@ -65,7 +65,7 @@ fn records(seed: u64) -> Vec<ServiceRecord> {
         name: name.to_string(),
         kind: kind.to_string(),
         port: Some(*port),
-        credentials: shapes::generate(kind, Some(*port), None, &[], &mut rng),
+        credentials: shapes::generate(kind, Some(*port), None, &[], &mut rng).unwrap(),
     })
     .collect()
 }
@@ -269,7 +269,7 @@ fn profile_2_shapes_match_the_real_2x_dump() {
                 record: ServiceRecord {
                     name: s.name.value.clone(),
                     port: Some(4000),
-                    credentials: shapes::generate(&kind, Some(4000), None, &[], &mut rng),
+                    credentials: shapes::generate(&kind, Some(4000), None, &[], &mut rng).unwrap(),
                     kind,
                 },
                 sqlite: None,

@@ -535,7 +535,7 @@ fn shell(
             };
             b.shell(&ctx)
         }
-        Mode::Sqlite(f) => backend::which("sqlite3").map(|s| {
+        Mode::Sqlite(f) => crate::programs::find("sqlite3").map(|s| {
             let mut c = std::process::Command::new(s);
             c.arg(f);
             c

@@ -153,12 +153,16 @@ impl Export {
 }
 
 /// Produce the files of `format`.
-pub fn export(format: Format, input: &Input<'_>, rng: &mut dyn Rng) -> Export {
+pub fn export(
+    format: Format,
+    input: &Input<'_>,
+    rng: &mut dyn Rng,
+) -> Result<Export, crate::random::RandomError> {
     let mut ex = match format {
         Format::Cf => cf::export(input),
-        Format::Compose => compose::export(input, rng),
-        Format::Procfile => procfile::export(input, rng),
-        Format::Systemd => systemd::export(input, rng),
+        Format::Compose => compose::export(input, rng)?,
+        Format::Procfile => procfile::export(input, rng)?,
+        Format::Systemd => systemd::export(input, rng)?,
     };
     for app in &input.apps {
         common_losses(format, app, &mut ex);
@@ -178,7 +182,7 @@ pub fn export(format: Format, input: &Input<'_>, rng: &mut dyn Rng) -> Export {
             ),
         ));
     }
-    ex
+    Ok(ex)
 }
 
 /// Manifest keys no target carries over, the same for every format.
@@ -660,7 +664,11 @@ pub fn default_port(kind: &str) -> Option<u16> {
 
 /// The services of the exported apps, in first-use order, with credentials: the project's
 /// own when it has them, else from `fallback` (fresh random ones or placeholders).
-pub fn services(input: &Input<'_>, fallback: CredSource, rng: &mut dyn Rng) -> Vec<Svc> {
+pub fn services(
+    input: &Input<'_>,
+    fallback: CredSource,
+    rng: &mut dyn Rng,
+) -> Result<Vec<Svc>, crate::random::RandomError> {
     let mut out: Vec<Svc> = Vec::new();
     for app in &input.apps {
         for s in &app.services {
@@ -696,7 +704,7 @@ pub fn services(input: &Input<'_>, fallback: CredSource, rng: &mut dyn Rng) -> V
                         None,
                     ),
                     _ => (
-                        shapes::generate(&kind, default_port(&kind), None, &s.credentials, rng),
+                        shapes::generate(&kind, default_port(&kind), None, &s.credentials, rng)?,
                         CredSource::Generated,
                         None,
                     ),
@@ -713,7 +721,7 @@ pub fn services(input: &Input<'_>, fallback: CredSource, rng: &mut dyn Rng) -> V
             });
         }
     }
-    out
+    Ok(out)
 }
 
 fn placeholder(kind: &str, name: &str, user_provided: &[(String, String)]) -> Map<String, Value> {

@@ -10,9 +10,9 @@ use crate::export::{
 use crate::random::Rng;
 use crate::services::registry::ServiceRecord;
 
-pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Export {
+pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Result<Export, crate::random::RandomError> {
     let mut ex = Export::default();
-    let svcs = services(input, CredSource::Placeholder, rng);
+    let svcs = services(input, CredSource::Placeholder, rng)?;
     let mut secrets = Secrets::default();
     let records: Vec<ServiceRecord> = svcs
         .iter()
@@ -182,5 +182,5 @@ pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Export {
             );
         }
     }
-    ex
+    Ok(ex)
 }

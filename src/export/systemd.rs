@@ -58,9 +58,9 @@ fn process_units(app: &App, ports: &[u16]) -> Vec<String> {
     }
 }
 
-pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Export {
+pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Result<Export, crate::random::RandomError> {
     let mut ex = Export::default();
-    let svcs = services(input, CredSource::Placeholder, rng);
+    let svcs = services(input, CredSource::Placeholder, rng)?;
     let mut secrets = Secrets::default();
     let records: Vec<ServiceRecord> = svcs
         .iter()
@@ -349,7 +349,7 @@ pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Export {
         ex.next_steps
             .push(format!("sudo systemctl enable --now {}", enable.join(" ")));
     }
-    ex
+    Ok(ex)
 }
 
 /// A value for a unit file setting that expands specifiers: `%` doubled.

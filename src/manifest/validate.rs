@@ -39,22 +39,6 @@ const APP_SCALARS: &[&str] = &[
     "timeout",
 ];
 
-const STACKATO_SUB_KEYS: &[&str] = &[
-    "processes",
-    "min_version",
-    "env",
-    "ignores",
-    "hooks",
-    "cron",
-    "requirements",
-    "drain",
-    "placement-zone",
-    "description",
-    "sso-enabled",
-    "autoscale",
-    "force-war-unpacking",
-];
-
 /// Validate every application of a normalised tree.
 pub fn validate(tree: &Node, diags: &mut Vec<Diagnostic>) {
     nul_bytes(tree, diags);
@@ -336,7 +320,7 @@ fn validate_stackato(v: &Node, diags: &mut Vec<Diagnostic>) {
             }
             "sso-enabled" | "force-war-unpacking" => expect_bool(k, v, diags),
             "autoscale" => validate_autoscale(v, diags),
-            _ => unknown("", &e.key, STACKATO_SUB_KEYS, diags),
+            _ => unknown("", &e.key, crate::manifest::keys::STACKATO_ONLY, diags),
         }
     }
 }

@@ -158,7 +158,7 @@ fn cgi_check(app: &App) -> Option<Check> {
         .display()
         .to_string();
     let label = format!("CGI.pm for {}", app.name.value);
-    let perl = backend::which("perl")?;
+    let perl = crate::programs::find("perl")?;
     let ok = tools::run(&perl, &["-MCGI", "-e1"]).is_some_and(|r| r.success);
     Some(if ok {
         pass(label, format!("{shown} uses CGI, and perl has it"))
@@ -304,7 +304,7 @@ fn program(
     fix: Option<Fix>,
     why: &str,
 ) -> (Check, Option<PathBuf>) {
-    match backend::which(name) {
+    match crate::programs::find(name) {
         Some(p) => {
             let v = tools::first_line(&p, version_args)
                 .unwrap_or_else(|| "version unknown".to_string());
@@ -565,7 +565,7 @@ fn uwsgi_checks(state: &StateDir) -> Vec<Check> {
 
 /// `Python.h` of the python3 staging uses: from `sysconfig`, else `python3-config --includes`.
 fn python_header() -> Result<PathBuf, String> {
-    let Some(py) = backend::which("python3") else {
+    let Some(py) = crate::programs::find("python3") else {
         return Err("python3 not found".into());
     };
     let mut dirs: Vec<PathBuf> = Vec::new();
@@ -583,7 +583,7 @@ fn python_header() -> Result<PathBuf, String> {
         .parent()
         .map(|d| d.join("python3-config"))
         .filter(|p| p.is_file())
-        .or_else(|| backend::which("python3-config"));
+        .or_else(|| crate::programs::find("python3-config"));
     if let Some(cfg) = config
         && let Some(r) = tools::run(&cfg, &["--includes"])
         && r.success

@@ -53,7 +53,7 @@ pub enum PhpServer {
 
 /// The Apache binary and mod_php, when both are installed (with mod_rewrite and prefork).
 fn installed() -> Result<(PathBuf, PathBuf), String> {
-    let apache2 = crate::services::backend::which("apache2")
+    let apache2 = crate::programs::find("apache2")
         .or_else(|| Some(PathBuf::from("/usr/sbin/apache2")).filter(|p| p.is_file()))
         .ok_or("Apache is not installed (`apt-get install apache2 libapache2-mod-php`)")?;
     let m = Path::new(MODULES);

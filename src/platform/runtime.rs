@@ -575,7 +575,7 @@ fn on_path(lang: Lang, want: Option<Version>) -> Option<Interpreter> {
         (Lang::Node, _) => "node",
         (Lang::Ruby, _) => "ruby",
     };
-    let found = crate::services::backend::which(name)?;
+    let found = crate::programs::find(name)?;
     let (version, exe) = ask(lang, &found)?;
     let path = exe.unwrap_or(found);
     want.is_none_or(|w| w.matches(version))

@@ -247,7 +247,7 @@ pub fn cannot_start(app: &App) -> Option<CannotStart> {
     if t.contains("jetty.base=") {
         let jetty = std::env::var_os("JETTY_HOME")
             .map_or_else(|| PathBuf::from("/usr/share/jetty9"), PathBuf::from);
-        let java = crate::services::backend::which("java").is_some();
+        let java = crate::programs::find("java").is_some();
         if java && jetty.join("start.jar").is_file() {
             return None;
         }
@@ -270,7 +270,7 @@ pub fn cannot_start(app: &App) -> Option<CannotStart> {
         "bundle" => "ruby-bundler",
         _ => return None,
     };
-    if crate::services::backend::which(program).is_some() {
+    if crate::programs::find(program).is_some() {
         return None;
     }
     Some(CannotStart {

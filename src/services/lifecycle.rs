@@ -14,9 +14,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill, killpg};
-use nix::sys::wait::{WaitPidFlag, waitpid};
-use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use crate::services::backend::{self, Backend, Bins, Ctx, Probe};
@@ -223,23 +220,7 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Whether `pid` is a live process (reaping it first if it is our exited child).
-pub fn alive(pid: i32) -> bool {
-    if pid <= 0 {
-        return false;
-    }
-    let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
-    if kill(Pid::from_raw(pid), None).is_err() {
-        return false;
-    }
-    // A zombie is not alive.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => !Path::new("/proc/self").exists(),
-    }
-}
+pub use crate::process::alive;
 
 /// Whether `pid` is this service's server, from `/proc`: alive, running the backend's
 /// program, as our user or the service user, with its working directory or its command line
@@ -734,28 +715,9 @@ fn wait_ready(
 
 /// Ask a server to stop, wait up to `grace`, then kill its process group.
 fn stop_pid(b: &dyn Backend, paths: &ServicePaths, pid: i32, grace: Duration) -> bool {
-    let clean = stop_pid_only(b, pid, grace);
+    let clean = crate::process::stop_pid(pid, b.stop_signal(), grace);
     b.after_stop(paths);
     clean
-}
-
-fn stop_pid_only(b: &dyn Backend, pid: i32, grace: Duration) -> bool {
-    let p = Pid::from_raw(pid);
-    let _ = kill(p, b.stop_signal());
-    let t0 = Instant::now();
-    while alive(pid) {
-        if t0.elapsed() > grace {
-            let _ = killpg(p, Signal::SIGKILL);
-            let _ = kill(p, Signal::SIGKILL);
-            let t1 = Instant::now();
-            while alive(pid) && t1.elapsed() < Duration::from_secs(5) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    true
 }
 
 /// What stopping did.

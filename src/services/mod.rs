@@ -102,7 +102,7 @@ pub fn unavailable_message(name: &str, kind: &str) -> String {
         }
         .to_string();
     };
-    match backend::which(program) {
+    match crate::programs::find(program) {
         Some(found) => format!(
             "service \"{name}\" ({kind}): `{program}` is installed ({}), but stackato-local cannot start {kind} yet; run it yourself and bind it as a user-provided service, or skip it with --skip-service {name}",
             found.display()

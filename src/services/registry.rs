@@ -43,6 +43,8 @@ pub enum ProvisionError {
     Conflict(Vec<Diagnostic>),
     #[error("cannot find a free port on 127.0.0.1: {0}")]
     Port(std::io::Error),
+    #[error(transparent)]
+    Random(#[from] crate::random::RandomError),
 }
 
 /// A service the manifest asks for, merged across applications.
@@ -143,7 +145,7 @@ pub fn provision(
                 continue;
             }
             if w.kind == "user-provided" {
-                let fresh = shapes::generate(&w.kind, None, None, &w.user_credentials, rng);
+                let fresh = shapes::generate(&w.kind, None, None, &w.user_credentials, rng)?;
                 if fresh != r.credentials {
                     r.credentials = fresh;
                     changed = true;
@@ -179,7 +181,7 @@ pub fn provision(
             name: w.name.clone(),
             kind: w.kind.clone(),
             port,
-            credentials: shapes::generate(&w.kind, port, dir.as_deref(), &w.user_credentials, rng),
+            credentials: shapes::generate(&w.kind, port, dir.as_deref(), &w.user_credentials, rng)?,
         };
         reg.services.insert(w.name.clone(), record.clone());
         changed = true;

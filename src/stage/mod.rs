@@ -187,7 +187,7 @@ impl Skip {
 }
 
 fn locate(tool: &str) -> Option<String> {
-    crate::services::backend::which(tool).map(|p| p.display().to_string())
+    crate::programs::find(tool).map(|p| p.display().to_string())
 }
 
 /// What the requirements step did besides installing: notes for the user, steps skipped for

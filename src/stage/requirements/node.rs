@@ -7,7 +7,7 @@ use crate::stage::requirements::{requirement_error, user_home};
 use crate::stage::{Outcome, Skip, StageError, Stager};
 
 pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
-    let Some(npm) = crate::services::backend::which("npm") else {
+    let Some(npm) = crate::programs::find("npm") else {
         let msg = "npm install skipped: npm is not installed (`apt-get install npm`); the next run installs the package.json dependencies once it is".to_string();
         s.out.line(&s.prefix, &format!("-----> {msg}"));
         outcome.notes.push(msg);

@@ -62,7 +62,7 @@ fn calls_uwsgi(command: &str) -> bool {
 }
 
 fn python3() -> Option<PathBuf> {
-    crate::services::backend::which("python3").or_else(|| crate::services::backend::which("python"))
+    crate::programs::find("python3").or_else(|| crate::programs::find("python"))
 }
 
 /// The file in the virtualenv naming the interpreter it was made with (path, version).

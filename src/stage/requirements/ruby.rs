@@ -11,7 +11,7 @@ use crate::stage::{Outcome, Skip, StageError, Stager};
 const SERVER_GEMS: [&str; 5] = ["webrick", "puma", "thin", "unicorn", "passenger"];
 
 pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
-    let Some(bundle) = crate::services::backend::which("bundle") else {
+    let Some(bundle) = crate::programs::find("bundle") else {
         let msg = "bundle install skipped: bundler is not installed (`apt-get install ruby-bundler`); the next run installs the Gemfile once it is".to_string();
         s.out.line(&s.prefix, &format!("-----> {msg}"));
         outcome.notes.push(msg);
