@@ -33,7 +33,7 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|");
     for (kind, target) in targets {
-        let Some(b) = backend::for_kind(kind) else {
+        let Some(b) = stackato_local::services::for_kind(kind) else {
             continue;
         };
         if backend::find(b).is_err() {

@@ -50,6 +50,7 @@ pub mod fnv;
 pub mod fsx;
 pub mod interrupt;
 pub mod manifest;
+pub mod model;
 pub mod onboard;
 pub mod output;
 pub mod plan;

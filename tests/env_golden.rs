@@ -7,14 +7,14 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use stackato_local::env::set::EnvSet;
 use stackato_local::manifest::{self, LoadOptions, Loaded};
+use stackato_local::model::EnvSet;
+use stackato_local::model::ServiceRecord;
 use stackato_local::platform::Profile;
 use stackato_local::platform::env::{self as penv, Binding, DbUrlRule, Facts, SqliteEnv};
 use stackato_local::platform::layout::Layout;
 use stackato_local::platform::services as shapes;
 use stackato_local::random::SeededRng;
-use stackato_local::services::registry::ServiceRecord;
 
 const SEED_MANIFEST: &str = "\
 name: stackto-demo

@@ -61,8 +61,8 @@ pub fn hook_export(name: &str) -> Export {
 }
 
 /// The value the hook exports for `v`, or `None` to keep it out of the shell.
-fn hook_value(v: &crate::env::set::Var) -> Option<&str> {
-    use crate::env::set::Layer;
+fn hook_value(v: &crate::model::Var) -> Option<&str> {
+    use crate::model::Layer;
     let own = |l: &Layer| matches!(l, Layer::Platform | Layer::Shell);
     match hook_export(&v.name) {
         Export::Yes => Some(&v.value),
@@ -327,7 +327,7 @@ fn load(g: &Global, root: &Path, shell: Shell) -> Result<(String, String), Strin
             // every project, and saying so at each load would be noise.
             if !matches!(
                 v.layer,
-                crate::env::set::Layer::Platform | crate::env::set::Layer::Shell
+                crate::model::Layer::Platform | crate::model::Layer::Shell
             ) {
                 skipped.push(shell::shown_name(&v.name));
             }
@@ -377,7 +377,7 @@ fn load(g: &Global, root: &Path, shell: Shell) -> Result<(String, String), Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::set::{Layer, Var};
+    use crate::model::{Layer, Var};
 
     #[test]
     fn the_rule_keeps_shell_control_startup_hooks_and_identity_out() {

@@ -427,7 +427,7 @@ fn reset(state: &StateDir, name: &str, yes: bool) -> i32 {
             return exit::OK;
         }
     }
-    if let Some(b) = backend::for_kind(&record.kind) {
+    if let Some(b) = crate::services::for_kind(&record.kind) {
         match lifecycle::stop(state, &record, b, Duration::from_secs(30)) {
             Ok(lifecycle::Stopped::Stale(note)) => eprintln!("services: {note}"),
             Ok(_) => {}

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Sources, Span};
-use crate::env::dotenv;
-use crate::env::set::{EnvSet, Layer};
+use crate::env::dotenv::{self, MAX_TOTAL, MAX_VALUE, TooLong, append, too_long};
 use crate::manifest::App;
 use crate::manifest::model::EnvVar;
+use crate::model::{EnvSet, Layer};
 
 /// What the user side adds, besides the manifest.
 pub struct Input<'a> {
@@ -43,43 +43,6 @@ pub fn parse_cli_pair(s: &str) -> Result<(String, String), String> {
         ));
     }
     Ok((k.to_string(), v.to_string()))
-}
-
-/// The longest value a `$VAR` expansion may produce: a guard against chains such as
-/// `A=$A$A` on 60 lines, which would otherwise double until memory runs out.
-pub const MAX_VALUE: usize = 1 << 20;
-/// The most bytes the expanded values of one `.env` file, or of one app's variables, may
-/// add up to.
-pub const MAX_TOTAL: usize = 16 << 20;
-
-/// An expansion went past [`MAX_VALUE`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TooLong;
-
-/// What to say when an expansion went past a limit.
-pub fn too_long(name: &str, total: bool) -> String {
-    if total {
-        format!(
-            "the variables expand to more than {} MiB in all (at \"{name}\"): does a chain of references double a value?",
-            MAX_TOTAL >> 20
-        )
-    } else {
-        format!(
-            "\"{name}\" is longer than {} MiB once its $VARs are expanded: does a chain of references double a value?",
-            MAX_VALUE >> 20
-        )
-    }
-}
-
-/// Append an expanded variable (unset: nothing) to `out`, unless that takes it past
-/// [`MAX_VALUE`].
-pub(crate) fn append(out: &mut String, add: Option<String>) -> Result<(), TooLong> {
-    let add = add.unwrap_or_default();
-    if out.len() + add.len() > MAX_VALUE {
-        return Err(TooLong);
-    }
-    out.push_str(&add);
-    Ok(())
 }
 
 /// Shell-style expansion of `$NAME` / `${NAME}` against `lookup`; unknown names expand to

@@ -12,9 +12,9 @@ use crate::export::{
     record_for, relative, services, slug, translate, uwsgi_note,
 };
 use crate::manifest::App;
+use crate::model::ServiceRecord;
 use crate::platform::web;
 use crate::random::Rng;
-use crate::services::registry::ServiceRecord;
 
 /// The service types we have an image for.
 fn image_for(kind: &str) -> Option<&'static str> {

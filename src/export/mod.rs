@@ -24,12 +24,13 @@ use serde_json::{Map, Value};
 use crate::env::mask::is_secret_name;
 use crate::manifest::model::{Hook, OsRequirements, Web};
 use crate::manifest::{App, Manifest};
+use crate::model::ServiceRecord;
 use crate::platform::env::{self as penv, Binding, DbUrlRule, Facts, SqliteEnv};
 use crate::platform::layout::Layout;
 use crate::platform::services::{self as shapes, is_relational, is_secret_field};
 use crate::platform::{Profile, profile, web};
 use crate::random::Rng;
-use crate::services::registry::{Registry, ServiceRecord};
+use crate::services::registry::Registry;
 
 /// The formats we write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

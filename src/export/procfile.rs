@@ -7,8 +7,8 @@ use crate::export::{
     export_lines, hook_stmt, one_line, process, record_for, relative, services, slug, translate,
     uwsgi_note,
 };
+use crate::model::ServiceRecord;
 use crate::random::Rng;
-use crate::services::registry::ServiceRecord;
 
 pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Result<Export, crate::random::RandomError> {
     let mut ex = Export::default();

@@ -9,8 +9,8 @@ use crate::export::{
     translate, uwsgi_note,
 };
 use crate::manifest::App;
+use crate::model::ServiceRecord;
 use crate::random::Rng;
-use crate::services::registry::ServiceRecord;
 
 /// The distribution's unit for a service type's server.
 fn server_unit(kind: &str) -> Option<&'static str> {

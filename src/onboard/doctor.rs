@@ -627,7 +627,7 @@ fn service_checks(apps: &[&App], state: &StateDir) -> Vec<Check> {
 
 fn service_check(name: &str, kind: &str, state: &StateDir) -> Check {
     let label = format!("service {name} ({kind})");
-    let Some(b) = backend::for_kind(kind) else {
+    let Some(b) = crate::services::for_kind(kind) else {
         return match kind {
             "filesystem" => pass(label, "a directory in .stackato-local; nothing to install"),
             "user-provided" | "harbor" => pass(label, "nothing runs locally; nothing to install"),
@@ -742,7 +742,7 @@ fn port_check(state: &StateDir, project: &Path) -> Check {
             continue;
         }
         let mine = match &r.user {
-            ports::User::Service { name, kind } => backend::for_kind(kind).and_then(|b| {
+            ports::User::Service { name, kind } => crate::services::for_kind(kind).and_then(|b| {
                 match lifecycle::status(b, &service_paths(state, name)) {
                     lifecycle::Status::Running { pid, port } if port == r.port => {
                         Some(format!("{} by our {kind} server (pid {pid})", r.port))

@@ -100,7 +100,7 @@ pub fn restarter(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::registry::ServiceRecord;
+    use crate::model::ServiceRecord;
 
     fn planned(name: &str) -> Planned {
         Planned {

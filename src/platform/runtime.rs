@@ -795,7 +795,7 @@ pub fn diagnostic(app: &App, dir: &Path) -> Option<crate::diag::Diagnostic> {
 
 /// `VCAP_APPLICATION.runtime` (2.x) names the interpreter actually used (`python27`, or
 /// `python311` when 2.7 is not installed here), so the app, `doctor` and `run` agree.
-pub fn stamp_vcap(env: &mut crate::env::set::EnvSet, used: &Interpreter) {
+pub fn stamp_vcap(env: &mut crate::model::EnvSet, used: &Interpreter) {
     let Some(mut v) = env
         .get("VCAP_APPLICATION")
         .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::model::ServiceRecord;
 use crate::services::ServiceError;
 use crate::services::paths::{RunAs, ServicePaths};
-use crate::services::registry::ServiceRecord;
 
 /// Everything a backend needs to act on one service.
 pub struct Ctx<'a> {
@@ -158,18 +158,6 @@ pub fn find(b: &dyn Backend) -> Result<Bins, ServiceError> {
         }
     }
     Ok(bins)
-}
-
-/// The backend for a service type, if we can run it locally.
-pub fn for_kind(kind: &str) -> Option<&'static dyn Backend> {
-    match kind {
-        "postgresql" => Some(&crate::services::postgres::Postgres),
-        "mysql" => Some(&crate::services::mysql::Mysql),
-        "redis" => Some(&crate::services::redis::Redis),
-        "memcached" => Some(&crate::services::memcached::Memcached),
-        "rabbitmq" | "rabbitmq3" => Some(&crate::services::rabbitmq::Rabbitmq),
-        _ => None,
-    }
 }
 
 /// The last `n` lines of a log file, for error messages (from its last few MiB, never through

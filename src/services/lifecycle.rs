@@ -16,10 +16,11 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::ServiceRecord;
 use crate::services::backend::{self, Backend, Bins, Ctx, Probe};
 use crate::services::paths::{RunAs, ServicePaths};
 use crate::services::ports;
-use crate::services::registry::{self, Registry, ServiceRecord};
+use crate::services::registry::{self, Registry};
 use crate::services::{Failure, ServiceError};
 use crate::state::StateDir;
 
@@ -115,7 +116,7 @@ pub fn plan(
                 &r.name,
             )),
             "user-provided" | "harbor" => Mode::Nothing,
-            kind => match backend::for_kind(kind) {
+            kind => match crate::services::for_kind(kind) {
                 Some(b) => match backend::find(b) {
                     Ok(bins) => Mode::Native(b, bins),
                     Err(ServiceError::Missing { install, .. })
@@ -463,7 +464,7 @@ pub fn start_all(
                             // Leave nothing behind: stop what this call started.
                             for up in &ups {
                                 if let (How::Started { .. }, Some(pid)) = (&up.how, up.pid)
-                                    && let Some(b) = backend::for_kind(&up.kind)
+                                    && let Some(b) = crate::services::for_kind(&up.kind)
                                 {
                                     let paths = paths_for(state, &up.name, &run_as);
                                     stop_pid(b, &paths, pid, Duration::from_secs(30));

@@ -130,3 +130,15 @@ impl ServiceError {
         }
     }
 }
+
+/// The backend for a service type, if we can run it locally.
+pub fn for_kind(kind: &str) -> Option<&'static dyn backend::Backend> {
+    match kind {
+        "postgresql" => Some(&crate::services::postgres::Postgres),
+        "mysql" => Some(&crate::services::mysql::Mysql),
+        "redis" => Some(&crate::services::redis::Redis),
+        "memcached" => Some(&crate::services::memcached::Memcached),
+        "rabbitmq" | "rabbitmq3" => Some(&crate::services::rabbitmq::Rabbitmq),
+        _ => None,
+    }
+}

@@ -4,9 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-
 use crate::diag::{Diagnostic, Span};
 use crate::manifest::Manifest;
 use crate::platform::layout::Layout;
@@ -14,20 +11,11 @@ use crate::platform::services as shapes;
 use crate::random::Rng;
 use crate::services::ports;
 use crate::state::{StateDir, StateError};
+use serde::{Deserialize, Serialize};
 
 pub const FILE: &str = "services.json";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ServiceRecord {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The local port, remembered between runs (`None` for filesystem, user-provided).
-    #[serde(default)]
-    pub port: Option<u16>,
-    /// Exactly what the environment advertises.
-    pub credentials: Map<String, Value>,
-}
+pub use crate::model::ServiceRecord;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Registry {

@@ -23,9 +23,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::diag::Span;
-use crate::env::set::EnvSet;
 use crate::manifest::model::Hook;
 use crate::manifest::{App, Loaded};
+use crate::model::EnvSet;
 use crate::output::{Output, Prefix};
 use crate::stage::run::{Ended, Finished};
 use crate::state::StateDir;

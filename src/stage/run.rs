@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::env::set::EnvSet;
+use crate::model::EnvSet;
 use crate::output::{Output, Prefix};
 use crate::process::{self, Tie};
 
