@@ -14,6 +14,7 @@ mod init;
 mod restart;
 mod run;
 mod services;
+mod trust_prompt;
 mod upload_files;
 
 use std::io::{IsTerminal, Write};

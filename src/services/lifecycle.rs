@@ -9,7 +9,6 @@
 //! directory is initialised in a temporary sibling and renamed into place, so an interrupted
 //! first start leaves nothing that looks initialised.
 
-use std::io::IsTerminal;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -189,17 +188,23 @@ pub struct Up {
 pub struct StartOptions {
     /// How long to wait for each server to answer.
     pub timeout: Duration,
-    /// Show a spinner (only on a terminal).
-    pub spinner: bool,
 }
 
 impl Default for StartOptions {
     fn default() -> Self {
         StartOptions {
             timeout: Duration::from_secs(60),
-            spinner: std::io::stderr().is_terminal(),
         }
     }
+}
+
+/// What [`start_all`] tells its caller as it goes (the caller shows it: a spinner, lines).
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// Waiting for a server to answer (started now, or reused from an earlier run).
+    Waiting { name: &'a str, kind: &'a str },
+    /// A service is up (or was left out).
+    Up(&'a Up),
 }
 
 /// A stable id for the project, used to name root-owned data directories.
@@ -426,7 +431,7 @@ pub fn start_all(
     state: &StateDir,
     planned: &mut [Planned],
     opts: &StartOptions,
-    on_up: &mut dyn FnMut(&Up),
+    on: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Vec<Up>, ServiceError> {
     let _lock = state.lock("services")?;
     let run_as = RunAs::for_services()?;
@@ -457,8 +462,13 @@ pub fn start_all(
                 How::Directory(dir.clone())
             }
             Mode::Native(b, bins) => {
+                let starting = Starting {
+                    state,
+                    run_as: &run_as,
+                    opts,
+                };
                 let (how, port, pid) =
-                    match start_native(state, &mut p.record, *b, bins, &run_as, opts, &mut notes) {
+                    match start_native(starting, &mut p.record, *b, bins, &mut notes, on) {
                         Ok(x) => x,
                         Err(e) => {
                             // Leave nothing behind: stop what this call started.
@@ -483,7 +493,7 @@ pub fn start_all(
                     elapsed: t0.elapsed(),
                     notes,
                 };
-                on_up(&up);
+                on(Progress::Up(&up));
                 ups.push(up);
                 continue;
             }
@@ -497,7 +507,7 @@ pub fn start_all(
             elapsed: t0.elapsed(),
             notes,
         };
-        on_up(&up);
+        on(Progress::Up(&up));
         ups.push(up);
     }
     Ok(ups)
@@ -532,15 +542,27 @@ fn move_port(state: &StateDir, record: &mut ServiceRecord, port: u16) -> Result<
     Ok(())
 }
 
+/// What every start of one [`start_all`] shares.
+#[derive(Clone, Copy)]
+struct Starting<'a> {
+    state: &'a StateDir,
+    run_as: &'a RunAs,
+    opts: &'a StartOptions,
+}
+
 fn start_native(
-    state: &StateDir,
+    s: Starting<'_>,
     record: &mut ServiceRecord,
     b: &dyn Backend,
     bins: &Bins,
-    run_as: &RunAs,
-    opts: &StartOptions,
     notes: &mut Vec<String>,
+    on: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(How, u16, i32), ServiceError> {
+    let Starting {
+        state,
+        run_as,
+        opts,
+    } = s;
     adopt_legacy(state, &record.name, run_as);
     let paths = paths_for(state, &record.name, run_as);
     paths.prepare(run_as)?;
@@ -567,6 +589,10 @@ fn start_native(
                     bins,
                     port,
                 };
+                on(Progress::Waiting {
+                    name: &record.name,
+                    kind: b.kind(),
+                });
                 wait_ready(b, &ctx, None, opts, &record.name)?;
                 b.provision(&ctx)?;
                 return Ok((How::Reused, port, pf.pid));
@@ -646,6 +672,10 @@ fn start_native(
         stop_pid(b, &paths, pid, Duration::from_secs(5));
         return Err(e.into());
     }
+    on(Progress::Waiting {
+        name: &record.name,
+        kind: b.kind(),
+    });
     if let Err(e) = wait_ready(b, &ctx, Some(pid), opts, &record.name) {
         stop_pid(b, &paths, pid, Duration::from_secs(5));
         let _ = std::fs::remove_file(&paths.pid);
@@ -663,22 +693,16 @@ fn wait_ready(
     name: &str,
 ) -> Result<(), ServiceError> {
     let t0 = Instant::now();
-    let spinner = opts.spinner.then(|| {
-        let s = indicatif::ProgressBar::new_spinner();
-        s.set_message(format!("waiting for {name} ({}) to answer…", b.kind()));
-        s.enable_steady_tick(Duration::from_millis(80));
-        s
-    });
     let mut delay = Duration::from_millis(5);
-    let result = loop {
+    loop {
         let last = match b.probe(ctx) {
-            Probe::Ready => break Ok(()),
+            Probe::Ready => return Ok(()),
             Probe::NotYet(why) => why,
         };
         if let Some(pid) = pid
             && !alive(pid)
         {
-            break Err(ServiceError::Failed(Box::new(Failure {
+            return Err(ServiceError::Failed(Box::new(Failure {
                 name: name.to_string(),
                 kind: b.kind().to_string(),
                 what: "exited while starting".into(),
@@ -688,12 +712,12 @@ fn wait_ready(
             })));
         }
         if crate::interrupt::received().is_some() {
-            break Err(ServiceError::Setup(format!(
+            return Err(ServiceError::Setup(format!(
                 "interrupted while waiting for {name} to answer"
             )));
         }
         if t0.elapsed() > opts.timeout {
-            break Err(ServiceError::Failed(Box::new(Failure {
+            return Err(ServiceError::Failed(Box::new(Failure {
                 name: name.to_string(),
                 kind: b.kind().to_string(),
                 what: format!(
@@ -707,11 +731,7 @@ fn wait_ready(
         }
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(50));
-    };
-    if let Some(s) = spinner {
-        s.finish_and_clear();
     }
-    result
 }
 
 /// Ask a server to stop, wait up to `grace`, then kill its process group.
