@@ -30,17 +30,27 @@ pub struct Input<'a> {
 /// Asks for a required variable's value; `None` when nobody can answer.
 pub type Prompter<'a> = dyn FnMut(&EnvVar) -> Option<String> + 'a;
 
+/// A `--env` argument that is not `KEY=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvArgError {
+    #[error("`--env {0}` needs the form KEY=VALUE (e.g. --env DEBUG=1)")]
+    NoEquals(String),
+    #[error(
+        "`--env {arg}`: `{name}` is not a variable name (letters, digits, _; not starting with a digit)"
+    )]
+    BadName { arg: String, name: String },
+}
+
 /// Parse one `--env` argument.
-pub fn parse_cli_pair(s: &str) -> Result<(String, String), String> {
+pub fn parse_cli_pair(s: &str) -> Result<(String, String), EnvArgError> {
     let Some((k, v)) = s.split_once('=') else {
-        return Err(format!(
-            "`--env {s}` needs the form KEY=VALUE (e.g. --env DEBUG=1)"
-        ));
+        return Err(EnvArgError::NoEquals(s.to_string()));
     };
     if !crate::manifest::validate::is_env_name(k) {
-        return Err(format!(
-            "`--env {s}`: `{k}` is not a variable name (letters, digits, _; not starting with a digit)"
-        ));
+        return Err(EnvArgError::BadName {
+            arg: s.to_string(),
+            name: k.to_string(),
+        });
     }
     Ok((k.to_string(), v.to_string()))
 }

@@ -723,7 +723,7 @@ fn port_check(state: &StateDir, project: &Path) -> Check {
         Err(e) => {
             return fail(
                 label,
-                e,
+                e.to_string(),
                 Some(Fix::Hint(
                     "move the damaged file away; the next `run` starts afresh".into(),
                 )),

@@ -228,20 +228,37 @@ fn now() -> u64 {
 
 pub use crate::process::alive;
 
+/// Why a pid (from the project's pid file) is not this service's server.
+#[derive(Debug, thiserror::Error)]
+pub enum NotTheServer {
+    #[error("it is not running")]
+    NotRunning,
+    #[error("/proc: {0}")]
+    Proc(std::io::Error),
+    #[error("it runs `{runs}`, not {wanted}")]
+    Program { runs: String, wanted: String },
+    #[error("its owner cannot be read")]
+    Owner,
+    #[error("it runs as uid {0}, not as the services' user")]
+    User(u32),
+    #[error("it does not work in this service's data directory {}", .0.display())]
+    Elsewhere(PathBuf),
+}
+
 /// Whether `pid` is this service's server, from `/proc`: alive, running the backend's
 /// program, as our user or the service user, with its working directory or its command line
 /// in this service's data or run directory. `Err` says why not. A pid read from the project's
 /// pid file is signalled only after this check.
-pub fn check_server(pid: i32, b: &dyn Backend, paths: &ServicePaths) -> Result<(), String> {
+pub fn check_server(pid: i32, b: &dyn Backend, paths: &ServicePaths) -> Result<(), NotTheServer> {
     if !alive(pid) {
-        return Err("it is not running".into());
+        return Err(NotTheServer::NotRunning);
     }
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     if !Path::new("/proc/self").exists() {
         // No /proc to ask (not Linux): the liveness check is all there is.
         return Ok(());
     }
-    let cmd = std::fs::read(proc_dir.join("cmdline")).map_err(|e| format!("/proc: {e}"))?;
+    let cmd = std::fs::read(proc_dir.join("cmdline")).map_err(NotTheServer::Proc)?;
     let args: Vec<String> = cmd
         .split(|b| *b == 0)
         .map(|a| String::from_utf8_lossy(a).into_owned())
@@ -256,11 +273,14 @@ pub fn check_server(pid: i32, b: &dyn Backend, paths: &ServicePaths) -> Result<(
         .unwrap_or_default();
     let programs = b.process_names();
     if !programs.iter().any(|p| name.starts_with(p)) {
-        return Err(format!("it runs `{name}`, not {}", programs.join(" or ")));
+        return Err(NotTheServer::Program {
+            runs: name.to_string(),
+            wanted: programs.join(" or "),
+        });
     }
-    let uid = process_uid(&proc_dir).ok_or("its owner cannot be read")?;
+    let uid = process_uid(&proc_dir).ok_or(NotTheServer::Owner)?;
     if !server_uids().contains(&uid) {
-        return Err(format!("it runs as uid {uid}, not as the services' user"));
+        return Err(NotTheServer::User(uid));
     }
     let mine: Vec<PathBuf> = [&paths.data, &paths.run]
         .into_iter()
@@ -277,10 +297,7 @@ pub fn check_server(pid: i32, b: &dyn Backend, paths: &ServicePaths) -> Result<(
     if cwd_ok || args_ok {
         Ok(())
     } else {
-        Err(format!(
-            "it does not work in this service's data directory {}",
-            paths.data.display()
-        ))
+        Err(NotTheServer::Elsewhere(paths.data.clone()))
     }
 }
 
@@ -316,7 +333,7 @@ fn read_pid(paths: &ServicePaths) -> Option<PidFile> {
 }
 
 /// A note for a pid file whose process is not this service's server.
-fn stale_note(name: &str, pf: &PidFile, why: &str) -> String {
+fn stale_note(name: &str, pf: &PidFile, why: &NotTheServer) -> String {
     if alive(pf.pid) {
         format!(
             "{name}: its pid file names pid {}, which is not this service's server ({why}); treated the pid file as stale and signalled nothing",

@@ -271,21 +271,28 @@ fn manifest_in(root: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Why the shell hook does not load a project (one line, shown by the hook).
+#[derive(Debug, thiserror::Error)]
+pub enum HookGateError {
+    #[error("stackato-local: {dir} is not allowed{why}; review it and run `stackato-local allow`")]
+    NotAllowed { dir: String, why: String },
+    #[error("stackato-local: {0}")]
+    Store(#[from] StoreError),
+}
+
 /// The shell hook's gate for the project in `root`: without a record nothing is read (a
 /// `stat`); with one, the files the hook evaluates (manifest, inherited files, `.env`) are
 /// hashed and compared, without parsing. `Ok` carries the accepted outside files.
-pub fn hook_gate(root: &Path) -> Result<Vec<PathBuf>, String> {
-    let not_allowed = |why: &str| {
-        format!(
-            "stackato-local: {} is not allowed{why}; review it and run `stackato-local allow`",
-            display::path(root)
-        )
+pub fn hook_gate(root: &Path) -> Result<Vec<PathBuf>, HookGateError> {
+    let not_allowed = |why: &str| HookGateError::NotAllowed {
+        dir: display::path(root),
+        why: why.to_string(),
     };
     let Some(m) = manifest_in(root) else {
         return Err(not_allowed(""));
     };
     let key = record::manifest_key(&m);
-    let (_, store) = Store::load().map_err(|e| format!("stackato-local: {e}"))?;
+    let (_, store) = Store::load()?;
     let Some(r) = store.projects.get(&key) else {
         return Err(not_allowed(""));
     };
