@@ -197,7 +197,7 @@ fn validate_app(app: &Node, diags: &mut Vec<Diagnostic>) {
         let k = e.key.scalar_text().unwrap_or_default();
         if !APP_KEYS.contains(&k) {
             let mut cands: Vec<&str> = APP_KEYS.to_vec();
-            cands.extend(keys::STACKATO_KEYS);
+            cands.extend(keys::stackato_keys());
             unknown("", &e.key, &cands, diags);
             continue;
         }
