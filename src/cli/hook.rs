@@ -293,6 +293,7 @@ pub fn hook_env(g: &Global, shell: Shell) -> i32 {
 /// Build the app's runtime environment for `root`; `Err` is a one-line reason not to.
 fn load(g: &Global, root: &Path, shell: Shell) -> Result<(String, String), String> {
     // Nothing of an unallowed project is parsed: the record first, its digests, then load.
+    crate::cli::trust_prompt::old_store_notice();
     let outside = crate::trust::hook_gate(root).map_err(|e| e.to_string())?;
     let mut opts = g.load.clone();
     opts.dir = root.to_path_buf();

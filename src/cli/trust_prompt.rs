@@ -6,8 +6,18 @@ use std::io::{IsTerminal, Write};
 use crate::manifest::Loaded;
 use crate::trust::{self, Granted, Refused};
 
+/// Say once that the old trust store is no longer honoured.
+pub fn old_store_notice() {
+    if let Some(n) = trust::Store::old_format_notice() {
+        eprintln!("{n}");
+    }
+}
+
 /// [`trust::require`], asking on the terminal when there is one.
 pub fn require(loaded: &Loaded, assume: bool) -> Result<Granted, Refused> {
+    if !(assume || trust::env_trust()) {
+        old_store_notice();
+    }
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let mut ask = |question: &str| -> Result<bool, i32> {
         let mut err = std::io::stderr();
