@@ -431,17 +431,25 @@ fn line_span(text: &str, file: crate::diag::FileId, line: usize, col: usize) -> 
 
 /// The text of a `.env` file: a regular file (never a FIFO or a device), at most the manifest
 /// size limit, read without blocking.
-fn read_dotenv(path: &Path) -> Result<String, String> {
+/// Why a `.env` file was not read.
+#[derive(Debug, thiserror::Error)]
+enum DotenvFileError {
+    #[error("it is not UTF-8 text")]
+    NotUtf8,
+    #[error("it is {0}, not a regular file")]
+    NotRegular(&'static str),
+    #[error("it is {0} bytes, more than the {max} bytes read", max = crate::yaml::MAX_FILE_BYTES)]
+    TooLarge(u64),
+    #[error(transparent)]
+    Io(std::io::Error),
+}
+
+fn read_dotenv(path: &Path) -> Result<String, DotenvFileError> {
     match crate::manifest::read_file(path, true) {
-        Ok(bytes) => String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string()),
-        Err(crate::manifest::ReadError::NotRegular(what)) => {
-            Err(format!("it is {what}, not a regular file"))
-        }
-        Err(crate::manifest::ReadError::TooLarge(n)) => Err(format!(
-            "it is {n} bytes, more than the {} bytes read",
-            crate::yaml::MAX_FILE_BYTES
-        )),
-        Err(crate::manifest::ReadError::Io(e)) => Err(e.to_string()),
+        Ok(bytes) => String::from_utf8(bytes).map_err(|_| DotenvFileError::NotUtf8),
+        Err(crate::manifest::ReadError::NotRegular(what)) => Err(DotenvFileError::NotRegular(what)),
+        Err(crate::manifest::ReadError::TooLarge(n)) => Err(DotenvFileError::TooLarge(n)),
+        Err(crate::manifest::ReadError::Io(e)) => Err(DotenvFileError::Io(e)),
     }
 }
 

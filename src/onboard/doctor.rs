@@ -563,10 +563,21 @@ fn uwsgi_checks(state: &StateDir) -> Vec<Check> {
     v
 }
 
+/// Why the Python headers were not found.
+#[derive(Debug, thiserror::Error)]
+enum NoPythonHeader {
+    #[error("python3 not found")]
+    NoPython,
+    #[error("no Python.h in {}", .0.display())]
+    NotIn(PathBuf),
+    #[error("python3 does not say where its headers are")]
+    NotSaid,
+}
+
 /// `Python.h` of the python3 staging uses: from `sysconfig`, else `python3-config --includes`.
-fn python_header() -> Result<PathBuf, String> {
+fn python_header() -> Result<PathBuf, NoPythonHeader> {
     let Some(py) = crate::programs::find("python3") else {
-        return Err("python3 not found".into());
+        return Err(NoPythonHeader::NoPython);
     };
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Some(r) = tools::run(
@@ -599,8 +610,8 @@ fn python_header() -> Result<PathBuf, String> {
         .map(|d| d.join("Python.h"))
         .find(|h| h.is_file())
         .ok_or_else(|| match dirs.first() {
-            Some(d) => format!("no Python.h in {}", d.display()),
-            None => "python3 does not say where its headers are".to_string(),
+            Some(d) => NoPythonHeader::NotIn(d.clone()),
+            None => NoPythonHeader::NotSaid,
         })
 }
 
