@@ -126,7 +126,7 @@ fn check_cli(text: &str) -> Vec<(String, String)> {
                 assert_eq!(format!("{k}={v}"), line);
                 pairs.push((k, v));
             }
-            Err(m) => assert!(!m.is_empty()),
+            Err(m) => assert!(!m.to_string().is_empty()),
         }
     }
     pairs
