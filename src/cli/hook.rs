@@ -156,7 +156,7 @@ fn say(shell: Shell, msg: &str) -> String {
 fn project_root(dir: &Path) -> Option<PathBuf> {
     // The same search as every command's (owner and writable-directory rules included), with
     // stackato.yml looked for in parents too, so the hook works in a project's sub-directories.
-    let file = crate::manifest::search(dir, true, false)?;
+    let file = crate::manifest::search(dir, true, None)?;
     let root = file.parent().map(Path::to_path_buf)?;
     let loaded = std::env::var_os(DIR).map(PathBuf::from);
     if loaded.as_deref() == Some(root.as_path()) {
