@@ -349,7 +349,7 @@ pub fn processes(
         {
             let names: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
             crate::platform::php_apache::install(app, &built.layout, port, &names)
-                .map_err(PlanError::Copy)?;
+                .map_err(|e| PlanError::Copy(e.to_string()))?;
         }
         // A buildpack app built by no buildpack: nothing to start (its Procfile names the
         // buildpack's build output).

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
 
-use crate::env::set::{EnvSet, Layer};
 use crate::manifest::{App, Manifest};
+use crate::model::ServiceRecord;
+use crate::model::{EnvSet, Layer};
 use crate::platform::layout::Layout;
 use crate::platform::services::{self as shapes, is_relational};
 use crate::platform::{Profile, web};
-use crate::services::registry::ServiceRecord;
 
 /// Facts about this machine and moment, gathered once by the caller.
 #[derive(Debug, Clone)]

@@ -575,7 +575,7 @@ fn on_path(lang: Lang, want: Option<Version>) -> Option<Interpreter> {
         (Lang::Node, _) => "node",
         (Lang::Ruby, _) => "ruby",
     };
-    let found = crate::services::backend::which(name)?;
+    let found = crate::programs::find(name)?;
     let (version, exe) = ask(lang, &found)?;
     let path = exe.unwrap_or(found);
     want.is_none_or(|w| w.matches(version))
@@ -936,7 +936,7 @@ pub fn diagnostic(app: &App, dir: &Path) -> Option<crate::diag::Diagnostic> {
 
 /// `VCAP_APPLICATION.runtime` (2.x) names the interpreter actually used (`python27`, or
 /// `python311` when 2.7 is not installed here), so the app, `doctor` and `run` agree.
-pub fn stamp_vcap(env: &mut crate::env::set::EnvSet, used: &Interpreter) {
+pub fn stamp_vcap(env: &mut crate::model::EnvSet, used: &Interpreter) {
     let Some(mut v) = env
         .get("VCAP_APPLICATION")
         .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
