@@ -33,7 +33,7 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|");
     for (kind, target) in targets {
-        let Some(b) = backend::for_kind(kind) else {
+        let Some(b) = stackato_local::services::for_kind(kind) else {
             continue;
         };
         if backend::find(b).is_err() {
@@ -76,7 +76,6 @@ fn bench(kind: &str) -> Result<(Duration, Vec<Duration>, Vec<Duration>), String>
         lifecycle::plan(&state, &records, DbMode::Native, &[]).map_err(|e| e.to_string())?;
     let opts = StartOptions {
         timeout: Duration::from_secs(120),
-        spinner: false,
     };
     let Mode::Native(b, _) = planned[0].mode.clone() else {
         return Err("not a server".into());

@@ -6,14 +6,14 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use stackato_local::env::set::EnvSet;
 use stackato_local::manifest::{self, LoadOptions, Loaded};
+use stackato_local::model::EnvSet;
+use stackato_local::model::ServiceRecord;
 use stackato_local::platform::Profile;
 use stackato_local::platform::env::{self as penv, Binding, DbUrlRule, Facts, SqliteEnv};
 use stackato_local::platform::layout::Layout;
 use stackato_local::platform::services as shapes;
 use stackato_local::random::SeededRng;
-use stackato_local::services::registry::ServiceRecord;
 
 const SEED_MANIFEST: &str = "\
 name: stackto-demo
@@ -64,7 +64,7 @@ fn records(seed: u64) -> Vec<ServiceRecord> {
         name: name.to_string(),
         kind: kind.to_string(),
         port: Some(*port),
-        credentials: shapes::generate(kind, Some(*port), None, &[], &mut rng),
+        credentials: shapes::generate(kind, Some(*port), None, &[], &mut rng).unwrap(),
     })
     .collect()
 }
@@ -268,7 +268,7 @@ fn profile_2_shapes_match_the_real_2x_dump() {
                 record: ServiceRecord {
                     name: s.name.value.clone(),
                     port: Some(4000),
-                    credentials: shapes::generate(&kind, Some(4000), None, &[], &mut rng),
+                    credentials: shapes::generate(&kind, Some(4000), None, &[], &mut rng).unwrap(),
                     kind,
                 },
                 sqlite: None,

@@ -280,6 +280,15 @@ fn sinatra_app_gets_a_gem_that_only_its_vendor_cache_has() {
         "{}",
         s.dump()
     );
+    // The gem's executable is on the app's PATH (the state dir's gems/bin), as for `exec`.
+    let e = p.cmd(&["exec", "--", "stackato-greet", "ann"]);
+    assert_eq!(e.code, Some(0), "{}", e.dump());
+    assert_eq!(
+        e.stdout.trim(),
+        "greeter 0.1.0 says hi to ann",
+        "{}",
+        e.dump()
+    );
     let (status, body) = http_get(port, "/");
     assert_eq!(status, 200, "{body}\n{}", s.dump());
     assert!(

@@ -282,6 +282,8 @@ fn a_gemfile_ruby_no_installed_ruby_satisfies_stops_at_its_line() {
     let c = p.cmd(&["check"]);
     c.stderr_has("Gemfile:2");
     c.stderr_has("rbenv install 1.9.3-p551");
+    // Not "runs on the closest one": bundler would refuse it.
+    c.stderr_has("staging will stop at `bundle install`");
     let d = p.cmd(&["doctor"]);
     assert!(
         d.stdout.contains("Gemfile:2") || d.stderr.contains("Gemfile:2"),

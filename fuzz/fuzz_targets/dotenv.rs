@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use stackato_local::diag::Sources;
 use stackato_local::env::dotenv;
-use stackato_local::env::set::{EnvSet, Layer};
+use stackato_local::model::{EnvSet, Layer};
 use stackato_local::env::user::{self, Input};
 use stackato_local::manifest::model::EnvVar;
 use stackato_local::manifest::{self, App, LoadOptions};
@@ -126,7 +126,7 @@ fn check_cli(text: &str) -> Vec<(String, String)> {
                 assert_eq!(format!("{k}={v}"), line);
                 pairs.push((k, v));
             }
-            Err(m) => assert!(!m.is_empty()),
+            Err(m) => assert!(!m.to_string().is_empty()),
         }
     }
     pairs

@@ -17,7 +17,7 @@ use libfuzzer_sys::fuzz_target;
 use stackato_local::env::diff::{self, Kind};
 use stackato_local::env::dump;
 use stackato_local::env::mask::{self, Secrets};
-use stackato_local::env::set::{EnvSet, Layer};
+use stackato_local::model::{EnvSet, Layer};
 use stackato_local::manifest::validate::is_env_name;
 
 const VCAP_SERVICES: &str = r#"{"mysql":[{"name":"db","label":"mysql-5.5","plan":"free","tags":["mysql","relational"],"credentials":{"name":"d1","host":"127.0.0.1","port":3306,"user":"u1","username":"u1","password":"pSecret123"}}],"redis":[{"name":"cache","credentials":{"host":"127.0.0.1","port":6379,"password":"rSecret456"}}],"filesystem":[]}"#;

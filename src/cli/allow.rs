@@ -39,6 +39,7 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         Err(e) => return report_load_error(g, &e),
     };
     crate::cli::print_warnings_brief(&loaded.sources, &loaded.warnings);
+    crate::cli::trust_prompt::old_store_notice();
     let previous = trust::Store::load().ok().and_then(|(_, s)| {
         s.projects
             .get(&trust::record::manifest_key(&loaded.file))
@@ -124,6 +125,7 @@ fn date(secs: u64) -> String {
 }
 
 fn list() -> i32 {
+    crate::cli::trust_prompt::old_store_notice();
     let all = match trust::list() {
         Ok(a) => a,
         Err(e) => {

@@ -63,9 +63,12 @@ pub fn run(g: &Global, args: &Args) -> i32 {
             eprintln!("error: Failed to find '{app}' in manifest.\nhelp: {e}");
             return exit::NO_MANIFEST;
         }
-        Err(LoadError::NotFound { dir }) => {
+        Err(LoadError::NotFound { dir, skipped }) => {
             // As the client: a warning, not a failure.
             let mut err = anstream::stderr();
+            for s in &skipped {
+                let _ = writeln!(err, "note: {s}");
+            }
             let _ = writeln!(
                 err,
                 "warning: No manifest: no stackato.yml in {}, no manifest.yml there or above.\nNo configuration found.",

@@ -195,7 +195,7 @@ fn run_command(
     );
     cmd.args(&argv[1..]).current_dir(&built.layout.home);
     // Ctrl-C reaches the command (same process group); we wait for it, then clean up.
-    let _guard = IgnoreInterrupts::new();
+    let _guard = crate::process::IgnoreInterrupts::new();
     match crate::process::status(&mut cmd, crate::process::Tie::Foreground) {
         Ok(s) => {
             use std::os::unix::process::ExitStatusExt;
@@ -268,33 +268,4 @@ fn staged_place(
         }
     }
     Ok(crate::platform::layout::Place::Staged { generation })
-}
-
-/// Ignore SIGINT and SIGQUIT in this process while a foreground child runs.
-struct IgnoreInterrupts {
-    old: Vec<(nix::sys::signal::Signal, nix::sys::signal::SigAction)>,
-}
-
-impl IgnoreInterrupts {
-    fn new() -> Self {
-        use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-        let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-        let mut old = Vec::new();
-        for s in [Signal::SIGINT, Signal::SIGQUIT] {
-            // SAFETY: installing SIG_IGN has no handler code to be unsafe.
-            if let Ok(prev) = unsafe { sigaction(s, &ignore) } {
-                old.push((s, prev));
-            }
-        }
-        IgnoreInterrupts { old }
-    }
-}
-
-impl Drop for IgnoreInterrupts {
-    fn drop(&mut self) {
-        for (s, prev) in &self.old {
-            // SAFETY: restoring the previous disposition.
-            let _ = unsafe { nix::sys::signal::sigaction(*s, prev) };
-        }
-    }
 }

@@ -137,7 +137,13 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         out_dir: out_dir.clone(),
         domain: target.target_base(),
     };
-    let ex = export::export(format, &input, &mut OsRng);
+    let ex = match export::export(format, &input, &mut OsRng) {
+        Ok(ex) => ex,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::IO;
+        }
+    };
 
     let written = match export::write(&out_dir, &ex.files, args.force) {
         Ok(p) => p,

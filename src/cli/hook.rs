@@ -61,8 +61,8 @@ pub fn hook_export(name: &str) -> Export {
 }
 
 /// The value the hook exports for `v`, or `None` to keep it out of the shell.
-fn hook_value(v: &crate::env::set::Var) -> Option<&str> {
-    use crate::env::set::Layer;
+fn hook_value(v: &crate::model::Var) -> Option<&str> {
+    use crate::model::Layer;
     let own = |l: &Layer| matches!(l, Layer::Platform | Layer::Shell);
     match hook_export(&v.name) {
         Export::Yes => Some(&v.value),
@@ -156,7 +156,7 @@ fn say(shell: Shell, msg: &str) -> String {
 fn project_root(dir: &Path) -> Option<PathBuf> {
     // The same search as every command's (owner and writable-directory rules included), with
     // stackato.yml looked for in parents too, so the hook works in a project's sub-directories.
-    let file = crate::manifest::search(dir, true, false)?;
+    let file = crate::manifest::search(dir, true, None)?;
     let root = file.parent().map(Path::to_path_buf)?;
     let loaded = std::env::var_os(DIR).map(PathBuf::from);
     if loaded.as_deref() == Some(root.as_path()) {
@@ -293,7 +293,8 @@ pub fn hook_env(g: &Global, shell: Shell) -> i32 {
 /// Build the app's runtime environment for `root`; `Err` is a one-line reason not to.
 fn load(g: &Global, root: &Path, shell: Shell) -> Result<(String, String), String> {
     // Nothing of an unallowed project is parsed: the record first, its digests, then load.
-    let outside = crate::trust::hook_gate(root)?;
+    crate::cli::trust_prompt::old_store_notice();
+    let outside = crate::trust::hook_gate(root).map_err(|e| e.to_string())?;
     let mut opts = g.load.clone();
     opts.dir = root.to_path_buf();
     opts.manifest = None;
@@ -329,7 +330,7 @@ fn load(g: &Global, root: &Path, shell: Shell) -> Result<(String, String), Strin
             // every project, and saying so at each load would be noise.
             if !matches!(
                 v.layer,
-                crate::env::set::Layer::Platform | crate::env::set::Layer::Shell
+                crate::model::Layer::Platform | crate::model::Layer::Shell
             ) {
                 skipped.push(shell::shown_name(&v.name));
             }
@@ -379,7 +380,7 @@ fn load(g: &Global, root: &Path, shell: Shell) -> Result<(String, String), Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::set::{Layer, Var};
+    use crate::model::{Layer, Var};
 
     #[test]
     fn the_rule_keeps_shell_control_startup_hooks_and_identity_out() {

@@ -14,6 +14,7 @@ mod init;
 mod restart;
 mod run;
 mod services;
+mod trust_prompt;
 mod upload_files;
 
 use std::io::{IsTerminal, Write};
@@ -474,7 +475,10 @@ pub fn report_plan_error(
 pub fn report_load_error(g: &Global, e: &LoadError) -> i32 {
     let mut err = anstream::stderr();
     match e {
-        LoadError::NotFound { .. } => {
+        LoadError::NotFound { skipped, .. } => {
+            for s in skipped {
+                let _ = writeln!(err, "note: {s}");
+            }
             let _ = writeln!(err, "error: {e}");
             let _ = writeln!(
                 err,

@@ -127,7 +127,7 @@ pub fn run(g: &Global, args: &Args) -> i32 {
             return exit::IO;
         }
     };
-    if let Err(refused) = crate::trust::require(&loaded, g.trust) {
+    if let Err(refused) = crate::cli::trust_prompt::require(&loaded, g.trust) {
         out.error(&refused.to_string());
         return refused.exit_code();
     }
@@ -228,7 +228,7 @@ pub fn run(g: &Global, args: &Args) -> i32 {
                         crate::cli::print_warnings_brief(&l.sources, &l.warnings);
                         // A change to what runs is shown and asked about again (on a terminal;
                         // the restage waits for the answer), or stops the run.
-                        if let Err(refused) = crate::trust::require(&l, g.trust) {
+                        if let Err(refused) = crate::cli::trust_prompt::require(&l, g.trust) {
                             out.error(&refused.to_string());
                             break refused.exit_code();
                         }

@@ -9,7 +9,7 @@ use crate::exit;
 use crate::manifest::{self, Loaded};
 use crate::services::ServiceError;
 use crate::services::backend::{self, Ctx};
-use crate::services::lifecycle::{self, How, Mode, Planned, StartOptions, Status, Up};
+use crate::services::lifecycle::{self, How, Mode, Planned, Progress, StartOptions, Status, Up};
 use crate::services::paths::RunAs;
 use crate::services::registry;
 use crate::state::StateDir;
@@ -94,7 +94,7 @@ pub fn open_state(g: &Global, dir: &std::path::Path) -> Result<StateDir, i32> {
 
 /// The trust gate before anything of the project runs: print the refusal, return its code.
 pub fn gate(g: &Global, loaded: &Loaded) -> Result<crate::trust::Granted, i32> {
-    crate::trust::require(loaded, g.trust).map_err(|r| {
+    crate::cli::trust_prompt::require(loaded, g.trust).map_err(|r| {
         eprintln!("error: {r}");
         r.exit_code()
     })
@@ -151,18 +151,37 @@ pub fn start(
 ) -> Result<Vec<Up>, i32> {
     let so = StartOptions {
         timeout: Duration::from_secs(opts.service_timeout),
-        spinner: std::io::stderr().is_terminal(),
     };
     let mut err = anstream::stderr();
-    lifecycle::start_all(state, planned, &so, &mut |up| {
-        for n in &up.notes {
-            let _ = writeln!(err, "services: {n}");
+    let terminal = std::io::stderr().is_terminal();
+    let mut spinner: Option<indicatif::ProgressBar> = None;
+    let r = lifecycle::start_all(state, planned, &so, &mut |p| match p {
+        Progress::Waiting { name, kind } => {
+            if terminal {
+                let s = spinner.get_or_insert_with(|| {
+                    let s = indicatif::ProgressBar::new_spinner();
+                    s.enable_steady_tick(Duration::from_millis(80));
+                    s
+                });
+                s.set_message(format!("waiting for {name} ({kind}) to answer…"));
+            }
         }
-        if !matches!(up.how, How::Skipped) {
-            let _ = writeln!(err, "services: {}", describe(up));
+        Progress::Up(up) => {
+            if let Some(s) = spinner.take() {
+                s.finish_and_clear();
+            }
+            for n in &up.notes {
+                let _ = writeln!(err, "services: {n}");
+            }
+            if !matches!(up.how, How::Skipped) {
+                let _ = writeln!(err, "services: {}", describe(up));
+            }
         }
-    })
-    .map_err(|e| report(&e))
+    });
+    if let Some(s) = spinner.take() {
+        s.finish_and_clear();
+    }
+    r.map_err(|e| report(&e))
 }
 
 /// Stop the native services in `planned` (reverse order).
@@ -427,7 +446,7 @@ fn reset(state: &StateDir, name: &str, yes: bool) -> i32 {
             return exit::OK;
         }
     }
-    if let Some(b) = backend::for_kind(&record.kind) {
+    if let Some(b) = crate::services::for_kind(&record.kind) {
         match lifecycle::stop(state, &record, b, Duration::from_secs(30)) {
             Ok(lifecycle::Stopped::Stale(note)) => eprintln!("services: {note}"),
             Ok(_) => {}
@@ -535,7 +554,7 @@ fn shell(
             };
             b.shell(&ctx)
         }
-        Mode::Sqlite(f) => backend::which("sqlite3").map(|s| {
+        Mode::Sqlite(f) => crate::programs::find("sqlite3").map(|s| {
             let mut c = std::process::Command::new(s);
             c.arg(f);
             c

@@ -7,15 +7,16 @@ use std::path::PathBuf;
 
 use crate::diag::{Diagnostic, Sources};
 use crate::env::mask::Secrets;
-use crate::env::set::EnvSet;
 use crate::env::user::{self, Prompter};
 use crate::manifest::{App, Loaded};
+use crate::model::EnvSet;
+use crate::model::ServiceRecord;
 use crate::platform::env::{self as penv, Binding, DbUrlRule, Facts, SqliteEnv};
 use crate::platform::layout::Layout;
 use crate::platform::profile::{self, Choice, Profile};
 use crate::random::Rng;
 use crate::services::lifecycle::{self, DbMode, Mode, Planned};
-use crate::services::registry::{self, ProvisionError, ServiceRecord};
+use crate::services::registry::{self, ProvisionError};
 use crate::state::{StateDir, StateError};
 
 /// What to build.
@@ -292,7 +293,7 @@ pub fn build(
         env.set(
             "PYTHONUNBUFFERED",
             "1".to_string(),
-            crate::env::set::Layer::Platform,
+            crate::model::Layer::Platform,
             "a local addition (not on the platform): a Python app's prints reach the terminal as they happen instead of waiting in a pipe's buffer until it exits (the platform kept logs in files; foreman and Heroku set it too); set PYTHONUNBUFFERED yourself (env:, .env, --env) to override",
         );
     }

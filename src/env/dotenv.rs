@@ -4,7 +4,42 @@
 
 use std::fmt;
 
-use super::user::MAX_TOTAL;
+/// The longest value a `$VAR` expansion may produce: a guard against chains such as
+/// `A=$A$A` on 60 lines, which would otherwise double until memory runs out.
+pub const MAX_VALUE: usize = 1 << 20;
+/// The most bytes the expanded values of one `.env` file, or of one app's variables, may
+/// add up to.
+pub const MAX_TOTAL: usize = 16 << 20;
+
+/// An expansion went past [`MAX_VALUE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLong;
+
+/// What to say when an expansion went past a limit.
+pub fn too_long(name: &str, total: bool) -> String {
+    if total {
+        format!(
+            "the variables expand to more than {} MiB in all (at \"{name}\"): does a chain of references double a value?",
+            MAX_TOTAL >> 20
+        )
+    } else {
+        format!(
+            "\"{name}\" is longer than {} MiB once its $VARs are expanded: does a chain of references double a value?",
+            MAX_VALUE >> 20
+        )
+    }
+}
+
+/// Append an expanded variable (unset: nothing) to `out`, unless that takes it past
+/// [`MAX_VALUE`].
+pub(crate) fn append(out: &mut String, add: Option<String>) -> Result<(), TooLong> {
+    let add = add.unwrap_or_default();
+    if out.len() + add.len() > MAX_VALUE {
+        return Err(TooLong);
+    }
+    out.push_str(&add);
+    Ok(())
+}
 
 /// One assignment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,10 +96,10 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
     let mut total = 0usize;
     // Appends an expanded `$VAR`, within the limits on a value and on the whole file.
     let grow = |v: &mut String, add: Option<String>, key: &str, line: usize, col: usize| {
-        super::user::append(v, add).map_err(|_| Error {
+        append(v, add).map_err(|_| Error {
             line,
             col,
-            message: super::user::too_long(key, false),
+            message: too_long(key, false),
         })
     };
     while i < chars.len() {
@@ -237,7 +272,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
         }
         total += value.len();
         if total > MAX_TOTAL {
-            return Err(err(key_line, col, &super::user::too_long(&key, true)));
+            return Err(err(key_line, col, &too_long(&key, true)));
         }
         out.push(Entry {
             key,

@@ -3,9 +3,9 @@
 
 use serde_json::Value;
 
-use crate::env::set::EnvSet;
+use crate::model::EnvSet;
+use crate::model::ServiceRecord;
 use crate::platform::services::is_secret_field;
-use crate::services::registry::ServiceRecord;
 
 /// What a secret looks like once masked.
 pub const MASK: &str = "********";

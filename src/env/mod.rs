@@ -10,5 +10,6 @@ pub mod dump;
 pub mod host;
 pub mod mask;
 pub mod risky;
-pub mod set;
+/// The environment set moved to [`crate::model`]; this path stays for the code that names it.
+pub use crate::model::env_set as set;
 pub mod user;

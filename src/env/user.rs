@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Sources, Span};
-use crate::env::dotenv;
-use crate::env::set::{EnvSet, Layer};
+use crate::env::dotenv::{self, MAX_TOTAL, MAX_VALUE, TooLong, append, too_long};
 use crate::manifest::App;
 use crate::manifest::model::EnvVar;
+use crate::model::{EnvSet, Layer};
 
 /// What the user side adds, besides the manifest.
 pub struct Input<'a> {
@@ -30,56 +30,29 @@ pub struct Input<'a> {
 /// Asks for a required variable's value; `None` when nobody can answer.
 pub type Prompter<'a> = dyn FnMut(&EnvVar) -> Option<String> + 'a;
 
+/// A `--env` argument that is not `KEY=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvArgError {
+    #[error("`--env {0}` needs the form KEY=VALUE (e.g. --env DEBUG=1)")]
+    NoEquals(String),
+    #[error(
+        "`--env {arg}`: `{name}` is not a variable name (letters, digits, _; not starting with a digit)"
+    )]
+    BadName { arg: String, name: String },
+}
+
 /// Parse one `--env` argument.
-pub fn parse_cli_pair(s: &str) -> Result<(String, String), String> {
+pub fn parse_cli_pair(s: &str) -> Result<(String, String), EnvArgError> {
     let Some((k, v)) = s.split_once('=') else {
-        return Err(format!(
-            "`--env {s}` needs the form KEY=VALUE (e.g. --env DEBUG=1)"
-        ));
+        return Err(EnvArgError::NoEquals(s.to_string()));
     };
     if !crate::manifest::validate::is_env_name(k) {
-        return Err(format!(
-            "`--env {s}`: `{k}` is not a variable name (letters, digits, _; not starting with a digit)"
-        ));
+        return Err(EnvArgError::BadName {
+            arg: s.to_string(),
+            name: k.to_string(),
+        });
     }
     Ok((k.to_string(), v.to_string()))
-}
-
-/// The longest value a `$VAR` expansion may produce: a guard against chains such as
-/// `A=$A$A` on 60 lines, which would otherwise double until memory runs out.
-pub const MAX_VALUE: usize = 1 << 20;
-/// The most bytes the expanded values of one `.env` file, or of one app's variables, may
-/// add up to.
-pub const MAX_TOTAL: usize = 16 << 20;
-
-/// An expansion went past [`MAX_VALUE`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TooLong;
-
-/// What to say when an expansion went past a limit.
-pub fn too_long(name: &str, total: bool) -> String {
-    if total {
-        format!(
-            "the variables expand to more than {} MiB in all (at \"{name}\"): does a chain of references double a value?",
-            MAX_TOTAL >> 20
-        )
-    } else {
-        format!(
-            "\"{name}\" is longer than {} MiB once its $VARs are expanded: does a chain of references double a value?",
-            MAX_VALUE >> 20
-        )
-    }
-}
-
-/// Append an expanded variable (unset: nothing) to `out`, unless that takes it past
-/// [`MAX_VALUE`].
-pub(crate) fn append(out: &mut String, add: Option<String>) -> Result<(), TooLong> {
-    let add = add.unwrap_or_default();
-    if out.len() + add.len() > MAX_VALUE {
-        return Err(TooLong);
-    }
-    out.push_str(&add);
-    Ok(())
 }
 
 /// Shell-style expansion of `$NAME` / `${NAME}` against `lookup`; unknown names expand to
@@ -458,17 +431,25 @@ fn line_span(text: &str, file: crate::diag::FileId, line: usize, col: usize) -> 
 
 /// The text of a `.env` file: a regular file (never a FIFO or a device), at most the manifest
 /// size limit, read without blocking.
-fn read_dotenv(path: &Path) -> Result<String, String> {
+/// Why a `.env` file was not read.
+#[derive(Debug, thiserror::Error)]
+enum DotenvFileError {
+    #[error("it is not UTF-8 text")]
+    NotUtf8,
+    #[error("it is {0}, not a regular file")]
+    NotRegular(&'static str),
+    #[error("it is {0} bytes, more than the {max} bytes read", max = crate::yaml::MAX_FILE_BYTES)]
+    TooLarge(u64),
+    #[error(transparent)]
+    Io(std::io::Error),
+}
+
+fn read_dotenv(path: &Path) -> Result<String, DotenvFileError> {
     match crate::manifest::read_file(path, true) {
-        Ok(bytes) => String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string()),
-        Err(crate::manifest::ReadError::NotRegular(what)) => {
-            Err(format!("it is {what}, not a regular file"))
-        }
-        Err(crate::manifest::ReadError::TooLarge(n)) => Err(format!(
-            "it is {n} bytes, more than the {} bytes read",
-            crate::yaml::MAX_FILE_BYTES
-        )),
-        Err(crate::manifest::ReadError::Io(e)) => Err(e.to_string()),
+        Ok(bytes) => String::from_utf8(bytes).map_err(|_| DotenvFileError::NotUtf8),
+        Err(crate::manifest::ReadError::NotRegular(what)) => Err(DotenvFileError::NotRegular(what)),
+        Err(crate::manifest::ReadError::TooLarge(n)) => Err(DotenvFileError::TooLarge(n)),
+        Err(crate::manifest::ReadError::Io(e)) => Err(DotenvFileError::Io(e)),
     }
 }
 

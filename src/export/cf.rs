@@ -12,8 +12,23 @@ use crate::export::{
 use crate::manifest::App;
 use crate::platform::services::is_relational;
 
+/// What Cloud Foundry has no place for.
+#[derive(Debug, thiserror::Error)]
+enum NotCarried {
+    #[error(
+        "framework perl: Cloud Foundry has no Perl buildpack — add a community Perl buildpack's git URL under `buildpacks:`, or push a Docker image (`docker: {{image: …}}`)"
+    )]
+    PerlFramework,
+    #[error(
+        "framework {0}: no Cloud Foundry buildpack matches; Cloud Foundry will try to detect one"
+    )]
+    NoBuildpack(String),
+    #[error("Cloud Foundry drains are syslog over TCP/TLS or HTTPS, not UDP")]
+    UdpDrain,
+}
+
 /// Cloud Foundry's buildpack for a Stackato framework, or why there is none.
-fn buildpack(app: &App) -> Result<Option<String>, String> {
+fn buildpack(app: &App) -> Result<Option<String>, NotCarried> {
     if let Some(bp) = &app.buildpack {
         return Ok(Some(bp.clone()));
     }
@@ -31,10 +46,7 @@ fn buildpack(app: &App) -> Result<Option<String>, String> {
                 "java_buildpack"
             }
             "perl" | "perlcgi" => {
-                return Err(
-                    "framework perl: Cloud Foundry has no Perl buildpack — add a community Perl buildpack's git URL under `buildpacks:`, or push a Docker image (`docker: {image: …}`)"
-                        .into(),
-                );
+                return Err(NotCarried::PerlFramework);
             }
             "buildpack" => {
                 return Ok(app
@@ -46,9 +58,7 @@ fn buildpack(app: &App) -> Result<Option<String>, String> {
             }
             "generic" | "standalone" => return Ok(None),
             other => {
-                return Err(format!(
-                    "framework {other}: no Cloud Foundry buildpack matches; Cloud Foundry will try to detect one"
-                ));
+                return Err(NotCarried::NoBuildpack(other.to_string()));
             }
         }
         .to_string(),
@@ -73,12 +83,12 @@ struct Wanted {
 }
 
 /// A Stackato drain URL as a CF syslog drain URL.
-fn drain_url(url: &str) -> Result<String, String> {
+fn drain_url(url: &str) -> Result<String, NotCarried> {
     if let Some(rest) = url.strip_prefix("tcp://") {
         return Ok(format!("syslog://{rest}"));
     }
     if url.starts_with("udp://") {
-        return Err("Cloud Foundry drains are syslog over TCP/TLS or HTTPS, not UDP".into());
+        return Err(NotCarried::UdpDrain);
     }
     Ok(url.to_string())
 }
@@ -181,7 +191,7 @@ pub fn export(input: &Input<'_>) -> Export {
                     a.insert("buildpacks".into(), json!([bp]));
                 }
                 Ok(None) => {}
-                Err(why) => ex.lost(app, why),
+                Err(why) => ex.lost(app, why.to_string()),
             }
         }
         if let Some(rt) = &app.runtime {

@@ -12,9 +12,9 @@ use crate::export::{
     record_for, relative, services, slug, translate, uwsgi_note,
 };
 use crate::manifest::App;
+use crate::model::ServiceRecord;
 use crate::platform::web;
 use crate::random::Rng;
-use crate::services::registry::ServiceRecord;
 
 /// The service types we have an image for.
 fn image_for(kind: &str) -> Option<&'static str> {
@@ -206,9 +206,9 @@ fn service_def(svc: &Svc, r: &ServiceRecord) -> Option<(Value, Option<String>)> 
     Some((def, Some(vol)))
 }
 
-pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Export {
+pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Result<Export, crate::random::RandomError> {
     let mut ex = Export::default();
-    let svcs = services(input, CredSource::Generated, rng);
+    let svcs = services(input, CredSource::Generated, rng)?;
     let mut secrets = Secrets::default();
     let app_slugs: Vec<String> = input.apps.iter().map(|a| slug(&a.name.value)).collect();
     let host_of = |s: &Svc| {
@@ -366,7 +366,7 @@ pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Export {
     ex.files.push(OutFile::new(".env.compose", envf).secret());
     ex.next_steps
         .push("docker compose --env-file .env.compose up --build".into());
-    ex
+    Ok(ex)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -24,12 +24,13 @@ use serde_json::{Map, Value};
 use crate::env::mask::is_secret_name;
 use crate::manifest::model::{Hook, OsRequirements, Web};
 use crate::manifest::{App, Manifest};
+use crate::model::ServiceRecord;
 use crate::platform::env::{self as penv, Binding, DbUrlRule, Facts, SqliteEnv};
 use crate::platform::layout::Layout;
 use crate::platform::services::{self as shapes, is_relational, is_secret_field};
 use crate::platform::{Profile, profile, web};
 use crate::random::Rng;
-use crate::services::registry::{Registry, ServiceRecord};
+use crate::services::registry::Registry;
 
 /// The formats we write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,12 +154,16 @@ impl Export {
 }
 
 /// Produce the files of `format`.
-pub fn export(format: Format, input: &Input<'_>, rng: &mut dyn Rng) -> Export {
+pub fn export(
+    format: Format,
+    input: &Input<'_>,
+    rng: &mut dyn Rng,
+) -> Result<Export, crate::random::RandomError> {
     let mut ex = match format {
         Format::Cf => cf::export(input),
-        Format::Compose => compose::export(input, rng),
-        Format::Procfile => procfile::export(input, rng),
-        Format::Systemd => systemd::export(input, rng),
+        Format::Compose => compose::export(input, rng)?,
+        Format::Procfile => procfile::export(input, rng)?,
+        Format::Systemd => systemd::export(input, rng)?,
     };
     for app in &input.apps {
         common_losses(format, app, &mut ex);
@@ -178,7 +183,7 @@ pub fn export(format: Format, input: &Input<'_>, rng: &mut dyn Rng) -> Export {
             ),
         ));
     }
-    ex
+    Ok(ex)
 }
 
 /// Manifest keys no target carries over, the same for every format.
@@ -660,7 +665,11 @@ pub fn default_port(kind: &str) -> Option<u16> {
 
 /// The services of the exported apps, in first-use order, with credentials: the project's
 /// own when it has them, else from `fallback` (fresh random ones or placeholders).
-pub fn services(input: &Input<'_>, fallback: CredSource, rng: &mut dyn Rng) -> Vec<Svc> {
+pub fn services(
+    input: &Input<'_>,
+    fallback: CredSource,
+    rng: &mut dyn Rng,
+) -> Result<Vec<Svc>, crate::random::RandomError> {
     let mut out: Vec<Svc> = Vec::new();
     for app in &input.apps {
         for s in &app.services {
@@ -696,7 +705,7 @@ pub fn services(input: &Input<'_>, fallback: CredSource, rng: &mut dyn Rng) -> V
                         None,
                     ),
                     _ => (
-                        shapes::generate(&kind, default_port(&kind), None, &s.credentials, rng),
+                        shapes::generate(&kind, default_port(&kind), None, &s.credentials, rng)?,
                         CredSource::Generated,
                         None,
                     ),
@@ -713,7 +722,7 @@ pub fn services(input: &Input<'_>, fallback: CredSource, rng: &mut dyn Rng) -> V
             });
         }
     }
-    out
+    Ok(out)
 }
 
 fn placeholder(kind: &str, name: &str, user_provided: &[(String, String)]) -> Map<String, Value> {

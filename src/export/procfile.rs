@@ -7,12 +7,12 @@ use crate::export::{
     export_lines, hook_stmt, one_line, process, record_for, relative, services, slug, translate,
     uwsgi_note,
 };
+use crate::model::ServiceRecord;
 use crate::random::Rng;
-use crate::services::registry::ServiceRecord;
 
-pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Export {
+pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Result<Export, crate::random::RandomError> {
     let mut ex = Export::default();
-    let svcs = services(input, CredSource::Placeholder, rng);
+    let svcs = services(input, CredSource::Placeholder, rng)?;
     let mut secrets = Secrets::default();
     let records: Vec<ServiceRecord> = svcs
         .iter()
@@ -182,5 +182,5 @@ pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Export {
             );
         }
     }
-    ex
+    Ok(ex)
 }

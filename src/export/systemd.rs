@@ -9,8 +9,8 @@ use crate::export::{
     translate, uwsgi_note,
 };
 use crate::manifest::App;
+use crate::model::ServiceRecord;
 use crate::random::Rng;
-use crate::services::registry::ServiceRecord;
 
 /// The distribution's unit for a service type's server.
 fn server_unit(kind: &str) -> Option<&'static str> {
@@ -58,9 +58,9 @@ fn process_units(app: &App, ports: &[u16]) -> Vec<String> {
     }
 }
 
-pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Export {
+pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Result<Export, crate::random::RandomError> {
     let mut ex = Export::default();
-    let svcs = services(input, CredSource::Placeholder, rng);
+    let svcs = services(input, CredSource::Placeholder, rng)?;
     let mut secrets = Secrets::default();
     let records: Vec<ServiceRecord> = svcs
         .iter()
@@ -349,7 +349,7 @@ pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Export {
         ex.next_steps
             .push(format!("sudo systemctl enable --now {}", enable.join(" ")));
     }
-    ex
+    Ok(ex)
 }
 
 /// A value for a unit file setting that expands specifiers: `%` doubled.
@@ -422,13 +422,32 @@ fn staging_installs(app: &App) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // cron → OnCalendar
 
+/// Why a crontab line has no systemd timer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CronError {
+    #[error("no command after the schedule")]
+    NoCommand,
+    #[error("unknown schedule @{0}")]
+    UnknownSchedule(String),
+    #[error("expected 5 schedule fields and a command")]
+    TooFewFields,
+    #[error("`{0}` is not a number")]
+    NotANumber(String),
+    #[error("{v} is outside {min}-{max}")]
+    OutOfRange { v: u32, min: u32, max: u32 },
+    #[error("bad step in `{0}`")]
+    BadStep(String),
+    #[error("range `{0}` runs backwards")]
+    Backwards(String),
+}
+
 /// A crontab line as `OnCalendar=`/`OnBootSec=` lines and its command.
-pub fn cron_schedule(line: &str) -> Result<(Vec<String>, &str), String> {
+pub fn cron_schedule(line: &str) -> Result<(Vec<String>, &str), CronError> {
     let t = line.trim();
     if let Some(rest) = t.strip_prefix('@') {
         let (word, cmd) = rest
             .split_once(char::is_whitespace)
-            .ok_or("no command after the schedule")?;
+            .ok_or(CronError::NoCommand)?;
         let cmd = cmd.trim();
         let cal = match word {
             "yearly" | "annually" => "*-01-01 00:00:00",
@@ -437,7 +456,7 @@ pub fn cron_schedule(line: &str) -> Result<(Vec<String>, &str), String> {
             "daily" | "midnight" => "*-*-* 00:00:00",
             "hourly" => "*-*-* *:00:00",
             "reboot" => return Ok((vec!["OnBootSec=1min".into()], cmd)),
-            other => return Err(format!("unknown schedule @{other}")),
+            other => return Err(CronError::UnknownSchedule(other.to_string())),
         };
         return Ok((vec![format!("OnCalendar={cal}")], cmd));
     }
@@ -447,13 +466,13 @@ pub fn cron_schedule(line: &str) -> Result<(Vec<String>, &str), String> {
         rest = rest.trim_start();
         let end = rest
             .find(char::is_whitespace)
-            .ok_or("expected 5 schedule fields and a command")?;
+            .ok_or(CronError::TooFewFields)?;
         fields.push(&rest[..end]);
         rest = &rest[end..];
     }
     let cmd = rest.trim();
     if cmd.is_empty() {
-        return Err("no command after the schedule".into());
+        return Err(CronError::NoCommand);
     }
     let minute = field(fields[0], 0, 59, &[])?;
     let hour = field(fields[1], 0, 23, &[])?;
@@ -482,20 +501,22 @@ pub fn cron_schedule(line: &str) -> Result<(Vec<String>, &str), String> {
     ))
 }
 
-fn number(s: &str, min: u32, max: u32, names: &[&str]) -> Result<u32, String> {
+fn number(s: &str, min: u32, max: u32, names: &[&str]) -> Result<u32, CronError> {
     let lower = s.to_ascii_lowercase();
     if let Some(i) = names.iter().position(|n| *n == lower) {
         return Ok(i as u32 + min);
     }
-    let v: u32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    let v: u32 = s
+        .parse()
+        .map_err(|_| CronError::NotANumber(s.to_string()))?;
     if v < min || v > max {
-        return Err(format!("{v} is outside {min}-{max}"));
+        return Err(CronError::OutOfRange { v, min, max });
     }
     Ok(v)
 }
 
 /// One cron field (minute, hour, day of month, month) in systemd's syntax.
-fn field(f: &str, min: u32, max: u32, names: &[&str]) -> Result<String, String> {
+fn field(f: &str, min: u32, max: u32, names: &[&str]) -> Result<String, CronError> {
     if f == "*" {
         return Ok("*".into());
     }
@@ -508,7 +529,7 @@ fn field(f: &str, min: u32, max: u32, names: &[&str]) -> Result<String, String> 
                     s.parse::<u32>()
                         .ok()
                         .filter(|s| *s > 0)
-                        .ok_or(format!("bad step in `{item}`"))?,
+                        .ok_or_else(|| CronError::BadStep(item.to_string()))?,
                 ),
             ),
             None => (item, None),
@@ -524,7 +545,7 @@ fn field(f: &str, min: u32, max: u32, names: &[&str]) -> Result<String, String> 
                     }
                 };
                 if a > b {
-                    return Err(format!("range `{r}` runs backwards"));
+                    return Err(CronError::Backwards(r.to_string()));
                 }
                 match step {
                     None if a == b => parts.push(a.to_string()),
@@ -538,7 +559,7 @@ fn field(f: &str, min: u32, max: u32, names: &[&str]) -> Result<String, String> 
 }
 
 /// The day-of-week field as systemd weekday names (`None` for `*`).
-fn weekdays(f: &str) -> Result<Option<String>, String> {
+fn weekdays(f: &str) -> Result<Option<String>, CronError> {
     if f == "*" {
         return Ok(None);
     }
@@ -552,7 +573,7 @@ fn weekdays(f: &str) -> Result<Option<String>, String> {
                 s.parse::<usize>()
                     .ok()
                     .filter(|s| *s > 0)
-                    .ok_or(format!("bad step in `{item}`"))?,
+                    .ok_or_else(|| CronError::BadStep(item.to_string()))?,
             ),
             None => (item, 1),
         };
@@ -571,7 +592,7 @@ fn weekdays(f: &str) -> Result<Option<String>, String> {
             }
         };
         if a > b {
-            return Err(format!("range `{range}` runs backwards"));
+            return Err(CronError::Backwards(range.to_string()));
         }
         for d in (a..=b).step_by(step) {
             days[d % 7] = true;

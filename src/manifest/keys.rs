@@ -1,7 +1,8 @@
 //! The key vocabulary of stackato.yml and manifest.yml, as the 3.2.4 client knew it.
 
-/// Top-level keys that describe the single stackato.yml app (the client's `Decompose` list).
-pub const STACKATO_KEYS: &[&str] = &[
+/// Top-level keys of the single stackato.yml app that have a Cloud Foundry counterpart (they
+/// stay at the app's level of manifest.yml).
+const WITH_CF_COUNTERPART: &[&str] = &[
     "name",
     "instances",
     "mem",
@@ -10,14 +11,6 @@ pub const STACKATO_KEYS: &[&str] = &[
     "disk_quota",
     "framework",
     "services",
-    "processes",
-    "min_version",
-    "env",
-    "ignores",
-    "hooks",
-    "cron",
-    "requirements",
-    "drain",
     "subdomain",
     "command",
     "app-dir",
@@ -28,13 +21,8 @@ pub const STACKATO_KEYS: &[&str] = &[
     "stack",
     "host",
     "domain",
-    "placement-zone",
     "placementzone",
-    "description",
-    "autoscale",
-    "sso-enabled",
     "timeout",
-    "force-war-unpacking",
     "docker_image",
     "no-route",
 ];
@@ -56,6 +44,17 @@ pub const STACKATO_ONLY: &[&str] = &[
     "force-war-unpacking",
 ];
 
+/// Every top-level key that describes the single stackato.yml app (the client's `Decompose`
+/// list): the ones with a Cloud Foundry counterpart, then the Stackato-only ones.
+pub fn stackato_keys() -> impl Iterator<Item = &'static str> + Clone {
+    WITH_CF_COUNTERPART.iter().chain(STACKATO_ONLY).copied()
+}
+
+/// Whether `k` is one of [`stackato_keys`].
+pub fn is_stackato_key(k: &str) -> bool {
+    WITH_CF_COUNTERPART.contains(&k) || STACKATO_ONLY.contains(&k)
+}
+
 /// Keys an entry of `applications:` may carry besides the stackato ones.
 pub const CF_APP_KEYS: &[&str] = &["path", "runtime", "stackato", "env"];
 
@@ -64,7 +63,7 @@ pub const MANIFEST_KEYS: &[&str] = &["applications", "inherit", "properties"];
 
 /// Every key that may appear in an application entry, for "did you mean" hints.
 pub fn all_app_keys() -> impl Iterator<Item = &'static str> {
-    STACKATO_KEYS.iter().chain(CF_APP_KEYS).copied()
+    stackato_keys().chain(CF_APP_KEYS.iter().copied())
 }
 
 pub const FRAMEWORK_KEYS: &[&str] = &[

@@ -74,8 +74,9 @@ pub struct Loaded {
 
 #[derive(Debug)]
 pub enum LoadError {
-    /// No stackato.yml in `dir`, no manifest.yml in it or its parents.
-    NotFound { dir: PathBuf },
+    /// No stackato.yml in `dir`, no manifest.yml in it or its parents (`skipped`: the ones
+    /// another user owns, passed over).
+    NotFound { dir: PathBuf, skipped: Vec<Skipped> },
     /// `--manifest` names a file that cannot be read, or the file vanished.
     Unreadable {
         path: PathBuf,
@@ -92,7 +93,7 @@ pub enum LoadError {
 impl std::fmt::Display for LoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LoadError::NotFound { dir } => write!(
+            LoadError::NotFound { dir, .. } => write!(
                 f,
                 "no manifest found: no stackato.yml in {}, and no manifest.yml there or in any parent directory",
                 dir.display()
@@ -121,6 +122,15 @@ impl std::error::Error for LoadError {}
 /// `dir` or any parent. `--manifest` wins. The parent search is [`search`]'s: it ignores a
 /// `manifest.yml` owned by another user and stops at a group- or world-writable directory.
 pub fn locate(dir: &Path, manifest: Option<&Path>) -> Result<PathBuf, LoadError> {
+    locate_noting(dir, manifest, &mut Vec::new())
+}
+
+/// [`locate`], noting the manifests passed over because another user owns them.
+fn locate_noting(
+    dir: &Path,
+    manifest: Option<&Path>,
+    skipped: &mut Vec<Skipped>,
+) -> Result<PathBuf, LoadError> {
     if let Some(m) = manifest {
         let p = if m.is_absolute() {
             m.to_path_buf()
@@ -142,16 +152,23 @@ pub fn locate(dir: &Path, manifest: Option<&Path>) -> Result<PathBuf, LoadError>
         };
     }
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    search(&dir, false, true).ok_or(LoadError::NotFound { dir })
+    search(&dir, false, Some(&mut *skipped)).ok_or_else(|| LoadError::NotFound {
+        dir,
+        skipped: skipped.clone(),
+    })
 }
 
 /// The upward manifest search shared by [`locate`] and the shell hook: `stackato.yml` in `dir`
 /// (in every searched directory when `stackato_in_parents`), else `manifest.yml` in `dir` or a
-/// parent. In a parent (or a shared `dir`), a manifest file another user owns is skipped (said
-/// once on stderr when `tell`), and the search does not enter a group- or world-writable
+/// parent. In a parent (or a shared `dir`), a manifest file another user owns is skipped (and
+/// noted in `skipped`), and the search does not enter a group- or world-writable
 /// parent (`/tmp`, sticky or not): anyone could have put a manifest there, and its commands
 /// would run as us.
-pub fn search(dir: &Path, stackato_in_parents: bool, tell: bool) -> Option<PathBuf> {
+pub fn search(
+    dir: &Path,
+    stackato_in_parents: bool,
+    mut skipped: Option<&mut Vec<Skipped>>,
+) -> Option<PathBuf> {
     let me = nix::unistd::geteuid().as_raw();
     let mut d: Option<&Path> = Some(dir);
     while let Some(cur) = d {
@@ -174,8 +191,11 @@ pub fn search(dir: &Path, stackato_in_parents: bool, tell: bool) -> Option<PathB
             // The directory the user chose (`cd`, `--path`) is theirs to use, whoever owns the
             // file, unless anyone may write there (a stranger's manifest.yml in /tmp).
             if md.uid() != me && (cur != dir || shared_dir(cur)) {
-                if tell {
-                    skipped_once(&m, md.uid());
+                if let Some(s) = skipped.as_deref_mut() {
+                    s.push(Skipped {
+                        path: m.clone(),
+                        uid: md.uid(),
+                    });
                 }
                 continue;
             }
@@ -191,15 +211,15 @@ fn shared_dir(dir: &Path) -> bool {
     std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o022 != 0)
 }
 
-/// Say once per process that a manifest owned by someone else was not used.
-fn skipped_once(path: &Path, uid: u32) {
-    static SAID: std::sync::Once = std::sync::Once::new();
-    SAID.call_once(|| {
-        eprintln!(
-            "note: ignoring {}: it belongs to another user (uid {uid}), and its commands would run as you",
-            path.display()
-        );
-    });
+/// A manifest the search passed over: another user owns it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "ignoring {}: it belongs to another user (uid {uid}), and its commands would run as you",
+    .path.display()
+)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub uid: u32,
 }
 
 /// A stable `${random-word}` for a project: 4–5 hex digits from its directory.
@@ -211,7 +231,8 @@ pub fn stable_random_word(dir: &Path) -> String {
 
 /// Locate and load the manifest.
 pub fn load(opts: &LoadOptions, asker: &mut Asker<'_>) -> Result<Loaded, LoadError> {
-    let file = locate(&opts.dir, opts.manifest.as_deref())?;
+    let mut skipped = Vec::new();
+    let file = locate_noting(&opts.dir, opts.manifest.as_deref(), &mut skipped)?;
     let bytes = match read_file(&file, true) {
         Ok(b) => b,
         Err(ReadError::Io(error)) => {
@@ -240,7 +261,12 @@ pub fn load(opts: &LoadOptions, asker: &mut Asker<'_>) -> Result<Loaded, LoadErr
             });
         }
     };
-    load_bytes(&bytes, &file, opts, asker)
+    let mut loaded = load_bytes(&bytes, &file, opts, asker)?;
+    loaded.warnings.splice(
+        0..0,
+        skipped.iter().map(|s| Diagnostic::warning(s.to_string())),
+    );
+    Ok(loaded)
 }
 
 pub use crate::fsx::ReadError;
@@ -593,4 +619,46 @@ fn yaml_diag(e: yaml::YamlError, _id: crate::diag::FileId) -> Diagnostic {
         d = d.related(label, span);
     }
     d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parent_manifest_of_another_user_is_passed_over_and_noted() {
+        let t = tempfile::tempdir().unwrap();
+        let app = t.path().join("app");
+        std::fs::create_dir(&app).unwrap();
+        let theirs = t.path().join("manifest.yml");
+        std::fs::write(&theirs, "name: x\n").unwrap();
+        let me = nix::unistd::geteuid().as_raw();
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIP: giving a file to another user needs root");
+            return;
+        }
+        let other = me + 4242;
+        std::os::unix::fs::lchown(&theirs, Some(other), None).unwrap();
+        let mut skipped = Vec::new();
+        assert_eq!(search(&app, false, Some(&mut skipped)), None);
+        assert_eq!(
+            skipped,
+            vec![Skipped {
+                path: theirs.clone(),
+                uid: other
+            }]
+        );
+        match locate(&app, None) {
+            Err(LoadError::NotFound { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        let mut asker = |_: &str| None;
+        match load(&LoadOptions::new(&app), &mut asker) {
+            Err(LoadError::NotFound { skipped, .. }) => {
+                assert_eq!(skipped.len(), 1);
+                assert!(skipped[0].to_string().contains("belongs to another user"));
+            }
+            other => panic!("{:?}", other.map(|l| l.file)),
+        }
+    }
 }

@@ -306,18 +306,24 @@ pub fn default_memory_mb(framework: Option<&str>) -> u64 {
     }
 }
 
+/// A memory size the client would refuse; the message is the hint to show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemSpecError {
+    #[error("Stackato accepts only the suffixes M and G: write `{0}`")]
+    TwoLetterSuffix(String),
+    #[error("write a size in megabytes such as 256 or 256M, or gigabytes such as 1G or 1.5G")]
+    NotASize,
+}
+
 /// Parse a memory size as the client's memspec: `N` or `NM` megabytes, `X.YG` gigabytes.
 /// `MB`/`GB` suffixes and unit-less fractions are refused.
-pub fn parse_memspec(s: &str) -> Result<i64, String> {
+pub fn parse_memspec(s: &str) -> Result<i64, MemSpecError> {
     let t = s.trim();
     let bad = || {
         if t.to_ascii_uppercase().ends_with("MB") || t.to_ascii_uppercase().ends_with("GB") {
-            format!(
-                "Stackato accepts only the suffixes M and G: write `{}`",
-                &t[..t.len() - 1]
-            )
+            MemSpecError::TwoLetterSuffix(t[..t.len() - 1].to_string())
         } else {
-            "write a size in megabytes such as 256 or 256M, or gigabytes such as 1G or 1.5G".into()
+            MemSpecError::NotASize
         }
     };
     if t.is_empty() {
@@ -490,7 +496,7 @@ fn memspec(key: &str, n: Option<&Node>, diags: &mut Vec<Diagnostic>) -> Option<S
                     "Expected a memory size for key \"{key}\", got \"{s}\""
                 ))
                 .at(n.span)
-                .hint(hint),
+                .hint(hint.to_string()),
             );
             None
         }
@@ -850,7 +856,12 @@ mod tests {
         assert_eq!(parse_memspec("1G"), Ok(1024));
         assert_eq!(parse_memspec("1.5g"), Ok(1536));
         assert_eq!(parse_memspec("-1M"), Ok(-1));
-        assert!(parse_memspec("256MB").unwrap_err().contains("256M"));
+        assert!(
+            parse_memspec("256MB")
+                .unwrap_err()
+                .to_string()
+                .contains("256M")
+        );
         assert!(parse_memspec("3.5GB").is_err());
         assert!(parse_memspec("1.5").is_err());
         assert!(parse_memspec("1.5M").is_err());

@@ -9,7 +9,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use crate::diag::{Diagnostic, Span, suggest};
-use crate::manifest::keys::{self, STACKATO_KEYS, STACKATO_ONLY};
+use crate::manifest::keys::{self, STACKATO_ONLY};
 use crate::yaml::{Entry, Node, Value};
 
 /// Where an application entry came from; decides the "no name" message.
@@ -69,7 +69,7 @@ pub fn normalize(root: Node, base_dir: &Path, diags: &mut Vec<Diagnostic>) -> No
     let mut extra_top: Vec<Entry> = Vec::new();
     for e in entries {
         let k = e.key.scalar_text().unwrap_or_default().to_string();
-        if STACKATO_KEYS.contains(&k.as_str()) {
+        if keys::is_stackato_key(&k) {
             stackato_part.push(e);
         } else if k == "applications" {
             applications = Some(e);
@@ -278,14 +278,8 @@ fn unknown_top_hint(k: &str) -> Option<String> {
     if k == "web" {
         return Some("the web command goes under `processes:`, as `processes: {web: …}`".into());
     }
-    suggest(
-        k,
-        STACKATO_KEYS
-            .iter()
-            .copied()
-            .chain(["applications", "inherit"]),
-    )
-    .map(|s| format!("did you mean `{s}`?"))
+    suggest(k, keys::stackato_keys().chain(["applications", "inherit"]))
+        .map(|s| format!("did you mean `{s}`?"))
 }
 
 /// `TransformASStackato` / `TransformCFManifestApp` for one application mapping.

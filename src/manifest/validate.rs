@@ -39,22 +39,6 @@ const APP_SCALARS: &[&str] = &[
     "timeout",
 ];
 
-const STACKATO_SUB_KEYS: &[&str] = &[
-    "processes",
-    "min_version",
-    "env",
-    "ignores",
-    "hooks",
-    "cron",
-    "requirements",
-    "drain",
-    "placement-zone",
-    "description",
-    "sso-enabled",
-    "autoscale",
-    "force-war-unpacking",
-];
-
 /// Validate every application of a normalised tree.
 pub fn validate(tree: &Node, diags: &mut Vec<Diagnostic>) {
     nul_bytes(tree, diags);
@@ -213,7 +197,7 @@ fn validate_app(app: &Node, diags: &mut Vec<Diagnostic>) {
         let k = e.key.scalar_text().unwrap_or_default();
         if !APP_KEYS.contains(&k) {
             let mut cands: Vec<&str> = APP_KEYS.to_vec();
-            cands.extend(keys::STACKATO_KEYS);
+            cands.extend(keys::stackato_keys());
             unknown("", &e.key, &cands, diags);
             continue;
         }
@@ -336,7 +320,7 @@ fn validate_stackato(v: &Node, diags: &mut Vec<Diagnostic>) {
             }
             "sso-enabled" | "force-war-unpacking" => expect_bool(k, v, diags),
             "autoscale" => validate_autoscale(v, diags),
-            _ => unknown("", &e.key, STACKATO_SUB_KEYS, diags),
+            _ => unknown("", &e.key, crate::manifest::keys::STACKATO_ONLY, diags),
         }
     }
 }

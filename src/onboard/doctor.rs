@@ -77,7 +77,7 @@ fn java_check(apps: &[&&App]) -> Check {
         )
     };
     let start = crate::platform::web::jetty_home().join("start.jar");
-    let java = backend::which("java");
+    let java = crate::programs::find("java");
     match (java, start.is_file()) {
         (Some(j), true) => pass(
             label,
@@ -204,7 +204,7 @@ fn cgi_check(app: &App) -> Option<Check> {
         .display()
         .to_string();
     let label = format!("CGI.pm for {}", app.name.value);
-    let perl = backend::which("perl")?;
+    let perl = crate::programs::find("perl")?;
     let ok = tools::run(&perl, &["-MCGI", "-e1"]).is_some_and(|r| r.success);
     Some(if ok {
         pass(label, format!("{shown} uses CGI, and perl has it"))
@@ -361,7 +361,7 @@ fn program(
     fix: Option<Fix>,
     why: &str,
 ) -> (Check, Option<PathBuf>) {
-    match backend::which(name) {
+    match crate::programs::find(name) {
         Some(p) => {
             let v = tools::first_line(&p, version_args)
                 .unwrap_or_else(|| "version unknown".to_string());
@@ -620,10 +620,21 @@ fn uwsgi_checks(state: &StateDir) -> Vec<Check> {
     v
 }
 
+/// Why the Python headers were not found.
+#[derive(Debug, thiserror::Error)]
+enum NoPythonHeader {
+    #[error("python3 not found")]
+    NoPython,
+    #[error("no Python.h in {}", .0.display())]
+    NotIn(PathBuf),
+    #[error("python3 does not say where its headers are")]
+    NotSaid,
+}
+
 /// `Python.h` of the python3 staging uses: from `sysconfig`, else `python3-config --includes`.
-fn python_header() -> Result<PathBuf, String> {
-    let Some(py) = backend::which("python3") else {
-        return Err("python3 not found".into());
+fn python_header() -> Result<PathBuf, NoPythonHeader> {
+    let Some(py) = crate::programs::find("python3") else {
+        return Err(NoPythonHeader::NoPython);
     };
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Some(r) = tools::run(
@@ -640,7 +651,7 @@ fn python_header() -> Result<PathBuf, String> {
         .parent()
         .map(|d| d.join("python3-config"))
         .filter(|p| p.is_file())
-        .or_else(|| backend::which("python3-config"));
+        .or_else(|| crate::programs::find("python3-config"));
     if let Some(cfg) = config
         && let Some(r) = tools::run(&cfg, &["--includes"])
         && r.success
@@ -656,8 +667,8 @@ fn python_header() -> Result<PathBuf, String> {
         .map(|d| d.join("Python.h"))
         .find(|h| h.is_file())
         .ok_or_else(|| match dirs.first() {
-            Some(d) => format!("no Python.h in {}", d.display()),
-            None => "python3 does not say where its headers are".to_string(),
+            Some(d) => NoPythonHeader::NotIn(d.clone()),
+            None => NoPythonHeader::NotSaid,
         })
 }
 
@@ -684,7 +695,7 @@ fn service_checks(apps: &[&App], state: &StateDir) -> Vec<Check> {
 
 fn service_check(name: &str, kind: &str, state: &StateDir) -> Check {
     let label = format!("service {name} ({kind})");
-    let Some(b) = backend::for_kind(kind) else {
+    let Some(b) = crate::services::for_kind(kind) else {
         return match kind {
             "filesystem" => pass(label, "a directory in .stackato-local; nothing to install"),
             "user-provided" | "harbor" => pass(label, "nothing runs locally; nothing to install"),
@@ -794,7 +805,7 @@ fn port_check(state: &StateDir, project: &Path) -> Check {
         Err(e) => {
             return fail(
                 label,
-                e,
+                e.to_string(),
                 Some(Fix::Hint(
                     "move the damaged file away; the next `run` starts afresh".into(),
                 )),
@@ -813,7 +824,7 @@ fn port_check(state: &StateDir, project: &Path) -> Check {
             continue;
         }
         let mine = match &r.user {
-            ports::User::Service { name, kind } => backend::for_kind(kind).and_then(|b| {
+            ports::User::Service { name, kind } => crate::services::for_kind(kind).and_then(|b| {
                 match lifecycle::status(b, &service_paths(state, name)) {
                     lifecycle::Status::Running { pid, port } if port == r.port => {
                         Some(format!("{} by our {kind} server (pid {pid})", r.port))

@@ -38,22 +38,16 @@ pub const PORTS_FILE: &str = crate::env::build::PORTS;
 
 /// Every port the state directory remembers, in port order; an unreadable file is an error
 /// naming it.
-pub fn remembered(state: &StateDir) -> Result<Vec<Remembered>, String> {
+pub fn remembered(state: &StateDir) -> Result<Vec<Remembered>, crate::state::StateError> {
     let mut v = Vec::new();
-    let ports: BTreeMap<String, u16> = state
-        .read_json(PORTS_FILE)
-        .map_err(|e| e.to_string())?
-        .unwrap_or_default();
+    let ports: BTreeMap<String, u16> = state.read_json(PORTS_FILE)?.unwrap_or_default();
     for (k, p) in ports {
         v.push(Remembered {
             port: p,
             user: User::Instance(k),
         });
     }
-    let reg: Registry = state
-        .read_json(registry::FILE)
-        .map_err(|e| e.to_string())?
-        .unwrap_or_default();
+    let reg: Registry = state.read_json(registry::FILE)?.unwrap_or_default();
     for r in reg.services.values() {
         if let Some(p) = r.port {
             v.push(Remembered {

@@ -1,30 +1,15 @@
 //! Asking the machine about programs: finding one on `PATH`, and running one briefly (with a
 //! time limit, stdin closed) to read its version.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 /// How long a `--version` may take.
 const TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A program on `PATH` only (as a build tool such as pip finds a compiler).
-pub fn on_path(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    if name.contains('/') {
-        let p = PathBuf::from(name);
-        return std::fs::metadata(&p)
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .then_some(p);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .filter(|d| !d.as_os_str().is_empty())
-        .map(|d| d.join(name))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
+pub use crate::programs::on_path;
 
 /// What a finished program printed.
 #[derive(Debug, Clone)]
@@ -38,28 +23,8 @@ pub struct Ran {
 /// started or took too long.
 pub fn run(program: &Path, args: &[&str]) -> Option<Ran> {
     let mut c = Command::new(program);
-    c.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = crate::process::spawn(&mut c, crate::process::Tie::Probe).ok()?;
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(TIMEOUT) {
-        Ok(r) => r.ok()?,
-        Err(_) => {
-            if let Ok(pid) = i32::try_from(pid) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            return None;
-        }
-    };
+    c.args(args);
+    let out = crate::process::output_within(&mut c, crate::process::Tie::Probe, TIMEOUT).ok()??;
     Some(Ran {
         success: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -48,25 +48,16 @@ pub fn directories(loaded: &Loaded, state: &StateDir) -> usize {
 
 /// Count `root` and the directories below it that `filter` keeps (as the watcher adds them).
 fn walk(root: &Path, filter: &crate::watch::Filter) -> usize {
+    use crate::watch::Visit;
     let mut count = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
+    crate::watch::walk_dirs(root, filter, |_| {
         count += 1;
         if count >= MAX_DIRS {
-            break;
+            Visit::Stop
+        } else {
+            Visit::Descend
         }
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.filter_map(Result::ok) {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                let p = e.path();
-                if !filter.is_ignored(&p, true) {
-                    stack.push(p);
-                }
-            }
-        }
-    }
+    });
     count
 }
 

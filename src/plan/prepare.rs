@@ -349,7 +349,7 @@ pub fn processes(
         {
             let names: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
             crate::platform::php_apache::install(app, &built.layout, port, &names)
-                .map_err(PlanError::Copy)?;
+                .map_err(|e| PlanError::Copy(e.to_string()))?;
         }
         // A buildpack app built by no buildpack: nothing to start (its Procfile names the
         // buildpack's build output).
@@ -427,6 +427,7 @@ pub fn processes(
                 app.timeout.as_ref().map_or(60, |t| u64::from(t.value)),
             ),
             tty: opts.tty,
+            overlap: false,
             host: opts.host,
         });
         if i == 0 || built.env.get("STACKATO_CRON_INSTANCES") == Some("all") {

@@ -79,10 +79,7 @@ pub fn restarter(
             return Err(format!("{name} is not a service of this run"));
         };
         let mut one = vec![p.clone()];
-        let so = StartOptions {
-            timeout,
-            spinner: false,
-        };
+        let so = StartOptions { timeout };
         let ups =
             lifecycle::start_all(&state, &mut one, &so, &mut |_| {}).map_err(|e| e.to_string())?;
         let pid = ups
@@ -100,7 +97,7 @@ pub fn restarter(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::registry::ServiceRecord;
+    use crate::model::ServiceRecord;
 
     fn planned(name: &str) -> Planned {
         Planned {

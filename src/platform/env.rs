@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
 
-use crate::env::set::{EnvSet, Layer};
 use crate::manifest::{App, Manifest};
+use crate::model::ServiceRecord;
+use crate::model::{EnvSet, Layer};
 use crate::platform::layout::Layout;
 use crate::platform::services::{self as shapes, is_relational};
 use crate::platform::{Profile, web};
-use crate::services::registry::ServiceRecord;
 
 /// Facts about this machine and moment, gathered once by the caller.
 #[derive(Debug, Clone)]
@@ -212,21 +212,22 @@ fn common(e: &mut EnvSet, input: &Input<'_>, staging: bool) {
     // Perl modules installed by staging (cpanm -l) live in the state dir too.
     let perl = crate::platform::perl::is_perl_app(app);
     let perl5 = crate::platform::perl::local_lib(&l.state);
-    let path = if perl {
-        format!(
-            "{}:{}:{}",
-            l.venv.join("bin").display(),
-            perl5.join("bin").display(),
-            input.facts.path
-        )
-    } else {
-        format!("{}:{}", l.venv.join("bin").display(), input.facts.path)
-    };
+    // Gems bundler installs (from vendor/cache) have their executables in the state dir too.
+    let ruby = app.path.join("Gemfile").is_file();
+    let mut dirs = vec![l.venv.join("bin")];
+    if perl {
+        dirs.push(perl5.join("bin"));
+    }
+    if ruby {
+        dirs.push(l.state.join("gems").join("bin"));
+    }
+    let mut path: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    path.push(input.facts.path.clone());
     p(
         e,
         "PATH",
-        path,
-        "the project's virtualenv (and Perl modules' bin) first, then your PATH",
+        path.join(":"),
+        "the project's virtualenv (and the bin of Perl modules and gems staged here) first, then your PATH",
     );
     if perl {
         // Extended, not replaced: the modules staged here first, then your own (local::lib).
@@ -241,7 +242,7 @@ fn common(e: &mut EnvSet, input: &Input<'_>, staging: bool) {
             "Perl modules installed at staging (cpanm -l), then your PERL5LIB",
         );
     }
-    if app.path.join("Gemfile").is_file() {
+    if ruby {
         // Gems bundler installs from the app's vendor/cache go into the state dir, not into
         // the system's gem dir; the distribution's gems stay visible (Gem.default_path).
         p(

@@ -59,7 +59,7 @@ pub enum PsgiServer {
 }
 
 pub fn psgi_server() -> PsgiServer {
-    use crate::services::backend::which;
+    use crate::programs::find as which;
     if let Some(p) = which(UWSGI_PSGI) {
         PsgiServer::Uwsgi(p)
     } else if let Some(p) = which("plackup") {
@@ -73,7 +73,7 @@ pub fn psgi_server() -> PsgiServer {
 /// `perlcgi` app's `$STACKATO_UWSGI`; `None` when plackup stands in (it takes its own).
 pub fn uwsgi_program(framework: Option<&str>, layout: &Layout) -> Option<String> {
     if is_cgi(framework) {
-        let perl = crate::services::backend::which("perl")
+        let perl = crate::programs::find("perl")
             .map_or_else(|| "perl".to_string(), |p| p.display().to_string());
         return Some(format!("{perl} {}", runner_path(&layout.state).display()));
     }

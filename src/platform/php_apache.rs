@@ -53,11 +53,38 @@ pub enum PhpServer {
     Builtin(String),
 }
 
+/// Why Apache is not used, or could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ApacheError {
+    #[error("Apache is not installed (`apt-get install apache2 libapache2-mod-php`)")]
+    NoApache,
+    #[error("mod_php is not installed (`apt-get install libapache2-mod-php`)")]
+    NoModPhp,
+    #[error("Apache's {0} is missing from {MODULES}")]
+    NoModule(&'static str),
+    #[error(transparent)]
+    ServiceUser(crate::services::ServiceError),
+    #[error("cannot give {user} access to {} for Apache: {source}", .dir.display())]
+    Grant {
+        user: String,
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot give {user} the instance's copy {} for Apache's workers to write in: {source}", .dir.display())]
+    HandOver {
+        user: String,
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Write(#[from] crate::state::StateError),
+}
+
 /// The Apache binary and mod_php, when both are installed (with mod_rewrite and prefork).
-fn installed() -> Result<(PathBuf, PathBuf), String> {
-    let apache2 = crate::services::backend::which("apache2")
+fn installed() -> Result<(PathBuf, PathBuf), ApacheError> {
+    let apache2 = crate::programs::find("apache2")
         .or_else(|| Some(PathBuf::from("/usr/sbin/apache2")).filter(|p| p.is_file()))
-        .ok_or("Apache is not installed (`apt-get install apache2 libapache2-mod-php`)")?;
+        .ok_or(ApacheError::NoApache)?;
     let m = Path::new(MODULES);
     let mut php: Vec<PathBuf> = std::fs::read_dir(m)
         .map(|rd| {
@@ -72,12 +99,10 @@ fn installed() -> Result<(PathBuf, PathBuf), String> {
         })
         .unwrap_or_default();
     php.sort();
-    let php = php
-        .pop()
-        .ok_or("mod_php is not installed (`apt-get install libapache2-mod-php`)")?;
+    let php = php.pop().ok_or(ApacheError::NoModPhp)?;
     for needed in ["mod_rewrite.so", "mod_mpm_prefork.so", "mod_authz_core.so"] {
         if !m.join(needed).is_file() {
-            return Err(format!("Apache's {needed} is missing from {MODULES}"));
+            return Err(ApacheError::NoModule(needed));
         }
     }
     Ok((apache2, php))
@@ -100,7 +125,7 @@ pub fn choose(app: &App, layout: &Layout) -> PhpServer {
     }
     let (apache2, php) = match installed() {
         Ok(x) => x,
-        Err(why) => return PhpServer::Builtin(why),
+        Err(why) => return PhpServer::Builtin(why.to_string()),
     };
     let doc = layout.document_root(app);
     for p in [&doc, &layout.app_root] {
@@ -282,7 +307,12 @@ fn hand_over(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
 
 /// Write the instance's Apache configuration (and, as root, give the services' user its way
 /// to the document root) when `server` is Apache.
-pub fn install(app: &App, layout: &Layout, port: u16, env_names: &[String]) -> Result<(), String> {
+pub fn install(
+    app: &App,
+    layout: &Layout,
+    port: u16,
+    env_names: &[String],
+) -> Result<(), ApacheError> {
     let uses = matches!(
         super::web::default_web_template(app),
         Some(super::web::DefaultWeb::Framework(t)) if t.contains(super::web::PHP_ROUTER)
@@ -295,24 +325,23 @@ pub fn install(app: &App, layout: &Layout, port: u16, env_names: &[String]) -> R
     };
     let doc = layout.document_root(app);
     let user = if nix::unistd::Uid::effective().is_root() {
-        let run_as = crate::services::paths::RunAs::for_services().map_err(|e| e.to_string())?;
-        grant(layout, &doc, run_as.uid).map_err(|e| {
-            format!(
-                "cannot give {} access to {} for Apache: {e}",
-                run_as.name,
-                doc.display()
-            )
+        let run_as =
+            crate::services::paths::RunAs::for_services().map_err(ApacheError::ServiceUser)?;
+        grant(layout, &doc, run_as.uid).map_err(|source| ApacheError::Grant {
+            user: run_as.name.clone(),
+            dir: doc.clone(),
+            source,
         })?;
         // The app writes into its own directory (uploads, caches), as it did as the
         // platform's app user: the instance's own copy becomes the workers' user's. The
         // checkout itself (`--in-place`) is the user's and is left alone.
         if layout.home == layout.app_root.join("app") {
-            hand_over(&layout.home, run_as.uid, run_as.gid).map_err(|e| {
-                format!(
-                    "cannot give {} the instance's copy {} for Apache's workers to write in: {e}",
-                    run_as.name,
-                    layout.home.display()
-                )
+            hand_over(&layout.home, run_as.uid, run_as.gid).map_err(|source| {
+                ApacheError::HandOver {
+                    user: run_as.name.clone(),
+                    dir: layout.home.clone(),
+                    source,
+                }
             })?;
         }
         Some((run_as.name, run_as.gid))
@@ -327,8 +356,8 @@ pub fn install(app: &App, layout: &Layout, port: u16, env_names: &[String]) -> R
         user.as_ref().map(|(n, g)| (n.as_str(), *g)),
         env_names,
     );
-    crate::state::write_atomic(&layout.app_root.join("apache2.conf"), text.as_bytes())
-        .map_err(|e| e.to_string())
+    crate::state::write_atomic(&layout.app_root.join("apache2.conf"), text.as_bytes())?;
+    Ok(())
 }
 
 #[cfg(test)]

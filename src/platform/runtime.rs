@@ -575,7 +575,7 @@ fn on_path(lang: Lang, want: Option<Version>) -> Option<Interpreter> {
         (Lang::Node, _) => "node",
         (Lang::Ruby, _) => "ruby",
     };
-    let found = crate::services::backend::which(name)?;
+    let found = crate::programs::find(name)?;
     let (version, exe) = ask(lang, &found)?;
     let path = exe.unwrap_or(found);
     want.is_none_or(|w| w.matches(version))
@@ -615,7 +615,9 @@ impl Choice {
         let want = d
             .version
             .map_or(String::new(), |v| format!(" {}", v.shown()));
-        Some(match &self.chosen {
+        // Bundler runs nothing on another Ruby than the Gemfile's `ruby` line names.
+        let refused = matches!(&d.source, Source::File(f, _) if f == "Gemfile");
+        let msg = match &self.chosen {
             Some(i) => format!(
                 "{} asks for {}{want}, which is not installed here; running on {} {} ({}, from {})",
                 d.shown(),
@@ -631,6 +633,13 @@ impl Choice {
                 d.lang.name(),
                 d.lang.name()
             ),
+        };
+        Some(if refused && self.chosen.is_some() {
+            format!(
+                "{msg}; bundler refuses any other Ruby than that line names, so staging will stop at `bundle install` unless the line is removed or relaxed"
+            )
+        } else {
+            msg
         })
     }
 }
@@ -927,7 +936,7 @@ pub fn diagnostic(app: &App, dir: &Path) -> Option<crate::diag::Diagnostic> {
 
 /// `VCAP_APPLICATION.runtime` (2.x) names the interpreter actually used (`python27`, or
 /// `python311` when 2.7 is not installed here), so the app, `doctor` and `run` agree.
-pub fn stamp_vcap(env: &mut crate::env::set::EnvSet, used: &Interpreter) {
+pub fn stamp_vcap(env: &mut crate::model::EnvSet, used: &Interpreter) {
     let Some(mut v) = env
         .get("VCAP_APPLICATION")
         .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())

@@ -81,7 +81,7 @@ pub fn live(app: &App) -> Option<Used> {
     if interp.lang != lang {
         return None;
     }
-    let path_one = crate::services::backend::which(program(lang));
+    let path_one = crate::programs::find(program(lang));
     let dir = interp.path.parent().map(Path::to_path_buf);
     let bin = dir.filter(|d| path_one.as_deref().and_then(Path::parent) != Some(d.as_path()));
     Some(Used { interp, bin })

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::platform::Profile;
-use crate::random::Rng;
+use crate::random::{RandomError, Rng};
 
 /// The loopback address every local service listens on.
 pub const HOST: &str = "127.0.0.1";
@@ -62,57 +62,57 @@ pub fn generate(
     dir: Option<&str>,
     user_provided: &[(String, String)],
     rng: &mut dyn Rng,
-) -> Map<String, Value> {
+) -> Result<Map<String, Value>, RandomError> {
     let port = port.map_or(Value::Null, |p| json!(p));
     let v = match kind {
         "mysql" => {
-            let user = format!("u{}", rng.alnum(12));
+            let user = format!("u{}", rng.alnum(12)?);
             json!({
-                "name": format!("d{}", rng.hex(32)),
+                "name": format!("d{}", rng.hex(32)?),
                 "hostname": HOST, "host": HOST, "port": port,
                 "user": user, "username": user,
-                "password": format!("p{}", rng.alnum(24)),
+                "password": format!("p{}", rng.alnum(24)?),
             })
         }
         "postgresql" => {
-            let user = format!("u{}", rng.hex(32));
+            let user = format!("u{}", rng.hex(32)?);
             json!({
-                "name": format!("d{}", rng.hex(32)),
+                "name": format!("d{}", rng.hex(32)?),
                 "host": HOST, "hostname": HOST, "port": port,
                 "user": user, "username": user,
-                "password": format!("p{}", rng.hex(32)),
+                "password": format!("p{}", rng.hex(32)?),
             })
         }
         "redis" => json!({
             "hostname": HOST, "host": HOST, "port": port,
-            "password": rng.uuid(), "name": rng.uuid(),
+            "password": rng.uuid()?, "name": rng.uuid()?,
         }),
         "mongodb" => json!({
             "hostname": HOST, "host": HOST, "port": port,
-            "username": rng.uuid(), "password": rng.uuid(),
-            "name": rng.uuid(), "db": "db",
+            "username": rng.uuid()?, "password": rng.uuid()?,
+            "name": rng.uuid()?, "db": "db",
         }),
         "memcached" => json!({
             "hostname": HOST, "host": HOST, "port": port,
-            "user": rng.hex(16), "password": rng.hex(16), "name": rng.uuid(),
+            "user": rng.hex(16)?, "password": rng.hex(16)?, "name": rng.uuid()?,
         }),
         "rabbitmq" | "rabbitmq3" => {
-            let user = rng.alnum(12);
-            let pass = rng.alnum(24);
-            let vhost = rng.uuid();
+            let user = rng.alnum(12)?;
+            let pass = rng.alnum(24)?;
+            let vhost = rng.uuid()?;
             let url = format!(
                 "amqp://{user}:{pass}@{HOST}:{}/{vhost}",
                 port.as_u64().unwrap_or(5672)
             );
             json!({
-                "name": rng.uuid(), "hostname": HOST, "host": HOST, "port": port,
+                "name": rng.uuid()?, "hostname": HOST, "host": HOST, "port": port,
                 "vhost": vhost, "username": user, "user": user,
                 "password": pass, "pass": pass, "url": url,
             })
         }
         "harbor" => json!({
             "hostname": HOST, "host": HOST, "port": port,
-            "name": rng.uuid(), "node_id": "harbor_node_1", "int_port": port,
+            "name": rng.uuid()?, "node_id": "harbor_node_1", "int_port": port,
         }),
         "filesystem" => json!({ "dir": dir.unwrap_or_default() }),
         "user-provided" => Value::Object(
@@ -122,19 +122,19 @@ pub fn generate(
                 .collect(),
         ),
         _ => {
-            let user = format!("u{}", rng.alnum(12));
+            let user = format!("u{}", rng.alnum(12)?);
             json!({
-                "name": format!("d{}", rng.hex(32)),
+                "name": format!("d{}", rng.hex(32)?),
                 "hostname": HOST, "host": HOST, "port": port,
                 "user": user, "username": user,
-                "password": format!("p{}", rng.alnum(24)),
+                "password": format!("p{}", rng.alnum(24)?),
             })
         }
     };
-    match v {
+    Ok(match v {
         Value::Object(m) => m,
         _ => Map::new(),
-    }
+    })
 }
 
 /// The credential fields that are secrets (masked unless `--reveal`).

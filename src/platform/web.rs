@@ -249,7 +249,7 @@ pub fn cannot_start(app: &App, project: &Path) -> Option<CannotStart> {
     };
     if t.contains("jetty.base=") {
         let jetty = jetty_home();
-        let java = crate::services::backend::which("java").is_some();
+        let java = crate::programs::find("java").is_some();
         if java && jetty.join("start.jar").is_file() {
             return None;
         }
@@ -272,7 +272,7 @@ pub fn cannot_start(app: &App, project: &Path) -> Option<CannotStart> {
         "bundle" => "ruby-bundler",
         _ => return None,
     };
-    if crate::services::backend::which(program).is_some() {
+    if crate::programs::find(program).is_some() {
         return None;
     }
     Some(CannotStart {

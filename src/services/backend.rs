@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::model::ServiceRecord;
 use crate::services::ServiceError;
 use crate::services::paths::{RunAs, ServicePaths};
-use crate::services::registry::ServiceRecord;
 
 /// Everything a backend needs to act on one service.
 pub struct Ctx<'a> {
@@ -114,63 +114,6 @@ pub trait Backend: Send + Sync {
     fn shell(&self, ctx: &Ctx<'_>) -> Option<Command>;
 }
 
-/// Directories searched besides PATH.
-fn extra_dirs() -> Vec<PathBuf> {
-    let mut v = vec![PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")];
-    // Debian keeps postgres out of PATH; prefer the newest version.
-    let mut pg: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.path().join("bin"))
-                .filter(|p| p.is_dir())
-                .collect()
-        })
-        .unwrap_or_default();
-    pg.sort_by_key(|p| {
-        std::cmp::Reverse(
-            p.parent()
-                .and_then(Path::file_name)
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.parse::<f64>().ok())
-                .map_or(0, |f| (f * 100.0) as i64),
-        )
-    });
-    v.extend(pg);
-    // Servers not packaged by Debian: their vendors' install places.
-    v.push(PathBuf::from("/opt/couchdb/bin"));
-    if let Some(home) = std::env::var_os("ES_HOME") {
-        v.push(PathBuf::from(home).join("bin"));
-    }
-    v.push(PathBuf::from("/usr/share/elasticsearch/bin"));
-    v.push(PathBuf::from("/opt/homebrew/bin"));
-    v.push(PathBuf::from("/usr/local/opt/postgresql/bin"));
-    v
-}
-
-/// Find one program on PATH or in the extra directories. `STACKATO_LOCAL_SERVER_PATH`, when
-/// set, replaces both (a colon-separated list; empty means "find nothing").
-pub fn which(name: &str) -> Option<PathBuf> {
-    let dirs: Vec<PathBuf> = match std::env::var_os("STACKATO_LOCAL_SERVER_PATH") {
-        Some(p) => std::env::split_paths(&p)
-            .filter(|d| !d.as_os_str().is_empty())
-            .collect(),
-        None => {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            std::env::split_paths(&path).chain(extra_dirs()).collect()
-        }
-    };
-    for d in dirs {
-        let p = d.join(name);
-        if let Ok(md) = std::fs::metadata(&p) {
-            use std::os::unix::fs::PermissionsExt;
-            if md.is_file() && md.permissions().mode() & 0o111 != 0 {
-                return Some(p);
-            }
-        }
-    }
-    None
-}
-
 /// Find a backend's programs; the error names what is missing and how to install it.
 pub fn find(b: &dyn Backend) -> Result<Bins, ServiceError> {
     let mut bins = Bins::default();
@@ -183,7 +126,7 @@ pub fn find(b: &dyn Backend) -> Result<Bins, ServiceError> {
                 .as_ref()
                 .map(|d| d.join(name))
                 .filter(|p| p.is_file());
-            if let Some(p) = local.or_else(|| which(name)) {
+            if let Some(p) = local.or_else(|| crate::programs::find(name)) {
                 hit = Some((name, p));
                 break;
             }
@@ -229,21 +172,6 @@ pub fn find(b: &dyn Backend) -> Result<Bins, ServiceError> {
         }
     }
     Ok(bins)
-}
-
-/// The backend for a service type, if we can run it locally.
-pub fn for_kind(kind: &str) -> Option<&'static dyn Backend> {
-    match kind {
-        "postgresql" => Some(&crate::services::postgres::Postgres),
-        "mysql" => Some(&crate::services::mysql::Mysql),
-        "redis" => Some(&crate::services::redis::Redis),
-        "memcached" => Some(&crate::services::memcached::Memcached),
-        "rabbitmq" | "rabbitmq3" => Some(&crate::services::rabbitmq::Rabbitmq),
-        "mongodb" => Some(&crate::services::mongodb::Mongodb),
-        "couchdb" => Some(&crate::services::couchdb::Couchdb),
-        "elasticsearch" => Some(&crate::services::elasticsearch::Elasticsearch),
-        _ => None,
-    }
 }
 
 /// The last `n` lines of a log file, for error messages (from its last few MiB, never through

@@ -89,7 +89,7 @@ fn epmd_of(root: &Path) -> Option<PathBuf> {
             .map(|e| e.path().join("bin/epmd"))
             .find(|p| p.is_file())
     });
-    bundled.or_else(|| crate::services::backend::which("epmd"))
+    bundled.or_else(|| crate::programs::find("epmd"))
 }
 
 impl Couchdb {
@@ -302,7 +302,7 @@ impl Backend for Couchdb {
         let Some((_, epmd)) = read_ports(paths) else {
             return;
         };
-        let root = crate::services::backend::which("couchdb")
+        let root = crate::programs::find("couchdb")
             .map_or_else(|| PathBuf::from("/opt/couchdb"), |b| install_root(&b));
         let Some(bin) = epmd_of(&root) else {
             return;

@@ -9,20 +9,17 @@
 //! directory is initialised in a temporary sibling and renamed into place, so an interrupted
 //! first start leaves nothing that looks initialised.
 
-use std::io::IsTerminal;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill, killpg};
-use nix::sys::wait::{WaitPidFlag, waitpid};
-use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
+use crate::model::ServiceRecord;
 use crate::services::backend::{self, Backend, Bins, Ctx, Probe};
 use crate::services::paths::{RunAs, ServicePaths};
 use crate::services::ports;
-use crate::services::registry::{self, Registry, ServiceRecord};
+use crate::services::registry::{self, Registry};
 use crate::services::{Failure, ServiceError};
 use crate::state::StateDir;
 
@@ -118,7 +115,7 @@ pub fn plan(
                 &r.name,
             )),
             "user-provided" | "harbor" => Mode::Nothing,
-            kind => match backend::for_kind(kind) {
+            kind => match crate::services::for_kind(kind) {
                 Some(b) => match backend::find(b) {
                     Ok(bins) => Mode::Native(b, bins),
                     Err(ServiceError::Missing { install, .. })
@@ -191,17 +188,23 @@ pub struct Up {
 pub struct StartOptions {
     /// How long to wait for each server to answer.
     pub timeout: Duration,
-    /// Show a spinner (only on a terminal).
-    pub spinner: bool,
 }
 
 impl Default for StartOptions {
     fn default() -> Self {
         StartOptions {
             timeout: Duration::from_secs(60),
-            spinner: std::io::stderr().is_terminal(),
         }
     }
+}
+
+/// What [`start_all`] tells its caller as it goes (the caller shows it: a spinner, lines).
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// Waiting for a server to answer (started now, or reused from an earlier run).
+    Waiting { name: &'a str, kind: &'a str },
+    /// A service is up (or was left out).
+    Up(&'a Up),
 }
 
 /// A stable id for the project, used to name root-owned data directories.
@@ -223,38 +226,39 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Whether `pid` is a live process (reaping it first if it is our exited child).
-pub fn alive(pid: i32) -> bool {
-    if pid <= 0 {
-        return false;
-    }
-    let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
-    if kill(Pid::from_raw(pid), None).is_err() {
-        return false;
-    }
-    // A zombie is not alive.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => !Path::new("/proc/self").exists(),
-    }
+pub use crate::process::alive;
+
+/// Why a pid (from the project's pid file) is not this service's server.
+#[derive(Debug, thiserror::Error)]
+pub enum NotTheServer {
+    #[error("it is not running")]
+    NotRunning,
+    #[error("/proc: {0}")]
+    Proc(std::io::Error),
+    #[error("it runs `{runs}`, not {wanted}")]
+    Program { runs: String, wanted: String },
+    #[error("its owner cannot be read")]
+    Owner,
+    #[error("it runs as uid {0}, not as the services' user")]
+    User(u32),
+    #[error("it does not work in this service's data directory {}", .0.display())]
+    Elsewhere(PathBuf),
 }
 
 /// Whether `pid` is this service's server, from `/proc`: alive, running the backend's
 /// program, as our user or the service user, with its working directory or its command line
 /// in this service's data or run directory. `Err` says why not. A pid read from the project's
 /// pid file is signalled only after this check.
-pub fn check_server(pid: i32, b: &dyn Backend, paths: &ServicePaths) -> Result<(), String> {
+pub fn check_server(pid: i32, b: &dyn Backend, paths: &ServicePaths) -> Result<(), NotTheServer> {
     if !alive(pid) {
-        return Err("it is not running".into());
+        return Err(NotTheServer::NotRunning);
     }
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     if !Path::new("/proc/self").exists() {
         // No /proc to ask (not Linux): the liveness check is all there is.
         return Ok(());
     }
-    let cmd = std::fs::read(proc_dir.join("cmdline")).map_err(|e| format!("/proc: {e}"))?;
+    let cmd = std::fs::read(proc_dir.join("cmdline")).map_err(NotTheServer::Proc)?;
     let args: Vec<String> = cmd
         .split(|b| *b == 0)
         .map(|a| String::from_utf8_lossy(a).into_owned())
@@ -269,11 +273,14 @@ pub fn check_server(pid: i32, b: &dyn Backend, paths: &ServicePaths) -> Result<(
         .unwrap_or_default();
     let programs = b.process_names();
     if !programs.iter().any(|p| name.starts_with(p)) {
-        return Err(format!("it runs `{name}`, not {}", programs.join(" or ")));
+        return Err(NotTheServer::Program {
+            runs: name.to_string(),
+            wanted: programs.join(" or "),
+        });
     }
-    let uid = process_uid(&proc_dir).ok_or("its owner cannot be read")?;
+    let uid = process_uid(&proc_dir).ok_or(NotTheServer::Owner)?;
     if !server_uids().contains(&uid) {
-        return Err(format!("it runs as uid {uid}, not as the services' user"));
+        return Err(NotTheServer::User(uid));
     }
     let mine: Vec<PathBuf> = [&paths.data, &paths.run]
         .into_iter()
@@ -290,10 +297,7 @@ pub fn check_server(pid: i32, b: &dyn Backend, paths: &ServicePaths) -> Result<(
     if cwd_ok || args_ok {
         Ok(())
     } else {
-        Err(format!(
-            "it does not work in this service's data directory {}",
-            paths.data.display()
-        ))
+        Err(NotTheServer::Elsewhere(paths.data.clone()))
     }
 }
 
@@ -329,7 +333,7 @@ fn read_pid(paths: &ServicePaths) -> Option<PidFile> {
 }
 
 /// A note for a pid file whose process is not this service's server.
-fn stale_note(name: &str, pf: &PidFile, why: &str) -> String {
+fn stale_note(name: &str, pf: &PidFile, why: &NotTheServer) -> String {
     if alive(pf.pid) {
         format!(
             "{name}: its pid file names pid {}, which is not this service's server ({why}); treated the pid file as stale and signalled nothing",
@@ -444,7 +448,7 @@ pub fn start_all(
     state: &StateDir,
     planned: &mut [Planned],
     opts: &StartOptions,
-    on_up: &mut dyn FnMut(&Up),
+    on: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Vec<Up>, ServiceError> {
     let _lock = state.lock("services")?;
     let run_as = RunAs::for_services()?;
@@ -475,14 +479,19 @@ pub fn start_all(
                 How::Directory(dir.clone())
             }
             Mode::Native(b, bins) => {
+                let starting = Starting {
+                    state,
+                    run_as: &run_as,
+                    opts,
+                };
                 let (how, port, pid) =
-                    match start_native(state, &mut p.record, *b, bins, &run_as, opts, &mut notes) {
+                    match start_native(starting, &mut p.record, *b, bins, &mut notes, on) {
                         Ok(x) => x,
                         Err(e) => {
                             // Leave nothing behind: stop what this call started.
                             for up in &ups {
                                 if let (How::Started { .. }, Some(pid)) = (&up.how, up.pid)
-                                    && let Some(b) = backend::for_kind(&up.kind)
+                                    && let Some(b) = crate::services::for_kind(&up.kind)
                                 {
                                     let paths = paths_for(state, &up.name, &run_as);
                                     stop_pid(b, &paths, pid, Duration::from_secs(30));
@@ -501,7 +510,7 @@ pub fn start_all(
                     elapsed: t0.elapsed(),
                     notes,
                 };
-                on_up(&up);
+                on(Progress::Up(&up));
                 ups.push(up);
                 continue;
             }
@@ -515,7 +524,7 @@ pub fn start_all(
             elapsed: t0.elapsed(),
             notes,
         };
-        on_up(&up);
+        on(Progress::Up(&up));
         ups.push(up);
     }
     Ok(ups)
@@ -550,15 +559,27 @@ fn move_port(state: &StateDir, record: &mut ServiceRecord, port: u16) -> Result<
     Ok(())
 }
 
+/// What every start of one [`start_all`] shares.
+#[derive(Clone, Copy)]
+struct Starting<'a> {
+    state: &'a StateDir,
+    run_as: &'a RunAs,
+    opts: &'a StartOptions,
+}
+
 fn start_native(
-    state: &StateDir,
+    s: Starting<'_>,
     record: &mut ServiceRecord,
     b: &dyn Backend,
     bins: &Bins,
-    run_as: &RunAs,
-    opts: &StartOptions,
     notes: &mut Vec<String>,
+    on: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(How, u16, i32), ServiceError> {
+    let Starting {
+        state,
+        run_as,
+        opts,
+    } = s;
     adopt_legacy(state, &record.name, run_as);
     let paths = paths_for(state, &record.name, run_as);
     paths.prepare(run_as)?;
@@ -585,6 +606,10 @@ fn start_native(
                     bins,
                     port,
                 };
+                on(Progress::Waiting {
+                    name: &record.name,
+                    kind: b.kind(),
+                });
                 wait_ready(b, &ctx, None, opts, &record.name)?;
                 b.provision(&ctx)?;
                 return Ok((How::Reused, port, pf.pid));
@@ -664,6 +689,10 @@ fn start_native(
         stop_pid(b, &paths, pid, Duration::from_secs(5));
         return Err(e.into());
     }
+    on(Progress::Waiting {
+        name: &record.name,
+        kind: b.kind(),
+    });
     if let Err(e) = wait_ready(b, &ctx, Some(pid), opts, &record.name) {
         stop_pid(b, &paths, pid, Duration::from_secs(5));
         let _ = std::fs::remove_file(&paths.pid);
@@ -681,22 +710,16 @@ fn wait_ready(
     name: &str,
 ) -> Result<(), ServiceError> {
     let t0 = Instant::now();
-    let spinner = opts.spinner.then(|| {
-        let s = indicatif::ProgressBar::new_spinner();
-        s.set_message(format!("waiting for {name} ({}) to answer…", b.kind()));
-        s.enable_steady_tick(Duration::from_millis(80));
-        s
-    });
     let mut delay = Duration::from_millis(5);
-    let result = loop {
+    loop {
         let last = match b.probe(ctx) {
-            Probe::Ready => break Ok(()),
+            Probe::Ready => return Ok(()),
             Probe::NotYet(why) => why,
         };
         if let Some(pid) = pid
             && !alive(pid)
         {
-            break Err(ServiceError::Failed(Box::new(Failure {
+            return Err(ServiceError::Failed(Box::new(Failure {
                 name: name.to_string(),
                 kind: b.kind().to_string(),
                 what: "exited while starting".into(),
@@ -706,12 +729,12 @@ fn wait_ready(
             })));
         }
         if crate::interrupt::received().is_some() {
-            break Err(ServiceError::Setup(format!(
+            return Err(ServiceError::Setup(format!(
                 "interrupted while waiting for {name} to answer"
             )));
         }
         if t0.elapsed() > opts.timeout {
-            break Err(ServiceError::Failed(Box::new(Failure {
+            return Err(ServiceError::Failed(Box::new(Failure {
                 name: name.to_string(),
                 kind: b.kind().to_string(),
                 what: format!(
@@ -725,37 +748,14 @@ fn wait_ready(
         }
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(50));
-    };
-    if let Some(s) = spinner {
-        s.finish_and_clear();
     }
-    result
 }
 
 /// Ask a server to stop, wait up to `grace`, then kill its process group.
 fn stop_pid(b: &dyn Backend, paths: &ServicePaths, pid: i32, grace: Duration) -> bool {
-    let clean = stop_pid_only(b, pid, grace);
+    let clean = crate::process::stop_pid(pid, b.stop_signal(), grace);
     b.after_stop(paths);
     clean
-}
-
-fn stop_pid_only(b: &dyn Backend, pid: i32, grace: Duration) -> bool {
-    let p = Pid::from_raw(pid);
-    let _ = kill(p, b.stop_signal());
-    let t0 = Instant::now();
-    while alive(pid) {
-        if t0.elapsed() > grace {
-            let _ = killpg(p, Signal::SIGKILL);
-            let _ = kill(p, Signal::SIGKILL);
-            let t1 = Instant::now();
-            while alive(pid) && t1.elapsed() < Duration::from_secs(5) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    true
 }
 
 /// What stopping did.

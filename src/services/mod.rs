@@ -123,3 +123,18 @@ impl ServiceError {
         }
     }
 }
+
+/// The backend for a service type, if we can run it locally.
+pub fn for_kind(kind: &str) -> Option<&'static dyn backend::Backend> {
+    match kind {
+        "postgresql" => Some(&crate::services::postgres::Postgres),
+        "mysql" => Some(&crate::services::mysql::Mysql),
+        "redis" => Some(&crate::services::redis::Redis),
+        "memcached" => Some(&crate::services::memcached::Memcached),
+        "rabbitmq" | "rabbitmq3" => Some(&crate::services::rabbitmq::Rabbitmq),
+        "mongodb" => Some(&crate::services::mongodb::Mongodb),
+        "couchdb" => Some(&crate::services::couchdb::Couchdb),
+        "elasticsearch" => Some(&crate::services::elasticsearch::Elasticsearch),
+        _ => None,
+    }
+}

@@ -281,8 +281,7 @@ impl Backend for Mongodb {
 
     fn shell(&self, ctx: &Ctx<'_>) -> Option<Command> {
         // No access control: the shell needs no password (none goes on a command line).
-        let bin = crate::services::backend::which("mongosh")
-            .or_else(|| crate::services::backend::which("mongo"))?;
+        let bin = crate::programs::find("mongosh").or_else(|| crate::programs::find("mongo"))?;
         let mut c = Command::new(bin);
         c.args(["--host", "127.0.0.1", "--port"])
             .arg(ctx.port.to_string())

@@ -93,22 +93,8 @@ impl RunAs {
     /// Make `cmd` run as this user (no supplementary groups). Its process group or session
     /// comes from how it is spawned ([`crate::process::Tie`]).
     pub fn apply(&self, cmd: &mut std::process::Command) {
-        use std::os::unix::process::CommandExt;
-        let drop = self.drop_privileges;
-        let (uid, gid) = (self.uid, self.gid);
-        // SAFETY: only async-signal-safe calls (setgroups, setgid, setuid) run between fork
-        // and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if drop {
-                    nix::unistd::setgroups(&[]).map_err(std::io::Error::from)?;
-                    nix::unistd::setgid(Gid::from_raw(gid)).map_err(std::io::Error::from)?;
-                    nix::unistd::setuid(Uid::from_raw(uid)).map_err(std::io::Error::from)?;
-                }
-                Ok(())
-            });
-        }
-        if drop {
+        if self.drop_privileges {
+            crate::process::as_user(cmd, self.uid, self.gid);
             cmd.env("USER", &self.name).env("LOGNAME", &self.name);
         }
     }

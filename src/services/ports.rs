@@ -24,7 +24,7 @@ pub fn free_port() -> std::io::Result<u16> {
     let mut rng = crate::random::OsRng;
     for _ in 0..64 {
         let mut b = [0u8; 2];
-        rng.fill(&mut b);
+        rng.fill(&mut b).map_err(std::io::Error::other)?;
         let port = lo + u16::from_le_bytes(b) % (hi - lo);
         if is_free(port) {
             return Ok(port);

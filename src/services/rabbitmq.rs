@@ -223,7 +223,7 @@ impl Backend for Rabbitmq {
         let Some((_, epmd)) = read_ports(paths) else {
             return;
         };
-        let Some(bin) = crate::services::backend::which("epmd") else {
+        let Some(bin) = crate::programs::find("epmd") else {
             return;
         };
         let mut c = Command::new(bin);

@@ -72,7 +72,7 @@ impl Backend for Redis {
     }
 
     fn shell(&self, ctx: &Ctx<'_>) -> Option<Command> {
-        let mut c = Command::new(crate::services::backend::which("redis-cli")?);
+        let mut c = Command::new(crate::programs::find("redis-cli")?);
         c.arg("-h")
             .arg("127.0.0.1")
             .arg("-p")

@@ -4,9 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-
 use crate::diag::{Diagnostic, Span};
 use crate::manifest::Manifest;
 use crate::platform::layout::Layout;
@@ -14,20 +11,11 @@ use crate::platform::services as shapes;
 use crate::random::Rng;
 use crate::services::ports;
 use crate::state::{StateDir, StateError};
+use serde::{Deserialize, Serialize};
 
 pub const FILE: &str = "services.json";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ServiceRecord {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The local port, remembered between runs (`None` for filesystem, user-provided).
-    #[serde(default)]
-    pub port: Option<u16>,
-    /// Exactly what the environment advertises.
-    pub credentials: Map<String, Value>,
-}
+pub use crate::model::ServiceRecord;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Registry {
@@ -43,6 +31,8 @@ pub enum ProvisionError {
     Conflict(Vec<Diagnostic>),
     #[error("cannot find a free port on 127.0.0.1: {0}")]
     Port(std::io::Error),
+    #[error(transparent)]
+    Random(#[from] crate::random::RandomError),
 }
 
 /// A service the manifest asks for, merged across applications.
@@ -143,7 +133,7 @@ pub fn provision(
                 continue;
             }
             if w.kind == "user-provided" {
-                let fresh = shapes::generate(&w.kind, None, None, &w.user_credentials, rng);
+                let fresh = shapes::generate(&w.kind, None, None, &w.user_credentials, rng)?;
                 if fresh != r.credentials {
                     r.credentials = fresh;
                     changed = true;
@@ -179,7 +169,7 @@ pub fn provision(
             name: w.name.clone(),
             kind: w.kind.clone(),
             port,
-            credentials: shapes::generate(&w.kind, port, dir.as_deref(), &w.user_credentials, rng),
+            credentials: shapes::generate(&w.kind, port, dir.as_deref(), &w.user_credentials, rng)?,
         };
         reg.services.insert(w.name.clone(), record.clone());
         changed = true;

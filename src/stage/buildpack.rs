@@ -10,9 +10,9 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
-use crate::env::set::Layer;
 use crate::fnv::Fnv;
 use crate::manifest::App;
+use crate::model::Layer;
 use crate::platform::layout::Place;
 use crate::stage::{Outcome, StageError, Stager};
 use crate::state::StateDir;

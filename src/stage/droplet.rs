@@ -128,11 +128,14 @@ pub fn source(app: &App, copy_unsafe_links: bool) -> Source {
 }
 
 /// Record what generation `g` copied (once staging succeeded).
-pub fn seal(state: &StateDir, app: &App, g: u64, rec: &Record) -> Result<(), String> {
+pub fn seal(
+    state: &StateDir,
+    app: &App,
+    g: u64,
+    rec: &Record,
+) -> Result<(), crate::state::StateError> {
     let path = generation_dir(state.root(), &app.name.value, g).join(UPLOAD_RECORD);
-    state
-        .write_json(&rel(state, &path), rec)
-        .map_err(|e| e.to_string())
+    state.write_json(&rel(state, &path), rec)
 }
 
 /// After the switch to generation `g`: point `current` at it and remove the other

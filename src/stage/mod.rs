@@ -23,9 +23,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::diag::Span;
-use crate::env::set::EnvSet;
 use crate::manifest::model::Hook;
 use crate::manifest::{App, Loaded};
+use crate::model::EnvSet;
 use crate::output::{Output, Prefix};
 use crate::stage::run::{Ended, Finished};
 use crate::state::StateDir;
@@ -187,7 +187,7 @@ impl Skip {
 }
 
 fn locate(tool: &str) -> Option<String> {
-    crate::services::backend::which(tool).map(|p| p.display().to_string())
+    crate::programs::find(tool).map(|p| p.display().to_string())
 }
 
 /// What the requirements step did besides installing: notes for the user, steps skipped for

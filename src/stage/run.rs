@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::env::set::EnvSet;
+use crate::model::EnvSet;
 use crate::output::{Output, Prefix};
 use crate::process::{self, Tie};
 
@@ -44,7 +44,7 @@ pub struct Finished {
 pub fn shell() -> &'static str {
     static SHELL: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
     SHELL.get_or_init(|| {
-        if crate::services::backend::which("bash").is_some() {
+        if crate::programs::find("bash").is_some() {
             "bash"
         } else {
             "sh"
@@ -88,7 +88,6 @@ pub fn run(
     };
     let pid = child.id();
     let tail: Arc<Mutex<VecDeque<String>>> = Arc::new(Mutex::new(VecDeque::new()));
-    let mut readers = Vec::new();
     let streams: Vec<Box<dyn std::io::Read + Send>> = [
         child
             .stdout
@@ -102,72 +101,72 @@ pub fn run(
     .into_iter()
     .flatten()
     .collect();
-    {
-        for stream in streams {
-            let tail = Arc::clone(&tail);
-            let out = Arc::clone(out);
-            let prefix = prefix.clone();
-            readers.push(std::thread::spawn(move || {
-                let mut r = BufReader::new(stream);
-                let mut line = Vec::new();
-                loop {
-                    line.clear();
-                    match r.read_until(b'\n', &mut line) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let text = String::from_utf8_lossy(&line);
-                            let text = text.trim_end_matches(['\n', '\r']);
-                            out.line(&prefix, text);
-                            if let Ok(mut t) = tail.lock() {
-                                t.push_back(text.to_string());
-                                if t.len() > 20 {
-                                    t.pop_front();
-                                }
+    // Each reader says when its stream has ended.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let readers = streams.len();
+    for stream in streams {
+        let tail = Arc::clone(&tail);
+        let out = Arc::clone(out);
+        let prefix = prefix.clone();
+        let done = done_tx.clone();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stream);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match r.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let text = String::from_utf8_lossy(&line);
+                        let text = text.trim_end_matches(['\n', '\r']);
+                        out.line(&prefix, text);
+                        if let Ok(mut t) = tail.lock() {
+                            t.push_back(text.to_string());
+                            if t.len() > 20 {
+                                t.pop_front();
                             }
                         }
                     }
                 }
-            }));
+            }
+            let _ = done.send(());
+        });
+    }
+    drop(done_tx);
+    // Wait with the time limit; kill the whole group when it runs out.
+    let interrupted = || crate::interrupt::received().is_some();
+    let left = limit.saturating_sub(t0.elapsed());
+    let ended = match process::wait_child(&mut child, left, &interrupted) {
+        Ok(process::Waited::Exited(s)) => {
+            use std::os::unix::process::ExitStatusExt;
+            Ended::Exit(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)))
         }
-        // Wait with the time limit; kill the whole group when it runs out.
-        let ended = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => {
-                    use std::os::unix::process::ExitStatusExt;
-                    break Ended::Exit(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
-                }
-                Ok(None) => {}
-                Err(e) => break Ended::NotStarted(e.to_string()),
-            }
-            if crate::interrupt::received().is_some() {
-                let _ = process::terminate(&mut child, Duration::from_millis(200));
-                break Ended::Interrupted;
-            }
-            if t0.elapsed() > limit {
-                let _ = process::terminate(&mut child, Duration::from_millis(500));
-                break Ended::TimedOut;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        process::waited(pid, Tie::Group);
-        // Background jobs of a hook may keep the pipes open: don't wait for them forever
-        // (a reader left behind ends when they do).
-        let deadline = Instant::now() + Duration::from_secs(2);
-        for r in readers {
-            while !r.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if r.is_finished() {
-                let _ = r.join();
-            }
+        Ok(process::Waited::Stopped) => {
+            let _ = process::terminate(&mut child, Duration::from_millis(200));
+            Ended::Interrupted
         }
-        Finished {
-            ended,
-            tail: tail
-                .lock()
-                .map(|t| t.iter().cloned().collect())
-                .unwrap_or_default(),
-            elapsed: t0.elapsed(),
+        Ok(process::Waited::TimedOut) => {
+            let _ = process::terminate(&mut child, Duration::from_millis(500));
+            Ended::TimedOut
         }
+        Err(e) => Ended::NotStarted(e.to_string()),
+    };
+    process::waited(pid, Tie::Group);
+    // Background jobs of a hook may keep the pipes open: don't wait for them forever (a
+    // reader left behind ends when they do).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for _ in 0..readers {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if done_rx.recv_timeout(left).is_err() {
+            break;
+        }
+    }
+    Finished {
+        ended,
+        tail: tail
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default(),
+        elapsed: t0.elapsed(),
     }
 }

@@ -44,6 +44,9 @@ pub struct Spec {
     pub ready_timeout: Duration,
     /// Give the child a pseudo-terminal instead of pipes.
     pub tty: bool,
+    /// A restart starts the new instance first and stops the old one once the new one is
+    /// ready (for a router in front; off until one exists).
+    pub overlap: bool,
     /// How much of the host environment it gets besides `env` (see [`crate::env::host`]).
     pub host: crate::env::host::Host,
 }

@@ -137,70 +137,87 @@ pub fn main() -> i32 {
         }
     }
     // The supervisor is gone without saying goodbye: clean up after it.
-    for g in &groups {
+    cleanup(&groups, &pids, mark.as_deref(), &services);
+    0
+}
+
+/// Stop what the supervisor left: its groups (TERM, then KILL to what is left after a grace
+/// period), orphans and marked processes (KILL), and the services (their stop signal, then
+/// KILL). Returns as soon as all of it is gone: zombies waiting for their parent count as gone.
+fn cleanup(groups: &[i32], pids: &[i32], mark: Option<&str>, services: &[(i32, i32)]) {
+    for g in groups {
         let _ = killpg(Pid::from_raw(*g), Signal::SIGTERM);
     }
     let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(3)
-        && groups
-            .iter()
-            .any(|g| killpg(Pid::from_raw(*g), None).is_ok())
-    {
-        std::thread::sleep(Duration::from_millis(20));
+    while t0.elapsed() < GROUP_GRACE && super::orphans::any_group_alive(groups) {
+        std::thread::sleep(GROUP_RECHECK);
     }
-    for g in &groups {
+    for g in groups {
         let _ = killpg(Pid::from_raw(*g), Signal::SIGKILL);
     }
-    for p in &pids {
+    for p in pids {
         let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
     }
     // Daemons that left their groups still carry the run's mark in their environment.
     if let Some(m) = mark {
-        for pid in marked(&format!("{}={m}", crate::process::RUN_MARK)) {
+        for pid in super::orphans::marked(&format!("{}={m}", crate::process::RUN_MARK)) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
-    for (pid, sig) in &services {
+    if services.is_empty() {
+        return;
+    }
+    // Each service's end is awaited on a pidfd (no polling); without one, checked now and then.
+    let fds: Vec<(i32, Option<std::os::fd::OwnedFd>)> = services
+        .iter()
+        .map(|(pid, _)| (*pid, pidfd(*pid)))
+        .collect();
+    for (pid, sig) in services {
         if let Ok(s) = Signal::try_from(*sig) {
             let _ = kill(Pid::from_raw(*pid), s);
         }
     }
     let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(30)
-        && services
-            .iter()
-            .any(|(p, _)| crate::services::lifecycle::alive(*p))
-    {
-        std::thread::sleep(Duration::from_millis(50));
+    for (pid, fd) in &fds {
+        while crate::services::lifecycle::alive(*pid) {
+            let Some(left) = SERVICE_GRACE.checked_sub(t0.elapsed()) else {
+                break;
+            };
+            match fd {
+                Some(fd) => wait_readable(fd, left),
+                None => std::thread::sleep(SERVICE_RECHECK.min(left)),
+            }
+        }
     }
-    for (pid, _) in &services {
+    for (pid, _) in services {
         if crate::services::lifecycle::alive(*pid) {
             let _ = killpg(Pid::from_raw(*pid), Signal::SIGKILL);
         }
     }
-    0
 }
 
-/// Processes whose environment contains `needle` (`NAME=value`), other than us.
-pub fn marked(needle: &str) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return out;
+const GROUP_GRACE: Duration = Duration::from_secs(3);
+const GROUP_RECHECK: Duration = Duration::from_millis(5);
+const SERVICE_GRACE: Duration = Duration::from_secs(30);
+const SERVICE_RECHECK: Duration = Duration::from_millis(50);
+
+/// A pidfd for `pid`: readable once it has ended.
+fn pidfd(pid: i32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a descriptor just returned by the kernel, owned by nobody else.
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn wait_readable(fd: &std::os::fd::OwnedFd, within: Duration) {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
     };
-    for e in rd.filter_map(Result::ok) {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
-            out.push(pid);
-        }
-    }
-    out
+    let ms = i32::try_from(within.as_millis()).unwrap_or(i32::MAX).max(1);
+    // SAFETY: one valid pollfd for the duration of the call.
+    let _ = unsafe { libc::poll(&mut p, 1, ms) };
 }

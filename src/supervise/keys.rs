@@ -2,9 +2,7 @@
 //! terminal is put in non-canonical, no-echo mode for single key presses and restored after.
 
 use std::io::Read;
-use std::os::fd::AsFd;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::sys::termios::{self, LocalFlags, SetArg, Termios};
 use tokio::sync::mpsc;
@@ -15,13 +13,14 @@ use super::Event;
 /// answer to a trust question when a reload asks) goes to whoever reads stdin then.
 pub struct RawGuard {
     saved: Termios,
-    stop: Arc<AtomicBool>,
+    /// Closing it wakes the reader at once (no timeout to wait out on the way to exit).
+    wake: Option<OwnedFd>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for RawGuard {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        drop(self.wake.take());
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
@@ -30,18 +29,33 @@ impl Drop for RawGuard {
     }
 }
 
-/// Whether stdin has a byte to read within `ms` milliseconds; `None` when it is closed.
-fn readable(ms: i32) -> Option<bool> {
-    let mut fds = libc::pollfd {
-        fd: libc::STDIN_FILENO,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd for the duration of the call.
-    let n = unsafe { libc::poll(&mut fds, 1, ms) };
-    if n > 0 && fds.revents & libc::POLLIN != 0 {
+/// Wait until stdin has a byte to read (`Some(true)`), or it is closed or `stop` is closed or
+/// written to (`None`).
+fn readable(stop: &OwnedFd) -> Option<bool> {
+    let mut fds = [
+        libc::pollfd {
+            fd: libc::STDIN_FILENO,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: stop.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // SAFETY: two valid pollfds for the duration of the call.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+    if n < 0 {
+        // Interrupted by a signal: look again.
+        return Some(false);
+    }
+    if fds[1].revents != 0 {
+        return None;
+    }
+    if fds[0].revents & libc::POLLIN != 0 {
         Some(true)
-    } else if n > 0 {
+    } else if fds[0].revents != 0 {
         None
     } else {
         Some(false)
@@ -56,23 +70,19 @@ pub(super) fn start(tx: mpsc::UnboundedSender<Event>) -> Option<RawGuard> {
         return None;
     }
     let saved = termios::tcgetattr(stdin.as_fd()).ok()?;
+    let (stop, wake) = nix::unistd::pipe().ok()?;
     let mut raw = saved.clone();
     raw.local_flags
         .remove(LocalFlags::ICANON | LocalFlags::ECHO);
     termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).ok()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopped = Arc::clone(&stop);
     let reader = std::thread::spawn(move || {
         let mut b = [0u8; 1];
         let mut input = std::io::stdin();
-        while !stopped.load(Ordering::SeqCst) {
-            match readable(100) {
+        loop {
+            match readable(&stop) {
                 Some(true) => {}
                 Some(false) => continue,
                 None => break,
-            }
-            if stopped.load(Ordering::SeqCst) {
-                break;
             }
             match input.read(&mut b) {
                 Ok(1) => {
@@ -86,7 +96,7 @@ pub(super) fn start(tx: mpsc::UnboundedSender<Event>) -> Option<RawGuard> {
     });
     Some(RawGuard {
         saved,
-        stop,
+        wake: Some(wake),
         reader: Some(reader),
     })
 }

@@ -11,7 +11,6 @@ pub mod record;
 pub mod shown;
 pub mod store;
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use crate::manifest::Loaded;
@@ -119,9 +118,14 @@ fn uncheckable(r: &Record) -> Option<String> {
     )
 }
 
+/// Asks the user whether to trust what a question lists: `Ok(true)` for yes, `Err(signal)`
+/// when a stop signal came first. The `cli` asks on the terminal.
+pub type Ask<'a> = &'a mut dyn FnMut(&str) -> Result<bool, i32>;
+
 /// The gate: `loaded` runs only with a matching record, `--trust` (`assume`) or
-/// STACKATO_LOCAL_TRUST=1, or the user's yes on a terminal (stdin and stderr).
-pub fn require(loaded: &Loaded, assume: bool) -> Result<Granted, Refused> {
+/// STACKATO_LOCAL_TRUST=1, or a yes from `ask` (the caller passes none when nobody can
+/// answer).
+pub fn require(loaded: &Loaded, assume: bool, ask: Option<Ask<'_>>) -> Result<Granted, Refused> {
     if assume || env_trust() {
         return Ok(Granted::Once);
     }
@@ -154,9 +158,9 @@ pub fn require(loaded: &Loaded, assume: bool) -> Result<Granted, Refused> {
             listing: listing(&now),
         },
     };
-    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+    let Some(ask) = ask else {
         return Err(refusal);
-    }
+    };
     let question = match &refusal {
         Refused::Changed {
             file,
@@ -171,45 +175,12 @@ pub fn require(loaded: &Loaded, assume: bool) -> Result<Granted, Refused> {
             listing(&now)
         ),
     };
-    let mut err = std::io::stderr();
-    let _ = write!(err, "{question}Trust them and run? [y/N] ");
-    let _ = err.flush();
-    let answer = read_answer().map_err(Refused::Interrupted)?;
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
+    if ask(&question).map_err(Refused::Interrupted)? {
         record(now)?;
         Ok(Granted::Answered)
     } else {
         Err(Refused::Declined)
     }
-}
-
-/// One line typed on the terminal; `Err(signal)` when a stop signal arrives first. `run`
-/// catches Ctrl-C for its own clean-up (with `SA_RESTART`), so a plain read would go on
-/// waiting and take whatever is typed next as the answer.
-fn read_answer() -> Result<String, i32> {
-    use std::os::fd::AsRawFd;
-    let stdin = std::io::stdin();
-    loop {
-        if let Some(sig) = crate::interrupt::received() {
-            let _ = writeln!(std::io::stderr());
-            return Err(sig);
-        }
-        let mut fd = libc::pollfd {
-            fd: stdin.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut fd, 1, 100) };
-        if n > 0
-            || (n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted)
-        {
-            break;
-        }
-    }
-    let mut answer = String::new();
-    let _ = stdin.read_line(&mut answer);
-    Ok(answer)
 }
 
 /// Store `r` (replacing the project's older record); the store's path.
@@ -300,21 +271,28 @@ fn manifest_in(root: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Why the shell hook does not load a project (one line, shown by the hook).
+#[derive(Debug, thiserror::Error)]
+pub enum HookGateError {
+    #[error("stackato-local: {dir} is not allowed{why}; review it and run `stackato-local allow`")]
+    NotAllowed { dir: String, why: String },
+    #[error("stackato-local: {0}")]
+    Store(#[from] StoreError),
+}
+
 /// The shell hook's gate for the project in `root`: without a record nothing is read (a
 /// `stat`); with one, the files the hook evaluates (manifest, inherited files, `.env`) are
 /// hashed and compared, without parsing. `Ok` carries the accepted outside files.
-pub fn hook_gate(root: &Path) -> Result<Vec<PathBuf>, String> {
-    let not_allowed = |why: &str| {
-        format!(
-            "stackato-local: {} is not allowed{why}; review it and run `stackato-local allow`",
-            display::path(root)
-        )
+pub fn hook_gate(root: &Path) -> Result<Vec<PathBuf>, HookGateError> {
+    let not_allowed = |why: &str| HookGateError::NotAllowed {
+        dir: display::path(root),
+        why: why.to_string(),
     };
     let Some(m) = manifest_in(root) else {
         return Err(not_allowed(""));
     };
     let key = record::manifest_key(&m);
-    let (_, store) = Store::load().map_err(|e| format!("stackato-local: {e}"))?;
+    let (_, store) = Store::load()?;
     let Some(r) = store.projects.get(&key) else {
         return Err(not_allowed(""));
     };

@@ -103,27 +103,34 @@ pub struct Locked {
 }
 
 impl Store {
-    /// Read the store (empty when it does not exist yet). Says once that the old format is no
-    /// longer honoured.
+    /// Read the store (empty when it does not exist yet).
     pub fn load() -> Result<(PathBuf, Store), StoreError> {
         let path = location()?;
         let store = read_store(&path)?.unwrap_or(Store {
             version: VERSION,
             ..Store::default()
         });
-        let old = old_location(&path);
-        if !store.old_format_noticed && std::fs::symlink_metadata(&old).is_ok() {
-            eprintln!(
-                "stackato-local: the trust store changed format; projects must be allowed again (old file: {})",
-                crate::trust::display::path(&old)
-            );
-            // Once: remember it (a failure only means the notice comes again).
-            if let Ok(mut l) = Store::lock() {
-                l.store.old_format_noticed = true;
-                let _ = l.save();
-            }
-        }
         Ok((path, store))
+    }
+
+    /// The notice that the old format is no longer honoured, once (the store remembers it
+    /// was given): for the `cli` to show before it consults the store.
+    pub fn old_format_notice() -> Option<String> {
+        let path = location().ok()?;
+        let store = read_store(&path).ok()?.unwrap_or_default();
+        let old = old_location(&path);
+        if store.old_format_noticed || std::fs::symlink_metadata(&old).is_err() {
+            return None;
+        }
+        // Once: remember it (a failure only means the notice comes again).
+        if let Ok(mut l) = Store::lock() {
+            l.store.old_format_noticed = true;
+            let _ = l.save();
+        }
+        Some(format!(
+            "stackato-local: the trust store changed format; projects must be allowed again (old file: {})",
+            crate::trust::display::path(&old)
+        ))
     }
 
     /// Read the store without the notice (for looking a record up on the side).

@@ -180,6 +180,41 @@ impl Filter {
     }
 }
 
+/// What a [`walk_dirs`] visit says about the directory it was shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visit {
+    /// Go on into its subdirectories.
+    Descend,
+    /// Leave its subdirectories out.
+    Skip,
+    /// End the walk.
+    Stop,
+}
+
+/// Show `root` and every directory below it that `filter` keeps to `visit`, depth first (as
+/// the watcher adds them, and as `doctor` counts them). Links are not followed.
+pub fn walk_dirs(root: &Path, filter: &Filter, mut visit: impl FnMut(&Path) -> Visit) {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        match visit(&d) {
+            Visit::Descend => {}
+            Visit::Skip => continue,
+            Visit::Stop => return,
+        }
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.filter_map(Result::ok) {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let p = e.path();
+                if !filter.is_ignored(&p, true) {
+                    stack.push(p);
+                }
+            }
+        }
+    }
+}
+
 /// The roots `run` watches for a manifest (every app directory, `extra` paths, and the
 /// manifest's own directory) and the filter for them.
 pub fn for_project(
@@ -442,36 +477,29 @@ pub fn start(
                 counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return true;
             }
-            let mut stack = vec![root.to_path_buf()];
-            while let Some(d) = stack.pop() {
-                match w.watch(&d, RecursiveMode::NonRecursive) {
+            let mut full = false;
+            walk_dirs(root, &filter, |d| {
+                match w.watch(d, RecursiveMode::NonRecursive) {
                     Ok(()) => {
                         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        Visit::Descend
                     }
-                    Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => return false,
+                    Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
+                        full = true;
+                        Visit::Stop
+                    }
                     // Gone since it was listed: nothing to watch.
-                    Err(e) if matches!(e.kind, notify::ErrorKind::PathNotFound) => continue,
+                    Err(e) if matches!(e.kind, notify::ErrorKind::PathNotFound) => Visit::Skip,
                     Err(e) => {
                         out.note(&format!(
-                            "warning: cannot watch {}: {e}; changes in it will not restart anything",
-                            crate::diag::display_path(&d)
-                        ));
-                        continue;
+                        "warning: cannot watch {}: {e}; changes in it will not restart anything",
+                        crate::diag::display_path(d)
+                    ));
+                        Visit::Skip
                     }
                 }
-                let Ok(rd) = std::fs::read_dir(&d) else {
-                    continue;
-                };
-                for e in rd.filter_map(Result::ok) {
-                    if e.file_type().is_ok_and(|t| t.is_dir()) {
-                        let p = e.path();
-                        if !filter.is_ignored(&p, true) {
-                            stack.push(p);
-                        }
-                    }
-                }
-            }
-            true
+            });
+            !full
         };
         // Out of inotify watches: say so and poll every root instead.
         let fall_back = |w: &mut Box<dyn notify::Watcher>, poll: &mut Option<Duration>| {

@@ -21,7 +21,7 @@ pub use python::{
 
 /// OS packages that are not installed here, per the `dpkg` database (Debian/Ubuntu only).
 fn missing_os_packages(pkgs: &[&OsPackage]) -> Vec<String> {
-    if crate::services::backend::which("dpkg-query").is_none() {
+    if crate::programs::find("dpkg-query").is_none() {
         return Vec::new();
     }
     pkgs.iter()

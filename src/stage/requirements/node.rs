@@ -9,7 +9,7 @@ use crate::stage::{Outcome, Skip, StageError, Stager};
 
 pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
     let npm = crate::platform::runtime_bin::which_in(s.env, "npm")
-        .or_else(|| crate::services::backend::which("npm"));
+        .or_else(|| crate::programs::find("npm"));
     let Some(npm) = npm else {
         let msg = "npm install skipped: npm is not installed (`apt-get install npm`); the next run installs the package.json dependencies once it is".to_string();
         s.out.line(&s.prefix, &format!("-----> {msg}"));

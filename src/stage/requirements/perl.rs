@@ -102,7 +102,7 @@ pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> 
         .chain((!mods.is_empty()).then(|| mods.join(" ")))
         .collect::<Vec<_>>()
         .join(", ");
-    let Some(cpanm) = crate::services::backend::which("cpanm") else {
+    let Some(cpanm) = crate::programs::find("cpanm") else {
         let msg = format!(
             "Perl modules not installed (cpanm is missing; `apt-get install cpanminus`): {what}"
         );

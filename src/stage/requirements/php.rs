@@ -19,7 +19,7 @@ pub fn wanted(app: &App, dir: &std::path::Path) -> bool {
 }
 
 pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
-    let Some(composer) = crate::services::backend::which("composer") else {
+    let Some(composer) = crate::programs::find("composer") else {
         let msg = "composer install skipped: Composer is not installed (`apt-get install composer`); the next run installs the composer.json dependencies once it is".to_string();
         s.out.line(&s.prefix, &format!("-----> {msg}"));
         outcome.notes.push(msg);

@@ -62,7 +62,7 @@ fn calls_uwsgi(command: &str) -> bool {
 }
 
 fn python3() -> Option<PathBuf> {
-    crate::services::backend::which("python3").or_else(|| crate::services::backend::which("python"))
+    crate::programs::find("python3").or_else(|| crate::programs::find("python"))
 }
 
 /// The file in the virtualenv naming the interpreter it was made with (path, version).
@@ -352,7 +352,7 @@ pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> 
                 return Err(e);
             }
             // Without a compiler uWSGI cannot be built: serve with our stand-in instead.
-            install_uwsgi_standin(&venv).map_err(StageError::Io)?;
+            install_uwsgi_standin(&venv).map_err(|e| StageError::Io(e.to_string()))?;
             let msg = format!(
                 "uWSGI could not be built ({e}); $STACKATO_UWSGI uses stackato-local's pure-Python stand-in, which understands the common options (install gcc and python3-dev, then `run --restage`, for the real one)"
             );
@@ -375,7 +375,7 @@ pub fn is_uwsgi_standin(path: &Path) -> bool {
 }
 
 /// The pure-Python stand-in for uWSGI, written into the virtualenv as `bin/uwsgi`.
-pub fn install_uwsgi_standin(venv: &Path) -> Result<(), String> {
+pub fn install_uwsgi_standin(venv: &Path) -> Result<(), crate::state::StateError> {
     let path = venv.join("bin").join("uwsgi");
     let py = venv.join("bin").join("python");
     let text = format!(
@@ -384,11 +384,15 @@ pub fn install_uwsgi_standin(venv: &Path) -> Result<(), String> {
         include_str!("../../../templates/uwsgi_standin.py")
     );
     // The virtualenv is in the project's state dir: never write through a link planted there.
-    crate::state::check_inside(venv, &venv.join("bin")).map_err(|e| e.to_string())?;
-    crate::state::write_atomic(&path, text.as_bytes()).map_err(|e| e.to_string())?;
+    crate::state::check_inside(venv, &venv.join("bin"))?;
+    crate::state::write_atomic(&path, text.as_bytes())?;
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| format!("cannot make {} executable: {e}", path.display()))
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(|source| {
+        crate::state::StateError::Write {
+            path: path.clone(),
+            source,
+        }
+    })
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ const SERVER_GEMS: [&str; 5] = ["webrick", "puma", "thin", "unicorn", "passenger
 
 pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
     let bundle = crate::platform::runtime_bin::which_in(s.env, "bundle")
-        .or_else(|| crate::services::backend::which("bundle"));
+        .or_else(|| crate::programs::find("bundle"));
     let Some(bundle) = bundle else {
         let msg = "bundle install skipped: bundler is not installed (`apt-get install ruby-bundler`); the next run installs the Gemfile once it is".to_string();
         s.out.line(&s.prefix, &format!("-----> {msg}"));

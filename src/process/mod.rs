@@ -9,15 +9,21 @@
 //! run's mark ([`RUN_MARK`]) in its environment and is killed by the guardian, which also
 //! kills every registered group and, when asked to, stops the services this command started.
 
+mod end;
+mod guard;
+
 use std::io;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use crate::supervise::guardian::Guardian;
+pub use end::{
+    IgnoreInterrupts, Waited, alive, output_within, stop_pid, terminate, wait_child, wait_gone,
+};
+use guard::with_guardian;
+pub use guard::{end_guardian, forget_group, guard_orphan, guardian_pid, start_guardian};
 
 /// The variable that marks every process of one run (inherited by their descendants, even
 /// daemons that leave the process group), so the guardian can find them all.
@@ -93,7 +99,7 @@ fn configure(cmd: &mut Command, tie: Tie) {
     let die_with_us = !new_session;
     let parent = std::process::id();
     // Closures run in the order they were added: this one after any set-up of the caller's
-    // (RunAs drops privileges first, which would clear the death signal).
+    // ([`as_user`] drops privileges first, which would clear the death signal).
     // SAFETY: only async-signal-safe calls (setsid, prctl, getppid) run between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -110,6 +116,23 @@ fn configure(cmd: &mut Command, tie: Tie) {
             }
             #[cfg(not(target_os = "linux"))]
             let _ = (die_with_us, parent);
+            Ok(())
+        });
+    }
+}
+
+/// Make `cmd` run as user `uid` and group `gid`, with no supplementary groups (a service's
+/// server and tools, when we are root). Its process group or session comes from its [`Tie`];
+/// privileges are dropped before the death signal is armed (dropping them would clear it).
+pub fn as_user(cmd: &mut Command, uid: u32, gid: u32) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls (setgroups, setgid, setuid) run between fork and
+    // exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::unistd::setgroups(&[]).map_err(io::Error::from)?;
+            nix::unistd::setgid(nix::unistd::Gid::from_raw(gid)).map_err(io::Error::from)?;
+            nix::unistd::setuid(nix::unistd::Uid::from_raw(uid)).map_err(io::Error::from)?;
             Ok(())
         });
     }
@@ -182,109 +205,6 @@ pub fn waited(pid: u32, tie: Tie) {
     }
 }
 
-/// Kill the process group of `child` (spawned as [`Tie::Group`]): SIGTERM, up to `grace` for
-/// it to end, then SIGKILL to whatever is left; returns how the child ended.
-pub fn terminate(child: &mut Child, grace: Duration) -> io::Result<ExitStatus> {
-    let pid = child.id();
-    let pg = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
-    let _ = killpg(pg, Signal::SIGTERM);
-    let t0 = Instant::now();
-    let mut status = None;
-    while t0.elapsed() < grace {
-        if status.is_none() {
-            status = child.try_wait()?;
-        }
-        if status.is_some() && killpg(pg, None).is_err() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = killpg(pg, Signal::SIGKILL);
-    let status = match status {
-        Some(s) => s,
-        None => child.wait()?,
-    };
-    waited(pid, Tie::Group);
-    Ok(status)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The guardian of this process
-// ---------------------------------------------------------------------------------------------
-
-struct Guarded {
-    guardian: Guardian,
-    stop_services: bool,
-}
-
-static GUARDIAN: Mutex<Option<Guarded>> = Mutex::new(None);
-
-fn with_guardian(f: impl FnOnce(&mut Guarded)) {
-    if let Ok(mut g) = GUARDIAN.lock()
-        && let Some(g) = g.as_mut()
-    {
-        f(g);
-    }
-}
-
-/// Start the guardian for this command (`run`, `exec`, `ssh`), once: from now on every
-/// [`Tie::Group`] spawn is registered with it, and, with `stop_services`, every service server
-/// this process starts. If we die without [`end_guardian`], it kills them all. Without a
-/// guardian (it could not be started) the death signals still take the direct children.
-pub fn start_guardian(stop_services: bool) {
-    if guardian_pid().is_some() {
-        return;
-    }
-    // Started without holding the lock: its spawn goes through `spawn`, which takes it.
-    let mut guardian = Guardian::start();
-    if guardian.pid().is_none() {
-        return;
-    }
-    guardian.mark(run_id());
-    if let Ok(mut slot) = GUARDIAN.lock() {
-        match slot.as_ref() {
-            // Another thread was quicker: ours ends at once.
-            Some(_) => guardian.done(),
-            None => {
-                *slot = Some(Guarded {
-                    guardian,
-                    stop_services,
-                })
-            }
-        }
-    }
-}
-
-/// A clean end: the guardian exits without doing anything.
-pub fn end_guardian() {
-    let g = GUARDIAN.lock().ok().and_then(|mut g| g.take());
-    if let Some(g) = g {
-        g.guardian.done();
-    }
-}
-
-/// The guardian's pid, if it runs.
-pub fn guardian_pid() -> Option<i32> {
-    GUARDIAN
-        .lock()
-        .ok()
-        .and_then(|g| g.as_ref().and_then(|g| g.guardian.pid()))
-}
-
-/// The group `pgid` is gone (or was killed): the guardian forgets it.
-pub fn forget_group(pgid: i32) {
-    with_guardian(|g| g.guardian.forget_group(pgid));
-}
-
-/// A process that left its group and came to us (a daemon of a child): killed with its
-/// group if we die.
-pub fn guard_orphan(pid: i32) {
-    with_guardian(|g| {
-        g.guardian.watch_group(pid);
-        g.guardian.watch_pid(pid);
-    });
-}
-
 /// Give freed heap memory back to the system (after a big walk: the supervisor stays small
 /// while idle). A no-op where the C library has no `malloc_trim`.
 pub fn trim_heap() {
@@ -307,7 +227,7 @@ mod tests {
         let pid = child.id() as i32;
         let pgid = nix::unistd::getpgid(Some(Pid::from_raw(pid))).unwrap();
         assert_eq!(pgid.as_raw(), pid);
-        let st = terminate(&mut child, Duration::from_secs(5)).unwrap();
+        let st = terminate(&mut child, std::time::Duration::from_secs(5)).unwrap();
         assert!(!st.success());
         assert!(killpg(pgid, None).is_err(), "the group is empty");
     }

@@ -1,0 +1,382 @@
+//! The event loop: the one place that owns the supervisor's state. It waits for the next
+//! event (an exit, a probe's answer, a signal, a change, a key, a control command) or the
+//! next deadline (`sleep_until` in `select!`, no polling tick), hands it to the [`Core`], and
+//! carries out the actions the core decides: spawn, signal, probe, print, sync the copies.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+
+use super::child::{self, SharedTail, Spec, Tail};
+use super::core::Core;
+use super::crons::Crons;
+use super::job::{Action, Config, Level, Rules};
+use super::world::Tails;
+use super::{Event, Options, Outcome, Plan, health};
+use crate::output::{Output, Prefix};
+
+/// The first check for orphans after a spawn; each next one waits twice as long, up to
+/// [`ADOPT_MAX`].
+const ADOPT_FIRST: Duration = Duration::from_millis(500);
+const ADOPT_MAX: Duration = Duration::from_secs(60);
+/// Without pidfds: how often a service's server is checked on.
+const SERVICE_CHECK: Duration = Duration::from_secs(1);
+
+pub struct Loop {
+    core: Core,
+    specs: Vec<Spec>,
+    prefixes: Vec<Prefix>,
+    tails: Vec<SharedTail>,
+    out: Arc<Output>,
+    opts: Options,
+    tx: UnboundedSender<Event>,
+    crons: Crons,
+    copies: Vec<Arc<crate::stage::droplet::Copies>>,
+    /// Orphans that came to us (daemons of our children), told to the guardian.
+    adopted: Vec<i32>,
+    adopt_at: Option<tokio::time::Instant>,
+    adopt_step: Duration,
+    /// Services whose end no pidfd reports: checked at this deadline.
+    service_check_at: Option<tokio::time::Instant>,
+}
+
+impl Loop {
+    pub fn new(plan: Plan, out: Arc<Output>, opts: Options) -> (Loop, UnboundedReceiver<Event>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let specs: Vec<Spec> = plan.groups.iter().flatten().cloned().collect();
+        for s in &specs {
+            out.reserve(&s.name);
+        }
+        for c in &plan.crons {
+            out.reserve(&c.name);
+        }
+        let prefixes = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| out.prefix(&s.name, i))
+            .collect();
+        let tails = specs
+            .iter()
+            .map(|_| Arc::new(Mutex::new(Tail::default())))
+            .collect();
+        let jobs = plan
+            .groups
+            .iter()
+            .enumerate()
+            .flat_map(|(g, specs)| specs.iter().map(move |s| (s, g)))
+            .map(|(s, g)| {
+                let cfg = Config {
+                    name: s.name.clone(),
+                    probe: s.port.filter(|_| s.check == health::Check::Port),
+                    port: s.port,
+                    ready_timeout: s.ready_timeout,
+                    grace: opts.grace,
+                    overlap: s.overlap,
+                };
+                (cfg, g)
+            })
+            .collect();
+        let rules = Rules {
+            grace: opts.grace,
+            exit_on_crash: opts.exit_on_crash,
+            watching: opts.watch.is_some(),
+            policy: health::Policy::PLATFORM,
+        };
+        let debounce = opts.watch.as_ref().map_or(Duration::ZERO, |w| w.debounce);
+        let core = Core::new(jobs, plan.deps.clone(), rules, debounce, Instant::now());
+        let lp = Loop {
+            core,
+            specs,
+            prefixes,
+            tails,
+            out,
+            opts,
+            tx,
+            crons: Crons::new(plan.crons, plan.utc_offset),
+            copies: plan.copies,
+            adopted: Vec::new(),
+            adopt_at: None,
+            adopt_step: ADOPT_FIRST,
+            service_check_at: None,
+        };
+        (lp, rx)
+    }
+
+    pub fn sender(&self) -> UnboundedSender<Event> {
+        self.tx.clone()
+    }
+
+    /// Watch the services' servers: each one's end becomes an event.
+    pub fn watch_services(&mut self) {
+        for (name, pid) in self.opts.watched_services.clone() {
+            if pid > 0 && !super::sources::service_exit(&name, pid, &self.tx) {
+                self.service_check_at = Some(tokio::time::Instant::now() + SERVICE_CHECK);
+            }
+        }
+    }
+
+    /// Run until the plan is over; why it ended.
+    pub async fn run(mut self, mut rx: UnboundedReceiver<Event>) -> Outcome {
+        self.core.start(Instant::now(), &Tails(&self.tails));
+        loop {
+            self.carry_out();
+            if let Some(outcome) = self.core.finished()
+                && self.crons.pids.is_empty()
+            {
+                super::orphans::cleanup(&self.opts.keep);
+                return outcome;
+            }
+            let deadline = [
+                self.core.deadline().map(tokio::time::Instant::from_std),
+                self.crons.deadline(),
+                self.adopt_at.filter(|_| !self.core.stopping()),
+                self.service_check_at.filter(|_| !self.core.stopping()),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                ev = rx.recv() => match ev {
+                    Some(ev) => self.on_event(ev),
+                    None => return Outcome::SpawnFailed("the event loop lost its channel".into()),
+                },
+                () = sleep => self.on_deadline(),
+            }
+        }
+    }
+
+    fn on_deadline(&mut self) {
+        let now = tokio::time::Instant::now();
+        self.core.tick(now.into_std(), &Tails(&self.tails));
+        self.crons.tick(now, &self.out, &self.tx);
+        if self.adopt_at.is_some_and(|a| a <= now) {
+            self.adopt_orphans();
+            self.adopt_step = (self.adopt_step * 2).min(ADOPT_MAX);
+            self.adopt_at = Some(now + self.adopt_step);
+        }
+        if self.service_check_at.is_some_and(|a| a <= now) {
+            self.service_check_at = Some(now + SERVICE_CHECK);
+            for (name, pid) in self.opts.watched_services.clone() {
+                if pid > 0 && !crate::services::lifecycle::alive(pid) {
+                    self.on_event(Event::ServiceDied { name, pid });
+                }
+            }
+        }
+    }
+
+    /// Carry out what the core decided, until it decides nothing more.
+    fn carry_out(&mut self) {
+        loop {
+            let acts = self.core.take_actions();
+            if acts.is_empty() {
+                return;
+            }
+            for a in acts {
+                self.act(a);
+            }
+        }
+    }
+
+    fn act(&mut self, a: Action) {
+        match a {
+            Action::Spawn { job, generation } => self.spawn(job, generation),
+            Action::Stop { job, pid } => {
+                let sig = child::stop_signal(&self.specs[job].command);
+                let _ = killpg(Pid::from_raw(pid), sig);
+            }
+            Action::Kill { pid, .. } => {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            Action::Probe {
+                job,
+                generation,
+                port,
+            } => {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let answered = super::ready::attempt(port).await;
+                    let _ = tx.send(Event::Probed {
+                        job,
+                        generation,
+                        answered,
+                    });
+                });
+            }
+            Action::Say(Level::Phase, m) => self.out.phase(&m),
+            Action::Say(Level::Note, m) => self.out.note(&m),
+            Action::Say(Level::Error, m) => self.out.error(&m),
+            Action::Sync {
+                jobs,
+                paths,
+                overflow,
+            } => {
+                for c in &self.copies {
+                    if jobs.iter().any(|&j| self.specs[j].app == c.app) {
+                        for note in c.sync_paths(&paths, overflow) {
+                            self.out.note(&format!("note: {note}"));
+                        }
+                    }
+                }
+            }
+            Action::Crons { kill } => self.crons.stop(kill, self.opts.grace),
+        }
+    }
+
+    fn spawn(&mut self, job: usize, generation: u64) {
+        if let Ok(mut t) = self.tails[job].lock() {
+            t.hook_failure = None;
+        }
+        let spec = &self.specs[job];
+        let result = match child::spawn(spec, &self.out, &self.prefixes[job], &self.tails[job]) {
+            Ok(running) => {
+                let pid = running.pid;
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let code = running.finished().await;
+                    let _ = tx.send(Event::Exited {
+                        job,
+                        generation,
+                        pid,
+                        code,
+                    });
+                });
+                // Its daemons, if it starts any, are looked for soon.
+                self.adopt_step = ADOPT_FIRST;
+                self.adopt_at = Some(tokio::time::Instant::now() + ADOPT_FIRST);
+                Ok(pid)
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        self.core
+            .spawned(job, generation, result, Instant::now(), &Tails(&self.tails));
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        let now = Instant::now();
+        match ev {
+            Event::Exited {
+                job,
+                generation,
+                pid,
+                code,
+            } => {
+                // Whatever the process left in its group goes too.
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                crate::process::forget_group(pid);
+                self.core
+                    .exited(job, generation, code, now, &Tails(&self.tails));
+            }
+            Event::Probed {
+                job,
+                generation,
+                answered,
+            } => {
+                self.core
+                    .probed(job, generation, answered, now, &Tails(&self.tails));
+            }
+            Event::Signal(Signal::SIGCHLD) => {
+                if !self.core.stopping() {
+                    super::orphans::reap(&mut self.adopted);
+                }
+            }
+            Event::Signal(sig) => self.core.signal(sig.as_str(), sig as i32, now),
+            Event::CronExited { name, pid, code } => self.crons.exited(&self.out, &name, pid, code),
+            Event::ServiceDied { name, pid } => self.service_died(name, pid),
+            Event::ServiceRestarted { name, result } => self.service_restarted(name, result),
+            ev => super::requests::handle(&mut self.parts(), ev, now),
+        }
+    }
+
+    /// A service server that died (a crash, a kill -9) is started again, off the event loop.
+    fn service_died(&mut self, name: String, pid: i32) {
+        // Reaps it if it was our child; a pidfd only wakes us when it ended.
+        if self.core.stopping() || crate::services::lifecycle::alive(pid) {
+            return;
+        }
+        let Some(restart) = self.opts.restart_service.clone() else {
+            return;
+        };
+        let Some(s) = self
+            .opts
+            .watched_services
+            .iter_mut()
+            .find(|s| s.0 == name && s.1 == pid)
+        else {
+            return;
+        };
+        s.1 = 0;
+        self.out.error(&format!(
+            "service {name} stopped unexpectedly (pid {pid} is gone); starting it again"
+        ));
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = restart(&name);
+            let _ = tx.send(Event::ServiceRestarted { name, result });
+        });
+    }
+
+    fn service_restarted(&mut self, name: String, result: Result<(i32, Signal), String>) {
+        match result {
+            Ok((pid, _sig)) => {
+                self.out.phase(&format!(
+                    "service {name} is back (pid {pid}); its data was kept"
+                ));
+                if let Some(s) = self.opts.watched_services.iter_mut().find(|s| s.0 == name) {
+                    s.1 = pid;
+                }
+                if !super::sources::service_exit(&name, pid, &self.tx) {
+                    self.service_check_at = Some(tokio::time::Instant::now() + SERVICE_CHECK);
+                }
+            }
+            Err(e) => {
+                self.out.error(&format!(
+                    "service {name} could not be started again: {e}; the app will fail to reach it (Ctrl-C, fix, run again)"
+                ));
+                self.opts.watched_services.retain(|s| s.0 != name);
+            }
+        }
+    }
+
+    /// Daemons our children left (reparented to us, a subreaper) are told to the guardian.
+    fn adopt_orphans(&mut self) {
+        let known: Vec<i32> = self
+            .core
+            .jobs
+            .iter()
+            .flat_map(|j| j.current.iter().chain(j.old.iter()).filter_map(|i| i.pid))
+            .chain(self.crons.pids.iter().copied())
+            .chain(self.opts.keep.iter().copied())
+            .collect();
+        super::orphans::adopt(&known, &mut self.adopted);
+    }
+
+    // For the requests module.
+    pub(super) fn parts(&mut self) -> Parts<'_> {
+        Parts {
+            core: &mut self.core,
+            specs: &self.specs,
+            tails: &self.tails,
+            out: &self.out,
+            watch: self.opts.watch.as_ref(),
+        }
+    }
+}
+
+/// What handling a request needs of the loop.
+pub(super) struct Parts<'a> {
+    pub core: &'a mut Core,
+    pub specs: &'a [Spec],
+    pub tails: &'a [SharedTail],
+    pub out: &'a Arc<Output>,
+    pub watch: Option<&'a super::WatchOptions>,
+}
