@@ -335,7 +335,10 @@ pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> 
         }
         s.out
             .line(&s.prefix, &format!("-----> pip install {}", list.join(" ")));
-        pip(&list, "pip install (requirements: pip/pypm)")?;
+        // Names are data: `--` ends pip's options, so none is taken for one (check refuses
+        // names starting with `-` before this; this is the second line of defence).
+        let args: Vec<&str> = std::iter::once("--").chain(list).collect();
+        pip(&args, "pip install (requirements: pip/pypm)")?;
     }
     let uwsgi = venv.join("bin").join("uwsgi");
     // The stand-in is replaced by the real thing when staging is forced (--restage), or when
