@@ -47,3 +47,136 @@ fn requirement_names_that_are_options_are_refused_where_written() {
     run.code(2);
     assert!(!target.exists(), "pip wrote outside the project");
 }
+
+/// A FIFO: whoever opens it for reading waits for a writer that never comes.
+fn fifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+}
+
+/// Before `allow`, `doctor`, `check` and `env` run version probes (python3, node, npm, …):
+/// not in the project, whose files would steer them. Here the project's `venv.py` would be
+/// imported by `python3 -c "import venv"` (it writes a file outside), and its `.npmrc` is a
+/// FIFO that npm would block on (so npm's version would be missing from doctor's line).
+#[test]
+fn probes_before_allow_do_not_read_the_project() {
+    if !require("python3") || !require("npm") {
+        return;
+    }
+    let outside = tempfile::tempdir().unwrap();
+    let marker = outside.path().join("imported");
+    let venv_py = format!(
+        "open({:?}, 'w').write('the project ran code in doctor')\n",
+        marker.display().to_string()
+    );
+    let py = app(&[
+        ("stackato.yml", "name: probes\nframework:\n  type: python\n"),
+        ("wsgi.py", "application = None\n"),
+        ("venv.py", &venv_py),
+        ("ensurepip.py", &venv_py),
+    ]);
+    let home = home();
+    for args in [&["doctor"][..], &["check"], &["env"]] {
+        let _ = untrusting(py.path(), home.path(), args);
+        assert!(
+            !marker.exists(),
+            "`{}` imported the project's venv.py",
+            args.join(" ")
+        );
+    }
+
+    let node = app(&[
+        ("stackato.yml", "name: probes\n"),
+        (
+            "package.json",
+            r#"{"name":"a","version":"1.0.0","scripts":{"start":"node s.js"}}"#,
+        ),
+    ]);
+    fifo(&node.path().join(".npmrc"));
+    let (code, out, err) = untrusting_bounded(node.path(), home.path(), &["doctor"]);
+    let npm = out
+        .lines()
+        .find(|l| l.contains(" npm: "))
+        .unwrap_or_else(|| panic!("no npm line:\n{out}\n{err}"));
+    assert!(
+        npm.split_whitespace()
+            .any(|w| w.split('.').count() == 3 && w.split('.').all(|p| p.parse::<u32>().is_ok())),
+        "npm was asked its version in the project (it read the project's .npmrc): {npm}\n{out}\n{err} ({code:?})"
+    );
+}
+
+/// With pyenv's shim as `python3`, a project's `.python-version` picks the interpreter when
+/// the shim runs in the project. Run in `/`, doctor's probe sees the user's own python3.
+/// (pyenv is not a Debian package: skipped, loudly, where it is absent, CI included.)
+#[test]
+fn a_python_version_file_does_not_steer_the_pyenv_shim_before_allow() {
+    let name = "a_python_version_file_does_not_steer_the_pyenv_shim_before_allow";
+    let Some(py) = find_program("python3") else {
+        return skip(&format!("{name}: python3 not installed"));
+    };
+    if !py.to_string_lossy().contains("/shims/") {
+        return skip(&format!(
+            "{name}: python3 ({}) is not a pyenv shim (pyenv is not in Debian; CI has none)",
+            py.display()
+        ));
+    }
+    let users = std::process::Command::new(&py)
+        .arg("--version")
+        .current_dir("/")
+        .output()
+        .expect("python3 --version");
+    let users = String::from_utf8_lossy(&users.stdout)
+        .trim()
+        .trim_start_matches("Python ")
+        .to_string();
+    let root = pyenv_root();
+    let other = std::fs::read_dir(std::path::Path::new(&root).join("versions"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|v| *v != users && v.starts_with(|c: char| c.is_ascii_digit()));
+    let Some(other) = other else {
+        return skip(&format!("{name}: pyenv has no Python other than {users}"));
+    };
+    let dir = app(&[
+        ("stackato.yml", "name: shim\nframework:\n  type: python\n"),
+        ("wsgi.py", "application = None\n"),
+        (".python-version", &format!("{other}\n")),
+    ]);
+    let home_dir = home();
+    let r = untrusting_with_pyenv(dir.path(), home_dir.path());
+    let line = r
+        .lines()
+        .find(|l| l.contains(" python3: "))
+        .unwrap_or_else(|| panic!("no python3 line:\n{r}"));
+    assert!(
+        line.starts_with('✔') && line.contains(&users),
+        "the project's .python-version ({other}) chose doctor's python3, not the user's {users}: {line}\n{r}"
+    );
+}
+
+fn pyenv_root() -> String {
+    std::env::var("PYENV_ROOT").unwrap_or_else(|_| {
+        format!(
+            "{}/.pyenv",
+            std::env::var("HOME").expect("HOME of the test run")
+        )
+    })
+}
+
+/// `doctor` as a user who trusted nothing, with `PYENV_ROOT` kept (the fresh `HOME` has no
+/// pyenv of its own). Its stdout.
+fn untrusting_with_pyenv(dir: &std::path::Path, home: &std::path::Path) -> String {
+    let root = pyenv_root();
+    let out = cmd(dir)
+        .env_remove("STACKATO_LOCAL_TRUST")
+        .env_remove("XDG_DATA_HOME")
+        .env("HOME", home)
+        .env("PYENV_ROOT", root)
+        .arg("doctor")
+        .output()
+        .expect("run stackato-local");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

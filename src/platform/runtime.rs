@@ -436,6 +436,10 @@ fn ask(lang: Lang, path: &Path) -> Answer {
 
 fn ask_now(lang: Lang, path: &Path) -> Answer {
     let mut c = Command::new(path);
+    // In `/`, not in the (perhaps untrusted) project, whose `.python-version`, `.nvmrc` or
+    // `.tool-versions` would steer a version manager's shim, and whose modules `python -c`
+    // would import.
+    c.current_dir("/");
     match lang {
         Lang::Python => c.args([
             "-c",
