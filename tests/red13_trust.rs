@@ -180,3 +180,95 @@ fn untrusting_with_pyenv(dir: &std::path::Path, home: &std::path::Path) -> Strin
         .expect("run stackato-local");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Repository text that `doctor` and `check` print (package.json's engines, a Gemfile's
+/// `ruby` line, `.python-version`) reaches the terminal escaped: no ESC, no carriage return
+/// that would rewrite the line into "ALL GOOD".
+#[test]
+fn doctor_and_check_show_repository_text_escaped() {
+    let node = app(&[
+        ("stackato.yml", "name: esc\n"),
+        (
+            "package.json",
+            "{\"name\":\"e\",\"version\":\"1.0.0\",\n\"engines\":{\"node\":\"0.8.x \\u001b[2J\\u001b[31mALL GOOD\\r\"},\"scripts\":{\"start\":\"node s.js\"}}\n",
+        ),
+    ]);
+    let ruby = app(&[
+        ("stackato.yml", "name: esc\nframework:\n  type: sinatra\n"),
+        ("Gemfile", "source 'x'\nruby '1.9.3\x1b[2KOK'\n"),
+        ("config.ru", "run proc { [200, {}, ['hi']] }\n"),
+    ]);
+    let home = home();
+    for dir in [node.path(), ruby.path()] {
+        for args in [&["doctor"][..], &["check"]] {
+            let r = untrusting(dir, home.path(), args);
+            let all = format!("{}{}", r.stdout, r.stderr);
+            assert!(
+                !all.contains('\x1b') && !all.contains('\r'),
+                "`{}` printed the repository's control characters raw:\n{}",
+                args.join(" "),
+                all.escape_debug()
+            );
+            assert!(
+                all.contains("\\x1b["),
+                "`{}` does not show the text escaped:\n{all}",
+                args.join(" ")
+            );
+        }
+    }
+}
+
+/// An app's files: (path, text).
+type Files<'a> = &'a [(&'a str, &'a str)];
+
+/// A version declaration that is not a version is no declaration: no made-up "Node.js 2"
+/// (digits from a path) or "Ruby 2"; a warning names the file and line, and shows the text.
+#[test]
+fn declarations_that_are_not_versions_are_warned_about_not_guessed() {
+    let cases: [(&str, Files, &str); 3] = [
+        (
+            "node",
+            &[
+                ("stackato.yml", "name: ver\n"),
+                (
+                    "package.json",
+                    "{\"name\":\"v\",\"version\":\"1.0.0\",\n\"scripts\":{\"start\":\"node s.js\"},\n\"engines\":{\"node\":\"$(touch /tmp/red13-x2) 2\"}}\n",
+                ),
+            ],
+            "cannot read a version from package.json:3 (`engines.node $(touch /tmp/red13-x2) 2`)",
+        ),
+        (
+            "ruby",
+            &[
+                ("stackato.yml", "name: ver\nframework:\n  type: sinatra\n"),
+                ("Gemfile", "source 'x'\nruby File.read('/etc/ruby2.7')\n"),
+                ("config.ru", "run proc { [200, {}, ['hi']] }\n"),
+            ],
+            "cannot read a version from Gemfile:2 (`ruby File.read('/etc/ruby2.7')`)",
+        ),
+        (
+            "python",
+            &[
+                ("stackato.yml", "name: ver\nframework:\n  type: python\n"),
+                ("wsgi.py", "application = None\n"),
+                (".python-version", "/usr/bin/python2.7\n"),
+            ],
+            "cannot read a version from .python-version:1 (`/usr/bin/python2.7`)",
+        ),
+    ];
+    let home = home();
+    for (what, files, warning) in cases {
+        let dir = app(files);
+        let r = untrusting(dir.path(), home.path(), &["check"]);
+        r.stderr_has(warning);
+        let d = untrusting(dir.path(), home.path(), &["doctor"]);
+        let all = format!("{}{}{}", r.stderr, d.stdout, d.stderr);
+        for made_up in ["asks for", "declares ("] {
+            assert!(
+                !all.contains(made_up),
+                "{what}: a version was made up ({made_up:?}):\n{all}"
+            );
+        }
+        assert!(d.stdout.contains(warning), "{what}: doctor:\n{}", d.stdout);
+    }
+}
