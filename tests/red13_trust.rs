@@ -272,3 +272,32 @@ fn declarations_that_are_not_versions_are_warned_about_not_guessed() {
         assert!(d.stdout.contains(warning), "{what}: doctor:\n{}", d.stdout);
     }
 }
+
+/// `allow` lists what runs as it runs: cpanm's and pip's arguments each quoted as the argv
+/// they are (not a shell line `cpanm Foo; touch …` that reads as two commands), "1 line"
+/// in the singular, and a framework app's `.profile.d/*.sh`, which nothing sources (the
+/// platform sourced it for buildpack apps only), not listed as "sourced before each process".
+#[test]
+fn allow_lists_installer_arguments_as_argv_and_only_what_is_sourced() {
+    let dir = app(&[
+        (
+            "stackato.yml",
+            "applications:\n  pl:\n    name: pl\n    framework:\n      type: perl\n    requirements:\n      cpan:\n        - \"Foo; touch /tmp/red13-cpan\"\n        - \"$(touch /tmp/red13-cpan2)\"\n  py:\n    name: py\n    framework:\n      type: python\n    requirements:\n      pip:\n        - \"six; touch /tmp/red13-pip\"\n",
+        ),
+        ("pl/app.psgi", "sub { [200, [], ['hi']] }\n"),
+        ("py/wsgi.py", "application = None\n"),
+        ("py/requirements.txt", "six\n"),
+        ("py/.profile.d/x.sh", "export FROM_PROFILE_D=1\n"),
+    ]);
+    let home = home();
+    let r = untrusting(dir.path(), home.path(), &["allow"]);
+    r.code(0);
+    r.stdout_has("pl installer: cpanm -- 'Foo; touch /tmp/red13-cpan' '$(touch /tmp/red13-cpan2)'");
+    r.stdout_has("py installer: pip install -- 'six; touch /tmp/red13-pip'");
+    r.stdout_has("py installer: pip install -r requirements.txt (1 line;");
+    assert!(
+        !r.stdout.contains(".profile.d"),
+        "a framework app's .profile.d is listed, but nothing sources it:\n{}",
+        r.stdout
+    );
+}
