@@ -301,3 +301,30 @@ fn allow_lists_installer_arguments_as_argv_and_only_what_is_sourced() {
         r.stdout
     );
 }
+
+/// `run`'s staging lines name the requirements as shell words with control characters
+/// escaped: a name holding an escape sequence does not reach the terminal raw.
+#[test]
+fn staging_lines_show_requirement_names_escaped() {
+    if !require("python3") {
+        return;
+    }
+    let dir = app(&[
+        (
+            "stackato.yml",
+            "name: esc\nframework:\n  type: python\nrequirements:\n  pip:\n    - \"six\\e[2J; touch x\"\n",
+        ),
+        ("wsgi.py", "application = None\n"),
+    ]);
+    let r = run(dir.path(), &["run", "--exit-on-crash"]);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    let line = all
+        .lines()
+        .find(|l| l.contains("-----> pip install"))
+        .unwrap_or_else(|| panic!("no pip line:\n{}", all.escape_debug()));
+    assert!(
+        line.contains("pip install 'six\\x1b[2J; touch x'"),
+        "{}",
+        line.escape_debug()
+    );
+}
