@@ -36,7 +36,7 @@ pub fn run(g: &Global, args: &Args) -> i32 {
                 l.manifest
                     .apps
                     .iter()
-                    .filter_map(|a| crate::platform::runtime::diagnostic(a, &a.path)),
+                    .flat_map(|a| crate::platform::runtime::diagnostics(a, &a.path)),
             );
             print(g, args, &l.sources, &warnings);
             let n = warnings.len();

@@ -643,7 +643,10 @@ fn validate_requirements(v: &Node, diags: &mut Vec<Diagnostic>) {
         let k = e.key.scalar_text().unwrap_or_default();
         let path = format!("requirements:{k}");
         match k {
-            "pip" | "pypm" | "ppm" | "cpan" => expect_scalar_or_list(&path, &e.value, diags, None),
+            "pip" | "pypm" | "ppm" | "cpan" => {
+                expect_scalar_or_list(&path, &e.value, diags, None);
+                no_options(&path, &e.value, diags);
+            }
             "ubuntu" | "redhat" | "unix" => validate_os_list(&path, &e.value, diags),
             "staging" | "running" => {
                 if let Some(m) = expect_map(&path, &e.value, diags) {
@@ -662,8 +665,41 @@ fn validate_requirements(v: &Node, diags: &mut Vec<Diagnostic>) {
     }
 }
 
+/// Requirement names reach an installer's command line (pip, cpanm, dpkg-query) as arguments:
+/// one starting with `-` would be taken for an option there (`--target=/elsewhere`,
+/// `--index-url`, `-r /some/file`), so it is refused here, where it was written.
+fn no_options(path: &str, v: &Node, diags: &mut Vec<Diagnostic>) {
+    let items: Vec<&Node> = match &v.value {
+        Value::Seq(items) => items
+            .iter()
+            .flat_map(|it| match &it.value {
+                Value::Seq(inner) => inner.iter().collect(),
+                _ => vec![it],
+            })
+            .collect(),
+        _ => vec![v],
+    };
+    for it in items {
+        let Some(text) = it.scalar_text() else {
+            continue;
+        };
+        if text.trim_start().starts_with('-') {
+            diags.push(
+                Diagnostic::error(format!(
+                    "\"{path}\" lists `{}`, which an installer would take for an option, not a name",
+                    text.escape_default()
+                ))
+                .at(it.span)
+                .label("starts with `-`")
+                .hint("list package names (with versions: `Foo==1.2`); options belong in the app's own requirements file, or in PIP_OPTS"),
+            );
+        }
+    }
+}
+
 /// OS packages: names, or one-element lists naming a repository.
 fn validate_os_list(path: &str, v: &Node, diags: &mut Vec<Diagnostic>) {
+    no_options(path, v, diags);
     match &v.value {
         Value::Seq(items) => {
             for it in items {

@@ -346,7 +346,31 @@ pub fn checks(loaded: &Loaded, only: Option<&str>) -> Vec<Check> {
         out.push(c);
     }
     out.push(state_dir_check(&state, &loaded.manifest.dir));
-    out
+    out.into_iter().map(escaped).collect()
+}
+
+/// A check as it may be printed: its texts hold the repository's (names, engines ranges,
+/// Gemfile lines, paths), whose control characters and escape sequences are shown escaped
+/// as `allow` shows them ([`crate::trust::display::escape`]), never sent to the terminal.
+fn escaped(c: Check) -> Check {
+    use crate::trust::display::escape;
+    Check {
+        ok: c.ok,
+        label: escape(&c.label),
+        detail: escape(&c.detail),
+        fix: c.fix.map(|f| match f {
+            Fix::Install {
+                debian,
+                fedora,
+                macos,
+            } => Fix::Install {
+                debian: escape(&debian),
+                fedora: escape(&fedora),
+                macos: escape(&macos),
+            },
+            Fix::Hint(h) => Fix::Hint(escape(&h)),
+        }),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -403,7 +427,10 @@ fn declared_runtime_checks(lang: Language, apps: &[&App]) -> Vec<Check> {
                     label,
                     match &c.declared {
                         Some(d) => format!("{u}, as {} declares ({})", d.place(), d.text),
-                        None => format!("{u} (nothing declared)"),
+                        None => match rt::unreadable(a, &a.path) {
+                            Some(x) => format!("{u} (nothing declared: {})", x.message()),
+                            None => format!("{u} (nothing declared)"),
+                        },
                     },
                 ),
                 (Some(m), _) => fail(label, m, Some(Fix::Hint(c.install_hint()))),

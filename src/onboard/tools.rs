@@ -1,5 +1,6 @@
 //! Asking the machine about programs: finding one on `PATH`, and running one briefly (with a
-//! time limit, stdin closed) to read its version.
+//! time limit, stdin closed, in `/` so that no file of the project steers it) to read its
+//! version.
 
 use std::path::Path;
 use std::process::Command;
@@ -24,6 +25,9 @@ pub struct Ran {
 pub fn run(program: &Path, args: &[&str]) -> Option<Ran> {
     let mut c = Command::new(program);
     c.args(args);
+    // Not in the (perhaps untrusted) project: a version manager's shim reads its
+    // `.python-version`/`.tool-versions`, npm its `.npmrc`, `python -c` imports its modules.
+    c.current_dir("/");
     let out = crate::process::output_within(&mut c, crate::process::Tie::Probe, TIMEOUT).ok()??;
     Some(Ran {
         success: out.status.success(),

@@ -172,7 +172,7 @@ pub fn stage(
     prompt: &mut Prompter<'_>,
 ) -> Result<Place, PlanError> {
     let (loaded, out, app) = (ctx.loaded, ctx.out, a.app);
-    if let Some(d) = crate::platform::runtime::diagnostic(app, &app.path) {
+    for d in crate::platform::runtime::diagnostics(app, &app.path) {
         if d.is_error() {
             return Err(PlanError::Runtime(Box::new(d)));
         }

@@ -118,11 +118,13 @@ impl Declared {
     }
 
     /// `` `runtime: python27` ``, `` runtime.txt:1 (`python-2.7.18`) ``.
+    /// The text is the repository's: escaped (see [`crate::trust::display::escape`]).
     pub fn shown(&self) -> String {
+        let text = crate::trust::display::escape(&self.text);
         match &self.source {
-            Source::Key(_) => format!("`runtime: {}`", self.text),
-            Source::File(f, l) => format!("{f}:{l} (`{}`)", self.text),
-            Source::Flag => format!("`--runtime {}`", self.text),
+            Source::Key(_) => format!("`runtime: {text}`"),
+            Source::File(f, l) => format!("{f}:{l} (`{text}`)"),
+            Source::Flag => format!("`--runtime {text}`"),
         }
     }
 }
@@ -259,21 +261,90 @@ pub fn declared(app: &App, dir: &Path, flag: Option<&str>) -> Option<Declared> {
     declared_in_files(app_lang(app, dir)?, dir)
 }
 
+/// A line of a declaration file that should name a version and does not (`ruby
+/// File.read(".ruby-version")`, `engines.node "$(…)"`, a path in `.python-version`): the app
+/// is taken to declare no version, with a warning that shows the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub file: String,
+    /// 1-based.
+    pub line: u32,
+    /// As written (escape it to print it: see [`Unreadable::message`]).
+    pub text: String,
+}
+
+impl Unreadable {
+    /// `cannot read a version from package.json:3 (`…`)`, the text escaped.
+    pub fn message(&self) -> String {
+        format!(
+            "cannot read a version from {}:{} (`{}`); taken as declaring no version",
+            self.file,
+            self.line,
+            crate::trust::display::escape(&self.text)
+        )
+    }
+}
+
+/// A version as a declaration file writes one, and nothing else: a digit first, then
+/// digits, letters, `.` and `-` (`2.7.18`, `3.12-dev`, `3.13.0rc1`, `2.0.0-p247`).
+fn is_version_word(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_digit())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+}
+
+/// A Gemfile `ruby` requirement: `'1.9.3'`, `"~> 2.7"`, `'>= 2.6.0'` (a string literal
+/// holding an optional operator and a version). `None` for anything else
+/// (`File.read(".ruby-version")`, `RUBY_VERSION`).
+fn gemfile_ruby(rest: &str) -> Option<Version> {
+    let rest = rest.trim_start_matches([' ', '(', '\t']);
+    let quote = rest.chars().next().filter(|c| matches!(c, '\'' | '"'))?;
+    let inner = &rest[1..];
+    let inner = &inner[..inner.find(quote)?];
+    let v = inner
+        .trim_start_matches(['~', '>', '<', '=', '!'])
+        .trim_start();
+    is_version_word(v).then(|| Version::parse(v)).flatten()
+}
+
+/// What a declaration file says: a declaration, or a line that should be one and is not.
+type Scanned = Result<Declared, Unreadable>;
+
 /// The runtime the app's own files declare (`runtime.txt`, `.python-version`, package.json
 /// `engines.node`, the Gemfile's `ruby`).
 pub fn declared_in_files(lang: Lang, dir: &Path) -> Option<Declared> {
-    let from_file = |name: &str, pick: &dyn Fn(&str) -> Option<Option<Version>>| {
+    scan_files(lang, dir).and_then(Result::ok)
+}
+
+/// The declaration line of the app's files (for its language) that names no version, if
+/// that is what its files say.
+pub fn unreadable(app: &App, dir: &Path) -> Option<Unreadable> {
+    scan_files(app_lang(app, dir)?, dir).and_then(Result::err)
+}
+
+fn scan_files(lang: Lang, dir: &Path) -> Option<Scanned> {
+    // `pick`: `None` for a line that is no declaration; `Some(None)` for one that should
+    // name a version and does not.
+    let from_file = |name: &str, pick: &dyn Fn(&str) -> Option<Option<Option<Version>>>| {
         let text = small_text(&dir.join(name))?;
         text.lines().enumerate().find_map(|(i, l)| {
             let l = l.trim();
             if l.is_empty() || l.starts_with('#') {
                 return None;
             }
-            pick(l).map(|version| Declared {
-                lang,
-                version,
-                text: l.to_string(),
-                source: Source::File(name.to_string(), i as u32 + 1),
+            let line = i as u32 + 1;
+            Some(match pick(l)? {
+                Some(version) => Ok(Declared {
+                    lang,
+                    version,
+                    text: l.to_string(),
+                    source: Source::File(name.to_string(), line),
+                }),
+                None => Err(Unreadable {
+                    file: name.to_string(),
+                    line,
+                    text: l.to_string(),
+                }),
             })
         })
     };
@@ -281,13 +352,16 @@ pub fn declared_in_files(lang: Lang, dir: &Path) -> Option<Declared> {
         Lang::Python => from_file("runtime.txt", &|l| {
             parse_runtime(l)
                 .filter(|(x, _)| *x == Lang::Python)
-                .map(|(_, v)| v)
+                .map(|(_, v)| Some(v))
         })
         .or_else(|| {
             from_file(".python-version", &|l| {
-                Version::parse(l)
-                    .filter(|_| l.starts_with(|c: char| c.is_ascii_digit()))
-                    .map(Some)
+                Some(
+                    is_version_word(l)
+                        .then(|| Version::parse(l))
+                        .flatten()
+                        .map(Some),
+                )
             })
         }),
         Lang::Node => {
@@ -298,19 +372,30 @@ pub fn declared_in_files(lang: Lang, dir: &Path) -> Option<Declared> {
                 .lines()
                 .position(|l| l.contains("\"engines\""))
                 .map_or(1, |i| i as u32 + 1);
-            Some(Declared {
+            // Only an npm range is a declaration (`>=0.8`, `0.10.x`, `^4.2`, `*`).
+            let range_chars = want
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b" .-+<>=~^|*".contains(&b));
+            if !range_chars || super::node_range::Range::parse(want).is_none() {
+                return Some(Err(Unreadable {
+                    file: "package.json".into(),
+                    line,
+                    text: format!("engines.node {want}"),
+                }));
+            }
+            Some(Ok(Declared {
                 lang,
                 version: Version::parse(want),
                 text: format!("engines.node {want}"),
                 source: Source::File("package.json".into(), line),
-            })
+            }))
         }
         Lang::Ruby => from_file("Gemfile", &|l| {
             let rest = l.strip_prefix("ruby")?;
-            if !rest.starts_with([' ', '(']) {
+            if !rest.starts_with([' ', '(', '\t']) {
                 return None;
             }
-            Some(Version::parse(rest))
+            Some(gemfile_ruby(rest).map(Some))
         }),
     }
 }
@@ -436,6 +521,10 @@ fn ask(lang: Lang, path: &Path) -> Answer {
 
 fn ask_now(lang: Lang, path: &Path) -> Answer {
     let mut c = Command::new(path);
+    // In `/`, not in the (perhaps untrusted) project, whose `.python-version`, `.nvmrc` or
+    // `.tool-versions` would steer a version manager's shim, and whose modules `python -c`
+    // would import.
+    c.current_dir("/");
     match lang {
         Lang::Python => c.args([
             "-c",
@@ -902,8 +991,19 @@ pub fn python_for(app: &App, dir: &Path) -> Option<Choice> {
 }
 
 /// The warning (or with `--strict-runtime`, the error) when `app` declares a runtime that
-/// is not installed here, positioned at the `runtime` key when the manifest declares it.
-pub fn diagnostic(app: &App, dir: &Path) -> Option<crate::diag::Diagnostic> {
+/// is not installed here, positioned at the `runtime` key when the manifest declares it;
+/// and a warning when a declaration file's line names no version (see [`Unreadable`]).
+pub fn diagnostics(app: &App, dir: &Path) -> Vec<crate::diag::Diagnostic> {
+    let unreadable = unreadable(app, dir).map(|u| {
+        crate::diag::Diagnostic::warning(format!("{}: {}", app.name.value, u.message())).hint(
+            "write a version there (`2.7.18`, `>=0.10`, `'1.9.3'`), or remove the line; `--runtime` chooses one for this run",
+        )
+    });
+    unreadable.into_iter().chain(diagnostic(app, dir)).collect()
+}
+
+/// The mismatch part of [`diagnostics`].
+fn diagnostic(app: &App, dir: &Path) -> Option<crate::diag::Diagnostic> {
     // Nothing declared, nothing to warn about: no interpreter is run (this is on every
     // `run`'s start-up path).
     declared(app, dir, flags().runtime.as_deref())?;
@@ -957,6 +1057,23 @@ mod tests {
 
     fn v(s: &str) -> Version {
         Version::parse(s).unwrap_or_default()
+    }
+
+    #[test]
+    fn only_versions_are_declarations() {
+        use super::{gemfile_ruby, is_version_word};
+        for ok in ["2.7.18", "3.12-dev", "3.13.0rc1", "3"] {
+            assert!(is_version_word(ok), "{ok}");
+        }
+        for bad in ["/usr/bin/python2.7", "system", "2.7 $(x)", "pypy3.9", ""] {
+            assert!(!is_version_word(bad), "{bad}");
+        }
+        assert_eq!(gemfile_ruby(" '1.9.3'"), Some(v("1.9.3")));
+        assert_eq!(gemfile_ruby(" \"~> 2.7\", engine: 'jruby'"), Some(v("2.7")));
+        assert_eq!(gemfile_ruby("('>= 2.6.0')"), Some(v("2.6.0")));
+        assert_eq!(gemfile_ruby(" File.read('.ruby-version')"), None);
+        assert_eq!(gemfile_ruby(" RUBY_VERSION"), None);
+        assert_eq!(gemfile_ruby(" '1.9.3\x1b[2KOK'"), None);
     }
 
     #[test]

@@ -453,7 +453,9 @@ pub fn decisive(loaded: &Loaded, root: &Path) -> Vec<Decisive> {
             }
         }
         // A buildpack in the project runs its bin scripts at staging; `.profile.d/*.sh` run
-        // before each process of a buildpack app.
+        // before each process of a buildpack app. They are recorded for every app (`run
+        // --buildpack DIR` makes any app one), though `allow` lists them only for an app a
+        // buildpack stages without that flag (see shown.rs).
         if let Some(v) = crate::stage::buildpack::manifest_value(app)
             && !crate::stage::buildpack::is_url(&v)
         {

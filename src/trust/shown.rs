@@ -165,7 +165,10 @@ fn app_shown(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
         };
         push(out, format!("{n} buildpack"), format!("{v} — {what}"));
     }
-    if let Ok(rd) = std::fs::read_dir(app.path.join(".profile.d"))
+    // Sourced only for an app a buildpack stages (as the platform did: spec §4.5 step 3,
+    // "3.x buildpacks"); a framework app's `.profile.d` is a file like any other.
+    if crate::stage::buildpack::applies(app, None)
+        && let Ok(rd) = std::fs::read_dir(app.path.join(".profile.d"))
         && app
             .path
             .join(".profile.d")
@@ -232,8 +235,9 @@ fn installers(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
                 out,
                 format!("{n} installer"),
                 format!(
-                    "pip install -r {} ({count} lines; pip runs each package's build code)",
-                    rel(app, &f)
+                    "pip install -r {} ({count} line{}; pip runs each package's build code)",
+                    rel(app, &f),
+                    if count == 1 { "" } else { "s" }
                 ),
             );
             let mut queue = vec![f];
@@ -302,7 +306,7 @@ fn installers(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
             push(
                 out,
                 format!("{n} installer"),
-                format!("pip install {}", list.join(" ")),
+                format!("pip install -- {}", argv(list.iter().copied())),
             );
         }
     }
@@ -382,14 +386,16 @@ fn installers(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
     let perl_txt = (crate::platform::web::is_perl(fw) || crate::platform::perl::is_cgi(fw))
         && app.path.join("requirements.txt").is_file();
     if !r.cpan.is_empty() || !r.ppm.is_empty() || perl_txt {
-        let mut mods: Vec<String> = r.cpan.iter().chain(&r.ppm).cloned().collect();
-        if perl_txt {
-            mods.push("(and the modules in requirements.txt)".into());
-        }
+        let mods = argv(r.cpan.iter().chain(&r.ppm).map(String::as_str));
+        let txt = if perl_txt {
+            " (and the modules in requirements.txt)"
+        } else {
+            ""
+        };
         push(
             out,
             format!("{n} installer"),
-            format!("cpanm {}", mods.join(" ")),
+            format!("cpanm -- {mods}{txt}"),
         );
     }
     let bundler = matches!(fw, Some("rack" | "rails3" | "sinatra") | None)
@@ -436,4 +442,10 @@ fn installers(loaded: &Loaded, app: &App, root: &Path, out: &mut Vec<Shown>) {
             None => {}
         }
     }
+}
+
+/// Arguments as the argv they are: each one a shell word, quoted when it is not plain
+/// (`'Foo; touch x'`), so a listing cannot read as a shell line that does something else.
+fn argv<'a>(args: impl Iterator<Item = &'a str>) -> String {
+    args.map(crate::shell::word).collect::<Vec<_>>().join(" ")
 }

@@ -31,7 +31,7 @@ fn missing_os_packages(pkgs: &[&OsPackage]) -> Vec<String> {
         })
         .filter(|name| {
             let mut c = Command::new("dpkg-query");
-            c.args(["-W", "-f=${Status}", name]);
+            c.args(["-W", "-f=${Status}", "--", name]);
             !crate::process::output(&mut c, crate::process::Tie::Probe)
                 .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
                 .unwrap_or(false)

@@ -99,7 +99,7 @@ pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> 
     let what = deps
         .map(|d| format!("the dependencies in {d}"))
         .into_iter()
-        .chain((!mods.is_empty()).then(|| mods.join(" ")))
+        .chain((!mods.is_empty()).then(|| super::python::shown_args(&mods)))
         .collect::<Vec<_>>()
         .join(", ");
     let Some(cpanm) = crate::programs::find("cpanm") else {
@@ -169,8 +169,10 @@ pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> 
                 "requirements: ppm (ActivePerl PPM) no longer exists; installed with cpanm".into(),
             );
         }
-        s.out
-            .line(&s.prefix, &format!("-----> cpanm {}", mods.join(" ")));
+        s.out.line(
+            &s.prefix,
+            &format!("-----> cpanm {}", super::python::shown_args(&mods)),
+        );
         // Names are data: `--` ends cpanm's options, so none is taken for one.
         let refs: Vec<&str> = std::iter::once("--")
             .chain(mods.iter().map(String::as_str))

@@ -207,6 +207,16 @@ fn virtualenv_command(s: &Stager<'_>, py2: &Interpreter) -> Result<Command, Stag
     Ok(c)
 }
 
+/// Requirement names as a staging line shows them: each a shell word, control characters
+/// escaped (they are the repository's text).
+pub(crate) fn shown_args<S: AsRef<str>>(names: &[S]) -> String {
+    names
+        .iter()
+        .map(|n| crate::trust::display::escape(&crate::shell::word(n.as_ref())))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The uWSGI build step, as recorded when it fell back to the stand-in.
 const UWSGI_STEP: &str = "the uWSGI build";
 
@@ -333,9 +343,14 @@ pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> 
                 "requirements: pypm (ActiveState PyPM) no longer exists; installed with pip".into(),
             );
         }
-        s.out
-            .line(&s.prefix, &format!("-----> pip install {}", list.join(" ")));
-        pip(&list, "pip install (requirements: pip/pypm)")?;
+        s.out.line(
+            &s.prefix,
+            &format!("-----> pip install {}", shown_args(&list)),
+        );
+        // Names are data: `--` ends pip's options, so none is taken for one (check refuses
+        // names starting with `-` before this; this is the second line of defence).
+        let args: Vec<&str> = std::iter::once("--").chain(list).collect();
+        pip(&args, "pip install (requirements: pip/pypm)")?;
     }
     let uwsgi = venv.join("bin").join("uwsgi");
     // The stand-in is replaced by the real thing when staging is forced (--restage), or when
