@@ -2,11 +2,8 @@
 //! the repository: requirement names that are installer options, programs run before `allow`
 //! steered by the repository's files, repository text that reaches the terminal raw, version
 //! declarations that are not versions, and `allow` listings that must read as what runs.
-#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 // --- trust and security
 
