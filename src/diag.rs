@@ -77,7 +77,7 @@ impl Sources {
 }
 
 /// Show `path` relative to the current directory when it lies below it.
-pub fn display_path(path: &Path) -> String {
+pub(crate) fn display_path(path: &Path) -> String {
     if let Ok(cwd) = std::env::current_dir() {
         if let Ok(rel) = path.strip_prefix(&cwd)
             && !rel.as_os_str().is_empty()
@@ -295,7 +295,10 @@ fn clamp(text: &str, span: Span) -> (usize, usize) {
 }
 
 /// The closest candidate to `word`, for "did you mean" hints.
-pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let w = word.to_ascii_lowercase();
     candidates
         .into_iter()

@@ -14,10 +14,10 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Component, Path, PathBuf};
 
 /// Name of the state directory inside a project.
-pub const DIR_NAME: &str = ".stackato-local";
+pub(crate) const DIR_NAME: &str = ".stackato-local";
 
 /// The most the tool reads of one of its own state files (they are a few kB).
-pub const READ_CAP: u64 = 64 << 20;
+pub(crate) const READ_CAP: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -246,13 +246,13 @@ fn not_a_link(e: crate::fsx::ReadError) -> io::Error {
 
 /// Read a file of the state dir: not through a symlink, a regular file only, at most `cap`
 /// bytes (more is an `InvalidData` error).
-pub fn read_private(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn read_private(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
     crate::fsx::read_capped(path, false, cap).map_err(not_a_link)
 }
 
 /// The last `max` bytes of a file of the state dir (a log), not through a symlink, a regular
 /// file only.
-pub fn read_tail(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn read_tail(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     use std::io::{Seek, SeekFrom};
     let mut f = open_read(path)?;
     let len = f.metadata()?.len();
@@ -263,7 +263,7 @@ pub fn read_tail(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 }
 
 /// Open a log file of the state dir for appending (created 0600), never through a symlink.
-pub fn open_append(path: &Path) -> io::Result<File> {
+pub(crate) fn open_append(path: &Path) -> io::Result<File> {
     let f = OpenOptions::new()
         .create(true)
         .append(true)
@@ -475,7 +475,7 @@ fn open_own_root(root: &Path, adopt: bool) -> Result<bool, StateError> {
 /// (through a descriptor: a symlink at `dir` is refused, never chmod-ed through). For
 /// directories outside a project (the trust store, `/var/lib/stackato-local`); inside one
 /// use [`create_private_dir_in`] or [`StateDir::dir`].
-pub fn create_private_dir(dir: &Path) -> Result<(), StateError> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), StateError> {
     let err = |source| StateError::Create {
         path: dir.to_path_buf(),
         source,
@@ -498,7 +498,7 @@ pub fn create_private_dir(dir: &Path) -> Result<(), StateError> {
 /// Create `dir` (0700), which must lie below `base`, one component at a time: every
 /// component below `base` must be a plain name (no `..`) and, when it exists, a real
 /// directory (not a symlink to one). `base` itself is the caller's to check.
-pub fn create_private_dir_in(base: &Path, dir: &Path) -> Result<(), StateError> {
+pub(crate) fn create_private_dir_in(base: &Path, dir: &Path) -> Result<(), StateError> {
     let rel = inside(base, dir)?;
     let mut cur = base.to_path_buf();
     let n = rel.components().count();
@@ -544,7 +544,7 @@ fn inside<'a>(base: &Path, path: &'a Path) -> Result<&'a Path, StateError> {
 
 /// Check that no existing component of `path` below `base` (`path` itself included) is a
 /// symlink or a non-directory, before deleting `path` or writing below it.
-pub fn check_inside(base: &Path, path: &Path) -> Result<(), StateError> {
+pub(crate) fn check_inside(base: &Path, path: &Path) -> Result<(), StateError> {
     let rel = inside(base, path)?;
     let mut cur = base.to_path_buf();
     for c in rel.components() {
@@ -562,7 +562,7 @@ pub fn check_inside(base: &Path, path: &Path) -> Result<(), StateError> {
 /// Write `bytes` to `path` so that readers see the old or the new content, never a part:
 /// a temp file in the same directory (0600, created with `O_EXCL|O_NOFOLLOW`), fsync,
 /// rename (which replaces a symlink at `path`, never writes through it), fsync the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let err = |source| StateError::Write {
         path: path.to_path_buf(),
         source,
@@ -615,7 +615,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
 ///
 /// An encoding longer than [`COMPONENT_MAX`] (file names stop at 255 bytes) is cut and ends
 /// with `%~` and the name's SHA-256 (a plain encoding never contains `%~`).
-pub fn component(name: &str) -> String {
+pub(crate) fn component(name: &str) -> String {
     if name.is_empty() {
         return "%".into();
     }
@@ -645,7 +645,7 @@ pub fn component(name: &str) -> String {
 }
 
 /// The longest [`component`]: room for a prefix (`<project-id>-`) within a 255-byte name.
-pub const COMPONENT_MAX: usize = 200;
+pub(crate) const COMPONENT_MAX: usize = 200;
 
 /// Add `/.stackato-local/` to the project's .gitignore when the project has one and it does
 /// not ignore the directory yet. Failure to do so is not an error.
@@ -682,7 +682,7 @@ fn ignore_inside(root: &Path) {
 }
 
 /// Whether a `.gitignore` text ignores the state directory at the top of the project.
-pub fn gitignore_covers_state(text: &str) -> bool {
+pub(crate) fn gitignore_covers_state(text: &str) -> bool {
     text.lines().any(|l| {
         let l = l.trim().trim_start_matches('/').trim_end_matches('/');
         l == DIR_NAME

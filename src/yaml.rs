@@ -15,11 +15,11 @@ use crate::diag::{FileId, Span};
 
 /// Largest manifest file we read. Real files are a few KiB; this keeps a runaway input from
 /// eating memory.
-pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
 /// Deepest nesting of sequences and mappings we accept.
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 /// Most nodes a document may expand to, counting every copy an alias makes.
-pub const MAX_NODES: usize = 250_000;
+pub(crate) const MAX_NODES: usize = 250_000;
 
 /// How a scalar was written. Only plain scalars can mean null.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub struct Node {
 }
 
 /// The spellings YAML 1.1 (and the Tcl reader) took as null when written plainly.
-pub fn is_null_word(s: &str) -> bool {
+pub(crate) fn is_null_word(s: &str) -> bool {
     matches!(s, "" | "~" | "null" | "Null" | "NULL")
 }
 
@@ -224,7 +224,7 @@ impl Node {
 
 /// Deep merge as the client's `yaml::deep-merge`: mappings merge key by key, recursively; for
 /// anything else (scalars and lists alike) `high` replaces `low` entirely.
-pub fn deep_merge(high: Node, low: Node) -> Node {
+pub(crate) fn deep_merge(high: Node, low: Node) -> Node {
     match (high.value, low.value) {
         (Value::Map(mut h), Value::Map(l)) => {
             let mut index: std::collections::HashMap<String, usize> = h
@@ -348,7 +348,7 @@ impl<'a> LineIndex<'a> {
 }
 
 /// Decode file bytes as UTF-8, pointing at the first bad byte when that fails.
-pub fn decode(bytes: &[u8], file: FileId) -> Result<&str, YamlError> {
+pub(crate) fn decode(bytes: &[u8], file: FileId) -> Result<&str, YamlError> {
     if bytes.len() > MAX_FILE_BYTES {
         return Err(YamlError {
             message: format!(

@@ -203,7 +203,7 @@ pub fn url_password(u: &str) -> Option<String> {
 
 /// The user part of `scheme://user@host…` when the URL has no password (a DSN whose key is
 /// the user part).
-pub fn url_user_only(u: &str) -> Option<String> {
+pub(crate) fn url_user_only(u: &str) -> Option<String> {
     let rest = u.split_once("://")?.1;
     let authority = rest.split(['/', '?', '#']).next()?;
     let user = authority.rsplit_once('@')?.0;

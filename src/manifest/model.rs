@@ -16,7 +16,7 @@ pub struct Spanned<T> {
 }
 
 /// The platform's minimum memory (3.x); smaller values are raised to it.
-pub const MIN_MEMORY_MB: u64 = 20;
+pub(crate) const MIN_MEMORY_MB: u64 = 20;
 
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -293,7 +293,7 @@ impl App {
 }
 
 /// The client's per-framework default memory when `mem` is absent.
-pub fn default_memory_mb(framework: Option<&str>) -> u64 {
+pub(crate) fn default_memory_mb(framework: Option<&str>) -> u64 {
     match framework {
         Some("aspnet" | "aspdotnet" | "grails" | "java_ee" | "java_web" | "lift" | "spring") => 512,
         Some("generic") => 256,
@@ -308,7 +308,7 @@ pub fn default_memory_mb(framework: Option<&str>) -> u64 {
 
 /// A memory size the client would refuse; the message is the hint to show.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MemSpecError {
+pub(crate) enum MemSpecError {
     #[error("Stackato accepts only the suffixes M and G: write `{0}`")]
     TwoLetterSuffix(String),
     #[error("write a size in megabytes such as 256 or 256M, or gigabytes such as 1G or 1.5G")]
@@ -317,7 +317,7 @@ pub enum MemSpecError {
 
 /// Parse a memory size as the client's memspec: `N` or `NM` megabytes, `X.YG` gigabytes.
 /// `MB`/`GB` suffixes and unit-less fractions are refused.
-pub fn parse_memspec(s: &str) -> Result<i64, MemSpecError> {
+pub(crate) fn parse_memspec(s: &str) -> Result<i64, MemSpecError> {
     let t = s.trim();
     let bad = || {
         if t.to_ascii_uppercase().ends_with("MB") || t.to_ascii_uppercase().ends_with("GB") {
@@ -347,7 +347,7 @@ pub fn parse_memspec(s: &str) -> Result<i64, MemSpecError> {
 }
 
 /// Build the typed manifest from a normalised, resolved tree.
-pub fn build(tree: &Node, file: PathBuf, diags: &mut Vec<Diagnostic>) -> Manifest {
+pub(crate) fn build(tree: &Node, file: PathBuf, diags: &mut Vec<Diagnostic>) -> Manifest {
     let dir = file
         .parent()
         .map(std::path::Path::to_path_buf)

@@ -21,13 +21,13 @@ pub enum Place {
 }
 
 /// The per-app directory in the state dir: `.stackato-local/apps/<app>/`.
-pub fn app_dir(state: &Path, app: &str) -> PathBuf {
+pub(crate) fn app_dir(state: &Path, app: &str) -> PathBuf {
     // The name is data: one safe path component, whatever the manifest says.
     state.join("apps").join(crate::state::component(app))
 }
 
 /// Generation `generation`'s directory: `.stackato-local/apps/<app>/g<gen>/`.
-pub fn generation_dir(state: &Path, app: &str, generation: u64) -> PathBuf {
+pub(crate) fn generation_dir(state: &Path, app: &str, generation: u64) -> PathBuf {
     app_dir(state, app).join(format!("g{generation}"))
 }
 
@@ -49,7 +49,7 @@ pub struct Layout {
 /// The platform's per-app PHP ini dir, below `$STACKATO_APP_ROOT`: PHP (the built-in server
 /// and Apache's mod_php alike) reads its `*.ini` files after the distribution's, through
 /// `PHP_INI_SCAN_DIR=:<dir>`.
-pub const PHP_INI_DIR: &str = "apache/php";
+pub(crate) const PHP_INI_DIR: &str = "apache/php";
 
 impl Layout {
     /// The paths of `instance` (or of staging) with `$HOME` at `place`.

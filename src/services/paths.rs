@@ -19,9 +19,9 @@ use crate::services::ServiceError;
 use crate::state::{component, create_private_dir_in};
 
 /// The directory under which root-run services keep their data.
-pub const SYSTEM_ROOT: &str = "/var/lib/stackato-local";
+pub(crate) const SYSTEM_ROOT: &str = "/var/lib/stackato-local";
 /// The dedicated user for services started by root.
-pub const SERVICE_USER: &str = "stackato-local";
+pub(crate) const SERVICE_USER: &str = "stackato-local";
 
 /// The OS user a server runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
