@@ -68,7 +68,7 @@ impl Sources {
     }
 
     /// `file:line:col` for a span.
-    pub fn locate(&self, span: Span) -> String {
+    pub(crate) fn locate(&self, span: Span) -> String {
         match self.get(span.file) {
             Some(f) => format!("{}:{}:{}", f.display, span.line, span.col),
             None => format!("{}:{}", span.line, span.col),
@@ -105,13 +105,13 @@ pub enum Severity {
 pub struct Diagnostic {
     pub severity: Severity,
     pub message: String,
-    pub span: Option<Span>,
+    pub(crate) span: Option<Span>,
     /// Short text under the caret.
     pub label: Option<String>,
     /// "did you mean …", "quote the value", …
     pub hint: Option<String>,
     /// Secondary places ("first defined here").
-    pub related: Vec<(String, Span)>,
+    pub(crate) related: Vec<(String, Span)>,
 }
 
 impl Diagnostic {
@@ -138,11 +138,6 @@ impl Diagnostic {
         self
     }
 
-    pub fn at_opt(mut self, span: Option<Span>) -> Self {
-        self.span = span.or(self.span);
-        self
-    }
-
     pub fn label(mut self, label: impl Into<String>) -> Self {
         self.label = Some(label.into());
         self
@@ -153,19 +148,19 @@ impl Diagnostic {
         self
     }
 
-    pub fn hint_opt(mut self, hint: Option<String>) -> Self {
+    pub(crate) fn hint_opt(mut self, hint: Option<String>) -> Self {
         if hint.is_some() {
             self.hint = hint;
         }
         self
     }
 
-    pub fn related(mut self, label: impl Into<String>, span: Span) -> Self {
+    pub(crate) fn related(mut self, label: impl Into<String>, span: Span) -> Self {
         self.related.push((label.into(), span));
         self
     }
 
-    pub fn is_error(&self) -> bool {
+    pub(crate) fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
 

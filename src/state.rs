@@ -45,7 +45,7 @@ pub enum StateError {
 
 impl StateError {
     /// The exit code: a foreign state directory is a matter of trust (8), the rest I/O (74).
-    pub fn exit_code(&self) -> i32 {
+    pub(crate) fn exit_code(&self) -> i32 {
         match self {
             StateError::Foreign { .. } => crate::exit::UNTRUSTED,
             _ => crate::exit::IO,
@@ -83,7 +83,10 @@ impl StateDir {
 
     /// [`StateDir::open`], adopting a state directory this machine did not create when `adopt`
     /// (the user allowed the project, or passed `--trust`); `true` when it adopted one.
-    pub fn open_with(project_dir: &Path, adopt: bool) -> Result<(StateDir, bool), StateError> {
+    pub(crate) fn open_with(
+        project_dir: &Path,
+        adopt: bool,
+    ) -> Result<(StateDir, bool), StateError> {
         let s = StateDir::at(project_dir);
         let adopted = open_own_root(&s.root, adopt)?;
         ignore_in_git(project_dir);
@@ -148,7 +151,7 @@ impl StateDir {
     }
 
     /// Take the lock `name` if nobody holds it; `None` when another process does.
-    pub fn try_lock(&self, name: &str) -> Result<Option<Lock>, StateError> {
+    pub(crate) fn try_lock(&self, name: &str) -> Result<Option<Lock>, StateError> {
         let (file, path) = self.lock_file(name)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(Lock { _file: file })),
@@ -158,7 +161,7 @@ impl StateDir {
     }
 
     /// Read a JSON file of the state dir; `None` when it does not exist yet.
-    pub fn read_json<T: serde::de::DeserializeOwned>(
+    pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
         &self,
         rel: &str,
     ) -> Result<Option<T>, StateError> {
@@ -182,7 +185,11 @@ impl StateDir {
 
     /// Write a JSON file of the state dir atomically, mode 0600, its directory created
     /// without following links.
-    pub fn write_json<T: serde::Serialize>(&self, rel: &str, value: &T) -> Result<(), StateError> {
+    pub(crate) fn write_json<T: serde::Serialize>(
+        &self,
+        rel: &str,
+        value: &T,
+    ) -> Result<(), StateError> {
         let path = self.root.join(rel);
         let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| StateError::Write {
             path: path.clone(),

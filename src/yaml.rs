@@ -54,7 +54,7 @@ pub enum Value {
 #[derive(Debug, Clone)]
 pub struct Node {
     pub value: Value,
-    pub span: Span,
+    pub(crate) span: Span,
 }
 
 /// The spellings YAML 1.1 (and the Tcl reader) took as null when written plainly.
@@ -115,11 +115,11 @@ impl Node {
         }
     }
 
-    pub fn is_null(&self) -> bool {
+    pub(crate) fn is_null(&self) -> bool {
         matches!(&self.value, Value::Scalar(s) if s.style == Style::Plain && is_null_word(&s.text))
     }
 
-    pub fn is_scalar(&self) -> bool {
+    pub(crate) fn is_scalar(&self) -> bool {
         matches!(self.value, Value::Scalar(_))
     }
 
@@ -137,7 +137,7 @@ impl Node {
         }
     }
 
-    pub fn as_map_mut(&mut self) -> Option<&mut Vec<Entry>> {
+    pub(crate) fn as_map_mut(&mut self) -> Option<&mut Vec<Entry>> {
         match &mut self.value {
             Value::Map(v) => Some(v),
             _ => None,
@@ -145,7 +145,7 @@ impl Node {
     }
 
     /// Words for messages: "a scalar", "a sequence", "a mapping".
-    pub fn kind_name(&self) -> &'static str {
+    pub(crate) fn kind_name(&self) -> &'static str {
         match &self.value {
             Value::Scalar(_) if self.is_null() => "nothing (null)",
             Value::Scalar(_) => "a scalar",
@@ -155,7 +155,7 @@ impl Node {
     }
 
     /// The client's words for the node's type ("scalar", "sequence", "mapping").
-    pub fn type_word(&self) -> &'static str {
+    pub(crate) fn type_word(&self) -> &'static str {
         match &self.value {
             Value::Scalar(_) => "scalar",
             Value::Seq(_) => "sequence",
@@ -173,7 +173,7 @@ impl Node {
             .find(|e| e.key.scalar_text() == Some(key))
     }
 
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
+    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
         self.as_map_mut()?
             .iter_mut()
             .find(|e| e.key.scalar_text() == Some(key))
@@ -262,7 +262,7 @@ pub(crate) fn deep_merge(high: Node, low: Node) -> Node {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct YamlError {
     pub message: String,
-    pub span: Span,
+    pub(crate) span: Span,
     pub hint: Option<String>,
     /// A second place worth showing (the first definition of a duplicate key).
     pub other: Option<(String, Span)>,
@@ -402,7 +402,7 @@ pub struct Parsed {
     /// `None` for an empty document.
     pub root: Option<Node>,
     /// Where a second document starts, if there is one (it is ignored, as the client did).
-    pub next_document: Option<Span>,
+    pub(crate) next_document: Option<Span>,
 }
 
 /// Parse the first YAML document of `text`.

@@ -121,7 +121,7 @@ impl Secrets {
     }
 
     /// Secret credential fields of services.
-    pub fn add_services(&mut self, records: &[ServiceRecord]) {
+    pub(crate) fn add_services(&mut self, records: &[ServiceRecord]) {
         for r in records {
             for (k, v) in &r.credentials {
                 if let Value::String(s) = v

@@ -112,7 +112,7 @@ pub fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
 #[derive(Debug, Default)]
 pub struct Outcome {
     /// Answers typed at a prompt now, to remember.
-    pub new_answers: Vec<(String, String)>,
+    pub(crate) new_answers: Vec<(String, String)>,
 }
 
 /// Layer the user's variables over `env`. Errors (a required variable with no value and

@@ -35,14 +35,14 @@ pub struct LoadOptions {
     /// `--manifest FILE`: use this file instead of searching.
     pub manifest: Option<PathBuf>,
     /// The target URL behind `${target-url}` and `${target-base}`.
-    pub target_url: String,
+    pub(crate) target_url: String,
     /// `${random-word}`; derived from the manifest's directory when `None`, so it is stable.
-    pub random_word: Option<String>,
+    pub(crate) random_word: Option<String>,
     /// Files outside the manifest's directory that `inherit:` may read: canonical paths the
     /// user accepted (from the trust record). Any other outside file is refused.
     pub outside: Vec<PathBuf>,
     /// Read every inherited file wherever it is (`allow`, to show them for review).
-    pub outside_all: bool,
+    pub(crate) outside_all: bool,
 }
 
 impl LoadOptions {
@@ -69,7 +69,7 @@ pub struct Loaded {
     pub manifest: Manifest,
     pub warnings: Vec<Diagnostic>,
     /// Every inherited file outside the manifest's directory that was read (canonical).
-    pub outside_files: Vec<PathBuf>,
+    pub(crate) outside_files: Vec<PathBuf>,
 }
 
 #[derive(Debug)]

@@ -17,7 +17,7 @@ impl Profile {
         }
     }
 
-    pub fn from_number(n: &str) -> Option<Profile> {
+    pub(crate) fn from_number(n: &str) -> Option<Profile> {
         match n.trim() {
             "2" | "2.x" | "v2" => Some(Profile::V2),
             "3" | "3.x" | "v3" => Some(Profile::V3),

@@ -21,7 +21,7 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// A string credential.
-    pub fn cred(&self, k: &str) -> String {
+    pub(crate) fn cred(&self, k: &str) -> String {
         match self.record.credentials.get(k) {
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(v) => v.to_string(),

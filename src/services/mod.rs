@@ -108,7 +108,7 @@ pub(crate) fn unavailable_message(name: &str, kind: &str) -> String {
 
 impl ServiceError {
     /// Name the service in a "missing program" error.
-    pub fn for_service(self, name: &str) -> ServiceError {
+    pub(crate) fn for_service(self, name: &str) -> ServiceError {
         match self {
             ServiceError::Missing {
                 kind,
