@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use stackato_local::stage::copy::{self, Changes, Source};
+use stackato_local::api::stage::copy::{self, Changes, Source};
 
 fn tree(root: &Path) {
     let body = vec![b'x'; 1024];

@@ -5,7 +5,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use stackato_local::stage::ignores::Ignores;
+use stackato_local::api::stage::ignores::Ignores;
 
 /// Median and 90th percentile of one `is_ignored`, in microseconds, and its answer.
 fn time(pattern: &str, rel: &str) -> (f64, f64, bool) {

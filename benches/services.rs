@@ -6,13 +6,13 @@
 
 use std::time::{Duration, Instant};
 
-use stackato_local::manifest::{self, LoadOptions};
-use stackato_local::random::OsRng;
-use stackato_local::services::backend;
-use stackato_local::services::lifecycle::{self, DbMode, Mode, StartOptions};
-use stackato_local::services::paths::RunAs;
-use stackato_local::services::registry;
-use stackato_local::state::StateDir;
+use stackato_local::api::manifest::{self, LoadOptions};
+use stackato_local::api::random::OsRng;
+use stackato_local::api::services::backend;
+use stackato_local::api::services::lifecycle::{self, DbMode, Mode, StartOptions};
+use stackato_local::api::services::paths::RunAs;
+use stackato_local::api::services::registry;
+use stackato_local::api::state::StateDir;
 
 const WARM_RUNS: usize = 7;
 
@@ -33,7 +33,7 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|");
     for (kind, target) in targets {
-        let Some(b) = stackato_local::services::for_kind(kind) else {
+        let Some(b) = stackato_local::api::services::for_kind(kind) else {
             continue;
         };
         if backend::find(b).is_err() {

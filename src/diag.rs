@@ -68,7 +68,7 @@ impl Sources {
     }
 
     /// `file:line:col` for a span.
-    pub fn locate(&self, span: Span) -> String {
+    pub(crate) fn locate(&self, span: Span) -> String {
         match self.get(span.file) {
             Some(f) => format!("{}:{}:{}", f.display, span.line, span.col),
             None => format!("{}:{}", span.line, span.col),
@@ -77,7 +77,7 @@ impl Sources {
 }
 
 /// Show `path` relative to the current directory when it lies below it.
-pub fn display_path(path: &Path) -> String {
+pub(crate) fn display_path(path: &Path) -> String {
     if let Ok(cwd) = std::env::current_dir() {
         if let Ok(rel) = path.strip_prefix(&cwd)
             && !rel.as_os_str().is_empty()
@@ -105,13 +105,13 @@ pub enum Severity {
 pub struct Diagnostic {
     pub severity: Severity,
     pub message: String,
-    pub span: Option<Span>,
+    pub(crate) span: Option<Span>,
     /// Short text under the caret.
     pub label: Option<String>,
     /// "did you mean …", "quote the value", …
     pub hint: Option<String>,
     /// Secondary places ("first defined here").
-    pub related: Vec<(String, Span)>,
+    pub(crate) related: Vec<(String, Span)>,
 }
 
 impl Diagnostic {
@@ -138,11 +138,6 @@ impl Diagnostic {
         self
     }
 
-    pub fn at_opt(mut self, span: Option<Span>) -> Self {
-        self.span = span.or(self.span);
-        self
-    }
-
     pub fn label(mut self, label: impl Into<String>) -> Self {
         self.label = Some(label.into());
         self
@@ -153,19 +148,19 @@ impl Diagnostic {
         self
     }
 
-    pub fn hint_opt(mut self, hint: Option<String>) -> Self {
+    pub(crate) fn hint_opt(mut self, hint: Option<String>) -> Self {
         if hint.is_some() {
             self.hint = hint;
         }
         self
     }
 
-    pub fn related(mut self, label: impl Into<String>, span: Span) -> Self {
+    pub(crate) fn related(mut self, label: impl Into<String>, span: Span) -> Self {
         self.related.push((label.into(), span));
         self
     }
 
-    pub fn is_error(&self) -> bool {
+    pub(crate) fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
 
@@ -295,7 +290,10 @@ fn clamp(text: &str, span: Span) -> (usize, usize) {
 }
 
 /// The closest candidate to `word`, for "did you mean" hints.
-pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let w = word.to_ascii_lowercase();
     candidates
         .into_iter()

@@ -6,7 +6,7 @@ const PRIME: u64 = 0x0100_0000_01b3;
 
 /// A running FNV-1a hash.
 #[derive(Debug, Clone, Copy)]
-pub struct Fnv(u64);
+pub(crate) struct Fnv(u64);
 
 impl Default for Fnv {
     fn default() -> Self {
@@ -15,17 +15,17 @@ impl Default for Fnv {
 }
 
 impl Fnv {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Fnv::default()
     }
 
     /// A hash whose starting state is mixed with `seed` (for several independent rounds).
-    pub fn seeded(seed: u64) -> Self {
+    pub(crate) fn seeded(seed: u64) -> Self {
         Fnv(OFFSET ^ seed)
     }
 
     /// Feed bytes as they are.
-    pub fn write(&mut self, bytes: &[u8]) {
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
             self.0 ^= u64::from(*b);
             self.0 = self.0.wrapping_mul(PRIME);
@@ -33,17 +33,17 @@ impl Fnv {
     }
 
     /// Feed one field, then a separator, so that `("ab","c")` and `("a","bc")` differ.
-    pub fn field(&mut self, bytes: &[u8]) {
+    pub(crate) fn field(&mut self, bytes: &[u8]) {
         self.write(bytes);
         self.write(&[0xff]);
     }
 
-    pub fn value(&self) -> u64 {
+    pub(crate) fn value(&self) -> u64 {
         self.0
     }
 
     /// The value as 16 hex digits.
-    pub fn hex(&self) -> String {
+    pub(crate) fn hex(&self) -> String {
         format!("{:016x}", self.0)
     }
 }

@@ -39,7 +39,7 @@ impl From<ReadError> for io::Error {
 }
 
 /// What kind of file `t` is, for messages ("a FIFO").
-pub fn kind(t: FileType) -> &'static str {
+pub(crate) fn kind(t: FileType) -> &'static str {
     if t.is_file() {
         "a regular file"
     } else if t.is_dir() {
@@ -60,7 +60,7 @@ pub fn kind(t: FileType) -> &'static str {
 /// Open `path` for reading if it is a regular file: checked before opening (opening some
 /// devices has effects), opened non-blocking (a FIFO swapped in meanwhile opens at once) and,
 /// unless `follow`, with `O_NOFOLLOW`, then checked again on the descriptor.
-pub fn open_regular(path: &Path, follow: bool) -> Result<File, ReadError> {
+pub(crate) fn open_regular(path: &Path, follow: bool) -> Result<File, ReadError> {
     let md = if follow {
         std::fs::metadata(path)
     } else {
@@ -87,7 +87,7 @@ pub fn open_regular(path: &Path, follow: bool) -> Result<File, ReadError> {
 }
 
 /// The whole of a regular file of at most `cap` bytes (see [`open_regular`]).
-pub fn read_capped(path: &Path, follow: bool, cap: u64) -> Result<Vec<u8>, ReadError> {
+pub(crate) fn read_capped(path: &Path, follow: bool, cap: u64) -> Result<Vec<u8>, ReadError> {
     let f = open_regular(path, follow)?;
     let len = f.metadata().map_err(ReadError::Io)?.len();
     if len > cap {

@@ -13,7 +13,7 @@ extern "C" fn on_signal(sig: i32) {
 }
 
 /// Catch SIGINT, SIGTERM and SIGHUP into the flag.
-pub fn install() {
+pub(crate) fn install() {
     let action = SigAction::new(
         SigHandler::Handler(on_signal),
         SaFlags::SA_RESTART,
@@ -26,7 +26,7 @@ pub fn install() {
 }
 
 /// The signal that asked us to stop, if any.
-pub fn received() -> Option<i32> {
+pub(crate) fn received() -> Option<i32> {
     match SIGNAL.load(Ordering::SeqCst) {
         0 => None,
         s => Some(s),

@@ -1,5 +1,12 @@
 //! stackato-local: run an app described by a Stackato `stackato.yml` on a laptop the way the
-//! platform would. The library holds everything; the binary is a thin shell over [`cli::main`].
+//! platform would. The library holds everything; the binary is a thin shell over [`main`].
+//!
+//! Every module is private and items are `pub(crate)` by default, so the compiler reports dead
+//! code. The one public module, [`api`], re-exports what the fuzz targets, the benches and the
+//! integration tests reach; it is not a stable API. `unreachable_pub` keeps it so: a `pub` item
+//! that [`api`] does not reach is a warning (`tools/visibility.py` turns them into `pub(crate)`).
+
+#![warn(unreachable_pub)]
 
 // Printing never panics. std's `print!`, `println!`, `eprint!` and `eprintln!` panic when the
 // write fails: a closed stdout (`| head`) or stderr (a parent that dropped our stderr pipe)
@@ -41,28 +48,32 @@ macro_rules! eprintln {
     }};
 }
 
-pub mod cli;
-pub mod diag;
-pub mod env;
-pub mod exit;
-pub mod export;
-pub mod fnv;
-pub mod fsx;
-pub mod interrupt;
-pub mod manifest;
-pub mod model;
-pub mod onboard;
-pub mod output;
-pub mod plan;
-pub mod platform;
-pub mod process;
-pub mod programs;
-pub mod random;
-pub mod services;
-pub mod shell;
-pub mod stage;
-pub mod state;
-pub mod supervise;
-pub mod trust;
-pub mod watch;
-pub mod yaml;
+pub mod api;
+
+mod cli;
+mod diag;
+mod env;
+mod exit;
+mod export;
+mod fnv;
+mod fsx;
+mod interrupt;
+mod manifest;
+mod model;
+mod onboard;
+mod output;
+mod plan;
+mod platform;
+mod process;
+mod programs;
+mod random;
+mod services;
+mod shell;
+mod stage;
+mod state;
+mod supervise;
+mod trust;
+mod watch;
+mod yaml;
+
+pub use cli::main;

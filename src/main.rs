@@ -1,5 +1,5 @@
 //! The `stackato-local` binary: parse arguments, run, exit with the documented code.
 
 fn main() {
-    std::process::exit(stackato_local::cli::main());
+    std::process::exit(stackato_local::main());
 }

@@ -24,7 +24,7 @@ const PALETTE: &[AnsiColor] = &[
 
 /// The printer shared by staging and the supervisor.
 #[derive(Debug)]
-pub struct Output {
+pub(crate) struct Output {
     pub color_out: bool,
     pub color_err: bool,
     pub timestamps: bool,
@@ -36,14 +36,13 @@ pub struct Output {
 
 /// A prefix, rendered once.
 #[derive(Debug, Clone)]
-pub struct Prefix {
-    pub name: String,
+pub(crate) struct Prefix {
     rendered: Vec<u8>,
     timestamps: bool,
 }
 
 impl Output {
-    pub fn new(color_out: bool, color_err: bool, timestamps: bool) -> Output {
+    pub(crate) fn new(color_out: bool, color_err: bool, timestamps: bool) -> Output {
         Output {
             color_out,
             color_err,
@@ -55,14 +54,14 @@ impl Output {
     }
 
     /// Make later prefixes at least as wide as `name`, so columns line up.
-    pub fn reserve(&self, name: &str) {
+    pub(crate) fn reserve(&self, name: &str) {
         if let Ok(mut w) = self.width.lock() {
             *w = (*w).max(name.chars().count());
         }
     }
 
     /// A prefix `name |`, coloured by `index`.
-    pub fn prefix(&self, name: &str, index: usize) -> Prefix {
+    pub(crate) fn prefix(&self, name: &str, index: usize) -> Prefix {
         let width = self.width.lock().map(|w| *w).unwrap_or(6);
         let text = format!("{name:<width$} | ");
         let rendered = if self.color_out {
@@ -72,14 +71,13 @@ impl Output {
             text.into_bytes()
         };
         Prefix {
-            name: name.to_string(),
             rendered,
             timestamps: self.timestamps,
         }
     }
 
     /// Append `line` (without its newline) with `prefix` to `buf`.
-    pub fn format_line(&self, prefix: &Prefix, line: &[u8], buf: &mut Vec<u8>) {
+    pub(crate) fn format_line(&self, prefix: &Prefix, line: &[u8], buf: &mut Vec<u8>) {
         if prefix.timestamps {
             buf.extend_from_slice(clock().as_bytes());
             buf.push(b' ');
@@ -90,7 +88,7 @@ impl Output {
     }
 
     /// Write formatted lines to stdout in one call.
-    pub fn write(&self, bytes: &[u8]) {
+    pub(crate) fn write(&self, bytes: &[u8]) {
         let _g = self.stdout.lock();
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(bytes);
@@ -98,14 +96,14 @@ impl Output {
     }
 
     /// One prefixed line.
-    pub fn line(&self, prefix: &Prefix, text: &str) {
+    pub(crate) fn line(&self, prefix: &Prefix, text: &str) {
         let mut buf = Vec::with_capacity(text.len() + 32);
         self.format_line(prefix, text.as_bytes(), &mut buf);
         self.write(&buf);
     }
 
     /// A phase message on stderr: `==> text (1.2 s)`.
-    pub fn phase(&self, text: &str) {
+    pub(crate) fn phase(&self, text: &str) {
         let t = self.started.elapsed().as_secs_f64();
         let arrow = if self.color_err {
             let s = Style::new().bold().fg_color(Some(AnsiColor::Green.into()));
@@ -118,13 +116,13 @@ impl Output {
     }
 
     /// A message from the tool on stderr (warnings, notes).
-    pub fn note(&self, text: &str) {
+    pub(crate) fn note(&self, text: &str) {
         let _g = self.stdout.lock();
         let _ = writeln!(std::io::stderr(), "{text}");
     }
 
     /// An error line on stderr, in red when colour is on.
-    pub fn error(&self, text: &str) {
+    pub(crate) fn error(&self, text: &str) {
         let label = if self.color_err {
             let s = Style::new().bold().fg_color(Some(AnsiColor::Red.into()));
             format!("{}error:{}", s.render(), s.render_reset())

@@ -40,7 +40,7 @@ fn extra_dirs() -> Vec<PathBuf> {
 
 /// Find one program on PATH or in the extra directories. `STACKATO_LOCAL_SERVER_PATH`, when
 /// set, replaces both (a colon-separated list; empty means "find nothing").
-pub fn find(name: &str) -> Option<PathBuf> {
+pub(crate) fn find(name: &str) -> Option<PathBuf> {
     let dirs: Vec<PathBuf> = match std::env::var_os("STACKATO_LOCAL_SERVER_PATH") {
         Some(p) => std::env::split_paths(&p)
             .filter(|d| !d.as_os_str().is_empty())
@@ -54,7 +54,7 @@ pub fn find(name: &str) -> Option<PathBuf> {
 }
 
 /// A program on `PATH` only.
-pub fn on_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     find_in(name, std::env::split_paths(&path))
 }

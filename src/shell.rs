@@ -71,7 +71,7 @@ pub fn safe_name(name: &str) -> String {
 
 /// A name for messages: as it is when it is a shell identifier, else Rust-escaped in quotes so
 /// control characters and escape sequences cannot reach the terminal raw.
-pub fn shown_name(s: &str) -> String {
+pub(crate) fn shown_name(s: &str) -> String {
     if is_name(s) {
         s.to_string()
     } else {
@@ -80,13 +80,13 @@ pub fn shown_name(s: &str) -> String {
 }
 
 /// One word for bash, zsh and POSIX `sh`, always single-quoted (`'` becomes `'\''`).
-pub fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// One word for bash, zsh and POSIX `sh`: bare when that reads back the same, else
 /// [`quote`]d. For commands people read (`cd DIR`, `pip install PKG`).
-pub fn word(s: &str) -> String {
+pub(crate) fn word(s: &str) -> String {
     if !s.is_empty()
         && s.chars().all(|c| {
             c.is_ascii_alphanumeric()
@@ -99,7 +99,7 @@ pub fn word(s: &str) -> String {
 }
 
 /// One word for fish: single quotes, where only `\` and `'` are escaped.
-pub fn fish_quote(s: &str) -> String {
+pub(crate) fn fish_quote(s: &str) -> String {
     format!("'{}'", s.replace('\\', r"\\").replace('\'', r"\'"))
 }
 
@@ -107,7 +107,7 @@ pub fn fish_quote(s: &str) -> String {
 /// reader), else double-quoted with `\`, `"` and `$` escaped (newlines kept as they are:
 /// every reader takes a multi-line double-quoted value). Never sourced by a shell: a
 /// backquote stays literal.
-pub fn dotenv_value(s: &str) -> String {
+pub(crate) fn dotenv_value(s: &str) -> String {
     if s.chars().all(|c| {
         c.is_ascii_alphanumeric()
             || matches!(c, '_' | '-' | '.' | '/' | ':' | '@' | '%' | '+' | ',')
@@ -150,7 +150,7 @@ pub fn assign(d: Dialect, name: &str, value: &str) -> Result<String, Unsafe> {
 }
 
 /// One statement that removes `name` from the shell (`None` for dotenv, which cannot).
-pub fn unset(d: Dialect, name: &str) -> Result<Option<String>, Unsafe> {
+pub(crate) fn unset(d: Dialect, name: &str) -> Result<Option<String>, Unsafe> {
     check(name, "")?;
     Ok(match d {
         Dialect::Bash | Dialect::Zsh | Dialect::Sh => Some(format!("unset {name}")),
@@ -160,7 +160,7 @@ pub fn unset(d: Dialect, name: &str) -> Result<Option<String>, Unsafe> {
 }
 
 /// One statement that prints `msg` and a newline on stderr (`None` for dotenv).
-pub fn say(d: Dialect, msg: &str) -> Option<String> {
+pub(crate) fn say(d: Dialect, msg: &str) -> Option<String> {
     match d {
         Dialect::Bash | Dialect::Zsh | Dialect::Sh => {
             Some(format!("printf '%s\\n' {} >&2", quote(msg)))
@@ -174,7 +174,7 @@ pub fn say(d: Dialect, msg: &str) -> Option<String> {
 /// the line runs, exactly as this tool expands them (`crate::env::user::expand`: `\$` is a
 /// literal `$`); nothing else is special: `$(…)`, backquotes, `\` and `"` stay literal, so the
 /// line never runs a command. For variables whose value uses others only known at start.
-pub fn assign_expanding(name: &str, value: &str) -> Result<String, Unsafe> {
+pub(crate) fn assign_expanding(name: &str, value: &str) -> Result<String, Unsafe> {
     check(name, value)?;
     let chars: Vec<char> = value.chars().collect();
     let ident_start = |c: char| c == '_' || c.is_ascii_alphabetic();

@@ -14,10 +14,10 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Component, Path, PathBuf};
 
 /// Name of the state directory inside a project.
-pub const DIR_NAME: &str = ".stackato-local";
+pub(crate) const DIR_NAME: &str = ".stackato-local";
 
 /// The most the tool reads of one of its own state files (they are a few kB).
-pub const READ_CAP: u64 = 64 << 20;
+pub(crate) const READ_CAP: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -45,7 +45,7 @@ pub enum StateError {
 
 impl StateError {
     /// The exit code: a foreign state directory is a matter of trust (8), the rest I/O (74).
-    pub fn exit_code(&self) -> i32 {
+    pub(crate) fn exit_code(&self) -> i32 {
         match self {
             StateError::Foreign { .. } => crate::exit::UNTRUSTED,
             _ => crate::exit::IO,
@@ -83,7 +83,10 @@ impl StateDir {
 
     /// [`StateDir::open`], adopting a state directory this machine did not create when `adopt`
     /// (the user allowed the project, or passed `--trust`); `true` when it adopted one.
-    pub fn open_with(project_dir: &Path, adopt: bool) -> Result<(StateDir, bool), StateError> {
+    pub(crate) fn open_with(
+        project_dir: &Path,
+        adopt: bool,
+    ) -> Result<(StateDir, bool), StateError> {
         let s = StateDir::at(project_dir);
         let adopted = open_own_root(&s.root, adopt)?;
         ignore_in_git(project_dir);
@@ -148,7 +151,7 @@ impl StateDir {
     }
 
     /// Take the lock `name` if nobody holds it; `None` when another process does.
-    pub fn try_lock(&self, name: &str) -> Result<Option<Lock>, StateError> {
+    pub(crate) fn try_lock(&self, name: &str) -> Result<Option<Lock>, StateError> {
         let (file, path) = self.lock_file(name)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(Lock { _file: file })),
@@ -158,7 +161,7 @@ impl StateDir {
     }
 
     /// Read a JSON file of the state dir; `None` when it does not exist yet.
-    pub fn read_json<T: serde::de::DeserializeOwned>(
+    pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
         &self,
         rel: &str,
     ) -> Result<Option<T>, StateError> {
@@ -182,7 +185,11 @@ impl StateDir {
 
     /// Write a JSON file of the state dir atomically, mode 0600, its directory created
     /// without following links.
-    pub fn write_json<T: serde::Serialize>(&self, rel: &str, value: &T) -> Result<(), StateError> {
+    pub(crate) fn write_json<T: serde::Serialize>(
+        &self,
+        rel: &str,
+        value: &T,
+    ) -> Result<(), StateError> {
         let path = self.root.join(rel);
         let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| StateError::Write {
             path: path.clone(),
@@ -246,13 +253,13 @@ fn not_a_link(e: crate::fsx::ReadError) -> io::Error {
 
 /// Read a file of the state dir: not through a symlink, a regular file only, at most `cap`
 /// bytes (more is an `InvalidData` error).
-pub fn read_private(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn read_private(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
     crate::fsx::read_capped(path, false, cap).map_err(not_a_link)
 }
 
 /// The last `max` bytes of a file of the state dir (a log), not through a symlink, a regular
 /// file only.
-pub fn read_tail(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn read_tail(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     use std::io::{Seek, SeekFrom};
     let mut f = open_read(path)?;
     let len = f.metadata()?.len();
@@ -263,7 +270,7 @@ pub fn read_tail(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 }
 
 /// Open a log file of the state dir for appending (created 0600), never through a symlink.
-pub fn open_append(path: &Path) -> io::Result<File> {
+pub(crate) fn open_append(path: &Path) -> io::Result<File> {
     let f = OpenOptions::new()
         .create(true)
         .append(true)
@@ -475,7 +482,7 @@ fn open_own_root(root: &Path, adopt: bool) -> Result<bool, StateError> {
 /// (through a descriptor: a symlink at `dir` is refused, never chmod-ed through). For
 /// directories outside a project (the trust store, `/var/lib/stackato-local`); inside one
 /// use [`create_private_dir_in`] or [`StateDir::dir`].
-pub fn create_private_dir(dir: &Path) -> Result<(), StateError> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), StateError> {
     let err = |source| StateError::Create {
         path: dir.to_path_buf(),
         source,
@@ -498,7 +505,7 @@ pub fn create_private_dir(dir: &Path) -> Result<(), StateError> {
 /// Create `dir` (0700), which must lie below `base`, one component at a time: every
 /// component below `base` must be a plain name (no `..`) and, when it exists, a real
 /// directory (not a symlink to one). `base` itself is the caller's to check.
-pub fn create_private_dir_in(base: &Path, dir: &Path) -> Result<(), StateError> {
+pub(crate) fn create_private_dir_in(base: &Path, dir: &Path) -> Result<(), StateError> {
     let rel = inside(base, dir)?;
     let mut cur = base.to_path_buf();
     let n = rel.components().count();
@@ -544,7 +551,7 @@ fn inside<'a>(base: &Path, path: &'a Path) -> Result<&'a Path, StateError> {
 
 /// Check that no existing component of `path` below `base` (`path` itself included) is a
 /// symlink or a non-directory, before deleting `path` or writing below it.
-pub fn check_inside(base: &Path, path: &Path) -> Result<(), StateError> {
+pub(crate) fn check_inside(base: &Path, path: &Path) -> Result<(), StateError> {
     let rel = inside(base, path)?;
     let mut cur = base.to_path_buf();
     for c in rel.components() {
@@ -562,7 +569,7 @@ pub fn check_inside(base: &Path, path: &Path) -> Result<(), StateError> {
 /// Write `bytes` to `path` so that readers see the old or the new content, never a part:
 /// a temp file in the same directory (0600, created with `O_EXCL|O_NOFOLLOW`), fsync,
 /// rename (which replaces a symlink at `path`, never writes through it), fsync the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let err = |source| StateError::Write {
         path: path.to_path_buf(),
         source,
@@ -615,7 +622,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
 ///
 /// An encoding longer than [`COMPONENT_MAX`] (file names stop at 255 bytes) is cut and ends
 /// with `%~` and the name's SHA-256 (a plain encoding never contains `%~`).
-pub fn component(name: &str) -> String {
+pub(crate) fn component(name: &str) -> String {
     if name.is_empty() {
         return "%".into();
     }
@@ -645,7 +652,7 @@ pub fn component(name: &str) -> String {
 }
 
 /// The longest [`component`]: room for a prefix (`<project-id>-`) within a 255-byte name.
-pub const COMPONENT_MAX: usize = 200;
+pub(crate) const COMPONENT_MAX: usize = 200;
 
 /// Add `/.stackato-local/` to the project's .gitignore when the project has one and it does
 /// not ignore the directory yet. Failure to do so is not an error.
@@ -682,7 +689,7 @@ fn ignore_inside(root: &Path) {
 }
 
 /// Whether a `.gitignore` text ignores the state directory at the top of the project.
-pub fn gitignore_covers_state(text: &str) -> bool {
+pub(crate) fn gitignore_covers_state(text: &str) -> bool {
     text.lines().any(|l| {
         let l = l.trim().trim_start_matches('/').trim_end_matches('/');
         l == DIR_NAME

@@ -15,11 +15,11 @@ use crate::diag::{FileId, Span};
 
 /// Largest manifest file we read. Real files are a few KiB; this keeps a runaway input from
 /// eating memory.
-pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
 /// Deepest nesting of sequences and mappings we accept.
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 /// Most nodes a document may expand to, counting every copy an alias makes.
-pub const MAX_NODES: usize = 250_000;
+pub(crate) const MAX_NODES: usize = 250_000;
 
 /// How a scalar was written. Only plain scalars can mean null.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,11 +54,11 @@ pub enum Value {
 #[derive(Debug, Clone)]
 pub struct Node {
     pub value: Value,
-    pub span: Span,
+    pub(crate) span: Span,
 }
 
 /// The spellings YAML 1.1 (and the Tcl reader) took as null when written plainly.
-pub fn is_null_word(s: &str) -> bool {
+pub(crate) fn is_null_word(s: &str) -> bool {
     matches!(s, "" | "~" | "null" | "Null" | "NULL")
 }
 
@@ -115,11 +115,11 @@ impl Node {
         }
     }
 
-    pub fn is_null(&self) -> bool {
+    pub(crate) fn is_null(&self) -> bool {
         matches!(&self.value, Value::Scalar(s) if s.style == Style::Plain && is_null_word(&s.text))
     }
 
-    pub fn is_scalar(&self) -> bool {
+    pub(crate) fn is_scalar(&self) -> bool {
         matches!(self.value, Value::Scalar(_))
     }
 
@@ -137,7 +137,7 @@ impl Node {
         }
     }
 
-    pub fn as_map_mut(&mut self) -> Option<&mut Vec<Entry>> {
+    pub(crate) fn as_map_mut(&mut self) -> Option<&mut Vec<Entry>> {
         match &mut self.value {
             Value::Map(v) => Some(v),
             _ => None,
@@ -145,7 +145,7 @@ impl Node {
     }
 
     /// Words for messages: "a scalar", "a sequence", "a mapping".
-    pub fn kind_name(&self) -> &'static str {
+    pub(crate) fn kind_name(&self) -> &'static str {
         match &self.value {
             Value::Scalar(_) if self.is_null() => "nothing (null)",
             Value::Scalar(_) => "a scalar",
@@ -155,7 +155,7 @@ impl Node {
     }
 
     /// The client's words for the node's type ("scalar", "sequence", "mapping").
-    pub fn type_word(&self) -> &'static str {
+    pub(crate) fn type_word(&self) -> &'static str {
         match &self.value {
             Value::Scalar(_) => "scalar",
             Value::Seq(_) => "sequence",
@@ -173,7 +173,7 @@ impl Node {
             .find(|e| e.key.scalar_text() == Some(key))
     }
 
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
+    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
         self.as_map_mut()?
             .iter_mut()
             .find(|e| e.key.scalar_text() == Some(key))
@@ -224,7 +224,7 @@ impl Node {
 
 /// Deep merge as the client's `yaml::deep-merge`: mappings merge key by key, recursively; for
 /// anything else (scalars and lists alike) `high` replaces `low` entirely.
-pub fn deep_merge(high: Node, low: Node) -> Node {
+pub(crate) fn deep_merge(high: Node, low: Node) -> Node {
     match (high.value, low.value) {
         (Value::Map(mut h), Value::Map(l)) => {
             let mut index: std::collections::HashMap<String, usize> = h
@@ -262,7 +262,7 @@ pub fn deep_merge(high: Node, low: Node) -> Node {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct YamlError {
     pub message: String,
-    pub span: Span,
+    pub(crate) span: Span,
     pub hint: Option<String>,
     /// A second place worth showing (the first definition of a duplicate key).
     pub other: Option<(String, Span)>,
@@ -348,7 +348,7 @@ impl<'a> LineIndex<'a> {
 }
 
 /// Decode file bytes as UTF-8, pointing at the first bad byte when that fails.
-pub fn decode(bytes: &[u8], file: FileId) -> Result<&str, YamlError> {
+pub(crate) fn decode(bytes: &[u8], file: FileId) -> Result<&str, YamlError> {
     if bytes.len() > MAX_FILE_BYTES {
         return Err(YamlError {
             message: format!(
@@ -402,7 +402,7 @@ pub struct Parsed {
     /// `None` for an empty document.
     pub root: Option<Node>,
     /// Where a second document starts, if there is one (it is ignored, as the client did).
-    pub next_document: Option<Span>,
+    pub(crate) next_document: Option<Span>,
 }
 
 /// Parse the first YAML document of `text`.

@@ -6,14 +6,14 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use stackato_local::manifest::{self, LoadOptions, Loaded};
-use stackato_local::model::EnvSet;
-use stackato_local::model::ServiceRecord;
-use stackato_local::platform::Profile;
-use stackato_local::platform::env::{self as penv, Binding, DbUrlRule, Facts, SqliteEnv};
-use stackato_local::platform::layout::Layout;
-use stackato_local::platform::services as shapes;
-use stackato_local::random::SeededRng;
+use stackato_local::api::manifest::{self, LoadOptions, Loaded};
+use stackato_local::api::model::EnvSet;
+use stackato_local::api::model::ServiceRecord;
+use stackato_local::api::platform::Profile;
+use stackato_local::api::platform::env::{self as penv, Binding, DbUrlRule, Facts, SqliteEnv};
+use stackato_local::api::platform::layout::Layout;
+use stackato_local::api::platform::services as shapes;
+use stackato_local::api::random::SeededRng;
 
 const SEED_MANIFEST: &str = "\
 name: stackto-demo
@@ -135,7 +135,7 @@ fn worked_example_profile_2() {
     let loaded = load(&dir, SEED_MANIFEST);
     // min_version client 1.5.1 picks the 2.x profile.
     assert_eq!(
-        stackato_local::platform::profile::default_for(&loaded.manifest).profile,
+        stackato_local::api::platform::profile::default_for(&loaded.manifest).profile,
         Profile::V2
     );
     let env = runtime_env(&loaded, Profile::V2, 42);

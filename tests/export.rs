@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::{Run, app, canon, run, skip};
-use stackato_local::yaml::{self, Node, Style, Value as Y};
+use stackato_local::api::yaml::{self, Node, Style, Value as Y};
 
 const SEED: &str = r#"name: stackto-demo
 framework: {type: python, runtime: python27}
@@ -92,7 +92,7 @@ fn mode(p: &Path) -> u32 {
 
 #[track_caller]
 fn parse_yaml(text: &str) -> Node {
-    match yaml::parse(text, stackato_local::diag::FileId(0)) {
+    match yaml::parse(text, stackato_local::api::diag::FileId(0)) {
         Ok(p) => p.root.expect("a YAML document"),
         Err(e) => panic!("not YAML: {e:?}\n{text}"),
     }
@@ -133,7 +133,7 @@ fn plain(n: &Node) -> &str {
 #[track_caller]
 fn dotenv(p: &Path) -> BTreeMap<String, String> {
     let t = read(p);
-    match stackato_local::env::dotenv::parse(&t, &|_| None) {
+    match stackato_local::api::env::dotenv::parse(&t, &|_| None) {
         Ok(v) => v.into_iter().map(|e| (e.key, e.value)).collect(),
         Err(e) => panic!("{} does not parse as .env: {e}\n{t}", p.display()),
     }

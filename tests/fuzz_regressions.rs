@@ -17,7 +17,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use stackato_local::manifest::{self, LoadError, LoadOptions};
+use stackato_local::api::manifest::{self, LoadError, LoadOptions};
 
 /// Where the inputs live.
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz_regressions");

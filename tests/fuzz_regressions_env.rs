@@ -32,15 +32,15 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use stackato_local::diag::Sources;
-use stackato_local::env::diff;
-use stackato_local::env::dotenv;
-use stackato_local::env::dump;
-use stackato_local::env::mask::{self, Secrets};
-use stackato_local::env::set::{EnvSet, Layer};
-use stackato_local::env::user::{self, Input};
-use stackato_local::manifest::model::EnvVar;
-use stackato_local::manifest::{self, App, LoadOptions};
+use stackato_local::api::diag::Sources;
+use stackato_local::api::env::diff;
+use stackato_local::api::env::dotenv;
+use stackato_local::api::env::dump;
+use stackato_local::api::env::mask::{self, Secrets};
+use stackato_local::api::env::user::{self, Input};
+use stackato_local::api::manifest::model::EnvVar;
+use stackato_local::api::manifest::{self, App, LoadOptions};
+use stackato_local::api::model::{EnvSet, Layer};
 
 /// Where the input files live.
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz_regressions_env");

@@ -191,7 +191,7 @@ fn couch(
     auth: Option<(&str, &str)>,
     body: Option<&str>,
 ) -> (u16, String) {
-    let a = stackato_local::services::http::request(
+    let a = stackato_local::api::services::http::request(
         port,
         method,
         path,

@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use stackato_local::diag::Sources;
-use stackato_local::env::dotenv;
-use stackato_local::model::{EnvSet, Layer};
-use stackato_local::env::user::{self, Input};
-use stackato_local::manifest::model::EnvVar;
-use stackato_local::manifest::{self, App, LoadOptions};
+use stackato_local::api::diag::Sources;
+use stackato_local::api::env::dotenv;
+use stackato_local::api::model::{EnvSet, Layer};
+use stackato_local::api::env::user::{self, Input};
+use stackato_local::api::manifest::model::EnvVar;
+use stackato_local::api::manifest::{self, App, LoadOptions};
 
 /// A long value, so repeated references grow the output quickly.
 fn long() -> &'static str {

@@ -51,7 +51,7 @@ const EXPECTED: &[i32] = &[2, 3, 4, 8, 64, 74];
 fn setup() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        stackato_local::process::set_spawn_hook(|cmd| {
+        stackato_local::api::process::set_spawn_hook(|cmd| {
             panic!("spawned before trust: {cmd:?}");
         });
         // No terminal: a prompt must never wait for an answer.
@@ -105,7 +105,7 @@ fn nix_mkfifo(p: &Path) -> std::io::Result<()> {
 fn tool(app: &Path, args: &[&str]) -> i32 {
     let mut v: Vec<OsString> = vec!["stackato-local".into(), "-C".into(), app.into()];
     v.extend(args.iter().map(OsString::from));
-    stackato_local::cli::run_with_args(v)
+    stackato_local::api::run_with_args(v)
 }
 
 /// The three entry points; none may start anything, and each ends with a known code.
@@ -126,7 +126,7 @@ fn untrusted_round(app: &Path, round: &str) {
         return;
     };
     if std::env::set_current_dir(app).is_ok() {
-        let code = stackato_local::cli::run_with_args(vec![
+        let code = stackato_local::api::run_with_args(vec![
             "stackato-local".into(),
             "__hook-env".into(),
             "bash".into(),

@@ -14,11 +14,11 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use stackato_local::env::diff::{self, Kind};
-use stackato_local::env::dump;
-use stackato_local::env::mask::{self, Secrets};
-use stackato_local::model::{EnvSet, Layer};
-use stackato_local::manifest::validate::is_env_name;
+use stackato_local::api::env::diff::{self, Kind};
+use stackato_local::api::env::dump;
+use stackato_local::api::env::mask::{self, Secrets};
+use stackato_local::api::model::{EnvSet, Layer};
+use stackato_local::api::manifest::validate::is_env_name;
 
 const VCAP_SERVICES: &str = r#"{"mysql":[{"name":"db","label":"mysql-5.5","plan":"free","tags":["mysql","relational"],"credentials":{"name":"d1","host":"127.0.0.1","port":3306,"user":"u1","username":"u1","password":"pSecret123"}}],"redis":[{"name":"cache","credentials":{"host":"127.0.0.1","port":6379,"password":"rSecret456"}}],"filesystem":[]}"#;
 const STACKATO_SERVICES: &str = r#"{"db":{"name":"d1","host":"127.0.0.1","port":3306,"user":"u1","password":"pSecret123"},"cache":{"host":"127.0.0.1","port":6379,"password":"rSecret456"}}"#;

@@ -10,8 +10,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stackato_local::stage::glob::Glob;
-use stackato_local::stage::ignores::Ignores;
+use stackato_local::api::stage::glob::Glob;
+use stackato_local::api::stage::ignores::Ignores;
 
 #[path = "../../src/stage/glob_oracle.rs"]
 mod oracle;

@@ -8,8 +8,8 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use stackato_local::diag::FileId;
-use stackato_local::manifest::{self, LoadOptions};
+use stackato_local::api::diag::FileId;
+use stackato_local::api::manifest::{self, LoadOptions};
 
 fuzz_target!(|data: &[u8]| {
     let opts = LoadOptions::new("/nonexistent-fuzz-dir");
@@ -20,6 +20,6 @@ fuzz_target!(|data: &[u8]| {
         &mut |_q: &str| None,
     );
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = stackato_local::yaml::parse(text, FileId(0));
+        let _ = stackato_local::api::yaml::parse(text, FileId(0));
     }
 });

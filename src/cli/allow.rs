@@ -9,7 +9,7 @@ use crate::exit;
 use crate::trust::{self, Standing, display};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// List the trusted projects and whether their files still match, instead.
     #[arg(long)]
     pub list: bool,
@@ -20,13 +20,13 @@ pub struct Args {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct DenyArgs {
+pub(crate) struct DenyArgs {
     /// The project directory (default: the current one, or -C DIR).
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
 
-pub fn run(g: &Global, args: &Args) -> i32 {
+pub(super) fn run(g: &Global, args: &Args) -> i32 {
     if args.list {
         return list();
     }
@@ -159,7 +159,7 @@ fn list() -> i32 {
     exit::OK
 }
 
-pub fn deny(g: &Global, args: &DenyArgs) -> i32 {
+pub(super) fn deny(g: &Global, args: &DenyArgs) -> i32 {
     let (dir, manifest) = match &args.dir {
         Some(d) => (d.clone(), None),
         None => (g.load.dir.clone(), g.load.manifest.clone()),

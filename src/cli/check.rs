@@ -8,7 +8,7 @@ use crate::exit;
 use crate::manifest::{self, LoadError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// Snippets with carets and hints.
     Human,
     /// One `file:line:col: severity: message` line per problem.
@@ -16,7 +16,7 @@ pub enum Format {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Exit with 1 when there are warnings (and no errors).
     #[arg(long)]
     pub strict: bool,
@@ -25,7 +25,7 @@ pub struct Args {
     pub format: Format,
 }
 
-pub fn run(g: &Global, args: &Args) -> i32 {
+pub(super) fn run(g: &Global, args: &Args) -> i32 {
     let mut asker = terminal_asker();
     match manifest::load(&g.load, &mut asker) {
         Ok(l) => {

@@ -10,20 +10,20 @@ use crate::exit;
 
 /// The shells we print completions and hooks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Shell {
+pub(crate) enum Shell {
     Bash,
     Zsh,
     Fish,
 }
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The shell.
     #[arg(value_enum)]
     pub shell: Shell,
 }
 
-pub fn completions(args: &Args) -> i32 {
+pub(super) fn completions(args: &Args) -> i32 {
     let mut cmd = Cli::command();
     let shell = match args.shell {
         Shell::Bash => clap_complete::Shell::Bash,
@@ -36,7 +36,7 @@ pub fn completions(args: &Args) -> i32 {
     exit::OK
 }
 
-pub fn man() -> i32 {
+pub(super) fn man() -> i32 {
     let cmd = Cli::command();
     let mut out = Vec::new();
     if clap_mangen::Man::new(cmd).render(&mut out).is_err() {

@@ -12,7 +12,7 @@ use crate::manifest::upload::{self, Api};
 use crate::manifest::{self, App, LoadError, model::Web};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Print JSON: {"manifest_file": …, "manifest": {"applications": {NAME: {…}}}}, raw text
     /// values as the client kept them.
     #[arg(long)]
@@ -46,7 +46,7 @@ fn upload_request(args: &Args) -> Result<Option<(Api, &str)>, upload::BadApi> {
     }
 }
 
-pub fn run(g: &Global, args: &Args) -> i32 {
+pub(super) fn run(g: &Global, args: &Args) -> i32 {
     let upload = match upload_request(args) {
         Ok(u) => u,
         Err(e) => {

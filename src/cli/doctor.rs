@@ -11,13 +11,13 @@ use crate::manifest::{self, LoadError};
 use crate::onboard::doctor::{self, Check, Fix};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Only what this application needs.
     #[arg(long, value_name = "NAME")]
     pub app: Option<String>,
 }
 
-pub fn run(g: &Global, args: &Args) -> i32 {
+pub(super) fn run(g: &Global, args: &Args) -> i32 {
     let mut asker = terminal_asker();
     let loaded = match manifest::load(&g.load, &mut asker) {
         Ok(l) => l,

@@ -20,7 +20,7 @@ use crate::platform::profile::Profile;
 use crate::shell::{self, Dialect};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// `export KEY='value'` lines, for `eval "$(stackato-local env)"`.
     Shell,
     /// One flat JSON object, name → value as the process sees it.
@@ -30,7 +30,7 @@ pub enum Format {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DbRule {
+pub(crate) enum DbRule {
     /// DATABASE_URL when exactly one mysql/postgresql service is bound (3.x docs).
     Relational,
     /// DATABASE_URL when exactly one of mysql/postgresql/redis/mongodb is bound (2.10 docs).
@@ -38,7 +38,7 @@ pub enum DbRule {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SqliteMode {
+pub(crate) enum SqliteMode {
     /// Leave a sqlite-backed service's variables out (the app uses its own default).
     Omit,
     /// Export DATABASE_URL=sqlite:////path for it.
@@ -46,7 +46,7 @@ pub enum SqliteMode {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     pub command: Option<EnvCommand>,
 
@@ -92,7 +92,7 @@ pub struct Args {
 }
 
 #[derive(Debug, clap::Subcommand)]
-pub enum EnvCommand {
+pub(crate) enum EnvCommand {
     /// Explain one variable: its value, the layer that set it and the values it hid.
     Explain {
         /// The variable, e.g. DATABASE_URL.
@@ -129,11 +129,11 @@ impl Args {
     }
 }
 
-pub fn parse_profile(s: &str) -> Result<Profile, String> {
+pub(super) fn parse_profile(s: &str) -> Result<Profile, String> {
     Profile::from_number(s).ok_or_else(|| format!("`{s}` is not a profile: use 2 or 3"))
 }
 
-pub fn run(g: &Global, args: &Args) -> i32 {
+pub(super) fn run(g: &Global, args: &Args) -> i32 {
     if let Err(e) = crate::platform::runtime::set_from_cli(args.runtime.as_deref(), false) {
         eprintln!("{e}");
         return exit::USAGE;
@@ -177,7 +177,7 @@ fn build_env(g: &Global, args: &Args, loaded: &Loaded) -> Result<Built, i32> {
 }
 
 /// Print why the environment could not be built; return the exit code.
-pub fn report_build_error(g: &Global, loaded: &Loaded, e: BuildError) -> i32 {
+pub(super) fn report_build_error(g: &Global, loaded: &Loaded, e: BuildError) -> i32 {
     match e {
         BuildError::Invalid {
             sources,
@@ -205,7 +205,7 @@ pub fn report_build_error(g: &Global, loaded: &Loaded, e: BuildError) -> i32 {
 
 /// Ask for a required variable on the terminal: its prompt, a menu for choices, no echo for
 /// hidden ones. Nobody answers when stdin is not a terminal.
-pub fn terminal_prompt() -> impl FnMut(&EnvVar) -> Option<String> {
+pub(super) fn terminal_prompt() -> impl FnMut(&EnvVar) -> Option<String> {
     |var: &EnvVar| {
         if !std::io::stdin().is_terminal() {
             return None;

@@ -12,7 +12,7 @@ use crate::cli::services::{self as csvc};
 use crate::plan::{self, EnvOptions};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Which application (default: the first in start order).
     #[arg(long, value_name = "NAME")]
     pub app: Option<String>,
@@ -50,7 +50,7 @@ pub struct Args {
 
 /// `ssh`: an interactive shell (or a command) in the app's environment, like `stackato ssh`.
 #[derive(Debug, clap::Args)]
-pub struct SshArgs {
+pub(crate) struct SshArgs {
     /// Which application (default: the first in start order).
     #[arg(long, value_name = "NAME")]
     pub app: Option<String>,
@@ -97,7 +97,7 @@ impl Args {
     }
 }
 
-pub fn ssh(g: &Global, a: &SshArgs) -> i32 {
+pub(super) fn ssh(g: &Global, a: &SshArgs) -> i32 {
     let command = if a.command.is_empty() {
         let shell = std::env::var("SHELL")
             .ok()
@@ -124,7 +124,7 @@ pub fn ssh(g: &Global, a: &SshArgs) -> i32 {
     )
 }
 
-pub fn run(g: &Global, args: &Args) -> i32 {
+pub(super) fn run(g: &Global, args: &Args) -> i32 {
     if let Err(e) = crate::platform::runtime::set_from_cli(args.runtime.as_deref(), false) {
         eprintln!("{e}");
         return crate::exit::USAGE;

@@ -16,7 +16,7 @@ use crate::services::registry;
 use crate::state::StateDir;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum FormatArg {
+pub(crate) enum FormatArg {
     /// Cloud Foundry: manifest.yml, cf-services.sh, .profile.
     Cf,
     /// docker compose: compose.yaml and .env.compose (credentials).
@@ -39,7 +39,7 @@ impl FormatArg {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// What to write.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: FormatArg,
@@ -54,7 +54,7 @@ pub struct Args {
     pub force: bool,
 }
 
-pub fn run(g: &Global, args: &Args) -> i32 {
+pub(super) fn run(g: &Global, args: &Args) -> i32 {
     let mut asker = terminal_asker();
     let loaded = match manifest::load(&g.load, &mut asker) {
         Ok(l) => l,

@@ -11,10 +11,10 @@ use crate::env::risky;
 use crate::exit;
 use crate::shell::{self, Dialect};
 
-pub use crate::cli::completions::Shell;
+pub(super) use crate::cli::completions::Shell;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The shell whose snippet to print.
     #[arg(value_enum)]
     pub shell: Shell,
@@ -28,7 +28,7 @@ const DENIED: &str = "STACKATO_LOCAL_DENIED";
 
 /// What the hook does with one variable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Export {
+pub(super) enum Export {
     /// Export it as built.
     Yes,
     /// Export only the value the tool itself set (see [`risky::TOOL_SEARCH_PATHS`]).
@@ -50,7 +50,7 @@ pub enum Export {
 /// proxies, …), installers' settings and identity (`HOME`, `XDG_*`, `STACKATO_LOCAL_*`, …).
 /// `PATH`, `PYTHONPATH`, `PERL5LIB` and `GEM_HOME` are exported with the tool's own entries only
 /// ([`risky::TOOL_SEARCH_PATHS`]). A name that is not a shell identifier is never exported.
-pub fn hook_export(name: &str) -> Export {
+pub(super) fn hook_export(name: &str) -> Export {
     if risky::TOOL_SEARCH_PATHS.contains(&name) {
         return Export::ToolValue;
     }
@@ -77,7 +77,7 @@ fn hook_value(v: &crate::model::Var) -> Option<&str> {
     }
 }
 
-pub fn hook(args: &Args) -> i32 {
+pub(super) fn hook(args: &Args) -> i32 {
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "stackato-local".into());
@@ -236,7 +236,7 @@ fn unload(shell: Shell, out: &mut String) {
 }
 
 /// `__hook-env SHELL`: print shell code that brings the environment up to date.
-pub fn hook_env(g: &Global, shell: Shell) -> i32 {
+pub(super) fn hook_env(g: &Global, shell: Shell) -> i32 {
     let mut out = String::new();
     let cwd = std::env::current_dir().unwrap_or_default();
     let root = project_root(&cwd);

@@ -10,7 +10,7 @@ use crate::onboard::detect::{DetectError, Kind};
 use crate::onboard::init::{self, Gitignore, InitError, Request};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The application's name (default: the directory's name, lower-cased, other characters
     /// than a-z, 0-9 and - replaced by -).
     #[arg(long, value_name = "NAME")]
@@ -26,7 +26,7 @@ pub struct Args {
     pub kind: Option<String>,
 }
 
-pub fn run(g: &Global, args: &Args) -> i32 {
+pub(super) fn run(g: &Global, args: &Args) -> i32 {
     let mut err = anstream::stderr();
     let req = Request {
         dir: g.load.dir.clone(),

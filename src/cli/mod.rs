@@ -43,7 +43,7 @@ Examples:
     after_help = EXAMPLES,
     propagate_version = true
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// When to use colour: auto (a terminal, and NO_COLOR unset), always or never.
     #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
     pub color: ColorWhen,
@@ -71,14 +71,14 @@ pub struct Cli {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorWhen {
+pub(crate) enum ColorWhen {
     Auto,
     Always,
     Never,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Print the normalised manifest (all apps, after inherit and ${...} substitution).
     #[command(after_help = "\
 Examples:
@@ -224,7 +224,7 @@ Examples:
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DbWhen {
+pub(crate) enum DbWhen {
     /// The real database server when installed, else sqlite.
     Auto,
     /// The real server; fail when it is not installed.
@@ -235,7 +235,7 @@ pub enum DbWhen {
 
 /// How services run; shared by every command that needs them.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ServiceOpts {
+pub(crate) struct ServiceOpts {
     /// How mysql/postgresql services run.
     #[arg(long, value_enum, default_value_t = DbWhen::Auto, global = true)]
     pub db: DbWhen,
@@ -248,7 +248,7 @@ pub struct ServiceOpts {
 }
 
 impl ServiceOpts {
-    pub fn db_mode(&self) -> crate::services::lifecycle::DbMode {
+    pub(crate) fn db_mode(&self) -> crate::services::lifecycle::DbMode {
         use crate::services::lifecycle::DbMode;
         match self.db {
             DbWhen::Auto => DbMode::Auto,
@@ -260,7 +260,7 @@ impl ServiceOpts {
 
 /// Terminal facts decided once, at the edge.
 #[derive(Debug, Clone, Copy)]
-pub struct Ui {
+pub(crate) struct Ui {
     pub color_err: bool,
     pub color_out: bool,
 }
@@ -292,7 +292,7 @@ impl Ui {
 }
 
 /// Options every command shares, without clap.
-pub struct Global {
+pub(crate) struct Global {
     pub ui: Ui,
     pub load: LoadOptions,
     /// `--trust`: trust the project for this invocation.
@@ -314,7 +314,7 @@ pub fn run_with_args(args: Vec<std::ffi::OsString>) -> i32 {
 
 /// Run `f`, turning a panic (in it, or in any thread meanwhile) into [`exit::BUG`]. The main
 /// thread's panic unwinds first, so guards still stop what they started.
-pub fn guarded(f: impl FnOnce() -> i32 + std::panic::UnwindSafe) -> i32 {
+pub(crate) fn guarded(f: impl FnOnce() -> i32 + std::panic::UnwindSafe) -> i32 {
     let code = std::panic::catch_unwind(f).unwrap_or(exit::BUG);
     if PANICKED.load(std::sync::atomic::Ordering::SeqCst) {
         exit::BUG
@@ -397,7 +397,7 @@ static PANICKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::
 /// Report a panic as the bug it is, instead of Rust's message; [`guarded`] then exits with
 /// [`exit::BUG`] (70), never Rust's 101. Writing the report cannot fail loudly (a closed
 /// stderr is ignored).
-pub fn install_panic_hook() {
+pub(crate) fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         PANICKED.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = writeln!(std::io::stderr(), "{}", bug_report(info));
@@ -420,7 +420,7 @@ fn bug_report(info: &std::panic::PanicHookInfo<'_>) -> String {
 }
 
 /// Ask on the terminal for `${ask …}`; nobody answers when stdin is not a terminal.
-pub fn terminal_asker() -> impl FnMut(&str) -> Option<String> {
+pub(crate) fn terminal_asker() -> impl FnMut(&str) -> Option<String> {
     |question: &str| {
         if !std::io::stdin().is_terminal() {
             return None;
@@ -434,7 +434,7 @@ pub fn terminal_asker() -> impl FnMut(&str) -> Option<String> {
 }
 
 /// Print why a plan failed (to stderr) and return its exit code.
-pub fn report_plan_error(
+pub(crate) fn report_plan_error(
     g: &Global,
     loaded: &crate::manifest::Loaded,
     e: crate::plan::PlanError,
@@ -472,7 +472,7 @@ pub fn report_plan_error(
 }
 
 /// Print a load failure to stderr and return its exit code.
-pub fn report_load_error(g: &Global, e: &LoadError) -> i32 {
+pub(crate) fn report_load_error(g: &Global, e: &LoadError) -> i32 {
     let mut err = anstream::stderr();
     match e {
         LoadError::NotFound { skipped, .. } => {
@@ -505,7 +505,7 @@ pub fn report_load_error(g: &Global, e: &LoadError) -> i32 {
 /// Warnings for the commands that only use the manifest (`run`, `env`, `allow`, `services`…):
 /// one line each, with a pointer to `check`, which shows them in full; a warning about a name
 /// the user cannot change should not fill every command's output.
-pub fn print_warnings_brief(sources: &Sources, warnings: &[crate::diag::Diagnostic]) {
+pub(crate) fn print_warnings_brief(sources: &Sources, warnings: &[crate::diag::Diagnostic]) {
     if warnings.is_empty() {
         return;
     }
@@ -522,7 +522,7 @@ pub fn print_warnings_brief(sources: &Sources, warnings: &[crate::diag::Diagnost
 }
 
 /// Render diagnostics to stderr, errors and warnings alike, in file order.
-pub fn print_diagnostics(g: &Global, sources: &Sources, diags: &[crate::diag::Diagnostic]) {
+pub(crate) fn print_diagnostics(g: &Global, sources: &Sources, diags: &[crate::diag::Diagnostic]) {
     let mut err = anstream::stderr();
     for d in diags {
         let _ = writeln!(err, "{}\n", d.render(sources, g.ui.color_err));

@@ -5,12 +5,12 @@ use crate::cli::Global;
 use crate::exit;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// `web.0`, `web`, `worker.1`, or an application name (default: everything).
     pub process: Option<String>,
 }
 
-pub fn run(g: &Global, args: &Args) -> i32 {
+pub(super) fn run(g: &Global, args: &Args) -> i32 {
     let (loaded, state) = match crate::cli::services::open(g) {
         Ok(x) => x,
         Err(c) => return c,

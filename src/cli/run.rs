@@ -18,7 +18,7 @@ use crate::state::StateDir;
 use crate::supervise::{self, Outcome};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Run only this application (and not the others of a multi-app manifest); repeatable.
     #[arg(long, value_name = "NAME")]
     pub app: Vec<String>,
@@ -103,7 +103,7 @@ fn signal_code(sig: i32) -> i32 {
     128 + sig
 }
 
-pub fn run(g: &Global, args: &Args) -> i32 {
+pub(super) fn run(g: &Global, args: &Args) -> i32 {
     crate::interrupt::install();
     if let Err(e) =
         crate::platform::runtime::set_from_cli(args.runtime.as_deref(), args.strict_runtime)
@@ -266,7 +266,7 @@ pub fn run(g: &Global, args: &Args) -> i32 {
 
 impl Args {
     /// The environment options of `run`.
-    pub fn env_options(&self) -> EnvOptions {
+    pub(crate) fn env_options(&self) -> EnvOptions {
         EnvOptions {
             profile: self.profile,
             cli: self.env.clone(),

@@ -15,7 +15,7 @@ use crate::services::registry;
 use crate::state::StateDir;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     pub command: Option<Cmd>,
     #[command(flatten)]
@@ -23,7 +23,7 @@ pub struct Args {
 }
 
 #[derive(Debug, clap::Subcommand)]
-pub enum Cmd {
+pub(crate) enum Cmd {
     /// Each service: type, state, port, data size (the default).
     List,
     /// Start services (all, or those named) and wait until they answer.
@@ -55,7 +55,7 @@ pub enum Cmd {
 
 /// `dbshell [NAME]`.
 #[derive(Debug, clap::Args)]
-pub struct DbshellArgs {
+pub(crate) struct DbshellArgs {
     /// The service (default: the only mysql/postgresql/redis service).
     pub name: Option<String>,
     #[command(flatten)]
@@ -63,7 +63,7 @@ pub struct DbshellArgs {
 }
 
 /// Load the manifest and open the state dir, or print why not.
-pub fn open(g: &Global) -> Result<(Loaded, StateDir), i32> {
+pub(super) fn open(g: &Global) -> Result<(Loaded, StateDir), i32> {
     let mut asker = terminal_asker();
     let loaded = manifest::load(&g.load, &mut asker).map_err(|e| report_load_error(g, &e))?;
     crate::cli::print_warnings_brief(&loaded.sources, &loaded.warnings);
@@ -74,7 +74,7 @@ pub fn open(g: &Global) -> Result<(Loaded, StateDir), i32> {
 /// The project's state directory; with `--trust` (or STACKATO_LOCAL_TRUST=1), one this
 /// machine did not create is adopted (with a note), otherwise refused with exit 8 (see
 /// `StateError::Foreign`).
-pub fn open_state(g: &Global, dir: &std::path::Path) -> Result<StateDir, i32> {
+pub(super) fn open_state(g: &Global, dir: &std::path::Path) -> Result<StateDir, i32> {
     match StateDir::open_with(dir, g.trust || crate::trust::env_trust()) {
         Ok((state, adopted)) => {
             if adopted {
@@ -93,7 +93,7 @@ pub fn open_state(g: &Global, dir: &std::path::Path) -> Result<StateDir, i32> {
 }
 
 /// The trust gate before anything of the project runs: print the refusal, return its code.
-pub fn gate(g: &Global, loaded: &Loaded) -> Result<crate::trust::Granted, i32> {
+pub(super) fn gate(g: &Global, loaded: &Loaded) -> Result<crate::trust::Granted, i32> {
     crate::cli::trust_prompt::require(loaded, g.trust).map_err(|r| {
         eprintln!("error: {r}");
         r.exit_code()
@@ -101,7 +101,7 @@ pub fn gate(g: &Global, loaded: &Loaded) -> Result<crate::trust::Granted, i32> {
 }
 
 /// Provision and plan every service of the manifest, or print why not.
-pub fn plan(
+pub(super) fn plan(
     g: &Global,
     loaded: &Loaded,
     state: &StateDir,
@@ -112,7 +112,7 @@ pub fn plan(
 }
 
 /// Print a service error and return its exit code.
-pub fn report(e: &ServiceError) -> i32 {
+pub(super) fn report(e: &ServiceError) -> i32 {
     eprintln!("error: {e}");
     match e {
         ServiceError::State(_) => exit::IO,
@@ -121,7 +121,7 @@ pub fn report(e: &ServiceError) -> i32 {
 }
 
 /// One line per service as it comes up.
-pub fn describe(up: &Up) -> String {
+pub(super) fn describe(up: &Up) -> String {
     let addr = up
         .port
         .map(|p| format!(" on 127.0.0.1:{p}"))
@@ -144,7 +144,7 @@ pub fn describe(up: &Up) -> String {
 }
 
 /// Bring the planned services up, printing a line each; `Err` is an exit code.
-pub fn start(
+pub(super) fn start(
     planned: &mut [Planned],
     state: &StateDir,
     opts: &ServiceOpts,
@@ -185,7 +185,7 @@ pub fn start(
 }
 
 /// Stop the native services in `planned` (reverse order).
-pub fn stop(planned: &[Planned], state: &StateDir, grace: Duration) -> i32 {
+pub(super) fn stop(planned: &[Planned], state: &StateDir, grace: Duration) -> i32 {
     let mut code = exit::OK;
     for p in planned.iter().rev() {
         if let Mode::Native(b, _) = &p.mode {
@@ -225,7 +225,7 @@ fn select<'a>(planned: &'a mut [Planned], names: &[String]) -> Result<Vec<&'a mu
         .collect())
 }
 
-pub fn run(g: &Global, args: &Args) -> i32 {
+pub(super) fn run(g: &Global, args: &Args) -> i32 {
     let (loaded, state) = match open(g) {
         Ok(x) => x,
         Err(c) => return c,
@@ -283,7 +283,7 @@ pub fn run(g: &Global, args: &Args) -> i32 {
     }
 }
 
-pub fn dbshell(g: &Global, args: &DbshellArgs) -> i32 {
+pub(super) fn dbshell(g: &Global, args: &DbshellArgs) -> i32 {
     let (loaded, state) = match open(g) {
         Ok(x) => x,
         Err(c) => return c,

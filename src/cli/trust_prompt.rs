@@ -7,14 +7,14 @@ use crate::manifest::Loaded;
 use crate::trust::{self, Granted, Refused};
 
 /// Say once that the old trust store is no longer honoured.
-pub fn old_store_notice() {
+pub(super) fn old_store_notice() {
     if let Some(n) = trust::Store::old_format_notice() {
         eprintln!("{n}");
     }
 }
 
 /// [`trust::require`], asking on the terminal when there is one.
-pub fn require(loaded: &Loaded, assume: bool) -> Result<Granted, Refused> {
+pub(super) fn require(loaded: &Loaded, assume: bool) -> Result<Granted, Refused> {
     if !(assume || trust::env_trust()) {
         old_store_notice();
     }

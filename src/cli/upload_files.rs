@@ -21,7 +21,7 @@ struct Entry<'a> {
 }
 
 /// Print the listing of every application (or of `only`) of `loaded`, as text or JSON.
-pub fn print(loaded: &manifest::Loaded, only: Option<&str>, json: bool, color: bool) -> i32 {
+pub(super) fn print(loaded: &manifest::Loaded, only: Option<&str>, json: bool, color: bool) -> i32 {
     let apps: Vec<&App> = loaded
         .manifest
         .start_order()

@@ -21,7 +21,7 @@ use crate::state::{StateDir, StateError};
 
 /// What to build.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub(crate) struct Request {
     /// The app (`None`: the only one, or the first in start order).
     pub app: Option<String>,
     pub instance: u32,
@@ -65,15 +65,13 @@ impl Default for Request {
 
 /// The result: the environment with provenance, and what is needed to print it safely.
 #[derive(Debug)]
-pub struct Built {
+pub(crate) struct Built {
     pub env: EnvSet,
     pub secrets: Secrets,
     pub profile: Choice,
     pub layout: Layout,
     pub app: String,
     pub records: Vec<ServiceRecord>,
-    /// The `.env` files read (for messages).
-    pub dotenv_files: Vec<PathBuf>,
     /// How each service runs (sqlite fallback, skipped…).
     pub planned: Vec<Planned>,
     /// One-line messages for the user (fallbacks, skipped services).
@@ -81,7 +79,7 @@ pub struct Built {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum BuildError {
+pub(crate) enum BuildError {
     #[error("no application named \"{name}\" (the manifest has: {known})")]
     NoSuchApp { name: String, known: String },
     #[error(
@@ -109,10 +107,13 @@ pub enum BuildError {
 /// Remembered answers to prompts, per app (`answers.json`, 0600).
 const ANSWERS: &str = "answers.json";
 /// Remembered instance ports, `app/instance` → port (`ports.json`).
-pub const PORTS: &str = "ports.json";
+pub(crate) const PORTS: &str = "ports.json";
 
 /// Pick the requested app.
-pub fn select_app<'a>(loaded: &'a Loaded, name: Option<&str>) -> Result<&'a App, BuildError> {
+pub(crate) fn select_app<'a>(
+    loaded: &'a Loaded,
+    name: Option<&str>,
+) -> Result<&'a App, BuildError> {
     let m = &loaded.manifest;
     match name {
         Some(n) => m.app(n).ok_or_else(|| BuildError::NoSuchApp {
@@ -136,7 +137,7 @@ pub fn select_app<'a>(loaded: &'a Loaded, name: Option<&str>) -> Result<&'a App,
 }
 
 /// The port of an app instance: remembered in the state dir, allocated on first use.
-pub fn instance_port(state: &StateDir, app: &str, instance: u32) -> Result<u16, BuildError> {
+pub(crate) fn instance_port(state: &StateDir, app: &str, instance: u32) -> Result<u16, BuildError> {
     let _lock = state.lock("ports")?;
     let mut ports: BTreeMap<String, u16> = state.read_json(PORTS)?.unwrap_or_default();
     let key = format!("{app}/{instance}");
@@ -152,7 +153,7 @@ pub fn instance_port(state: &StateDir, app: &str, instance: u32) -> Result<u16, 
 
 /// Make sure an instance's remembered port is free before its process starts: when another
 /// program holds it, move to a free one and say so (the environment follows).
-pub fn ensure_instance_port_free(
+pub(crate) fn ensure_instance_port_free(
     state: &StateDir,
     app: &str,
     instance: u32,
@@ -189,7 +190,7 @@ fn locale_available(name: &str) -> bool {
 }
 
 /// Gather the machine facts once.
-pub fn facts(domain: &str) -> Facts {
+pub(crate) fn facts(domain: &str) -> Facts {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -208,7 +209,7 @@ pub fn facts(domain: &str) -> Facts {
 }
 
 /// Build the environment of one instance (or of staging) of one app.
-pub fn build(
+pub(crate) fn build(
     loaded: &Loaded,
     req: &Request,
     state: &StateDir,
@@ -355,14 +356,13 @@ pub fn build(
         layout,
         app: app.name.value.clone(),
         records,
-        dotenv_files: files,
         planned,
         notes,
     })
 }
 
 /// The app's services as bindings: sqlite fallbacks marked, skipped ones left out.
-pub fn bindings_for(app: &App, planned: &[Planned]) -> Vec<Binding> {
+pub(crate) fn bindings_for(app: &App, planned: &[Planned]) -> Vec<Binding> {
     app.services
         .iter()
         .filter_map(|s| planned.iter().find(|p| p.record.name == s.name.value))

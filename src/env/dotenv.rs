@@ -6,17 +6,17 @@ use std::fmt;
 
 /// The longest value a `$VAR` expansion may produce: a guard against chains such as
 /// `A=$A$A` on 60 lines, which would otherwise double until memory runs out.
-pub const MAX_VALUE: usize = 1 << 20;
+pub(crate) const MAX_VALUE: usize = 1 << 20;
 /// The most bytes the expanded values of one `.env` file, or of one app's variables, may
 /// add up to.
-pub const MAX_TOTAL: usize = 16 << 20;
+pub(crate) const MAX_TOTAL: usize = 16 << 20;
 
 /// An expansion went past [`MAX_VALUE`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooLong;
 
 /// What to say when an expansion went past a limit.
-pub fn too_long(name: &str, total: bool) -> String {
+pub(crate) fn too_long(name: &str, total: bool) -> String {
     if total {
         format!(
             "the variables expand to more than {} MiB in all (at \"{name}\"): does a chain of references double a value?",

@@ -7,7 +7,7 @@ use std::ffi::OsString;
 
 /// How much of the host environment a process gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Host {
+pub(crate) enum Host {
     /// The built environment plus [`ALLOWLIST`] (and the host's locale when the built
     /// environment sets none).
     #[default]
@@ -18,7 +18,7 @@ pub enum Host {
 
 impl Host {
     /// `--inherit-env` given or not.
-    pub fn from_flag(inherit_env: bool) -> Host {
+    pub(crate) fn from_flag(inherit_env: bool) -> Host {
         if inherit_env {
             Host::Inherit
         } else {
@@ -32,7 +32,7 @@ impl Host {
 /// proxy as `http_proxy`/`https_proxy`/`no_proxy`, spec §3.2; the upper-case spellings that
 /// tools also read come along). `PATH` is not here: the platform's `PATH` already ends with
 /// the host's, where the runtimes live; `HOME` is always the platform's.
-pub const ALLOWLIST: &[&str] = &[
+pub(crate) const ALLOWLIST: &[&str] = &[
     "TERM",
     "TZ",
     "USER",
@@ -47,18 +47,18 @@ pub const ALLOWLIST: &[&str] = &[
 
 /// `LANG`, `LANGUAGE` and `LC_*`: the host's pass only when the built environment (the 3.x
 /// profile, or the user) sets none of them.
-pub fn is_locale(name: &str) -> bool {
+pub(crate) fn is_locale(name: &str) -> bool {
     name == "LANG" || name == "LANGUAGE" || name.starts_with("LC_")
 }
 
 /// Whether the host's `name` reaches a clean process whose built environment sets a locale
 /// variable (`built_has_locale`) or not.
-pub fn passes(name: &str, built_has_locale: bool) -> bool {
+pub(crate) fn passes(name: &str, built_has_locale: bool) -> bool {
     ALLOWLIST.contains(&name) || (is_locale(name) && !built_has_locale)
 }
 
 /// The complete environment of a process: `built` over the host's part of `mode`.
-pub fn compose<'a>(
+pub(crate) fn compose<'a>(
     built: impl IntoIterator<Item = (&'a str, &'a str)>,
     mode: Host,
 ) -> Vec<(OsString, OsString)> {
@@ -66,7 +66,7 @@ pub fn compose<'a>(
 }
 
 /// [`compose`] with the host's variables given.
-pub fn compose_from<'a>(
+pub(crate) fn compose_from<'a>(
     host: impl IntoIterator<Item = (OsString, OsString)>,
     built: impl IntoIterator<Item = (&'a str, &'a str)>,
     mode: Host,
@@ -88,7 +88,7 @@ pub fn compose_from<'a>(
 
 /// Start `cmd` from exactly [`compose`]'s environment (nothing else inherited); variables
 /// the caller already set or removed on `cmd` (an installer's cache dir) stay as they were.
-pub fn apply<'a>(
+pub(crate) fn apply<'a>(
     cmd: &mut std::process::Command,
     built: impl IntoIterator<Item = (&'a str, &'a str)>,
     mode: Host,

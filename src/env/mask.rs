@@ -121,7 +121,7 @@ impl Secrets {
     }
 
     /// Secret credential fields of services.
-    pub fn add_services(&mut self, records: &[ServiceRecord]) {
+    pub(crate) fn add_services(&mut self, records: &[ServiceRecord]) {
         for r in records {
             for (k, v) in &r.credentials {
                 if let Value::String(s) = v
@@ -203,7 +203,7 @@ pub fn url_password(u: &str) -> Option<String> {
 
 /// The user part of `scheme://user@host…` when the URL has no password (a DSN whose key is
 /// the user part).
-pub fn url_user_only(u: &str) -> Option<String> {
+pub(crate) fn url_user_only(u: &str) -> Option<String> {
     let rest = u.split_once("://")?.1;
     let authority = rest.split(['/', '?', '#']).next()?;
     let user = authority.rsplit_once('@')?.0;

@@ -3,13 +3,13 @@
 //! tools to inspect it (masking, dumps of other environments, diffs); what of the host's
 //! environment reaches processes.
 
-pub mod build;
-pub mod diff;
-pub mod dotenv;
-pub mod dump;
-pub mod host;
-pub mod mask;
-pub mod risky;
+pub(crate) mod build;
+pub(crate) mod diff;
+pub(crate) mod dotenv;
+pub(crate) mod dump;
+pub(crate) mod host;
+pub(crate) mod mask;
+pub(crate) mod risky;
 /// The environment set moved to [`crate::model`]; this path stays for the code that names it.
-pub use crate::model::env_set as set;
-pub mod user;
+pub(crate) use crate::model::env_set as set;
+pub(crate) mod user;

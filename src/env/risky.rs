@@ -152,12 +152,12 @@ const IDENTITY_PREFIXES: &[&str] = &["XDG_", "STACKATO_LOCAL_"];
 
 /// Search paths the tool itself sets for the app (the virtualenv's `bin`, the app directory,
 /// staged Perl modules, staged gems): the hook exports them with the tool's value only.
-pub const TOOL_SEARCH_PATHS: &[&str] = &["PATH", "PYTHONPATH", "PERL5LIB", "GEM_HOME"];
+pub(crate) const TOOL_SEARCH_PATHS: &[&str] = &["PATH", "PYTHONPATH", "PERL5LIB", "GEM_HOME"];
 
 /// Whether `name` changes how programs (shells, loaders, interpreters, installers, this tool)
 /// behave. Exact names match as written; prefixes also match the name upper-cased (npm reads
 /// `npm_config_*` as well as `NPM_CONFIG_*`).
-pub fn changes_how_programs_run(name: &str) -> bool {
+pub(crate) fn changes_how_programs_run(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     let prefixed = |ps: &[&str]| {
         ps.iter()

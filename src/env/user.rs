@@ -28,7 +28,7 @@ pub struct Input<'a> {
 }
 
 /// Asks for a required variable's value; `None` when nobody can answer.
-pub type Prompter<'a> = dyn FnMut(&EnvVar) -> Option<String> + 'a;
+pub(crate) type Prompter<'a> = dyn FnMut(&EnvVar) -> Option<String> + 'a;
 
 /// A `--env` argument that is not `KEY=VALUE`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,7 +112,7 @@ pub fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
 #[derive(Debug, Default)]
 pub struct Outcome {
     /// Answers typed at a prompt now, to remember.
-    pub new_answers: Vec<(String, String)>,
+    pub(crate) new_answers: Vec<(String, String)>,
 }
 
 /// Layer the user's variables over `env`. Errors (a required variable with no value and
@@ -456,7 +456,7 @@ fn read_dotenv(path: &Path) -> Result<String, DotenvFileError> {
 /// The default `.env` files (of [`default_dotenv_files`]) that lead out of the project
 /// directory `project_dir` through a symlink: they are not read (a repository must not make
 /// the tool read, print or export a file outside it).
-pub fn dotenv_links_out(project_dir: &Path, files: &[PathBuf]) -> Vec<Diagnostic> {
+pub(crate) fn dotenv_links_out(project_dir: &Path, files: &[PathBuf]) -> Vec<Diagnostic> {
     let root = project_dir
         .canonicalize()
         .unwrap_or_else(|_| project_dir.to_path_buf());
@@ -477,7 +477,7 @@ pub fn dotenv_links_out(project_dir: &Path, files: &[PathBuf]) -> Vec<Diagnostic
 
 /// The `.env` files used by default: the app directory's `.env`, then the project's (when
 /// the app lives in a sub-directory), the nearer one winning.
-pub fn default_dotenv_files(project_dir: &Path, app_dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn default_dotenv_files(project_dir: &Path, app_dir: &Path) -> Vec<PathBuf> {
     let mut v = Vec::new();
     let p = project_dir.join(".env");
     if p.is_file() {

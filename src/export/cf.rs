@@ -161,7 +161,7 @@ fn url_vars(services: &[(String, String)]) -> Vec<(String, String, String)> {
     out
 }
 
-pub fn export(input: &Input<'_>) -> Export {
+pub(crate) fn export(input: &Input<'_>) -> Export {
     let mut ex = Export::default();
     let mut apps_out = Vec::new();
     let multi = input.apps.len() > 1;

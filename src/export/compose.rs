@@ -206,7 +206,10 @@ fn service_def(svc: &Svc, r: &ServiceRecord) -> Option<(Value, Option<String>)> 
     Some((def, Some(vol)))
 }
 
-pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Result<Export, crate::random::RandomError> {
+pub(crate) fn export(
+    input: &Input<'_>,
+    rng: &mut dyn Rng,
+) -> Result<Export, crate::random::RandomError> {
     let mut ex = Export::default();
     let svcs = services(input, CredSource::Generated, rng)?;
     let mut secrets = Secrets::default();

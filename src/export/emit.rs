@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 /// `v` as a YAML document (block style; no `---`).
-pub fn to_yaml(v: &Value) -> String {
+pub(crate) fn to_yaml(v: &Value) -> String {
     let mut out = String::new();
     match v {
         Value::Object(m) if !m.is_empty() => write_map(&mut out, m, 0),
@@ -110,7 +110,7 @@ fn scalar(v: &Value) -> String {
 
 /// A string as a YAML scalar: plain when no reader could take it for anything but this
 /// text, else double-quoted (JSON's escapes are YAML's).
-pub fn text(s: &str) -> String {
+pub(crate) fn text(s: &str) -> String {
     if plain_ok(s) {
         s.to_string()
     } else {
@@ -187,7 +187,7 @@ fn plain_ok(s: &str) -> bool {
 
 /// `bash -c SCRIPT` as one systemd command line: the script single-quoted with C escapes,
 /// `$` doubled (systemd would substitute its own variables) and `%` doubled (specifiers).
-pub fn systemd_bash(script: &str) -> String {
+pub(crate) fn systemd_bash(script: &str) -> String {
     let mut q = String::new();
     for c in script.chars() {
         match c {

@@ -7,11 +7,11 @@
 //! inside strings as [`secret_ref`] markers until a writer decides whether a file gets the
 //! value (a 0600 env file) or a reference to it (`${VAR}` in `compose.yaml`).
 
-pub mod cf;
-pub mod compose;
-pub mod emit;
-pub mod procfile;
-pub mod systemd;
+pub(crate) mod cf;
+pub(crate) mod compose;
+pub(crate) mod emit;
+pub(crate) mod procfile;
+pub(crate) mod systemd;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -34,7 +34,7 @@ use crate::services::registry::Registry;
 
 /// The formats we write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Cf,
     Compose,
     Procfile,
@@ -42,7 +42,7 @@ pub enum Format {
 }
 
 impl Format {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Format::Cf => "cf",
             Format::Compose => "compose",
@@ -53,7 +53,7 @@ impl Format {
 }
 
 /// Everything an exporter reads.
-pub struct Input<'a> {
+pub(crate) struct Input<'a> {
     pub manifest: &'a Manifest,
     /// The applications to export, in start order.
     pub apps: Vec<&'a App>,
@@ -69,7 +69,7 @@ pub struct Input<'a> {
 
 /// One file to write, relative to the output directory.
 #[derive(Debug, Clone)]
-pub struct OutFile {
+pub(crate) struct OutFile {
     pub name: String,
     pub contents: String,
     /// Holds credentials: written 0600 (0700 when executable).
@@ -78,7 +78,7 @@ pub struct OutFile {
 }
 
 impl OutFile {
-    pub fn new(name: impl Into<String>, contents: String) -> OutFile {
+    pub(crate) fn new(name: impl Into<String>, contents: String) -> OutFile {
         OutFile {
             name: name.into(),
             contents,
@@ -87,17 +87,17 @@ impl OutFile {
         }
     }
 
-    pub fn secret(mut self) -> OutFile {
+    pub(crate) fn secret(mut self) -> OutFile {
         self.secret = true;
         self
     }
 
-    pub fn executable(mut self) -> OutFile {
+    pub(crate) fn executable(mut self) -> OutFile {
         self.executable = true;
         self
     }
 
-    pub fn mode(&self) -> u32 {
+    pub(crate) fn mode(&self) -> u32 {
         match (self.secret, self.executable) {
             (true, true) => 0o700,
             (true, false) => 0o600,
@@ -109,7 +109,7 @@ impl OutFile {
 
 /// What an export produced.
 #[derive(Debug, Default)]
-pub struct Export {
+pub(crate) struct Export {
     pub files: Vec<OutFile>,
     /// What the target has no place for, one line each.
     pub not_carried: Vec<String>,
@@ -154,7 +154,7 @@ impl Export {
 }
 
 /// Produce the files of `format`.
-pub fn export(
+pub(crate) fn export(
     format: Format,
     input: &Input<'_>,
     rng: &mut dyn Rng,
@@ -289,7 +289,7 @@ fn common_losses(format: Format, app: &App, ex: &mut Export) {
 }
 
 /// OS packages of `requirements:` (`ubuntu`, `redhat`, `unix`, `staging`, `running`).
-pub fn os_packages(app: &App) -> Vec<String> {
+pub(crate) fn os_packages(app: &App) -> Vec<String> {
     let r = &app.requirements;
     let mut out = Vec::new();
     let mut add = |o: &OsRequirements| {
@@ -310,7 +310,7 @@ pub fn os_packages(app: &App) -> Vec<String> {
 }
 
 /// `a; b; c` for messages.
-pub fn commands(hooks: &[Hook]) -> String {
+pub(crate) fn commands(hooks: &[Hook]) -> String {
     hooks
         .iter()
         .map(|h| h.command.as_str())
@@ -323,7 +323,7 @@ pub fn commands(hooks: &[Hook]) -> String {
 
 /// What an app runs.
 #[derive(Debug, Clone)]
-pub struct Process {
+pub(crate) struct Process {
     /// No web process (`web: ~`, `standalone`): a worker without a route.
     pub worker: bool,
     /// The command as the manifest (or the framework's default) gives it, before translation.
@@ -333,7 +333,7 @@ pub struct Process {
 }
 
 /// The app's process: `processes: web`, else `command:`, else the framework's default.
-pub fn process(app: &App) -> Process {
+pub(crate) fn process(app: &App) -> Process {
     match &app.web {
         Web::Command(c) => Process {
             worker: false,
@@ -364,7 +364,7 @@ pub fn process(app: &App) -> Process {
 /// `run` uses too ([`web::default_web_template`]): `$PORT`, `$HOME`, `$STACKATO_DOCUMENT_ROOT`,
 /// `$STACKATO_UWSGI` and `$VCAP_APP_HOST` are left to the target ([`translate`] fills in the
 /// host).
-pub fn default_web(app: &App) -> Option<String> {
+pub(crate) fn default_web(app: &App) -> Option<String> {
     web::default_web_template(app)
         .map(|d| d.template().to_string())
         .or_else(|| {
@@ -377,7 +377,7 @@ pub fn default_web(app: &App) -> Option<String> {
 }
 
 /// Replace the shell variable `name` (`$name` or `${name}`) in `s` with `with`.
-pub fn replace_var(s: &str, name: &str, with: &str) -> String {
+pub(crate) fn replace_var(s: &str, name: &str, with: &str) -> String {
     let braced = format!("${{{name}}}");
     let s = s.replace(&braced, with);
     let bare = format!("${name}");
@@ -403,13 +403,13 @@ pub fn replace_var(s: &str, name: &str, with: &str) -> String {
 }
 
 /// Whether `s` uses the shell variable `name`.
-pub fn uses_var(s: &str, name: &str) -> bool {
+pub(crate) fn uses_var(s: &str, name: &str) -> bool {
     replace_var(s, name, "\u{0}") != s
 }
 
 /// A command translated for a target.
 #[derive(Debug, Clone)]
-pub struct Command {
+pub(crate) struct Command {
     pub text: String,
     /// `$STACKATO_UWSGI` became a uWSGI command line (uWSGI must be installed).
     pub uwsgi: bool,
@@ -420,18 +420,18 @@ pub struct Command {
 }
 
 /// The note for an exported `php -S` command: what `run`'s router did is not there.
-pub const PHP_NOTE: &str = "the PHP command is PHP's built-in server without stackato-local's router: .htaccess rules (front controller, DirectoryIndex, rewrites, redirects), the 404s of unknown paths and the refusal of .ht* files are not applied, and $STACKATO_APP_ROOT/apache/php/*.ini is not read; serve the app with Apache and mod_php (as the platform did) for those";
+pub(crate) const PHP_NOTE: &str = "the PHP command is PHP's built-in server without stackato-local's router: .htaccess rules (front controller, DirectoryIndex, rewrites, redirects), the 404s of unknown paths and the refusal of .ht* files are not applied, and $STACKATO_APP_ROOT/apache/php/*.ini is not read; serve the app with Apache and mod_php (as the platform did) for those";
 
 /// The uWSGI command `$STACKATO_UWSGI` stood for, listening on `host:$PORT` (the arguments
 /// `run` gives its own uWSGI, [`web::uwsgi_args`]).
-pub fn uwsgi_line(app: &App, host: &str) -> String {
+pub(crate) fn uwsgi_line(app: &App, host: &str) -> String {
     let args = web::uwsgi_args_any(app);
     format!("uwsgi {}", web::expand(&args, &[("VCAP_APP_HOST", host)]))
 }
 
 /// Translate the platform-only variables of a command: `$PROCESSES_WEB` (the default
 /// command), `$STACKATO_UWSGI` (a uWSGI line), `$VCAP_APP_PORT` (`$PORT`), `$VCAP_APP_HOST`.
-pub fn translate(app: &App, cmd: &str, host: &str) -> Command {
+pub(crate) fn translate(app: &App, cmd: &str, host: &str) -> Command {
     let mut text = cmd.to_string();
     if uses_var(&text, "PROCESSES_WEB") {
         let d = default_web(app).unwrap_or_default();
@@ -457,7 +457,7 @@ pub fn translate(app: &App, cmd: &str, host: &str) -> Command {
 }
 
 /// The note explaining a `$STACKATO_UWSGI` translation.
-pub fn uwsgi_note(c: &Command, install: &str) -> String {
+pub(crate) fn uwsgi_note(c: &Command, install: &str) -> String {
     if c.perl && c.text.contains("--plugin cgi") {
         format!(
             "$STACKATO_UWSGI became a uWSGI command line with its CGI plugin (--plugin cgi --cgi $HOME): it needs uWSGI's cgi plugin ({install}; Debian: uwsgi-core)"
@@ -476,7 +476,7 @@ pub fn uwsgi_note(c: &Command, install: &str) -> String {
 }
 
 /// `exec CMD` when `exec` replaces the shell with the whole command, else the command itself.
-pub fn exec_form(cmd: &str) -> String {
+pub(crate) fn exec_form(cmd: &str) -> String {
     let t = cmd.trim();
     let simple =
         !t.contains(['\n', ';', '&', '|', '(', ')', '<', '>', '`']) && !t.starts_with("exec ");
@@ -488,7 +488,7 @@ pub fn exec_form(cmd: &str) -> String {
 }
 
 /// A hook as one shell statement; `-` entries may fail.
-pub fn hook_stmt(h: &Hook) -> String {
+pub(crate) fn hook_stmt(h: &Hook) -> String {
     let c = h.command.trim_end();
     if h.ignore_failure && !c.ends_with('&') {
         format!("{c} || true")
@@ -498,7 +498,7 @@ pub fn hook_stmt(h: &Hook) -> String {
 }
 
 /// Statements as one line (`a && b`, a background job followed by a space).
-pub fn one_line(stmts: &[String]) -> String {
+pub(crate) fn one_line(stmts: &[String]) -> String {
     let mut out = String::new();
     for (i, s) in stmts.iter().enumerate() {
         let s = s.trim();
@@ -512,7 +512,7 @@ pub fn one_line(stmts: &[String]) -> String {
 
 /// Whether a pre-running hook needs to share the process's shell (an `export`, a background
 /// job, `cd`, `source`): the platform ran hooks and the process in one shell.
-pub fn needs_shell(h: &Hook) -> bool {
+pub(crate) fn needs_shell(h: &Hook) -> bool {
     let c = h.command.trim();
     c.ends_with('&')
         || c.contains("export ")
@@ -532,13 +532,13 @@ const SECRET_CLOSE: char = '\u{2}';
 const SECRET_CLOSE_JSON: char = '\u{3}';
 
 /// A marker standing for the secret variable `var` inside a string.
-pub fn secret_ref(var: &str) -> String {
+pub(crate) fn secret_ref(var: &str) -> String {
     format!("{SECRET_OPEN}{var}{SECRET_CLOSE}")
 }
 
 /// After serialising markers into JSON text (`\u0001VAR\u0002`), turn them back into
 /// markers whose values will be JSON-escaped.
-pub fn json_markers(json: &str) -> String {
+pub(crate) fn json_markers(json: &str) -> String {
     json.replace("\\u0001", &SECRET_OPEN.to_string())
         .replace("\\u0002", &SECRET_CLOSE_JSON.to_string())
 }
@@ -566,26 +566,26 @@ fn map_secrets(s: &str, lit: &dyn Fn(&str) -> String, f: &dyn Fn(&str, bool) -> 
 }
 
 /// Whether `s` holds a secret marker.
-pub fn has_secret(s: &str) -> bool {
+pub(crate) fn has_secret(s: &str) -> bool {
     s.contains(SECRET_OPEN)
 }
 
 /// Secret variables and their values, in the order they were first used.
 #[derive(Debug, Clone, Default)]
-pub struct Secrets {
+pub(crate) struct Secrets {
     pub vars: Vec<(String, String)>,
 }
 
 impl Secrets {
     /// Record `var = value` (the first value wins) and return its marker.
-    pub fn add(&mut self, var: &str, value: &str) -> String {
+    pub(crate) fn add(&mut self, var: &str, value: &str) -> String {
         if !self.vars.iter().any(|(k, _)| k == var) {
             self.vars.push((var.to_string(), value.to_string()));
         }
         secret_ref(var)
     }
 
-    pub fn get(&self, var: &str) -> Option<&str> {
+    pub(crate) fn get(&self, var: &str) -> Option<&str> {
         self.vars
             .iter()
             .find(|(k, _)| k == var)
@@ -593,7 +593,7 @@ impl Secrets {
     }
 
     /// The real text: each marker replaced by its value (for 0600 files).
-    pub fn reveal(&self, s: &str) -> String {
+    pub(crate) fn reveal(&self, s: &str) -> String {
         map_secrets(s, &|t| t.to_string(), &|v, json| {
             let value = self.get(v).unwrap_or_default();
             if json {
@@ -610,14 +610,8 @@ impl Secrets {
 
 /// The text for `compose.yaml`: `$` doubled (compose would interpolate it) and each marker
 /// turned into `${VAR}`, which compose fills from `--env-file .env.compose`.
-pub fn compose_text(s: &str) -> String {
+pub(crate) fn compose_text(s: &str) -> String {
     map_secrets(s, &|t| t.replace('$', "$$"), &|v, _| format!("${{{v}}}"))
-}
-
-/// The text with markers shown as `${VAR}` (for messages and shell scripts that source the
-/// env file first).
-pub fn refs_text(s: &str) -> String {
-    map_secrets(s, &|t| t.to_string(), &|v, _| format!("${{{v}}}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -625,7 +619,7 @@ pub fn refs_text(s: &str) -> String {
 
 /// Where a service's credentials came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CredSource {
+pub(crate) enum CredSource {
     /// `.stackato-local/services.json`.
     Project,
     /// Fresh random values.
@@ -636,7 +630,7 @@ pub enum CredSource {
 
 /// A service the exported apps use, merged across apps.
 #[derive(Debug, Clone)]
-pub struct Svc {
+pub(crate) struct Svc {
     pub name: String,
     pub kind: String,
     /// Prefix of its variables: `STACKTO_DEMO_DB` for `stackto-demo-db`.
@@ -651,7 +645,7 @@ pub struct Svc {
 }
 
 /// The port each server listens on by default.
-pub fn default_port(kind: &str) -> Option<u16> {
+pub(crate) fn default_port(kind: &str) -> Option<u16> {
     Some(match kind {
         "mysql" => 3306,
         "postgresql" => 5432,
@@ -665,7 +659,7 @@ pub fn default_port(kind: &str) -> Option<u16> {
 
 /// The services of the exported apps, in first-use order, with credentials: the project's
 /// own when it has them, else from `fallback` (fresh random ones or placeholders).
-pub fn services(
+pub(crate) fn services(
     input: &Input<'_>,
     fallback: CredSource,
     rng: &mut dyn Rng,
@@ -782,7 +776,7 @@ fn field_var(kind: &str, prefix: &str, field: &str) -> Option<String> {
 
 /// The service record as the app at `host:port` sees it, its secrets (and user/database
 /// names) replaced by markers recorded in `secrets`.
-pub fn record_for(
+pub(crate) fn record_for(
     svc: &Svc,
     host: &str,
     port: Option<u16>,
@@ -833,7 +827,7 @@ pub fn record_for(
 // The environment
 
 /// Where the app lives on the target.
-pub struct Target<'a> {
+pub(crate) struct Target<'a> {
     /// `$HOME`: the app directory there.
     pub home: String,
     /// The address processes bind (`VCAP_APP_HOST`).
@@ -845,7 +839,7 @@ pub struct Target<'a> {
 
 /// An app's environment on a target.
 #[derive(Debug, Clone, Default)]
-pub struct AppEnv {
+pub(crate) struct AppEnv {
     /// Values may hold secret markers.
     pub vars: Vec<(String, String)>,
     /// `env:` values that use variables the target cannot expand statically: exported by the
@@ -880,7 +874,7 @@ fn keep_platform_var(k: &str) -> bool {
 /// The environment of `app` on `target`: the platform's variables (built by the same code as
 /// `stackato-local env`, with the services' target addresses), then the `env:` defaults,
 /// expanded as the platform's shell did when every variable they use is known.
-pub fn app_env(
+pub(crate) fn app_env(
     input: &Input<'_>,
     app: &App,
     records: &[ServiceRecord],
@@ -993,7 +987,7 @@ pub fn app_env(
 }
 
 /// The shell variables a value uses (`$X`, `${X}`).
-pub fn referenced(value: &str) -> Vec<String> {
+pub(crate) fn referenced(value: &str) -> Vec<String> {
     let seen = RefCell::new(Vec::new());
     // Every lookup answers nothing, so the expansion cannot fail.
     let _ = crate::env::user::expand(value, &|n| {
@@ -1006,7 +1000,7 @@ pub fn referenced(value: &str) -> Vec<String> {
 /// `export K="V"` lines for deferred variables: `$VAR` and `${VAR}` expand when the script runs,
 /// as on the platform; nothing else in the value is special. (Names are `env:` keys, which the
 /// manifest reader checked are shell identifiers; any other is left out.)
-pub fn export_lines(deferred: &[(String, String)]) -> Vec<String> {
+pub(crate) fn export_lines(deferred: &[(String, String)]) -> Vec<String> {
     deferred
         .iter()
         .filter_map(|(k, v)| crate::shell::assign_expanding(k, v).ok())
@@ -1014,7 +1008,7 @@ pub fn export_lines(deferred: &[(String, String)]) -> Vec<String> {
 }
 
 /// A `KEY=VALUE` file (0600): the variables with their real values.
-pub fn env_file(header: &[String], env: &AppEnv, secrets: &Secrets) -> String {
+pub(crate) fn env_file(header: &[String], env: &AppEnv, secrets: &Secrets) -> String {
     let mut s = String::new();
     for h in header {
         s.push_str(&format!("# {h}\n"));
@@ -1040,7 +1034,7 @@ pub fn env_file(header: &[String], env: &AppEnv, secrets: &Secrets) -> String {
 // Paths
 
 /// `to` relative to the directory `from` (both absolute), `.` when equal.
-pub fn relative(from: &Path, to: &Path) -> String {
+pub(crate) fn relative(from: &Path, to: &Path) -> String {
     let norm = |p: &Path| -> Vec<String> {
         let mut v: Vec<String> = Vec::new();
         for c in p.components() {
@@ -1066,7 +1060,7 @@ pub fn relative(from: &Path, to: &Path) -> String {
 }
 
 /// A name safe for files, units and compose services: lower case, `[a-z0-9_-]`.
-pub fn slug(s: &str) -> String {
+pub(crate) fn slug(s: &str) -> String {
     let v: String = s
         .to_ascii_lowercase()
         .chars()
@@ -1086,7 +1080,7 @@ pub fn slug(s: &str) -> String {
 // Writing
 
 #[derive(Debug, thiserror::Error)]
-pub enum WriteError {
+pub(crate) enum WriteError {
     #[error("{} already exist{}", list(.0), if .0.len() == 1 { "s" } else { "" })]
     Exists(Vec<PathBuf>),
     #[error("cannot write {path}: {source}")]
@@ -1105,7 +1099,11 @@ fn list(p: &[PathBuf]) -> String {
 
 /// Write the files into `dir`. Existing files are refused (nothing is written) unless
 /// `force`. Each file is written whole (a temp file renamed over the target) with its mode.
-pub fn write(dir: &Path, files: &[OutFile], force: bool) -> Result<Vec<PathBuf>, WriteError> {
+pub(crate) fn write(
+    dir: &Path,
+    files: &[OutFile],
+    force: bool,
+) -> Result<Vec<PathBuf>, WriteError> {
     let paths: Vec<PathBuf> = files.iter().map(|f| dir.join(&f.name)).collect();
     if !force {
         let existing: Vec<PathBuf> = paths

@@ -10,7 +10,10 @@ use crate::export::{
 use crate::model::ServiceRecord;
 use crate::random::Rng;
 
-pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Result<Export, crate::random::RandomError> {
+pub(crate) fn export(
+    input: &Input<'_>,
+    rng: &mut dyn Rng,
+) -> Result<Export, crate::random::RandomError> {
     let mut ex = Export::default();
     let svcs = services(input, CredSource::Placeholder, rng)?;
     let mut secrets = Secrets::default();

@@ -58,7 +58,10 @@ fn process_units(app: &App, ports: &[u16]) -> Vec<String> {
     }
 }
 
-pub fn export(input: &Input<'_>, rng: &mut dyn Rng) -> Result<Export, crate::random::RandomError> {
+pub(crate) fn export(
+    input: &Input<'_>,
+    rng: &mut dyn Rng,
+) -> Result<Export, crate::random::RandomError> {
     let mut ex = Export::default();
     let svcs = services(input, CredSource::Placeholder, rng)?;
     let mut secrets = Secrets::default();
@@ -424,7 +427,7 @@ fn staging_installs(app: &App) -> Vec<String> {
 
 /// Why a crontab line has no systemd timer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CronError {
+pub(crate) enum CronError {
     #[error("no command after the schedule")]
     NoCommand,
     #[error("unknown schedule @{0}")]
@@ -442,7 +445,7 @@ pub enum CronError {
 }
 
 /// A crontab line as `OnCalendar=`/`OnBootSec=` lines and its command.
-pub fn cron_schedule(line: &str) -> Result<(Vec<String>, &str), CronError> {
+pub(crate) fn cron_schedule(line: &str) -> Result<(Vec<String>, &str), CronError> {
     let t = line.trim();
     if let Some(rest) = t.strip_prefix('@') {
         let (word, cmd) = rest

@@ -28,7 +28,7 @@ const WITH_CF_COUNTERPART: &[&str] = &[
 ];
 
 /// Keys with no Cloud Foundry counterpart: they live under the app's `stackato:` mapping.
-pub const STACKATO_ONLY: &[&str] = &[
+pub(crate) const STACKATO_ONLY: &[&str] = &[
     "processes",
     "min_version",
     "env",
@@ -46,27 +46,16 @@ pub const STACKATO_ONLY: &[&str] = &[
 
 /// Every top-level key that describes the single stackato.yml app (the client's `Decompose`
 /// list): the ones with a Cloud Foundry counterpart, then the Stackato-only ones.
-pub fn stackato_keys() -> impl Iterator<Item = &'static str> + Clone {
+pub(crate) fn stackato_keys() -> impl Iterator<Item = &'static str> + Clone {
     WITH_CF_COUNTERPART.iter().chain(STACKATO_ONLY).copied()
 }
 
 /// Whether `k` is one of [`stackato_keys`].
-pub fn is_stackato_key(k: &str) -> bool {
+pub(crate) fn is_stackato_key(k: &str) -> bool {
     WITH_CF_COUNTERPART.contains(&k) || STACKATO_ONLY.contains(&k)
 }
 
-/// Keys an entry of `applications:` may carry besides the stackato ones.
-pub const CF_APP_KEYS: &[&str] = &["path", "runtime", "stackato", "env"];
-
-/// Top-level keys of the manifest.yml part that are not warned about.
-pub const MANIFEST_KEYS: &[&str] = &["applications", "inherit", "properties"];
-
-/// Every key that may appear in an application entry, for "did you mean" hints.
-pub fn all_app_keys() -> impl Iterator<Item = &'static str> {
-    stackato_keys().chain(CF_APP_KEYS.iter().copied())
-}
-
-pub const FRAMEWORK_KEYS: &[&str] = &[
+pub(crate) const FRAMEWORK_KEYS: &[&str] = &[
     "name",
     "type",
     "runtime",
@@ -76,7 +65,7 @@ pub const FRAMEWORK_KEYS: &[&str] = &[
     "app-server",
 ];
 
-pub const HOOK_KEYS: &[&str] = &[
+pub(crate) const HOOK_KEYS: &[&str] = &[
     "pre-push",
     "pre-staging",
     "post-staging",
@@ -84,16 +73,16 @@ pub const HOOK_KEYS: &[&str] = &[
     "legacy-running",
 ];
 
-pub const ENV_ATTRS: &[&str] = &[
+pub(crate) const ENV_ATTRS: &[&str] = &[
     "default", "required", "inherit", "prompt", "choices", "hidden", "scope",
 ];
 
-pub const REQUIREMENT_KEYS: &[&str] = &[
+pub(crate) const REQUIREMENT_KEYS: &[&str] = &[
     "pip", "pypm", "ppm", "cpan", "ubuntu", "redhat", "unix", "staging", "running",
 ];
-pub const OS_REQUIREMENT_KEYS: &[&str] = &["ubuntu", "redhat", "unix"];
+pub(crate) const OS_REQUIREMENT_KEYS: &[&str] = &["ubuntu", "redhat", "unix"];
 
-pub const SERVICE_KEYS: &[&str] = &[
+pub(crate) const SERVICE_KEYS: &[&str] = &[
     "type",
     "label",
     "vendor",
@@ -106,11 +95,11 @@ pub const SERVICE_KEYS: &[&str] = &[
     "syslog",
 ];
 
-pub const AUTOSCALE_KEYS: &[&str] = &["enabled", "instances", "cpu"];
+pub(crate) const AUTOSCALE_KEYS: &[&str] = &["enabled", "instances", "cpu"];
 
 /// Service types a Stackato target offered (core and common add-ons). Used, as the client used
 /// the target's list, to tell `name: type` from the legacy `type: name`.
-pub const SERVICE_TYPES: &[&str] = &[
+pub(crate) const SERVICE_TYPES: &[&str] = &[
     "mysql",
     "postgresql",
     "redis",
@@ -130,7 +119,7 @@ pub const SERVICE_TYPES: &[&str] = &[
 ];
 
 /// Frameworks of the 3.x legacy buildpack (plus `buildpack` from 2.x).
-pub const FRAMEWORKS: &[&str] = &[
+pub(crate) const FRAMEWORKS: &[&str] = &[
     "aspdotnet",
     "django",
     "generic",
@@ -157,7 +146,7 @@ pub const FRAMEWORKS: &[&str] = &[
 ];
 
 /// The client's boolean words.
-pub fn parse_bool(s: &str) -> Option<bool> {
+pub(crate) fn parse_bool(s: &str) -> Option<bool> {
     match s {
         "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
             Some(true)
@@ -169,6 +158,6 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-pub fn is_service_type(s: &str) -> bool {
+pub(crate) fn is_service_type(s: &str) -> bool {
     SERVICE_TYPES.contains(&s)
 }

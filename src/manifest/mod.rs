@@ -2,12 +2,12 @@
 //! parse with positions, resolve `inherit:`, normalise, validate, substitute `${...}`, and build
 //! the typed [`Manifest`]. Every problem found is kept as a positioned [`Diagnostic`].
 
-pub mod keys;
-pub mod model;
-pub mod normalize;
-pub mod subst;
-pub mod upload;
-pub mod validate;
+pub(crate) mod keys;
+pub(crate) mod model;
+pub(crate) mod normalize;
+pub(crate) mod subst;
+pub(crate) mod upload;
+pub(crate) mod validate;
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use crate::diag::{Diagnostic, Severity, Sources, Span};
 use crate::yaml::{self, Node, Value};
 
-pub use model::{App, Manifest};
-pub use subst::{Asker, Target};
+pub(crate) use model::{App, Manifest};
+pub(crate) use subst::{Asker, Target};
 
 /// Longest chain of `inherit:` files we follow.
 const MAX_INHERIT_DEPTH: usize = 32;
@@ -25,7 +25,7 @@ const MAX_INHERIT_DEPTH: usize = 32;
 const MAX_INHERIT_FILES: usize = 256;
 
 /// The default target when neither `--target` nor `STACKATO_TARGET` names one.
-pub const DEFAULT_TARGET: &str = "https://api.stackato.local";
+pub(crate) const DEFAULT_TARGET: &str = "https://api.stackato.local";
 
 /// Where to look and how to resolve built-in symbols.
 #[derive(Debug, Clone)]
@@ -35,14 +35,14 @@ pub struct LoadOptions {
     /// `--manifest FILE`: use this file instead of searching.
     pub manifest: Option<PathBuf>,
     /// The target URL behind `${target-url}` and `${target-base}`.
-    pub target_url: String,
+    pub(crate) target_url: String,
     /// `${random-word}`; derived from the manifest's directory when `None`, so it is stable.
-    pub random_word: Option<String>,
+    pub(crate) random_word: Option<String>,
     /// Files outside the manifest's directory that `inherit:` may read: canonical paths the
     /// user accepted (from the trust record). Any other outside file is refused.
     pub outside: Vec<PathBuf>,
     /// Read every inherited file wherever it is (`allow`, to show them for review).
-    pub outside_all: bool,
+    pub(crate) outside_all: bool,
 }
 
 impl LoadOptions {
@@ -69,7 +69,7 @@ pub struct Loaded {
     pub manifest: Manifest,
     pub warnings: Vec<Diagnostic>,
     /// Every inherited file outside the manifest's directory that was read (canonical).
-    pub outside_files: Vec<PathBuf>,
+    pub(crate) outside_files: Vec<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -121,7 +121,7 @@ impl std::error::Error for LoadError {}
 /// Find the manifest as the client did: `stackato.yml` in `dir` only, else `manifest.yml` in
 /// `dir` or any parent. `--manifest` wins. The parent search is [`search`]'s: it ignores a
 /// `manifest.yml` owned by another user and stops at a group- or world-writable directory.
-pub fn locate(dir: &Path, manifest: Option<&Path>) -> Result<PathBuf, LoadError> {
+pub(crate) fn locate(dir: &Path, manifest: Option<&Path>) -> Result<PathBuf, LoadError> {
     locate_noting(dir, manifest, &mut Vec::new())
 }
 
@@ -164,7 +164,7 @@ fn locate_noting(
 /// noted in `skipped`), and the search does not enter a group- or world-writable
 /// parent (`/tmp`, sticky or not): anyone could have put a manifest there, and its commands
 /// would run as us.
-pub fn search(
+pub(crate) fn search(
     dir: &Path,
     stackato_in_parents: bool,
     mut skipped: Option<&mut Vec<Skipped>>,
@@ -223,7 +223,7 @@ pub struct Skipped {
 }
 
 /// A stable `${random-word}` for a project: 4–5 hex digits from its directory.
-pub fn stable_random_word(dir: &Path) -> String {
+pub(crate) fn stable_random_word(dir: &Path) -> String {
     let mut h = crate::fnv::Fnv::new();
     h.write(dir.as_os_str().as_encoded_bytes());
     format!("{:04x}", h.value() % 0x10_0000)
@@ -269,7 +269,7 @@ pub fn load(opts: &LoadOptions, asker: &mut Asker<'_>) -> Result<Loaded, LoadErr
     Ok(loaded)
 }
 
-pub use crate::fsx::ReadError;
+pub(crate) use crate::fsx::ReadError;
 
 fn too_large(n: u64) -> String {
     format!(
@@ -282,7 +282,7 @@ fn too_large(n: u64) -> String {
 /// regular file before opening it (opening some devices has effects), open it non-blocking
 /// (a FIFO swapped in meanwhile opens at once and is refused by the second check) and, unless
 /// `follow`, without following a final symlink; read at most the YAML size limit.
-pub fn read_file(path: &Path, follow: bool) -> Result<Vec<u8>, ReadError> {
+pub(crate) fn read_file(path: &Path, follow: bool) -> Result<Vec<u8>, ReadError> {
     crate::fsx::read_capped(path, follow, yaml::MAX_FILE_BYTES as u64)
 }
 
@@ -387,7 +387,7 @@ pub fn load_bytes(
 }
 
 /// The directory of the root manifest `file`, symlinks resolved: the base of relative app paths.
-pub fn manifest_dir(file: &Path) -> PathBuf {
+pub(crate) fn manifest_dir(file: &Path) -> PathBuf {
     let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
     base.canonicalize().unwrap_or(base)
 }

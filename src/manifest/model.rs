@@ -12,11 +12,11 @@ use crate::yaml::{Node, Value};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spanned<T> {
     pub value: T,
-    pub span: Span,
+    pub(crate) span: Span,
 }
 
 /// The platform's minimum memory (3.x); smaller values are raised to it.
-pub const MIN_MEMORY_MB: u64 = 20;
+pub(crate) const MIN_MEMORY_MB: u64 = 20;
 
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -28,7 +28,7 @@ pub struct Manifest {
     pub apps: Vec<App>,
     /// What in the file's shape says it was written for Stackato 3.x (see
     /// [`crate::manifest::normalize::v3_signs`]), for the profile rule.
-    pub v3_signs: Vec<String>,
+    pub(crate) v3_signs: Vec<String>,
 }
 
 impl Manifest {
@@ -38,7 +38,7 @@ impl Manifest {
 
     /// Start order: dependencies first, file order otherwise (a stable topological order).
     /// Cycles were refused at load; should one remain, the rest keep file order.
-    pub fn start_order(&self) -> Vec<&App> {
+    pub(crate) fn start_order(&self) -> Vec<&App> {
         use std::collections::HashMap;
         let index: HashMap<&str, usize> = self
             .apps
@@ -94,11 +94,9 @@ pub enum Web {
 pub struct Framework {
     pub name: Option<String>,
     /// Where `framework: type` is written (for messages about the framework).
-    pub name_span: Option<Span>,
-    pub start_file: Option<String>,
-    pub document_root: Option<String>,
-    pub home_dir: Option<String>,
-    pub app_server: Option<String>,
+    pub(crate) name_span: Option<Span>,
+    pub(crate) start_file: Option<String>,
+    pub(crate) document_root: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -108,10 +106,8 @@ pub struct ServiceRequest {
     pub kind: Option<Spanned<String>>,
     pub plan: Option<String>,
     pub version: Option<String>,
-    pub provider: Option<String>,
     pub tags: Vec<String>,
     pub credentials: Vec<(String, String)>,
-    pub parameters: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,17 +133,17 @@ pub struct EnvVar {
 pub struct Hook {
     pub command: String,
     /// The entry started with `-`: a failure is ignored.
-    pub ignore_failure: bool,
-    pub span: Span,
+    pub(crate) ignore_failure: bool,
+    pub(crate) span: Span,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Hooks {
-    pub pre_push: Vec<Hook>,
-    pub pre_staging: Vec<Hook>,
+    pub(crate) pre_push: Vec<Hook>,
+    pub(crate) pre_staging: Vec<Hook>,
     pub post_staging: Vec<Hook>,
-    pub pre_running: Vec<Hook>,
-    pub legacy_running: Vec<Hook>,
+    pub(crate) pre_running: Vec<Hook>,
+    pub(crate) legacy_running: Vec<Hook>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,16 +155,16 @@ pub enum OsPackage {
 
 #[derive(Debug, Clone, Default)]
 pub struct OsRequirements {
-    pub ubuntu: Vec<OsPackage>,
-    pub redhat: Vec<OsPackage>,
+    pub(crate) ubuntu: Vec<OsPackage>,
+    pub(crate) redhat: Vec<OsPackage>,
     pub unix: Vec<OsPackage>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Requirements {
     pub pip: Vec<String>,
-    pub pypm: Vec<String>,
-    pub ppm: Vec<String>,
+    pub(crate) pypm: Vec<String>,
+    pub(crate) ppm: Vec<String>,
     pub cpan: Vec<String>,
     /// Both staging and running.
     pub os: OsRequirements,
@@ -178,7 +174,7 @@ pub struct Requirements {
 
 impl Requirements {
     /// The Python packages to install: `pip:` then `pypm:` (pypm is gone; pip installs them).
-    pub fn python_packages(&self) -> Vec<&str> {
+    pub(crate) fn python_packages(&self) -> Vec<&str> {
         self.pip
             .iter()
             .chain(&self.pypm)
@@ -194,16 +190,12 @@ pub struct MinVersion {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Autoscale {
-    pub enabled: bool,
-    pub instances_min: Option<u32>,
-    pub instances_max: Option<u32>,
-    pub cpu_min: Option<f64>,
-    pub cpu_max: Option<f64>,
+pub(crate) struct Autoscale {
+    pub(crate) enabled: bool,
 }
 
 #[derive(Debug, Clone)]
-pub struct Drain {
+pub(crate) struct Drain {
     pub name: String,
     pub url: String,
     pub json: bool,
@@ -216,22 +208,22 @@ pub struct App {
     pub path: PathBuf,
     /// As written (`-1` and `0` are kept); see [`App::instance_count`].
     pub instances: Option<Spanned<i64>>,
-    pub memory_mb: Option<Spanned<i64>>,
-    pub disk_mb: Option<Spanned<i64>>,
+    pub(crate) memory_mb: Option<Spanned<i64>>,
+    pub(crate) disk_mb: Option<Spanned<i64>>,
     pub framework: Option<Framework>,
     /// The framework found from the app's files when `framework: type` is absent (see
     /// [`crate::platform::detect`]); [`App::framework_name`] falls back to it.
     pub detected: Option<crate::platform::detect::Detected>,
     pub runtime: Option<String>,
     /// Where `runtime` is written (its value), for warnings about it.
-    pub runtime_span: Option<Span>,
+    pub(crate) runtime_span: Option<Span>,
     pub command: Option<Spanned<String>>,
     pub web: Web,
     pub buildpack: Option<String>,
     /// Where `buildpack:` is written (its value), for messages about it.
-    pub buildpack_span: Option<Span>,
+    pub(crate) buildpack_span: Option<Span>,
     pub stack: Option<String>,
-    pub docker_image: Option<String>,
+    pub(crate) docker_image: Option<String>,
     pub services: Vec<ServiceRequest>,
     pub env: Vec<EnvVar>,
     pub hooks: Hooks,
@@ -244,24 +236,22 @@ pub struct App {
     pub depends_on: Vec<Spanned<String>>,
     pub min_version: MinVersion,
     pub timeout: Option<Spanned<u32>>,
-    pub autoscale: Option<Autoscale>,
+    pub(crate) autoscale: Option<Autoscale>,
     pub sso_enabled: bool,
-    pub force_war_unpacking: bool,
-    pub description: Option<String>,
-    pub placement_zone: Option<String>,
-    pub drains: Vec<Drain>,
+    pub(crate) placement_zone: Option<String>,
+    pub(crate) drains: Vec<Drain>,
 }
 
 impl App {
     /// Instances to run: values below 1 are raised to 1, as the client did at push.
-    pub fn instance_count(&self) -> u32 {
+    pub(crate) fn instance_count(&self) -> u32 {
         self.instances
             .as_ref()
             .map_or(1, |i| i.value.clamp(1, 1024) as u32)
     }
 
     /// Memory in MB: the manifest's value raised to the minimum, else the framework default.
-    pub fn memory_limit_mb(&self) -> u64 {
+    pub(crate) fn memory_limit_mb(&self) -> u64 {
         match &self.memory_mb {
             Some(m) => (m.value.max(0) as u64).max(MIN_MEMORY_MB),
             None => default_memory_mb(self.framework.as_ref().and_then(|f| f.name.as_deref())),
@@ -269,31 +259,31 @@ impl App {
     }
 
     /// Disk in MB (2048 by default).
-    pub fn disk_limit_mb(&self) -> u64 {
+    pub(crate) fn disk_limit_mb(&self) -> u64 {
         self.disk_mb
             .as_ref()
             .map_or(2048, |d| d.value.max(0) as u64)
     }
 
     /// The framework: declared (`framework: type`), else detected from the app's files.
-    pub fn framework_name(&self) -> Option<&str> {
+    pub(crate) fn framework_name(&self) -> Option<&str> {
         self.declared_framework()
             .or(self.detected.as_ref().map(|d| d.framework))
     }
 
     /// The framework `framework: type` declares.
-    pub fn declared_framework(&self) -> Option<&str> {
+    pub(crate) fn declared_framework(&self) -> Option<&str> {
         self.framework.as_ref().and_then(|f| f.name.as_deref())
     }
 
     /// A legacy-buildpack app (any `framework:`).
-    pub fn is_legacy(&self) -> bool {
+    pub(crate) fn is_legacy(&self) -> bool {
         self.framework.is_some()
     }
 }
 
 /// The client's per-framework default memory when `mem` is absent.
-pub fn default_memory_mb(framework: Option<&str>) -> u64 {
+pub(crate) fn default_memory_mb(framework: Option<&str>) -> u64 {
     match framework {
         Some("aspnet" | "aspdotnet" | "grails" | "java_ee" | "java_web" | "lift" | "spring") => 512,
         Some("generic") => 256,
@@ -308,7 +298,7 @@ pub fn default_memory_mb(framework: Option<&str>) -> u64 {
 
 /// A memory size the client would refuse; the message is the hint to show.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MemSpecError {
+pub(crate) enum MemSpecError {
     #[error("Stackato accepts only the suffixes M and G: write `{0}`")]
     TwoLetterSuffix(String),
     #[error("write a size in megabytes such as 256 or 256M, or gigabytes such as 1G or 1.5G")]
@@ -317,7 +307,7 @@ pub enum MemSpecError {
 
 /// Parse a memory size as the client's memspec: `N` or `NM` megabytes, `X.YG` gigabytes.
 /// `MB`/`GB` suffixes and unit-less fractions are refused.
-pub fn parse_memspec(s: &str) -> Result<i64, MemSpecError> {
+pub(crate) fn parse_memspec(s: &str) -> Result<i64, MemSpecError> {
     let t = s.trim();
     let bad = || {
         if t.to_ascii_uppercase().ends_with("MB") || t.to_ascii_uppercase().ends_with("GB") {
@@ -347,7 +337,7 @@ pub fn parse_memspec(s: &str) -> Result<i64, MemSpecError> {
 }
 
 /// Build the typed manifest from a normalised, resolved tree.
-pub fn build(tree: &Node, file: PathBuf, diags: &mut Vec<Diagnostic>) -> Manifest {
+pub(crate) fn build(tree: &Node, file: PathBuf, diags: &mut Vec<Diagnostic>) -> Manifest {
     let dir = file
         .parent()
         .map(std::path::Path::to_path_buf)
@@ -545,8 +535,6 @@ fn build_app(app: &Node, diags: &mut Vec<Diagnostic>) -> App {
             name_span: spanned_text(f.get("name")).map(|n| n.span),
             start_file: text(f.get("start-file")),
             document_root: text(f.get("document-root")),
-            home_dir: text(f.get("home-dir")),
-            app_server: text(f.get("app-server")),
         })
     });
 
@@ -625,24 +613,10 @@ fn build_app(app: &Node, diags: &mut Vec<Diagnostic>) -> App {
             server: spanned_text(sget("min_version").and_then(|m| m.get("server"))),
         },
         timeout,
-        autoscale: sget("autoscale").map(|a| {
-            let num = |p: &str, k: &str| {
-                a.get(p)
-                    .and_then(|x| x.get(k))
-                    .and_then(Node::as_str)
-                    .and_then(|s| s.parse::<f64>().ok())
-            };
-            Autoscale {
-                enabled: boolean(a.get("enabled")),
-                instances_min: num("instances", "min").map(|v| v as u32),
-                instances_max: num("instances", "max").map(|v| v as u32),
-                cpu_min: num("cpu", "min"),
-                cpu_max: num("cpu", "max"),
-            }
+        autoscale: sget("autoscale").map(|a| Autoscale {
+            enabled: boolean(a.get("enabled")),
         }),
         sso_enabled: boolean(sget("sso-enabled")),
-        force_war_unpacking: boolean(sget("force-war-unpacking")),
-        description: text(sget("description")),
         placement_zone: text(sget("placement-zone")),
         drains: sget("drain")
             .and_then(Node::as_map)
@@ -671,7 +645,6 @@ fn build_services(n: Option<&Node>) -> Vec<ServiceRequest> {
                 kind: spanned_text(b.get("type")),
                 plan: text(b.get("plan")),
                 version: text(b.get("version")),
-                provider: text(b.get("provider")),
                 tags: strings(b.get("tags")),
                 credentials: b
                     .get("credentials")
@@ -685,9 +658,6 @@ fn build_services(n: Option<&Node>) -> Vec<ServiceRequest> {
                         )
                     })
                     .collect(),
-                parameters: b
-                    .get("parameters")
-                    .map_or(serde_json::Value::Null, Node::to_json),
             }
         })
         .collect()

@@ -20,7 +20,7 @@ enum Origin<'a> {
 }
 
 /// The normalised manifest: the whole tree plus where each app lives on disk.
-pub struct Normalized {
+pub(crate) struct Normalized {
     pub tree: Node,
 }
 
@@ -28,7 +28,7 @@ pub struct Normalized {
 /// `applications:` sequence (CF v2), or an application entry with a `stackato:` sub-mapping.
 /// A path-keyed `applications:` mapping is the 2.x (CF v1) form and is not a sign. `buildpack:`
 /// and a Procfile are the other signs; the profile rule reads those from the typed apps.
-pub fn v3_signs(root: &Node) -> Vec<String> {
+pub(crate) fn v3_signs(root: &Node) -> Vec<String> {
     let mut signs = Vec::new();
     let Some(apps) = root.get("applications") else {
         return signs;
@@ -55,7 +55,7 @@ fn key(text: &str, span: Span) -> Node {
 }
 
 /// Normalise a merged root mapping read from a file in `base_dir`.
-pub fn normalize(root: Node, base_dir: &Path, diags: &mut Vec<Diagnostic>) -> Normalized {
+pub(crate) fn normalize(root: Node, base_dir: &Path, diags: &mut Vec<Diagnostic>) -> Normalized {
     let root_span = root.span;
     let entries = match root.value {
         Value::Map(e) => e,
@@ -265,7 +265,7 @@ pub fn normalize(root: Node, base_dir: &Path, diags: &mut Vec<Diagnostic>) -> No
     }
 }
 
-pub fn app_name(app: &Node) -> &str {
+pub(crate) fn app_name(app: &Node) -> &str {
     app.get("name").and_then(Node::scalar_text).unwrap_or("")
 }
 
@@ -729,7 +729,7 @@ fn transform_services(svc: Node, diags: &mut Vec<Diagnostic>) -> Node {
 }
 
 /// `VAR: value` → `VAR: {default: value}`.
-pub fn transform_env(env: Node) -> Node {
+pub(crate) fn transform_env(env: Node) -> Node {
     wrap_scalars(env, "default")
 }
 
@@ -768,13 +768,13 @@ fn wrap_scalars(node: Node, field: &str) -> Node {
 }
 
 /// `base/rel` made absolute and clean; symlinks resolved when the directory exists.
-pub fn absolutize(base: &Path, rel: &str) -> PathBuf {
+pub(crate) fn absolutize(base: &Path, rel: &str) -> PathBuf {
     let joined = base.join(rel);
     joined.canonicalize().unwrap_or_else(|_| lexical(&joined))
 }
 
 /// `p` with `.` and `..` resolved without looking at the disk (so without following links).
-pub fn lexical(p: &Path) -> PathBuf {
+pub(crate) fn lexical(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {

@@ -9,7 +9,7 @@ use crate::diag::{Diagnostic, Sources, Span, suggest};
 use crate::yaml::{Node, Value};
 
 /// Where built-in symbols get their values.
-pub struct Target {
+pub(crate) struct Target {
     /// e.g. `https://api.stackato.local`.
     pub url: String,
     /// The value of `${random-word}`: stable per project so `run` stays idempotent.
@@ -18,7 +18,7 @@ pub struct Target {
 
 impl Target {
     /// `${target-url}`: the URL without `:port`.
-    pub fn target_url(&self) -> String {
+    pub(crate) fn target_url(&self) -> String {
         let (scheme, rest) = match self.url.split_once("://") {
             Some((s, r)) => (Some(s), r),
             None => (None, self.url.as_str()),
@@ -39,7 +39,7 @@ impl Target {
     }
 
     /// `${target-base}`: the target host minus its first label (`api.example.org` → `example.org`).
-    pub fn target_base(&self) -> String {
+    pub(crate) fn target_base(&self) -> String {
         let u = self.target_url();
         let host = u.split_once("://").map_or(u.as_str(), |(_, r)| r);
         let host = host.split('/').next().unwrap_or(host);
@@ -51,7 +51,7 @@ impl Target {
 }
 
 /// Asks the user for `${ask TEXT}` answers; `None` when nobody can answer.
-pub type Asker<'a> = dyn FnMut(&str) -> Option<String> + 'a;
+pub(crate) type Asker<'a> = dyn FnMut(&str) -> Option<String> + 'a;
 
 struct Ctx<'a, 'b> {
     target: &'a Target,
@@ -75,7 +75,7 @@ const MAX_VALUE: usize = 1 << 20;
 const MAX_TOTAL: usize = 16 << 20;
 
 /// Resolve every `${...}` in the tree (applications get their own app as context).
-pub fn resolve(
+pub(crate) fn resolve(
     tree: &mut Node,
     target: &Target,
     sources: &Sources,

@@ -19,7 +19,7 @@ use crate::yaml::{Entry, Node};
 
 /// The target's API version, which decides the upload manifest's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Api {
+pub(crate) enum Api {
     /// CF v1 API (Stackato 2.x): `applications: {.: {…}}`, no `path`.
     V1,
     /// CF v2 API (Stackato 3.x): `applications: [{…, path: RELATIVE}]`.
@@ -41,11 +41,11 @@ impl FromStr for Api {
 /// An API version other than 1 or 2.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("API version must be 1 (CF v1, Stackato 2.x) or 2 (CF v2, Stackato 3.x), not \"{0}\"")]
-pub struct BadApi(pub String);
+pub(crate) struct BadApi(pub String);
 
 /// Why no upload manifest can be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UploadError {
+pub(crate) enum UploadError {
     /// The manifest defines no application of that name (`known` lists the ones it has).
     UnknownApp { app: String, known: Vec<String> },
 }
@@ -63,7 +63,12 @@ impl std::error::Error for UploadError {}
 
 /// The upload manifest for application `app` of the normalised, resolved `tree` (as
 /// [`super::Loaded::tree`]) whose root manifest file lives in `manifest_dir`.
-pub fn build(tree: &Node, manifest_dir: &Path, app: &str, api: Api) -> Result<Node, UploadError> {
+pub(crate) fn build(
+    tree: &Node,
+    manifest_dir: &Path,
+    app: &str,
+    api: Api,
+) -> Result<Node, UploadError> {
     let span = tree.span;
     let apps = tree
         .get("applications")

@@ -40,7 +40,7 @@ const APP_SCALARS: &[&str] = &[
 ];
 
 /// Validate every application of a normalised tree.
-pub fn validate(tree: &Node, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn validate(tree: &Node, diags: &mut Vec<Diagnostic>) {
     nul_bytes(tree, diags);
     let Some(apps) = tree.get("applications").and_then(Node::as_map) else {
         return;
@@ -424,7 +424,7 @@ pub fn is_env_name(s: &str) -> bool {
 /// in an application name. Names that are only unusual keep working; an application name
 /// that is not a host name label gets a warning when the platform would have built its URL
 /// from it.
-pub fn names(m: &Manifest, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn names(m: &Manifest, diags: &mut Vec<Diagnostic>) {
     for app in &m.apps {
         app_name(
             &app.name,
@@ -450,7 +450,7 @@ pub fn names(m: &Manifest, diags: &mut Vec<Diagnostic>) {
 
 /// The health manager's longest `timeout:` in seconds: 180 under Stackato 2.x, 1800 from 3.4.2
 /// on (spec §4.6).
-pub fn max_timeout(profile: Profile) -> u32 {
+pub(crate) fn max_timeout(profile: Profile) -> u32 {
     match profile {
         Profile::V2 => 180,
         Profile::V3 => 1800,
@@ -459,7 +459,7 @@ pub fn max_timeout(profile: Profile) -> u32 {
 
 /// Warn at each `timeout:` above the platform's maximum under `profile` (the manifest's
 /// default profile, with `why` it was chosen): the platform would not wait that long.
-pub fn timeouts(m: &Manifest, profile: Profile, why: &str, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn timeouts(m: &Manifest, profile: Profile, why: &str, diags: &mut Vec<Diagnostic>) {
     let max = max_timeout(profile);
     for app in &m.apps {
         let Some(t) = &app.timeout else { continue };
@@ -552,7 +552,7 @@ fn service_name(name: &Spanned<String>, diags: &mut Vec<Diagnostic>) {
 }
 
 /// A DNS label: 1–63 letters, digits and `-`, not starting or ending with `-`.
-pub fn is_host_label(s: &str) -> bool {
+pub(crate) fn is_host_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && !s.starts_with('-')
@@ -599,7 +599,7 @@ fn validate_processes(v: &Node, diags: &mut Vec<Diagnostic>) {
 }
 
 /// Dot-separated integers, as Tcl's `package vcompare` accepts.
-pub fn is_version(s: &str) -> bool {
+pub(crate) fn is_version(s: &str) -> bool {
     !s.is_empty()
         && s.split('.')
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))

@@ -86,7 +86,7 @@ impl EnvSet {
     }
 
     /// Change the value of `name` in place (its layer and reason stay); false when unset.
-    pub fn amend(&mut self, name: &str, value: impl Into<String>) -> bool {
+    pub(crate) fn amend(&mut self, name: &str, value: impl Into<String>) -> bool {
         self.vars
             .iter_mut()
             .find(|v| v.name == name)

@@ -2,8 +2,8 @@
 //! with provenance ([`EnvSet`]) and a provisioned service instance ([`ServiceRecord`]). It sits
 //! below `platform`, `env`, `services` and `stage`, and imports none of them.
 
-pub mod env_set;
+pub(crate) mod env_set;
 mod service_record;
 
-pub use env_set::{EnvSet, Layer, Var};
+pub(crate) use env_set::{EnvSet, Layer, Var};
 pub use service_record::ServiceRecord;

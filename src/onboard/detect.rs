@@ -11,7 +11,7 @@ use crate::platform::detect::{gemfile_gems, is_file, node_start_file, read};
 
 /// The kinds of app `init` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Django,
     Flask,
     Wsgi,
@@ -28,7 +28,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order detection tries them.
-    pub const ALL: [Kind; 12] = [
+    pub(crate) const ALL: [Kind; 12] = [
         Kind::Django,
         Kind::Rails,
         Kind::Rack,
@@ -44,7 +44,7 @@ impl Kind {
     ];
 
     /// The ids accepted by `init --kind`.
-    pub const IDS: [&'static str; 12] = [
+    pub(crate) const IDS: [&'static str; 12] = [
         "django",
         "flask",
         "wsgi",
@@ -59,7 +59,7 @@ impl Kind {
         "buildpack",
     ];
 
-    pub fn id(self) -> &'static str {
+    pub(crate) fn id(self) -> &'static str {
         match self {
             Kind::Django => "django",
             Kind::Flask => "flask",
@@ -76,12 +76,12 @@ impl Kind {
         }
     }
 
-    pub fn from_id(id: &str) -> Option<Kind> {
+    pub(crate) fn from_id(id: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.id() == id)
     }
 
     /// Words for messages: "a Django project".
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Kind::Django => "a Django project",
             Kind::Flask => "a Flask app",
@@ -99,7 +99,7 @@ impl Kind {
     }
 
     /// The Stackato framework type (`framework: type:`).
-    pub fn framework(self) -> &'static str {
+    pub(crate) fn framework(self) -> &'static str {
         match self {
             Kind::Django | Kind::Flask | Kind::Wsgi => "python",
             Kind::Node => "node",
@@ -115,7 +115,7 @@ impl Kind {
     }
 
     /// The Stackato runtime id written into the manifest, and why.
-    pub fn runtime(self) -> (&'static str, &'static str) {
+    pub(crate) fn runtime(self) -> (&'static str, &'static str) {
         match self {
             Kind::Django | Kind::Flask | Kind::Wsgi => (
                 "python3",
@@ -139,19 +139,11 @@ impl Kind {
             Kind::Buildpack => ("", ""),
         }
     }
-
-    pub fn is_python(self) -> bool {
-        matches!(self, Kind::Django | Kind::Flask | Kind::Wsgi)
-    }
-
-    pub fn is_ruby(self) -> bool {
-        matches!(self, Kind::Rails | Kind::Rack | Kind::Sinatra)
-    }
 }
 
 /// A value `init` chose, and the reason shown to the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reasoned {
+pub(crate) struct Reasoned {
     pub value: String,
     pub why: String,
 }
@@ -165,7 +157,7 @@ fn reasoned(value: impl Into<String>, why: impl Into<String>) -> Reasoned {
 
 /// Everything `init` found out about an app.
 #[derive(Debug, Clone)]
-pub struct Detection {
+pub(crate) struct Detection {
     pub kind: Kind,
     /// The runtime when the app's files say more than its kind (Python 2 code → python27).
     pub runtime: Option<Reasoned>,
@@ -210,7 +202,7 @@ impl Detection {
     }
 
     /// The runtime id written into the manifest, and why (empty for a buildpack app).
-    pub fn runtime(&self) -> (String, String) {
+    pub(crate) fn runtime(&self) -> (String, String) {
         match &self.runtime {
             Some(r) => (r.value.clone(), r.why.clone()),
             None => {
@@ -228,7 +220,7 @@ impl Detection {
     }
 
     /// One line per guess: "framework python (found manage.py and wsgi.py)".
-    pub fn explain(&self) -> Vec<String> {
+    pub(crate) fn explain(&self) -> Vec<String> {
         let mut v = vec![format!(
             "framework {} ({}: {})",
             self.kind.framework(),
@@ -282,7 +274,7 @@ impl Detection {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum DetectError {
+pub(crate) enum DetectError {
     #[error("cannot read the directory {path}: {source}")]
     Unreadable {
         path: std::path::PathBuf,
@@ -295,7 +287,7 @@ pub enum DetectError {
 }
 
 /// Recognise the app in `dir` (or take `forced` as its kind) and work out what it needs.
-pub fn detect(dir: &Path, forced: Option<Kind>) -> Result<Detection, DetectError> {
+pub(crate) fn detect(dir: &Path, forced: Option<Kind>) -> Result<Detection, DetectError> {
     std::fs::read_dir(dir).map_err(|source| DetectError::Unreadable {
         path: dir.to_path_buf(),
         source,

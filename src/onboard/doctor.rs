@@ -16,7 +16,7 @@ use crate::state::StateDir;
 
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
+pub(crate) struct Check {
     pub ok: bool,
     /// What was checked: "python3", "service mydb (postgresql)".
     pub label: String,
@@ -28,7 +28,7 @@ pub struct Check {
 
 /// How to fix a failed check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fix {
+pub(crate) enum Fix {
     /// Commands per system.
     Install {
         debian: String,
@@ -221,7 +221,7 @@ fn cgi_check(app: &App) -> Option<Check> {
 
 /// The language an app is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Language {
+pub(crate) enum Language {
     Python,
     Node,
     Perl,
@@ -231,7 +231,7 @@ pub enum Language {
 
 /// The app's language: from `framework`, else the `runtime` id, else its files (as staging
 /// decides: pip requirements or requirements.txt → Python, package.json → Node).
-pub fn language(app: &App) -> Option<Language> {
+pub(crate) fn language(app: &App) -> Option<Language> {
     let by_framework = match app.framework_name() {
         Some("python" | "wsgi" | "django") => Some(Language::Python),
         Some("node") => Some(Language::Node),
@@ -265,7 +265,7 @@ pub fn language(app: &App) -> Option<Language> {
 }
 
 /// Every check for the manifest's apps (or only `only`).
-pub fn checks(loaded: &Loaded, only: Option<&str>) -> Vec<Check> {
+pub(crate) fn checks(loaded: &Loaded, only: Option<&str>) -> Vec<Check> {
     let apps: Vec<&App> = loaded
         .manifest
         .start_order()

@@ -9,7 +9,7 @@ use crate::state::StateDir;
 
 /// What `init` was asked to do.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub(crate) struct Request {
     /// The app directory.
     pub dir: PathBuf,
     /// Where to write (`--manifest`); `dir/stackato.yml` when `None`.
@@ -22,7 +22,7 @@ pub struct Request {
 
 /// What became of the project's `.gitignore`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Gitignore {
+pub(crate) enum Gitignore {
     /// It already ignored the state directory.
     AlreadyIgnored,
     /// The entry was appended to the existing file.
@@ -35,7 +35,7 @@ pub enum Gitignore {
 
 /// The result of a successful `init`.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub detection: Detection,
     pub name: String,
     /// Why this name.
@@ -53,7 +53,7 @@ pub struct Outcome {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum InitError {
+pub(crate) enum InitError {
     #[error("{} already exists; pass --force to replace it (or --dry-run to see what init would write)", .0.display())]
     Exists(PathBuf),
     #[error("{}", .0)]
@@ -69,7 +69,7 @@ pub enum InitError {
 
 /// The default app name: the directory's name, lower-cased, every character other than
 /// `a-z`, `0-9` and `-` replaced by `-` (runs collapsed, none at either end).
-pub fn default_name(dir: &Path) -> String {
+pub(crate) fn default_name(dir: &Path) -> String {
     let canon = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let raw = canon
         .file_name()
@@ -94,7 +94,7 @@ pub fn default_name(dir: &Path) -> String {
 }
 
 /// A name the platform accepts: a hostname label (letters, digits, `-`; no `.`).
-pub fn check_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("the application name is empty".into());
     }
@@ -120,7 +120,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
 }
 
 /// Detect, render and (unless `dry_run`) write the manifest and update `.gitignore`.
-pub fn init(req: &Request) -> Result<Outcome, InitError> {
+pub(crate) fn init(req: &Request) -> Result<Outcome, InitError> {
     let path = match &req.manifest {
         Some(m) if m.is_absolute() => m.clone(),
         Some(m) => std::env::current_dir()

@@ -2,10 +2,10 @@
 //! `doctor` (what this machine lacks to run a manifest's apps). The CLI glue is in
 //! `cli::init` and `cli::doctor`; everything here works without a terminal.
 
-pub mod detect;
-pub mod doctor;
-pub mod init;
-pub mod ports;
-pub mod render;
-pub mod tools;
-pub mod watches;
+pub(crate) mod detect;
+pub(crate) mod doctor;
+pub(crate) mod init;
+pub(crate) mod ports;
+pub(crate) mod render;
+pub(crate) mod tools;
+pub(crate) mod watches;

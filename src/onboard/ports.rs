@@ -10,14 +10,14 @@ use crate::state::StateDir;
 
 /// One remembered port.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Remembered {
+pub(crate) struct Remembered {
     pub port: u16,
     pub user: User,
 }
 
 /// Who the port is remembered for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum User {
+pub(crate) enum User {
     /// An app instance, `app/instance`.
     Instance(String),
     /// A service: its name and type.
@@ -34,11 +34,11 @@ impl std::fmt::Display for User {
 }
 
 /// The file instance ports are remembered in (kept by `env::build`).
-pub const PORTS_FILE: &str = crate::env::build::PORTS;
+pub(crate) const PORTS_FILE: &str = crate::env::build::PORTS;
 
 /// Every port the state directory remembers, in port order; an unreadable file is an error
 /// naming it.
-pub fn remembered(state: &StateDir) -> Result<Vec<Remembered>, crate::state::StateError> {
+pub(crate) fn remembered(state: &StateDir) -> Result<Vec<Remembered>, crate::state::StateError> {
     let mut v = Vec::new();
     let ports: BTreeMap<String, u16> = state.read_json(PORTS_FILE)?.unwrap_or_default();
     for (k, p) in ports {
@@ -65,7 +65,7 @@ pub fn remembered(state: &StateDir) -> Result<Vec<Remembered>, crate::state::Sta
 
 /// A process listening on a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holder {
+pub(crate) struct Holder {
     pub pid: i32,
     pub command: String,
     pub cwd: Option<PathBuf>,
@@ -99,7 +99,7 @@ fn listening_inodes(port: u16) -> Vec<u64> {
 }
 
 /// The process listening on TCP `port`, when this user may see it.
-pub fn holder(port: u16) -> Option<Holder> {
+pub(crate) fn holder(port: u16) -> Option<Holder> {
     let inodes = listening_inodes(port);
     if inodes.is_empty() {
         return None;
@@ -131,7 +131,7 @@ pub fn holder(port: u16) -> Option<Holder> {
 }
 
 /// A process's command line, for messages (at most 80 characters).
-pub fn command_line(pid: i32) -> String {
+pub(crate) fn command_line(pid: i32) -> String {
     let text = std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|b| {
             String::from_utf8_lossy(&b)
@@ -150,7 +150,7 @@ pub fn command_line(pid: i32) -> String {
 
 /// Whether `holder` is one of the project's own processes: it runs inside the project
 /// directory (the app processes `run` starts work in `$HOME`, the app directory).
-pub fn is_inside(holder: &Holder, project: &Path) -> bool {
+pub(crate) fn is_inside(holder: &Holder, project: &Path) -> bool {
     let project = project
         .canonicalize()
         .unwrap_or_else(|_| project.to_path_buf());

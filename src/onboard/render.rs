@@ -5,7 +5,7 @@
 use crate::onboard::detect::{Detection, Kind, Reasoned};
 
 /// The template of a kind.
-pub fn template(kind: Kind) -> &'static str {
+pub(crate) fn template(kind: Kind) -> &'static str {
     match kind {
         Kind::Django => include_str!("../../templates/init/django.yml"),
         Kind::Flask => include_str!("../../templates/init/flask.yml"),
@@ -26,7 +26,7 @@ pub fn template(kind: Kind) -> &'static str {
 const WIDTH: usize = 92;
 
 /// The manifest for app `name`.
-pub fn render(d: &Detection, name: &str) -> String {
+pub(crate) fn render(d: &Detection, name: &str) -> String {
     let (runtime, runtime_why) = d.runtime();
     let inline = |key: &str| -> Option<String> {
         Some(match key {
@@ -121,7 +121,7 @@ fn block(d: &Detection, key: &str) -> Option<Vec<String>> {
 }
 
 /// The manifest's name for a service of type `kind`: `${name}-db` for the only relational one.
-pub fn service_name(d: &Detection, kind: &str) -> String {
+pub(crate) fn service_name(d: &Detection, kind: &str) -> String {
     let relational = |k: &str| matches!(k, "mysql" | "postgresql");
     let n = d.services.iter().filter(|s| relational(&s.value)).count();
     if relational(kind) && n == 1 {
@@ -266,7 +266,7 @@ fn comment_lines(indent: &str, text: &str) -> Vec<String> {
 }
 
 /// A YAML scalar for `s`: plain when that reads back as the same text, else double-quoted.
-pub fn scalar(s: &str) -> String {
+pub(crate) fn scalar(s: &str) -> String {
     let plain = !s.is_empty()
         && !s.starts_with(|c: char| "-?:,[]{}#&*!|>'\"%@`".contains(c) || c.is_whitespace())
         && !s.ends_with(|c: char| c.is_whitespace() || c == ':')

@@ -10,11 +10,11 @@ use std::time::Duration;
 const TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A program on `PATH` only (as a build tool such as pip finds a compiler).
-pub use crate::programs::on_path;
+pub(crate) use crate::programs::on_path;
 
 /// What a finished program printed.
 #[derive(Debug, Clone)]
-pub struct Ran {
+pub(crate) struct Ran {
     pub success: bool,
     pub stdout: String,
     pub stderr: String,
@@ -22,7 +22,7 @@ pub struct Ran {
 
 /// Run `program args…` to completion (killed after a time limit); `None` when it could not be
 /// started or took too long.
-pub fn run(program: &Path, args: &[&str]) -> Option<Ran> {
+pub(crate) fn run(program: &Path, args: &[&str]) -> Option<Ran> {
     let mut c = Command::new(program);
     c.args(args);
     // Not in the (perhaps untrusted) project: a version manager's shim reads its
@@ -38,7 +38,7 @@ pub fn run(program: &Path, args: &[&str]) -> Option<Ran> {
 
 /// The first non-empty line a program prints for `args` (stdout, else stderr: some print
 /// their version there).
-pub fn first_line(program: &Path, args: &[&str]) -> Option<String> {
+pub(crate) fn first_line(program: &Path, args: &[&str]) -> Option<String> {
     let r = run(program, args)?;
     let pick = |s: &str| {
         s.lines()
@@ -51,7 +51,7 @@ pub fn first_line(program: &Path, args: &[&str]) -> Option<String> {
 
 /// The first version number in a line: `postgres (PostgreSQL) 15.18 (Debian …)` → `15.18`,
 /// `Redis server v=7.0.15 sha=…` → `7.0.15`, `… Ver 10.11.19-MariaDB …` → `10.11.19`.
-pub fn version_number(line: &str) -> Option<String> {
+pub(crate) fn version_number(line: &str) -> Option<String> {
     line.split(|c: char| c.is_whitespace() || matches!(c, '=' | '(' | ')' | ',' | '/'))
         .map(|w| w.trim_start_matches(['v', 'V']))
         .find_map(|w| {

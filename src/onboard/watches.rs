@@ -12,10 +12,10 @@ use crate::state::StateDir;
 const MAX_DIRS: usize = 2_000_000;
 
 /// `fs.inotify.max_user_watches`, when the kernel has inotify.
-pub const LIMIT_FILE: &str = "/proc/sys/fs/inotify/max_user_watches";
+pub(crate) const LIMIT_FILE: &str = "/proc/sys/fs/inotify/max_user_watches";
 
 /// `fs.inotify.max_user_instances`.
-pub const INSTANCES_FILE: &str = "/proc/sys/fs/inotify/max_user_instances";
+pub(crate) const INSTANCES_FILE: &str = "/proc/sys/fs/inotify/max_user_instances";
 
 fn read_u64(path: &str) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
@@ -27,17 +27,17 @@ fn limit(system: &str, namespace: &str) -> Option<u64> {
     Some(read_u64(namespace).map_or(sys, |ns| ns.min(sys)))
 }
 
-pub fn max_user_watches() -> Option<u64> {
+pub(crate) fn max_user_watches() -> Option<u64> {
     limit(LIMIT_FILE, "/proc/sys/user/max_inotify_watches")
 }
 
 /// `fs.inotify.max_user_instances` (or this user namespace's lower limit).
-pub fn max_user_instances() -> Option<u64> {
+pub(crate) fn max_user_instances() -> Option<u64> {
     limit(INSTANCES_FILE, "/proc/sys/user/max_inotify_instances")
 }
 
 /// The directories `run` would watch for this manifest (its roots as `run` computes them).
-pub fn directories(loaded: &Loaded, state: &StateDir) -> usize {
+pub(crate) fn directories(loaded: &Loaded, state: &StateDir) -> usize {
     let (roots, filter) = crate::watch::for_project(loaded, state.root(), &[], &[]);
     let mut count = 0;
     for root in &roots {
@@ -63,13 +63,13 @@ fn walk(root: &Path, filter: &crate::watch::Filter) -> usize {
 
 /// Inotify watches this user's processes hold now (from `/proc/*/fdinfo`); `None` when that
 /// cannot be read.
-pub fn watches_in_use() -> Option<u64> {
+pub(crate) fn watches_in_use() -> Option<u64> {
     in_use().map(|(_, watches)| watches)
 }
 
 /// Inotify instances this user's processes hold now (`anon_inode:inotify` links in
 /// `/proc/*/fd`); `None` when that cannot be read.
-pub fn instances_in_use() -> Option<u64> {
+pub(crate) fn instances_in_use() -> Option<u64> {
     in_use().map(|(instances, _)| instances)
 }
 

@@ -7,7 +7,7 @@ use crate::plan::{EnvOptions, PlanError};
 
 /// One app of the plan.
 #[derive(Debug)]
-pub struct AppPlan<'a> {
+pub(crate) struct AppPlan<'a> {
     pub app: &'a App,
     /// The environment request of its staging.
     pub staging: Request,
@@ -17,7 +17,7 @@ pub struct AppPlan<'a> {
 
 /// The apps of a run, in start order.
 #[derive(Debug)]
-pub struct Plan<'a> {
+pub(crate) struct Plan<'a> {
     pub apps: Vec<AppPlan<'a>>,
     /// For each app, the positions in `apps` of the apps it depends on (and only those).
     pub deps: Vec<Vec<usize>>,
@@ -26,7 +26,7 @@ pub struct Plan<'a> {
 }
 
 /// Every name of `--app` is an app of the manifest.
-pub fn check_selection(loaded: &Loaded, names: &[String]) -> Result<(), PlanError> {
+pub(crate) fn check_selection(loaded: &Loaded, names: &[String]) -> Result<(), PlanError> {
     for name in names {
         if loaded.manifest.app(name).is_none() {
             let known: Vec<&str> = loaded
@@ -47,7 +47,7 @@ pub fn check_selection(loaded: &Loaded, names: &[String]) -> Result<(), PlanErro
 impl<'a> Plan<'a> {
     /// The apps named in `names` (all when empty; unknown names are left out, see
     /// [`check_selection`]) in start order (`depends-on` first), with their requests.
-    pub fn new(loaded: &'a Loaded, names: &[String], opts: &EnvOptions) -> Plan<'a> {
+    pub(crate) fn new(loaded: &'a Loaded, names: &[String], opts: &EnvOptions) -> Plan<'a> {
         let selected: Vec<&App> = loaded
             .manifest
             .start_order()
@@ -86,7 +86,7 @@ impl<'a> Plan<'a> {
 
 impl AppPlan<'_> {
     /// The name of one of its processes: `kind`, or `<app>:kind` with several apps.
-    pub fn label(&self, multi: bool, kind: &str) -> String {
+    pub(crate) fn label(&self, multi: bool, kind: &str) -> String {
         if multi {
             format!("{}:{kind}", self.app.name.value)
         } else {

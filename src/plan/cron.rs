@@ -11,7 +11,7 @@ use crate::supervise::cron::{self, Line};
 
 /// The crontab of one instance: `$HOME/crontab`, then `cron:`; assignments apply to the jobs.
 /// A line that does not parse is reported on `out` and left out.
-pub fn cron_jobs(
+pub(crate) fn cron_jobs(
     app: &App,
     host: Host,
     env: &[(String, String)],
@@ -52,7 +52,7 @@ pub fn cron_jobs(
 }
 
 /// Seconds east of UTC now, from the C library's local time (honours TZ).
-pub fn utc_offset() -> i64 {
+pub(crate) fn utc_offset() -> i64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as libc::time_t);

@@ -9,7 +9,7 @@ use crate::stage::StageError;
 use crate::state::StateError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum PlanError {
+pub(crate) enum PlanError {
     /// `--app NAME` names no app of the manifest (exit 2).
     #[error("no application named \"{name}\" (the manifest has: {known})")]
     NoSuchApp { name: String, known: String },

@@ -16,14 +16,14 @@
 //! - [`cron`] — an instance's cron jobs (`$HOME/crontab`, then `cron:`) and the UTC offset.
 //! - [`error`] — [`PlanError`].
 
-pub mod apps;
-pub mod cron;
-pub mod error;
-pub mod options;
-pub mod prepare;
-pub mod services;
+pub(crate) mod apps;
+pub(crate) mod cron;
+pub(crate) mod error;
+pub(crate) mod options;
+pub(crate) mod prepare;
+pub(crate) mod services;
 
-pub use apps::{AppPlan, Plan, check_selection};
-pub use error::PlanError;
-pub use options::{EnvOptions, facts};
-pub use prepare::{Ctx, RunOptions, build_env, instance_env, prepare, prepare_layout};
+pub(crate) use apps::{AppPlan, Plan, check_selection};
+pub(crate) use error::PlanError;
+pub(crate) use options::{EnvOptions, facts};
+pub(crate) use prepare::{Ctx, RunOptions, build_env, instance_env, prepare};

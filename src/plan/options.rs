@@ -12,7 +12,7 @@ use crate::services::lifecycle::DbMode;
 /// What `run`, `exec`/`ssh`, `env` and the shell hook ask of the environment, whatever their
 /// flags are called.
 #[derive(Debug, Clone)]
-pub struct EnvOptions {
+pub(crate) struct EnvOptions {
     /// `--profile` (`None`: the manifest's default).
     pub profile: Option<Profile>,
     /// `--env KEY=VALUE`, in order.
@@ -53,7 +53,7 @@ impl Default for EnvOptions {
 impl EnvOptions {
     /// The request for `app` (`None`: the only one, or the first in start order), its
     /// `instance`, or its staging.
-    pub fn request(&self, app: Option<&str>, instance: u32, staging: bool) -> Request {
+    pub(crate) fn request(&self, app: Option<&str>, instance: u32, staging: bool) -> Request {
         Request {
             app: app.map(str::to_string),
             instance,
@@ -72,7 +72,7 @@ impl EnvOptions {
 }
 
 /// The machine's facts (user, time, PATH…) for a target URL (`--target`).
-pub fn facts(target_url: &str) -> Facts {
+pub(crate) fn facts(target_url: &str) -> Facts {
     let target = crate::manifest::Target {
         url: target_url.to_string(),
         random_word: String::new(),

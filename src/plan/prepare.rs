@@ -25,7 +25,7 @@ use crate::state::StateDir;
 use crate::supervise::{self, CronJob, child::Spec};
 
 /// What a round works with.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     pub loaded: &'a Loaded,
     pub state: &'a StateDir,
     pub facts: &'a Facts,
@@ -35,7 +35,7 @@ pub struct Ctx<'a> {
 
 /// `run`'s options that shape staging and the processes.
 #[derive(Debug, Clone)]
-pub struct RunOptions {
+pub(crate) struct RunOptions {
     /// `--restage`: stage even when nothing changed.
     pub restage: bool,
     /// `--hook-timeout`: time limit of one staging hook or installer, in seconds.
@@ -53,7 +53,7 @@ pub struct RunOptions {
 }
 
 /// The environment `req` asks for (`prompt` asks for required variables without a value).
-pub fn build_env(
+pub(crate) fn build_env(
     loaded: &Loaded,
     state: &StateDir,
     facts: &Facts,
@@ -64,12 +64,12 @@ pub fn build_env(
 }
 
 /// Make the instance's directories (`$STACKATO_APP_ROOT`, `logs/`).
-pub fn prepare_layout(built: &Built) -> Result<(), PlanError> {
+pub(crate) fn prepare_layout(built: &Built) -> Result<(), PlanError> {
     built.layout.prepare().map_err(PlanError::Layout)
 }
 
 /// The environment of one instance, its directories made: what `exec` and `ssh` run in.
-pub fn instance_env(
+pub(crate) fn instance_env(
     loaded: &Loaded,
     state: &StateDir,
     facts: &Facts,
@@ -85,7 +85,7 @@ pub fn instance_env(
 /// at `place`: the release's config vars (under the app's own variables) and the command run
 /// after `$HOME/.profile.d/*.sh` is sourced, as the web process is. Unchanged for an app
 /// staged without a buildpack there.
-pub fn one_off_command(
+pub(crate) fn one_off_command(
     state: &StateDir,
     built: &Built,
     place: Place,
@@ -112,7 +112,7 @@ pub fn one_off_command(
 /// Stage every app of `plan` and collect its processes and cron jobs, with the dependency
 /// edges. `optimistic`: the apps start on their last staged copy, and the checkouts are
 /// compared with it in the background (then edits are synced in and the apps restarted).
-pub fn prepare(
+pub(crate) fn prepare(
     ctx: &Ctx<'_>,
     plan: &Plan<'_>,
     opts: &RunOptions,
@@ -136,10 +136,10 @@ pub fn prepare(
 
 /// What one app gives a round: its processes, its cron jobs, and its staged copies (none
 /// with `--in-place`).
-pub type AppRound = (Vec<Spec>, Vec<CronJob>, Option<Arc<Copies>>);
+pub(crate) type AppRound = (Vec<Spec>, Vec<CronJob>, Option<Arc<Copies>>);
 
 /// Stage one app, then give the processes and cron jobs of its instances.
-pub fn prepare_app(
+pub(crate) fn prepare_app(
     ctx: &Ctx<'_>,
     a: &AppPlan<'_>,
     multi: bool,
@@ -164,7 +164,7 @@ pub fn prepare_app(
 
 /// Stage one app (or find its staging unchanged), saying so on the output; returns where its
 /// processes run (the generation of its staged copy, or the checkout with `--in-place`).
-pub fn stage(
+pub(crate) fn stage(
     ctx: &Ctx<'_>,
     a: &AppPlan<'_>,
     multi: bool,
@@ -258,12 +258,12 @@ pub fn stage(
 }
 
 /// The processes, the cron jobs and (with a staged copy) the homes of an app's instances.
-pub type Instances = (Vec<Spec>, Vec<CronJob>, Vec<std::path::PathBuf>);
+pub(crate) type Instances = (Vec<Spec>, Vec<CronJob>, Vec<std::path::PathBuf>);
 
 /// The processes of one app, one per instance, and the cron jobs (instance 0's, or every
 /// instance's with `STACKATO_CRON_INSTANCES=all`), at `place`; with a staged copy, also the
 /// instances' own copies (made when missing), by instance.
-pub fn processes(
+pub(crate) fn processes(
     ctx: &Ctx<'_>,
     a: &AppPlan<'_>,
     multi: bool,
@@ -415,7 +415,6 @@ pub fn processes(
         specs.push(Spec {
             name: a.label(multi, &format!("{kind}.{i}")),
             app: app.name.value.clone(),
-            instance: i,
             hooks: hooks.clone(),
             command,
             env: env.clone(),

@@ -13,7 +13,7 @@ use crate::services::registry;
 use crate::state::StateDir;
 
 /// Provision every service of the manifest and plan how each runs.
-pub fn provision(
+pub(crate) fn provision(
     loaded: &Loaded,
     state: &StateDir,
     db: DbMode,
@@ -26,7 +26,7 @@ pub fn provision(
 
 /// What one start of the planned services gave, as a run keeps it between rounds.
 #[derive(Debug, Default)]
-pub struct Started {
+pub(crate) struct Started {
     /// The native services (one that dies is started again).
     pub natives: Vec<Planned>,
     /// Each server's name and pid, to watch.
@@ -38,7 +38,7 @@ pub struct Started {
 }
 
 /// Sort what starting `planned` gave (`ups`).
-pub fn started(planned: &[Planned], ups: &[Up]) -> Started {
+pub(crate) fn started(planned: &[Planned], ups: &[Up]) -> Started {
     let mut s = Started {
         natives: planned
             .iter()
@@ -67,7 +67,7 @@ pub fn started(planned: &[Planned], ups: &[Up]) -> Started {
 
 /// Start one of `natives` again (after it died), with the same checks as at start-up, waiting
 /// up to `timeout` for it to answer; gives its new pid and its stop signal.
-pub fn restarter(
+pub(crate) fn restarter(
     state: &StateDir,
     natives: &[Planned],
     timeout: Duration,

@@ -9,7 +9,7 @@ use std::path::Path;
 const MAX_READ: u64 = 1024 * 1024;
 
 /// The Node start files, in the order the platform tried them.
-pub const NODE_START_FILES: [&str; 4] = ["server.js", "app.js", "index.js", "main.js"];
+pub(crate) const NODE_START_FILES: [&str; 4] = ["server.js", "app.js", "index.js", "main.js"];
 
 /// A framework found from the app's files, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,7 @@ fn detected(framework: &'static str, why: impl Into<String>) -> Option<Detected>
 /// app), Rails, Rack, a WAR (java_web), Sinatra, PSGI, Node, PHP, then Python's `wsgi.py`.
 /// `None`: no framework this tool knows (the platform offered `standalone` there). Play,
 /// Clojure, EARs, Erlang and .NET are not detected here.
-pub fn framework(dir: &Path) -> Option<Detected> {
+pub(crate) fn framework(dir: &Path) -> Option<Detected> {
     if let Some(why) = go_app(dir) {
         return detected("buildpack", why);
     }
@@ -75,7 +75,7 @@ pub fn framework(dir: &Path) -> Option<Detected> {
 
 /// Why the app in `dir` is a Go app (a buildpack app on the platform): its `go.mod` or its
 /// first top-level `*.go` file.
-pub fn go_app(dir: &Path) -> Option<String> {
+pub(crate) fn go_app(dir: &Path) -> Option<String> {
     if is_file(dir, "go.mod") {
         return Some("found go.mod".into());
     }
@@ -86,13 +86,13 @@ pub fn go_app(dir: &Path) -> Option<String> {
 }
 
 /// Whether `dir/rel` is a regular file (a link is not followed: it may point out of the app).
-pub fn is_file(dir: &Path, rel: &str) -> bool {
+pub(crate) fn is_file(dir: &Path, rel: &str) -> bool {
     std::fs::symlink_metadata(dir.join(rel)).is_ok_and(|m| m.file_type().is_file())
 }
 
 /// A text file of the app (lossy UTF-8, at most 1 MiB; a regular file, read without blocking,
 /// see [`crate::fsx`]); `None` when it cannot be read.
-pub fn read(dir: &Path, rel: &str) -> Option<String> {
+pub(crate) fn read(dir: &Path, rel: &str) -> Option<String> {
     if !is_file(dir, rel) {
         return None;
     }
@@ -115,7 +115,7 @@ fn top_files(dir: &Path) -> Vec<String> {
 }
 
 /// The first Node start file the app has (server.js, app.js, index.js, main.js).
-pub fn node_start_file(dir: &Path) -> Option<String> {
+pub(crate) fn node_start_file(dir: &Path) -> Option<String> {
     NODE_START_FILES
         .into_iter()
         .find(|f| is_file(dir, f))
@@ -123,7 +123,7 @@ pub fn node_start_file(dir: &Path) -> Option<String> {
 }
 
 /// `scripts.start` of the app's package.json, when it has one.
-pub fn npm_start(dir: &Path) -> Option<String> {
+pub(crate) fn npm_start(dir: &Path) -> Option<String> {
     let pkg: serde_json::Value = serde_json::from_str(&read(dir, "package.json")?).ok()?;
     let s = pkg.get("scripts")?.get("start")?.as_str()?.trim();
     (!s.is_empty()).then(|| s.to_string())
@@ -132,7 +132,7 @@ pub fn npm_start(dir: &Path) -> Option<String> {
 /// The file package.json's `main` names (as Node resolves it: the file, with `.js`, or the
 /// directory's `index.js`), when it exists in the app and its path is plain (letters, digits,
 /// `/._-`, relative, no `..`): it goes into a shell command.
-pub fn node_main(dir: &Path) -> Option<String> {
+pub(crate) fn node_main(dir: &Path) -> Option<String> {
     let pkg: serde_json::Value = serde_json::from_str(&read(dir, "package.json")?).ok()?;
     let main = pkg.get("main")?.as_str()?.trim();
     let main = main
@@ -160,7 +160,7 @@ pub fn node_main(dir: &Path) -> Option<String> {
 }
 
 /// The app's PHP files: the top-level `*.php`, then `index.php` of a public directory.
-pub fn php_files(dir: &Path) -> Vec<String> {
+pub(crate) fn php_files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = top_files(dir)
         .into_iter()
         .filter(|f| f.ends_with(".php"))
@@ -174,7 +174,7 @@ pub fn php_files(dir: &Path) -> Vec<String> {
 }
 
 /// The gems a Gemfile lists (`gem 'name'`).
-pub fn gemfile_gems(dir: &Path) -> Vec<String> {
+pub(crate) fn gemfile_gems(dir: &Path) -> Vec<String> {
     let Some(text) = read(dir, "Gemfile") else {
         return Vec::new();
     };
@@ -193,7 +193,7 @@ pub fn gemfile_gems(dir: &Path) -> Vec<String> {
 }
 
 /// The first top-level `*.rb` file that requires sinatra (a Sinatra app's main file).
-pub fn sinatra_main(dir: &Path) -> Option<String> {
+pub(crate) fn sinatra_main(dir: &Path) -> Option<String> {
     top_files(dir)
         .into_iter()
         .filter(|f| f.ends_with(".rb"))

@@ -71,7 +71,7 @@ pub struct Input<'a> {
 }
 
 /// `STACKATO_APP_NAME_UPCASE`: upper case, `-` → `_`.
-pub fn upcase_name(name: &str) -> String {
+pub(crate) fn upcase_name(name: &str) -> String {
     name.to_uppercase().replace('-', "_")
 }
 
@@ -154,7 +154,7 @@ pub fn runtime(input: &Input<'_>) -> EnvSet {
 }
 
 /// The platform and service variables of the staging hooks.
-pub fn staging(input: &Input<'_>) -> EnvSet {
+pub(crate) fn staging(input: &Input<'_>) -> EnvSet {
     let mut e = EnvSet::new();
     common(&mut e, input, true);
     let p = |e: &mut EnvSet, k: &str, v: String, why: &str| e.set(k, v, Layer::Platform, why);
@@ -444,7 +444,7 @@ fn cred(r: &ServiceRecord, k: &str) -> String {
 }
 
 /// The URL of one service in the platform's formats; `None` for types without one.
-pub fn service_url(r: &ServiceRecord) -> Option<(&'static str, String)> {
+pub(crate) fn service_url(r: &ServiceRecord) -> Option<(&'static str, String)> {
     let host = cred(r, "host");
     let port = cred(r, "port");
     Some(match r.kind.as_str() {
@@ -486,7 +486,7 @@ pub fn service_url(r: &ServiceRecord) -> Option<(&'static str, String)> {
 }
 
 /// URL variables: one per type with exactly one instance; `DATABASE_URL` by the rule.
-pub fn url_vars(
+pub(crate) fn url_vars(
     bound: &[&Binding],
     profile: Profile,
     rule: DbUrlRule,
@@ -571,7 +571,7 @@ fn runtime_name(app: &App, profile: Profile) -> String {
 }
 
 /// The app's URLs: as given, or `<name>.<domain>` (none for workers).
-pub fn uris(app: &App, domain: &str) -> Vec<String> {
+pub(crate) fn uris(app: &App, domain: &str) -> Vec<String> {
     match &app.urls {
         Some(u) => u.clone(),
         None if app.web == crate::manifest::model::Web::Worker => Vec::new(),
@@ -580,7 +580,7 @@ pub fn uris(app: &App, domain: &str) -> Vec<String> {
 }
 
 /// A stable id made of hex digits from the given parts (ids only, never secrets).
-pub fn stable_hex(parts: &[&str], len: usize) -> String {
+pub(crate) fn stable_hex(parts: &[&str], len: usize) -> String {
     let mut out = String::new();
     let mut round: u64 = 0;
     while out.len() < len {
@@ -609,7 +609,7 @@ fn stable_uuid(parts: &[&str]) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM:SS +0000` for a Unix time (UTC).
-pub fn format_time(t: i64) -> String {
+pub(crate) fn format_time(t: i64) -> String {
     let days = t.div_euclid(86_400);
     let secs = t.rem_euclid(86_400);
     // Civil-from-days (Howard Hinnant's algorithm).
@@ -632,7 +632,7 @@ pub fn format_time(t: i64) -> String {
 }
 
 /// `VCAP_APPLICATION` in the profile's shape.
-pub fn vcap_application(input: &Input<'_>, staging: bool) -> Value {
+pub(crate) fn vcap_application(input: &Input<'_>, staging: bool) -> Value {
     let app = input.app;
     let f = input.facts;
     // Ids derive from the app's name only, so they are stable across runs and machines.

@@ -21,13 +21,13 @@ pub enum Place {
 }
 
 /// The per-app directory in the state dir: `.stackato-local/apps/<app>/`.
-pub fn app_dir(state: &Path, app: &str) -> PathBuf {
+pub(crate) fn app_dir(state: &Path, app: &str) -> PathBuf {
     // The name is data: one safe path component, whatever the manifest says.
     state.join("apps").join(crate::state::component(app))
 }
 
 /// Generation `generation`'s directory: `.stackato-local/apps/<app>/g<gen>/`.
-pub fn generation_dir(state: &Path, app: &str, generation: u64) -> PathBuf {
+pub(crate) fn generation_dir(state: &Path, app: &str, generation: u64) -> PathBuf {
     app_dir(state, app).join(format!("g{generation}"))
 }
 
@@ -37,7 +37,7 @@ pub struct Layout {
     /// `$HOME`: the application directory (`app-dir`).
     pub home: PathBuf,
     /// `$STACKATO_APP_ROOT`: `.stackato-local/apps/<app>/<instance>/`.
-    pub app_root: PathBuf,
+    pub(crate) app_root: PathBuf,
     /// `$STACKATO_APP_ROOT/logs`.
     pub logs: PathBuf,
     /// The project's state directory.
@@ -49,7 +49,7 @@ pub struct Layout {
 /// The platform's per-app PHP ini dir, below `$STACKATO_APP_ROOT`: PHP (the built-in server
 /// and Apache's mod_php alike) reads its `*.ini` files after the distribution's, through
 /// `PHP_INI_SCAN_DIR=:<dir>`.
-pub const PHP_INI_DIR: &str = "apache/php";
+pub(crate) const PHP_INI_DIR: &str = "apache/php";
 
 impl Layout {
     /// The paths of `instance` (or of staging) with `$HOME` at `place`.
@@ -117,7 +117,7 @@ impl Layout {
     }
 
     /// `$STACKATO_DOCUMENT_ROOT`: `$HOME`, or `$HOME/<document-root>`.
-    pub fn document_root(&self, app: &App) -> PathBuf {
+    pub(crate) fn document_root(&self, app: &App) -> PathBuf {
         match app
             .framework
             .as_ref()
@@ -130,7 +130,7 @@ impl Layout {
 
     /// Where a filesystem service's directory is: shared by all apps of the project, below
     /// the service's directory (its name made a safe path component).
-    pub fn filesystem_dir(state: &Path, service: &str) -> PathBuf {
+    pub(crate) fn filesystem_dir(state: &Path, service: &str) -> PathBuf {
         state
             .join("services")
             .join(crate::state::component(service))
@@ -139,7 +139,7 @@ impl Layout {
 
     /// Create the instance root with `app/` (a link to the checkout when `$HOME` is the
     /// checkout; the staged copy, made by staging, otherwise) and `logs/`, like the container's.
-    pub fn prepare(&self) -> Result<(), StateError> {
+    pub(crate) fn prepare(&self) -> Result<(), StateError> {
         create_private_dir_in(&self.state, &self.logs)?;
         self.prepare_php_ini()?;
         if !self.home_is_link() {

@@ -29,7 +29,7 @@ impl Set {
 
 /// A parsed range: alternatives separated by `||`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Range(Vec<Set>);
+pub(crate) struct Range(Vec<Set>);
 
 /// A partial version: `1`, `1.2`, `1.2.3`, with `x`/`X`/`*` for a missing part.
 #[derive(Debug, Clone, Copy)]
@@ -90,7 +90,7 @@ impl Partial {
 impl Range {
     /// `None` when the text is not a range npm would accept (then the caller falls back to
     /// the first version in the text).
-    pub fn parse(text: &str) -> Option<Range> {
+    pub(crate) fn parse(text: &str) -> Option<Range> {
         let mut sets = Vec::new();
         for alt in text.split("||") {
             sets.push(parse_set(alt)?);
@@ -99,7 +99,7 @@ impl Range {
     }
 
     /// Whether the version `major.minor.patch` is in the range.
-    pub fn satisfies(&self, major: u32, minor: u32, patch: u32) -> bool {
+    pub(crate) fn satisfies(&self, major: u32, minor: u32, patch: u32) -> bool {
         let v = (major.into(), minor.into(), patch.into());
         self.0.iter().any(|s| s.holds(v))
     }

@@ -10,27 +10,27 @@ use crate::platform::layout::Layout;
 
 /// Debian's uWSGI with the PSGI plugin (`uwsgi-plugin-psgi`: a `uwsgi-core` named so that it
 /// loads the plugin).
-pub const UWSGI_PSGI: &str = "uwsgi_psgi";
+pub(crate) const UWSGI_PSGI: &str = "uwsgi_psgi";
 
 /// The install command for a PSGI server.
-pub const PSGI_INSTALL: &str =
+pub(crate) const PSGI_INSTALL: &str =
     "apt-get install uwsgi-core uwsgi-plugin-psgi (or libplack-perl for plackup)";
 
 /// Whether Debian's Plack (libplack-perl) is installed: plackup and Plack.pm need no cpanm.
-pub fn debian_plack() -> bool {
+pub(crate) fn debian_plack() -> bool {
     Path::new("/usr/share/perl5/Plack.pm").is_file()
 }
 
 /// The CGI runner's text, written into the state dir at staging.
-pub const RUNNER_TEXT: &str = include_str!("../../templates/perlcgi_runner.pl");
+pub(crate) const RUNNER_TEXT: &str = include_str!("../../templates/perlcgi_runner.pl");
 
 /// A `perlcgi` app.
-pub fn is_cgi(framework: Option<&str>) -> bool {
+pub(crate) fn is_cgi(framework: Option<&str>) -> bool {
     matches!(framework, Some("perlcgi"))
 }
 
 /// A Perl app: a Perl framework or Perl modules to install.
-pub fn is_perl_app(app: &App) -> bool {
+pub(crate) fn is_perl_app(app: &App) -> bool {
     let fw = app.framework_name();
     crate::platform::web::is_perl(fw)
         || is_cgi(fw)
@@ -39,18 +39,18 @@ pub fn is_perl_app(app: &App) -> bool {
 }
 
 /// The project's Perl modules (`cpanm -l`), in the state dir: `lib/perl5`, `bin`.
-pub fn local_lib(state: &Path) -> PathBuf {
+pub(crate) fn local_lib(state: &Path) -> PathBuf {
     state.join("perl5")
 }
 
 /// Where staging writes the CGI runner.
-pub fn runner_path(state: &Path) -> PathBuf {
+pub(crate) fn runner_path(state: &Path) -> PathBuf {
     state.join("perlcgi-runner.pl")
 }
 
 /// What serves `app.psgi` here.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PsgiServer {
+pub(crate) enum PsgiServer {
     /// uWSGI with its PSGI plugin: `$STACKATO_UWSGI` as on the platform.
     Uwsgi(PathBuf),
     /// No PSGI uWSGI: Plack's `plackup` (uWSGI options an app appends are not understood).
@@ -58,7 +58,7 @@ pub enum PsgiServer {
     Missing,
 }
 
-pub fn psgi_server() -> PsgiServer {
+pub(crate) fn psgi_server() -> PsgiServer {
     use crate::programs::find as which;
     if let Some(p) = which(UWSGI_PSGI) {
         PsgiServer::Uwsgi(p)
@@ -71,7 +71,7 @@ pub fn psgi_server() -> PsgiServer {
 
 /// The program (and its first arguments) that takes the uWSGI arguments of a `perl` or
 /// `perlcgi` app's `$STACKATO_UWSGI`; `None` when plackup stands in (it takes its own).
-pub fn uwsgi_program(framework: Option<&str>, layout: &Layout) -> Option<String> {
+pub(crate) fn uwsgi_program(framework: Option<&str>, layout: &Layout) -> Option<String> {
     if is_cgi(framework) {
         let perl = crate::programs::find("perl")
             .map_or_else(|| "perl".to_string(), |p| p.display().to_string());
@@ -86,7 +86,7 @@ pub fn uwsgi_program(framework: Option<&str>, layout: &Layout) -> Option<String>
 
 /// `$STACKATO_UWSGI` of a `perl`/`perlcgi` app for `run`: `args` are the uWSGI arguments with
 /// the instance's values in.
-pub fn uwsgi_command(app: &App, layout: &Layout, port: u16, args: &str) -> String {
+pub(crate) fn uwsgi_command(app: &App, layout: &Layout, port: u16, args: &str) -> String {
     if let Some(p) = uwsgi_program(app.framework_name(), layout) {
         return format!("{p} {args}");
     }
@@ -105,7 +105,7 @@ pub fn uwsgi_command(app: &App, layout: &Layout, port: u16, args: &str) -> Strin
 /// Whether the app gets `.` in `@INC` (`PERL_USE_UNSAFE_INC=1`): Perl 5.26 removed it, and the
 /// platform's Perls (5.14, 5.16) had it. So: a Perl app with no runtime (the platform's
 /// default was `perl514`) or a `perl5NN` runtime with NN < 26.
-pub fn dot_in_inc(app: &App) -> bool {
+pub(crate) fn dot_in_inc(app: &App) -> bool {
     if !is_perl_app(app) {
         return false;
     }

@@ -18,10 +18,10 @@ use crate::manifest::App;
 use crate::platform::layout::Layout;
 
 /// The switch that forces PHP's built-in server (`builtin`).
-pub const SWITCH: &str = "STACKATO_LOCAL_PHP_SERVER";
+pub(crate) const SWITCH: &str = "STACKATO_LOCAL_PHP_SERVER";
 
 /// The command of the Apache default (`$STACKATO_APP_ROOT` filled in by `run`).
-pub const APACHE_COMMAND: &str = "apache2 -DFOREGROUND -f $STACKATO_APP_ROOT/apache2.conf";
+pub(crate) const APACHE_COMMAND: &str = "apache2 -DFOREGROUND -f $STACKATO_APP_ROOT/apache2.conf";
 
 /// Where Debian keeps Apache's modules.
 const MODULES: &str = "/usr/lib/apache2/modules";
@@ -46,7 +46,7 @@ const OPTIONAL_MODULES: &[(&str, &str)] = &[
 
 /// The server chosen for one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PhpServer {
+pub(crate) enum PhpServer {
     /// Apache: its binary and mod_php's module file.
     Apache { apache2: PathBuf, php: PathBuf },
     /// PHP's built-in server, and why not Apache.
@@ -55,7 +55,7 @@ pub enum PhpServer {
 
 /// Why Apache is not used, or could not be set up.
 #[derive(Debug, thiserror::Error)]
-pub enum ApacheError {
+pub(crate) enum ApacheError {
     #[error("Apache is not installed (`apt-get install apache2 libapache2-mod-php`)")]
     NoApache,
     #[error("mod_php is not installed (`apt-get install libapache2-mod-php`)")]
@@ -119,7 +119,7 @@ fn reachable_by_others(dir: &Path) -> bool {
 
 /// The server for the instance `layout` of `app`: Apache when installed and usable, unless
 /// forced to the built-in server with `STACKATO_LOCAL_PHP_SERVER=builtin`.
-pub fn choose(app: &App, layout: &Layout) -> PhpServer {
+pub(crate) fn choose(app: &App, layout: &Layout) -> PhpServer {
     if std::env::var(SWITCH).is_ok_and(|v| v == "builtin") {
         return PhpServer::Builtin(format!("{SWITCH}=builtin"));
     }
@@ -156,7 +156,7 @@ fn q(p: &Path) -> String {
 }
 
 /// The configuration of the private Apache of one instance.
-pub fn config(
+pub(crate) fn config(
     php: &Path,
     layout: &Layout,
     doc: &Path,
@@ -307,7 +307,7 @@ fn hand_over(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
 
 /// Write the instance's Apache configuration (and, as root, give the services' user its way
 /// to the document root) when `server` is Apache.
-pub fn install(
+pub(crate) fn install(
     app: &App,
     layout: &Layout,
     port: u16,

@@ -15,7 +15,7 @@ fn flag_applied(f: &str) -> bool {
 
 /// The lines of `text` (numbered from 1) the router does not apply, with why when a line is
 /// skipped because of another.
-pub fn not_applied(text: &str) -> Vec<(usize, String)> {
+pub(crate) fn not_applied(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut cond_dropped = false;
     for (i, line) in text.lines().enumerate() {
@@ -68,7 +68,7 @@ pub fn not_applied(text: &str) -> Vec<(usize, String)> {
 
 /// The note `run` prints for the document root `doc` served by the built-in server, when its
 /// `.htaccess` has lines the router does not apply.
-pub fn note(doc: &Path) -> Option<String> {
+pub(crate) fn note(doc: &Path) -> Option<String> {
     let text = std::fs::read_to_string(doc.join(".htaccess")).ok()?;
     let lines = not_applied(&text);
     if lines.is_empty() {

@@ -17,7 +17,7 @@ impl Profile {
         }
     }
 
-    pub fn from_number(n: &str) -> Option<Profile> {
+    pub(crate) fn from_number(n: &str) -> Option<Profile> {
         match n.trim() {
             "2" | "2.x" | "v2" => Some(Profile::V2),
             "3" | "3.x" | "v3" => Some(Profile::V3),
@@ -35,7 +35,7 @@ pub struct Choice {
 
 /// What a manifest says about the platform it was written for: the profile rule's input.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Evidence {
+pub(crate) struct Evidence {
     /// Signs of the 3.x format: an `applications:` list, a `stackato:` sub-mapping,
     /// `buildpack:`, a Procfile.
     pub v3_signs: Vec<String>,
@@ -47,7 +47,7 @@ pub struct Evidence {
 /// The profile rule: a 3.x-format manifest gets 3 whatever `min_version` says (3.x apps kept
 /// their old `min_version: client: 1.x` line); otherwise a `min_version` of the 2.x era gives
 /// 2; otherwise 3, the newest. `--profile` overrides all of it (the caller's business).
-pub fn rule(e: &Evidence) -> Choice {
+pub(crate) fn rule(e: &Evidence) -> Choice {
     if let Some(sign) = e.v3_signs.first() {
         let reason = match &e.old_min_version {
             Some(mv) => format!("{sign}; a 3.x-format manifest, whatever its {mv} says"),
@@ -72,7 +72,7 @@ pub fn rule(e: &Evidence) -> Choice {
 
 /// The evidence in a loaded manifest: its shape's signs, each app's `buildpack:` and Procfile
 /// (a regular file, not a link), and the first 2.x-era `min_version`.
-pub fn evidence(manifest: &Manifest) -> Evidence {
+pub(crate) fn evidence(manifest: &Manifest) -> Evidence {
     let mut e = Evidence {
         v3_signs: manifest.v3_signs.clone(),
         old_min_version: None,

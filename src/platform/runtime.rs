@@ -13,14 +13,14 @@ use crate::manifest::App;
 
 /// A language whose interpreter is looked up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Lang {
+pub(crate) enum Lang {
     Python,
     Node,
     Ruby,
 }
 
 impl Lang {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Lang::Python => "Python",
             Lang::Node => "Node.js",
@@ -40,7 +40,7 @@ impl Lang {
 
 /// A version as far as it was given (`2.7` has no patch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Version {
+pub(crate) struct Version {
     pub major: u32,
     pub minor: Option<u32>,
     pub patch: Option<u32>,
@@ -48,7 +48,7 @@ pub struct Version {
 
 impl Version {
     /// `2.7.18`, `3.11`, `v18.19.0`, `>=0.10` (the first version in the text).
-    pub fn parse(text: &str) -> Option<Version> {
+    pub(crate) fn parse(text: &str) -> Option<Version> {
         let start = text.find(|c: char| c.is_ascii_digit())?;
         let rest = &text[start..];
         let end = rest
@@ -66,14 +66,14 @@ impl Version {
     }
 
     /// Whether `full` (an installed interpreter's version) is this one, as far as given.
-    pub fn matches(self, full: Version) -> bool {
+    pub(crate) fn matches(self, full: Version) -> bool {
         self.major == full.major
             && self.minor.is_none_or(|m| Some(m) == full.minor)
             && self.patch.is_none_or(|p| Some(p) == full.patch)
     }
 
     /// `2.7`, `3`, `2.7.18`.
-    pub fn shown(self) -> String {
+    pub(crate) fn shown(self) -> String {
         let mut s = self.major.to_string();
         if let Some(m) = self.minor {
             s.push_str(&format!(".{m}"));
@@ -87,7 +87,7 @@ impl Version {
 
 /// Where the declared runtime comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// The manifest's `runtime:` (or `framework: runtime:`), at its value.
     Key(Span),
     /// A file of the app (`runtime.txt`), its name and 1-based line.
@@ -98,7 +98,7 @@ pub enum Source {
 
 /// A runtime an app asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Declared {
+pub(crate) struct Declared {
     pub lang: Lang,
     /// `None`: any version of the language (`runtime: python`).
     pub version: Option<Version>,
@@ -109,7 +109,7 @@ pub struct Declared {
 
 impl Declared {
     /// Where it was declared, for messages (`runtime.txt:1`, `--runtime`, `the runtime key`).
-    pub fn place(&self) -> String {
+    pub(crate) fn place(&self) -> String {
         match &self.source {
             Source::Key(_) => "`runtime:`".into(),
             Source::File(f, l) => format!("{f}:{l}"),
@@ -119,7 +119,7 @@ impl Declared {
 
     /// `` `runtime: python27` ``, `` runtime.txt:1 (`python-2.7.18`) ``.
     /// The text is the repository's: escaped (see [`crate::trust::display::escape`]).
-    pub fn shown(&self) -> String {
+    pub(crate) fn shown(&self) -> String {
         let text = crate::trust::display::escape(&self.text);
         match &self.source {
             Source::Key(_) => format!("`runtime: {text}`"),
@@ -131,7 +131,7 @@ impl Declared {
 
 /// Parse a runtime as written: a Stackato id (`python27`, `python3`, `node010`, `ruby19`), a
 /// buildpack-style `python-2.7.18` / `node-18`, or a language and version (`python 3.11`).
-pub fn parse_runtime(text: &str) -> Option<(Lang, Option<Version>)> {
+pub(crate) fn parse_runtime(text: &str) -> Option<(Lang, Option<Version>)> {
     let t = text.trim().to_ascii_lowercase();
     let (lang, rest) = [
         (Lang::Python, "python"),
@@ -179,7 +179,7 @@ pub fn parse_runtime(text: &str) -> Option<(Lang, Option<Version>)> {
 }
 
 /// The Stackato runtime id of an installed version (`python27`, `python311`, `node010`).
-pub fn runtime_id(lang: Lang, v: Version) -> String {
+pub(crate) fn runtime_id(lang: Lang, v: Version) -> String {
     match (lang, v.minor) {
         (Lang::Node, _) if v.major > 0 => format!("node{}", v.major),
         (_, Some(m)) => format!("{}{}{}", lang.id(), v.major, m),
@@ -189,7 +189,7 @@ pub fn runtime_id(lang: Lang, v: Version) -> String {
 
 /// The language of an app, for runtime look-up: its framework, else its declared runtime,
 /// else its files (`requirements.txt`, `package.json`, `Gemfile`).
-pub fn app_lang(app: &App, dir: &Path) -> Option<Lang> {
+pub(crate) fn app_lang(app: &App, dir: &Path) -> Option<Lang> {
     match app.framework_name() {
         Some("python" | "wsgi" | "django") => return Some(Lang::Python),
         Some("node") => return Some(Lang::Node),
@@ -225,7 +225,7 @@ fn small_text(path: &Path) -> Option<String> {
 
 /// The runtime `app` declares (files are read from `dir`, the app's files), `flag` being
 /// `--runtime`: the flag, else the manifest's key, else the app's own files.
-pub fn declared(app: &App, dir: &Path, flag: Option<&str>) -> Option<Declared> {
+pub(crate) fn declared(app: &App, dir: &Path, flag: Option<&str>) -> Option<Declared> {
     if let Some(f) = flag
         && let Some((lang, version)) = parse_runtime(f)
         && app_lang(app, dir).is_none_or(|l| l == lang)
@@ -265,7 +265,7 @@ pub fn declared(app: &App, dir: &Path, flag: Option<&str>) -> Option<Declared> {
 /// File.read(".ruby-version")`, `engines.node "$(…)"`, a path in `.python-version`): the app
 /// is taken to declare no version, with a warning that shows the line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unreadable {
+pub(crate) struct Unreadable {
     pub file: String,
     /// 1-based.
     pub line: u32,
@@ -275,7 +275,7 @@ pub struct Unreadable {
 
 impl Unreadable {
     /// `cannot read a version from package.json:3 (`…`)`, the text escaped.
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         format!(
             "cannot read a version from {}:{} (`{}`); taken as declaring no version",
             self.file,
@@ -312,13 +312,13 @@ type Scanned = Result<Declared, Unreadable>;
 
 /// The runtime the app's own files declare (`runtime.txt`, `.python-version`, package.json
 /// `engines.node`, the Gemfile's `ruby`).
-pub fn declared_in_files(lang: Lang, dir: &Path) -> Option<Declared> {
+pub(crate) fn declared_in_files(lang: Lang, dir: &Path) -> Option<Declared> {
     scan_files(lang, dir).and_then(Result::ok)
 }
 
 /// The declaration line of the app's files (for its language) that names no version, if
 /// that is what its files say.
-pub fn unreadable(app: &App, dir: &Path) -> Option<Unreadable> {
+pub(crate) fn unreadable(app: &App, dir: &Path) -> Option<Unreadable> {
     scan_files(app_lang(app, dir)?, dir).and_then(Result::err)
 }
 
@@ -402,7 +402,7 @@ fn scan_files(lang: Lang, dir: &Path) -> Option<Scanned> {
 
 /// An interpreter found on this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interpreter {
+pub(crate) struct Interpreter {
     pub lang: Lang,
     pub path: PathBuf,
     /// Its full version (`2.7.18`).
@@ -412,7 +412,7 @@ pub struct Interpreter {
 }
 
 impl Interpreter {
-    pub fn id(&self) -> String {
+    pub(crate) fn id(&self) -> String {
         runtime_id(self.lang, self.version)
     }
 }
@@ -489,7 +489,7 @@ fn path_names(lang: Lang) -> Vec<String> {
 }
 
 /// The version of the interpreter at `path` (it is run).
-pub fn version_of(lang: Lang, path: &Path) -> Option<Version> {
+pub(crate) fn version_of(lang: Lang, path: &Path) -> Option<Version> {
     ask_version(lang, path)
 }
 
@@ -561,7 +561,7 @@ fn executable(p: &Path) -> bool {
 /// Every interpreter of `lang` on this machine (one per real file), newest first. With
 /// `STACKATO_LOCAL_SERVER_PATH` set (as for the service servers), only the directories it
 /// names are searched. Looked up once per process.
-pub fn installed(lang: Lang) -> Vec<Interpreter> {
+pub(crate) fn installed(lang: Lang) -> Vec<Interpreter> {
     type Found = Vec<(Lang, Vec<Interpreter>)>;
     static CACHE: OnceLock<Mutex<Found>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
@@ -678,7 +678,7 @@ fn on_path(lang: Lang, want: Option<Version>) -> Option<Interpreter> {
 
 /// What an app runs on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Choice {
+pub(crate) struct Choice {
     pub declared: Option<Declared>,
     /// The interpreter used (`None`: none of the language is installed).
     pub chosen: Option<Interpreter>,
@@ -688,7 +688,7 @@ pub struct Choice {
 
 impl Choice {
     /// `pyenv install 2.7.18`-style commands that install what was declared.
-    pub fn install_hint(&self) -> String {
+    pub(crate) fn install_hint(&self) -> String {
         let Some(d) = &self.declared else {
             return String::new();
         };
@@ -696,7 +696,7 @@ impl Choice {
     }
 
     /// The warning when the declared runtime is not installed (`None`: nothing to say).
-    pub fn mismatch(&self) -> Option<String> {
+    pub(crate) fn mismatch(&self) -> Option<String> {
         let d = self.declared.as_ref()?;
         if self.exact {
             return None;
@@ -793,7 +793,7 @@ fn full_version(v: Version, table: &[(u32, u32, String)]) -> Option<String> {
 
 /// The commands that install `lang` `version` here: versions the installers named can
 /// install (a full version where they need one, or where to list them).
-pub fn install_hint(lang: Lang, version: Option<Version>) -> String {
+pub(crate) fn install_hint(lang: Lang, version: Option<Version>) -> String {
     let v = version.map_or(String::from("latest"), |v| v.shown());
     match lang {
         Lang::Python => {
@@ -843,7 +843,7 @@ pub fn install_hint(lang: Lang, version: Option<Version>) -> String {
 
 /// The interpreter for `want` among `found` (newest first): the newest that matches, else
 /// the closest of the same major version, else the newest.
-pub fn choose(found: &[Interpreter], want: Option<Version>) -> (Option<Interpreter>, bool) {
+pub(crate) fn choose(found: &[Interpreter], want: Option<Version>) -> (Option<Interpreter>, bool) {
     let Some(w) = want else {
         return (found.first().cloned(), true);
     };
@@ -866,7 +866,7 @@ pub fn choose(found: &[Interpreter], want: Option<Version>) -> (Option<Interpret
 
 /// `--runtime` and `--strict-runtime`, for the whole process (set once by the command).
 #[derive(Debug, Clone, Default)]
-pub struct Flags {
+pub(crate) struct Flags {
     pub runtime: Option<String>,
     pub strict: bool,
 }
@@ -874,13 +874,13 @@ pub struct Flags {
 static FLAGS: OnceLock<Flags> = OnceLock::new();
 
 /// Set `--runtime`/`--strict-runtime` (the first call wins).
-pub fn set_flags(f: Flags) {
+pub(crate) fn set_flags(f: Flags) {
     let _ = FLAGS.set(f);
 }
 
 /// Check `--runtime` and set it with `--strict-runtime` for this process (`run`, `exec`,
 /// `ssh`, `env`); `Err` is the message of a `--runtime` that names no runtime.
-pub fn set_from_cli(runtime: Option<&str>, strict: bool) -> Result<(), String> {
+pub(crate) fn set_from_cli(runtime: Option<&str>, strict: bool) -> Result<(), String> {
     if let Some(r) = runtime
         && parse_runtime(r).is_none()
     {
@@ -895,7 +895,7 @@ pub fn set_from_cli(runtime: Option<&str>, strict: bool) -> Result<(), String> {
     Ok(())
 }
 
-pub fn flags() -> Flags {
+pub(crate) fn flags() -> Flags {
     FLAGS.get().cloned().unwrap_or_default()
 }
 
@@ -905,7 +905,7 @@ pub fn flags() -> Flags {
 /// is the declared version, else on the installed one that is (nvm, rbenv, …: see
 /// [`crate::platform::runtime_bin`], which puts its `bin/` first on PATH), else on the
 /// closest installed one.
-pub fn resolve(app: &App, dir: &Path) -> Option<Choice> {
+pub(crate) fn resolve(app: &App, dir: &Path) -> Option<Choice> {
     let flag = flags().runtime;
     let declared = declared(app, dir, flag.as_deref());
     let lang = declared
@@ -986,14 +986,14 @@ pub fn resolve(app: &App, dir: &Path) -> Option<Choice> {
 }
 
 /// The Python interpreter staging makes `app`'s virtualenv with.
-pub fn python_for(app: &App, dir: &Path) -> Option<Choice> {
+pub(crate) fn python_for(app: &App, dir: &Path) -> Option<Choice> {
     resolve(app, dir).filter(|c| c.chosen.as_ref().is_some_and(|i| i.lang == Lang::Python))
 }
 
 /// The warning (or with `--strict-runtime`, the error) when `app` declares a runtime that
 /// is not installed here, positioned at the `runtime` key when the manifest declares it;
 /// and a warning when a declaration file's line names no version (see [`Unreadable`]).
-pub fn diagnostics(app: &App, dir: &Path) -> Vec<crate::diag::Diagnostic> {
+pub(crate) fn diagnostics(app: &App, dir: &Path) -> Vec<crate::diag::Diagnostic> {
     let unreadable = unreadable(app, dir).map(|u| {
         crate::diag::Diagnostic::warning(format!("{}: {}", app.name.value, u.message())).hint(
             "write a version there (`2.7.18`, `>=0.10`, `'1.9.3'`), or remove the line; `--runtime` chooses one for this run",
@@ -1036,7 +1036,7 @@ fn diagnostic(app: &App, dir: &Path) -> Option<crate::diag::Diagnostic> {
 
 /// `VCAP_APPLICATION.runtime` (2.x) names the interpreter actually used (`python27`, or
 /// `python311` when 2.7 is not installed here), so the app, `doctor` and `run` agree.
-pub fn stamp_vcap(env: &mut crate::model::EnvSet, used: &Interpreter) {
+pub(crate) fn stamp_vcap(env: &mut crate::model::EnvSet, used: &Interpreter) {
     let Some(mut v) = env
         .get("VCAP_APPLICATION")
         .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())

@@ -17,7 +17,7 @@ use crate::state::StateDir;
 
 /// The interpreter used and the directory put first on PATH (`None`: PATH's own).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Used {
+pub(crate) struct Used {
     pub interp: Interpreter,
     pub bin: Option<PathBuf>,
 }
@@ -38,7 +38,7 @@ static FILES_ONLY: AtomicBool = AtomicBool::new(false);
 
 /// For this process, never run an interpreter to build an environment (the shell hook, at
 /// every prompt): only what `run` remembered is used.
-pub fn set_files_only() {
+pub(crate) fn set_files_only() {
     FILES_ONLY.store(true, Ordering::Relaxed);
 }
 
@@ -75,7 +75,7 @@ fn declared_text(app: &App) -> Option<String> {
 }
 
 /// The interpreter chosen now (interpreters are asked their version; cached per process).
-pub fn live(app: &App) -> Option<Used> {
+pub(crate) fn live(app: &App) -> Option<Used> {
     let lang = node_or_ruby(app)?;
     let interp = runtime::resolve(app, &app.path)?.chosen?;
     if interp.lang != lang {
@@ -112,7 +112,7 @@ fn remembered(state: &StateDir, app: &App) -> Option<Used> {
 
 /// Choose the interpreter of a Node or Ruby app for this run and remember it; the note to
 /// show when it is not PATH's (`None` otherwise, and for other apps).
-pub fn remember(state: &StateDir, app: &App) -> Option<String> {
+pub(crate) fn remember(state: &StateDir, app: &App) -> Option<String> {
     let used = live(app)?;
     let i = &used.interp;
     let record = Record {
@@ -140,7 +140,7 @@ pub fn remember(state: &StateDir, app: &App) -> Option<String> {
 
 /// A piece of the staging key: the interpreter chosen for a Node or Ruby app that declares a
 /// runtime (another one stages again).
-pub fn staging_key(app: &App) -> Option<String> {
+pub(crate) fn staging_key(app: &App) -> Option<String> {
     declared_text(app)?;
     live(app).map(|u| format!("{} {}", u.interp.path.display(), u.interp.version.shown()))
 }
@@ -149,7 +149,7 @@ pub fn staging_key(app: &App) -> Option<String> {
 /// its id in `VCAP_APPLICATION.runtime`. Staging and `--runtime` choose now; a process's
 /// environment uses what `run` remembered, else chooses now (unless
 /// [`set_files_only`]).
-pub fn apply(env: &mut EnvSet, state: &StateDir, app: &App, staging: bool) {
+pub(crate) fn apply(env: &mut EnvSet, state: &StateDir, app: &App, staging: bool) {
     if node_or_ruby(app).is_none() {
         return;
     }
@@ -182,7 +182,7 @@ fn prepend(bin: &Path, rest: &str) -> String {
 }
 
 /// `name` in the directories of `env`'s PATH (what a staging command of the app finds).
-pub fn which_in(env: &EnvSet, name: &str) -> Option<PathBuf> {
+pub(crate) fn which_in(env: &EnvSet, name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     env.get("PATH")?
         .split(':')

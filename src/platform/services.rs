@@ -7,20 +7,20 @@ use crate::platform::Profile;
 use crate::random::{RandomError, Rng};
 
 /// The loopback address every local service listens on.
-pub const HOST: &str = "127.0.0.1";
+pub(crate) const HOST: &str = "127.0.0.1";
 
 /// Relational types: the ones that can become `DATABASE_URL`.
-pub fn is_relational(kind: &str) -> bool {
+pub(crate) fn is_relational(kind: &str) -> bool {
     matches!(kind, "mysql" | "postgresql" | "oracledb")
 }
 
 /// Types that need a network port of their own.
-pub fn has_port(kind: &str) -> bool {
+pub(crate) fn has_port(kind: &str) -> bool {
     !matches!(kind, "filesystem" | "user-provided")
 }
 
 /// `VCAP_SERVICES` label: `<type>-<version>` as the platform of that profile reported it.
-pub fn label(kind: &str, profile: Profile) -> String {
+pub(crate) fn label(kind: &str, profile: Profile) -> String {
     let version = match (kind, profile) {
         ("mysql", _) => "5.5",
         ("postgresql", _) => "9.1",
@@ -38,7 +38,7 @@ pub fn label(kind: &str, profile: Profile) -> String {
 }
 
 /// `VCAP_SERVICES` tags.
-pub fn tags(kind: &str, profile: Profile) -> Vec<String> {
+pub(crate) fn tags(kind: &str, profile: Profile) -> Vec<String> {
     let l = label(kind, profile);
     let extra: &[&str] = match kind {
         "mysql" | "postgresql" | "oracledb" => &["relational"],
@@ -138,7 +138,7 @@ pub fn generate(
 }
 
 /// The credential fields that are secrets (masked unless `--reveal`).
-pub fn is_secret_field(field: &str) -> bool {
+pub(crate) fn is_secret_field(field: &str) -> bool {
     matches!(
         field.to_ascii_lowercase().as_str(),
         "password" | "pass" | "secret" | "token" | "api_key" | "apikey"

@@ -11,17 +11,17 @@ use crate::platform::perl;
 use crate::platform::php_apache;
 
 /// Python frameworks served by uWSGI.
-pub fn is_python(framework: Option<&str>) -> bool {
+pub(crate) fn is_python(framework: Option<&str>) -> bool {
     matches!(framework, Some("python" | "wsgi" | "django"))
 }
 
 /// Perl frameworks served by uWSGI (PSGI).
-pub fn is_perl(framework: Option<&str>) -> bool {
+pub(crate) fn is_perl(framework: Option<&str>) -> bool {
     matches!(framework, Some("perl"))
 }
 
 /// The framework's start file (`STACKATO_START_FILE`), when there is one.
-pub fn start_file(app: &App) -> Option<String> {
+pub(crate) fn start_file(app: &App) -> Option<String> {
     let fw = app.framework_name();
     if let Some(f) = app.framework.as_ref().and_then(|f| f.start_file.clone()) {
         return Some(f);
@@ -42,14 +42,14 @@ pub fn start_file(app: &App) -> Option<String> {
 /// [`expand`]): serving the app over HTTP on `$VCAP_APP_HOST:$PORT`, from `$HOME`, stopping on
 /// SIGTERM. Apps append their own options (`--check-static`, `--static-map`, `--wsgi-file`,
 /// `--module`, …). `None` for frameworks not served by uWSGI.
-pub fn uwsgi_args(app: &App) -> Option<String> {
+pub(crate) fn uwsgi_args(app: &App) -> Option<String> {
     let fw = app.framework_name();
     (is_python(fw) || is_perl(fw) || perl::is_cgi(fw)).then(|| uwsgi_args_any(app))
 }
 
 /// [`uwsgi_args`] whatever the framework (a WSGI app unless it is Perl): for a command that
 /// uses `$STACKATO_UWSGI` where the platform would not have set it.
-pub fn uwsgi_args_any(app: &App) -> String {
+pub(crate) fn uwsgi_args_any(app: &App) -> String {
     let fw = app.framework_name();
     let start = start_file(app).unwrap_or_else(|| "wsgi.py".into());
     let loader = if is_perl(fw) {
@@ -90,7 +90,7 @@ pub fn uwsgi_args_any(app: &App) -> String {
 
 /// `$STACKATO_UWSGI` for `run`: the project's uWSGI (installed into its virtualenv at
 /// staging) serving the app on 127.0.0.1:`port`.
-pub fn uwsgi_command(app: &App, layout: &Layout, port: u16) -> Option<String> {
+pub(crate) fn uwsgi_command(app: &App, layout: &Layout, port: u16) -> Option<String> {
     let args = uwsgi_args(app)?;
     let args = expand(&args, &local_values(layout, port, &layout.home, None));
     if !is_python(app.framework_name()) {
@@ -101,11 +101,11 @@ pub fn uwsgi_command(app: &App, layout: &Layout, port: u16) -> Option<String> {
 }
 
 /// The address `run` binds web processes to (the laptop's own, never the network's).
-pub const LOCAL_HOST: &str = "127.0.0.1";
+pub(crate) const LOCAL_HOST: &str = "127.0.0.1";
 
 /// The framework's default web command, as the table gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DefaultWeb {
+pub(crate) enum DefaultWeb {
     /// A framework's default: a template whose `$VCAP_APP_HOST` (the address to bind), `$PORT`,
     /// `$HOME`, `$STACKATO_DOCUMENT_ROOT` and `$STACKATO_UWSGI` the caller fills in or keeps.
     Framework(String),
@@ -116,7 +116,7 @@ pub enum DefaultWeb {
 impl DefaultWeb {
     /// The command with `values` put in for the template's variables (a Procfile line is
     /// left as it is: the shell expands it with the process's environment).
-    pub fn render(&self, values: &[(&str, &str)]) -> String {
+    pub(crate) fn render(&self, values: &[(&str, &str)]) -> String {
         match self {
             DefaultWeb::Framework(t) => expand(t, values),
             DefaultWeb::Procfile(l) => l.clone(),
@@ -124,7 +124,7 @@ impl DefaultWeb {
     }
 
     /// The text, variables kept (what `export` writes for the target to expand).
-    pub fn template(&self) -> &str {
+    pub(crate) fn template(&self) -> &str {
         match self {
             DefaultWeb::Framework(t) | DefaultWeb::Procfile(t) => t,
         }
@@ -139,7 +139,7 @@ impl DefaultWeb {
 /// Apache with mod_php on the platform, PHP's built-in server here, same document root. Ruby
 /// (CF v1 style): `rails server`, `rackup config.ru`, `ruby <main file>`, through bundler when
 /// the app has a Gemfile, each bound to `$VCAP_APP_HOST:$PORT` (the platform's 0.0.0.0).
-pub fn default_web_template(app: &App) -> Option<DefaultWeb> {
+pub(crate) fn default_web_template(app: &App) -> Option<DefaultWeb> {
     // Without a declared framework a Procfile's `web:` line wins (3.x buildpack apps), and so
     // it does for 2.x `framework: buildpack` (over the release's default); the detected
     // framework (spec §2.3) gives the default otherwise.
@@ -182,7 +182,7 @@ pub fn default_web_template(app: &App) -> Option<DefaultWeb> {
 
 /// A line for `run`'s output saying how the default web command serves the app, when that is
 /// not what the platform did (PHP) or the framework was detected rather than declared.
-pub fn how_it_starts(app: &App, layout: &Layout) -> Option<String> {
+pub(crate) fn how_it_starts(app: &App, layout: &Layout) -> Option<String> {
     let DefaultWeb::Framework(t) = default_web_template(app)? else {
         return None;
     };
@@ -219,7 +219,7 @@ pub fn how_it_starts(app: &App, layout: &Layout) -> Option<String> {
 /// that installs what is missing: no default for its framework, or the program the default
 /// runs is not installed. `None` when it can (or when the app says its own web command).
 /// Python and Perl (uWSGI, built at staging) are `doctor`'s uWSGI checks.
-pub fn cannot_start(app: &App, project: &Path) -> Option<CannotStart> {
+pub(crate) fn cannot_start(app: &App, project: &Path) -> Option<CannotStart> {
     // No buildpack to stage with (as `run` stops before staging), whatever the web command.
     if let Some((what, _, hint)) = crate::stage::buildpack::unavailable(app, None, project) {
         return Some(CannotStart {
@@ -283,15 +283,15 @@ pub fn cannot_start(app: &App, project: &Path) -> Option<CannotStart> {
 }
 
 /// The Debian packages a WAR needs here.
-pub const JETTY_PACKAGES: &str = "jetty9 default-jre-headless";
+pub(crate) const JETTY_PACKAGES: &str = "jetty9 default-jre-headless";
 
 /// Where Jetty 9 is (`$JETTY_HOME`, else Debian's `/usr/share/jetty9`).
-pub fn jetty_home() -> PathBuf {
+pub(crate) fn jetty_home() -> PathBuf {
     std::env::var_os("JETTY_HOME").map_or_else(|| PathBuf::from("/usr/share/jetty9"), PathBuf::from)
 }
 
 /// Whether the app's default web process runs its WAR in Jetty.
-pub fn runs_in_jetty(app: &App) -> bool {
+pub(crate) fn runs_in_jetty(app: &App) -> bool {
     matches!(app.web, crate::manifest::model::Web::Default)
         && app.command.is_none()
         && matches!(default_web_template(app), Some(DefaultWeb::Framework(t)) if t.contains("jetty.base="))
@@ -299,7 +299,7 @@ pub fn runs_in_jetty(app: &App) -> bool {
 
 /// What [`cannot_start`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CannotStart {
+pub(crate) struct CannotStart {
     pub what: String,
     /// The Debian package that provides the missing program (`None`: nothing to install, the
     /// app needs a `processes: web`).
@@ -310,7 +310,7 @@ pub struct CannotStart {
 
 impl CannotStart {
     /// How to fix it, in one line.
-    pub fn fix(&self) -> String {
+    pub(crate) fn fix(&self) -> String {
         if let Some(h) = &self.hint {
             return h.clone();
         }
@@ -323,14 +323,17 @@ impl CannotStart {
 
 /// The router `php -S` runs every request through (in the instance's root, outside the app):
 /// it emulates the front-controller rewrite of the `.htaccess` most PHP apps ship.
-pub const PHP_ROUTER: &str = "$STACKATO_APP_ROOT/php-router.php";
+pub(crate) const PHP_ROUTER: &str = "$STACKATO_APP_ROOT/php-router.php";
 
 /// The router's text.
 const PHP_ROUTER_TEXT: &str = include_str!("../../templates/php-router.php");
 
 /// Write the PHP router into the instance root `layout.app_root` when the app's default web
 /// command uses it.
-pub fn install_php_router(app: &App, layout: &Layout) -> Result<(), crate::state::StateError> {
+pub(crate) fn install_php_router(
+    app: &App,
+    layout: &Layout,
+) -> Result<(), crate::state::StateError> {
     let uses = matches!(default_web_template(app), Some(DefaultWeb::Framework(t)) if t.contains(PHP_ROUTER));
     if !uses {
         return Ok(());
@@ -400,7 +403,12 @@ fn local_values(
 
 /// `$PROCESSES_WEB` for `run`: the table's command with this instance's values (for PHP,
 /// Apache with mod_php instead of the built-in server when [`php_apache::choose`] says so).
-pub fn default_web(app: &App, layout: &Layout, port: u16, document_root: &Path) -> Option<String> {
+pub(crate) fn default_web(
+    app: &App,
+    layout: &Layout,
+    port: u16,
+    document_root: &Path,
+) -> Option<String> {
     let d = match default_web_template(app)? {
         DefaultWeb::Framework(t)
             if t.contains(PHP_ROUTER)
@@ -422,7 +430,7 @@ pub fn default_web(app: &App, layout: &Layout, port: u16, document_root: &Path) 
 /// `template` with each variable of `values` (`$NAME` or `${NAME}`, a whole name, not after a
 /// backslash) replaced by its value, in one pass (a value is never expanded again); other
 /// variables are kept.
-pub fn expand<V: AsRef<str>>(template: &str, values: &[(&str, V)]) -> String {
+pub(crate) fn expand<V: AsRef<str>>(template: &str, values: &[(&str, V)]) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(i) = rest.find('$') {
@@ -456,7 +464,7 @@ pub fn expand<V: AsRef<str>>(template: &str, values: &[(&str, V)]) -> String {
 }
 
 /// The first top-level `*.rb` file (sinatra's main file).
-pub fn ruby_main(dir: &Path) -> Option<String> {
+pub(crate) fn ruby_main(dir: &Path) -> Option<String> {
     let mut rbs: Vec<String> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok())
@@ -469,14 +477,14 @@ pub fn ruby_main(dir: &Path) -> Option<String> {
 
 /// The text of the file `name` in the app directory `dir`: a regular file inside it (a link
 /// out of it, a FIFO or a device is not read), at most the size trust checks.
-pub fn app_file(dir: &Path, name: &str) -> Option<String> {
+pub(crate) fn app_file(dir: &Path, name: &str) -> Option<String> {
     let root = dir.canonicalize().ok()?;
     crate::trust::files::text(&dir.join(name), &root)
 }
 
 /// The `web:` line of a Procfile (buildpack apps); other process types are ignored, as on
 /// the platform.
-pub fn procfile_web(dir: &Path) -> Option<String> {
+pub(crate) fn procfile_web(dir: &Path) -> Option<String> {
     let text = app_file(dir, "Procfile")?;
     text.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;

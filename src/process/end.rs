@@ -19,7 +19,7 @@ const STOP_CHECK: Duration = Duration::from_millis(10);
 
 /// Whether `pid` is a live process (reaping it first if it is our exited child). A zombie is
 /// not alive.
-pub fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     if pid <= 0 {
         return false;
     }
@@ -38,7 +38,7 @@ pub fn alive(pid: i32) -> bool {
 /// Wait up to `timeout` for process `pid` (any process, not only our child) to end; `true`
 /// when it has (an exited child of ours is left for its owner to reap). Blocks on a pidfd
 /// where the kernel has them, so the exit wakes us without polling.
-pub fn wait_gone(pid: i32, timeout: Duration) -> bool {
+pub(crate) fn wait_gone(pid: i32, timeout: Duration) -> bool {
     match pidfd::wait(pid, timeout) {
         Some(gone) => gone,
         None => poll_gone(pid, timeout),
@@ -66,7 +66,7 @@ mod pidfd {
 
     /// `Some(true)` when `pid` ended within `timeout`, `Some(false)` when not, `None` when
     /// this kernel has no pidfds (the caller polls instead).
-    pub fn wait(pid: i32, timeout: Duration) -> Option<bool> {
+    pub(super) fn wait(pid: i32, timeout: Duration) -> Option<bool> {
         // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
         if fd < 0 {
@@ -108,7 +108,7 @@ mod pidfd {
 
 /// How a [`wait_child`] ended.
 #[derive(Debug)]
-pub enum Waited {
+pub(crate) enum Waited {
     Exited(ExitStatus),
     /// The time limit ran out; the child still runs.
     TimedOut,
@@ -118,7 +118,7 @@ pub enum Waited {
 
 /// Wait for `child` until it exits, `limit` runs out, or `stop()` returns true (asked every
 /// few milliseconds: it reads a flag set by a signal handler, which cannot wake us).
-pub fn wait_child(
+pub(crate) fn wait_child(
     child: &mut Child,
     limit: Duration,
     stop: &dyn Fn() -> bool,
@@ -143,7 +143,7 @@ pub fn wait_child(
 /// Kill the process group of `child` (spawned as [`Tie::Group`]): SIGTERM, up to `grace` for
 /// it to end (the leader's exit wakes us; what else of the group is left gets the rest of the
 /// grace), then SIGKILL to whatever is left; returns how the child ended.
-pub fn terminate(child: &mut Child, grace: Duration) -> io::Result<ExitStatus> {
+pub(crate) fn terminate(child: &mut Child, grace: Duration) -> io::Result<ExitStatus> {
     let pid = child.id();
     let raw = i32::try_from(pid).unwrap_or(i32::MAX);
     let pg = Pid::from_raw(raw);
@@ -168,7 +168,7 @@ pub fn terminate(child: &mut Child, grace: Duration) -> io::Result<ExitStatus> {
 /// Stop a server that may not be our child (a daemon of an earlier run): `signal` to it, up
 /// to `grace` for it to end, then SIGKILL to its process group and to it. `true` when it
 /// ended by itself within the grace period.
-pub fn stop_pid(pid: i32, signal: Signal, grace: Duration) -> bool {
+pub(crate) fn stop_pid(pid: i32, signal: Signal, grace: Duration) -> bool {
     let p = Pid::from_raw(pid);
     let _ = kill(p, signal);
     if wait_gone(pid, grace) {
@@ -184,7 +184,11 @@ pub fn stop_pid(pid: i32, signal: Signal, grace: Duration) -> bool {
 
 /// Run `cmd` with stdin from /dev/null, collecting its output, for at most `limit`: `None`
 /// when it took longer (it is killed; its output is dropped).
-pub fn output_within(cmd: &mut Command, tie: Tie, limit: Duration) -> io::Result<Option<Output>> {
+pub(crate) fn output_within(
+    cmd: &mut Command,
+    tie: Tie,
+    limit: Duration,
+) -> io::Result<Option<Output>> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -213,12 +217,12 @@ pub fn output_within(cmd: &mut Command, tie: Tie, limit: Duration) -> io::Result
 
 /// Ignores SIGINT and SIGQUIT in this process while it lives: a [`Tie::Foreground`] child
 /// gets the terminal's Ctrl-C, we wait for it and then clean up.
-pub struct IgnoreInterrupts {
+pub(crate) struct IgnoreInterrupts {
     old: Vec<(Signal, nix::sys::signal::SigAction)>,
 }
 
 impl IgnoreInterrupts {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
         let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
         let mut old = Vec::new();

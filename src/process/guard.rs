@@ -28,7 +28,7 @@ pub(super) fn with_guardian(f: impl FnOnce(&mut Guarded)) {
 /// [`Tie::Group`] spawn is registered with it, and, with `stop_services`, every service server
 /// this process starts. If we die without [`end_guardian`], it kills them all. Without a
 /// guardian (it could not be started) the death signals still take the direct children.
-pub fn start_guardian(stop_services: bool) {
+pub(crate) fn start_guardian(stop_services: bool) {
     if guardian_pid().is_some() {
         return;
     }
@@ -53,7 +53,7 @@ pub fn start_guardian(stop_services: bool) {
 }
 
 /// A clean end: the guardian exits without doing anything.
-pub fn end_guardian() {
+pub(crate) fn end_guardian() {
     let g = GUARDIAN.lock().ok().and_then(|mut g| g.take());
     if let Some(g) = g {
         g.guardian.done();
@@ -61,7 +61,7 @@ pub fn end_guardian() {
 }
 
 /// The guardian's pid, if it runs.
-pub fn guardian_pid() -> Option<i32> {
+pub(crate) fn guardian_pid() -> Option<i32> {
     GUARDIAN
         .lock()
         .ok()
@@ -69,13 +69,13 @@ pub fn guardian_pid() -> Option<i32> {
 }
 
 /// The group `pgid` is gone (or was killed): the guardian forgets it.
-pub fn forget_group(pgid: i32) {
+pub(crate) fn forget_group(pgid: i32) {
     with_guardian(|g| g.guardian.forget_group(pgid));
 }
 
 /// A process that left its group and came to us (a daemon of a child): killed with its
 /// group if we die.
-pub fn guard_orphan(pid: i32) {
+pub(crate) fn guard_orphan(pid: i32) {
     with_guardian(|g| {
         g.guardian.watch_group(pid);
         g.guardian.watch_pid(pid);

@@ -19,18 +19,18 @@ use std::sync::OnceLock;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-pub use end::{
-    IgnoreInterrupts, Waited, alive, output_within, stop_pid, terminate, wait_child, wait_gone,
+pub(crate) use end::{
+    IgnoreInterrupts, Waited, alive, output_within, stop_pid, terminate, wait_child,
 };
 use guard::with_guardian;
-pub use guard::{end_guardian, forget_group, guard_orphan, guardian_pid, start_guardian};
+pub(crate) use guard::{end_guardian, forget_group, guard_orphan, guardian_pid, start_guardian};
 
 /// The variable that marks every process of one run (inherited by their descendants, even
 /// daemons that leave the process group), so the guardian can find them all.
-pub const RUN_MARK: &str = "STACKATO_LOCAL_RUN";
+pub(crate) const RUN_MARK: &str = "STACKATO_LOCAL_RUN";
 
 /// This process's mark value.
-pub fn run_id() -> &'static str {
+pub(crate) fn run_id() -> &'static str {
     static ID: OnceLock<String> = OnceLock::new();
     ID.get_or_init(|| {
         let nanos = std::time::SystemTime::now()
@@ -42,7 +42,7 @@ pub fn run_id() -> &'static str {
 
 /// How a child is tied to us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tie {
+pub(crate) enum Tie {
     /// Project or server code working for us (hooks, installers, app processes, cron jobs,
     /// a service's init and client tools): a new process group, SIGKILL when we die, the
     /// run's mark, and registered with the guardian until it has been waited for.
@@ -62,7 +62,7 @@ pub enum Tie {
 }
 
 /// Called before every spawn with the command about to run; an `Err` aborts the spawn.
-pub type SpawnHook = fn(&Command) -> io::Result<()>;
+pub(crate) type SpawnHook = fn(&Command) -> io::Result<()>;
 
 static HOOK: OnceLock<SpawnHook> = OnceLock::new();
 
@@ -124,7 +124,7 @@ fn configure(cmd: &mut Command, tie: Tie) {
 /// Make `cmd` run as user `uid` and group `gid`, with no supplementary groups (a service's
 /// server and tools, when we are root). Its process group or session comes from its [`Tie`];
 /// privileges are dropped before the death signal is armed (dropping them would clear it).
-pub fn as_user(cmd: &mut Command, uid: u32, gid: u32) {
+pub(crate) fn as_user(cmd: &mut Command, uid: u32, gid: u32) {
     use std::os::unix::process::CommandExt;
     // SAFETY: only async-signal-safe calls (setgroups, setgid, setuid) run between fork and
     // exec.
@@ -149,7 +149,7 @@ fn register(pid: u32, tie: Tie) {
 }
 
 /// Spawn `cmd` tied to us as `tie`.
-pub fn spawn(cmd: &mut Command, tie: Tie) -> io::Result<Child> {
+pub(crate) fn spawn(cmd: &mut Command, tie: Tie) -> io::Result<Child> {
     check(cmd)?;
     configure(cmd, tie);
     #[allow(clippy::disallowed_methods)] // the one place that spawns
@@ -159,7 +159,7 @@ pub fn spawn(cmd: &mut Command, tie: Tie) -> io::Result<Child> {
 }
 
 /// [`spawn`] for the supervisor's event loop.
-pub fn spawn_async(
+pub(crate) fn spawn_async(
     cmd: &mut tokio::process::Command,
     tie: Tie,
 ) -> io::Result<tokio::process::Child> {
@@ -174,7 +174,7 @@ pub fn spawn_async(
 }
 
 /// Run `cmd` to completion.
-pub fn status(cmd: &mut Command, tie: Tie) -> io::Result<ExitStatus> {
+pub(crate) fn status(cmd: &mut Command, tie: Tie) -> io::Result<ExitStatus> {
     let mut child = spawn(cmd, tie)?;
     let status = child.wait();
     waited(child.id(), tie);
@@ -182,7 +182,7 @@ pub fn status(cmd: &mut Command, tie: Tie) -> io::Result<ExitStatus> {
 }
 
 /// Run `cmd` to completion with stdin from /dev/null, collecting its output.
-pub fn output(cmd: &mut Command, tie: Tie) -> io::Result<Output> {
+pub(crate) fn output(cmd: &mut Command, tie: Tie) -> io::Result<Output> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -195,7 +195,7 @@ pub fn output(cmd: &mut Command, tie: Tie) -> io::Result<Output> {
 
 /// A child has been waited for: its group is forgotten by the guardian once nothing of it is
 /// left (background jobs of a hook stay registered, so they still die with us).
-pub fn waited(pid: u32, tie: Tie) {
+pub(crate) fn waited(pid: u32, tie: Tie) {
     if tie != Tie::Group {
         return;
     }
@@ -207,7 +207,7 @@ pub fn waited(pid: u32, tie: Tie) {
 
 /// Give freed heap memory back to the system (after a big walk: the supervisor stays small
 /// while idle). A no-op where the C library has no `malloc_trim`.
-pub fn trim_heap() {
+pub(crate) fn trim_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory at the top of the heap and in arenas.
     unsafe {

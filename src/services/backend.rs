@@ -21,7 +21,7 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// A string credential.
-    pub fn cred(&self, k: &str) -> String {
+    pub(crate) fn cred(&self, k: &str) -> String {
         match self.record.credentials.get(k) {
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(v) => v.to_string(),
@@ -176,7 +176,7 @@ pub fn find(b: &dyn Backend) -> Result<Bins, ServiceError> {
 
 /// The last `n` lines of a log file, for error messages (from its last few MiB, never through
 /// a symlink: the log is in the project's state dir).
-pub fn log_tail(path: &Path, n: usize) -> String {
+pub(crate) fn log_tail(path: &Path, n: usize) -> String {
     let cap = (n as u64).saturating_mul(4096).clamp(1 << 20, 64 << 20);
     let text = crate::state::read_tail(path, cap)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -186,7 +186,11 @@ pub fn log_tail(path: &Path, n: usize) -> String {
 }
 
 /// Run a helper program to completion, feeding `stdin`; an error carries its output.
-pub fn run_tool(mut cmd: Command, stdin: Option<&str>, what: &str) -> Result<String, ServiceError> {
+pub(crate) fn run_tool(
+    mut cmd: Command,
+    stdin: Option<&str>,
+    what: &str,
+) -> Result<String, ServiceError> {
     use std::io::Write;
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());

@@ -18,7 +18,7 @@ use crate::services::backend::{Backend, Ctx, Probe};
 use crate::services::paths::ServicePaths;
 use crate::services::{http, ports};
 
-pub struct Couchdb;
+pub(crate) struct Couchdb;
 
 /// The remembered distribution and epmd ports of a running Apache CouchDB node.
 const PORTS_FILE: &str = "couchdb.ports";

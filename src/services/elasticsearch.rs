@@ -14,7 +14,7 @@ use crate::services::ServiceError;
 use crate::services::backend::{Backend, Ctx, Probe};
 use crate::services::{http, ports};
 
-pub struct Elasticsearch;
+pub(crate) struct Elasticsearch;
 
 /// The installation directory (`/usr/share/elasticsearch` for its `bin/elasticsearch`).
 fn install_root(bin: &Path) -> PathBuf {

@@ -149,7 +149,7 @@ pub fn plan(
 
 /// Our record of a running server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PidFile {
+pub(crate) struct PidFile {
     pub pid: i32,
     pub port: u16,
     pub kind: String,
@@ -208,7 +208,7 @@ pub enum Progress<'a> {
 }
 
 /// A stable id for the project, used to name root-owned data directories.
-pub fn project_id(state: &StateDir) -> String {
+pub(crate) fn project_id(state: &StateDir) -> String {
     let dir = state
         .root()
         .canonicalize()
@@ -226,11 +226,11 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-pub use crate::process::alive;
+pub(crate) use crate::process::alive;
 
 /// Why a pid (from the project's pid file) is not this service's server.
 #[derive(Debug, thiserror::Error)]
-pub enum NotTheServer {
+pub(crate) enum NotTheServer {
     #[error("it is not running")]
     NotRunning,
     #[error("/proc: {0}")]
@@ -249,7 +249,11 @@ pub enum NotTheServer {
 /// program, as our user or the service user, with its working directory or its command line
 /// in this service's data or run directory. `Err` says why not. A pid read from the project's
 /// pid file is signalled only after this check.
-pub fn check_server(pid: i32, b: &dyn Backend, paths: &ServicePaths) -> Result<(), NotTheServer> {
+pub(crate) fn check_server(
+    pid: i32,
+    b: &dyn Backend,
+    paths: &ServicePaths,
+) -> Result<(), NotTheServer> {
     if !alive(pid) {
         return Err(NotTheServer::NotRunning);
     }
@@ -349,7 +353,7 @@ fn stale_note(name: &str, pf: &PidFile, why: &NotTheServer) -> String {
 
 /// The state of a native service, for `services list`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     Running {
         pid: i32,
         port: u16,
@@ -359,7 +363,7 @@ pub enum Status {
     Stopped,
 }
 
-pub fn status(b: &dyn Backend, paths: &ServicePaths) -> Status {
+pub(crate) fn status(b: &dyn Backend, paths: &ServicePaths) -> Status {
     match read_pid(paths) {
         Some(p) if check_server(p.pid, b, paths).is_ok() => Status::Running {
             pid: p.pid,

@@ -6,7 +6,7 @@ use crate::services::ServiceError;
 use crate::services::backend::{Backend, Ctx, Probe};
 use crate::services::probe;
 
-pub struct Memcached;
+pub(crate) struct Memcached;
 
 impl Backend for Memcached {
     fn kind(&self) -> &'static str {

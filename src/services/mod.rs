@@ -2,21 +2,21 @@
 //! (credentials and remembered ports), one backend per server type behind one small trait,
 //! and their lifecycle (start in order, readiness, stale-state recovery, clean stop).
 
-pub mod backend;
-pub mod couchdb;
-pub mod elasticsearch;
-pub mod http;
-pub mod lifecycle;
-pub mod memcached;
-pub mod mongodb;
-pub mod mysql;
-pub mod paths;
-pub mod ports;
-pub mod postgres;
-pub mod probe;
-pub mod rabbitmq;
-pub mod redis;
-pub mod registry;
+pub(crate) mod backend;
+pub(crate) mod couchdb;
+pub(crate) mod elasticsearch;
+pub(crate) mod http;
+pub(crate) mod lifecycle;
+pub(crate) mod memcached;
+pub(crate) mod mongodb;
+pub(crate) mod mysql;
+pub(crate) mod paths;
+pub(crate) mod ports;
+pub(crate) mod postgres;
+pub(crate) mod probe;
+pub(crate) mod rabbitmq;
+pub(crate) mod redis;
+pub(crate) mod registry;
 
 use std::path::PathBuf;
 
@@ -78,7 +78,7 @@ impl Failure {
 /// Services the platform had whose servers no Debian 12 package provides: the server program
 /// and where to get it, for the message when it is missing. Started like the others when
 /// their server is installed.
-pub const NOT_PACKAGED: &[(&str, &str, &str)] = &[
+pub(crate) const NOT_PACKAGED: &[(&str, &str, &str)] = &[
     (
         "mongodb",
         "mongod",
@@ -98,7 +98,7 @@ pub const NOT_PACKAGED: &[(&str, &str, &str)] = &[
 
 /// Why service `name` of type `kind` cannot run here: the type has no local stand-in. (The
 /// types whose server is only missing get [`ServiceError::Missing`] from [`backend::find`].)
-pub fn unavailable_message(name: &str, kind: &str) -> String {
+pub(crate) fn unavailable_message(name: &str, kind: &str) -> String {
     ServiceError::Unsupported {
         name: name.to_string(),
         kind: kind.to_string(),
@@ -108,7 +108,7 @@ pub fn unavailable_message(name: &str, kind: &str) -> String {
 
 impl ServiceError {
     /// Name the service in a "missing program" error.
-    pub fn for_service(self, name: &str) -> ServiceError {
+    pub(crate) fn for_service(self, name: &str) -> ServiceError {
         match self {
             ServiceError::Missing {
                 kind,

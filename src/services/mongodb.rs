@@ -14,11 +14,11 @@ use std::time::Duration;
 use crate::services::ServiceError;
 use crate::services::backend::{Backend, Ctx, Probe};
 
-pub struct Mongodb;
+pub(crate) struct Mongodb;
 
 /// A BSON value, as far as these commands need.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Bson {
+pub(crate) enum Bson {
     Str(String),
     Int(i32),
     Double(f64),
@@ -35,7 +35,7 @@ fn cstring(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Encode a document (the order of `fields` is kept: a command's name comes first).
-pub fn encode(fields: &[(String, Bson)]) -> Vec<u8> {
+pub(crate) fn encode(fields: &[(String, Bson)]) -> Vec<u8> {
     let mut body = Vec::new();
     for (k, v) in fields {
         let (tag, bytes) = match v {
@@ -72,7 +72,7 @@ pub fn encode(fields: &[(String, Bson)]) -> Vec<u8> {
 
 /// Decode a document's top-level fields; nested documents and arrays are decoded too, values
 /// of other types become [`Bson::Other`]. `None` for malformed input.
-pub fn decode(b: &[u8]) -> Option<Vec<(String, Bson)>> {
+pub(crate) fn decode(b: &[u8]) -> Option<Vec<(String, Bson)>> {
     let len = i32::from_le_bytes(b.get(..4)?.try_into().ok()?);
     let len = usize::try_from(len).ok()?;
     let doc = b.get(..len)?;

@@ -8,7 +8,7 @@ use crate::services::ServiceError;
 use crate::services::backend::{Backend, Ctx, Probe, run_tool};
 use crate::services::probe;
 
-pub struct Mysql;
+pub(crate) struct Mysql;
 
 fn sql_literal(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))

@@ -19,9 +19,9 @@ use crate::services::ServiceError;
 use crate::state::{component, create_private_dir_in};
 
 /// The directory under which root-run services keep their data.
-pub const SYSTEM_ROOT: &str = "/var/lib/stackato-local";
+pub(crate) const SYSTEM_ROOT: &str = "/var/lib/stackato-local";
 /// The dedicated user for services started by root.
-pub const SERVICE_USER: &str = "stackato-local";
+pub(crate) const SERVICE_USER: &str = "stackato-local";
 
 /// The OS user a server runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub struct RunAs {
     pub uid: u32,
     pub gid: u32,
     /// We are root and must drop to this user before exec.
-    pub drop_privileges: bool,
+    pub(crate) drop_privileges: bool,
 }
 
 impl RunAs {
@@ -153,7 +153,7 @@ impl ServicePaths {
 
     /// Where `root` (the directory that holds `data` and `run`) lies: the state dir, or
     /// `/var/lib/stackato-local` as root. Every path of this service is below it.
-    pub fn root_base(&self) -> &Path {
+    pub(crate) fn root_base(&self) -> &Path {
         if self.root.starts_with(&self.state) {
             &self.state
         } else {
@@ -163,7 +163,7 @@ impl ServicePaths {
 
     /// Create the directories, owned by the service user where it matters. Nothing is
     /// created, chmod-ed or chown-ed through a symlink.
-    pub fn prepare(&self, run_as: &RunAs) -> Result<(), ServiceError> {
+    pub(crate) fn prepare(&self, run_as: &RunAs) -> Result<(), ServiceError> {
         create_private_dir_in(&self.state, &self.base)?;
         if run_as.drop_privileges {
             std::fs::create_dir_all(SYSTEM_ROOT).map_err(|e| ServiceError::Io {
@@ -186,14 +186,14 @@ impl ServicePaths {
 
     /// A private directory below this service's `root` (the data dir, a tmpdir), created
     /// without following links.
-    pub fn private_dir(&self, dir: &Path) -> Result<(), ServiceError> {
+    pub(crate) fn private_dir(&self, dir: &Path) -> Result<(), ServiceError> {
         Ok(create_private_dir_in(self.root_base(), dir)?)
     }
 
     /// Data that an earlier version kept under the plain name `name` (which was a valid
     /// single path component, but is not a safe one, e.g. `Bulletin Board`): move it to the
     /// encoded place, once, when nothing is there yet and no server of it is recorded.
-    pub fn adopt_legacy(&self, name: &str, project_id: &str) {
+    pub(crate) fn adopt_legacy(&self, name: &str, project_id: &str) {
         let safe = component(name);
         let plain = Path::new(name);
         if safe == name
@@ -225,7 +225,7 @@ impl ServicePaths {
     }
 
     /// Bytes used by the data directory (for `services list`).
-    pub fn data_size(&self) -> u64 {
+    pub(crate) fn data_size(&self) -> u64 {
         fn walk(p: &Path) -> u64 {
             let Ok(md) = std::fs::symlink_metadata(p) else {
                 return 0;

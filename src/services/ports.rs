@@ -19,7 +19,7 @@ fn range() -> (u16, u16) {
 /// A port that is free on 127.0.0.1 right now, below the ephemeral range when one is found
 /// there (else one the OS picks). The listener is closed before returning, so a caller must
 /// cope with losing a race for it.
-pub fn free_port() -> std::io::Result<u16> {
+pub(crate) fn free_port() -> std::io::Result<u16> {
     let (lo, hi) = range();
     let mut rng = crate::random::OsRng;
     for _ in 0..64 {
@@ -36,11 +36,11 @@ pub fn free_port() -> std::io::Result<u16> {
 
 /// Whether a connection from `local` to `peer` reached itself (no server: the kernel's
 /// simultaneous open).
-pub fn is_self_connection(local: std::net::SocketAddr, peer: std::net::SocketAddr) -> bool {
+pub(crate) fn is_self_connection(local: std::net::SocketAddr, peer: std::net::SocketAddr) -> bool {
     local == peer
 }
 
 /// Whether `port` can be bound on 127.0.0.1 now.
-pub fn is_free(port: u16) -> bool {
+pub(crate) fn is_free(port: u16) -> bool {
     TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
 }

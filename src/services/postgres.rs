@@ -8,7 +8,7 @@ use crate::services::ServiceError;
 use crate::services::backend::{Backend, Ctx, Probe, run_tool};
 use crate::services::probe;
 
-pub struct Postgres;
+pub(crate) struct Postgres;
 
 const SUPERUSER: &str = "postgres";
 

@@ -45,7 +45,7 @@ fn read_some(s: &mut TcpStream, want: usize) -> Result<Vec<u8>, Probe> {
 }
 
 /// MySQL/MariaDB: the server speaks first, a greeting packet with protocol version 10.
-pub fn mysql(port: u16) -> Probe {
+pub(crate) fn mysql(port: u16) -> Probe {
     let mut s = match connect(port) {
         Ok(s) => s,
         Err(p) => return p,
@@ -61,7 +61,7 @@ pub fn mysql(port: u16) -> Probe {
 }
 
 /// Redis: `AUTH` then `PING`; `+PONG` means ready, `-LOADING` not yet.
-pub fn redis(port: u16, password: &str) -> Probe {
+pub(crate) fn redis(port: u16, password: &str) -> Probe {
     let mut s = match connect(port) {
         Ok(s) => s,
         Err(p) => return p,
@@ -102,7 +102,7 @@ pub fn redis(port: u16, password: &str) -> Probe {
 }
 
 /// memcached: `version` → `VERSION x.y.z`.
-pub fn memcached(port: u16) -> Probe {
+pub(crate) fn memcached(port: u16) -> Probe {
     let mut s = match connect(port) {
         Ok(s) => s,
         Err(p) => return p,
@@ -122,7 +122,7 @@ pub fn memcached(port: u16) -> Probe {
 
 /// PostgreSQL: an SSLRequest is answered with one byte, `N` or `S`, by a listening server.
 /// (Whether it accepts queries yet is checked with `pg_isready` where available.)
-pub fn postgres_listening(port: u16) -> Probe {
+pub(crate) fn postgres_listening(port: u16) -> Probe {
     let mut s = match connect(port) {
         Ok(s) => s,
         Err(p) => return p,
@@ -140,7 +140,7 @@ pub fn postgres_listening(port: u16) -> Probe {
 
 /// AMQP 0-9-1: after the protocol header the server sends `Connection.Start`, a method frame
 /// (type 1) on channel 0.
-pub fn amqp(port: u16) -> Probe {
+pub(crate) fn amqp(port: u16) -> Probe {
     let mut s = match connect(port) {
         Ok(s) => s,
         Err(p) => return p,

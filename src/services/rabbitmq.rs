@@ -12,7 +12,7 @@ use crate::services::backend::{Backend, Ctx, Probe, run_tool};
 use crate::services::paths::ServicePaths;
 use crate::services::{ports, probe};
 
-pub struct Rabbitmq;
+pub(crate) struct Rabbitmq;
 
 /// Debian's `/usr/sbin/rabbitmq*` are wrappers that insist on the `rabbitmq` user; the real
 /// scripts are here.

@@ -7,7 +7,7 @@ use crate::services::ServiceError;
 use crate::services::backend::{Backend, Ctx, Probe};
 use crate::services::probe;
 
-pub struct Redis;
+pub(crate) struct Redis;
 
 impl Redis {
     fn conf(ctx: &Ctx<'_>) -> std::path::PathBuf {

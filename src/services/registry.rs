@@ -13,12 +13,12 @@ use crate::services::ports;
 use crate::state::{StateDir, StateError};
 use serde::{Deserialize, Serialize};
 
-pub const FILE: &str = "services.json";
+pub(crate) const FILE: &str = "services.json";
 
-pub use crate::model::ServiceRecord;
+pub(crate) use crate::model::ServiceRecord;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Registry {
+pub(crate) struct Registry {
     #[serde(default)]
     pub services: BTreeMap<String, ServiceRecord>,
 }
@@ -37,7 +37,7 @@ pub enum ProvisionError {
 
 /// A service the manifest asks for, merged across applications.
 #[derive(Debug, Clone)]
-pub struct Wanted {
+pub(crate) struct Wanted {
     pub name: String,
     pub kind: String,
     pub span: Span,
@@ -47,7 +47,10 @@ pub struct Wanted {
 /// Every service the manifest's apps ask for, by name; a name used by several apps is one
 /// instance (as on the platform). Conflicting types, and CF v2 list entries that no app gives
 /// a type, are errors.
-pub fn wanted(manifest: &Manifest, existing: &Registry) -> Result<Vec<Wanted>, Vec<Diagnostic>> {
+pub(crate) fn wanted(
+    manifest: &Manifest,
+    existing: &Registry,
+) -> Result<Vec<Wanted>, Vec<Diagnostic>> {
     let mut out: Vec<Wanted> = Vec::new();
     let mut diags = Vec::new();
     for app in &manifest.apps {
@@ -185,6 +188,6 @@ pub fn provision(
 }
 
 /// Read the registry without changing it.
-pub fn load(state: &StateDir) -> Result<Registry, StateError> {
+pub(crate) fn load(state: &StateDir) -> Result<Registry, StateError> {
     Ok(state.read_json(FILE)?.unwrap_or_default())
 }

@@ -19,7 +19,7 @@ use crate::state::StateDir;
 
 /// The buildpack an app asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Requested {
+pub(crate) enum Requested {
     /// A directory: `--buildpack DIR`, or a `buildpack:` path inside the project.
     Dir(PathBuf),
     /// A git URL (`#branch` split off), cloned once into the user's cache.
@@ -28,7 +28,7 @@ pub enum Requested {
 
 impl Requested {
     /// What identifies it in the release record (a different one stages again).
-    pub fn identity(&self) -> String {
+    pub(crate) fn identity(&self) -> String {
         match self {
             Requested::Dir(d) => format!("dir:{}", d.display()),
             Requested::Url { url, branch } => {
@@ -39,16 +39,16 @@ impl Requested {
 }
 
 /// The scripts of a buildpack that run (recorded by the trust record for one in the project).
-pub const BIN_SCRIPTS: &[&str] = &["detect", "compile", "release"];
+pub(crate) const BIN_SCRIPTS: &[&str] = &["detect", "compile", "release"];
 
 /// Whether a `buildpack:` value is a git URL (else it is a path).
-pub fn is_url(v: &str) -> bool {
+pub(crate) fn is_url(v: &str) -> bool {
     v.contains("://") || v.starts_with("git@")
 }
 
 /// The manifest's buildpack: `buildpack:`, or on 2.x `framework: buildpack` with `env:
 /// BUILDPACK_URL`.
-pub fn manifest_value(app: &App) -> Option<String> {
+pub(crate) fn manifest_value(app: &App) -> Option<String> {
     if let Some(b) = app.buildpack.as_ref().filter(|b| !b.trim().is_empty()) {
         return Some(b.trim().to_string());
     }
@@ -65,12 +65,12 @@ pub fn manifest_value(app: &App) -> Option<String> {
 
 /// A `buildpack:` path resolved against the app directory (it must stay in the project: one
 /// outside it is given with `--buildpack`).
-pub fn manifest_dir(app: &App, value: &str) -> PathBuf {
+pub(crate) fn manifest_dir(app: &App, value: &str) -> PathBuf {
     crate::trust::files::resolve(&app.path, value)
 }
 
 /// The buildpack requested for `app`: `--buildpack DIR` first, then the manifest's.
-pub fn requested(app: &App, flag: Option<&Path>) -> Option<Requested> {
+pub(crate) fn requested(app: &App, flag: Option<&Path>) -> Option<Requested> {
     if let Some(d) = flag {
         return Some(Requested::Dir(d.to_path_buf()));
     }
@@ -88,7 +88,7 @@ pub fn requested(app: &App, flag: Option<&Path>) -> Option<Requested> {
 
 /// The user's installed buildpacks: `$XDG_DATA_HOME/stackato-local/buildpacks/*` (else
 /// `~/.local/share/…`), tried in name order when an app asks for none.
-pub fn installed_dir() -> Option<PathBuf> {
+pub(crate) fn installed_dir() -> Option<PathBuf> {
     crate::trust::store::data_home().map(|d| d.join("stackato-local").join("buildpacks"))
 }
 
@@ -111,15 +111,10 @@ fn installed() -> Vec<PathBuf> {
 /// Whether staging uses a buildpack for `app`: one is requested, or the app is a 3.x app (no
 /// `framework:`) or a 2.x `framework: buildpack` app and the user has installed buildpacks to
 /// try.
-pub fn applies(app: &App, flag: Option<&Path>) -> bool {
+pub(crate) fn applies(app: &App, flag: Option<&Path>) -> bool {
     requested(app, flag).is_some()
         || ((!app.is_legacy() || app.framework_name() == Some("buildpack"))
             && !installed().is_empty())
-}
-
-/// Whether the user has installed any buildpack (see [`installed_dir`]).
-pub fn any_installed() -> bool {
-    !installed().is_empty()
 }
 
 /// The names of the user's installed buildpacks, in the order they are tried.
@@ -138,7 +133,7 @@ fn installed_names() -> String {
 
 /// Whether `app` can only be built by a buildpack: `framework: buildpack` (or a Go app, or 2.x
 /// `env: BUILDPACK_URL`) with no web command of its own.
-pub fn needs_one(app: &App) -> bool {
+pub(crate) fn needs_one(app: &App) -> bool {
     app.framework_name() == Some("buildpack")
         && app.web == crate::manifest::model::Web::Default
         && app.command.is_none()
@@ -146,7 +141,7 @@ pub fn needs_one(app: &App) -> bool {
 
 /// Why a buildpack app (`framework: buildpack`, or a Go app) cannot be built here, and how to
 /// give it a buildpack: what `run` says when none was given and none installed matched.
-pub fn missing(app: &App) -> (String, String) {
+pub(crate) fn missing(app: &App) -> (String, String) {
     let why = match (&app.declared_framework(), &app.detected) {
         (None, Some(d)) => format!("detected: {}", d.why),
         _ => "framework: buildpack".into(),
@@ -177,7 +172,7 @@ pub fn missing(app: &App) -> (String, String) {
 /// project, or an app that needs one (see [`needs_one`]) with none named and none installed.
 /// The message, where it is written (the key's line), and how to fix it. A git URL is
 /// checked by cloning it, and installed buildpacks by their detect, at staging.
-pub fn unavailable(
+pub(crate) fn unavailable(
     app: &App,
     flag: Option<&Path>,
     project: &Path,
@@ -238,7 +233,7 @@ pub fn unavailable(
 /// What `doctor` says of the buildpack `app` stages with (`None`: no buildpack is involved):
 /// `Ok(where it comes from)`, or `Err((why there is none, how to give one))` as `run` would
 /// stop (see [`unavailable`]).
-pub fn availability(app: &App, project: &Path) -> Option<Result<String, (String, String)>> {
+pub(crate) fn availability(app: &App, project: &Path) -> Option<Result<String, (String, String)>> {
     if let Some((what, _, hint)) = unavailable(app, None, project) {
         return Some(Err((what, hint)));
     }
@@ -274,7 +269,7 @@ pub fn availability(app: &App, project: &Path) -> Option<Result<String, (String,
 
 /// What `bin/release` said, recorded beside the staged copy.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Release {
+pub(crate) struct Release {
     /// The buildpack used (its directory) and what `bin/detect` named it.
     pub buildpack: String,
     pub name: String,
@@ -305,7 +300,7 @@ fn rel_str(state: &StateDir, p: &Path) -> String {
 }
 
 /// The release recorded for `app` staged at `place` (`None`: not staged with a buildpack).
-pub fn release(state: &StateDir, app: &str, place: Place) -> Option<Release> {
+pub(crate) fn release(state: &StateDir, app: &str, place: Place) -> Option<Release> {
     let p = release_rel(state, app, place);
     state.read_json(&rel_str(state, &p)).ok().flatten()
 }
@@ -314,7 +309,7 @@ pub fn release(state: &StateDir, app: &str, place: Place) -> Option<Release> {
 /// the checkout's), found in the state directory of the nearest project holding `app.path`;
 /// only a state directory this machine created is read. For `export` when the app names no
 /// web command (the release's default, as `run` used it).
-pub fn last_release_web(app: &App) -> Option<String> {
+pub(crate) fn last_release_web(app: &App) -> Option<String> {
     let project = app
         .path
         .ancestors()
@@ -346,7 +341,7 @@ pub fn last_release_web(app: &App) -> Option<String> {
 
 /// Whether the staging at `place` used another buildpack than the one requested now (then it
 /// is staged again).
-pub fn changed(state: &StateDir, app: &App, flag: Option<&Path>, place: Place) -> bool {
+pub(crate) fn changed(state: &StateDir, app: &App, flag: Option<&Path>, place: Place) -> bool {
     let now = requested(app, flag).map(|r| r.identity());
     match release(state, &app.name.value, place) {
         Some(r) => r.requested != now,
@@ -357,7 +352,12 @@ pub fn changed(state: &StateDir, app: &App, flag: Option<&Path>, place: Place) -
 /// Whether the upload of `app` changed since generation `place` was staged with a buildpack:
 /// what compile built from it (a binary) is stale then, so the app is staged again rather than
 /// the edit synced into the copy. Always `false` for a staging without a buildpack or in place.
-pub fn upload_changed(state: &StateDir, app: &App, place: Place, copy_unsafe_links: bool) -> bool {
+pub(crate) fn upload_changed(
+    state: &StateDir,
+    app: &App,
+    place: Place,
+    copy_unsafe_links: bool,
+) -> bool {
     let Place::Staged { generation } = place else {
         return false;
     };
@@ -373,7 +373,7 @@ pub fn upload_changed(state: &StateDir, app: &App, place: Place, copy_unsafe_lin
 
 /// The directories of the apps whose last staging used a buildpack (in a staged copy): any
 /// edit there restages them (compile runs again, with its cache) instead of a plain restart.
-pub fn rebuilt_on_edit(loaded: &crate::manifest::Loaded, state: &StateDir) -> Vec<PathBuf> {
+pub(crate) fn rebuilt_on_edit(loaded: &crate::manifest::Loaded, state: &StateDir) -> Vec<PathBuf> {
     loaded
         .manifest
         .apps
@@ -632,7 +632,7 @@ impl Stager<'_> {
     /// Stage with a buildpack: detect, compile, release; the release recorded for `place`.
     /// `false`: no buildpack was asked for and none of the installed ones detected the app
     /// (the built-in installers stage it instead).
-    pub fn buildpack(
+    pub(crate) fn buildpack(
         &self,
         flag: Option<&Path>,
         place: Place,
@@ -722,13 +722,13 @@ impl Stager<'_> {
 }
 
 /// Remove the release recorded for `place` (staged without a buildpack now).
-pub fn forget(state: &StateDir, app: &str, place: Place) {
+pub(crate) fn forget(state: &StateDir, app: &str, place: Place) {
     let _ = std::fs::remove_file(release_rel(state, app, place));
 }
 
 /// The parts of `bin/release`'s YAML used here.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Released {
+pub(crate) struct Released {
     /// `default_process_types.web`.
     pub web: Option<String>,
     /// `config_vars`, in order.
@@ -738,7 +738,7 @@ pub struct Released {
 }
 
 /// Read `bin/release`'s YAML (empty output: nothing released).
-pub fn parse_release(text: &str) -> Result<Released, String> {
+pub(crate) fn parse_release(text: &str) -> Result<Released, String> {
     if text.trim().is_empty() {
         return Ok(Released::default());
     }
@@ -784,7 +784,7 @@ pub fn parse_release(text: &str) -> Result<Released, String> {
 
 /// The line a process script starts with for a buildpack app: source `$HOME/.profile.d/*.sh`,
 /// as the platform did before the command.
-pub const SOURCE_PROFILE_D: &str = "for __sl_f in \"$HOME\"/.profile.d/*.sh; do [ -r \"$__sl_f\" ] && . \"$__sl_f\"; done; unset __sl_f; true";
+pub(crate) const SOURCE_PROFILE_D: &str = "for __sl_f in \"$HOME\"/.profile.d/*.sh; do [ -r \"$__sl_f\" ] && . \"$__sl_f\"; done; unset __sl_f; true";
 
 #[cfg(test)]
 mod tests {

@@ -64,7 +64,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {
 }
 
 /// The client's message for links pointing outside the app (its `check_unreachable_links`).
-pub fn refusal(links: &[UnsafeLink], root: &Path) -> String {
+pub(crate) fn refusal(links: &[UnsafeLink], root: &Path) -> String {
     let names: Vec<&str> = links.iter().map(|l| l.rel.as_str()).collect();
     format!(
         "Can't deploy application containing links '{}' that reach outside its root '{}'",
@@ -87,7 +87,7 @@ pub struct Source {
 
 /// How a file was copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum How {
+pub(crate) enum How {
     /// The filesystem shares the blocks (btrfs, XFS, …): instant, no space used.
     Reflink,
     /// The bytes were copied (ext4, tmpfs, …).
@@ -301,7 +301,7 @@ pub fn populate(src: &Source, dst: &Path) -> Result<(Record, Stats), CopyError> 
 
 /// [`populate`], also giving what the walk left out for its type or name (FIFOs, names that
 /// are not UTF-8, unreadable directories, links to directories outside), for a note.
-pub fn populate_noting(
+pub(crate) fn populate_noting(
     src: &Source,
     dst: &Path,
 ) -> Result<(Record, Stats, Vec<ignores::Skipped>), CopyError> {
@@ -822,7 +822,7 @@ fn blocked(root: &Path, rel: &str) -> Option<String> {
 
 /// Files an instance wrote into its own copy: what differs from the tree it was cloned from
 /// (new or changed files; compiled Python caches left out).
-pub fn written(base: &Path, copy: &Path) -> Vec<String> {
+pub(crate) fn written(base: &Path, copy: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![String::new()];
     while let Some(rel) = stack.pop() {

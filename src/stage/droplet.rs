@@ -16,10 +16,10 @@ use crate::stage::{StageError, Stager};
 use crate::state::StateDir;
 
 /// The file (in the generation's directory) recording what was copied from the checkout.
-pub const UPLOAD_RECORD: &str = "upload.json";
+pub(crate) const UPLOAD_RECORD: &str = "upload.json";
 
 /// The generations present on disk for `app` (complete or not).
-pub fn generations(state_root: &Path, app: &str) -> Vec<u64> {
+pub(crate) fn generations(state_root: &Path, app: &str) -> Vec<u64> {
     let Ok(rd) = std::fs::read_dir(app_dir(state_root, app)) else {
         return Vec::new();
     };
@@ -40,14 +40,14 @@ fn rel(state: &StateDir, p: &Path) -> String {
 }
 
 /// The staged tree of generation `g` (the droplet): `$HOME` while staging.
-pub fn staged_home(state_root: &Path, app: &str, g: u64) -> PathBuf {
+pub(crate) fn staged_home(state_root: &Path, app: &str, g: u64) -> PathBuf {
     generation_dir(state_root, app, g)
         .join("staging")
         .join("app")
 }
 
 /// Start generation `g`: a fresh copy of the upload, where staging then runs.
-pub fn build(s: &Stager<'_>, g: u64) -> Result<Record, StageError> {
+pub(crate) fn build(s: &Stager<'_>, g: u64) -> Result<Record, StageError> {
     let name = &s.app.name.value;
     let gdir = generation_dir(s.state.root(), name, g);
     if std::fs::symlink_metadata(&gdir).is_ok() {
@@ -119,7 +119,7 @@ fn human_bytes(n: u64) -> String {
 }
 
 /// The checkout side of `app`'s copies.
-pub fn source(app: &App, copy_unsafe_links: bool) -> Source {
+pub(crate) fn source(app: &App, copy_unsafe_links: bool) -> Source {
     Source {
         root: app.path.clone(),
         ignores: app.ignores.clone(),
@@ -128,7 +128,7 @@ pub fn source(app: &App, copy_unsafe_links: bool) -> Source {
 }
 
 /// Record what generation `g` copied (once staging succeeded).
-pub fn seal(
+pub(crate) fn seal(
     state: &StateDir,
     app: &App,
     g: u64,
@@ -140,7 +140,7 @@ pub fn seal(
 
 /// After the switch to generation `g`: point `current` at it and remove the other
 /// generations (their processes have stopped: a restage happens between runs of them).
-pub fn switched(state: &StateDir, app: &App, g: u64) {
+pub(crate) fn switched(state: &StateDir, app: &App, g: u64) {
     let dir = app_dir(state.root(), &app.name.value);
     let tmp = dir.join(".current.tmp");
     let _ = std::fs::remove_file(&tmp);
@@ -156,7 +156,12 @@ pub fn switched(state: &StateDir, app: &App, g: u64) {
 
 /// Instance `i`'s own copy of generation `g` (its `$HOME`), cloned from the staged tree when
 /// it does not exist yet; an existing one is kept (with what the instance wrote).
-pub fn instance_home(state: &StateDir, app: &str, g: u64, i: u32) -> Result<PathBuf, CopyError> {
+pub(crate) fn instance_home(
+    state: &StateDir,
+    app: &str,
+    g: u64,
+    i: u32,
+) -> Result<PathBuf, CopyError> {
     let root = generation_dir(state.root(), app, g).join(i.to_string());
     let home = root.join("app");
     if std::fs::symlink_metadata(&home).is_ok_and(|m| m.is_dir()) {
@@ -184,7 +189,7 @@ pub fn instance_home(state: &StateDir, app: &str, g: u64, i: u32) -> Result<Path
 }
 
 /// The homes of the instances of generation `g` that have a copy, by instance number.
-pub fn instance_homes(state: &StateDir, app: &str, g: u64) -> Vec<PathBuf> {
+pub(crate) fn instance_homes(state: &StateDir, app: &str, g: u64) -> Vec<PathBuf> {
     let dir = generation_dir(state.root(), app, g);
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(&dir)
         .map(|rd| {
@@ -215,7 +220,7 @@ fn lock(state: &StateDir, app: &str) -> Result<crate::state::Lock, CopyError> {
 
 /// One app's copies while it runs: edits in the checkout are synced into the staged tree and
 /// every instance's clone before the processes restart.
-pub struct Copies {
+pub(crate) struct Copies {
     pub app: String,
     source: Source,
     /// The checkout's canonical path (the watcher reports canonical paths).
@@ -246,7 +251,7 @@ impl std::fmt::Debug for Copies {
 impl Copies {
     /// The copies of generation `g` of `app` for these instances' homes, with the record
     /// staging sealed; `None` when the record is missing or unreadable (then restage).
-    pub fn open(
+    pub(crate) fn open(
         state: &StateDir,
         app: &App,
         g: u64,
@@ -274,13 +279,8 @@ impl Copies {
     }
 
     /// The checkout directory the copies follow.
-    pub fn checkout(&self) -> &Path {
+    pub(crate) fn checkout(&self) -> &Path {
         &self.source.root
-    }
-
-    /// Whether `p` (as the watcher reports it) lies in this app's checkout.
-    pub fn owns(&self, p: &Path) -> bool {
-        p.starts_with(&self.canon) || p.starts_with(&self.source.root)
     }
 
     fn targets(&self) -> Vec<PathBuf> {
@@ -290,7 +290,7 @@ impl Copies {
     }
 
     /// What changed in the checkout since the copies were last in step (a full walk).
-    pub fn diff(&self) -> Result<Changes, CopyError> {
+    pub(crate) fn diff(&self) -> Result<Changes, CopyError> {
         let guard = self.record();
         let empty = Record::default();
         copy::diff(&self.source, guard.as_ref().unwrap_or(&empty))
@@ -298,7 +298,7 @@ impl Copies {
 
     /// Let go of the record in memory (read again on the next sync): a big tree's record is
     /// megabytes the supervisor need not hold while nothing changes.
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         *self.record.lock().unwrap_or_else(|e| e.into_inner()) = None;
         crate::process::trim_heap();
     }
@@ -321,7 +321,7 @@ impl Copies {
 
     /// Sync these changed paths (absolute, as the watcher reports them); a directory among
     /// them, or `full`, means a full comparison. Returns notes for the user.
-    pub fn sync_paths(&self, paths: &[PathBuf], full: bool) -> Vec<String> {
+    pub(crate) fn sync_paths(&self, paths: &[PathBuf], full: bool) -> Vec<String> {
         let mut changes = Changes::default();
         let mut full = full;
         for p in paths {
@@ -361,7 +361,7 @@ impl Copies {
     }
 
     /// Apply `changes` to every copy; the record is saved in the background.
-    pub fn sync(&self, changes: &Changes) -> Vec<String> {
+    pub(crate) fn sync(&self, changes: &Changes) -> Vec<String> {
         if changes.is_empty() {
             return Vec::new();
         }
@@ -436,7 +436,7 @@ impl Copies {
     }
 
     /// Files each instance wrote into its own copy (new or changed since it was cloned).
-    pub fn written(&self) -> Vec<(u32, PathBuf, Vec<String>)> {
+    pub(crate) fn written(&self) -> Vec<(u32, PathBuf, Vec<String>)> {
         self.instances
             .iter()
             .enumerate()
@@ -448,7 +448,7 @@ impl Copies {
     }
 
     /// Wait for the record saves in flight.
-    pub fn flush(&self) {
+    pub(crate) fn flush(&self) {
         let handles =
             std::mem::take(&mut *self.in_flight.lock().unwrap_or_else(|e| e.into_inner()));
         for h in handles {

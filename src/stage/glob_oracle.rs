@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 /// Tcl `string match` over the whole of `s`.
-pub fn whole(p: &str, s: &str) -> bool {
+pub(crate) fn whole(p: &str, s: &str) -> bool {
     let p: Vec<char> = p.chars().collect();
     let s: Vec<char> = s.chars().collect();
     let mut memo = HashMap::new();
@@ -68,7 +68,7 @@ fn in_set(m: &[char], c: char) -> bool {
 /// The client's regex for patterns with `/` (`*` → `[^/]*`, `?` → one optional character, the
 /// rest literal), searched in `s`: from its start when `anchored`, else from anywhere; the match
 /// may end anywhere.
-pub fn substring(p: &str, anchored: bool, s: &str) -> bool {
+pub(crate) fn substring(p: &str, anchored: bool, s: &str) -> bool {
     let p: Vec<char> = p.chars().collect();
     let s: Vec<char> = s.chars().collect();
     let mut memo = HashMap::new();
@@ -103,7 +103,7 @@ fn prefix(
 /// Whether the relative path `rel` is ignored by the single pattern `pattern` (spec §5.1): the
 /// state directory always, names starting with `..` always; a trailing `/` for directories only;
 /// a pattern with `/` is a substring regex (anchored by a leading `/`), else a whole-path glob.
-pub fn ignored(pattern: &str, rel: &str, is_dir: bool) -> bool {
+pub(crate) fn ignored(pattern: &str, rel: &str, is_dir: bool) -> bool {
     let first = rel.split('/').next().unwrap_or(rel);
     let last = rel.rsplit('/').next().unwrap_or(rel);
     if first == ".stackato-local" || last.starts_with("..") {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::stage::glob::Glob;
 
 /// The client 3.2.4's default list, used when `ignores:` is absent.
-pub const DEFAULT: &[&str] = &[
+pub(crate) const DEFAULT: &[&str] = &[
     ".carton/",
     "local/bin/",
     "local/lib/",
@@ -45,7 +45,7 @@ pub const DEFAULT: &[&str] = &[
 ];
 
 /// Our own directories, never part of the app.
-pub const ALWAYS: &[&str] = &[crate::state::DIR_NAME];
+pub(crate) const ALWAYS: &[&str] = &[crate::state::DIR_NAME];
 
 #[derive(Debug, Clone)]
 struct Pattern {
@@ -160,7 +160,7 @@ fn compile(raw: &str) -> Option<Pattern> {
 
 /// One file that would be pushed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileEntry {
+pub(crate) struct FileEntry {
     pub rel: String,
     pub size: u64,
     /// Modification time in nanoseconds since the epoch.
@@ -170,7 +170,7 @@ pub struct FileEntry {
 /// What a push would upload from an app directory, and what it would leave out and why
 /// (`config --upload-files`).
 #[derive(Debug, Clone, Default)]
-pub struct Listing {
+pub(crate) struct Listing {
     /// The files of the upload, sorted by path.
     pub files: Vec<FileEntry>,
     /// Its directories (entered, not ignored), sorted by path.
@@ -193,7 +193,7 @@ pub struct Listing {
 
 /// A path `ignores:` dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dropped {
+pub(crate) struct Dropped {
     pub rel: String,
     pub is_dir: bool,
     /// The pattern that dropped it, as written (`..*` for the names the client always skipped).
@@ -202,7 +202,7 @@ pub struct Dropped {
 
 /// A symbolic link pointing inside the app directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InsideLink {
+pub(crate) struct InsideLink {
     pub rel: String,
     /// Where it points, relative to the app root (resolved: no links, no `..`).
     pub target: String,
@@ -219,22 +219,23 @@ pub struct UnsafeLink {
 
 /// An entry left out for its type.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
+pub(crate) struct Skipped {
     pub rel: String,
     pub why: &'static str,
 }
 
 /// How many directories a walk reads at most.
-pub const MAX_DIRS: usize = 200_000;
+pub(crate) const MAX_DIRS: usize = 200_000;
 
 /// Every file under `root` that is not ignored, sorted by path. Symlinks are followed when
 /// they point inside the app; directories are not entered when ignored.
-pub fn walk(root: &Path, ignores: &Ignores) -> Vec<FileEntry> {
+#[cfg(test)]
+pub(crate) fn walk(root: &Path, ignores: &Ignores) -> Vec<FileEntry> {
     scan(root, ignores, false).files
 }
 
 /// The same walk as [`walk`], also recording what it left out and why.
-pub fn listing(root: &Path, ignores: &Ignores) -> Listing {
+pub(crate) fn listing(root: &Path, ignores: &Ignores) -> Listing {
     let mut l = scan(root, ignores, true);
     l.dropped.sort_by(|a, b| a.rel.cmp(&b.rel));
     l.unsafe_links.sort_by(|a, b| a.rel.cmp(&b.rel));

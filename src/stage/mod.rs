@@ -7,13 +7,13 @@
 //! tool is missing is recorded as skipped, not done: once the tool is there, the next run
 //! stages again.
 
-pub mod buildpack;
-pub mod copy;
-pub mod droplet;
-pub mod glob;
-pub mod ignores;
-pub mod requirements;
-pub mod run;
+pub(crate) mod buildpack;
+pub(crate) mod copy;
+pub(crate) mod droplet;
+pub(crate) mod glob;
+pub(crate) mod ignores;
+pub(crate) mod requirements;
+pub(crate) mod run;
 
 use crate::fnv::Fnv;
 use std::path::PathBuf;
@@ -32,7 +32,7 @@ use crate::state::StateDir;
 
 /// A staging failure.
 #[derive(Debug)]
-pub enum StageError {
+pub(crate) enum StageError {
     /// A hook entry failed (and did not start with `-`).
     Hook {
         stage: &'static str,
@@ -76,7 +76,7 @@ impl std::fmt::Display for StageError {
 }
 
 /// "failed with exit status 3", "timed out", …
-pub fn describe(e: &Ended) -> String {
+pub(crate) fn describe(e: &Ended) -> String {
     match e {
         Ended::Exit(0) => "succeeded".into(),
         Ended::Exit(c) if *c > 128 => format!("was killed by signal {}", c - 128),
@@ -89,18 +89,15 @@ pub fn describe(e: &Ended) -> String {
 
 /// What staging did.
 #[derive(Debug, Clone)]
-pub struct Staged {
+pub(crate) struct Staged {
     /// Nothing that staging reads changed since the last staging: skipped.
     pub cached: bool,
-    pub key: String,
-    /// The generation of the staged copy the app runs from (`None`: in place).
-    pub generation: Option<u64>,
     pub notes: Vec<String>,
 }
 
 /// Whether to stage, and where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// The last staging still holds: run from it (generation `None`: in place).
     Reuse { generation: Option<u64> },
     /// Stage (into a new generation of the staged copy, or in place).
@@ -109,7 +106,7 @@ pub enum Decision {
 
 impl Decision {
     /// Where `$HOME` is for this staging and the processes after it.
-    pub fn place(&self) -> crate::platform::layout::Place {
+    pub(crate) fn place(&self) -> crate::platform::layout::Place {
         match self {
             Decision::Reuse {
                 generation: Some(g),
@@ -123,7 +120,7 @@ impl Decision {
 }
 
 /// Everything staging needs.
-pub struct Stager<'a> {
+pub(crate) struct Stager<'a> {
     pub loaded: &'a Loaded,
     pub app: &'a App,
     pub state: &'a StateDir,
@@ -161,7 +158,7 @@ struct CacheRecord {
 
 /// A staging step that did not run (or fell back) because a tool was missing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Skip {
+pub(crate) struct Skip {
     /// What was not done, for messages (`npm install`).
     pub step: String,
     /// The program it needs (`npm`), looked up on the tool's search path.
@@ -172,7 +169,7 @@ pub struct Skip {
 
 impl Skip {
     /// A skip of `step` for want of `tool`, noting where `tool` is now.
-    pub fn new(step: &str, tool: &str) -> Skip {
+    pub(crate) fn new(step: &str, tool: &str) -> Skip {
         Skip {
             step: step.to_string(),
             tool: tool.to_string(),
@@ -181,7 +178,7 @@ impl Skip {
     }
 
     /// Whether the tool changed since (installed, removed or moved): worth trying again.
-    pub fn tool_changed(&self) -> bool {
+    pub(crate) fn tool_changed(&self) -> bool {
         locate(&self.tool) != self.found
     }
 }
@@ -193,7 +190,7 @@ fn locate(tool: &str) -> Option<String> {
 /// What the requirements step did besides installing: notes for the user, steps skipped for
 /// want of a tool, and the steps to try again because their tool appeared since last time.
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub notes: Vec<String>,
     pub skipped: Vec<Skip>,
     /// Steps (by [`Skip::step`]) to retry even where a fallback is in place.
@@ -213,7 +210,7 @@ fn cache_file(app: &App) -> String {
 /// synced into the staged copy instead, as an edit while watching is): the manifest and what
 /// it inherits, the requirements files at the top of the app (the ones a watcher restages
 /// for) and this tool's version.
-pub fn staging_key(loaded: &Loaded, app: &App) -> String {
+pub(crate) fn staging_key(loaded: &Loaded, app: &App) -> String {
     let mut h = Fnv::new();
     for f in loaded.sources.files() {
         h.field(f.path.display().to_string().as_bytes());
@@ -268,7 +265,7 @@ fn generation_complete(state: &StateDir, app: &App, g: u64) -> bool {
 }
 
 /// The generation the app last staged into, if it is complete (for `exec --staged`).
-pub fn current_generation(app: &App, state: &StateDir) -> Option<u64> {
+pub(crate) fn current_generation(app: &App, state: &StateDir) -> Option<u64> {
     let rec: CacheRecord = state.read_json(&cache_file(app)).ok().flatten()?;
     rec.generation
         .filter(|g| generation_complete(state, app, *g))
@@ -294,7 +291,7 @@ fn skipped_notes(app: &App, state: &StateDir) -> Vec<String> {
 
 /// Stage or reuse: reuse when the last staging read the same manifest and requirements, in
 /// the same place, and what it made is still there.
-pub fn decide(
+pub(crate) fn decide(
     loaded: &Loaded,
     app: &App,
     state: &StateDir,
@@ -331,21 +328,19 @@ pub fn decide(
 }
 
 /// Forget the cache (after a failed staging, or to force the next one).
-pub fn forget(app: &App, state: &StateDir) {
+pub(crate) fn forget(app: &App, state: &StateDir) {
     let _ = std::fs::remove_file(state.path(cache_file(app)));
 }
 
 impl Stager<'_> {
     /// Stage the app as `decision` says (nothing to do for [`Decision::Reuse`]).
-    pub fn stage(&self, decision: Decision) -> Result<Staged, StageError> {
+    pub(crate) fn stage(&self, decision: Decision) -> Result<Staged, StageError> {
         let app = self.app;
         let key = staging_key(self.loaded, app);
         let generation = match decision {
-            Decision::Reuse { generation } => {
+            Decision::Reuse { .. } => {
                 return Ok(Staged {
                     cached: true,
-                    key,
-                    generation,
                     notes: skipped_notes(app, self.state),
                 });
             }
@@ -421,15 +416,13 @@ impl Stager<'_> {
         }
         Ok(Staged {
             cached: false,
-            key,
-            generation,
             notes: outcome.notes,
         })
     }
 
     /// Run one hook list: each entry through the shell, in the app dir, stopping at the first
     /// failure unless the entry starts with `-`.
-    pub fn hooks(&self, stage: &'static str, hooks: &[Hook]) -> Result<(), StageError> {
+    pub(crate) fn hooks(&self, stage: &'static str, hooks: &[Hook]) -> Result<(), StageError> {
         for (i, h) in hooks.iter().enumerate() {
             self.out
                 .line(&self.prefix, &format!("-----> {}", h.command));
@@ -462,7 +455,7 @@ impl Stager<'_> {
     }
 
     /// Run a staging command in the app dir with the staging environment.
-    pub fn run(&self, cmd: std::process::Command) -> Finished {
+    pub(crate) fn run(&self, cmd: std::process::Command) -> Finished {
         run::run(
             cmd,
             &self.home,
@@ -474,7 +467,7 @@ impl Stager<'_> {
         )
     }
 
-    pub fn venv(&self) -> PathBuf {
+    pub(crate) fn venv(&self) -> PathBuf {
         requirements::venv_dir(self.state)
     }
 }

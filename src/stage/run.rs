@@ -15,7 +15,7 @@ use crate::process::{self, Tie};
 
 /// How a command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ended {
+pub(crate) enum Ended {
     /// Exit status (128+N for a signal).
     Exit(i32),
     /// Killed after the time limit.
@@ -27,21 +27,20 @@ pub enum Ended {
 }
 
 impl Ended {
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         *self == Ended::Exit(0)
     }
 }
 
 /// The result of a command, with the tail of its output.
 #[derive(Debug, Clone)]
-pub struct Finished {
+pub(crate) struct Finished {
     pub ended: Ended,
     pub tail: Vec<String>,
-    pub elapsed: Duration,
 }
 
 /// The shell for hooks: bash when installed, else sh.
-pub fn shell() -> &'static str {
+pub(crate) fn shell() -> &'static str {
     static SHELL: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
     SHELL.get_or_init(|| {
         if crate::programs::find("bash").is_some() {
@@ -54,7 +53,7 @@ pub fn shell() -> &'static str {
 
 /// Run `cmd` (already set up with program and arguments) in `dir` with exactly `env` and
 /// the host's part of `host` (see [`crate::env::host`]), streaming output behind `prefix`.
-pub fn run(
+pub(crate) fn run(
     mut cmd: Command,
     dir: &Path,
     env: &EnvSet,
@@ -82,7 +81,6 @@ pub fn run(
             return Finished {
                 ended: Ended::NotStarted(e.to_string()),
                 tail: Vec::new(),
-                elapsed: t0.elapsed(),
             };
         }
     };
@@ -167,6 +165,5 @@ pub fn run(
             .lock()
             .map(|t| t.iter().cloned().collect())
             .unwrap_or_default(),
-        elapsed: t0.elapsed(),
     }
 }

@@ -9,7 +9,7 @@ use super::health::Policy;
 
 /// What the loop must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub(super) enum Action {
     /// Start instance `generation` of `job`; answer with [`Job::spawned`].
     Spawn {
         job: usize,
@@ -46,7 +46,7 @@ pub enum Action {
 
 /// How a message is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
+pub(super) enum Level {
     Phase,
     Note,
     Error,
@@ -54,7 +54,7 @@ pub enum Level {
 
 /// What the job knows of its process (from the plan).
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(super) struct Config {
     pub name: String,
     /// `$PORT` when it must accept connections before the process counts as ready.
     pub probe: Option<u16>,
@@ -69,7 +69,7 @@ pub struct Config {
 
 /// The rules every job follows.
 #[derive(Debug, Clone)]
-pub struct Rules {
+pub(super) struct Rules {
     /// How long processes get between their stop signal and SIGKILL.
     pub grace: Duration,
     pub exit_on_crash: bool,
@@ -79,7 +79,7 @@ pub struct Rules {
 }
 
 /// What the loop can tell about a job's process beyond its exit status.
-pub trait World {
+pub(super) trait World {
     /// Its last lines, joined by "\n    ".
     fn tail(&self, job: usize) -> String;
     /// A "\nhelp: …" line for a known cause in its last lines, or nothing.

@@ -13,20 +13,17 @@ use tokio::io::AsyncReadExt;
 use crate::manifest::model::Hook;
 use crate::output::{Output, Prefix};
 
-pub use crate::process::{RUN_MARK, run_id};
-
 /// Exit status of the script when a pre-running hook failed.
-pub const HOOK_FAILED: i32 = 86;
+pub(crate) const HOOK_FAILED: i32 = 86;
 /// The marker a failing hook prints on stderr (ASCII record separator first).
-pub const MARKER: &str = "\u{1e}stackato-local:";
+pub(crate) const MARKER: &str = "\u{1e}stackato-local:";
 
 /// What to run.
 #[derive(Debug, Clone)]
-pub struct Spec {
+pub(crate) struct Spec {
     /// `web.0`, `worker.1`, `cron.0`, or `<app>:web.0` with several apps.
     pub name: String,
     pub app: String,
-    pub instance: u32,
     /// Hooks to run first, in the same shell.
     pub hooks: Vec<Hook>,
     /// The command line (run by the shell).
@@ -55,7 +52,7 @@ pub struct Spec {
 /// `uwsgi` itself without `--die-on-term`: uWSGI (2.0) takes SIGTERM as "reload" and would
 /// only go at the SIGKILL after the grace period, while SIGINT stops it at once (the
 /// platform stopped such apps promptly). `$STACKATO_UWSGI` has `--die-on-term`.
-pub fn stop_signal(command: &str) -> nix::sys::signal::Signal {
+pub(crate) fn stop_signal(command: &str) -> nix::sys::signal::Signal {
     use nix::sys::signal::Signal;
     let words = command.split(|c: char| c.is_whitespace() || ";&|()`'\"".contains(c));
     let mut uwsgi = false;
@@ -77,7 +74,7 @@ pub fn stop_signal(command: &str) -> nix::sys::signal::Signal {
 
 /// The script: pre-running hooks in order (stopping at the first failure unless it starts
 /// with `-`), then `exec` of the command through the shell.
-pub fn script(spec: &Spec) -> String {
+pub(crate) fn script(spec: &Spec) -> String {
     if spec.hooks.is_empty() {
         // Nothing to run first: one shell, which execs a simple command itself.
         return spec.command.clone();
@@ -104,7 +101,7 @@ pub fn script(spec: &Spec) -> String {
 }
 
 /// A running child.
-pub struct Running {
+pub(crate) struct Running {
     pub pid: i32,
     pub child: tokio::process::Child,
     /// The tasks pumping its output (they end when its pipes close).
@@ -118,7 +115,7 @@ const LAST_OUTPUT: Duration = Duration::from_millis(250);
 impl Running {
     /// Wait for the process to exit, then briefly for its last lines to reach the tail; its
     /// exit status (128+N when killed by signal N, -1 when it cannot be waited for).
-    pub async fn finished(mut self) -> i32 {
+    pub(crate) async fn finished(mut self) -> i32 {
         use std::os::unix::process::ExitStatusExt;
         let code = match self.child.wait().await {
             Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
@@ -134,15 +131,15 @@ impl Running {
 
 /// The last lines a process printed, and a hook failure if it reported one.
 #[derive(Debug, Default)]
-pub struct Tail {
+pub(crate) struct Tail {
     pub lines: VecDeque<String>,
     pub hook_failure: Option<String>,
 }
 
-pub type SharedTail = Arc<Mutex<Tail>>;
+pub(crate) type SharedTail = Arc<Mutex<Tail>>;
 
 /// Spawn `spec` in its own process group (dies with us, registered with the guardian); pump its output through `out` behind `prefix`.
-pub fn spawn(
+pub(crate) fn spawn(
     spec: &Spec,
     out: &Arc<Output>,
     prefix: &Prefix,

@@ -59,7 +59,7 @@ pub(super) fn listen(path: &Path, tx: mpsc::UnboundedSender<Event>, out: &Arc<Ou
 }
 
 /// Send one command to the supervisor listening on `path` and return its answer.
-pub fn send(path: &Path, cmd: &str) -> std::io::Result<String> {
+pub(crate) fn send(path: &Path, cmd: &str) -> std::io::Result<String> {
     let mut s = std::os::unix::net::UnixStream::connect(path)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     s.write_all(format!("{cmd}\n").as_bytes())?;

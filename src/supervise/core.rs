@@ -13,7 +13,7 @@ use super::restart::{Restarts, describe_paths};
 /// A port still taken by the old process is checked again after this.
 const PORT_RETRY: Duration = Duration::from_millis(2);
 
-pub struct Core {
+pub(super) struct Core {
     pub jobs: Vec<Job>,
     /// Each job's group (app).
     group_of: Vec<usize>,
@@ -29,7 +29,7 @@ pub struct Core {
 impl Core {
     /// `jobs`: each job's configuration and group, groups in start order; `deps[g]`: the
     /// groups `g` waits for.
-    pub fn new(
+    pub(super) fn new(
         jobs: Vec<(Config, usize)>,
         mut deps: Vec<Vec<usize>>,
         rules: Rules,
@@ -62,22 +62,22 @@ impl Core {
     }
 
     /// What to do now, in order.
-    pub fn take_actions(&mut self) -> Vec<Action> {
+    pub(super) fn take_actions(&mut self) -> Vec<Action> {
         std::mem::take(&mut self.acts)
     }
 
-    pub fn stopping(&self) -> bool {
+    pub(super) fn stopping(&self) -> bool {
         self.stopping.is_some()
     }
 
     /// The run is over: stopping and no process left.
-    pub fn finished(&self) -> Option<Outcome> {
+    pub(super) fn finished(&self) -> Option<Outcome> {
         let outcome = self.stopping.clone()?;
         self.jobs.iter().all(Job::down).then_some(outcome)
     }
 
     /// The earliest deadline of any job or of the pending restart.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(super) fn deadline(&self) -> Option<Instant> {
         let restart = (!self.stopping()).then(|| self.restarts.due()).flatten();
         self.jobs
             .iter()
@@ -87,7 +87,7 @@ impl Core {
     }
 
     /// Start the apps whose dependencies are ready (all apps without dependencies at once).
-    pub fn start(&mut self, now: Instant, world: &dyn World) {
+    pub(super) fn start(&mut self, now: Instant, world: &dyn World) {
         self.settle(now, world);
     }
 
@@ -125,7 +125,7 @@ impl Core {
         }
     }
 
-    pub fn spawned(
+    pub(super) fn spawned(
         &mut self,
         job: usize,
         generation: u64,
@@ -138,7 +138,7 @@ impl Core {
         self.settle(now, world);
     }
 
-    pub fn exited(
+    pub(super) fn exited(
         &mut self,
         job: usize,
         generation: u64,
@@ -152,7 +152,7 @@ impl Core {
         self.settle(now, world);
     }
 
-    pub fn probed(
+    pub(super) fn probed(
         &mut self,
         job: usize,
         generation: u64,
@@ -166,7 +166,7 @@ impl Core {
     }
 
     /// The clock reached `now`: every deadline up to it is due.
-    pub fn tick(&mut self, now: Instant, world: &dyn World) {
+    pub(super) fn tick(&mut self, now: Instant, world: &dyn World) {
         for j in &mut self.jobs {
             if j.deadline().is_some_and(|d| d <= now) {
                 j.tick(now, &mut self.acts);
@@ -176,7 +176,7 @@ impl Core {
     }
 
     /// Restart these jobs (all when `None`) because of `paths` (none: by hand).
-    pub fn restart(
+    pub(super) fn restart(
         &mut self,
         which: Option<Vec<usize>>,
         paths: Vec<PathBuf>,
@@ -263,7 +263,7 @@ impl Core {
 
     /// A signal asked us to stop: the first one stops everything gracefully, a second SIGINT
     /// kills at once.
-    pub fn signal(&mut self, name: &str, number: i32, now: Instant) {
+    pub(super) fn signal(&mut self, name: &str, number: i32, now: Instant) {
         if self.stopping() {
             if number == libc::SIGINT && !self.killed {
                 self.acts.push(Action::Say(
@@ -285,7 +285,7 @@ impl Core {
     }
 
     /// Stop the run: every process gets its stop signal, and SIGKILL after the grace period.
-    pub fn begin_stop(&mut self, outcome: Outcome, now: Instant) {
+    pub(super) fn begin_stop(&mut self, outcome: Outcome, now: Instant) {
         if self.stopping() {
             return;
         }

@@ -9,7 +9,7 @@ use super::action::{Action, Level, Rules, World};
 use super::health::{self, Verdict};
 
 /// One exit.
-pub struct Crash<'a> {
+pub(super) struct Crash<'a> {
     pub job: usize,
     pub name: &'a str,
     pub code: i32,
@@ -19,7 +19,7 @@ pub struct Crash<'a> {
     pub now: Instant,
 }
 
-pub enum After {
+pub(super) enum After {
     Restart(Duration),
     /// Down until a change or a restart request.
     Flapping,
@@ -27,7 +27,7 @@ pub enum After {
 }
 
 /// The verdict on `c`, recorded in `history`; what to say goes to `acts`.
-pub fn judge(
+pub(super) fn judge(
     c: &Crash<'_>,
     history: &mut Vec<health::Exit>,
     rules: &Rules,

@@ -5,13 +5,13 @@
 
 /// One parsed crontab line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Line {
+pub(crate) enum Line {
     Assign(String, String),
     Job(Schedule, String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     minute: Vec<bool>,
     hour: Vec<bool>,
     dom: Vec<bool>,
@@ -68,7 +68,7 @@ fn field(s: &str, lo: u32, hi: u32, names: &[&str], name_base: u32) -> Result<Ve
 }
 
 /// Parse one cron entry.
-pub fn parse(line: &str) -> Result<Line, String> {
+pub(crate) fn parse(line: &str) -> Result<Line, String> {
     let t = line.trim();
     if let Some((k, v)) = t.split_once('=') {
         let k = k.trim();
@@ -147,7 +147,7 @@ pub fn parse(line: &str) -> Result<Line, String> {
 
 /// A moment broken down as cron needs it, in local time (UTC plus the given offset).
 #[derive(Debug, Clone, Copy)]
-pub struct Tm {
+pub(crate) struct Tm {
     pub minute: u32,
     pub hour: u32,
     pub dom: u32,
@@ -157,7 +157,7 @@ pub struct Tm {
 
 impl Tm {
     /// From a Unix time (seconds) and a UTC offset in seconds.
-    pub fn from_unix(t: i64, offset: i64) -> Tm {
+    pub(crate) fn from_unix(t: i64, offset: i64) -> Tm {
         let t = t + offset;
         let days = t.div_euclid(86_400);
         let secs = t.rem_euclid(86_400);
@@ -179,7 +179,7 @@ impl Tm {
 }
 
 impl Schedule {
-    pub fn matches(&self, tm: &Tm) -> bool {
+    pub(crate) fn matches(&self, tm: &Tm) -> bool {
         let day = match (self.dom_star, self.dow_star) {
             (false, false) => self.dom[tm.dom as usize] || self.dow[tm.dow as usize],
             _ => self.dom[tm.dom as usize] && self.dow[tm.dow as usize],
@@ -192,7 +192,7 @@ impl Schedule {
 }
 
 /// The environment cron jobs get: whitelisted names only, plus the crontab's assignments.
-pub fn env(all: &[(String, String)], assigns: &[(String, String)]) -> Vec<(String, String)> {
+pub(crate) fn env(all: &[(String, String)], assigns: &[(String, String)]) -> Vec<(String, String)> {
     const PREFIXES: &[&str] = &[
         "PERL", "PYTHON", "STACKATO", "VCAP", "BUNDLE", "LEIN", "GEM", "RACK", "RAILS", "RUBY",
         "http",

@@ -13,7 +13,7 @@ use super::child::{self, SharedTail, Spec, Tail};
 use super::{CronJob, Event, health};
 use crate::output::Output;
 
-pub struct Crons {
+pub(super) struct Crons {
     jobs: Vec<CronJob>,
     /// Seconds east of UTC, for the schedules.
     utc_offset: i64,
@@ -35,7 +35,7 @@ fn next_minute() -> Instant {
 }
 
 impl Crons {
-    pub fn new(jobs: Vec<CronJob>, utc_offset: i64) -> Crons {
+    pub(super) fn new(jobs: Vec<CronJob>, utc_offset: i64) -> Crons {
         let next = (!jobs.is_empty()).then(next_minute);
         Crons {
             jobs,
@@ -46,12 +46,12 @@ impl Crons {
         }
     }
 
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(super) fn deadline(&self) -> Option<Instant> {
         [self.next, self.kill_at].into_iter().flatten().min()
     }
 
     /// The deadline passed: start the entries due this minute, or kill the ones left.
-    pub fn tick(&mut self, now: Instant, out: &Arc<Output>, tx: &UnboundedSender<Event>) {
+    pub(super) fn tick(&mut self, now: Instant, out: &Arc<Output>, tx: &UnboundedSender<Event>) {
         if self.kill_at.is_some_and(|k| k <= now) {
             self.kill_at = None;
             self.signal(Signal::SIGKILL);
@@ -64,7 +64,7 @@ impl Crons {
 
     /// The run stops: no more entries; `kill`: SIGKILL the ones running, else their stop
     /// signal now and SIGKILL after `grace`.
-    pub fn stop(&mut self, kill: bool, grace: Duration) {
+    pub(super) fn stop(&mut self, kill: bool, grace: Duration) {
         self.next = None;
         if kill {
             self.kill_at = None;
@@ -82,7 +82,7 @@ impl Crons {
     }
 
     /// Entry `name` (process group `pid`) ended with `code`.
-    pub fn exited(&mut self, out: &Output, name: &str, pid: i32, code: i32) {
+    pub(super) fn exited(&mut self, out: &Output, name: &str, pid: i32, code: i32) {
         self.pids.retain(|p| *p != pid);
         crate::process::forget_group(pid);
         let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
@@ -106,7 +106,6 @@ impl Crons {
             let spec = Spec {
                 name: job.name.clone(),
                 app: String::new(),
-                instance: 0,
                 hooks: Vec::new(),
                 command: job.command.clone(),
                 env: job.env.clone(),

@@ -25,7 +25,7 @@ const ADOPT_MAX: Duration = Duration::from_secs(60);
 /// Without pidfds: how often a service's server is checked on.
 const SERVICE_CHECK: Duration = Duration::from_secs(1);
 
-pub struct Loop {
+pub(super) struct Loop {
     core: Core,
     specs: Vec<Spec>,
     prefixes: Vec<Prefix>,
@@ -44,7 +44,11 @@ pub struct Loop {
 }
 
 impl Loop {
-    pub fn new(plan: Plan, out: Arc<Output>, opts: Options) -> (Loop, UnboundedReceiver<Event>) {
+    pub(super) fn new(
+        plan: Plan,
+        out: Arc<Output>,
+        opts: Options,
+    ) -> (Loop, UnboundedReceiver<Event>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let specs: Vec<Spec> = plan.groups.iter().flatten().cloned().collect();
         for s in &specs {
@@ -105,12 +109,12 @@ impl Loop {
         (lp, rx)
     }
 
-    pub fn sender(&self) -> UnboundedSender<Event> {
+    pub(super) fn sender(&self) -> UnboundedSender<Event> {
         self.tx.clone()
     }
 
     /// Watch the services' servers: each one's end becomes an event.
-    pub fn watch_services(&mut self) {
+    pub(super) fn watch_services(&mut self) {
         for (name, pid) in self.opts.watched_services.clone() {
             if pid > 0 && !super::sources::service_exit(&name, pid, &self.tx) {
                 self.service_check_at = Some(tokio::time::Instant::now() + SERVICE_CHECK);
@@ -119,7 +123,7 @@ impl Loop {
     }
 
     /// Run until the plan is over; why it ended.
-    pub async fn run(mut self, mut rx: UnboundedReceiver<Event>) -> Outcome {
+    pub(super) async fn run(mut self, mut rx: UnboundedReceiver<Event>) -> Outcome {
         self.core.start(Instant::now(), &Tails(&self.tails));
         loop {
             self.carry_out();

@@ -7,7 +7,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::oneshot;
 
 #[derive(Debug)]
-pub enum Event {
+pub(super) enum Event {
     /// Instance `generation` of job `job` (process group `pid`) exited.
     Exited {
         job: usize,

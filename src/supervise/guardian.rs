@@ -12,7 +12,7 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
 /// The supervisor's end.
-pub struct Guardian {
+pub(crate) struct Guardian {
     stdin: Option<ChildStdin>,
     child: Option<Child>,
 }
@@ -21,7 +21,7 @@ impl Guardian {
     /// Start the guardian (our own executable, hidden subcommand, in a session of its own).
     /// Without it we still run, relying on PR_SET_PDEATHSIG for direct children. Commands use
     /// it through [`crate::process::start_guardian`].
-    pub fn start() -> Guardian {
+    pub(crate) fn start() -> Guardian {
         let exe = std::env::current_exe();
         let spawned = exe.and_then(|exe| {
             let mut c = Command::new(exe);
@@ -44,7 +44,7 @@ impl Guardian {
     }
 
     /// The guardian's pid, if it runs.
-    pub fn pid(&self) -> Option<i32> {
+    pub(crate) fn pid(&self) -> Option<i32> {
         self.child.as_ref().map(|c| c.id() as i32)
     }
 
@@ -56,31 +56,31 @@ impl Guardian {
     }
 
     /// A process group to kill if we die.
-    pub fn watch_group(&mut self, pgid: i32) {
+    pub(crate) fn watch_group(&mut self, pgid: i32) {
         self.say(&format!("pg {pgid}"));
     }
 
     /// The run's mark: processes whose environment carries it are killed if we die.
-    pub fn mark(&mut self, id: &str) {
+    pub(crate) fn mark(&mut self, id: &str) {
         self.say(&format!("mark {id}"));
     }
 
     /// A single process to kill if we die (a daemon that left its group).
-    pub fn watch_pid(&mut self, pid: i32) {
+    pub(crate) fn watch_pid(&mut self, pid: i32) {
         self.say(&format!("pid {pid}"));
     }
 
-    pub fn forget_group(&mut self, pgid: i32) {
+    pub(crate) fn forget_group(&mut self, pgid: i32) {
         self.say(&format!("unpg {pgid}"));
     }
 
     /// A service (detached server) to stop with `signal` if we die.
-    pub fn watch_service(&mut self, pid: i32, signal: Signal) {
+    pub(crate) fn watch_service(&mut self, pid: i32, signal: Signal) {
         self.say(&format!("svc {pid} {}", signal as i32));
     }
 
     /// A clean end: the guardian exits without doing anything.
-    pub fn done(mut self) {
+    pub(crate) fn done(mut self) {
         self.say("done");
         drop(self.stdin.take());
         if let Some(mut c) = self.child.take() {
@@ -90,7 +90,7 @@ impl Guardian {
 }
 
 /// The guardian's own main loop (`stackato-local __guardian`).
-pub fn main() -> i32 {
+pub(crate) fn main() -> i32 {
     // Ignore terminal signals: only the pipe closing matters.
     for s in [
         Signal::SIGINT,

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 /// How the health manager decides that a started process is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Check {
+pub(crate) enum Check {
     /// A web process with a route: its `$PORT` must accept connections within `timeout:`.
     Port,
     /// Workers and apps without a route: up while the process runs, never port-checked.
@@ -28,7 +28,7 @@ pub enum Check {
 
 /// One exit of a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Exit {
+pub(crate) struct Exit {
     /// When it exited.
     pub at: Instant,
     /// How long it had been running.
@@ -39,7 +39,7 @@ pub struct Exit {
 
 /// The numbers of the rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// The first restart delay; each exit in a row doubles it.
     pub first_delay: Duration,
     /// The longest restart delay.
@@ -57,7 +57,7 @@ pub struct Policy {
 
 impl Policy {
     /// The numbers `run` uses (documented in the README's `run` section).
-    pub const PLATFORM: Policy = Policy {
+    pub(crate) const PLATFORM: Policy = Policy {
         first_delay: Duration::from_secs(1),
         max_delay: Duration::from_secs(30),
         healthy_after: Duration::from_secs(30),
@@ -75,7 +75,7 @@ impl Policy {
 
 /// Why a process is flapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flap {
+pub(crate) enum Flap {
     /// It exited this many times in a row before it ever became ready.
     NeverReady { exits: usize },
     /// It exited this many times in a row, each after less than `healthy_after` of running.
@@ -106,7 +106,7 @@ impl std::fmt::Display for Flap {
 
 /// What to do after the last exit of the history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Start it again after this delay. `crash_loop`: the number of exits within the loop
     /// window when there are enough of them to say so.
     Restart {
@@ -119,7 +119,7 @@ pub enum Verdict {
 
 /// The supervisor's error for process `name` that is flapping: why, its last exit status
 /// `code`, and its last lines `tail`.
-pub fn flapping_message(name: &str, why: Flap, code: i32, tail: &str) -> String {
+pub(crate) fn flapping_message(name: &str, why: Flap, code: i32, tail: &str) -> String {
     format!(
         "{name} is flapping: {why} (last status {code}); the app cannot stay up, and the platform's health manager would mark it flapping too. Last lines:\n    {tail}"
     )
@@ -129,7 +129,7 @@ pub fn flapping_message(name: &str, why: Flap, code: i32, tail: &str) -> String 
 const KEEP: usize = 32;
 
 /// Add an exit to a history, forgetting the oldest ones beyond what the rule looks at.
-pub fn record(history: &mut Vec<Exit>, exit: Exit) {
+pub(crate) fn record(history: &mut Vec<Exit>, exit: Exit) {
     history.push(exit);
     if history.len() > KEEP {
         let extra = history.len() - KEEP;
@@ -139,7 +139,7 @@ pub fn record(history: &mut Vec<Exit>, exit: Exit) {
 
 /// The verdict on a process whose exits, oldest first, are `history` (the last one just
 /// happened), at `now`.
-pub fn verdict(history: &[Exit], now: Instant, policy: &Policy) -> Verdict {
+pub(crate) fn verdict(history: &[Exit], now: Instant, policy: &Policy) -> Verdict {
     let never_ready = history.iter().rev().take_while(|e| !e.ready).count();
     if policy.startup_flapping_after > 0 && never_ready >= policy.startup_flapping_after {
         return Verdict::Flapping(Flap::NeverReady { exits: never_ready });

@@ -27,7 +27,7 @@ const PY2_MODULES: &[&str] = &[
 /// The hint for the last lines `lines` (oldest first) of a process that exited, if a known
 /// cause shows; the most recent cause wins. `python27_installed` is asked only for a
 /// Python 2 hint (whether to mention `pyenv install 2.7.18`).
-pub fn hint(lines: &[String], python27_installed: impl FnOnce() -> bool) -> Option<String> {
+pub(crate) fn hint(lines: &[String], python27_installed: impl FnOnce() -> bool) -> Option<String> {
     for (i, raw) in lines.iter().enumerate().rev() {
         let line = raw.trim();
         if python2(line, &lines[..i]) {

@@ -13,13 +13,13 @@
 use std::time::Instant;
 
 use super::Outcome;
-pub use super::action::{Action, Config, Level, Rules, World};
+pub(super) use super::action::{Action, Config, Level, Rules, World};
 use super::crash::After;
 use super::health;
 
 /// A running instance.
 #[derive(Debug, Clone)]
-pub struct Inst {
+pub(super) struct Inst {
     pub generation: u64,
     /// `None` until the spawn is confirmed.
     pub pid: Option<i32>,
@@ -56,7 +56,7 @@ impl Inst {
 
 /// Where a job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub(super) enum State {
     Stopped,
     Starting,
     Ready,
@@ -66,7 +66,7 @@ pub enum State {
 }
 
 #[derive(Debug, Clone)]
-pub struct Job {
+pub(super) struct Job {
     pub idx: usize,
     pub cfg: Config,
     generation: u64,
@@ -85,7 +85,7 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn new(idx: usize, cfg: Config, now: Instant) -> Job {
+    pub(super) fn new(idx: usize, cfg: Config, now: Instant) -> Job {
         Job {
             idx,
             cfg,
@@ -101,7 +101,7 @@ impl Job {
         }
     }
 
-    pub fn state(&self) -> State {
+    pub(super) fn state(&self) -> State {
         match &self.current {
             Some(i) if i.stop.is_some() => State::Stopping,
             Some(i) if i.ready => State::Ready,
@@ -114,7 +114,7 @@ impl Job {
     }
 
     /// No process of it runs.
-    pub fn down(&self) -> bool {
+    pub(super) fn down(&self) -> bool {
         matches!(
             self.state(),
             State::Stopped | State::Backoff | State::Flapping
@@ -123,7 +123,7 @@ impl Job {
 
     /// Up and serving (the new instance, or the old one while its replacement starts): its
     /// port answered, or it needs no check and runs.
-    pub fn ready(&self) -> bool {
+    pub(super) fn ready(&self) -> bool {
         self.current
             .iter()
             .chain(self.old.iter())
@@ -131,7 +131,7 @@ impl Job {
     }
 
     /// The earliest moment it wants a [`Job::tick`].
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(super) fn deadline(&self) -> Option<Instant> {
         let inst = |i: &Inst| {
             let kill = i.stop.filter(|s| !s.killed).map(|s| s.kill_at);
             [i.probe_at, kill].into_iter().flatten()
@@ -145,7 +145,7 @@ impl Job {
     }
 
     /// Start a new instance (its dependencies answer, a backoff or a held restart is over).
-    pub fn start(&mut self, now: Instant, acts: &mut Vec<Action>) {
+    pub(super) fn start(&mut self, now: Instant, acts: &mut Vec<Action>) {
         self.held = false;
         self.backoff_until = None;
         self.flapping = false;
@@ -163,7 +163,7 @@ impl Job {
     }
 
     /// The spawn of `generation` succeeded (`Ok(pid)`) or not (the message to stop with).
-    pub fn spawned(
+    pub(super) fn spawned(
         &mut self,
         generation: u64,
         result: Result<i32, String>,
@@ -230,7 +230,7 @@ impl Job {
     }
 
     /// A connection attempt of `generation` ended; `answered`: a server accepted it.
-    pub fn probed(
+    pub(super) fn probed(
         &mut self,
         generation: u64,
         answered: bool,
@@ -270,7 +270,7 @@ impl Job {
     }
 
     /// Deadlines that passed by `now`: probes, kills at the end of a grace period, backoffs.
-    pub fn tick(&mut self, now: Instant, acts: &mut Vec<Action>) {
+    pub(super) fn tick(&mut self, now: Instant, acts: &mut Vec<Action>) {
         let idx = self.idx;
         let name = self.cfg.name.clone();
         let port = self.cfg.probe.unwrap_or_default();
@@ -313,7 +313,7 @@ impl Job {
 
     /// Stop every instance: its stop signal now, SIGKILL at the end of the grace period.
     /// `ending`: the run is stopping (nothing starts again; a kill is reported).
-    pub fn stop(&mut self, now: Instant, ending: bool, acts: &mut Vec<Action>) {
+    pub(super) fn stop(&mut self, now: Instant, ending: bool, acts: &mut Vec<Action>) {
         let grace = self.cfg.grace;
         let loud = ending;
         self.ending |= ending;
@@ -340,7 +340,7 @@ impl Job {
     }
 
     /// SIGKILL every instance now (a second Ctrl-C).
-    pub fn kill(&mut self, why: &str, acts: &mut Vec<Action>) {
+    pub(super) fn kill(&mut self, why: &str, acts: &mut Vec<Action>) {
         for inst in self.current.iter().chain(self.old.iter()) {
             if let Some(pid) = inst.pid {
                 acts.push(Action::Say(
@@ -355,7 +355,7 @@ impl Job {
     /// A restart was asked for (a change, a key, `stackato-local restart`): without overlap
     /// the process is stopped now and started again when the coordinator says so; with
     /// overlap it keeps running until its replacement is ready.
-    pub fn request_restart(&mut self, now: Instant, acts: &mut Vec<Action>) {
+    pub(super) fn request_restart(&mut self, now: Instant, acts: &mut Vec<Action>) {
         if self.held {
             return;
         }
@@ -370,7 +370,7 @@ impl Job {
     }
 
     /// Instance `generation` exited with `code`.
-    pub fn exited(
+    pub(super) fn exited(
         &mut self,
         generation: u64,
         code: i32,

@@ -11,7 +11,7 @@ use super::Event;
 
 /// Restores the terminal when dropped, after stopping the key reader: what is typed next (the
 /// answer to a trust question when a reload asks) goes to whoever reads stdin then.
-pub struct RawGuard {
+pub(super) struct RawGuard {
     saved: Termios,
     /// Closing it wakes the reader at once (no timeout to wait out on the way to exit).
     wake: Option<OwnedFd>,

@@ -10,19 +10,19 @@
 //! supervisor itself is killed; [`orphans`] is the `/proc` scan both use.
 
 mod action;
-pub mod child;
-pub mod control;
+pub(crate) mod child;
+pub(crate) mod control;
 mod core;
 #[cfg(test)]
 mod core_tests;
 mod crash;
-pub mod cron;
+pub(crate) mod cron;
 mod crons;
 mod event_loop;
 mod events;
-pub mod guardian;
-pub mod health;
-pub mod hints;
+pub(crate) mod guardian;
+pub(crate) mod health;
+pub(crate) mod hints;
 mod job;
 mod keys;
 mod order;
@@ -48,7 +48,7 @@ use events::Event;
 
 /// A scheduled cron entry of one instance.
 #[derive(Debug, Clone)]
-pub struct CronJob {
+pub(crate) struct CronJob {
     pub name: String,
     pub schedule: cron::Schedule,
     pub command: String,
@@ -60,7 +60,7 @@ pub struct CronJob {
 
 /// Everything to run, apps in start order.
 #[derive(Debug, Clone, Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// One group per app, in dependency order.
     pub groups: Vec<Vec<Spec>>,
     /// For each group, the groups (apps) it depends on; it starts once their web processes
@@ -78,7 +78,7 @@ pub struct Plan {
 }
 
 #[derive(Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// How long processes get between SIGTERM and SIGKILL.
     pub grace: Duration,
     /// Stop everything when a process exits instead of restarting it.
@@ -98,11 +98,11 @@ pub struct Options {
 }
 
 /// Starts a service again by name; returns its new pid and stop signal.
-pub type ServiceRestarter = Arc<dyn Fn(&str) -> Result<(i32, Signal), String> + Send + Sync>;
+pub(crate) type ServiceRestarter = Arc<dyn Fn(&str) -> Result<(i32, Signal), String> + Send + Sync>;
 
 /// File watching.
 #[derive(Clone)]
-pub struct WatchOptions {
+pub(crate) struct WatchOptions {
     pub roots: Vec<std::path::PathBuf>,
     pub filter: Arc<crate::watch::Filter>,
     /// Stat the tree at this interval instead of inotify.
@@ -123,7 +123,7 @@ impl std::fmt::Debug for WatchOptions {
 
 /// Why the supervisor stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// A signal (SIGINT, SIGTERM, SIGHUP) asked us to stop.
     Signal(i32),
     /// A pre-running hook failed.
@@ -143,7 +143,7 @@ pub enum Outcome {
 }
 
 /// Run the plan until a signal or a failure; return why it ended.
-pub fn run(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
+pub(crate) fn run(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -2,7 +2,7 @@
 //! answer); apps without dependencies start at once.
 
 /// The groups (apps) to start now: not started yet, every dependency started and ready.
-pub fn startable(
+pub(super) fn startable(
     started: &[bool],
     deps: &[Vec<usize>],
     ready: impl Fn(usize) -> bool,

@@ -51,7 +51,7 @@ fn parse_stat(pid: i32, stat: &str) -> Option<Entry> {
 }
 
 /// The pids whose parent is `parent`.
-pub fn children_of(parent: i32) -> Vec<i32> {
+pub(super) fn children_of(parent: i32) -> Vec<i32> {
     scan()
         .into_iter()
         .filter(|e| e.ppid == parent)
@@ -60,14 +60,14 @@ pub fn children_of(parent: i32) -> Vec<i32> {
 }
 
 /// Whether any of these process groups has a member that is not a zombie.
-pub fn any_group_alive(groups: &[i32]) -> bool {
+pub(super) fn any_group_alive(groups: &[i32]) -> bool {
     !groups.is_empty() && scan().iter().any(|e| !e.zombie && groups.contains(&e.pgid))
 }
 
 /// Daemons our children left (reparented to us, a subreaper) and not `known` are told to
 /// the guardian, so they die with the run even if the supervisor is killed; dead ones among
 /// the `adopted` are reaped.
-pub fn adopt(known: &[i32], adopted: &mut Vec<i32>) {
+pub(super) fn adopt(known: &[i32], adopted: &mut Vec<i32>) {
     reap(adopted);
     let me = std::process::id() as i32;
     let guardian = crate::process::guardian_pid();
@@ -80,7 +80,7 @@ pub fn adopt(known: &[i32], adopted: &mut Vec<i32>) {
 }
 
 /// Reap the adopted orphans that ended; keep the live ones.
-pub fn reap(adopted: &mut Vec<i32>) {
+pub(super) fn reap(adopted: &mut Vec<i32>) {
     adopted.retain(|&pid| {
         let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
         crate::services::lifecycle::alive(pid)
@@ -89,7 +89,7 @@ pub fn reap(adopted: &mut Vec<i32>) {
 
 /// Kill our children other than `keep` and the guardian (descendants that left their
 /// process group and came to us as orphans) and reap them.
-pub fn cleanup(keep: &[i32]) {
+pub(super) fn cleanup(keep: &[i32]) {
     let me = std::process::id() as i32;
     let guardian = crate::process::guardian_pid();
     let orphans: Vec<i32> = children_of(me)
@@ -105,7 +105,7 @@ pub fn cleanup(keep: &[i32]) {
 }
 
 /// Processes whose environment contains `needle` (`NAME=value`), other than us.
-pub fn marked(needle: &str) -> Vec<i32> {
+pub(super) fn marked(needle: &str) -> Vec<i32> {
     let me = std::process::id() as i32;
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir("/proc") else {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// The wait before the next attempt, `waited` after the start: quick while a server usually
 /// comes up, gentler after.
-pub fn next_attempt(waited: Duration) -> Duration {
+pub(super) fn next_attempt(waited: Duration) -> Duration {
     if waited < Duration::from_secs(2) {
         Duration::from_millis(2)
     } else {
@@ -15,7 +15,7 @@ pub fn next_attempt(waited: Duration) -> Duration {
 
 /// One connection attempt to 127.0.0.1:`port`; whether a server (not the socket itself, see
 /// [`crate::services::ports::is_self_connection`]) accepted it.
-pub async fn attempt(port: u16) -> bool {
+pub(super) async fn attempt(port: u16) -> bool {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     match tokio::net::TcpStream::connect(addr).await {
         Ok(s) => match (s.local_addr(), s.peer_addr()) {

@@ -14,7 +14,7 @@ const STORM_QUIET: Duration = Duration::from_millis(250);
 
 /// A restart waiting for the changes to settle.
 #[derive(Debug, Clone)]
-pub struct Pending {
+pub(super) struct Pending {
     pub paths: Vec<PathBuf>,
     /// More paths than kept, or a restart by hand: compare the copies in full first.
     pub overflow: bool,
@@ -26,7 +26,7 @@ pub struct Pending {
 }
 
 #[derive(Debug, Default)]
-pub struct Restarts {
+pub(super) struct Restarts {
     pending: Option<Pending>,
     /// Set when a port was still taken: try again then.
     retry_at: Option<Instant>,
@@ -39,7 +39,7 @@ pub struct Restarts {
 
 impl Restarts {
     /// `debounce`: the quiet period after the last change before the processes start again.
-    pub fn new(debounce: Duration) -> Restarts {
+    pub(super) fn new(debounce: Duration) -> Restarts {
         Restarts {
             debounce,
             ..Restarts::default()
@@ -48,7 +48,7 @@ impl Restarts {
 
     /// Add a request for `jobs` because of `paths` (none: by hand). `true` when it begins a
     /// new restart rather than joining one under way.
-    pub fn request(&mut self, jobs: &[usize], paths: Vec<PathBuf>, now: Instant) -> bool {
+    pub(super) fn request(&mut self, jobs: &[usize], paths: Vec<PathBuf>, now: Instant) -> bool {
         let fresh = self.pending.is_none();
         let p = self.pending.get_or_insert(Pending {
             paths: Vec::new(),
@@ -79,7 +79,7 @@ impl Restarts {
     }
 
     /// When the pending restart may go (if its processes are down by then).
-    pub fn due(&self) -> Option<Instant> {
+    pub(super) fn due(&self) -> Option<Instant> {
         let p = self.pending.as_ref()?;
         // A storm (a checkout, a build writing many files) gets a longer quiet period, so a
         // pause in the middle of it does not cause a second restart.
@@ -91,27 +91,27 @@ impl Restarts {
         Some((p.last_event + quiet).max(self.retry_at.unwrap_or(p.last_event)))
     }
 
-    pub fn waiting(&self) -> &[usize] {
+    pub(super) fn waiting(&self) -> &[usize] {
         self.pending.as_ref().map_or(&[], |p| &p.jobs)
     }
 
     /// Not yet: a port is still taken.
-    pub fn retry(&mut self, at: Instant) {
+    pub(super) fn retry(&mut self, at: Instant) {
         self.retry_at = Some(at);
     }
 
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.pending = None;
         self.retry_at = None;
     }
 
-    pub fn take(&mut self) -> Option<Pending> {
+    pub(super) fn take(&mut self) -> Option<Pending> {
         self.retry_at = None;
         self.pending.take()
     }
 
     /// Drop the paths the app writes itself.
-    pub fn unwritten(&self, mut paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    pub(super) fn unwritten(&self, mut paths: Vec<PathBuf>) -> Vec<PathBuf> {
         paths.retain(|p| !self.self_written.iter().any(|s| p.starts_with(s)));
         paths
     }
@@ -119,7 +119,7 @@ impl Restarts {
     /// The restart `p` is going ahead; `started_recently`: its changes began within a second
     /// of its processes' start. The error to show when this is the third such restart in a
     /// row on the same paths (those are ignored from now on).
-    pub fn detect_loop(
+    pub(super) fn detect_loop(
         &mut self,
         p: &Pending,
         started_recently: bool,
@@ -157,7 +157,7 @@ impl Restarts {
 }
 
 /// `app.py`, `app.py (+3 more)`.
-pub fn describe_paths(paths: &[PathBuf]) -> String {
+pub(super) fn describe_paths(paths: &[PathBuf]) -> String {
     let first = paths
         .first()
         .map(|p| crate::diag::display_path(p))

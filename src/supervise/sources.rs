@@ -11,7 +11,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::Event;
 
 /// Forward our signals into the loop; `Err` when they cannot be listened for.
-pub fn signals(tx: &UnboundedSender<Event>) -> Result<(), String> {
+pub(super) fn signals(tx: &UnboundedSender<Event>) -> Result<(), String> {
     use tokio::signal::unix::{SignalKind, signal};
     let kinds = [
         (SignalKind::interrupt(), Signal::SIGINT),
@@ -38,7 +38,7 @@ pub fn signals(tx: &UnboundedSender<Event>) -> Result<(), String> {
 }
 
 /// Forward the watcher's changes into the loop; the watcher runs while the result lives.
-pub fn watch(
+pub(super) fn watch(
     w: &super::WatchOptions,
     tx: &UnboundedSender<Event>,
     out: &Arc<crate::output::Output>,
@@ -63,7 +63,7 @@ pub fn watch(
 }
 
 /// Compare each checkout with its staged copy in the background; report what changed.
-pub fn verify(copies: &[Arc<crate::stage::droplet::Copies>], tx: &UnboundedSender<Event>) {
+pub(super) fn verify(copies: &[Arc<crate::stage::droplet::Copies>], tx: &UnboundedSender<Event>) {
     for c in copies {
         let (tx, c) = (tx.clone(), Arc::clone(c));
         tokio::task::spawn_blocking(move || {
@@ -108,7 +108,7 @@ pub fn verify(copies: &[Arc<crate::stage::droplet::Copies>], tx: &UnboundedSende
 
 /// Report when the service server `pid` ends. `false` when its end cannot be awaited (no
 /// pidfd): the caller checks on it at a deadline instead.
-pub fn service_exit(name: &str, pid: i32, tx: &UnboundedSender<Event>) -> bool {
+pub(super) fn service_exit(name: &str, pid: i32, tx: &UnboundedSender<Event>) -> bool {
     use std::os::fd::{FromRawFd, OwnedFd};
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };

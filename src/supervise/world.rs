@@ -5,7 +5,7 @@ use super::child::SharedTail;
 use super::job::World;
 
 /// The processes' last lines, as the core asks for them.
-pub struct Tails<'a>(pub &'a [SharedTail]);
+pub(super) struct Tails<'a>(pub &'a [SharedTail]);
 
 impl World for Tails<'_> {
     fn tail(&self, job: usize) -> String {

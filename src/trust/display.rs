@@ -23,7 +23,7 @@ fn is_invisible_format(c: char) -> bool {
 
 /// `s` with every control character (C0, DEL, C1), bidi control and invisible format
 /// character shown visibly: `\r`, `\n`, `\t`, `\x1b`, `\u{202e}`. Printable text is unchanged.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -43,17 +43,17 @@ pub fn escape(s: &str) -> String {
 }
 
 /// A path, escaped.
-pub fn path(p: &std::path::Path) -> String {
+pub(crate) fn path(p: &std::path::Path) -> String {
     escape(&p.to_string_lossy())
 }
 
 /// A path as the user knows it (relative to the working directory when below it), escaped.
-pub fn rel_path(p: &std::path::Path) -> String {
+pub(crate) fn rel_path(p: &std::path::Path) -> String {
     escape(&crate::diag::display_path(p))
 }
 
 /// One line per shown item: `  what: text\n`.
-pub fn listing(shown: &[Shown]) -> String {
+pub(crate) fn listing(shown: &[Shown]) -> String {
     shown
         .iter()
         .map(|s| format!("  {}: {}\n", escape(&s.what), escape(&s.text)))
@@ -61,7 +61,7 @@ pub fn listing(shown: &[Shown]) -> String {
 }
 
 /// What changed since `allow`, one line each.
-pub fn diff(d: &Diff) -> String {
+pub(crate) fn diff(d: &Diff) -> String {
     let mut out = String::new();
     for f in &d.files_added {
         let _ = writeln!(out, "  file added: {}", rel_path(std::path::Path::new(f)));

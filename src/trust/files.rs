@@ -13,12 +13,12 @@ use sha2::{Digest, Sha256};
 use crate::manifest::{App, Loaded};
 
 /// Largest file we hash; a bigger one cannot be trusted.
-pub const MAX_FILE: u64 = 16 * 1024 * 1024;
+pub(crate) const MAX_FILE: u64 = 16 * 1024 * 1024;
 
 /// Most files that may decide what a project runs; a project naming more (thousands of local
 /// packages in a requirements file) cannot be trusted: listing and hashing them would take
 /// hours and the listing could not be reviewed.
-pub const MAX_DECISIVE: usize = 4096;
+pub(crate) const MAX_DECISIVE: usize = 4096;
 
 /// Files looked for in every app directory; absent ones are recorded as missing, so one that
 /// appears later asks again.
@@ -51,7 +51,7 @@ const PACKAGE_FILES: &[&str] = &["setup.py", "setup.cfg", "pyproject.toml", "pac
 /// The state of one file, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FileState {
+pub(crate) enum FileState {
     Missing,
     File {
         sha256: String,
@@ -75,7 +75,7 @@ pub enum FileState {
 
 impl FileState {
     /// Whether this state can be trusted at all (a file we could not read cannot).
-    pub fn checkable(&self) -> bool {
+    pub(crate) fn checkable(&self) -> bool {
         !matches!(
             self,
             FileState::TooLarge { .. } | FileState::Unreadable { .. }
@@ -90,7 +90,7 @@ fn absent(e: &std::io::Error) -> bool {
 
 /// The state of `path`, reading it only if it is a regular file inside `root` (symlinks are
 /// resolved, in the name and in its directories, and must stay inside `root`).
-pub fn state(path: &Path, root: &Path) -> FileState {
+pub(crate) fn state(path: &Path, root: &Path) -> FileState {
     match std::fs::symlink_metadata(path) {
         Ok(_) => {}
         Err(e) if absent(&e) => return FileState::Missing,
@@ -125,7 +125,7 @@ pub fn state(path: &Path, root: &Path) -> FileState {
 
 /// Hash a regular file: opened without following a link and without blocking, checked again
 /// after opening, read up to the cap (see [`crate::fsx`]).
-pub fn read(path: &Path) -> FileState {
+pub(crate) fn read(path: &Path) -> FileState {
     use crate::fsx::ReadError;
     let unreadable = |e: std::io::Error| FileState::Unreadable {
         error: e.to_string(),
@@ -169,7 +169,7 @@ pub fn read(path: &Path) -> FileState {
 }
 
 /// The text of a regular file inside `root` (same rules as [`state`]), for what `allow` shows.
-pub fn text(path: &Path, root: &Path) -> Option<String> {
+pub(crate) fn text(path: &Path, root: &Path) -> Option<String> {
     let real = path.canonicalize().ok()?;
     if !real.starts_with(root) {
         return None;
@@ -181,7 +181,7 @@ pub fn text(path: &Path, root: &Path) -> Option<String> {
 /// One decisive file: its path, and whether the shell hook evaluates it (manifest, inherited
 /// files, `.env`), so the hook re-checks it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decisive {
+pub(crate) struct Decisive {
     pub path: PathBuf,
     pub hook: bool,
     /// A manifest file (the root or an inherited one): the loader has read it, wherever it is.
@@ -192,7 +192,7 @@ pub struct Decisive {
 
 /// A reference to a local package or another requirements file in a requirements file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReqRef {
+pub(crate) enum ReqRef {
     /// `-r FILE`, `-c FILE`: read by pip too.
     File(String),
     /// `-e .`, `./pkg`, `file:../x`, `/abs/pkg`, `name @ file:…`: built from source.
@@ -222,7 +222,7 @@ fn local_path(spec: &str) -> Option<String> {
 }
 
 /// Local packages and nested files referenced by a pip requirements file.
-pub fn requirement_refs(text: &str) -> Vec<ReqRef> {
+pub(crate) fn requirement_refs(text: &str) -> Vec<ReqRef> {
     let mut out = Vec::new();
     for raw in text.lines() {
         let line = match raw.find(" #") {
@@ -274,7 +274,7 @@ pub fn requirement_refs(text: &str) -> Vec<ReqRef> {
 }
 
 /// Resolve a path written in a project file against `base`.
-pub fn resolve(base: &Path, p: &str) -> PathBuf {
+pub(crate) fn resolve(base: &Path, p: &str) -> PathBuf {
     if let Some(rest) = p.strip_prefix("~/") {
         // Another user's home is outside the project in any case.
         return PathBuf::from("/~").join(rest);
@@ -283,7 +283,7 @@ pub fn resolve(base: &Path, p: &str) -> PathBuf {
 }
 
 /// Local packages (`file:`, paths) among a package.json's dependencies.
-pub fn npm_local_deps(json: &serde_json::Value) -> Vec<(String, String)> {
+pub(crate) fn npm_local_deps(json: &serde_json::Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for section in [
         "dependencies",
@@ -314,7 +314,7 @@ pub fn npm_local_deps(json: &serde_json::Value) -> Vec<(String, String)> {
 /// `PIP_OPTS` (split on whitespace and passed to every `pip install`, as staging does) as the
 /// lines of a requirements file, so the files it names (`-r`, `-c`, `-e`, `-f`, local
 /// packages) are found by [`requirement_refs`] like those of `requirements.txt`.
-pub fn pip_opts_as_requirements(opts: &str) -> String {
+pub(crate) fn pip_opts_as_requirements(opts: &str) -> String {
     const TAKES_ARG: &[&str] = &[
         "-r",
         "--requirement",
@@ -342,7 +342,7 @@ pub fn pip_opts_as_requirements(opts: &str) -> String {
 
 /// The requirements files pip reads for `app`, per the staging rules: `PIP_REQUIREMENTS_FILE`
 /// when set (in the manifest or a `.env` file), else requirements.txt / requirements.pip.
-pub fn pip_files(app: &App, pip_requirements_file: Option<&str>) -> Vec<PathBuf> {
+pub(crate) fn pip_files(app: &App, pip_requirements_file: Option<&str>) -> Vec<PathBuf> {
     let mut v = Vec::new();
     if let Some(f) = pip_requirements_file {
         v.push(resolve(&app.path, f));
@@ -353,7 +353,7 @@ pub fn pip_files(app: &App, pip_requirements_file: Option<&str>) -> Vec<PathBuf>
 }
 
 /// Every file that decides what the project runs, in a stable order without repeats.
-pub fn decisive(loaded: &Loaded, root: &Path) -> Vec<Decisive> {
+pub(crate) fn decisive(loaded: &Loaded, root: &Path) -> Vec<Decisive> {
     let mut out: Vec<Decisive> = Vec::new();
     // Where each path is in `out` (a project can name many files: no quadratic search).
     let mut index: std::collections::HashMap<PathBuf, usize> = std::collections::HashMap::new();

@@ -5,17 +5,17 @@
 //! [`require`] is the one gate of `run`, `exec`, `ssh`, `dbshell` and `services start`;
 //! [`hook_gate`] is the shell hook's (a `stat` and the recorded digests, no parsing).
 
-pub mod display;
-pub mod files;
-pub mod record;
-pub mod shown;
-pub mod store;
+pub(crate) mod display;
+pub(crate) mod files;
+pub(crate) mod record;
+pub(crate) mod shown;
+pub(crate) mod store;
 
 use std::path::{Path, PathBuf};
 
 use crate::manifest::Loaded;
-pub use record::{Diff, Record, Shown};
-pub use store::{Store, StoreError};
+pub(crate) use record::Record;
+pub(crate) use store::{Store, StoreError};
 
 /// Seconds since the epoch.
 fn now() -> u64 {
@@ -26,7 +26,7 @@ fn now() -> u64 {
 
 /// How the gate let the project through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Granted {
+pub(crate) enum Granted {
     /// A matching record.
     Recorded,
     /// `--trust` or STACKATO_LOCAL_TRUST=1: this invocation only.
@@ -37,7 +37,7 @@ pub enum Granted {
 
 /// Why the gate refused.
 #[derive(Debug, thiserror::Error)]
-pub enum Refused {
+pub(crate) enum Refused {
     #[error(
         "{file} runs these commands, and they have not been trusted on this machine yet:\n{listing}review them, then run `stackato-local allow` (or pass --trust)"
     )]
@@ -63,7 +63,7 @@ pub enum Refused {
 
 impl Refused {
     /// The exit code to end with.
-    pub fn exit_code(&self) -> i32 {
+    pub(crate) fn exit_code(&self) -> i32 {
         match self {
             Refused::Store(_) => crate::exit::IO,
             Refused::Interrupted(sig) => 128 + sig,
@@ -73,12 +73,12 @@ impl Refused {
 }
 
 /// Whether STACKATO_LOCAL_TRUST=1 is set in this process's own environment.
-pub fn env_trust() -> bool {
+pub(crate) fn env_trust() -> bool {
     std::env::var_os("STACKATO_LOCAL_TRUST").is_some_and(|v| v == "1")
 }
 
 /// The listing shown for a record: outside files first, then everything it runs.
-pub fn listing(r: &Record) -> String {
+pub(crate) fn listing(r: &Record) -> String {
     let mut s = String::new();
     for o in &r.outside {
         s.push_str(&format!(
@@ -120,12 +120,16 @@ fn uncheckable(r: &Record) -> Option<String> {
 
 /// Asks the user whether to trust what a question lists: `Ok(true)` for yes, `Err(signal)`
 /// when a stop signal came first. The `cli` asks on the terminal.
-pub type Ask<'a> = &'a mut dyn FnMut(&str) -> Result<bool, i32>;
+pub(crate) type Ask<'a> = &'a mut dyn FnMut(&str) -> Result<bool, i32>;
 
 /// The gate: `loaded` runs only with a matching record, `--trust` (`assume`) or
 /// STACKATO_LOCAL_TRUST=1, or a yes from `ask` (the caller passes none when nobody can
 /// answer).
-pub fn require(loaded: &Loaded, assume: bool, ask: Option<Ask<'_>>) -> Result<Granted, Refused> {
+pub(crate) fn require(
+    loaded: &Loaded,
+    assume: bool,
+    ask: Option<Ask<'_>>,
+) -> Result<Granted, Refused> {
     if assume || env_trust() {
         return Ok(Granted::Once);
     }
@@ -193,7 +197,7 @@ fn record(r: Record) -> Result<PathBuf, StoreError> {
 
 /// `allow`: the record of the project as it is now, and where it was stored. Refused when a
 /// file that decides what runs cannot be checked.
-pub fn allow(loaded: &Loaded) -> Result<(Record, PathBuf), Refused> {
+pub(crate) fn allow(loaded: &Loaded) -> Result<(Record, PathBuf), Refused> {
     let r = Record::of(loaded, now());
     if let Some(why) = uncheckable(&r) {
         return Err(Refused::Uncheckable {
@@ -207,7 +211,7 @@ pub fn allow(loaded: &Loaded) -> Result<(Record, PathBuf), Refused> {
 
 /// `deny DIR`: forget the record of the manifest in `dir` (or of `manifest`); the manifests
 /// whose records were removed.
-pub fn deny(dir: &Path, manifest: Option<&Path>) -> Result<Vec<String>, StoreError> {
+pub(crate) fn deny(dir: &Path, manifest: Option<&Path>) -> Result<Vec<String>, StoreError> {
     let dir_c = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let key = crate::manifest::locate(dir, manifest)
         .ok()
@@ -234,7 +238,7 @@ pub fn deny(dir: &Path, manifest: Option<&Path>) -> Result<Vec<String>, StoreErr
 
 /// How a recorded project stands now, for `allow --list` (nothing is parsed).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Standing {
+pub(crate) enum Standing {
     Matching,
     /// These recorded files differ.
     Changed(Vec<String>),
@@ -242,7 +246,7 @@ pub enum Standing {
 }
 
 /// Every record, with how it stands.
-pub fn list() -> Result<Vec<(Record, Standing)>, StoreError> {
+pub(crate) fn list() -> Result<Vec<(Record, Standing)>, StoreError> {
     let (_, store) = Store::load()?;
     Ok(store
         .projects
@@ -273,7 +277,7 @@ fn manifest_in(root: &Path) -> Option<PathBuf> {
 
 /// Why the shell hook does not load a project (one line, shown by the hook).
 #[derive(Debug, thiserror::Error)]
-pub enum HookGateError {
+pub(crate) enum HookGateError {
     #[error("stackato-local: {dir} is not allowed{why}; review it and run `stackato-local allow`")]
     NotAllowed { dir: String, why: String },
     #[error("stackato-local: {0}")]
@@ -283,7 +287,7 @@ pub enum HookGateError {
 /// The shell hook's gate for the project in `root`: without a record nothing is read (a
 /// `stat`); with one, the files the hook evaluates (manifest, inherited files, `.env`) are
 /// hashed and compared, without parsing. `Ok` carries the accepted outside files.
-pub fn hook_gate(root: &Path) -> Result<Vec<PathBuf>, HookGateError> {
+pub(crate) fn hook_gate(root: &Path) -> Result<Vec<PathBuf>, HookGateError> {
     let not_allowed = |why: &str| HookGateError::NotAllowed {
         dir: display::path(root),
         why: why.to_string(),
@@ -323,7 +327,7 @@ pub fn hook_gate(root: &Path) -> Result<Vec<PathBuf>, HookGateError> {
 /// The allowed project above the manifest `file` that inherits it (a shared base kept in a
 /// sub-directory, as `inherit: base/stackato.yml`), when `file` has no record of its own: the
 /// nearest such project's directory. Only the store is read.
-pub fn inheriting_project(file: &Path) -> Option<PathBuf> {
+pub(crate) fn inheriting_project(file: &Path) -> Option<PathBuf> {
     let key = record::manifest_key(file);
     let store = Store::read_quiet().ok()?;
     if store.projects.contains_key(&key) {
@@ -345,7 +349,7 @@ pub fn inheriting_project(file: &Path) -> Option<PathBuf> {
 
 /// The outside files the user accepted for the manifest `opts` would load (from its record),
 /// so that commands other than `allow` read them.
-pub fn accepted_outside(opts: &crate::manifest::LoadOptions) -> Vec<PathBuf> {
+pub(crate) fn accepted_outside(opts: &crate::manifest::LoadOptions) -> Vec<PathBuf> {
     let Ok(m) = crate::manifest::locate(&opts.dir, opts.manifest.as_deref()) else {
         return Vec::new();
     };
@@ -360,7 +364,7 @@ pub fn accepted_outside(opts: &crate::manifest::LoadOptions) -> Vec<PathBuf> {
 }
 
 /// The `.env` files the environment reads by default, for every app.
-pub fn dotenv_files(loaded: &Loaded) -> Vec<PathBuf> {
+pub(crate) fn dotenv_files(loaded: &Loaded) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = Vec::new();
     for app in &loaded.manifest.apps {
         for f in crate::env::user::default_dotenv_files(&loaded.manifest.dir, &app.path) {
@@ -374,7 +378,7 @@ pub fn dotenv_files(loaded: &Loaded) -> Vec<PathBuf> {
 
 /// The files a watching `run` must re-check when they change (every recorded file of the
 /// project), so that a change reloads and goes through the gate again.
-pub fn watched_files(loaded: &Loaded) -> Vec<PathBuf> {
+pub(crate) fn watched_files(loaded: &Loaded) -> Vec<PathBuf> {
     let root = record::root_of(loaded);
     files::decisive(loaded, &root)
         .into_iter()

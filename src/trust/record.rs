@@ -12,14 +12,14 @@ use crate::trust::files::{self, FileState};
 
 /// One shown item: what it is (`web web`, `web pre-staging hook`, …) and its text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Shown {
+pub(crate) struct Shown {
     pub what: String,
     pub text: String,
 }
 
 /// One recorded file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileRecord {
+pub(crate) struct FileRecord {
     pub path: String,
     /// The shell hook evaluates it (manifest, inherited files, `.env`).
     #[serde(default)]
@@ -32,7 +32,7 @@ pub struct FileRecord {
 
 /// The trust of one project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
+pub(crate) struct Record {
     /// The canonical manifest path (also the key in the store).
     pub manifest: String,
     /// The project directory every non-manifest file must stay in.
@@ -48,7 +48,7 @@ pub struct Record {
 
 /// What differs between a record and the present.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Diff {
+pub(crate) struct Diff {
     pub files_added: Vec<String>,
     pub files_removed: Vec<String>,
     pub files_changed: Vec<String>,
@@ -57,7 +57,7 @@ pub struct Diff {
 }
 
 impl Diff {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.files_added.is_empty()
             && self.files_removed.is_empty()
             && self.files_changed.is_empty()
@@ -67,24 +67,24 @@ impl Diff {
 }
 
 /// A path as recorded (lossy only for names that are not UTF-8).
-pub fn path_key(p: &Path) -> String {
+pub(crate) fn path_key(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
 /// The canonical manifest path of `loaded`, the store's key.
-pub fn manifest_key(file: &Path) -> String {
+pub(crate) fn manifest_key(file: &Path) -> String {
     path_key(&file.canonicalize().unwrap_or_else(|_| file.to_path_buf()))
 }
 
 /// The project directory of a manifest: its (canonical) directory.
-pub fn root_of(loaded: &Loaded) -> PathBuf {
+pub(crate) fn root_of(loaded: &Loaded) -> PathBuf {
     let d = &loaded.manifest.dir;
     d.canonicalize().unwrap_or_else(|_| d.clone())
 }
 
 /// Inherited files outside the project: what the loader reports, and any source file whose
 /// path is not under the project directory.
-pub fn outside_files(loaded: &Loaded, root: &Path) -> Vec<PathBuf> {
+pub(crate) fn outside_files(loaded: &Loaded, root: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = loaded.outside_files.clone();
     for f in loaded.sources.files() {
         let p = f.path.canonicalize().unwrap_or_else(|_| f.path.clone());
@@ -105,7 +105,7 @@ fn file_state(path: &Path, source: bool, root: &Path) -> FileState {
 
 impl Record {
     /// The record of the project as it is now.
-    pub fn of(loaded: &Loaded, now: u64) -> Record {
+    pub(crate) fn of(loaded: &Loaded, now: u64) -> Record {
         let root = root_of(loaded);
         let files = files::decisive(loaded, &root)
             .into_iter()
@@ -139,7 +139,7 @@ impl Record {
     }
 
     /// Files that cannot be checked (too large, unreadable): such a project cannot be trusted.
-    pub fn uncheckable(&self) -> Vec<(&str, &FileState)> {
+    pub(crate) fn uncheckable(&self) -> Vec<(&str, &FileState)> {
         self.files
             .iter()
             .filter(|f| !f.state.checkable())
@@ -148,7 +148,7 @@ impl Record {
     }
 
     /// What changed from `self` (the record) to `now` (the present).
-    pub fn diff(&self, now: &Record) -> Diff {
+    pub(crate) fn diff(&self, now: &Record) -> Diff {
         let mut d = Diff::default();
         for f in &now.files {
             match self.files.iter().find(|o| o.path == f.path) {
@@ -188,7 +188,7 @@ impl Record {
 
     /// The recorded files (all, or only those the hook evaluates) whose state differs now:
     /// nothing is parsed, only the recorded paths are looked at.
-    pub fn changed_files(&self, hook_only: bool) -> Vec<String> {
+    pub(crate) fn changed_files(&self, hook_only: bool) -> Vec<String> {
         let root = PathBuf::from(&self.root);
         self.files
             .iter()

@@ -39,7 +39,7 @@ fn dotenv_entries(loaded: &Loaded, app: &App, root: &Path) -> Vec<(String, Strin
 
 /// A variable as staging sees it (`PIP_REQUIREMENTS_FILE`, `PIP_OPTS`): the manifest's value,
 /// overridden by `.env`.
-pub fn staging_value(loaded: &Loaded, app: &App, root: &Path, name: &str) -> Option<String> {
+pub(crate) fn staging_value(loaded: &Loaded, app: &App, root: &Path, name: &str) -> Option<String> {
     let mut v = app
         .env
         .iter()
@@ -75,7 +75,7 @@ fn push(out: &mut Vec<Shown>, what: String, text: impl Into<String>) {
 }
 
 /// Everything shown for the project, in a stable order.
-pub fn shown(loaded: &Loaded, root: &Path) -> Vec<Shown> {
+pub(crate) fn shown(loaded: &Loaded, root: &Path) -> Vec<Shown> {
     let mut out = Vec::new();
     for app in &loaded.manifest.apps {
         app_shown(loaded, app, root, &mut out);

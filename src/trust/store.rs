@@ -17,7 +17,7 @@ const VERSION: u32 = 1;
 const MAX_STORE: u64 = 256 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     #[error("cannot find the trust store: neither XDG_DATA_HOME (absolute) nor HOME is set")]
     NoLocation,
     #[error("cannot read the trust store {path}: {source}")]
@@ -33,7 +33,7 @@ pub enum StoreError {
 
 /// The whole store.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Store {
+pub(crate) struct Store {
     pub version: u32,
     /// The notice about the old `trusted` file was printed.
     #[serde(default)]
@@ -56,7 +56,7 @@ pub(crate) fn data_home() -> Option<PathBuf> {
 }
 
 /// `…/stackato-local/trust.json`.
-pub fn location() -> Result<PathBuf, StoreError> {
+pub(crate) fn location() -> Result<PathBuf, StoreError> {
     data_home()
         .map(|d| d.join("stackato-local").join("trust.json"))
         .ok_or(StoreError::NoLocation)
@@ -96,7 +96,7 @@ fn read_store(path: &Path) -> Result<Option<Store>, StoreError> {
 }
 
 /// An exclusive lock on the store, for read-modify-write; released on drop.
-pub struct Locked {
+pub(crate) struct Locked {
     pub path: PathBuf,
     pub store: Store,
     _lock: std::fs::File,
@@ -104,7 +104,7 @@ pub struct Locked {
 
 impl Store {
     /// Read the store (empty when it does not exist yet).
-    pub fn load() -> Result<(PathBuf, Store), StoreError> {
+    pub(crate) fn load() -> Result<(PathBuf, Store), StoreError> {
         let path = location()?;
         let store = read_store(&path)?.unwrap_or(Store {
             version: VERSION,
@@ -115,7 +115,7 @@ impl Store {
 
     /// The notice that the old format is no longer honoured, once (the store remembers it
     /// was given): for the `cli` to show before it consults the store.
-    pub fn old_format_notice() -> Option<String> {
+    pub(crate) fn old_format_notice() -> Option<String> {
         let path = location().ok()?;
         let store = read_store(&path).ok()?.unwrap_or_default();
         let old = old_location(&path);
@@ -134,7 +134,7 @@ impl Store {
     }
 
     /// Read the store without the notice (for looking a record up on the side).
-    pub fn read_quiet() -> Result<Store, StoreError> {
+    pub(crate) fn read_quiet() -> Result<Store, StoreError> {
         Ok(read_store(&location()?)?.unwrap_or(Store {
             version: VERSION,
             ..Store::default()
@@ -142,7 +142,7 @@ impl Store {
     }
 
     /// Lock the store and read it, to change it.
-    pub fn lock() -> Result<Locked, StoreError> {
+    pub(crate) fn lock() -> Result<Locked, StoreError> {
         let path = location()?;
         let dir = path.parent().unwrap_or(Path::new("/"));
         crate::state::create_private_dir(dir)?;
@@ -176,7 +176,7 @@ impl Store {
 
 impl Locked {
     /// Write the store atomically (0600).
-    pub fn save(&mut self) -> Result<(), StoreError> {
+    pub(crate) fn save(&mut self) -> Result<(), StoreError> {
         self.store.version = VERSION;
         let mut text =
             serde_json::to_string_pretty(&self.store).map_err(|e| StoreError::Corrupt {

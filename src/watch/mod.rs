@@ -14,7 +14,7 @@ use crate::stage::ignores::Ignores;
 
 /// What a change means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Change {
+pub(crate) enum Change {
     /// Application code: restart the processes.
     Code,
     /// A requirements file: restage, then restart.
@@ -24,7 +24,7 @@ pub enum Change {
 }
 
 /// Requirement files that make a restage necessary.
-pub const REQUIREMENT_FILES: &[&str] = &[
+pub(crate) const REQUIREMENT_FILES: &[&str] = &[
     "requirements.txt",
     "requirements.pip",
     "requirements-pypm.txt",
@@ -43,7 +43,7 @@ pub const REQUIREMENT_FILES: &[&str] = &[
 ];
 
 /// Which paths matter, for one project.
-pub struct Filter {
+pub(crate) struct Filter {
     /// The app directories (an app's `ignores:` apply below its own directory).
     apps: Vec<(PathBuf, Ignores)>,
     state_dir: PathBuf,
@@ -61,7 +61,7 @@ pub struct Filter {
 
 impl Filter {
     /// Build the filter; reads the `.gitignore` files below `roots`.
-    pub fn new(
+    pub(crate) fn new(
         roots: &[PathBuf],
         apps: Vec<(PathBuf, Option<Vec<String>>)>,
         state_dir: PathBuf,
@@ -91,7 +91,7 @@ impl Filter {
     }
 
     /// Make any change below these directories a restage (see [`Change::Requirements`]).
-    pub fn restage_on_any_edit(&mut self, dirs: Vec<PathBuf>) {
+    pub(crate) fn restage_on_any_edit(&mut self, dirs: Vec<PathBuf>) {
         self.rebuilt = dirs;
     }
 
@@ -107,7 +107,7 @@ impl Filter {
     }
 
     /// Whether a change of `path` should be ignored.
-    pub fn is_ignored(&self, path: &Path, is_dir: bool) -> bool {
+    pub(crate) fn is_ignored(&self, path: &Path, is_dir: bool) -> bool {
         if path.starts_with(&self.state_dir) {
             return true;
         }
@@ -160,7 +160,7 @@ impl Filter {
     }
 
     /// What a change of `path` means.
-    pub fn classify(&self, path: &Path) -> Change {
+    pub(crate) fn classify(&self, path: &Path) -> Change {
         if self.manifests.iter().any(|m| m == path) {
             return Change::Manifest;
         }
@@ -182,7 +182,7 @@ impl Filter {
 
 /// What a [`walk_dirs`] visit says about the directory it was shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Visit {
+pub(crate) enum Visit {
     /// Go on into its subdirectories.
     Descend,
     /// Leave its subdirectories out.
@@ -193,7 +193,7 @@ pub enum Visit {
 
 /// Show `root` and every directory below it that `filter` keeps to `visit`, depth first (as
 /// the watcher adds them, and as `doctor` counts them). Links are not followed.
-pub fn walk_dirs(root: &Path, filter: &Filter, mut visit: impl FnMut(&Path) -> Visit) {
+pub(crate) fn walk_dirs(root: &Path, filter: &Filter, mut visit: impl FnMut(&Path) -> Visit) {
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
         match visit(&d) {
@@ -217,7 +217,7 @@ pub fn walk_dirs(root: &Path, filter: &Filter, mut visit: impl FnMut(&Path) -> V
 
 /// The roots `run` watches for a manifest (every app directory, `extra` paths, and the
 /// manifest's own directory) and the filter for them.
-pub fn for_project(
+pub(crate) fn for_project(
     loaded: &crate::manifest::Loaded,
     state_root: &Path,
     extra: &[PathBuf],
@@ -332,10 +332,8 @@ fn collect_gitignores(root: &Path, state_dir: &Path, out: &mut Vec<(PathBuf, Git
 }
 
 /// The running watcher; dropping it stops watching.
-pub struct Watching {
+pub(crate) struct Watching {
     _thread: std::thread::JoinHandle<()>,
-    /// Directories watched (for messages and the benchmark).
-    pub dirs: Arc<std::sync::atomic::AtomicUsize>,
     /// Set on drop: the thread ends, and its inotify instance is closed.
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -347,7 +345,7 @@ impl Drop for Watching {
 }
 
 /// The polling interval when inotify cannot be used (as `--poll` without a value).
-pub const FALLBACK_POLL: Duration = Duration::from_millis(500);
+pub(crate) const FALLBACK_POLL: Duration = Duration::from_millis(500);
 
 type Events = std::sync::mpsc::Sender<notify::Result<notify::Event>>;
 
@@ -428,15 +426,13 @@ fn no_watch_left() -> String {
 /// path to `tx`. With `poll`, stat the tree at that interval instead of using inotify. When
 /// inotify runs out (no instance, no watch left, at start or later) it says so through `out`,
 /// naming the limit, and polls instead; other watcher errors are reported too.
-pub fn start(
+pub(crate) fn start(
     roots: Vec<PathBuf>,
     filter: Arc<Filter>,
     poll: Option<Duration>,
     tx: tokio::sync::mpsc::UnboundedSender<Vec<PathBuf>>,
     out: Arc<crate::output::Output>,
 ) -> Watching {
-    let dirs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = Arc::clone(&dirs);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stopped = Arc::clone(&stop);
     let thread = std::thread::spawn(move || {
@@ -474,16 +470,12 @@ pub fn start(
                         crate::diag::display_path(root)
                     ));
                 }
-                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return true;
             }
             let mut full = false;
             walk_dirs(root, &filter, |d| {
                 match w.watch(d, RecursiveMode::NonRecursive) {
-                    Ok(()) => {
-                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        Visit::Descend
-                    }
+                    Ok(()) => Visit::Descend,
                     Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
                         full = true;
                         Visit::Stop
@@ -508,7 +500,6 @@ pub fn start(
             match poll_watcher(ntx.clone(), FALLBACK_POLL) {
                 Ok(p) => {
                     *w = p;
-                    counter.store(0, std::sync::atomic::Ordering::Relaxed);
                     for r in &roots {
                         add_tree(w, *poll, r);
                     }
@@ -620,7 +611,6 @@ pub fn start(
     });
     Watching {
         _thread: thread,
-        dirs,
         stop,
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use proptest::prelude::*;
-use stackato_local::shell::{self, Dialect, Unsafe};
+use stackato_local::api::shell::{self, Dialect, Unsafe};
 
 use crate::common::{self, app, write};
 
@@ -210,7 +210,7 @@ proptest! {
     #[test]
     fn dotenv_reads_back_identically(pairs in prop::collection::vec((name(), value()), 1..16)) {
         let (text, expected) = script(Dialect::Dotenv, &pairs);
-        let parsed = stackato_local::env::dotenv::parse(&text, &|_| None)
+        let parsed = stackato_local::api::env::dotenv::parse(&text, &|_| None)
             .map_err(|e| TestCaseError::fail(format!("{e} in\n{text}")))?;
         let got: BTreeMap<String, String> =
             parsed.into_iter().map(|e| (e.key, e.value)).collect();

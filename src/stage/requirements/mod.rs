@@ -3,11 +3,11 @@
 //! pip and uWSGI; [`node`]: npm; [`perl`]: its server and cpanm; [`ruby`]: bundler; [`php`]: Composer), a step whose tool is missing being skipped
 //! with a note and recorded as skipped. Installers get the user's own caches.
 
-pub mod node;
-pub mod perl;
-pub mod php;
-pub mod python;
-pub mod ruby;
+pub(crate) mod node;
+pub(crate) mod perl;
+pub(crate) mod php;
+pub(crate) mod python;
+pub(crate) mod ruby;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -15,9 +15,7 @@ use std::process::Command;
 use crate::manifest::model::OsPackage;
 use crate::stage::{Outcome, StageError, Stager};
 
-pub use python::{
-    install_uwsgi_standin, is_python, is_uwsgi_standin, needs_uwsgi, venv_dir, venv_python,
-};
+pub(crate) use python::{is_python, is_uwsgi_standin, needs_uwsgi, venv_dir, venv_python};
 
 /// OS packages that are not installed here, per the `dpkg` database (Debian/Ubuntu only).
 fn missing_os_packages(pkgs: &[&OsPackage]) -> Vec<String> {
@@ -54,7 +52,7 @@ pub(crate) fn requirement_error(
 
 /// Install everything the app's requirements ask for, in the platform's order. A step whose
 /// tool is missing is skipped with a note and recorded in `outcome.skipped`.
-pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
+pub(crate) fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
     let app = s.app;
     let notes = &mut outcome.notes;
     let r = &app.requirements;

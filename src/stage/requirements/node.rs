@@ -7,7 +7,7 @@ use std::process::Command;
 use crate::stage::requirements::{requirement_error, user_home};
 use crate::stage::{Outcome, Skip, StageError, Stager};
 
-pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
+pub(crate) fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
     let npm = crate::platform::runtime_bin::which_in(s.env, "npm")
         .or_else(|| crate::programs::find("npm"));
     let Some(npm) = npm else {

@@ -18,10 +18,10 @@ use crate::stage::requirements::{requirement_error, user_cache};
 use crate::stage::{Outcome, Skip, StageError, Stager};
 
 /// A Carton bundle in the app: cpanm's mirror when present.
-pub const BUNDLE: &str = "vendor/cache";
+pub(crate) const BUNDLE: &str = "vendor/cache";
 
 /// Whether staging has Perl work for the app (its server or its modules).
-pub fn wanted(app: &App) -> bool {
+pub(crate) fn wanted(app: &App) -> bool {
     perl::is_perl_app(app)
 }
 
@@ -36,7 +36,7 @@ fn uses_uwsgi(app: &App) -> bool {
 
 /// The modules the app lists (`requirements: cpan:`/`ppm:`, and requirements.txt for a Perl
 /// framework), and whether it has a `cpanfile` or `Makefile.PL` for `--installdeps`.
-pub fn modules(app: &App, home: &Path) -> (Vec<String>, Option<&'static str>) {
+pub(crate) fn modules(app: &App, home: &Path) -> (Vec<String>, Option<&'static str>) {
     let mut mods: Vec<String> = app
         .requirements
         .cpan
@@ -61,7 +61,7 @@ pub fn modules(app: &App, home: &Path) -> (Vec<String>, Option<&'static str>) {
     (mods, deps)
 }
 
-pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
+pub(crate) fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
     let app = s.app;
     let fw = app.framework_name();
     if perl::is_cgi(fw) {

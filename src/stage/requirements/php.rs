@@ -10,15 +10,16 @@ use crate::stage::requirements::{requirement_error, user_cache};
 use crate::stage::{Outcome, Skip, StageError, Stager};
 
 /// The command staging runs (also what `allow` shows).
-pub const COMPOSER_INSTALL: &str = "composer install --no-interaction --no-dev --prefer-dist";
+pub(crate) const COMPOSER_INSTALL: &str =
+    "composer install --no-interaction --no-dev --prefer-dist";
 
 /// Whether staging runs Composer for `app` in `dir`: a composer.json, and a PHP app (or one
 /// without a framework).
-pub fn wanted(app: &App, dir: &std::path::Path) -> bool {
+pub(crate) fn wanted(app: &App, dir: &std::path::Path) -> bool {
     dir.join("composer.json").is_file() && matches!(app.framework_name(), Some("php") | None)
 }
 
-pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
+pub(crate) fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
     let Some(composer) = crate::programs::find("composer") else {
         let msg = "composer install skipped: Composer is not installed (`apt-get install composer`); the next run installs the composer.json dependencies once it is".to_string();
         s.out.line(&s.prefix, &format!("-----> {msg}"));
@@ -56,7 +57,7 @@ pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> 
 
 /// The `url`s of the `path` repositories a composer.json names (local packages Composer
 /// copies or links into vendor/; a `composer-plugin` among them runs at install).
-pub fn path_repositories(json: &serde_json::Value) -> Vec<String> {
+pub(crate) fn path_repositories(json: &serde_json::Value) -> Vec<String> {
     let repos = match json.get("repositories") {
         Some(serde_json::Value::Array(a)) => a.iter().collect::<Vec<_>>(),
         Some(serde_json::Value::Object(m)) => m.values().collect(),
@@ -71,7 +72,7 @@ pub fn path_repositories(json: &serde_json::Value) -> Vec<String> {
 
 /// The scripts of a composer.json (`scripts`: event or name → command or commands), as
 /// `(name, commands)`.
-pub fn scripts(json: &serde_json::Value) -> Vec<(String, String)> {
+pub(crate) fn scripts(json: &serde_json::Value) -> Vec<(String, String)> {
     let Some(m) = json.get("scripts").and_then(|s| s.as_object()) else {
         return Vec::new();
     };

@@ -14,17 +14,17 @@ use crate::stage::requirements::{requirement_error, user_cache};
 use crate::stage::{Outcome, Skip, StageError, Stager};
 use crate::state::StateDir;
 
-pub fn venv_dir(state: &StateDir) -> PathBuf {
+pub(crate) fn venv_dir(state: &StateDir) -> PathBuf {
     state.path("venv")
 }
 
-pub fn venv_python(state: &StateDir) -> PathBuf {
+pub(crate) fn venv_python(state: &StateDir) -> PathBuf {
     venv_dir(state).join("bin").join("python")
 }
 
 /// A Python app: a Python framework, pip/pypm requirements, or a requirements.txt in an app
 /// that is not Perl or Node.
-pub fn is_python(app: &App) -> bool {
+pub(crate) fn is_python(app: &App) -> bool {
     let fw = app.framework_name();
     web::is_python(fw)
         || !app.requirements.pip.is_empty()
@@ -35,7 +35,7 @@ pub fn is_python(app: &App) -> bool {
 
 /// Whether the app's web command runs `$STACKATO_UWSGI`, or `uwsgi` itself (which then is
 /// the virtualenv's, first on PATH, not a system one without the Python plugin).
-pub fn needs_uwsgi(app: &App) -> bool {
+pub(crate) fn needs_uwsgi(app: &App) -> bool {
     let fw = app.framework_name();
     match &app.web {
         Web::Command(c) => {
@@ -74,7 +74,7 @@ fn marker_text(i: &Interpreter) -> String {
 
 /// The interpreter the project's virtualenv was made with, from its marker (a file read: the
 /// environment is built at every shell prompt by the hook, which must not run interpreters).
-pub fn venv_interpreter(state: &StateDir) -> Option<Interpreter> {
+pub(crate) fn venv_interpreter(state: &StateDir) -> Option<Interpreter> {
     let text = std::fs::read_to_string(venv_dir(state).join(MARKER)).ok()?;
     let mut lines = text.lines();
     let path = PathBuf::from(lines.next()?);
@@ -220,7 +220,7 @@ pub(crate) fn shown_args<S: AsRef<str>>(names: &[S]) -> String {
 /// The uWSGI build step, as recorded when it fell back to the stand-in.
 const UWSGI_STEP: &str = "the uWSGI build";
 
-pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
+pub(crate) fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
     let app = s.app;
     let venv = s.venv();
     let py = venv.join("bin").join("python");
@@ -383,14 +383,14 @@ pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> 
 }
 
 /// Whether `path` is our pure-Python stand-in rather than a real uWSGI.
-pub fn is_uwsgi_standin(path: &Path) -> bool {
+pub(crate) fn is_uwsgi_standin(path: &Path) -> bool {
     std::fs::read_to_string(path)
         .map(|t| t.contains("stackato-local's stand-in for uWSGI"))
         .unwrap_or(false)
 }
 
 /// The pure-Python stand-in for uWSGI, written into the virtualenv as `bin/uwsgi`.
-pub fn install_uwsgi_standin(venv: &Path) -> Result<(), crate::state::StateError> {
+pub(crate) fn install_uwsgi_standin(venv: &Path) -> Result<(), crate::state::StateError> {
     let path = venv.join("bin").join("uwsgi");
     let py = venv.join("bin").join("python");
     let text = format!(

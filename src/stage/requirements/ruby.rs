@@ -14,7 +14,7 @@ use crate::stage::{Outcome, Skip, StageError, Stager};
 /// Gems that give rackup or Sinatra a web server under bundler.
 const SERVER_GEMS: [&str; 5] = ["webrick", "puma", "thin", "unicorn", "passenger"];
 
-pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
+pub(crate) fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> {
     let bundle = crate::platform::runtime_bin::which_in(s.env, "bundle")
         .or_else(|| crate::programs::find("bundle"));
     let Some(bundle) = bundle else {
