@@ -429,6 +429,12 @@ pub fn processes(
             tty: opts.tty,
             overlap: false,
             host: opts.host,
+            declared_runtime: crate::platform::runtime::declared(
+                app,
+                &app.path,
+                crate::platform::runtime::flags().runtime.as_deref(),
+            )
+            .map(|d| d.text),
         });
         if i == 0 || built.env.get("STACKATO_CRON_INSTANCES") == Some("all") {
             let mut jobs = cron::cron_jobs(

@@ -1,0 +1,95 @@
+//! Issue 13, second red-team round: old apps whose declared runtime, services or package
+//! files `run`, `exec`, `check` and `doctor` must treat alike. Each test runs the real binary
+//! on real interpreters. The Python 2 tests need a Python 2.7 (pyenv's, `python2.7` on PATH);
+//! Debian 12 has none, so without one they print a loud SKIP and pass, in CI too (as in
+//! tests/legacy_apps.rs). The others skip loudly without their programs, and fail instead under
+//! `STACKATO_LOCAL_REQUIRE_SERVICES=1` (CI).
+#![allow(clippy::disallowed_methods)] // tests drive the real binary from outside
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::project::Project;
+use common::session::Stream;
+use common::*;
+
+/// How long a first staging may take (virtualenv, pip and npm from their registries).
+const STAGING: Duration = Duration::from_secs(900);
+const CTRL_C: Duration = Duration::from_secs(30);
+
+/// A Python 2.7 interpreter that runs, where the product looks (pyenv, PATH).
+fn python27() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    let pyenv = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv")));
+    if let Some(versions) = pyenv.map(|p| p.join("versions"))
+        && let Ok(rd) = std::fs::read_dir(versions)
+    {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with("2.7") {
+                candidates.push(e.path().join("bin/python"));
+            }
+        }
+    }
+    candidates.push(PathBuf::from("/usr/bin/python2.7"));
+    candidates.push(PathBuf::from("/usr/local/bin/python2.7"));
+    candidates.into_iter().find(|p| {
+        std::process::Command::new(p)
+            .args(["-c", "import sys; sys.exit(sys.version_info[:2] != (2, 7))"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// `python27()`, or a loud SKIP (never a failure: CI has no Python 2.7, Debian 12 none).
+fn need_python27() -> bool {
+    if python27().is_some() {
+        return true;
+    }
+    skip(&format!(
+        "{}: no Python 2.7 interpreter here (install one with `pyenv install 2.7.18`)",
+        std::thread::current().name().unwrap_or("?")
+    ));
+    false
+}
+
+const STANDALONE_PY2: &str = "name: worker27\ninstances: 1\nframework:\n  type: standalone\n  runtime: python27\ncommand: python main.py\nmem: 256\n";
+const MAIN_PY2: &str = "import sys, time\nprint \"py2 standalone\", \"%d.%d\" % sys.version_info[:2]\nsys.stdout.flush()\nwhile True:\n    time.sleep(60)\n";
+
+#[test]
+fn standalone_with_runtime_python27_runs_its_python_on_27_in_run_and_exec() {
+    if !need_python27() {
+        return;
+    }
+    let p = Project::new(&[("stackato.yml", STANDALONE_PY2), ("main.py", MAIN_PY2)]);
+    // `exec` before any `run` resolves the declared runtime as `run` would.
+    let r = p.cmd(&[
+        "exec",
+        "--",
+        "python",
+        "-c",
+        "import sys; print('exec on %d.%d' % sys.version_info[:2])",
+    ]);
+    r.code(0).stdout_has("exec on 2.7");
+    let mut s = p.run(&[]);
+    s.wait_for(Stream::Out, "py2 standalone 2.7", STAGING);
+    s.assert_err_has("runs on Python 2.7");
+    assert!(
+        !s.text(Stream::Out).contains("add `runtime: python27`"),
+        "{}",
+        s.dump()
+    );
+    s.interrupt(CTRL_C);
+    // After the run too (its remembered choice).
+    let r = p.cmd(&[
+        "exec",
+        "--",
+        "python",
+        "-c",
+        "import sys; print('exec on %d.%d' % sys.version_info[:2])",
+    ]);
+    r.code(0).stdout_has("exec on 2.7");
+}
