@@ -11,7 +11,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::project::Project;
+use common::project::{self, Project};
 use common::session::Stream;
 use common::*;
 
@@ -92,4 +92,67 @@ fn standalone_with_runtime_python27_runs_its_python_on_27_in_run_and_exec() {
         "import sys; print('exec on %d.%d' % sys.version_info[:2])",
     ]);
     r.code(0).stdout_has("exec on 2.7");
+}
+
+const PHP_MYSQL_YML: &str = "name: phpdb\nframework:\n  type: php\nservices:\n  db: mysql\nrequirements:\n  ubuntu: [php5-mysql, php5-gd]\n";
+const PHP_MYSQLI: &str = "<?php\n$u = parse_url(getenv('DATABASE_URL'));\n$m = new mysqli($u['host'], $u['user'], $u['pass'], substr($u['path'], 1), $u['port']);\n$r = $m->query('SELECT 6*7');\necho 'mysqli says ' . $r->fetch_row()[0];\n";
+
+/// A PHP app that binds mysql on a `php` without mysqli: `doctor` fails naming php-mysql,
+/// `check` warns at the service, `run` says it at its start, and the old `php5-*` names of
+/// `requirements: ubuntu:` are given with Debian 12's. PHP_INI_SCAN_DIR pointing at an empty
+/// directory is a real PHP without its conf.d extensions (mysqli, pgsql).
+#[test]
+fn php_app_binding_mysql_without_mysqli_is_told_to_install_php_mysql() {
+    if !require("php") {
+        return;
+    }
+    let p = Project::new(&[("stackato.yml", PHP_MYSQL_YML), ("index.php", PHP_MYSQLI)]);
+    let bare = p.root.join("no-ini");
+    std::fs::create_dir_all(&bare).expect("mkdir");
+    let bare = bare.display().to_string();
+    let env = [("PHP_INI_SCAN_DIR", bare.as_str())];
+    let r = run_with(&p.app, &["doctor"], &env);
+    r.code(1)
+        .stdout_has("PHP has no mysqli/pdo_mysql (apt-get install php-mysql)");
+    let r = run_with(&p.app, &["check"], &env);
+    r.code(0).stderr_has("PHP has no mysqli/pdo_mysql");
+    r.stderr_has("stackato.yml:5:3");
+    let mut s = p.run_env(&["--skip-service", "db"], &env);
+    s.wait_err("PHP has no mysqli/pdo_mysql", STAGING);
+    s.wait_err("sudo apt-get install php-mysql php-gd", STAGING);
+    s.assert_err_has("php5-mysql is php-mysql");
+    s.interrupt(CTRL_C);
+}
+
+/// The same app on a PHP with php-mysql answers through mysqli from the mysql service.
+#[test]
+fn php_app_answers_through_mysqli_from_its_mysql_service() {
+    if !(require("php") && require("mariadbd|mysqld")) {
+        return;
+    }
+    let loaded = std::process::Command::new("php")
+        .arg("-m")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("mysqli"));
+    if !loaded && !require("php-mysql (mysqli in `php -m`)") {
+        return;
+    }
+    let _serial = project::mariadb_serial();
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: phpdb\nframework:\n  type: php\nservices:\n  db: mysql\n",
+        ),
+        ("index.php", PHP_MYSQLI),
+    ])
+    .with_services(&["db"]);
+    let r = p.cmd(&["doctor"]);
+    r.stdout_has("PHP mysqli/pdo_mysql for phpdb (db): loaded");
+    let mut s = p.run(&[]);
+    let port = s.ready("web.0", STAGING);
+    let (status, body) = common::http::http_get(port, "/");
+    assert_eq!(status, 200, "{body}\n{}", s.dump());
+    assert_eq!(body.trim(), "mysqli says 42", "{}", s.dump());
+    assert!(!s.stderr().contains("PHP has no"), "{}", s.dump());
+    s.interrupt(CTRL_C);
 }

@@ -38,6 +38,13 @@ pub fn run(g: &Global, args: &Args) -> i32 {
                     .iter()
                     .filter_map(|a| crate::platform::runtime::diagnostic(a, &a.path)),
             );
+            warnings.extend(
+                l.manifest
+                    .apps
+                    .iter()
+                    .flat_map(crate::platform::php_ext::missing)
+                    .map(|m| Diagnostic::warning(m.message()).at(m.at).hint(m.hint())),
+            );
             print(g, args, &l.sources, &warnings);
             let n = warnings.len();
             let names: Vec<&str> = l

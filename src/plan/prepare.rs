@@ -178,6 +178,9 @@ pub fn stage(
         }
         out.note(&d.render(&loaded.sources, false));
     }
+    for m in crate::platform::php_ext::missing(app) {
+        out.note(&format!("warning: {}\nhelp: {}", m.message(), m.hint()));
+    }
     if let Some(n) = crate::platform::runtime_bin::remember(ctx.state, app) {
         out.note(&format!("note: {n}"));
     }

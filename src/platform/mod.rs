@@ -7,6 +7,7 @@ pub mod layout;
 pub mod node_range;
 pub mod perl;
 pub mod php_apache;
+pub mod php_ext;
 pub mod php_htaccess;
 pub mod profile;
 pub mod runtime;

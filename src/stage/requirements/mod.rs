@@ -71,13 +71,36 @@ pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> 
             .collect();
     if !os.is_empty() {
         let missing = missing_os_packages(&os);
+        // Old Ubuntu names (`php5-mysql`) are suggested under Debian 12's (`php-mysql`).
+        let today: Vec<String> = missing
+            .iter()
+            .filter_map(|m| match crate::platform::php_ext::debian12_name(m) {
+                Some(n) if n.starts_with("php") => Some(n),
+                Some(_) => None,
+                None => Some(m.clone()),
+            })
+            .collect();
+        let renamed: Vec<String> = missing
+            .iter()
+            .filter_map(|m| {
+                Some(format!(
+                    "{m} is {}",
+                    crate::platform::php_ext::debian12_name(m)?
+                ))
+            })
+            .collect();
         let msg = if missing.is_empty() {
             "-----> OS requirements: all installed".to_string()
         } else {
             format!(
-                "-----> OS requirements not installed here (stackato-local does not install them): {}; install with `sudo apt-get install {}`",
+                "-----> OS requirements not installed here (stackato-local does not install them): {}; install with `sudo apt-get install {}`{}",
                 missing.join(" "),
-                missing.join(" ")
+                today.join(" "),
+                if renamed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (Debian 12's names: {})", renamed.join(", "))
+                }
             )
         };
         s.out.line(&s.prefix, &msg);
