@@ -156,3 +156,75 @@ fn php_app_answers_through_mysqli_from_its_mysql_service() {
     assert!(!s.stderr().contains("PHP has no"), "{}", s.dump());
     s.interrupt(CTRL_C);
 }
+
+/// A Python app that declares no runtime, pins Django 1.4 (Python 2 only) and whose pip
+/// install fails is told to declare Python 2.7. `--no-index` (PIP_OPTS, as on the platform)
+/// makes pip fail here without asking PyPI.
+#[test]
+fn python2_app_whose_pip_install_fails_on_python3_is_told_to_declare_python27() {
+    if !require("python3") {
+        return;
+    }
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: dj14\nframework:\n  type: python\nenv:\n  PIP_OPTS: --no-index\nprocesses:\n  web: python manage.py runserver 0.0.0.0:$PORT --noreload\n",
+        ),
+        ("requirements.txt", "Django==1.4.22\n"),
+        ("manage.py", "import os, sys\n"),
+    ]);
+    let mut s = p.run(&[]);
+    s.expect_exit(6, STAGING);
+    s.assert_err_has("pip install -r requirements.txt failed");
+    s.assert_err_has("requirements.txt pins Django==1.4.22");
+    s.assert_err_has("add `runtime: python27` to stackato.yml (or run --runtime python27)");
+
+    // No pin, but Python 2 statements in the code.
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: py2code\nframework:\n  type: python\nenv:\n  PIP_OPTS: --no-index\nprocesses:\n  web: python app.py\n",
+        ),
+        ("requirements.txt", "bottle==0.12.25\n"),
+        ("app.py", "import os\nprint \"starting\"\n"),
+    ]);
+    let mut s = p.run(&[]);
+    s.expect_exit(6, STAGING);
+    s.assert_err_has("app.py:2: `print \"starting\"`");
+    s.assert_err_has("add `runtime: python27`");
+}
+
+/// A Node app declaring a Node that is not installed (node010) runs its installer on another
+/// one; when npm install fails, its help repeats that and how to install the declared one.
+#[test]
+fn installer_failure_after_a_runtime_fallback_repeats_the_runtime_warning() {
+    if !require("npm") {
+        return;
+    }
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: node-sso\nframework:\n  type: node\n  runtime: node010\n",
+        ),
+        (
+            "package.json",
+            "{\"name\":\"node-sso\",\"version\":\"0.0.1\",\"scripts\":{\"preinstall\":\"exit 3\",\"start\":\"node app.js\"}}\n",
+        ),
+        (
+            "app.js",
+            "require('http').createServer((q, r) => r.end('ok')).listen(process.env.PORT);\n",
+        ),
+    ]);
+    let mut s = p.run(&[]);
+    s.expect_exit(6, STAGING);
+    s.assert_err_has("npm install failed");
+    let help = s.err_lines("help: npm's own message is above");
+    assert!(
+        help.iter().any(
+            |l| l.contains("asks for Node.js 0.10, which is not installed here")
+                && l.contains("nvm install 0.10")
+        ),
+        "{}",
+        s.dump()
+    );
+}

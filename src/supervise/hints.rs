@@ -94,7 +94,7 @@ fn python2(line: &str, before: &[String]) -> bool {
 }
 
 /// A Python 2 statement: `print "x"`, `print x` at the end, `except E, e:`, `raise E, "x"`.
-fn py2_source(l: &str) -> bool {
+pub(crate) fn py2_source(l: &str) -> bool {
     if let Some(rest) = l.strip_prefix("print ") {
         let rest = rest.trim_start();
         return !rest.starts_with('(') || rest.contains("),");
