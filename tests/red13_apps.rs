@@ -228,3 +228,43 @@ fn installer_failure_after_a_runtime_fallback_repeats_the_runtime_warning() {
         s.dump()
     );
 }
+
+/// `npm start` writes its own logs under `$HOME/.npm` (the app's copy): that is not the app
+/// writing into its directory, so the note at the end names only what the app wrote.
+#[test]
+fn npms_own_writes_under_home_are_not_reported_as_the_app_writing_into_its_directory() {
+    if !require("npm") {
+        return;
+    }
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: npmw\nframework:\n  type: node\nprocesses:\n  web: npm start\n",
+        ),
+        (
+            "package.json",
+            "{\"name\":\"npmw\",\"version\":\"1.0.0\",\"scripts\":{\"start\":\"node app.js\"}}\n",
+        ),
+        (
+            "app.js",
+            "require('fs').writeFileSync('upload.txt', 'u');\nrequire('http').createServer((q, r) => r.end('ok')).listen(process.env.PORT);\n",
+        ),
+    ]);
+    let mut s = p.run(&["--no-watch"]);
+    s.ready("web.0", STAGING);
+    let err = s.interrupt(CTRL_C);
+    // npm did write there (its debug log of `npm start`).
+    let copy = p.state("apps/npmw/g1/0/app");
+    assert!(
+        copy.join(".npm").is_dir(),
+        "no .npm in {}: {err}",
+        copy.display()
+    );
+    let note: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("wrote into its directory"))
+        .collect();
+    assert_eq!(note.len(), 1, "{err}");
+    assert!(note[0].contains("upload.txt"), "{err}");
+    assert!(!note[0].contains(".npm"), "{err}");
+}

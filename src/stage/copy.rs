@@ -820,8 +820,14 @@ fn blocked(root: &Path, rel: &str) -> Option<String> {
     })
 }
 
+/// What the tools an app's commands run write under `$HOME` (the app's directory) for
+/// themselves, never the app's files: npm's logs, cache and update check (`.npm/_logs`,
+/// `.npm/_update-notifier-last-checked`), node-gyp's headers (`.node-gyp`), the XDG cache
+/// (pip, node-gyp, …: `.cache`), and the update notifier's store (`.config/configstore`).
+pub const TOOL_DIRS: &[&str] = &[".npm", ".node-gyp", ".cache", ".config/configstore"];
+
 /// Files an instance wrote into its own copy: what differs from the tree it was cloned from
-/// (new or changed files; compiled Python caches left out).
+/// (new or changed files; compiled Python caches and [`TOOL_DIRS`] left out).
 pub fn written(base: &Path, copy: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![String::new()];
@@ -850,6 +856,9 @@ pub fn written(base: &Path, copy: &Path) -> Vec<String> {
                 format!("{rel}/{name}")
             };
             let Ok(t) = e.file_type() else { continue };
+            if t.is_dir() && TOOL_DIRS.contains(&r.as_str()) {
+                continue;
+            }
             if t.is_dir() {
                 stack.push(r);
                 continue;
