@@ -268,3 +268,37 @@ fn npms_own_writes_under_home_are_not_reported_as_the_app_writing_into_its_direc
     assert!(note[0].contains("upload.txt"), "{err}");
     assert!(!note[0].contains(".npm"), "{err}");
 }
+
+/// package.json's `"main": "web"` is what Node loads as web.js: `run` detects a Node app and
+/// starts it; a `main` naming no file makes `check` warn, as `run` would have nothing to start.
+#[test]
+fn package_json_main_resolves_like_node_and_a_missing_one_is_a_check_warning() {
+    if !require("node") {
+        return;
+    }
+    let p = Project::new(&[
+        ("stackato.yml", "name: nodemain\n"),
+        (
+            "package.json",
+            "{\"name\":\"nm\",\"version\":\"1.0.0\",\"main\":\"web\"}\n",
+        ),
+        (
+            "web.js",
+            "require('http').createServer((q, r) => r.end('main ok')).listen(process.env.PORT);\n",
+        ),
+    ]);
+    p.cmd(&["check"]).code(0).stderr_lacks("package.json");
+    let mut s = p.run(&["--no-watch"]);
+    let port = s.ready("web.0", STAGING);
+    assert_eq!(common::http::http_get(port, "/"), (200, "main ok".into()));
+    s.assert_err_has("started with `node web.js`");
+    s.interrupt(CTRL_C);
+
+    p.edit(
+        "package.json",
+        "{\"name\":\"nm\",\"version\":\"1.0.0\",\"main\":\"server/start\"}\n",
+    );
+    p.cmd(&["check"])
+        .code(0)
+        .stderr_has("package.json: \"main\": \"server/start\" names no file of nodemain");
+}

@@ -31,6 +31,12 @@ pub fn run(g: &Global, args: &Args) -> i32 {
         Ok(l) => {
             let mut warnings = l.warnings.clone();
             warnings.extend(start_warnings(&l.manifest));
+            warnings.extend(
+                l.manifest
+                    .apps
+                    .iter()
+                    .filter_map(crate::platform::web::node_main_missing),
+            );
             // A declared runtime not installed here (what `run` warns about too).
             warnings.extend(
                 l.manifest
