@@ -302,3 +302,26 @@ fn package_json_main_resolves_like_node_and_a_missing_one_is_a_check_warning() {
         .code(0)
         .stderr_has("package.json: \"main\": \"server/start\" names no file of nodemain");
 }
+
+/// A runtime.txt linked to a file outside the project: `run` refuses to stage it (as a push
+/// did), and `check` says so instead of passing.
+#[test]
+fn a_runtime_txt_linked_outside_the_app_is_a_check_warning_as_run_refuses_it() {
+    let p = Project::new(&[
+        ("stackato.yml", "name: rtlink\nframework:\n  type: python\n"),
+        (
+            "wsgi.py",
+            "def application(e, r):\n    r('200 OK', [])\n    return [b'x']\n",
+        ),
+    ]);
+    std::fs::write(p.root.join("runtime.txt"), "python-2.7.18\n").expect("write");
+    std::os::unix::fs::symlink(p.root.join("runtime.txt"), p.app.join("runtime.txt"))
+        .expect("symlink");
+    let r = p.cmd(&["check"]);
+    r.code(0)
+        .stderr_has("`run` cannot stage rtlink: Can't deploy application containing links 'runtime.txt' that reach outside");
+    let mut s = p.run(&["--no-watch"]);
+    let code = s.wait_exit(STAGING);
+    assert_ne!(code, 0, "{}", s.dump());
+    s.assert_err_has("links 'runtime.txt' that reach outside");
+}

@@ -37,6 +37,12 @@ pub fn run(g: &Global, args: &Args) -> i32 {
                     .iter()
                     .filter_map(crate::platform::web::node_main_missing),
             );
+            warnings.extend(
+                l.manifest
+                    .apps
+                    .iter()
+                    .filter_map(crate::stage::copy::unsafe_links_warning),
+            );
             // A declared runtime not installed here (what `run` warns about too).
             warnings.extend(
                 l.manifest

@@ -73,6 +73,25 @@ pub fn refusal(links: &[UnsafeLink], root: &Path) -> String {
     )
 }
 
+/// `check`'s warning for what `run` refuses to stage (as a push did): links in the upload of
+/// `app` that reach outside its directory (a `runtime.txt`, `.nvmrc` or script linked to a file
+/// elsewhere), unless `--copy-unsafe-links` is given.
+pub fn unsafe_links_warning(app: &crate::manifest::App) -> Option<crate::diag::Diagnostic> {
+    let listing = ignores::listing(&app.path, &Ignores::new(app.ignores.as_deref()));
+    if listing.unsafe_links.is_empty() {
+        return None;
+    }
+    Some(
+        crate::diag::Diagnostic::warning(format!(
+            "`run` cannot stage {}: {}",
+            app.name.value,
+            refusal(&listing.unsafe_links, &app.path)
+        ))
+        .at(app.name.span)
+        .hint("remove the links, add them to `ignores:`, or run with --copy-unsafe-links to copy what they point to (as `stackato push --copy-unsafe-links` did)"),
+    )
+}
+
 /// The checkout side of a copy.
 #[derive(Debug, Clone)]
 pub struct Source {
