@@ -325,3 +325,23 @@ fn a_runtime_txt_linked_outside_the_app_is_a_check_warning_as_run_refuses_it() {
     assert_ne!(code, 0, "{}", s.dump());
     s.assert_err_has("links 'runtime.txt' that reach outside");
 }
+
+/// An app that declares `runtime: python27` but whose command runs `python3` crashes on its
+/// Python 2 code: the hint never asks to add the key it has.
+#[test]
+fn the_python2_crash_hint_never_asks_for_the_runtime_key_the_app_has() {
+    if !need_python27() {
+        return;
+    }
+    let yml = STANDALONE_PY2.replace("command: python main.py", "command: python3 main.py");
+    let p = Project::new(&[("stackato.yml", yml.as_str()), ("main.py", MAIN_PY2)]);
+    let mut s = p.run(&["--no-watch"]);
+    s.expect_exit(7, STAGING);
+    s.assert_err_has("SyntaxError");
+    s.assert_err_has("the app declares `python27` and its `python` is Python 2.7, but its command ran a Python 3");
+    assert!(
+        !s.stderr().contains("add `runtime: python27`"),
+        "{}",
+        s.dump()
+    );
+}
