@@ -30,6 +30,7 @@ mod perl;
 mod php;
 mod php_router;
 mod reader;
+mod red13_apps;
 mod red13_trust;
 mod run;
 mod runtimes;

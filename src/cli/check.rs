@@ -31,12 +31,31 @@ pub(super) fn run(g: &Global, args: &Args) -> i32 {
         Ok(l) => {
             let mut warnings = l.warnings.clone();
             warnings.extend(start_warnings(&l.manifest));
+            warnings.extend(
+                l.manifest
+                    .apps
+                    .iter()
+                    .filter_map(crate::platform::web::node_main_missing),
+            );
+            warnings.extend(
+                l.manifest
+                    .apps
+                    .iter()
+                    .filter_map(crate::stage::copy::unsafe_links_warning),
+            );
             // A declared runtime not installed here (what `run` warns about too).
             warnings.extend(
                 l.manifest
                     .apps
                     .iter()
                     .flat_map(|a| crate::platform::runtime::diagnostics(a, &a.path)),
+            );
+            warnings.extend(
+                l.manifest
+                    .apps
+                    .iter()
+                    .flat_map(crate::platform::php_ext::missing)
+                    .map(|m| Diagnostic::warning(m.message()).at(m.at).hint(m.hint())),
             );
             print(g, args, &l.sources, &warnings);
             let n = warnings.len();

@@ -323,6 +323,17 @@ pub(crate) fn checks(loaded: &Loaded, only: Option<&str>) -> Vec<Check> {
             ));
         }
     }
+    for (ok, label, detail, pkg) in apps
+        .iter()
+        .flat_map(|a| crate::platform::php_ext::doctor_lines(a))
+    {
+        out.push(Check {
+            ok,
+            label,
+            detail,
+            fix: pkg.and_then(|p| install(p, p, "brew install php")),
+        });
+    }
     let python_uwsgi = apps
         .iter()
         .any(|a| requirements::needs_uwsgi(a) && language(a) == Some(Language::Python));

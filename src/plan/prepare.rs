@@ -178,6 +178,9 @@ pub(crate) fn stage(
         }
         out.note(&d.render(&loaded.sources, false));
     }
+    for m in crate::platform::php_ext::missing(app) {
+        out.note(&format!("warning: {}\nhelp: {}", m.message(), m.hint()));
+    }
     if let Some(n) = crate::platform::runtime_bin::remember(ctx.state, app) {
         out.note(&format!("note: {n}"));
     }
@@ -428,6 +431,12 @@ pub(crate) fn processes(
             tty: opts.tty,
             overlap: false,
             host: opts.host,
+            declared_runtime: crate::platform::runtime::declared(
+                app,
+                &app.path,
+                crate::platform::runtime::flags().runtime.as_deref(),
+            )
+            .map(|d| d.text),
         });
         if i == 0 || built.env.get("STACKATO_CRON_INSTANCES") == Some("all") {
             let mut jobs = cron::cron_jobs(

@@ -62,6 +62,9 @@ pub(crate) fn framework(dir: &Path) -> Option<Detected> {
     if npm_start(dir).is_some() {
         return detected("node", "package.json has scripts.start");
     }
+    if let Some(f) = node_main(dir) {
+        return detected("node", format!("package.json's main is {f}"));
+    }
     let php = php_files(dir);
     if let Some(first) = php.first() {
         let f = php.iter().find(|f| *f == "index.php").unwrap_or(first);

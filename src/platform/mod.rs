@@ -7,6 +7,7 @@ pub(crate) mod layout;
 pub(crate) mod node_range;
 pub(crate) mod perl;
 pub(crate) mod php_apache;
+pub(crate) mod php_ext;
 pub(crate) mod php_htaccess;
 pub(crate) mod profile;
 pub(crate) mod runtime;

@@ -2,7 +2,9 @@
 //! of PATH (an nvm, fnm, volta, rbenv, asdf or mise version the app declares), its `bin/` goes
 //! first on the PATH of staging and of every process of the app (web, workers, cron, `exec`,
 //! `ssh`), so `node`, `npm`, `npx`, `ruby`, `gem` and `bundle` are that version's, and
-//! `VCAP_APPLICATION.runtime` names it. The choice `run` made is remembered per app, so an
+//! `VCAP_APPLICATION.runtime` names it. The same for the Python a non-Python app declares
+//! (`framework: standalone` with `runtime: python27` and `command: python main.py`): its
+//! `python` is the declared one (a Python app gets it through its virtualenv instead). The choice `run` made is remembered per app, so an
 //! environment built without running an interpreter (the shell hook) agrees with it.
 
 use std::path::{Path, PathBuf};
@@ -49,20 +51,24 @@ fn record_rel(app: &App) -> String {
     )
 }
 
-/// `node` / `ruby`.
+/// `node` / `ruby` / `python` (the name the app's commands call).
 fn program(lang: Lang) -> &'static str {
     match lang {
         Lang::Node => "node",
         Lang::Ruby => "ruby",
-        Lang::Python => "python3",
+        Lang::Python => "python",
     }
 }
 
-/// Whether `app` is a Node or Ruby app (files read only).
+/// The language whose interpreter goes on `app`'s PATH here: a Node or Ruby app's, or the
+/// Python a non-Python app declares (a Python app's is its virtualenv's). Files read only.
 fn node_or_ruby(app: &App) -> Option<Lang> {
     let flag = runtime::flags().runtime;
-    runtime::declared(app, &app.path, flag.as_deref())
-        .map(|d| d.lang)
+    let declared = runtime::declared(app, &app.path, flag.as_deref()).map(|d| d.lang);
+    if declared == Some(Lang::Python) && !crate::stage::requirements::is_python(app) {
+        return declared;
+    }
+    declared
         .or_else(|| runtime::app_lang(app, &app.path))
         .filter(|l| matches!(l, Lang::Node | Lang::Ruby))
 }
@@ -97,6 +103,7 @@ fn remembered(state: &StateDir, app: &App) -> Option<Used> {
     let lang = match r.lang.as_str() {
         "node" => Lang::Node,
         "ruby" => Lang::Ruby,
+        "python" => Lang::Python,
         _ => return None,
     };
     Some(Used {
@@ -110,7 +117,7 @@ fn remembered(state: &StateDir, app: &App) -> Option<Used> {
     })
 }
 
-/// Choose the interpreter of a Node or Ruby app for this run and remember it; the note to
+/// Choose the interpreter of a Node or Ruby app (or a non-Python app's Python) for this run and remember it; the note to
 /// show when it is not PATH's (`None` otherwise, and for other apps).
 pub(crate) fn remember(state: &StateDir, app: &App) -> Option<String> {
     let used = live(app)?;

@@ -215,6 +215,31 @@ pub(crate) fn how_it_starts(app: &App, layout: &Layout) -> Option<String> {
     (!detected.is_empty()).then(|| format!("{detected}started with `{t}`"))
 }
 
+/// The warning when package.json's `main` is what would start a Node app (no start file, no
+/// `scripts.start`, no web command) but names no file Node would load (`x`, `x.js`,
+/// `x/index.js`): `run` then has no web command.
+pub(crate) fn node_main_missing(app: &App) -> Option<crate::diag::Diagnostic> {
+    if !matches!(app.web, crate::manifest::model::Web::Default)
+        || app.command.is_some()
+        || !matches!(app.framework_name(), None | Some("node"))
+        || detect::node_start_file(&app.path).is_some()
+        || detect::npm_start(&app.path).is_some()
+        || detect::node_main(&app.path).is_some()
+    {
+        return None;
+    }
+    let pkg: serde_json::Value =
+        serde_json::from_str(&detect::read(&app.path, "package.json")?).ok()?;
+    let main = pkg.get("main")?.as_str()?;
+    Some(
+        crate::diag::Diagnostic::warning(format!(
+            "package.json: \"main\": {main:?} names no file of {} ({main}, {main}.js or {main}/index.js, as Node resolves it), so `run` has no web command for it",
+            app.name.value
+        ))
+        .hint("fix `main`, add `\"scripts\": {\"start\": ...}` to package.json, or set `processes: web:` in stackato.yml"),
+    )
+}
+
 /// Why `run` cannot start the app's default web process on this machine, with the command
 /// that installs what is missing: no default for its framework, or the program the default
 /// runs is not installed. `None` when it can (or when the app says its own web command).

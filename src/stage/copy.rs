@@ -73,6 +73,25 @@ pub(crate) fn refusal(links: &[UnsafeLink], root: &Path) -> String {
     )
 }
 
+/// `check`'s warning for what `run` refuses to stage (as a push did): links in the upload of
+/// `app` that reach outside its directory (a `runtime.txt`, `.nvmrc` or script linked to a file
+/// elsewhere), unless `--copy-unsafe-links` is given.
+pub(crate) fn unsafe_links_warning(app: &crate::manifest::App) -> Option<crate::diag::Diagnostic> {
+    let listing = ignores::listing(&app.path, &Ignores::new(app.ignores.as_deref()));
+    if listing.unsafe_links.is_empty() {
+        return None;
+    }
+    Some(
+        crate::diag::Diagnostic::warning(format!(
+            "`run` cannot stage {}: {}",
+            app.name.value,
+            refusal(&listing.unsafe_links, &app.path)
+        ))
+        .at(app.name.span)
+        .hint("remove the links, add them to `ignores:`, or run with --copy-unsafe-links to copy what they point to (as `stackato push --copy-unsafe-links` did)"),
+    )
+}
+
 /// The checkout side of a copy.
 #[derive(Debug, Clone)]
 pub struct Source {
@@ -820,8 +839,14 @@ fn blocked(root: &Path, rel: &str) -> Option<String> {
     })
 }
 
+/// What the tools an app's commands run write under `$HOME` (the app's directory) for
+/// themselves, never the app's files: npm's logs, cache and update check (`.npm/_logs`,
+/// `.npm/_update-notifier-last-checked`), node-gyp's headers (`.node-gyp`), the XDG cache
+/// (pip, node-gyp, …: `.cache`), and the update notifier's store (`.config/configstore`).
+pub(crate) const TOOL_DIRS: &[&str] = &[".npm", ".node-gyp", ".cache", ".config/configstore"];
+
 /// Files an instance wrote into its own copy: what differs from the tree it was cloned from
-/// (new or changed files; compiled Python caches left out).
+/// (new or changed files; compiled Python caches and [`TOOL_DIRS`] left out).
 pub(crate) fn written(base: &Path, copy: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![String::new()];
@@ -850,6 +875,9 @@ pub(crate) fn written(base: &Path, copy: &Path) -> Vec<String> {
                 format!("{rel}/{name}")
             };
             let Ok(t) = e.file_type() else { continue };
+            if t.is_dir() && TOOL_DIRS.contains(&r.as_str()) {
+                continue;
+            }
             if t.is_dir() {
                 stack.push(r);
                 continue;

@@ -46,6 +46,8 @@ pub(crate) struct Spec {
     pub overlap: bool,
     /// How much of the host environment it gets besides `env` (see [`crate::env::host`]).
     pub host: crate::env::host::Host,
+    /// The runtime the app declares (`python27`), for the crash hint (`None`: none).
+    pub declared_runtime: Option<String>,
 }
 
 /// The signal that stops `command`'s process group: SIGTERM, except for a command that runs
@@ -134,6 +136,8 @@ impl Running {
 pub(crate) struct Tail {
     pub lines: VecDeque<String>,
     pub hook_failure: Option<String>,
+    /// The runtime the process's app declares (see [`Spec::declared_runtime`]).
+    pub declared_runtime: Option<String>,
 }
 
 pub(crate) type SharedTail = Arc<Mutex<Tail>>;
@@ -145,6 +149,9 @@ pub(crate) fn spawn(
     prefix: &Prefix,
     tail: &SharedTail,
 ) -> std::io::Result<Running> {
+    if let Ok(mut t) = tail.lock() {
+        t.declared_runtime.clone_from(&spec.declared_runtime);
+    }
     let mut cmd = tokio::process::Command::new(crate::stage::run::shell());
     cmd.env_clear().envs(crate::env::host::compose(
         spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())),

@@ -117,6 +117,7 @@ impl Crons {
                 tty: false,
                 overlap: false,
                 host: job.host,
+                declared_runtime: None,
             };
             let prefix = out.prefix(&job.name, 9);
             let tail: SharedTail = Arc::new(Mutex::new(Tail::default()));

@@ -25,25 +25,50 @@ const PY2_MODULES: &[&str] = &[
 ];
 
 /// The hint for the last lines `lines` (oldest first) of a process that exited, if a known
-/// cause shows; the most recent cause wins. `python27_installed` is asked only for a
-/// Python 2 hint (whether to mention `pyenv install 2.7.18`).
-pub(crate) fn hint(lines: &[String], python27_installed: impl FnOnce() -> bool) -> Option<String> {
+/// cause shows; the most recent cause wins. `declared` is the runtime the app declares
+/// (never suggested again); `python27_installed` is asked only for a Python 2 hint (whether
+/// to mention `pyenv install 2.7.18`).
+pub(crate) fn hint(
+    lines: &[String],
+    declared: Option<&str>,
+    python27_installed: impl FnOnce() -> bool,
+) -> Option<String> {
     for (i, raw) in lines.iter().enumerate().rev() {
         let line = raw.trim();
         if python2(line, &lines[..i]) {
-            let mut h = String::from(
-                "help: this is Python 2 code: add `runtime: python27` to stackato.yml, or run with `--runtime python27`",
-            );
-            if !python27_installed() {
-                h.push_str(" (no Python 2.7 is installed here: `pyenv install 2.7.18`)");
-            }
-            return Some(h);
+            return Some(python2_hint(declared, python27_installed()));
         }
         if let Some(h) = perl(line).or_else(|| ruby(line)).or_else(|| node(line)) {
             return Some(h);
         }
     }
     None
+}
+
+/// What to do about Python 2 code run by Python 3, given what the app declares.
+fn python2_hint(declared: Option<&str>, installed: bool) -> String {
+    let missing = " (no Python 2.7 is installed here: `pyenv install 2.7.18`)";
+    let py2 = declared
+        .and_then(crate::platform::runtime::parse_runtime)
+        .filter(|(l, v)| {
+            *l == crate::platform::runtime::Lang::Python && v.is_some_and(|v| v.major == 2)
+        });
+    match (declared, py2) {
+        (Some(d), Some(_)) if !installed => format!(
+            "help: this is Python 2 code and the app declares `{d}`, but no Python 2.7 is installed here, so Python 3 ran it: `pyenv install 2.7.18`, then run again"
+        ),
+        (Some(d), Some(_)) => format!(
+            "help: this is Python 2 code; the app declares `{d}` and its `python` is Python 2.7, but its command ran a Python 3 (`python3`?): call `python`"
+        ),
+        (Some(d), None) => format!(
+            "help: this is Python 2 code: the app declares `{d}`; declare `runtime: python27` instead, or run with `--runtime python27`{}",
+            if installed { "" } else { missing }
+        ),
+        (None, _) => format!(
+            "help: this is Python 2 code: add `runtime: python27` to stackato.yml, or run with `--runtime python27`{}",
+            if installed { "" } else { missing }
+        ),
+    }
 }
 
 /// Whether `line` (with the lines before it) is Python 3 refusing Python 2 code.
@@ -69,7 +94,7 @@ fn python2(line: &str, before: &[String]) -> bool {
 }
 
 /// A Python 2 statement: `print "x"`, `print x` at the end, `except E, e:`, `raise E, "x"`.
-fn py2_source(l: &str) -> bool {
+pub(crate) fn py2_source(l: &str) -> bool {
     if let Some(rest) = l.strip_prefix("print ") {
         let rest = rest.trim_start();
         return !rest.starts_with('(') || rest.contains("),");
@@ -141,7 +166,7 @@ mod tests {
     }
 
     fn h(text: &str) -> Option<String> {
-        hint(&lines(text), || true)
+        hint(&lines(text), None, || true)
     }
 
     #[test]
@@ -151,8 +176,22 @@ mod tests {
         assert!(got.contains("runtime: python27"), "{got}");
         assert!(got.contains("--runtime python27"), "{got}");
         assert!(!got.contains("pyenv install"), "{got}");
-        let got = hint(&lines(t), || false).unwrap();
+        let got = hint(&lines(t), None, || false).unwrap();
         assert!(got.contains("pyenv install 2.7.18"), "{got}");
+    }
+
+    #[test]
+    fn python2_hint_never_suggests_the_declared_key_again() {
+        let t = "    print \"hello\"\nSyntaxError: Missing parentheses in call to 'print'. Did you mean print(...)?";
+        let got = hint(&lines(t), Some("python27"), || false).unwrap();
+        assert!(!got.contains("add `runtime"), "{got}");
+        assert!(got.contains("declares `python27`"), "{got}");
+        assert!(got.contains("pyenv install 2.7.18"), "{got}");
+        let got = hint(&lines(t), Some("python27"), || true).unwrap();
+        assert!(!got.contains("add `runtime"), "{got}");
+        assert!(got.contains("python3"), "{got}");
+        let got = hint(&lines(t), Some("python3.12"), || true).unwrap();
+        assert!(got.contains("instead"), "{got}");
     }
 
     #[test]

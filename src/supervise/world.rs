@@ -16,16 +16,21 @@ impl World for Tails<'_> {
     }
 
     fn hint(&self, job: usize) -> String {
-        let lines: Vec<String> = self.0[job]
+        let (lines, declared): (Vec<String>, Option<String>) = self.0[job]
             .lock()
-            .map(|t| t.lines.iter().cloned().collect())
+            .map(|t| {
+                (
+                    t.lines.iter().cloned().collect(),
+                    t.declared_runtime.clone(),
+                )
+            })
             .unwrap_or_default();
         let py27 = || {
             crate::platform::runtime::installed(crate::platform::runtime::Lang::Python)
                 .iter()
                 .any(|i| i.version.major == 2 && i.version.minor == Some(7))
         };
-        super::hints::hint(&lines, py27)
+        super::hints::hint(&lines, declared.as_deref(), py27)
             .map(|h| format!("\n{h}"))
             .unwrap_or_default()
     }
