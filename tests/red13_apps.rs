@@ -226,6 +226,40 @@ fn installer_failure_after_a_runtime_fallback_repeats_the_runtime_warning() {
     );
 }
 
+/// The app runs on another Node than it declares and then crashes: the flapping error repeats
+/// that it ran on another runtime, and what to install (issue 13: "repeat the hint when the
+/// app then crashes").
+#[test]
+fn a_crash_after_a_runtime_fallback_repeats_the_runtime_warning() {
+    if !require("node") {
+        return;
+    }
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: node-old\nframework:\n  type: node\n  runtime: node010\nprocesses:\n  web: node app.js\n",
+        ),
+        (
+            "app.js",
+            "// Node 0.10 code: `new Buffer` long gone is not the point; it just dies.\nprocess.exit(3);\n",
+        ),
+    ]);
+    let mut s = p.run(&["--no-watch"]);
+    s.expect_exit(7, STAGING);
+    let err = s.stderr();
+    let at_start = err
+        .find("asks for Node.js 0.10")
+        .expect("the warning at start");
+    let again = err.rfind("help: it runs on another runtime than declared");
+    assert!(
+        again.is_some_and(|a| a > at_start),
+        "the crash repeats the fallback\n{}",
+        s.dump()
+    );
+    let tail = &err[again.unwrap_or(0)..];
+    assert!(tail.contains("nvm install 0.10"), "{}", s.dump());
+}
+
 /// `npm start` writes its own logs under `$HOME/.npm` (the app's copy): that is not the app
 /// writing into its directory, so the note at the end names only what the app wrote.
 #[test]

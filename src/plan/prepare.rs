@@ -295,6 +295,16 @@ pub(crate) fn processes(
             },
         );
     }
+    // Running on another runtime than declared: said at start, and again when a process
+    // crashes.
+    let runtime_fallback = crate::platform::runtime::resolve(app, &app.path).and_then(|c| {
+        c.mismatch().map(|m| {
+            format!(
+                "it runs on another runtime than declared: {m}; {}",
+                c.install_hint()
+            )
+        })
+    });
     for req in &a.instances {
         let i = req.instance;
         let mut req = req.clone();
@@ -437,6 +447,7 @@ pub(crate) fn processes(
                 crate::platform::runtime::flags().runtime.as_deref(),
             )
             .map(|d| d.text),
+            runtime_fallback: runtime_fallback.clone(),
         });
         if i == 0 || built.env.get("STACKATO_CRON_INSTANCES") == Some("all") {
             let mut jobs = cron::cron_jobs(

@@ -48,6 +48,9 @@ pub(crate) struct Spec {
     pub host: crate::env::host::Host,
     /// The runtime the app declares (`python27`), for the crash hint (`None`: none).
     pub declared_runtime: Option<String>,
+    /// When the declared runtime is not installed and another one runs the app: that
+    /// warning and what to install, repeated when the process crashes.
+    pub runtime_fallback: Option<String>,
 }
 
 /// The signal that stops `command`'s process group: SIGTERM, except for a command that runs
@@ -138,6 +141,8 @@ pub(crate) struct Tail {
     pub hook_failure: Option<String>,
     /// The runtime the process's app declares (see [`Spec::declared_runtime`]).
     pub declared_runtime: Option<String>,
+    /// See [`Spec::runtime_fallback`].
+    pub runtime_fallback: Option<String>,
 }
 
 pub(crate) type SharedTail = Arc<Mutex<Tail>>;
@@ -151,6 +156,7 @@ pub(crate) fn spawn(
 ) -> std::io::Result<Running> {
     if let Ok(mut t) = tail.lock() {
         t.declared_runtime.clone_from(&spec.declared_runtime);
+        t.runtime_fallback.clone_from(&spec.runtime_fallback);
     }
     let mut cmd = tokio::process::Command::new(crate::stage::run::shell());
     cmd.env_clear().envs(crate::env::host::compose(

@@ -118,6 +118,7 @@ impl Crons {
                 overlap: false,
                 host: job.host,
                 declared_runtime: None,
+                runtime_fallback: None,
             };
             let prefix = out.prefix(&job.name, 9);
             let tail: SharedTail = Arc::new(Mutex::new(Tail::default()));

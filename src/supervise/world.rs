@@ -16,12 +16,14 @@ impl World for Tails<'_> {
     }
 
     fn hint(&self, job: usize) -> String {
-        let (lines, declared): (Vec<String>, Option<String>) = self.0[job]
+        let (lines, declared, fallback): (Vec<String>, Option<String>, Option<String>) = self.0
+            [job]
             .lock()
             .map(|t| {
                 (
                     t.lines.iter().cloned().collect(),
                     t.declared_runtime.clone(),
+                    t.runtime_fallback.clone(),
                 )
             })
             .unwrap_or_default();
@@ -30,9 +32,14 @@ impl World for Tails<'_> {
                 .iter()
                 .any(|i| i.version.major == 2 && i.version.minor == Some(7))
         };
-        super::hints::hint(&lines, declared.as_deref(), py27)
+        let mut out = super::hints::hint(&lines, declared.as_deref(), py27)
             .map(|h| format!("\n{h}"))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        // The app ran on another runtime than it declares: say it again where it failed.
+        if let Some(f) = fallback {
+            out.push_str(&format!("\nhelp: {f}"));
+        }
+        out
     }
 
     fn hook_failure(&self, job: usize) -> Option<String> {
