@@ -7,7 +7,7 @@
 use std::fs::{File, FileType, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Why a file was not read.
 #[derive(Debug)]
@@ -101,6 +101,24 @@ pub(crate) fn read_capped(path: &Path, follow: bool, cap: u64) -> Result<Vec<u8>
         return Err(ReadError::TooLarge(bytes.len() as u64));
     }
     Ok(bytes)
+}
+
+/// The user's own home, from the tool's environment. Staging runs with `HOME` set to the app
+/// directory (as on the platform), so an installer left to itself would put its cache
+/// (`~/.cache/pip`, `~/.npm`) into the user's checkout: the installers the tool runs get the
+/// user's own cache instead (where their pip and npm keep it; shared between projects).
+pub(crate) fn user_home() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+}
+
+/// `$XDG_CACHE_HOME`, else `~/.cache`, of the user (see [`user_home`]).
+pub(crate) fn user_cache() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| user_home().map(|h| h.join(".cache")))
 }
 
 #[cfg(test)]

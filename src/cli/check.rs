@@ -115,7 +115,7 @@ fn start_warnings(m: &crate::manifest::Manifest) -> Vec<Diagnostic> {
     m.apps
         .iter()
         .filter_map(|a| {
-            let c = crate::platform::web::cannot_start(a, &m.dir)?;
+            let c = crate::plan::cannot_start(a, &m.dir)?;
             let at = a
                 .framework
                 .as_ref()

@@ -10,6 +10,4 @@ pub(crate) mod dump;
 pub(crate) mod host;
 pub(crate) mod mask;
 pub(crate) mod risky;
-/// The environment set moved to [`crate::model`]; this path stays for the code that names it.
-pub(crate) use crate::model::env_set as set;
 pub(crate) mod user;

@@ -2,6 +2,7 @@
 //! parse with positions, resolve `inherit:`, normalise, validate, substitute `${...}`, and build
 //! the typed [`Manifest`]. Every problem found is kept as a positioned [`Diagnostic`].
 
+pub(crate) mod cron;
 pub(crate) mod keys;
 pub(crate) mod model;
 pub(crate) mod normalize;

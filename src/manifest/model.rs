@@ -409,7 +409,7 @@ fn check_app_dir(app: &Node, manifest_dir: &std::path::Path, diags: &mut Vec<Dia
 /// `cron:` lines through the parser `run` uses, so `check` and `run` give one verdict.
 fn check_cron(app: &App, diags: &mut Vec<Diagnostic>) {
     for line in &app.cron {
-        if let Err(e) = crate::supervise::cron::parse(&line.value) {
+        if let Err(e) = crate::manifest::cron::parse(&line.value) {
             diags.push(
                 Diagnostic::error(format!("bad cron line: {e}"))
                     .at(line.span)

@@ -299,7 +299,7 @@ pub(crate) fn checks(loaded: &Loaded, only: Option<&str>) -> Vec<Check> {
         if let Some(Ok(from)) = crate::stage::buildpack::availability(a, &loaded.manifest.dir) {
             out.push(pass(format!("buildpack of {}", a.name.value), from));
         }
-        if let Some(c) = crate::platform::web::cannot_start(a, &loaded.manifest.dir) {
+        if let Some(c) = crate::plan::cannot_start(a, &loaded.manifest.dir) {
             if c.debian == Some(crate::platform::web::JETTY_PACKAGES) {
                 continue; // the java + Jetty line says it
             }

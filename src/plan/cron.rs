@@ -5,9 +5,9 @@ use std::path::Path;
 
 use crate::env::host::Host;
 use crate::manifest::App;
+use crate::manifest::cron::{self, Line};
 use crate::output::Output;
 use crate::supervise::CronJob;
-use crate::supervise::cron::{self, Line};
 
 /// The crontab of one instance: `$HOME/crontab`, then `cron:`; assignments apply to the jobs.
 /// A line that does not parse is reported on `out` and left out.

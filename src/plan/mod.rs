@@ -27,3 +27,21 @@ pub(crate) use apps::{AppPlan, Plan, check_selection};
 pub(crate) use error::PlanError;
 pub(crate) use options::{EnvOptions, facts};
 pub(crate) use prepare::{Ctx, RunOptions, build_env, instance_env, prepare};
+
+/// Why `run` cannot start `app` (of the project in `project`), for `check` and `doctor`: no
+/// buildpack to stage it with (as `run` stops before staging), whatever its web command; else
+/// what [`crate::platform::web::cannot_start`] finds (no default web command, its program
+/// missing).
+pub(crate) fn cannot_start(
+    app: &crate::manifest::App,
+    project: &std::path::Path,
+) -> Option<crate::platform::web::CannotStart> {
+    if let Some((what, _, hint)) = crate::stage::buildpack::unavailable(app, None, project) {
+        return Some(crate::platform::web::CannotStart {
+            what,
+            debian: None,
+            hint: Some(hint),
+        });
+    }
+    crate::platform::web::cannot_start(app)
+}

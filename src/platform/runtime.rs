@@ -202,7 +202,7 @@ pub(crate) fn app_lang(app: &App, dir: &Path) -> Option<Lang> {
     if let Some((l, _)) = app.runtime.as_deref().and_then(parse_runtime) {
         return Some(l);
     }
-    if crate::stage::requirements::is_python(app) {
+    if super::web::is_python_app(app) {
         return Some(Lang::Python);
     }
     if dir.join("package.json").is_file() {
@@ -418,7 +418,7 @@ impl Interpreter {
 }
 
 fn home() -> Option<PathBuf> {
-    crate::stage::requirements::user_home()
+    crate::fsx::user_home()
 }
 
 fn data_home() -> Option<PathBuf> {

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::env::set::EnvSet;
 use crate::manifest::App;
+use crate::model::env_set::EnvSet;
 use crate::platform::runtime::{self, Interpreter, Lang, Version};
 use crate::state::StateDir;
 
@@ -65,7 +65,7 @@ fn program(lang: Lang) -> &'static str {
 fn node_or_ruby(app: &App) -> Option<Lang> {
     let flag = runtime::flags().runtime;
     let declared = runtime::declared(app, &app.path, flag.as_deref()).map(|d| d.lang);
-    if declared == Some(Lang::Python) && !crate::stage::requirements::is_python(app) {
+    if declared == Some(Lang::Python) && !super::web::is_python_app(app) {
         return declared;
     }
     declared
@@ -226,7 +226,7 @@ mod tests {
         env.set(
             "PATH",
             format!("/nonexistent:{}", d.path().display()),
-            crate::env::set::Layer::Platform,
+            crate::model::env_set::Layer::Platform,
             "test",
         );
         assert_eq!(which_in(&env, "npm"), Some(exe));

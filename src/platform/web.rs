@@ -15,6 +15,17 @@ pub(crate) fn is_python(framework: Option<&str>) -> bool {
     matches!(framework, Some("python" | "wsgi" | "django"))
 }
 
+/// A Python app: a Python framework, pip/pypm requirements, or a requirements.txt in an app
+/// that is not Perl, Node or PHP.
+pub(crate) fn is_python_app(app: &App) -> bool {
+    let fw = app.framework_name();
+    is_python(fw)
+        || !app.requirements.pip.is_empty()
+        || !app.requirements.pypm.is_empty()
+        || (app.path.join("requirements.txt").is_file()
+            && !matches!(fw, Some("perl" | "perlcgi" | "node" | "php")))
+}
+
 /// Perl frameworks served by uWSGI (PSGI).
 pub(crate) fn is_perl(framework: Option<&str>) -> bool {
     matches!(framework, Some("perl"))
@@ -244,15 +255,8 @@ pub(crate) fn node_main_missing(app: &App) -> Option<crate::diag::Diagnostic> {
 /// that installs what is missing: no default for its framework, or the program the default
 /// runs is not installed. `None` when it can (or when the app says its own web command).
 /// Python and Perl (uWSGI, built at staging) are `doctor`'s uWSGI checks.
-pub(crate) fn cannot_start(app: &App, project: &Path) -> Option<CannotStart> {
-    // No buildpack to stage with (as `run` stops before staging), whatever the web command.
-    if let Some((what, _, hint)) = crate::stage::buildpack::unavailable(app, None, project) {
-        return Some(CannotStart {
-            what,
-            debian: None,
-            hint: Some(hint),
-        });
-    }
+/// (A buildpack app with no buildpack is [`crate::plan::cannot_start`]'s, which asks first.)
+pub(crate) fn cannot_start(app: &App) -> Option<CannotStart> {
     if !matches!(app.web, crate::manifest::model::Web::Default) || app.command.is_some() {
         return None;
     }

@@ -16,7 +16,7 @@ mod core;
 #[cfg(test)]
 mod core_tests;
 mod crash;
-pub(crate) mod cron;
+use crate::manifest::cron;
 mod crons;
 mod event_loop;
 mod events;

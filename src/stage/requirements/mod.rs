@@ -9,7 +9,6 @@ pub(crate) mod php;
 pub(crate) mod python;
 pub(crate) mod ruby;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use crate::manifest::model::OsPackage;
@@ -250,23 +249,7 @@ fn small_text(p: &std::path::Path) -> Option<String> {
     std::fs::read_to_string(p).ok()
 }
 
-/// The user's own home, from the tool's environment. Staging runs with `HOME` set to the app
-/// directory (as on the platform), so an installer left to itself would put its cache
-/// (`~/.cache/pip`, `~/.npm`) into the user's checkout: the installers the tool runs get the
-/// user's own cache instead (where their pip and npm keep it; shared between projects).
-pub(crate) fn user_home() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-}
-
-/// `$XDG_CACHE_HOME`, else `~/.cache`, of the user (see [`user_home`]).
-pub(crate) fn user_cache() -> Option<PathBuf> {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| user_home().map(|h| h.join(".cache")))
-}
+pub(crate) use crate::fsx::{user_cache, user_home};
 
 #[cfg(test)]
 mod tests {

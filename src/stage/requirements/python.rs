@@ -22,16 +22,7 @@ pub(crate) fn venv_python(state: &StateDir) -> PathBuf {
     venv_dir(state).join("bin").join("python")
 }
 
-/// A Python app: a Python framework, pip/pypm requirements, or a requirements.txt in an app
-/// that is not Perl or Node.
-pub(crate) fn is_python(app: &App) -> bool {
-    let fw = app.framework_name();
-    web::is_python(fw)
-        || !app.requirements.pip.is_empty()
-        || !app.requirements.pypm.is_empty()
-        || (app.path.join("requirements.txt").is_file()
-            && !matches!(fw, Some("perl" | "perlcgi" | "node" | "php")))
-}
+pub(crate) use crate::platform::web::is_python_app as is_python;
 
 /// Whether the app's web command runs `$STACKATO_UWSGI`, or `uwsgi` itself (which then is
 /// the virtualenv's, first on PATH, not a system one without the Python plugin).
