@@ -50,6 +50,8 @@ pub struct RunOptions {
     pub copy_unsafe_links: bool,
     /// `--buildpack DIR`: stage with this buildpack directory.
     pub buildpack: Option<std::path::PathBuf>,
+    /// Stop requests (Ctrl-C): a staging command is stopped at once.
+    pub stop: crate::interrupt::Stop,
 }
 
 /// The environment `req` asks for (`prompt` asks for required variables without a value).
@@ -231,6 +233,7 @@ pub fn stage(
         restage: opts.restage,
         copy_unsafe_links: opts.copy_unsafe_links,
         buildpack: opts.buildpack.clone(),
+        stop: opts.stop.clone(),
     };
     match stager.stage(decision) {
         Ok(s) if s.cached => {

@@ -144,6 +144,8 @@ pub struct Stager<'a> {
     pub copy_unsafe_links: bool,
     /// `--buildpack DIR`: stage with this buildpack (see [`buildpack`]).
     pub buildpack: Option<PathBuf>,
+    /// Ctrl-C and the other stop signals: a staging command is stopped at once.
+    pub stop: crate::interrupt::Stop,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -470,7 +472,10 @@ impl Stager<'_> {
             self.host,
             self.out,
             &self.prefix,
-            self.limit,
+            run::Until {
+                limit: self.limit,
+                stop: &self.stop,
+            },
         )
     }
 

@@ -59,6 +59,15 @@ pub fn children_of(parent: i32) -> Vec<i32> {
         .collect()
 }
 
+/// The members of process group `pgid` that are not zombies.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    scan()
+        .into_iter()
+        .filter(|e| e.pgid == pgid && !e.zombie)
+        .map(|e| e.pid)
+        .collect()
+}
+
 /// Whether any of these process groups has a member that is not a zombie.
 pub fn any_group_alive(groups: &[i32]) -> bool {
     !groups.is_empty() && scan().iter().any(|e| !e.zombie && groups.contains(&e.pgid))

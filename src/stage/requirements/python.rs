@@ -348,7 +348,7 @@ pub fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), StageError> 
             "-----> Installing uWSGI for $STACKATO_UWSGI (once per project; it compiles)",
         );
         if let Err(e) = pip(&["uwsgi"], "installing uWSGI") {
-            if crate::interrupt::received().is_some() {
+            if s.stop.requested().is_some() {
                 return Err(e);
             }
             // Without a compiler uWSGI cannot be built: serve with our stand-in instead.
