@@ -169,7 +169,8 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
     let verify = plan.verify.then(|| plan.copies.clone());
     let (mut lp, rx) = event_loop::Loop::new(plan, Arc::clone(&out), opts.clone());
     let tx = lp.sender();
-    let _watching = opts.watch.as_ref().map(|w| sources::watch(w, &tx, &out));
+    // Owned by the loop, which closes it as soon as the run begins to stop.
+    lp.watching = opts.watch.as_ref().map(|w| sources::watch(w, &tx, &out));
     let _raw = if opts.keys {
         keys::start(tx.clone())
     } else {
