@@ -76,6 +76,7 @@ fn bench(kind: &str) -> Result<(Duration, Vec<Duration>, Vec<Duration>), String>
         lifecycle::plan(&state, &records, DbMode::Native, &[]).map_err(|e| e.to_string())?;
     let opts = StartOptions {
         timeout: Duration::from_secs(120),
+        ..StartOptions::default()
     };
     let Mode::Native(b, _) = planned[0].mode.clone() else {
         return Err("not a server".into());

@@ -454,6 +454,53 @@ fn ctrl_c_during_a_staging_hook_kills_it_and_exits_130() {
     assert_dead("the hook", hook2, SHORT, "exit 143");
 }
 
+/// A server that starts and never answers: a shell script named `memcached`, the only program
+/// of `STACKATO_LOCAL_SERVER_PATH` (readable by the services' user).
+fn mute_memcached() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let script = d.path().join("memcached");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n# never answers\nwhile :; do sleep 1; done\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+#[test]
+fn ctrl_c_while_a_service_does_not_answer_yet_stops_it_and_exits_130() {
+    let p = Project::new(&[(
+        "stackato.yml",
+        "name: muteservice\nservices:\n  mc: memcached\nprocesses:\n  web: echo web >> @ROOT@/marks; exec sleep 1000\n",
+    )])
+    .with_services(&["mc"]);
+    let path = mute_memcached();
+    let env = [("STACKATO_LOCAL_SERVER_PATH", path.path().to_str().unwrap())];
+    p.cmd(&["env"]).code(0);
+    // The service's wait lasts the default 60 s: only the Ctrl-C ends it.
+    let mut s = p.run_env(&[], &env);
+    let flag = format!("memcached -l 127.0.0.1 -p {} ", p.service_port("mc"));
+    let deadline = Instant::now() + SHORT;
+    let server = loop {
+        let found = common::procs::pids()
+            .into_iter()
+            .find(|&pid| alive(pid) && common::procs::cmdline(pid).contains(&flag));
+        if let Some(pid) = found {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no server started\n{}", s.dump());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    s.signal(Signal::SIGINT);
+    s.expect_exit(130, SHORT);
+    s.assert_err_has("interrupted while waiting for mc to answer");
+    assert_dead("the server that did not answer", server, SHORT, "exit 130");
+    assert_eq!(p.read("marks"), "", "the web started\n{}", s.dump());
+}
+
 #[test]
 fn a_second_run_of_the_same_project_is_refused() {
     let p = Project::new(&[

@@ -143,7 +143,12 @@ pub(super) fn run(g: &Global, args: &Args) -> i32 {
     // If we are killed (even with SIGKILL), the guardian kills what the command left behind
     // and stops the services this command started (unless they are to be kept).
     crate::process::start_guardian(!args.keep_services);
-    let ups = match csvc::start(&mut planned, &state, &args.services) {
+    let ups = match csvc::start(
+        &mut planned,
+        &state,
+        &args.services,
+        &crate::interrupt::Stop::never(),
+    ) {
         Ok(u) => u,
         Err(c) => {
             crate::process::end_guardian();

@@ -5,11 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
+
 use crate::cli::env::{self as cenv};
 use crate::cli::services::{self as csvc};
 use crate::cli::{Global, ServiceOpts};
 use crate::diag::Diagnostic;
 use crate::exit;
+use crate::interrupt::Stop;
 use crate::manifest::Loaded;
 use crate::output::Output;
 use crate::plan::{self, EnvOptions, PlanError};
@@ -99,12 +102,20 @@ pub(crate) struct Args {
 }
 
 /// `128 + signal`, the shell's convention.
-fn signal_code(sig: i32) -> i32 {
-    128 + sig
+fn signal_code(sig: Signal) -> i32 {
+    128 + sig as i32
 }
 
 pub(super) fn run(g: &Global, args: &Args) -> i32 {
-    crate::interrupt::install();
+    // The one signal path of the run: staging, services, the trust question and the
+    // supervisor all wait on it.
+    let stop = match Stop::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot catch Ctrl-C: {e}");
+            return exit::IO;
+        }
+    };
     if let Err(e) =
         crate::platform::runtime::set_from_cli(args.runtime.as_deref(), args.strict_runtime)
     {
@@ -127,12 +138,12 @@ pub(super) fn run(g: &Global, args: &Args) -> i32 {
             return exit::IO;
         }
     };
-    if let Err(refused) = crate::cli::trust_prompt::require(&loaded, g.trust) {
+    if let Err(refused) = crate::cli::trust_prompt::require(&loaded, g.trust, &stop) {
         out.error(&refused.to_string());
         return refused.exit_code();
     }
     if let Err(e) = plan::check_selection(&loaded, &args.app) {
-        return report_plan_error(g, &loaded, &out, e);
+        return report_plan_error(g, &loaded, &out, e, &stop);
     }
 
     // From here on, whatever this run starts (services, staging hooks, installers, processes)
@@ -151,9 +162,9 @@ pub(super) fn run(g: &Global, args: &Args) -> i32 {
         // 1. Services (already running ones are reused).
         out.phase("services: starting and checking each one answers");
         let round = match csvc::plan(g, &loaded, &state, &args.services) {
-            Ok(mut planned) => match csvc::start(&mut planned, &state, &args.services) {
+            Ok(mut planned) => match csvc::start(&mut planned, &state, &args.services, &stop) {
                 Ok(ups) => Ok((planned, ups)),
-                Err(c) => Err(crate::interrupt::received().map_or(c, signal_code)),
+                Err(c) => Err(stop.requested().map_or(c, signal_code)),
             },
             Err(c) => Err(c),
         };
@@ -170,11 +181,11 @@ pub(super) fn run(g: &Global, args: &Args) -> i32 {
                 // 2. Staging, then the processes of each app.
                 // On the first round, an unchanged record lets the app start while its files
                 // are hashed in the background (a reload checks them first).
-                prepare_all(g, args, &loaded, &state, &out, first)
+                prepare_all(g, args, &loaded, &state, &out, first, &stop)
             }
             Err(c) => Err(c),
         };
-        if let Some(sig) = crate::interrupt::received() {
+        if let Some(sig) = stop.requested() {
             break signal_code(sig);
         }
         let plan = match plan {
@@ -210,7 +221,9 @@ pub(super) fn run(g: &Global, args: &Args) -> i32 {
                     &state,
                     &natives,
                     Duration::from_secs(args.services.service_timeout),
+                    &stop,
                 )),
+                stop: stop.clone(),
             },
         );
         if !told_writes {
@@ -228,7 +241,8 @@ pub(super) fn run(g: &Global, args: &Args) -> i32 {
                         crate::cli::print_warnings_brief(&l.sources, &l.warnings);
                         // A change to what runs is shown and asked about again (on a terminal;
                         // the restage waits for the answer), or stops the run.
-                        if let Err(refused) = crate::cli::trust_prompt::require(&l, g.trust) {
+                        if let Err(refused) = crate::cli::trust_prompt::require(&l, g.trust, &stop)
+                        {
                             out.error(&refused.to_string());
                             break refused.exit_code();
                         }
@@ -243,7 +257,7 @@ pub(super) fn run(g: &Global, args: &Args) -> i32 {
                 }
                 continue;
             }
-            Outcome::Signal(s) => break signal_code(s),
+            Outcome::Signal(s) => break 128 + s,
             Outcome::Quit => break exit::OK,
             Outcome::HookFailed(_) => break exit::HOOK,
             Outcome::Crashed(_)
@@ -279,7 +293,7 @@ impl Args {
         }
     }
 
-    fn run_options(&self) -> plan::RunOptions {
+    fn run_options(&self, stop: &Stop) -> plan::RunOptions {
         plan::RunOptions {
             restage: self.restage,
             hook_timeout: self.hook_timeout,
@@ -292,6 +306,7 @@ impl Args {
                     .map(|a| a.canonicalize().unwrap_or(a))
                     .unwrap_or_else(|_| d.clone())
             }),
+            stop: stop.clone(),
         }
     }
 }
@@ -342,6 +357,7 @@ fn prepare_all(
     state: &StateDir,
     out: &Arc<Output>,
     optimistic: bool,
+    stop: &Stop,
 ) -> Result<supervise::Plan, i32> {
     let the_plan = plan::Plan::new(loaded, &args.app, &args.env_options());
     let facts = plan::facts(&g.load.target_url);
@@ -355,16 +371,16 @@ fn prepare_all(
     plan::prepare(
         &ctx,
         &the_plan,
-        &args.run_options(),
+        &args.run_options(stop),
         optimistic,
         &mut prompt,
     )
-    .map_err(|e| report_plan_error(g, loaded, out, e))
-    .map_err(|code| crate::interrupt::received().map_or(code, signal_code))
+    .map_err(|e| report_plan_error(g, loaded, out, e, stop))
+    .map_err(|code| stop.requested().map_or(code, signal_code))
 }
 
 /// Print why the plan failed, as `run` always has; return the exit code.
-fn report_plan_error(g: &Global, loaded: &Loaded, out: &Output, e: PlanError) -> i32 {
+fn report_plan_error(g: &Global, loaded: &Loaded, out: &Output, e: PlanError, stop: &Stop) -> i32 {
     match e {
         PlanError::NoSuchApp { .. } => {
             out.error(&e.to_string());
@@ -373,6 +389,10 @@ fn report_plan_error(g: &Global, loaded: &Loaded, out: &Output, e: PlanError) ->
         PlanError::Layout(e) => {
             out.error(&e.to_string());
             exit::IO
+        }
+        PlanError::Stage { .. } if stop.requested().is_some() => {
+            out.error("staging was interrupted");
+            exit::HOOK
         }
         PlanError::Stage { error, limit } => report_stage_error(g, loaded, out, &error, limit),
         e => crate::cli::report_plan_error(g, loaded, e),
@@ -406,10 +426,6 @@ fn report_stage_error(
     e: &StageError,
     limit: u64,
 ) -> i32 {
-    if crate::interrupt::received().is_some() {
-        out.error("staging was interrupted");
-        return exit::HOOK;
-    }
     match e {
         StageError::Hook {
             stage,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::cli::{Global, ServiceOpts, report_load_error, terminal_asker};
 use crate::exit;
+use crate::interrupt::Stop;
 use crate::manifest::{self, Loaded};
 use crate::services::ServiceError;
 use crate::services::backend::{self, Ctx};
@@ -94,7 +95,7 @@ pub(super) fn open_state(g: &Global, dir: &std::path::Path) -> Result<StateDir, 
 
 /// The trust gate before anything of the project runs: print the refusal, return its code.
 pub(super) fn gate(g: &Global, loaded: &Loaded) -> Result<crate::trust::Granted, i32> {
-    crate::cli::trust_prompt::require(loaded, g.trust).map_err(|r| {
+    crate::cli::trust_prompt::require(loaded, g.trust, &Stop::never()).map_err(|r| {
         eprintln!("error: {r}");
         r.exit_code()
     })
@@ -143,14 +144,17 @@ pub(super) fn describe(up: &Up) -> String {
     )
 }
 
-/// Bring the planned services up, printing a line each; `Err` is an exit code.
+/// Bring the planned services up, printing a line each; `Err` is an exit code. `stop` ends
+/// the wait for a server to answer.
 pub(super) fn start(
     planned: &mut [Planned],
     state: &StateDir,
     opts: &ServiceOpts,
+    stop: &Stop,
 ) -> Result<Vec<Up>, i32> {
     let so = StartOptions {
         timeout: Duration::from_secs(opts.service_timeout),
+        stop: stop.clone(),
     };
     let mut err = anstream::stderr();
     let terminal = std::io::stderr().is_terminal();
@@ -251,7 +255,7 @@ pub(super) fn run(g: &Global, args: &Args) -> i32 {
                 Ok(v) => v.into_iter().map(|p| p.clone()).collect(),
                 Err(c) => return c,
             };
-            match start(&mut chosen, &state, &args.opts) {
+            match start(&mut chosen, &state, &args.opts, &Stop::never()) {
                 Ok(_) => exit::OK,
                 Err(c) => c,
             }
@@ -534,7 +538,7 @@ fn shell(
         Ok(v) => v.into_iter().map(|p| p.clone()).collect(),
         Err(c) => return c,
     };
-    if let Err(c) = start(&mut sel, state, opts) {
+    if let Err(c) = start(&mut sel, state, opts, &Stop::never()) {
         return c;
     }
     let p = &sel[0];

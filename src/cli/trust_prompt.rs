@@ -3,6 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 
+use crate::interrupt::{Stop, Woke};
 use crate::manifest::Loaded;
 use crate::trust::{self, Granted, Refused};
 
@@ -13,8 +14,9 @@ pub(super) fn old_store_notice() {
     }
 }
 
-/// [`trust::require`], asking on the terminal when there is one.
-pub(super) fn require(loaded: &Loaded, assume: bool) -> Result<Granted, Refused> {
+/// [`trust::require`], asking on the terminal when there is one; `stop` ends the question
+/// (`run` catches Ctrl-C for its own clean-up).
+pub(super) fn require(loaded: &Loaded, assume: bool, stop: &Stop) -> Result<Granted, Refused> {
     if !(assume || trust::env_trust()) {
         old_store_notice();
     }
@@ -23,7 +25,7 @@ pub(super) fn require(loaded: &Loaded, assume: bool) -> Result<Granted, Refused>
         let mut err = std::io::stderr();
         let _ = write!(err, "{question}Trust them and run? [y/N] ");
         let _ = err.flush();
-        let answer = read_answer()?;
+        let answer = read_answer(stop)?;
         Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
     };
     trust::require(
@@ -35,27 +37,15 @@ pub(super) fn require(loaded: &Loaded, assume: bool) -> Result<Granted, Refused>
 
 /// One line typed on the terminal; `Err(signal)` when a stop signal arrives first. `run`
 /// catches Ctrl-C for its own clean-up (with `SA_RESTART`), so a plain read would go on
-/// waiting and take whatever is typed next as the answer.
-fn read_answer() -> Result<String, i32> {
-    use std::os::fd::AsRawFd;
+/// waiting and take whatever is typed next as the answer: the wait is one `poll()` on stdin
+/// and the stop latch.
+fn read_answer(stop: &Stop) -> Result<String, i32> {
+    use std::os::fd::AsFd;
     let stdin = std::io::stdin();
-    loop {
-        if let Some(sig) = crate::interrupt::received() {
-            let _ = writeln!(std::io::stderr());
-            return Err(sig);
-        }
-        let mut fd = libc::pollfd {
-            fd: stdin.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut fd, 1, 100) };
-        if n > 0
-            || (n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted)
-        {
-            break;
-        }
+    let woke = stop.wait(&[stdin.as_fd()], None);
+    if let (Ok(Woke::Stopped), Some(sig)) = (woke, stop.requested()) {
+        let _ = writeln!(std::io::stderr());
+        return Err(sig as i32);
     }
     let mut answer = String::new();
     let _ = stdin.read_line(&mut answer);

@@ -50,6 +50,8 @@ pub(crate) struct RunOptions {
     pub copy_unsafe_links: bool,
     /// `--buildpack DIR`: stage with this buildpack directory.
     pub buildpack: Option<std::path::PathBuf>,
+    /// Stop requests (Ctrl-C): a staging command is stopped at once.
+    pub stop: crate::interrupt::Stop,
 }
 
 /// The environment `req` asks for (`prompt` asks for required variables without a value).
@@ -234,6 +236,7 @@ pub(crate) fn stage(
         restage: opts.restage,
         copy_unsafe_links: opts.copy_unsafe_links,
         buildpack: opts.buildpack.clone(),
+        stop: opts.stop.clone(),
     };
     match stager.stage(decision) {
         Ok(s) if s.cached => {

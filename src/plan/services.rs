@@ -66,12 +66,14 @@ pub(crate) fn started(planned: &[Planned], ups: &[Up]) -> Started {
 }
 
 /// Start one of `natives` again (after it died), with the same checks as at start-up, waiting
-/// up to `timeout` for it to answer; gives its new pid and its stop signal.
+/// up to `timeout` for it to answer (or a stop request); gives its new pid and its stop signal.
 pub(crate) fn restarter(
     state: &StateDir,
     natives: &[Planned],
     timeout: Duration,
+    stop: &crate::interrupt::Stop,
 ) -> crate::supervise::ServiceRestarter {
+    let stop = stop.clone();
     let state = state.clone();
     let natives = natives.to_vec();
     Arc::new(move |name: &str| {
@@ -79,7 +81,10 @@ pub(crate) fn restarter(
             return Err(format!("{name} is not a service of this run"));
         };
         let mut one = vec![p.clone()];
-        let so = StartOptions { timeout };
+        let so = StartOptions {
+            timeout,
+            stop: stop.clone(),
+        };
         let ups =
             lifecycle::start_all(&state, &mut one, &so, &mut |_| {}).map_err(|e| e.to_string())?;
         let pid = ups

@@ -5,6 +5,7 @@
 //! interactive commands.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,9 +14,7 @@ use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
 use super::{Tie, spawn, waited};
-
-/// How often a wait that can be asked to stop checks whether it is (see [`wait_child`]).
-const STOP_CHECK: Duration = Duration::from_millis(10);
+use crate::interrupt::{Stop, Woke};
 
 /// Whether `pid` is a live process (reaping it first if it is our exited child). A zombie is
 /// not alive.
@@ -38,9 +37,13 @@ pub(crate) fn alive(pid: i32) -> bool {
 /// Wait up to `timeout` for process `pid` (any process, not only our child) to end; `true`
 /// when it has (an exited child of ours is left for its owner to reap). Blocks on a pidfd
 /// where the kernel has them, so the exit wakes us without polling.
-pub(crate) fn wait_gone(pid: i32, timeout: Duration) -> bool {
-    match pidfd::wait(pid, timeout) {
-        Some(gone) => gone,
+pub(super) fn wait_gone(pid: i32, timeout: Duration) -> bool {
+    match pidfd::open(pid) {
+        Some(None) => true,
+        Some(Some(fd)) => matches!(
+            Stop::never().wait(&[fd.as_fd()], Some(timeout)),
+            Ok(Woke::Ready(_))
+        ),
         None => poll_gone(pid, timeout),
     }
 }
@@ -61,47 +64,29 @@ fn poll_gone(pid: i32, timeout: Duration) -> bool {
 
 #[cfg(target_os = "linux")]
 mod pidfd {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::time::{Duration, Instant};
+    use std::os::fd::{FromRawFd, OwnedFd};
 
-    /// `Some(true)` when `pid` ended within `timeout`, `Some(false)` when not, `None` when
-    /// this kernel has no pidfds (the caller polls instead).
-    pub(super) fn wait(pid: i32, timeout: Duration) -> Option<bool> {
+    /// A descriptor that becomes readable when `pid` ends: `Some(None)` when it has already
+    /// ended, `None` when this kernel has no pidfds (the caller polls instead).
+    pub(super) fn open(pid: i32) -> Option<Option<OwnedFd>> {
         // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
         if fd < 0 {
             return match std::io::Error::last_os_error().raw_os_error() {
-                Some(libc::ESRCH) => Some(true),
+                Some(libc::ESRCH) => Some(None),
                 _ => None,
             };
         }
         // SAFETY: the descriptor was just returned to us and is owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(i32::try_from(fd).ok()?) };
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            // Rounded up, so a wait never ends before its deadline.
-            let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
-            let mut pfd = libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd, for the length given.
-            let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-            match n {
-                n if n > 0 => return Some(true),
-                0 => return Some(false),
-                _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
-                _ => return None,
-            }
-        }
+        Some(Some(unsafe {
+            OwnedFd::from_raw_fd(i32::try_from(fd).ok()?)
+        }))
     }
 }
 
 #[cfg(not(target_os = "linux"))]
 mod pidfd {
-    pub fn wait(_pid: i32, _timeout: std::time::Duration) -> Option<bool> {
+    pub fn open(_pid: i32) -> Option<Option<std::os::fd::OwnedFd>> {
         None
     }
 }
@@ -112,31 +97,36 @@ pub(crate) enum Waited {
     Exited(ExitStatus),
     /// The time limit ran out; the child still runs.
     TimedOut,
-    /// `stop` said to stop waiting; the child still runs.
+    /// `stop` was asked to stop; the child still runs.
     Stopped,
 }
 
-/// Wait for `child` until it exits, `limit` runs out, or `stop()` returns true (asked every
-/// few milliseconds: it reads a flag set by a signal handler, which cannot wake us).
-pub(crate) fn wait_child(
-    child: &mut Child,
-    limit: Duration,
-    stop: &dyn Fn() -> bool,
-) -> io::Result<Waited> {
+/// Wait for `child` until it exits, `limit` runs out, or `stop` is asked to stop: one
+/// `poll()` on the child's pidfd and the stop latch, so either wakes us at once.
+pub(crate) fn wait_child(child: &mut Child, limit: Duration, stop: &Stop) -> io::Result<Waited> {
     let deadline = Instant::now() + limit;
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+    let fd = pidfd::open(pid);
     loop {
         if let Some(s) = child.try_wait()? {
             return Ok(Waited::Exited(s));
         }
-        if stop() {
+        if stop.requested().is_some() {
             return Ok(Waited::Stopped);
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Ok(Waited::TimedOut);
         }
-        wait_gone(pid, left.min(STOP_CHECK));
+        match &fd {
+            Some(Some(fd)) => {
+                stop.wait(&[fd.as_fd()], Some(left))?;
+            }
+            // No pidfd: the stop still wakes us; the exit is looked for every few ms.
+            _ => {
+                stop.sleep(left.min(Duration::from_millis(5)));
+            }
+        }
     }
 }
 
@@ -152,8 +142,9 @@ pub(crate) fn terminate(child: &mut Child, grace: Duration) -> io::Result<ExitSt
     wait_gone(raw, grace);
     let status = child.try_wait()?;
     if status.is_some() {
-        while killpg(pg, None).is_ok() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
+        // The rest of the group gets the rest of the grace; each one's exit wakes us.
+        for pid in crate::supervise::orphans::group_members(raw) {
+            wait_gone(pid, deadline.saturating_duration_since(Instant::now()));
         }
     }
     let _ = killpg(pg, Signal::SIGKILL);
@@ -285,17 +276,25 @@ mod tests {
         let mut c = Command::new("sh");
         c.args(["-c", "exit 3"]);
         let mut child = spawn(&mut c, Tie::Group).unwrap();
-        match wait_child(&mut child, Duration::from_secs(60), &|| false).unwrap() {
+        let never = Stop::never();
+        match wait_child(&mut child, Duration::from_secs(60), &never).unwrap() {
             Waited::Exited(s) => assert_eq!(s.code(), Some(3)),
             other => panic!("{other:?}"),
         }
         let mut c = Command::new("sleep");
         c.arg("1000");
         let mut child = spawn(&mut c, Tie::Group).unwrap();
-        let w = wait_child(&mut child, Duration::from_millis(30), &|| false).unwrap();
+        let stop = Stop::detached();
+        let w = wait_child(&mut child, Duration::from_millis(30), &stop).unwrap();
         assert!(matches!(w, Waited::TimedOut), "{w:?}");
-        let w = wait_child(&mut child, Duration::from_secs(60), &|| true).unwrap();
+        // A stop asked for while waiting wakes the wait (no time limit to end it otherwise).
+        let asker = {
+            let stop = stop.clone();
+            std::thread::spawn(move || stop.request(Signal::SIGINT))
+        };
+        let w = wait_child(&mut child, Duration::from_secs(3600), &stop).unwrap();
         assert!(matches!(w, Waited::Stopped), "{w:?}");
+        asker.join().unwrap();
         let st = terminate(&mut child, Duration::from_secs(5)).unwrap();
         assert!(!st.success());
     }

@@ -188,12 +188,15 @@ pub struct Up {
 pub struct StartOptions {
     /// How long to wait for each server to answer.
     pub timeout: Duration,
+    /// Stop requests (Ctrl-C): waiting for a server to answer ends at once.
+    pub stop: crate::interrupt::Stop,
 }
 
 impl Default for StartOptions {
     fn default() -> Self {
         StartOptions {
             timeout: Duration::from_secs(60),
+            stop: crate::interrupt::Stop::never(),
         }
     }
 }
@@ -732,10 +735,10 @@ fn wait_ready(
                 hint: reset_hint(b, name),
             })));
         }
-        if crate::interrupt::received().is_some() {
-            return Err(ServiceError::Setup(format!(
-                "interrupted while waiting for {name} to answer"
-            )));
+        let interrupted =
+            || ServiceError::Setup(format!("interrupted while waiting for {name} to answer"));
+        if opts.stop.requested().is_some() {
+            return Err(interrupted());
         }
         if t0.elapsed() > opts.timeout {
             return Err(ServiceError::Failed(Box::new(Failure {
@@ -750,7 +753,10 @@ fn wait_ready(
                 hint: reset_hint(b, name),
             })));
         }
-        std::thread::sleep(delay);
+        // The next probe; a stop ends the wait at once.
+        if opts.stop.sleep(delay) {
+            return Err(interrupted());
+        }
         delay = (delay * 2).min(Duration::from_millis(50));
     }
 }

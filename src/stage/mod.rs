@@ -141,6 +141,8 @@ pub(crate) struct Stager<'a> {
     pub copy_unsafe_links: bool,
     /// `--buildpack DIR`: stage with this buildpack (see [`buildpack`]).
     pub buildpack: Option<PathBuf>,
+    /// Ctrl-C and the other stop signals: a staging command is stopped at once.
+    pub stop: crate::interrupt::Stop,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -463,7 +465,10 @@ impl Stager<'_> {
             self.host,
             self.out,
             &self.prefix,
-            self.limit,
+            run::Until {
+                limit: self.limit,
+                stop: &self.stop,
+            },
         )
     }
 

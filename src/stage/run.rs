@@ -1,6 +1,7 @@
 //! Running one staging command (a hook, an installer) to completion: its own process group,
 //! the given environment, output streamed line by line behind the phase's indentation, the last
-//! lines kept for the error message, and a time limit after which the whole group is killed.
+//! lines kept for the error message, and a time limit after which (or a stop request, on which)
+//! the whole group is killed.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
@@ -9,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::interrupt::Stop;
 use crate::model::EnvSet;
 use crate::output::{Output, Prefix};
 use crate::process::{self, Tie};
@@ -51,8 +53,16 @@ pub(crate) fn shell() -> &'static str {
     })
 }
 
+/// How long a staging command may run: a time limit, and the run's stop requests.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Until<'a> {
+    pub limit: Duration,
+    pub stop: &'a Stop,
+}
+
 /// Run `cmd` (already set up with program and arguments) in `dir` with exactly `env` and
-/// the host's part of `host` (see [`crate::env::host`]), streaming output behind `prefix`.
+/// the host's part of `host` (see [`crate::env::host`]), streaming output behind `prefix`,
+/// stopped when `until` says so.
 pub(crate) fn run(
     mut cmd: Command,
     dir: &Path,
@@ -60,8 +70,9 @@ pub(crate) fn run(
     host: crate::env::host::Host,
     out: &Arc<Output>,
     prefix: &Prefix,
-    limit: Duration,
+    until: Until<'_>,
 ) -> Finished {
+    let Until { limit, stop } = until;
     let t0 = Instant::now();
     crate::env::host::apply(
         &mut cmd,
@@ -131,10 +142,10 @@ pub(crate) fn run(
         });
     }
     drop(done_tx);
-    // Wait with the time limit; kill the whole group when it runs out.
-    let interrupted = || crate::interrupt::received().is_some();
+    // Wait with the time limit (a stop wakes the wait at once); kill the whole group when it
+    // runs out.
     let left = limit.saturating_sub(t0.elapsed());
-    let ended = match process::wait_child(&mut child, left, &interrupted) {
+    let ended = match process::wait_child(&mut child, left, stop) {
         Ok(process::Waited::Exited(s)) => {
             use std::os::unix::process::ExitStatusExt;
             Ended::Exit(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)))

@@ -41,6 +41,10 @@ pub(super) struct Loop {
     adopt_step: Duration,
     /// Services whose end no pidfd reports: checked at this deadline.
     service_check_at: Option<tokio::time::Instant>,
+    /// The file watcher, dropped once the run stops: the kernel's teardown of its inotify
+    /// instance (milliseconds) then overlaps the processes' stopping instead of delaying our
+    /// exit.
+    pub watching: Option<crate::watch::Watching>,
 }
 
 impl Loop {
@@ -105,6 +109,7 @@ impl Loop {
             adopt_at: None,
             adopt_step: ADOPT_FIRST,
             service_check_at: None,
+            watching: None,
         };
         (lp, rx)
     }
@@ -127,6 +132,9 @@ impl Loop {
         self.core.start(Instant::now(), &Tails(&self.tails));
         loop {
             self.carry_out();
+            if self.core.stopping() {
+                self.watching = None;
+            }
             if let Some(outcome) = self.core.finished()
                 && self.crons.pids.is_empty()
             {

@@ -8,7 +8,9 @@
 //! its port not answering yet), `Ready`, `Stopping` (signalled; killed at the end of the
 //! grace period), `Backoff` (crashed, restarting at a deadline) and `Flapping` (crashed too
 //! often; stays down until a restart request). With [`Config::overlap`] a restart starts the
-//! new instance while the old one runs and stops the old one once the new one is ready.
+//! new instance while the old one runs and stops the old one once the new one is ready. The
+//! timers of one instance (its next probe, its kill at the end of the grace period) are in
+//! [`super::inst`].
 
 use std::time::Instant;
 
@@ -16,43 +18,7 @@ use super::Outcome;
 pub(super) use super::action::{Action, Config, Level, Rules, World};
 use super::crash::After;
 use super::health;
-
-/// A running instance.
-#[derive(Debug, Clone)]
-pub(super) struct Inst {
-    pub generation: u64,
-    /// `None` until the spawn is confirmed.
-    pub pid: Option<i32>,
-    pub started: Instant,
-    pub ready: bool,
-    /// The next connection attempt, while not ready and no attempt is under way.
-    probe_at: Option<Instant>,
-    /// Signalled to stop.
-    stop: Option<Stop>,
-}
-
-/// A stop under way.
-#[derive(Debug, Clone, Copy)]
-struct Stop {
-    /// SIGKILL then, unless it is gone.
-    kill_at: Instant,
-    /// Say so when the kill comes (the run is stopping).
-    loud: bool,
-    killed: bool,
-}
-
-impl Inst {
-    fn new(generation: u64, now: Instant) -> Inst {
-        Inst {
-            generation,
-            pid: None,
-            started: now,
-            ready: false,
-            probe_at: None,
-            stop: None,
-        }
-    }
-}
+pub(super) use super::inst::Inst;
 
 /// Where a job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,14 +98,10 @@ impl Job {
 
     /// The earliest moment it wants a [`Job::tick`].
     pub(super) fn deadline(&self) -> Option<Instant> {
-        let inst = |i: &Inst| {
-            let kill = i.stop.filter(|s| !s.killed).map(|s| s.kill_at);
-            [i.probe_at, kill].into_iter().flatten()
-        };
         self.current
             .iter()
-            .flat_map(inst)
-            .chain(self.old.iter().flat_map(inst))
+            .chain(self.old.iter())
+            .filter_map(Inst::deadline)
             .chain(self.backoff_until)
             .min()
     }
@@ -218,14 +180,8 @@ impl Job {
         // Overlap: the replacement serves; the old instance goes now.
         if let Some(old) = self.old.as_mut()
             && old.stop.is_none()
-            && let Some(pid) = old.pid
         {
-            old.stop = Some(Stop {
-                kill_at: now + self.cfg.grace,
-                loud: false,
-                killed: false,
-            });
-            acts.push(Action::Stop { job: self.idx, pid });
+            old.stop(self.idx, now + self.cfg.grace, false, acts);
         }
     }
 
@@ -271,35 +227,10 @@ impl Job {
 
     /// Deadlines that passed by `now`: probes, kills at the end of a grace period, backoffs.
     pub(super) fn tick(&mut self, now: Instant, acts: &mut Vec<Action>) {
-        let idx = self.idx;
-        let name = self.cfg.name.clone();
+        let (idx, name) = (self.idx, self.cfg.name.as_str());
         let port = self.cfg.probe.unwrap_or_default();
         for inst in self.current.iter_mut().chain(self.old.iter_mut()) {
-            if let Some(at) = inst.probe_at
-                && at <= now
-            {
-                inst.probe_at = None;
-                acts.push(Action::Probe {
-                    job: idx,
-                    generation: inst.generation,
-                    port,
-                });
-            }
-            if let Some(stop) = inst.stop.as_mut()
-                && !stop.killed
-                && stop.kill_at <= now
-                && let Some(pid) = inst.pid
-            {
-                // Killed once; its exit ends it.
-                stop.killed = true;
-                if stop.loud {
-                    acts.push(Action::Say(
-                        Level::Note,
-                        format!("{name}: did not stop within the grace period; killed"),
-                    ));
-                }
-                acts.push(Action::Kill { job: idx, pid });
-            }
+            inst.tick(idx, name, port, now, acts);
         }
         if let Some(at) = self.backoff_until
             && at <= now
@@ -320,22 +251,7 @@ impl Job {
         self.backoff_until = None;
         let idx = self.idx;
         for inst in self.current.iter_mut().chain(self.old.iter_mut()) {
-            inst.probe_at = None;
-            let Some(pid) = inst.pid else { continue };
-            match inst.stop.as_mut() {
-                Some(s) => {
-                    s.kill_at = s.kill_at.min(now + grace);
-                    s.loud |= loud;
-                }
-                None => {
-                    inst.stop = Some(Stop {
-                        kill_at: now + grace,
-                        loud,
-                        killed: false,
-                    });
-                    acts.push(Action::Stop { job: idx, pid });
-                }
-            }
+            inst.stop(idx, now + grace, loud, acts);
         }
     }
 

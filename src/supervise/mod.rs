@@ -22,11 +22,14 @@ mod event_loop;
 mod events;
 pub(crate) mod guardian;
 pub(crate) mod health;
+#[cfg(test)]
+mod health_tests;
 pub(crate) mod hints;
+mod inst;
 mod job;
 mod keys;
 mod order;
-mod orphans;
+pub(crate) mod orphans;
 mod ready;
 mod requests;
 mod restart;
@@ -95,6 +98,9 @@ pub(crate) struct Options {
     /// `restart_service`, which returns its new pid.
     pub watched_services: Vec<(String, i32)>,
     pub restart_service: Option<ServiceRestarter>,
+    /// The run's stop requests (Ctrl-C, SIGTERM, SIGHUP): each one is an event of the loop,
+    /// exactly once, also one that came before the loop listened.
+    pub stop: crate::interrupt::Stop,
 }
 
 /// Starts a service again by name; returns its new pid and stop signal.
@@ -163,7 +169,8 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
     let verify = plan.verify.then(|| plan.copies.clone());
     let (mut lp, rx) = event_loop::Loop::new(plan, Arc::clone(&out), opts.clone());
     let tx = lp.sender();
-    let _watching = opts.watch.as_ref().map(|w| sources::watch(w, &tx, &out));
+    // Owned by the loop, which closes it as soon as the run begins to stop.
+    lp.watching = opts.watch.as_ref().map(|w| sources::watch(w, &tx, &out));
     let _raw = if opts.keys {
         keys::start(tx.clone())
     } else {
@@ -172,7 +179,7 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
     if let Some(sock) = &opts.control {
         control::listen(sock, tx.clone(), &out);
     }
-    if let Err(e) = sources::signals(&tx) {
+    if let Err(e) = sources::signals(&tx, &opts.stop) {
         return Outcome::SpawnFailed(e);
     }
     lp.watch_services();

@@ -25,14 +25,26 @@ fn scan() -> Vec<Entry> {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        if let Some(entry) = parse_stat(pid, &stat) {
+        if let Some(entry) = read_stat(pid).and_then(|stat| parse_stat(pid, &stat)) {
             out.push(entry);
         }
     }
     out
+}
+
+/// `/proc/<pid>/stat` in one `read` (a few hundred bytes; `read_to_string` would ask the
+/// size and read in growing steps: three times the system calls, for every process).
+fn read_stat(pid: i32) -> Option<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 1024];
+    let n = f.read(&mut buf).ok()?;
+    if n < buf.len() {
+        return Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let mut rest = buf.to_vec();
+    f.read_to_end(&mut rest).ok()?;
+    Some(String::from_utf8_lossy(&rest).into_owned())
 }
 
 /// `pid (comm) S ppid pgid …`; the command name may hold spaces and parentheses.
@@ -55,6 +67,15 @@ pub(super) fn children_of(parent: i32) -> Vec<i32> {
     scan()
         .into_iter()
         .filter(|e| e.ppid == parent)
+        .map(|e| e.pid)
+        .collect()
+}
+
+/// The members of process group `pgid` that are not zombies.
+pub(crate) fn group_members(pgid: i32) -> Vec<i32> {
+    scan()
+        .into_iter()
+        .filter(|e| e.pgid == pgid && !e.zombie)
         .map(|e| e.pid)
         .collect()
 }

@@ -1,40 +1,69 @@
-//! Where the event loop's outside events come from: the one signal path (SIGINT, SIGTERM,
-//! SIGHUP and SIGCHLD as events, and a stop signal that came before the loop listened), the
+//! Where the event loop's outside events come from: the one signal path (the run's stop
+//! requests, read from its [`Stop`] queue, and SIGCHLD), the
 //! file watcher, the background comparison of checkouts with their staged copies, and the
 //! exit of a service's server (a pidfd that becomes readable: no polling).
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
 use nix::sys::signal::Signal;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::Event;
+use crate::interrupt::Stop;
 
-/// Forward our signals into the loop; `Err` when they cannot be listened for.
-pub(super) fn signals(tx: &UnboundedSender<Event>) -> Result<(), String> {
+/// Forward our signals into the loop: the stop signals from the run's [`Stop`] queue (each
+/// once, those that came before the loop listened first), SIGCHLD from tokio; `Err` when they
+/// cannot be listened for.
+pub(super) fn signals(tx: &UnboundedSender<Event>, stop: &Stop) -> Result<(), String> {
     use tokio::signal::unix::{SignalKind, signal};
-    let kinds = [
-        (SignalKind::interrupt(), Signal::SIGINT),
-        (SignalKind::terminate(), Signal::SIGTERM),
-        (SignalKind::hangup(), Signal::SIGHUP),
-        (SignalKind::child(), Signal::SIGCHLD),
-    ];
-    for (kind, sig) in kinds {
-        let mut s = signal(kind).map_err(|e| format!("cannot listen for signals: {e}"))?;
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while s.recv().await.is_some() {
+    let cannot = |e: std::io::Error| format!("cannot listen for signals: {e}");
+    let mut chld = signal(SignalKind::child()).map_err(cannot)?;
+    let chld_tx = tx.clone();
+    tokio::spawn(async move {
+        while chld.recv().await.is_some() {
+            if chld_tx.send(Event::Signal(Signal::SIGCHLD)).is_err() {
+                break;
+            }
+        }
+    });
+    if stop.queue_fd().is_none() {
+        return Ok(());
+    }
+    // SAFETY: the handle inside `Queue` keeps the descriptor open, the same one, while the
+    // AsyncFd lives.
+    let queue = unsafe { AsyncFd::register_with_interest(Queue(stop.clone()), Interest::READABLE) }
+        .map_err(|e| cannot(e.into()))?;
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok(mut ready) = queue.readable().await else {
+                break;
+            };
+            let got = queue.get_ref().0.take_queued();
+            if got.is_empty() {
+                // Drained to EAGAIN: wait for the next signal.
+                ready.clear_ready();
+            }
+            for sig in got {
                 if tx.send(Event::Signal(sig)).is_err() {
-                    break;
+                    return;
                 }
             }
-        });
-    }
-    // A stop signal that came while the loop was being set up (before it listened).
-    if let Some(sig) = crate::interrupt::received().and_then(|s| Signal::try_from(s).ok()) {
-        let _ = tx.send(Event::Signal(sig));
-    }
+        }
+    });
     Ok(())
+}
+
+/// The stop queue's descriptor, for tokio (the handle keeps it open; it is not closed here).
+struct Queue(Stop);
+
+impl AsRawFd for Queue {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.queue_fd().unwrap_or(-1)
+    }
 }
 
 /// Forward the watcher's changes into the loop; the watcher runs while the result lives.

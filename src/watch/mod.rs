@@ -336,11 +336,15 @@ pub(crate) struct Watching {
     _thread: std::thread::JoinHandle<()>,
     /// Set on drop: the thread ends, and its inotify instance is closed.
     stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Wakes the thread on drop, so the instance is closed at once: the kernel takes a few
+    /// milliseconds to tear one down, better spent while the processes stop than at our exit.
+    wake: Events,
 }
 
 impl Drop for Watching {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.wake.send(Err(notify::Error::generic("stopped")));
     }
 }
 
@@ -435,8 +439,9 @@ pub(crate) fn start(
 ) -> Watching {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stopped = Arc::clone(&stop);
+    let (ntx, nrx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
+    let wake = ntx.clone();
     let thread = std::thread::spawn(move || {
-        let (ntx, nrx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
         let mut poll = poll;
         // Said once the poller has taken its first look at the files, so that an edit made
         // after the warning is never part of that first look (and missed).
@@ -530,6 +535,10 @@ pub(crate) fn start(
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             };
+            // Woken by the drop: close the instance now.
+            if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
             let ev = match ev {
                 Ok(ev) => ev,
                 Err(e) if poll.is_none() && matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
@@ -612,6 +621,7 @@ pub(crate) fn start(
     Watching {
         _thread: thread,
         stop,
+        wake,
     }
 }
 

@@ -354,7 +354,7 @@ pub(crate) fn install(s: &Stager<'_>, outcome: &mut Outcome) -> Result<(), Stage
             "-----> Installing uWSGI for $STACKATO_UWSGI (once per project; it compiles)",
         );
         if let Err(e) = pip(&["uwsgi"], "installing uWSGI") {
-            if crate::interrupt::received().is_some() {
+            if s.stop.requested().is_some() {
                 return Err(e);
             }
             // Without a compiler uWSGI cannot be built: serve with our stand-in instead.
