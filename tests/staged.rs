@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::common::http::http_get;
 use crate::common::project::Project;
+use crate::common::session::Stream;
 use crate::common::*;
 
 const CTRL_C: Duration = Duration::from_secs(30);
@@ -236,6 +237,37 @@ fn an_edit_while_watching_reaches_the_staged_copy_then_the_app() {
             .join("version.txt")
             .is_symlink()
     );
+}
+
+/// An edit made after the upload was copied and before the watcher is up (here: during a slow
+/// staging hook) is not lost: once watching, the checkout is compared with the copy, and the
+/// edit is synced in and the app restarted.
+#[test]
+fn an_edit_during_staging_reaches_the_app_once_it_runs() {
+    let p = Project::new(&[
+        (
+            "stackato.yml",
+            "name: early\nhooks:\n  post-staging:\n  - sleep 2\nprocesses:\n  web: python3 serve.py\n",
+        ),
+        ("serve.py", SERVE_PY),
+        ("version.txt", "v1\n"),
+    ]);
+    let mut s = p.run(&[]);
+    s.wait_for(Stream::Out, "copied the upload", SHORT);
+    p.edit("version.txt", "v2\n");
+    s.wait_for(Stream::Err, "restarting web.0", SHORT);
+    // The restart may come before or after the first start was ready: the next ready line.
+    let err = s.stderr();
+    let at = err.find("restarting web.0").unwrap_or(0);
+    let before = err[..at].matches("==> web.0 ready at").count();
+    let port = s.ready_nth("web.0", before + 1, SHORT);
+    assert_eq!(
+        http_get(port, "/version.txt"),
+        (200, "v2\n".into()),
+        "{}",
+        s.dump()
+    );
+    s.interrupt(CTRL_C);
 }
 
 #[test]

@@ -166,11 +166,25 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
     let _ = nix::sys::prctl::set_child_subreaper(true);
     // `run` started it before its services and staging; this is a no-op then.
     crate::process::start_guardian(true);
-    let verify = plan.verify.then(|| plan.copies.clone());
+    // The checkouts are compared with the staged copies once the watcher's watches are in
+    // place: an edit made between the copy and then (during staging, or while the watcher
+    // starts) is found by the comparison, one made after by the watcher. Without watching,
+    // only a run that started on its last copy without looking compares them.
+    let copies = plan.copies.clone();
+    let verify_now = plan.verify && opts.watch.is_none();
     let (mut lp, rx) = event_loop::Loop::new(plan, Arc::clone(&out), opts.clone());
     let tx = lp.sender();
     // Owned by the loop, which closes it as soon as the run begins to stop.
-    lp.watching = opts.watch.as_ref().map(|w| sources::watch(w, &tx, &out));
+    lp.watching = opts.watch.as_ref().map(|w| {
+        let (armed, when_armed) = tokio::sync::oneshot::channel();
+        let (vtx, copies) = (tx.clone(), copies.clone());
+        tokio::spawn(async move {
+            if when_armed.await.is_ok() && !copies.is_empty() {
+                sources::verify(&copies, &vtx);
+            }
+        });
+        sources::watch(w, &tx, &out, armed)
+    });
     let _raw = if opts.keys {
         keys::start(tx.clone())
     } else {
@@ -183,7 +197,7 @@ async fn run_async(plan: Plan, out: Arc<Output>, opts: Options) -> Outcome {
         return Outcome::SpawnFailed(e);
     }
     lp.watch_services();
-    if let Some(copies) = verify {
+    if verify_now {
         sources::verify(&copies, &tx);
     }
     lp.run(rx).await

@@ -71,6 +71,7 @@ pub(super) fn watch(
     w: &super::WatchOptions,
     tx: &UnboundedSender<Event>,
     out: &Arc<crate::output::Output>,
+    armed: tokio::sync::oneshot::Sender<()>,
 ) -> crate::watch::Watching {
     let (wtx, mut wrx) = tokio::sync::mpsc::unbounded_channel::<Vec<std::path::PathBuf>>();
     let watching = crate::watch::start(
@@ -79,6 +80,7 @@ pub(super) fn watch(
         w.poll,
         wtx,
         Arc::clone(out),
+        armed,
     );
     let tx = tx.clone();
     tokio::spawn(async move {

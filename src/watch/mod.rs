@@ -436,6 +436,7 @@ pub(crate) fn start(
     poll: Option<Duration>,
     tx: tokio::sync::mpsc::UnboundedSender<Vec<PathBuf>>,
     out: Arc<crate::output::Output>,
+    armed: tokio::sync::oneshot::Sender<()>,
 ) -> Watching {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stopped = Arc::clone(&stop);
@@ -525,6 +526,8 @@ pub(crate) fn start(
         if let Some(w) = no_inotify {
             out.note(&w);
         }
+        // Every watch is in place: an edit from now on is seen.
+        let _ = armed.send(());
         let mut reported = 0u32;
         loop {
             if stopped.load(std::sync::atomic::Ordering::Relaxed) {
