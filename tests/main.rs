@@ -24,6 +24,7 @@ mod hardening;
 mod hints;
 mod hook;
 mod init;
+mod leftovers;
 mod legacy_apps;
 mod more_services;
 mod perl;

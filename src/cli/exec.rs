@@ -201,7 +201,11 @@ fn run_command(
     cmd.args(&argv[1..]).current_dir(&built.layout.home);
     // Ctrl-C reaches the command (same process group); we wait for it, then clean up.
     let _guard = crate::process::IgnoreInterrupts::new();
-    match crate::process::status(&mut cmd, crate::process::Tie::Foreground) {
+    let status = crate::process::status(&mut cmd, crate::process::Tie::Foreground);
+    // What it left running in the background ends with it (as after a killed `exec`,
+    // where the guardian does it).
+    crate::supervise::orphans::kill_marked();
+    match status {
         Ok(s) => {
             use std::os::unix::process::ExitStatusExt;
             s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))

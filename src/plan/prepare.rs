@@ -238,7 +238,11 @@ pub(crate) fn stage(
         buildpack: opts.buildpack.clone(),
         stop: opts.stop.clone(),
     };
-    match stager.stage(decision) {
+    let staged = stager.stage(decision);
+    // What hooks and installers left running (background jobs) ends with the staging, as
+    // the platform's staging container did.
+    crate::supervise::orphans::kill_marked();
+    match staged {
         Ok(s) if s.cached => {
             for n in &s.notes {
                 out.note(&format!("note: {n}"));

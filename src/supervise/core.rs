@@ -231,9 +231,22 @@ impl Core {
             return;
         }
         // The old process must have let go of its port (no EADDRINUSE for the new one).
-        if !blocking().all(|j| j.cfg.port.is_none_or(|p| world.port_free(p))) {
-            self.restarts.retry(now + PORT_RETRY);
-            return;
+        let taken: Vec<String> = blocking()
+            .filter_map(|j| j.cfg.port.filter(|p| !world.port_free(*p)).map(|p| (j, p)))
+            .map(|(j, p)| format!("{} ({p})", j.cfg.name))
+            .collect();
+        if !taken.is_empty() {
+            if self.restarts.retry(now, now + PORT_RETRY) {
+                return;
+            }
+            self.acts.push(Action::Say(
+                Level::Error,
+                format!(
+                    "the port of {} is still taken {} s after the old process ended: another process holds it (a daemon the old one started?); starting anyway. Stop that process, or Ctrl-C and run again",
+                    taken.join(", "),
+                    super::restart::PORT_WAIT.as_secs()
+                ),
+            ));
         }
         let Some(p) = self.restarts.take() else {
             return;

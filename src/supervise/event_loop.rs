@@ -139,6 +139,7 @@ impl Loop {
                 && self.crons.pids.is_empty()
             {
                 super::orphans::cleanup(&self.opts.keep);
+                super::orphans::kill_marked();
                 return outcome;
             }
             let deadline = [

@@ -125,8 +125,36 @@ pub(super) fn cleanup(keep: &[i32]) {
     }
 }
 
+/// Kill (SIGKILL) every process still carrying this run's mark: what the run's processes
+/// left behind outside their groups (double-forked daemons, a hook's background jobs), as the
+/// guardian does after a killed run. Service servers carry no mark. Repeated while new ones
+/// show up (a daemon forking as it dies); those that were our children are reaped.
+pub(crate) fn kill_marked() {
+    let needle = format!("{}={}", crate::process::RUN_MARK, crate::process::run_id());
+    let guardian = crate::process::guardian_pid();
+    for _ in 0..5 {
+        let left: Vec<i32> = marked(&needle)
+            .into_iter()
+            .filter(|p| Some(*p) != guardian)
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        for pid in &left {
+            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+        // Those that were (or became, as a subreaper's) our children: reap them.
+        for pid in &left {
+            let _ = nix::sys::wait::waitpid(
+                Pid::from_raw(*pid),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            );
+        }
+    }
+}
+
 /// Processes whose environment contains `needle` (`NAME=value`), other than us.
-pub(super) fn marked(needle: &str) -> Vec<i32> {
+pub(crate) fn marked(needle: &str) -> Vec<i32> {
     let me = std::process::id() as i32;
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir("/proc") else {

@@ -25,11 +25,16 @@ pub(super) struct Pending {
     pub jobs: Vec<usize>,
 }
 
+/// How long a restart waits for the old process's port to be let go of.
+pub(super) const PORT_WAIT: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Default)]
 pub(super) struct Restarts {
     pending: Option<Pending>,
     /// Set when a port was still taken: try again then.
     retry_at: Option<Instant>,
+    /// Since when a port has been found taken (the wait is bounded: see [`Restarts::retry`]).
+    port_wait: Option<Instant>,
     debounce: Duration,
     /// Restarts that came right after a start: a self-triggered loop?
     quick: Vec<(Instant, Vec<PathBuf>)>,
@@ -95,18 +100,27 @@ impl Restarts {
         self.pending.as_ref().map_or(&[], |p| &p.jobs)
     }
 
-    /// Not yet: a port is still taken.
-    pub(super) fn retry(&mut self, at: Instant) {
+    /// Not yet: a port is still taken (at `now`); try again at `at`. `false` once it has been
+    /// taken for [`PORT_WAIT`]: another process holds it (a daemon the old one left behind),
+    /// and the restart goes ahead anyway, to fail with its own message.
+    pub(super) fn retry(&mut self, now: Instant, at: Instant) -> bool {
+        let since = *self.port_wait.get_or_insert(now);
+        if now.saturating_duration_since(since) >= PORT_WAIT {
+            return false;
+        }
         self.retry_at = Some(at);
+        true
     }
 
     pub(super) fn clear(&mut self) {
         self.pending = None;
         self.retry_at = None;
+        self.port_wait = None;
     }
 
     pub(super) fn take(&mut self) -> Option<Pending> {
         self.retry_at = None;
+        self.port_wait = None;
         self.pending.take()
     }
 

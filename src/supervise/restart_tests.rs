@@ -71,6 +71,24 @@ fn a_restart_waits_for_the_old_process_and_its_port() {
 }
 
 #[test]
+fn a_port_another_process_keeps_is_waited_for_a_while_then_named() {
+    let mut sim = Sim::new(vec![(cfg("web.0", Some(5000)), 0)], vec![], true);
+    sim.listening.insert((0, 1));
+    sim.next();
+    // A daemon the old process left keeps the port for good.
+    sim.world.taken.borrow_mut().insert(5000);
+    sim.core.restart(None, Vec::new(), sim.now, &sim.world);
+    sim.pump();
+    let t0 = sim.now;
+    while sim.spawns(0) < 2 && sim.now < t0 + super::restart::PORT_WAIT + ms(1000) {
+        sim.next();
+    }
+    assert_eq!(sim.spawns(0), 2, "started again once the wait is over");
+    assert!(sim.now >= t0 + super::restart::PORT_WAIT);
+    assert!(sim.said("still taken"), "{:?}", sim.log);
+}
+
+#[test]
 fn an_overlap_restart_stops_the_old_instance_once_the_new_one_is_ready() {
     let mut c = cfg("web.0", Some(5000));
     c.overlap = true;
