@@ -5,53 +5,16 @@
 //! tests/legacy_apps.rs). The others skip loudly without their programs, and fail instead under
 //! `STACKATO_LOCAL_REQUIRE_SERVICES=1` (CI).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::common::project::{self, Project};
+use crate::common::python27::need_python27;
 use crate::common::session::Stream;
 use crate::common::*;
 
 /// How long a first staging may take (virtualenv, pip and npm from their registries).
 const STAGING: Duration = Duration::from_secs(900);
 const CTRL_C: Duration = Duration::from_secs(30);
-
-/// A Python 2.7 interpreter that runs, where the product looks (pyenv, PATH).
-fn python27() -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    let pyenv = std::env::var_os("PYENV_ROOT")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv")));
-    if let Some(versions) = pyenv.map(|p| p.join("versions"))
-        && let Ok(rd) = std::fs::read_dir(versions)
-    {
-        for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with("2.7") {
-                candidates.push(e.path().join("bin/python"));
-            }
-        }
-    }
-    candidates.push(PathBuf::from("/usr/bin/python2.7"));
-    candidates.push(PathBuf::from("/usr/local/bin/python2.7"));
-    candidates.into_iter().find(|p| {
-        std::process::Command::new(p)
-            .args(["-c", "import sys; sys.exit(sys.version_info[:2] != (2, 7))"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-}
-
-/// `python27()`, or a loud SKIP (never a failure: CI has no Python 2.7, Debian 12 none).
-fn need_python27() -> bool {
-    if python27().is_some() {
-        return true;
-    }
-    skip(&format!(
-        "{}: no Python 2.7 interpreter here (install one with `pyenv install 2.7.18`)",
-        std::thread::current().name().unwrap_or("?")
-    ));
-    false
-}
 
 const STANDALONE_PY2: &str = "name: worker27\ninstances: 1\nframework:\n  type: standalone\n  runtime: python27\ncommand: python main.py\nmem: 256\n";
 const MAIN_PY2: &str = "import sys, time\nprint \"py2 standalone\", \"%d.%d\" % sys.version_info[:2]\nsys.stdout.flush()\nwhile True:\n    time.sleep(60)\n";

@@ -13,48 +13,11 @@ use std::time::Duration;
 
 use crate::common::http::http_get;
 use crate::common::project::Project;
+use crate::common::python27::{need_python27, python27};
 use crate::common::*;
 
 /// How long a first staging may take (virtualenv, pip from PyPI, uWSGI compiling).
 const STAGING: Duration = Duration::from_secs(900);
-
-/// A Python 2.7 interpreter that runs, the way the product looks (pyenv, PATH).
-fn python27() -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let pyenv = std::env::var_os("PYENV_ROOT")
-        .map(PathBuf::from)
-        .or_else(|| home.map(|h| h.join(".pyenv")));
-    if let Some(versions) = pyenv.map(|p| p.join("versions"))
-        && let Ok(rd) = std::fs::read_dir(versions)
-    {
-        for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with("2.7") {
-                candidates.push(e.path().join("bin/python"));
-            }
-        }
-    }
-    candidates.push(PathBuf::from("/usr/bin/python2.7"));
-    candidates.push(PathBuf::from("/usr/local/bin/python2.7"));
-    candidates.into_iter().find(|p| {
-        std::process::Command::new(p)
-            .args(["-c", "import sys; sys.exit(sys.version_info[:2] != (2, 7))"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-}
-
-/// `python27()`, or a loud SKIP.
-fn need_python27() -> bool {
-    if python27().is_some() {
-        return true;
-    }
-    skip(&format!(
-        "{}: no Python 2.7 interpreter here (install one with `pyenv install 2.7.18`)",
-        std::thread::current().name().unwrap_or("?")
-    ));
-    false
-}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -16,6 +16,7 @@ pub mod corpus;
 pub mod http;
 pub mod procs;
 pub mod project;
+pub mod python27;
 pub mod services;
 pub mod session;
 
