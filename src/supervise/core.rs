@@ -93,10 +93,16 @@ impl Core {
 
     /// After anything happened: start what may start now, release a restart that may go.
     fn settle(&mut self, now: Instant, world: &dyn World) {
+        if self.stopping() {
+            return;
+        }
+        self.start_ready_groups(now);
+        self.release(now, world);
+    }
+
+    /// Start the apps not started yet whose dependencies are ready, until none is left.
+    fn start_ready_groups(&mut self, now: Instant) {
         loop {
-            if self.stopping() {
-                return;
-            }
             let next = super::order::startable(&self.started, &self.deps, |g| self.group_ready(g));
             if next.is_empty() {
                 break;
@@ -110,7 +116,6 @@ impl Core {
                 }
             }
         }
-        self.release(now, world);
     }
 
     fn group_ready(&self, g: usize) -> bool {
@@ -267,11 +272,24 @@ impl Core {
                 overflow: p.overflow,
             });
         }
+        // An app restarted as a whole starts again in dependency order, as at the start:
+        // after the apps it depends on are ready again. The others' processes start now.
+        let whole: Vec<usize> = (0..self.started.len())
+            .filter(|&g| {
+                (0..self.jobs.len())
+                    .filter(|&j| self.group_of[j] == g)
+                    .all(|j| waiting.contains(&j) && self.jobs[j].held)
+            })
+            .collect();
+        for &g in &whole {
+            self.started[g] = false;
+        }
         for j in waiting {
-            if self.jobs[j].held {
+            if self.jobs[j].held && !whole.contains(&self.group_of[j]) {
                 self.jobs[j].start(now, &mut self.acts);
             }
         }
+        self.start_ready_groups(now);
     }
 
     /// A signal asked us to stop: the first one stops everything gracefully, a second SIGINT

@@ -120,6 +120,46 @@ fn an_app_starts_only_once_its_dependency_answers() {
 }
 
 #[test]
+fn restarting_everything_starts_again_in_dependency_order() {
+    let jobs = vec![
+        (cfg("db:web.0", Some(5000)), 0),
+        (cfg("api:web.0", Some(5001)), 1),
+    ];
+    let mut sim = Sim::new(jobs, vec![vec![], vec![0]], true);
+    sim.listening.insert((0, 1));
+    sim.listening.insert((1, 1));
+    while sim.core.jobs[1].state() != State::Ready {
+        sim.next();
+    }
+    assert_eq!((sim.spawns(0), sim.spawns(1)), (1, 1));
+    assert_eq!(sim.core.jobs[1].state(), State::Ready);
+    // `r` or `stackato-local restart`: everything.
+    sim.core.restart(None, Vec::new(), sim.now, &sim.world);
+    sim.pump();
+    while sim.spawns(0) < 2 {
+        sim.next();
+    }
+    // The new db does not answer yet: api waits for it, as at the start.
+    for _ in 0..3 {
+        sim.next();
+    }
+    assert_eq!(sim.spawns(1), 1, "{:?}", sim.log);
+    sim.listening.insert((0, 2));
+    sim.listening.insert((1, 2));
+    while sim.spawns(1) < 2 {
+        sim.next();
+    }
+    let db_ready = sim.log.iter().rposition(
+        |a| matches!(a, Action::Say(Level::Phase, m) if m.starts_with("db:web.0 ready")),
+    );
+    let api_spawn = sim
+        .log
+        .iter()
+        .rposition(|a| matches!(a, Action::Spawn { job: 1, .. }));
+    assert!(db_ready < api_spawn, "{:?}", sim.log);
+}
+
+#[test]
 fn a_port_that_never_answers_stops_the_run() {
     let mut c = cfg("web.0", Some(5000));
     c.ready_timeout = Duration::from_secs(1);
