@@ -72,3 +72,44 @@ fn exec_leaves_nothing_running_behind_its_command() {
         || "exec's background jobs gone".to_string(),
     );
 }
+
+/// `exec` started a service, then a `run` of the project began using it: when `exec` ends,
+/// the service stays up for the run (it was stopped under the run's feet).
+#[test]
+fn exec_leaves_the_services_a_concurrent_run_uses_running() {
+    if !require("redis-server") {
+        return;
+    }
+    let p = Project::new(&[(
+        "stackato.yml",
+        "name: sharing\nservices:\n  cache: redis\nprocesses:\n  web: python3 -m http.server $PORT --bind 127.0.0.1\n",
+    )]);
+    let mut exec = crate::common::session::Session::start_sub(
+        &p.app,
+        "exec",
+        &["--", "sh", "-c", "echo services-up; sleep 4"],
+        &[],
+    );
+    exec.wait_for(crate::common::session::Stream::Out, "services-up", SHORT);
+    let mut run = p.run(&[]);
+    run.ready("web.0", SHORT);
+    exec.expect_exit(0, SHORT);
+    let said = exec.stderr();
+    assert!(
+        said.contains("kept running: a `run` of this project uses them"),
+        "{}",
+        exec.dump()
+    );
+    assert!(!said.contains("stopped"), "{}", exec.dump());
+    // The run's service did not die under it.
+    run.stays(
+        Duration::from_secs(2),
+        &[(
+            crate::common::session::Stream::Err,
+            "stopped unexpectedly",
+            0,
+        )],
+    );
+    run.interrupt(SHORT);
+    let _ = p.cmd(&["services", "stop"]);
+}

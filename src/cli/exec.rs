@@ -157,7 +157,16 @@ pub(super) fn run(g: &Global, args: &Args) -> i32 {
     };
     let ours = plan::services::started(&planned, &ups).ours;
     let code = run_command(g, args, &loaded, &state);
-    if !args.keep_services && !ours.is_empty() {
+    // A `run` of this project that started meanwhile uses them (it found them running and
+    // leaves them alone when it ends): they stay up for it.
+    let run_uses_them = matches!(state.try_lock("run"), Ok(None));
+    if !args.keep_services && !ours.is_empty() && run_uses_them {
+        let names: Vec<&str> = ours.iter().map(|p| p.record.name.as_str()).collect();
+        eprintln!(
+            "note: services {} kept running: a `run` of this project uses them (`stackato-local services stop` stops them)",
+            names.join(", ")
+        );
+    } else if !args.keep_services && !ours.is_empty() {
         csvc::stop(&ours, &state, Duration::from_secs(30));
     }
     crate::process::end_guardian();

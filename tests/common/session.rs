@@ -65,9 +65,14 @@ fn find_from(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 impl Session {
     /// Start `stackato-local run <args>` in `dir`, with extra environment variables.
     pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Session {
+        Session::start_sub(dir, "run", args, env)
+    }
+
+    /// Start `stackato-local <sub> <args>` in `dir` (`exec` beside a `run`, …).
+    pub fn start_sub(dir: &Path, sub: &str, args: &[&str], env: &[(&str, &str)]) -> Session {
         let mut c = cmd(dir);
         c.envs(env.iter().copied());
-        c.arg("run")
+        c.arg(sub)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -84,7 +89,7 @@ impl Session {
             out,
             err,
             readers,
-            args: std::iter::once("run")
+            args: std::iter::once(sub)
                 .chain(args.iter().copied())
                 .map(str::to_string)
                 .collect(),
