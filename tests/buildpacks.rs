@@ -518,23 +518,6 @@ fn a_procfile_web_line_wins_over_the_release_and_doctor_and_export_agree() {
     assert_eq!(code, 200, "{body}\n{}", s.dump());
     assert!(body.contains("args: -extra"), "{body}\n{}", s.dump());
     s.interrupt(CTRL_C);
-    let out = p.root.join("export-out");
-    let r = run_with(
-        &p.app,
-        &[
-            "export",
-            "--format",
-            "procfile",
-            "--out",
-            &out.display().to_string(),
-        ],
-        &env,
-    );
-    r.code(0);
-    let procfile = std::fs::read_to_string(out.join("Procfile")).unwrap_or_default();
-    assert!(
-        procfile.contains("web: ./bin/app -extra"),
-        "{procfile}\n{}",
-        r.dump()
-    );
+    let procfile = p.export_procfile(&env);
+    assert!(procfile.contains("web: ./bin/app -extra"), "{procfile}");
 }

@@ -131,22 +131,7 @@ fn framework_buildpack_honours_the_procfile_and_export_writes_it() {
     assert!(body.contains("args: -greeting from-procfile"), "{body}");
     s.interrupt(CTRL_C);
 
-    let out = p.root.join("export-out");
-    let r = run_with(
-        &p.app,
-        &[
-            "export",
-            "--format",
-            "procfile",
-            "--out",
-            &out.display().to_string(),
-        ],
-        &refs(&env),
-    );
-    r.code(0);
-    let procfile = std::fs::read_to_string(out.join("Procfile")).unwrap_or_else(|e| {
-        panic!("{e}\n{}", r.dump());
-    });
+    let procfile = p.export_procfile(&refs(&env));
     assert!(
         procfile.contains("web: ./bin/app -greeting from-procfile"),
         "{procfile}"
@@ -169,20 +154,7 @@ fn export_of_a_buildpack_app_without_procfile_writes_the_releases_default() {
     assert_eq!(code, 200, "{body}\n{}", s.dump());
     assert!(body.contains("args: \n"), "the release's ./bin/app: {body}");
     s.interrupt(CTRL_C);
-    let out = p.root.join("export-out");
-    let r = run_with(
-        &p.app,
-        &[
-            "export",
-            "--format",
-            "procfile",
-            "--out",
-            &out.display().to_string(),
-        ],
-        &refs(&env),
-    );
-    r.code(0);
-    let procfile = std::fs::read_to_string(out.join("Procfile")).unwrap();
+    let procfile = p.export_procfile(&refs(&env));
     assert!(procfile.contains("web: ./bin/app\n"), "{procfile}");
 }
 

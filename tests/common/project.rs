@@ -13,7 +13,7 @@ use tempfile::TempDir;
 
 use super::procs::{kill9, procs_under, procs_using, read_pid};
 use super::session::Session;
-use super::{Run, SHORT, canon, cmd, run, write};
+use super::{Run, SHORT, canon, cmd, run, run_with, write};
 
 /// Where root-run services keep their data (see `src/services/paths.rs`).
 pub const SYSTEM_ROOT: &str = "/var/lib/stackato-local";
@@ -40,6 +40,26 @@ pub struct Project {
 }
 
 impl Project {
+    /// `export --format procfile` (with the extra environment `env`) into a fresh directory
+    /// under the project's root; the Procfile it wrote (the export must succeed).
+    pub fn export_procfile(&self, env: &[(&str, &str)]) -> String {
+        let out = self.root.join("export-out");
+        let r = run_with(
+            &self.app,
+            &[
+                "export",
+                "--format",
+                "procfile",
+                "--out",
+                &out.display().to_string(),
+            ],
+            env,
+        );
+        r.code(0);
+        std::fs::read_to_string(out.join("Procfile"))
+            .unwrap_or_else(|e| panic!("no Procfile: {e}\n{}", r.dump()))
+    }
+
     /// A project in a new temp dir, with `files` in its app dir.
     pub fn new(files: &[(&str, &str)]) -> Project {
         let tmp = super::app(&[]);
