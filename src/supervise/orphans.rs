@@ -15,21 +15,20 @@ struct Entry {
     zombie: bool,
 }
 
+/// The pid of every process in `/proc` (none when there is no `/proc`).
+fn pids() -> impl Iterator<Item = i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+}
+
 /// Every process, from `/proc/<pid>/stat`.
 fn scan() -> Vec<Entry> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in rd.filter_map(Result::ok) {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if let Some(entry) = read_stat(pid).and_then(|stat| parse_stat(pid, &stat)) {
-            out.push(entry);
-        }
-    }
-    out
+    pids()
+        .filter_map(|pid| read_stat(pid).and_then(|stat| parse_stat(pid, &stat)))
+        .collect()
 }
 
 /// `/proc/<pid>/stat` in one `read` (a few hundred bytes; `read_to_string` would ask the
@@ -156,25 +155,13 @@ pub(crate) fn kill_marked() {
 /// Processes whose environment contains `needle` (`NAME=value`), other than us.
 pub(crate) fn marked(needle: &str) -> Vec<i32> {
     let me = std::process::id() as i32;
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in rd.filter_map(Result::ok) {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
-            out.push(pid);
-        }
-    }
-    out
+    pids()
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
