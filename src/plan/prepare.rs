@@ -240,8 +240,10 @@ pub(crate) fn stage(
     };
     let staged = stager.stage(decision);
     // What hooks and installers left running (background jobs) ends with the staging, as
-    // the platform's staging container did.
-    crate::supervise::orphans::kill_marked();
+    // the platform's staging container did (nothing ran when it was skipped).
+    if !matches!(&staged, Ok(s) if s.cached) {
+        crate::supervise::orphans::kill_marked();
+    }
     match staged {
         Ok(s) if s.cached => {
             for n in &s.notes {
