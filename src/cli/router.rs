@@ -12,7 +12,7 @@ use crate::state::StateDir;
 
 /// The router of a run; stopped when dropped.
 pub(crate) struct Running {
-    _router: crate::router::Router,
+    router: crate::router::Router,
     port: u16,
     loopback: bool,
 }
@@ -76,11 +76,11 @@ pub(crate) fn start(
     let cfg = crate::router::Config {
         listeners,
         show_tails: loopback,
-        access_log: !args.quiet_router,
+        access_log: !args.quietrouter,
     };
     match crate::router::start(cfg, routes, Arc::clone(out)) {
         Ok(r) => Ok(Running {
-            _router: r,
+            router: r,
             port,
             loopback,
         }),
@@ -105,6 +105,11 @@ fn bind_error(out: &Output, ip: IpAddr, port: u16, e: &std::io::Error) -> i32 {
 }
 
 impl Running {
+    /// Stop the router (in-flight requests get a moment to finish).
+    pub(crate) fn stop(self) {
+        drop(self.router);
+    }
+
     /// Say where each app answers.
     pub(crate) fn announce(&self, out: &Output, apps: &[AppSpec]) {
         for (i, a) in apps.iter().enumerate() {

@@ -325,7 +325,10 @@ pub(super) fn run(g: &Global, args: &Args) -> i32 {
             }
         }
     };
-    drop(router);
+    // The router stops before the services go.
+    if let Some(r) = router {
+        r.stop();
+    }
     let _ = std::fs::remove_file(state.path("run.sock"));
     if !ours.is_empty() {
         out.phase("stopping the services this run started");

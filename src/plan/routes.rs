@@ -115,7 +115,7 @@ pub(crate) fn finish(
                 "router".to_string()
             },
         });
-        let overlap = !stop_first.iter().any(|n| *n == app.name.value);
+        let overlap = !stop_first.contains(&app.name.value);
         for s in specs.iter_mut() {
             if let Some(r) = s.route.as_mut() {
                 r.app = place;
