@@ -76,7 +76,7 @@ pub(crate) fn start(
     let cfg = crate::router::Config {
         listeners,
         show_tails: loopback,
-        access_log: !args.quietrouter,
+        access_log: !args.quiet_router,
     };
     match crate::router::start(cfg, routes, Arc::clone(out)) {
         Ok(r) => Ok(Running {
