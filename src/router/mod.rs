@@ -2,6 +2,13 @@
 //! ready instances, held while none is ready, streamed both ways, upgrades tunnelled. It runs on
 //! its own thread with its own runtime; the supervisor steers it through a watch of a
 //! [`RouteTable`].
+//!
+//! The supervisor's side: `let (tx, rx) = watch::channel(Arc::new(RouteTable::new(apps)))`,
+//! `router::start(cfg, rx, out)`, then per instance event
+//! `tx.send_modify(|t| Arc::make_mut(t).apply(ev))`. To stop an instance without failing a
+//! request: publish `Draining` (or the new generation's `Ready`), then wait until its
+//! `stats.in_flight` is 0 (a request counts itself before it checks the newest table, so 0
+//! seen after the publish is final), then SIGTERM, then `Gone`.
 // Until `run` starts the router, only the tests use it.
 #![cfg_attr(not(test), allow(dead_code, unused_imports))]
 
