@@ -172,7 +172,7 @@ fn a_multi_app_project_routes_by_host_name() {
     let (status, head, body) = get(port, "elsewhere.example.org", "/");
     assert_eq!(status, 404, "{head}\n{body}");
     assert!(
-        body.contains("Requested route ('elsewhere.example.org') does not exist."),
+        body.contains("Requested route (&#39;elsewhere.example.org&#39;) does not exist."),
         "{body}"
     );
     // The app sees the headers the platform's router set.

@@ -2,6 +2,13 @@
 //! ready instances, held while none is ready, streamed both ways, upgrades tunnelled. It runs on
 //! its own thread with its own runtime; the supervisor steers it through a watch of a
 //! [`RouteTable`].
+//!
+//! The supervisor's side: `let (tx, rx) = watch::channel(Arc::new(RouteTable::new(apps)))`,
+//! `router::start(cfg, rx, out)`, then per instance event
+//! `tx.send_modify(|t| Arc::make_mut(t).apply(ev))`. To stop an instance without failing a
+//! request: publish `Draining` (or the new generation's `Ready`), then wait until its
+//! `stats.in_flight` is 0 (a request counts itself before it checks the newest table, so 0
+//! seen after the publish is final), then SIGTERM, then `Gone`.
 
 mod body;
 mod headers;
@@ -28,7 +35,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-pub(crate) use table::{AppSpec, InstanceStats, RouteEvent, RouteTable, TailFn};
+pub(crate) use table::RouteTable;
 
 use proxy::{Conn, Ctx};
 
@@ -70,23 +77,9 @@ pub(crate) fn start(
     routes: watch::Receiver<Arc<RouteTable>>,
     out: Arc<crate::output::Output>,
 ) -> std::io::Result<Router> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("router-worker")
-        .enable_all()
-        .build()?;
-    let listeners = {
-        let _guard = rt.enter();
-        cfg.listeners
-            .into_iter()
-            .map(|l| {
-                l.set_nonblocking(true)?;
-                TcpListener::from_std(l)
-            })
-            .collect::<std::io::Result<Vec<_>>>()?
-    };
     let mut default_hosts = Vec::new();
-    for l in &listeners {
+    for l in &cfg.listeners {
+        l.set_nonblocking(true)?;
         let ip = l.local_addr()?.ip();
         if !ip.is_unspecified() {
             default_hosts.push(match ip {
@@ -119,9 +112,38 @@ pub(crate) fn start(
         default_hosts,
     });
     let (stop_tx, stop_rx) = watch::channel(());
+    // The runtime is built, used and dropped on the router's thread only: dropping a runtime
+    // inside another one's task (the supervisor's) panics.
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+    let std_listeners = cfg.listeners;
     let thread = std::thread::Builder::new()
         .name("router".into())
         .spawn(move || {
+            let setup = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("router-worker")
+                .enable_all()
+                .build()
+                .and_then(|rt| {
+                    let listeners = {
+                        let _guard = rt.enter();
+                        std_listeners
+                            .into_iter()
+                            .map(TcpListener::from_std)
+                            .collect::<std::io::Result<Vec<_>>>()?
+                    };
+                    Ok((rt, listeners))
+                });
+            let (rt, listeners) = match setup {
+                Ok(ok) => {
+                    let _ = ready_tx.send(Ok(()));
+                    ok
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
             rt.block_on(async move {
                 let printer = printer.map(tokio::spawn);
                 serve(listeners, ctx, stop_rx).await;
@@ -132,6 +154,17 @@ pub(crate) fn start(
             });
             rt.shutdown_timeout(Duration::from_millis(100));
         })?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            return Err(e);
+        }
+        Err(_) => {
+            let _ = thread.join();
+            return Err(std::io::Error::other("the router's thread ended at start"));
+        }
+    }
     Ok(Router {
         stop: Some(stop_tx),
         thread: Some(thread),

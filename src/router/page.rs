@@ -64,7 +64,7 @@ pub(crate) fn page(
                 let _ = writeln!(html, "<p>Its last lines of output:</p>");
                 html.push_str("<pre>");
                 for line in &tail[skip..] {
-                    html.push_str(&escape(line));
+                    html.push_str(&escape(&plain(line)));
                     html.push('\n');
                 }
                 html.push_str("</pre>\n");
@@ -98,6 +98,33 @@ pub(crate) fn page(
     resp
 }
 
+/// A line of output without its terminal escape sequences (colours), cut at 2000 characters.
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len().min(2000));
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if out.len() >= 2000 {
+            out.push('…');
+            break;
+        }
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters… final byte (@ to ~); other escapes: ESC and one char.
+            if chars.next_if_eq(&'[').is_some() {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            } else {
+                chars.next();
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// HTML-escape text (also for attribute values).
 pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -118,6 +145,12 @@ pub(crate) fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tails_lose_their_colours() {
+        assert_eq!(plain("\u{1b}[31;1mError\u{1b}[0m: <x>"), "Error: <x>");
+        assert_eq!(plain(&"y".repeat(3000)).chars().count(), 2001);
+    }
 
     #[test]
     fn escapes_markup() {

@@ -344,6 +344,7 @@ impl RouteTable {
 pub(crate) struct Pick {
     pub inst: Arc<Instance>,
     /// It was chosen by the affinity cookie.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub sticky_hit: bool,
 }
 

@@ -20,7 +20,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use super::page::ERROR_HEADER;
-use super::{AppSpec, Config, InstanceStats, RouteEvent, RouteTable, Router, TailFn, start};
+use super::table::{AppSpec, InstanceStats, RouteEvent, TailFn};
+use super::{Config, RouteTable, Router, start};
 use crate::output::Output;
 
 /// Generous bound for anything a test waits for.
@@ -604,4 +605,52 @@ async fn affinity_cookie_is_set_and_honoured() {
         h.get(header::SET_COOKIE).and_then(|v| v.to_str().ok()),
         Some(format!("STACKATO_SESSION_AFFINITY={id}; Path=/; HttpOnly").as_str())
     );
+}
+
+#[tokio::test]
+async fn a_waiting_request_follows_a_whole_new_table() {
+    let f = fixture(
+        vec![spec("a", long_timeout()), spec("b", long_timeout())],
+        false,
+        false,
+    );
+    let idle = f.tx.receiver_count();
+    let pending = tokio::spawn({
+        let client = f.client.clone();
+        let req = Request::get(f.url("/"))
+            .header(header::HOST, "b.localhost")
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        async move { client.request(req).await }
+    });
+    until("the request to arrive", || f.tx.receiver_count() > idle).await;
+    // The manifest was reloaded: b is now the first app, with a ready instance.
+    let mut table = RouteTable::new(vec![spec("b", long_timeout()), spec("c", long_timeout())]);
+    table.apply(RouteEvent::Starting {
+        app: 0,
+        index: 0,
+        generation: 1,
+        port: echo("B").await,
+        label: "web.0".into(),
+        instance_id: "id-b".into(),
+        stats: Arc::default(),
+        tail: Arc::new(Vec::new),
+    });
+    table.apply(RouteEvent::Ready {
+        app: 0,
+        index: 0,
+        generation: 1,
+    });
+    f.tx.send_replace(Arc::new(table));
+    let resp = tokio::time::timeout(PATIENCE, pending)
+        .await
+        .expect("in time")
+        .expect("task")
+        .expect("response");
+    assert_eq!(
+        (resp.status(), backend_of(resp.headers())),
+        (StatusCode::OK, "B".to_owned())
+    );
+    let (status, _, _) = f.get("a.localhost", "/").await;
+    assert_eq!(status, 404, "a is gone from the new table");
 }

@@ -76,6 +76,21 @@ impl Job {
         self.cfg.overlap && !self.fallback
     }
 
+    /// Whether a held restart may start its new instance now: without overlap once no
+    /// process of it runs; with overlap once at most one runs and is not stopping (so one of
+    /// its two ports is free).
+    pub(super) fn can_start(&self) -> bool {
+        if !self.overlaps() {
+            return self.down();
+        }
+        let mut alive = self.current.iter().chain(self.old.iter());
+        match (alive.next(), alive.next()) {
+            (None, _) => true,
+            (Some(one), None) => one.stop.is_none(),
+            (Some(_), Some(_)) => false,
+        }
+    }
+
     pub(super) fn state(&self) -> State {
         match &self.current {
             Some(i) if i.stop.is_some() => State::Stopping,
@@ -303,6 +318,12 @@ impl Job {
         self.flapping = false;
         if !self.overlaps() {
             self.stop(now, false, acts);
+        } else if let Some(cur) = self.current.as_mut()
+            && !cur.ready
+        {
+            // An instance not ready yet (a replacement still starting, a first boot) serves
+            // nobody: it is superseded at once. A ready one serves until the next one is.
+            cur.stop(self.idx, now + self.cfg.grace, false, acts);
         }
     }
 
