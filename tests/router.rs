@@ -488,3 +488,45 @@ fn a_session_cookie_pins_the_client_to_its_instance() {
     }
     s.interrupt(SHORT);
 }
+
+/// [`APP`] that holds a lock file in its directory and exits when another copy holds it.
+fn locking_app() -> String {
+    format!(
+        "import fcntl, sys\nlock = open('app.lock', 'w')\ntry:\n    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n    print('another copy holds app.lock', flush=True)\n    sys.exit(2)\n{APP}"
+    )
+}
+
+#[test]
+fn an_app_that_cannot_run_twice_is_restarted_stop_first_and_says_how_to_skip_the_attempt() {
+    let p = Project::new(&[
+        ("stackato.yml", &manifest("locky", "")),
+        ("app.py", &locking_app()),
+        ("version.txt", "v1\n"),
+    ]);
+    let mut s = p.run(&[]);
+    let port = router_port(&mut s);
+    s.ready("web.0", SHORT);
+    p.edit("version.txt", "v2\n");
+    s.wait_for(Stream::Err, "--stop-first", SHORT);
+    s.ready_nth("web.0", 2, SHORT);
+    let (status, _, body) = get(port, "locky.localhost", "/");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["version"], "v2", "{}", s.dump());
+    s.assert_out_has("another copy holds app.lock");
+    s.interrupt(SHORT);
+
+    // With --stop-first, no attempt beside the old one.
+    let mut s = p.run(&["--stop-first", "locky"]);
+    let port = router_port(&mut s);
+    s.ready("web.0", SHORT);
+    p.edit("version.txt", "v3\n");
+    s.ready_nth("web.0", 2, SHORT);
+    let (status, _, body) = get(port, "locky.localhost", "/");
+    assert_eq!((status, json(&body)["version"].clone()), (200, "v3".into()));
+    assert!(
+        !s.stdout().contains("another copy holds app.lock"),
+        "{}",
+        s.dump()
+    );
+    s.interrupt(SHORT);
+}
