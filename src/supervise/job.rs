@@ -137,18 +137,22 @@ impl Job {
         self.flapping = false;
         self.fallback = false;
         // Overlap: the old one keeps serving (on one port) until the new one (on the other)
-        // is ready. Otherwise the first port.
+        // is ready. The new one never takes the port of one still running (an old one still
+        // draining when its replacement crashed); otherwise the first port.
+        let flip = |slot: u8| {
+            if self.cfg.alt_port.is_some() {
+                1 - slot.min(1)
+            } else {
+                slot
+            }
+        };
         let slot = match self.current.take() {
             Some(cur) => {
-                let slot = if self.cfg.alt_port.is_some() {
-                    1 - cur.slot.min(1)
-                } else {
-                    cur.slot
-                };
+                let slot = flip(cur.slot);
                 self.old = Some(cur);
                 slot
             }
-            None => 0,
+            None => self.old.as_ref().map_or(0, |o| flip(o.slot)),
         };
         self.generation += 1;
         self.last_start = now;
