@@ -285,12 +285,12 @@ pub(crate) async fn handle(
             }
             Err(e) if keepalive_race(&e) && (!retried && empty && idempotent) => {
                 // The retry and every later request of this instance use a fresh connection.
-                inst.mark_no_reuse();
+                no_reuse_unless_stopping(&routes, app, &inst);
                 retried = true;
             }
             Err(e) => {
                 if keepalive_race(&e) {
-                    inst.mark_no_reuse();
+                    no_reuse_unless_stopping(&routes, app, &inst);
                 }
                 let what = format!(
                     "Instance {} of {} failed while answering: {}.",
@@ -379,6 +379,19 @@ impl Tunnel {
 impl Drop for Tunnel {
     fn drop(&mut self) {
         self.0.tunnels.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// After a connection to `inst` was closed under a request: no more reuse of its connections,
+/// unless it is being stopped (draining or gone: its process closes everything, a long poll
+/// cut by a restart says nothing about how the program keeps connections).
+fn no_reuse_unless_stopping(
+    routes: &watch::Receiver<Arc<RouteTable>>,
+    app: usize,
+    inst: &Arc<Instance>,
+) {
+    if routes.borrow().still_routable(app, inst) {
+        inst.mark_no_reuse();
     }
 }
 

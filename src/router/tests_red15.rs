@@ -209,3 +209,60 @@ fn a_new_instance_of_an_app_that_closes_connections_starts_without_reuse() {
     assert_eq!(ends(&t, 0), [(1003, true), (1004, true)]);
     assert_eq!(ends(&t, 1), [(1005, false)], "another app, another program");
 }
+
+#[tokio::test]
+async fn a_request_cut_by_a_restart_does_not_stop_connection_reuse() {
+    use super::table::RouteEvent;
+    let f = Arc::new(fixture(vec![spec("a", PATIENCE)], false, false));
+    // The old instance: takes the request, then closes when told to (its process stopped).
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let old = l.local_addr().expect("addr").port();
+    let (got_tx, mut got) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (cut_tx, cut) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        if let Ok((mut tcp, _)) = l.accept().await {
+            let _ = read_head(&mut tcp).await;
+            let _ = got_tx.send(());
+            let _ = cut.await;
+            drop(tcp);
+        }
+    });
+    f.ready(0, 0, old, "id-a");
+    let g = f.clone();
+    let long_poll = tokio::spawn(async move { g.get("a.localhost", "/poll").await });
+    tokio::time::timeout(PATIENCE, got.recv())
+        .await
+        .expect("in time")
+        .expect("the old instance got the request");
+    // An overlap restart: the new generation is ready, the old one drains and is stopped.
+    let new = echo("NEW").await;
+    f.apply(RouteEvent::Starting {
+        app: 0,
+        index: 0,
+        generation: 2,
+        port: new,
+        label: "web.0".into(),
+        instance_id: "id-a".into(),
+        stats: Arc::default(),
+        tail: Arc::new(Vec::new),
+    });
+    f.apply(RouteEvent::Ready {
+        app: 0,
+        index: 0,
+        generation: 2,
+    });
+    let _ = cut_tx.send(());
+    let (status, h, _) = tokio::time::timeout(PATIENCE, long_poll)
+        .await
+        .expect("in time")
+        .expect("task");
+    assert_eq!(status, StatusCode::OK, "the GET went to the new instance");
+    assert_eq!(h["x-backend"], "NEW");
+    let t = f.tx.borrow().clone();
+    let marks: Vec<(u64, bool)> = t.apps[0]
+        .endpoints
+        .iter()
+        .map(|e| (e.inst.generation, e.inst.no_reuse()))
+        .collect();
+    assert_eq!(marks, [(1, false), (2, false)]);
+}
