@@ -36,6 +36,15 @@ pub(crate) fn normalize_host(raw: &str) -> String {
     h.strip_suffix('.').unwrap_or(h).to_ascii_lowercase()
 }
 
+/// Whether a normalised host is an IP address (`192.0.2.7`, `[2001:db8::1]`).
+pub(crate) fn is_ip_literal(host: &str) -> bool {
+    host.parse::<std::net::Ipv4Addr>().is_ok()
+        || host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok())
+}
+
 /// Whether a `Connection`-style header of `map` has `token` (case-insensitive).
 fn has_token(map: &HeaderMap, name: &HeaderName, token: &str) -> bool {
     map.get_all(name).iter().any(|v| {

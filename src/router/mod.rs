@@ -20,6 +20,8 @@ pub(crate) mod table;
 mod tests;
 #[cfg(test)]
 mod tests_more;
+#[cfg(test)]
+mod tests_red15;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -78,9 +80,11 @@ pub(crate) fn start(
     out: Arc<crate::output::Output>,
 ) -> std::io::Result<Router> {
     let mut default_hosts = Vec::new();
+    let mut any_ip = false;
     for l in &cfg.listeners {
         l.set_nonblocking(true)?;
         let ip = l.local_addr()?.ip();
+        any_ip |= ip.is_unspecified();
         if !ip.is_unspecified() {
             default_hosts.push(match ip {
                 IpAddr::V4(v4) => v4.to_string(),
@@ -103,13 +107,21 @@ pub(crate) fn start(
         .pool_max_idle_per_host(64)
         .set_host(false)
         .http1_max_headers(200)
+        .build(connector.clone());
+    // For instances that close kept-alive connections without saying so: no idle pool.
+    let fresh = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .set_host(false)
+        .http1_max_headers(200)
         .build(connector);
     let ctx = Arc::new(Ctx {
         client,
+        fresh,
         routes,
         show_tails: cfg.show_tails,
         log,
         default_hosts,
+        any_ip,
     });
     let (stop_tx, stop_rx) = watch::channel(());
     // The runtime is built, used and dropped on the router's thread only: dropping a runtime

@@ -1,6 +1,7 @@
-//! The router's own answers: small HTML pages for 404 (unknown host), 405 (CONNECT), 502 (the
-//! instance failed mid-request) and 503 (nothing ready in time, or the app is down), naming the
-//! app and instance and, only when allowed, the instance's last lines of output.
+//! The router's own answers: small HTML pages for 400 (two Host headers), 404 (unknown host),
+//! 405 (CONNECT), 502 (the instance failed mid-request) and 503 (nothing ready in time, or the
+//! app is down), naming the app and instance and, only when allowed, the instance's last lines
+//! of output.
 
 use std::fmt::Write as _;
 
@@ -22,6 +23,7 @@ pub(crate) enum Why {
     NoInstance,
     EndpointFailure,
     Method,
+    BadRequest,
 }
 
 /// A page: `status`, the app (if known), the instance (if any), one sentence of what
@@ -84,7 +86,7 @@ pub(crate) fn page(
         Why::UnknownRoute => Some("unknown_route"),
         Why::NoInstance => Some("no_instance"),
         Why::EndpointFailure => Some("endpoint_failure"),
-        Why::Method => None,
+        Why::Method | Why::BadRequest => None,
     };
     if let Some(code) = code {
         h.insert(ERROR_HEADER, HeaderValue::from_static(code));

@@ -24,11 +24,27 @@ use super::table::{Instance, InstanceStats, RouteTable};
 /// What every request of the router shares.
 pub(crate) struct Ctx {
     pub client: Client<HttpConnector, Reclaim>,
+    /// The same without an idle pool, for instances marked [`Instance::no_reuse`].
+    pub fresh: Client<HttpConnector, Reclaim>,
     pub routes: watch::Receiver<Arc<RouteTable>>,
     pub show_tails: bool,
     pub log: Option<LogTx>,
     /// Hosts that mean the first app besides the loopback names (the listeners' addresses).
     pub default_hosts: Vec<String>,
+    /// A listener is on an unspecified address (`--bind 0.0.0.0`): any IP address as the host
+    /// (`http://192.168.1.5:PORT/` from another machine) means the first app too. An address
+    /// cannot be rebound by DNS, so this answers no host name the 404 protects.
+    pub any_ip: bool,
+}
+
+impl Ctx {
+    /// The app a normalised host routes to.
+    fn app_for(&self, table: &RouteTable, host: Option<&str>) -> Option<usize> {
+        table.lookup(host, &self.default_hosts).or_else(|| {
+            (self.any_ip && host.is_some_and(headers::is_ip_literal) && !table.apps.is_empty())
+                .then_some(0)
+        })
+    }
 }
 
 /// What the requests of one client connection share.
@@ -122,9 +138,20 @@ pub(crate) async fn handle(
             "The router does not tunnel CONNECT requests.",
         );
     }
+    if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
+        // RFC 9112 §3.2: the router routed by one, the app might read the other.
+        return r.page(
+            &table,
+            None,
+            StatusCode::BAD_REQUEST,
+            Why::BadRequest,
+            None,
+            "The request has more than one Host header.",
+        );
+    }
     let raw = headers::raw_host(req.uri(), req.headers());
     let host = raw.as_deref().map(headers::normalize_host);
-    let Some(mut app) = table.lookup(host.as_deref(), &ctx.default_hosts) else {
+    let Some(mut app) = ctx.app_for(&table, host.as_deref()) else {
         return unknown_route(&r, &table, raw.as_deref());
     };
     let deadline = tokio::time::Instant::from_std(r.start) + table.apps[app].spec.timeout;
@@ -181,7 +208,7 @@ pub(crate) async fn handle(
             }
             if let Ok(Ok(())) = tokio::time::timeout_at(deadline, routes.changed()).await {
                 table = routes.borrow_and_update().clone();
-                match table.lookup(host.as_deref(), &ctx.default_hosts) {
+                match ctx.app_for(&table, host.as_deref()) {
                     Some(a) => app = a,
                     None => return unknown_route(&r, &table, raw.as_deref()),
                 }
@@ -212,7 +239,7 @@ pub(crate) async fn handle(
         if !Arc::ptr_eq(&newest, &table) && !newest.still_routable(app, &inst) {
             drop(flight);
             table = routes.borrow_and_update().clone();
-            match table.lookup(host.as_deref(), &ctx.default_hosts) {
+            match ctx.app_for(&table, host.as_deref()) {
                 Some(a) => app = a,
                 None => return unknown_route(&r, &table, raw.as_deref()),
             }
@@ -246,15 +273,25 @@ pub(crate) async fn handle(
             .build()
             .unwrap_or_default();
         std::mem::swap(up.uri_mut(), &mut uri);
-        match ctx.client.request(up).await {
+        let client = if inst.no_reuse() {
+            &ctx.fresh
+        } else {
+            &ctx.client
+        };
+        match client.request(up).await {
             Ok(resp) => break (inst, flight, resp),
             Err(e) if e.is_connect() => {
                 inst.mark_suspect(table.version);
             }
-            Err(e) if !retried && empty && idempotent && keepalive_race(&e) => {
+            Err(e) if keepalive_race(&e) && (!retried && empty && idempotent) => {
+                // The retry and every later request of this instance use a fresh connection.
+                no_reuse_unless_stopping(&routes, app, &inst);
                 retried = true;
             }
             Err(e) => {
+                if keepalive_race(&e) {
+                    no_reuse_unless_stopping(&routes, app, &inst);
+                }
                 let what = format!(
                     "Instance {} of {} failed while answering: {}.",
                     inst.label,
@@ -342,6 +379,19 @@ impl Tunnel {
 impl Drop for Tunnel {
     fn drop(&mut self) {
         self.0.tunnels.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// After a connection to `inst` was closed under a request: no more reuse of its connections,
+/// unless it is being stopped (draining or gone: its process closes everything, a long poll
+/// cut by a restart says nothing about how the program keeps connections).
+fn no_reuse_unless_stopping(
+    routes: &watch::Receiver<Arc<RouteTable>>,
+    app: usize,
+    inst: &Arc<Instance>,
+) {
+    if routes.borrow().still_routable(app, inst) {
+        inst.mark_no_reuse();
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::http::uri::Authority;
@@ -89,12 +89,26 @@ pub(crate) struct Instance {
     /// The table version in which the router saw its port refuse a connection (0: never). It
     /// is skipped until the table changes (the supervisor's `Gone` usually follows).
     suspect: AtomicU64,
+    /// It closed a kept-alive connection just as a request went out on it (uWSGI's
+    /// `--http-socket` answers HTTP/1.1 without `Connection: close`, then closes): its
+    /// requests go on fresh connections from then on.
+    no_reuse: AtomicBool,
 }
 
 impl Instance {
     /// Mark it unroutable in table version `version` (a connect error).
     pub(crate) fn mark_suspect(&self, version: u64) {
         self.suspect.store(version, Ordering::Relaxed);
+    }
+
+    /// Stop reusing connections to it (it closes them without saying so).
+    pub(crate) fn mark_no_reuse(&self) {
+        self.no_reuse.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether its requests need a fresh connection each.
+    pub(crate) fn no_reuse(&self) -> bool {
+        self.no_reuse.load(Ordering::Relaxed)
     }
 }
 
@@ -178,6 +192,10 @@ impl RouteTable {
                 a.down = None;
                 a.endpoints
                     .retain(|e| !(e.inst.index == index && e.inst.generation == generation));
+                // The same program closes connections the same way: a restarted or another
+                // instance of an app that did starts without reuse (no request lost to learn it).
+                let no_reuse = a.endpoints.iter().any(|e| e.inst.no_reuse())
+                    || a.last_gone.as_ref().is_some_and(|i| i.no_reuse());
                 a.endpoints.push(Endpoint {
                     inst: Arc::new(Instance {
                         index,
@@ -189,6 +207,7 @@ impl RouteTable {
                         stats,
                         tail,
                         suspect: AtomicU64::new(0),
+                        no_reuse: AtomicBool::new(no_reuse),
                     }),
                     ready: false,
                     draining: false,

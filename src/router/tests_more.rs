@@ -373,7 +373,14 @@ async fn closing_backend() -> (u16, mpsc::UnboundedReceiver<()>) {
 
 #[tokio::test]
 async fn a_reused_connection_closed_by_the_app_is_retried_only_without_a_body() {
-    let f = fixture(vec![spec("a", Duration::from_secs(600))], false, false);
+    let f = fixture(
+        vec![
+            spec("a", Duration::from_secs(600)),
+            spec("b", Duration::from_secs(600)),
+        ],
+        false,
+        false,
+    );
     let (port, mut closes) = closing_backend().await;
     f.ready(0, 0, port, "id-a");
     let mut closed = 0;
@@ -389,12 +396,16 @@ async fn a_reused_connection_closed_by_the_app_is_retried_only_without_a_body() 
     }
     assert!(closed > 0, "the router never reused a connection");
     // A POST with a body is never sent twice: on a reused connection it fails.
+    let (port, mut closes) = closing_backend().await;
+    f.ready(1, 0, port, "id-b");
     let mut statuses = Vec::new();
     for _ in 0..20 {
+        let (status, _, _) = f.get("b.localhost", "/").await;
+        assert_eq!(status, StatusCode::OK);
         let (status, _, _) = f
             .call(
                 hyper::Method::POST,
-                "a.localhost",
+                "b.localhost",
                 "/",
                 &[],
                 Bytes::from_static(b"once"),
@@ -406,4 +417,15 @@ async fn a_reused_connection_closed_by_the_app_is_retried_only_without_a_body() 
         }
     }
     assert!(statuses.contains(&StatusCode::BAD_GATEWAY), "{statuses:?}");
+    // That instance's connections are not reused from then on: nothing more is lost.
+    while closes.try_recv().is_ok() {}
+    for _ in 0..20 {
+        for method in [hyper::Method::GET, hyper::Method::POST] {
+            let (status, _, _) = f
+                .call(method, "b.localhost", "/", &[], Bytes::from_static(b"once"))
+                .await;
+            assert_eq!(status, StatusCode::OK);
+        }
+    }
+    assert!(closes.try_recv().is_err(), "a connection was reused");
 }
