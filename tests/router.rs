@@ -31,6 +31,8 @@ class H(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == '/ws':
             return self.ws()
+        if self.path == '/slow':
+            time.sleep(6)
         if self.path == '/pid':
             body = str(os.getpid()).encode()
         else:
@@ -528,5 +530,31 @@ fn an_app_that_cannot_run_twice_is_restarted_stop_first_and_says_how_to_skip_the
         "{}",
         s.dump()
     );
+    s.interrupt(SHORT);
+}
+
+#[test]
+fn a_long_request_finishes_on_the_old_instance_across_a_restart() {
+    let p = Project::new(&[
+        ("stackato.yml", &manifest("web", "")),
+        ("app.py", APP),
+        ("version.txt", "v1\n"),
+    ]);
+    let mut s = p.run(&[]);
+    let port = router_port(&mut s);
+    s.ready("web.0", SHORT);
+    // Six seconds, longer than any fixed drain bound but within the grace period (10 s).
+    let slow = std::thread::spawn(move || request(port, "web.localhost", "/slow"));
+    std::thread::sleep(Duration::from_millis(300));
+    p.edit("version.txt", "v2\n");
+    s.ready_nth("web.0", 2, SHORT);
+    let (status, _, body) = get(port, "web.localhost", "/");
+    assert_eq!((status, json(&body)["version"].clone()), (200, "v2".into()));
+    let (status, _, body) = slow
+        .join()
+        .expect("thread")
+        .unwrap_or_else(|e| panic!("the long request failed: {e}\n{}", s.dump()));
+    assert_eq!(status, 200, "{body}\n{}", s.dump());
+    assert_eq!(json(&body)["version"], "v1", "answered by the old instance");
     s.interrupt(SHORT);
 }

@@ -14,7 +14,8 @@ use crate::state::StateDir;
 pub(crate) struct Running {
     router: crate::router::Router,
     port: u16,
-    loopback: bool,
+    /// The address it listens on.
+    ip: IpAddr,
 }
 
 /// Bind the router's port and start it; `Err` is the exit code (said on `out`).
@@ -82,7 +83,7 @@ pub(crate) fn start(
         Ok(r) => Ok(Running {
             router: r,
             port,
-            loopback,
+            ip,
         }),
         Err(e) => {
             out.error(&format!("cannot start the router: {e}"));
@@ -110,38 +111,47 @@ impl Running {
         drop(self.router);
     }
 
-    /// Say where each app answers; a host name two apps share goes to the first (said).
+    /// Say where each app answers: its first host name on this machine (`*.localhost`
+    /// resolves to 127.0.0.1); bound to another address, that address with the `Host` to send.
     pub(crate) fn announce(&self, out: &Output, apps: &[AppSpec]) {
-        let mut claimed: Vec<(&str, &str)> = Vec::new();
+        let port = self.port;
+        let local = self.ip == IpAddr::V4(Ipv4Addr::LOCALHOST) || self.ip.is_unspecified();
         for (i, a) in apps.iter().enumerate() {
-            let mut own = Vec::new();
-            for h in &a.hosts {
-                match claimed.iter().find(|(c, _)| c == h) {
-                    Some((_, first)) => out.note(&format!(
-                        "note: {h} is a URL of {} and of {first}: it goes to {first}",
+            let host = a.hosts.first();
+            let line = match (local, host) {
+                (true, Some(h)) if i == 0 => {
+                    format!(
+                        "{}: http://{h}:{port}/ (and http://127.0.0.1:{port}/)",
                         a.name
-                    )),
-                    None => {
-                        claimed.push((h.as_str(), a.name.as_str()));
-                        own.push(h.as_str());
-                    }
+                    )
                 }
-            }
-            let also = if i == 0 && self.loopback {
-                format!(" (and http://127.0.0.1:{}/)", self.port)
-            } else {
-                String::new()
+                (true, Some(h)) => format!("{}: http://{h}:{port}/", a.name),
+                (_, None) if i == 0 => format!("{}: http://{}/", a.name, self.addr()),
+                (false, Some(h)) if i == 0 => {
+                    format!("{}: http://{}/ (or with `Host: {h}`)", a.name, self.addr())
+                }
+                (false, Some(h)) => {
+                    format!("{}: http://{}/ with `Host: {h}`", a.name, self.addr())
+                }
+                (_, None) => {
+                    out.note(&format!(
+                        "note: {} has no host name of its own behind the router",
+                        a.name
+                    ));
+                    continue;
+                }
             };
-            match own.first() {
-                Some(h) => out.phase(&format!("{}: http://{h}:{}/{also}", a.name, self.port)),
-                None if i == 0 => {
-                    out.phase(&format!("{}: http://127.0.0.1:{}/", a.name, self.port));
-                }
-                None => out.note(&format!(
-                    "note: {} has no URL of its own behind the router",
-                    a.name
-                )),
-            }
+            out.phase(&line);
         }
+        if self.ip.is_unspecified() {
+            out.note(&format!(
+                "note: from other machines: http://<this machine's address>:{port}/ reaches {}",
+                apps.first().map_or("the first app", |a| a.name.as_str())
+            ));
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.ip, self.port)
     }
 }

@@ -390,7 +390,8 @@ pub(crate) fn build(
         records,
         planned,
         notes,
-        url: router_port.and_then(|p| super::routes::app_url(app, facts.domain.as_str(), p)),
+        url: router_port
+            .and_then(|p| super::routes::app_url(&loaded.manifest, app, facts.domain.as_str(), p)),
     })
 }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::build::{BuildError, PORTS, remembered_port};
-use crate::manifest::model::App;
+use crate::manifest::model::{App, Manifest};
 use crate::state::StateDir;
 
 /// The key of the router's port in `ports.json` (app keys are `app/instance`).
@@ -26,10 +26,10 @@ pub(crate) fn set_port(state: &StateDir, port: u16) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// The URL a browser opens for `app` (its first URI), if it has a route.
-pub(crate) fn app_url(app: &App, domain: &str, port: u16) -> Option<String> {
-    let urls = crate::platform::env::uris(app, domain);
-    crate::platform::routes::uris(&urls, port)
-        .first()
-        .map(|u| format!("http://{u}/"))
+/// The URL a browser opens for `app` of `manifest` (its first URI), if it has a route.
+pub(crate) fn app_url(manifest: &Manifest, app: &App, domain: &str, port: u16) -> Option<String> {
+    crate::platform::routes::of_manifest(manifest, domain)
+        .into_iter()
+        .find(|(n, _)| *n == app.name.value)
+        .and_then(|(_, n)| n.uris(port).first().map(|u| format!("http://{u}/")))
 }

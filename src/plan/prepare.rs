@@ -137,13 +137,16 @@ pub(crate) fn prepare(
         sp.copies.extend(copies);
     }
     sp.deps = plan.deps.clone();
-    super::routes::finish(
+    for note in super::routes::finish(
         &mut sp,
         plan,
+        &ctx.loaded.manifest,
         &ctx.facts.domain,
         opts.router,
         &opts.stop_first,
-    );
+    ) {
+        ctx.out.note(&note);
+    }
     Ok(sp)
 }
 

@@ -79,17 +79,21 @@ fn replace_port(text: &str, old: &str, new: &str) -> String {
     out
 }
 
-/// Give the routed web instances of `sp` (built from `plan`) their app's place in the route
-/// table, which it fills; overlap restarts for them unless `stop_first` names their app (or
-/// they have no second port). `domain`: of the default URLs.
+/// Give the routed web instances of `sp` (built from `plan`, of `manifest`) their app's place
+/// in the route table, which it fills; overlap restarts for them unless `stop_first` names
+/// their app (or they have no second port). `domain`: of the default URLs. Returns notes
+/// for the user: URLs the router cannot serve, names an earlier app has.
 pub(crate) fn finish(
     sp: &mut supervise::Plan,
     plan: &Plan<'_>,
+    manifest: &crate::manifest::model::Manifest,
     domain: &str,
     router: bool,
     stop_first: &[String],
-) {
+) -> Vec<String> {
     sp.routes.clear();
+    let names = crate::platform::routes::of_manifest(manifest, domain);
+    let mut notes = Vec::new();
     for (g, a) in plan.apps.iter().enumerate() {
         let Some(specs) = sp.groups.get_mut(g) else {
             continue;
@@ -102,10 +106,26 @@ pub(crate) fn finish(
         }
         let app = a.app;
         let place = sp.routes.len();
-        let urls = crate::platform::env::uris(app, domain);
+        let own = names
+            .iter()
+            .find(|(n, _)| *n == app.name.value)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_default();
+        for (host, other) in &own.shared {
+            notes.push(format!(
+                "note: {}: {host} is also a URL of {other}, which comes first: it goes to {other}",
+                app.name.value
+            ));
+        }
+        for url in &own.unusable {
+            notes.push(format!(
+                "note: {}: the URL `{url}` is not a host name the router can serve (ASCII letters, digits and `-` only); it is left out",
+                app.name.value
+            ));
+        }
         sp.routes.push(AppSpec {
             name: app.name.value.clone(),
-            hosts: crate::platform::routes::hosts(&urls),
+            hosts: own.hosts(),
             timeout: std::time::Duration::from_secs(
                 app.timeout.as_ref().map_or(60, |t| u64::from(t.value)),
             ),
@@ -123,6 +143,7 @@ pub(crate) fn finish(
             }
         }
     }
+    notes
 }
 
 #[cfg(test)]

@@ -647,7 +647,11 @@ pub(crate) fn vcap_application(input: &Input<'_>, staging: bool) -> Value {
     let project = "stackato-local";
     let instance_id = instance_id(&app.name.value, input.instance);
     let uris = match input.router_port {
-        Some(port) => super::routes::uris(&uris(app, &f.domain), port),
+        Some(port) => super::routes::of_manifest(input.manifest, &f.domain)
+            .into_iter()
+            .find(|(n, _)| *n == app.name.value)
+            .map(|(_, n)| n.uris(port))
+            .unwrap_or_default(),
         None => uris(app, &f.domain),
     };
     let mem_mb = app.memory_limit_mb();

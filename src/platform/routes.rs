@@ -1,6 +1,7 @@
-//! An app's routes behind the local router: the host names it answers to
-//! (`<first label>.localhost`, and its manifest URLs' own hosts) and its URIs with the
-//! router's port. Pure functions of the manifest's URLs.
+//! The apps' routes behind the local router: the host names each answers to
+//! (`<first label>.localhost` of its URLs, `<name>.localhost`, and its URLs' own hosts; a
+//! name two apps share goes to the first in start order) and its URIs with the router's
+//! port. Pure functions of the manifest's URLs.
 
 /// The host part of a manifest URL (`blog.example.com`, `http://blog.example.com:80/x`):
 /// lower-case, without scheme, port, path or trailing dot; `None` when it is not a host name
@@ -28,36 +29,119 @@ pub(crate) fn host_of(url: &str) -> Option<String> {
 /// The local name of a manifest URL: its first label under `localhost`.
 pub(crate) fn local_host(url: &str) -> Option<String> {
     let host = host_of(url)?;
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return None;
+    }
     let label = host.split('.').next()?;
     Some(format!("{label}.localhost"))
 }
 
-/// Every host name the router sends to `app`: `<first label>.localhost` of each URL, then the
-/// URLs' own hosts (for `/etc/hosts` entries), without repeats. `urls`: the app's URLs
-/// (`platform::env::uris`).
-pub(crate) fn hosts(urls: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let locals = urls.iter().filter_map(|u| local_host(u));
-    let fulls = urls.iter().filter_map(|u| host_of(u));
-    for h in locals.chain(fulls) {
-        if !out.contains(&h) {
-            out.push(h);
-        }
-    }
-    out
+/// The names the router gives one app (see [`names`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Names {
+    /// `<first label>.localhost` of its URLs that no app before it has.
+    pub labels: Vec<String>,
+    /// `<app name>.localhost`, when no app before it has that name.
+    pub by_name: Option<String>,
+    /// Its URLs' own host names (for `/etc/hosts` entries).
+    pub fulls: Vec<String>,
+    /// Local names of its URLs that an app before it has: (name, that app).
+    pub shared: Vec<(String, String)>,
+    /// URLs that are not host names the router can serve (a wildcard, non-ASCII).
+    pub unusable: Vec<String>,
 }
 
-/// The app's URIs as the router serves them (`VCAP_APPLICATION.uris`): `<label>.localhost:PORT`
-/// for each URL, in order, without repeats.
-pub(crate) fn uris(urls: &[String], port: u16) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for h in urls.iter().filter_map(|u| local_host(u)) {
-        let u = format!("{h}:{port}");
-        if !out.contains(&u) {
-            out.push(u);
+impl Names {
+    /// Every host name the router sends to the app, its URLs' labels first.
+    pub(crate) fn hosts(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for h in self.labels.iter().chain(&self.by_name).chain(&self.fulls) {
+            if !out.contains(h) {
+                out.push(h.clone());
+            }
+        }
+        out
+    }
+
+    /// The app's URIs as the router serves them (`VCAP_APPLICATION.uris`):
+    /// `<label>.localhost:PORT` for each URL of its own, else `<name>.localhost:PORT`.
+    pub(crate) fn uris(&self, port: u16) -> Vec<String> {
+        let own: Vec<&String> = if self.labels.is_empty() {
+            self.by_name.iter().collect()
+        } else {
+            self.labels.iter().collect()
+        };
+        own.into_iter().map(|h| format!("{h}:{port}")).collect()
+    }
+}
+
+/// The router's names for each app that has URLs, apps in start order as `(name, urls)`: a
+/// local name two apps' URLs share goes to the first one; each app is also
+/// `<name>.localhost` when that is free, so every app has a name a browser can open.
+pub(crate) fn names(apps: &[(&str, Vec<String>)]) -> Vec<Names> {
+    let mut taken: Vec<(String, String)> = Vec::new();
+    let mut all = Vec::new();
+    for (name, urls) in apps {
+        let mut n = Names::default();
+        for u in urls {
+            match (local_host(u), host_of(u)) {
+                (Some(l), Some(full)) => {
+                    match taken.iter().find(|(t, _)| *t == l) {
+                        Some((_, other)) if other != name => {
+                            n.shared.push((l.clone(), other.clone()));
+                        }
+                        Some(_) => {}
+                        None => {
+                            taken.push((l.clone(), (*name).to_string()));
+                            n.labels.push(l);
+                        }
+                    }
+                    if !n.fulls.contains(&full) {
+                        n.fulls.push(full);
+                    }
+                }
+                (None, Some(full)) => {
+                    if !n.fulls.contains(&full) {
+                        n.fulls.push(full);
+                    }
+                }
+                _ => n.unusable.push(u.clone()),
+            }
+        }
+        all.push(n);
+    }
+    // Names by app name come after every URL's: a URL label always wins over an app's name.
+    for ((name, urls), n) in apps.iter().zip(all.iter_mut()) {
+        if urls.is_empty() {
+            continue;
+        }
+        let Some(l) = local_host(&name.to_ascii_lowercase()) else {
+            continue;
+        };
+        if !n.labels.contains(&l) && !taken.iter().any(|(t, _)| *t == l) {
+            taken.push((l.clone(), (*name).to_string()));
+            n.by_name = Some(l);
         }
     }
-    out
+    all
+}
+
+/// [`names`] of the manifest's apps (start order, URLs as `platform::env::uris` gives them),
+/// by app name.
+pub(crate) fn of_manifest(
+    manifest: &crate::manifest::model::Manifest,
+    domain: &str,
+) -> Vec<(String, Names)> {
+    let apps: Vec<(&str, Vec<String>)> = manifest
+        .start_order()
+        .into_iter()
+        .map(|a| (a.name.value.as_str(), super::env::uris(a, domain)))
+        .collect();
+    let names = names(&apps);
+    apps.iter()
+        .map(|(n, _)| (*n).to_string())
+        .zip(names)
+        .collect()
 }
 
 #[cfg(test)]
@@ -96,25 +180,51 @@ mod tests {
     }
 
     #[test]
-    fn hosts_put_the_local_names_first_without_repeats() {
-        let urls = vec![
-            "blog.stackato.local".to_string(),
-            "blog.example.com".to_string(),
-            "www.example.com".to_string(),
+    fn each_app_gets_the_names_no_app_before_it_has() {
+        let apps = vec![
+            (
+                "alpha",
+                vec!["WWW.EXAMPLE.ORG".to_string(), "api.example.com".to_string()],
+            ),
+            (
+                "beta",
+                vec![
+                    "www.example.com".to_string(),
+                    "api.example.org".to_string(),
+                    "*.example.net".to_string(),
+                ],
+            ),
+            (
+                "gamma",
+                vec!["gamma.stackato.local".to_string(), "127.0.0.1".to_string()],
+            ),
+            ("worker", vec![]),
         ];
+        let n = names(&apps);
+        assert_eq!(n[0].labels, ["www.localhost", "api.localhost"]);
+        assert_eq!(n[0].by_name.as_deref(), Some("alpha.localhost"));
+        assert_eq!(n[0].uris(80), ["www.localhost:80", "api.localhost:80"]);
+        assert!(n[1].labels.is_empty());
         assert_eq!(
-            hosts(&urls),
+            n[1].shared,
             [
-                "blog.localhost",
-                "www.localhost",
-                "blog.stackato.local",
-                "blog.example.com",
-                "www.example.com"
+                ("www.localhost".to_string(), "alpha".to_string()),
+                ("api.localhost".to_string(), "alpha".to_string())
             ]
         );
+        assert_eq!(n[1].unusable, ["*.example.net"]);
         assert_eq!(
-            uris(&urls, 5000),
-            ["blog.localhost:5000", "www.localhost:5000"]
+            n[1].uris(80),
+            ["beta.localhost:80"],
+            "reachable by its name"
         );
+        assert_eq!(
+            n[1].hosts(),
+            ["beta.localhost", "www.example.com", "api.example.org"]
+        );
+        assert_eq!(n[2].labels, ["gamma.localhost"]);
+        assert_eq!(n[2].by_name, None, "its URL label is its name");
+        assert_eq!(n[2].fulls, ["gamma.stackato.local", "127.0.0.1"]);
+        assert_eq!(n[3], Names::default(), "no URL, no name");
     }
 }

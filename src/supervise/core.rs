@@ -175,6 +175,20 @@ impl Core {
         self.settle(now, world);
     }
 
+    /// The stop signal of process group `pid` of `job` goes at `at` (it drains its requests
+    /// first): its grace period, then SIGKILL, counts from then.
+    pub(super) fn signal_at(&mut self, job: usize, pid: i32, at: Instant) {
+        let Some(j) = self.jobs.get_mut(job) else {
+            return;
+        };
+        let grace = j.cfg.grace;
+        for i in j.current.iter_mut().chain(j.old.iter_mut()) {
+            if i.pid == Some(pid) {
+                i.kill_at(at + grace);
+            }
+        }
+    }
+
     /// The clock reached `now`: every deadline up to it is due.
     pub(super) fn tick(&mut self, now: Instant, world: &dyn World) {
         for j in &mut self.jobs {

@@ -43,6 +43,8 @@ pub(super) struct Loop {
     service_check_at: Option<tokio::time::Instant>,
     /// Publishes the routed instances to the router (none without a router).
     routing: Option<super::routing::Routing>,
+    /// Process groups whose stop signal waits for their requests to finish: (job, pid).
+    draining: Vec<(usize, i32)>,
     /// The file watcher, dropped once the run stops: the kernel's teardown of its inotify
     /// instance (milliseconds) then overlaps the processes' stopping instead of delaying our
     /// exit.
@@ -123,6 +125,7 @@ impl Loop {
             adopt_step: ADOPT_FIRST,
             service_check_at: None,
             routing,
+            draining: Vec::new(),
             watching: None,
         };
         (lp, rx)
@@ -148,6 +151,10 @@ impl Loop {
             self.carry_out();
             self.sync_down();
             if self.core.stopping() {
+                // The run ends: no more waiting for requests.
+                for (job, pid) in std::mem::take(&mut self.draining) {
+                    self.signal(job, pid);
+                }
                 self.watching = None;
             }
             if let Some(outcome) = self.core.finished()
@@ -269,7 +276,7 @@ impl Loop {
     /// Whether process group `pid` of `job` may get its stop signal now: not routed, the
     /// run is ending (requests in flight end with it), or it answers no request; otherwise
     /// the router stops sending it requests and [`Event::Drained`] comes when it is done.
-    fn drained(&self, job: usize, pid: i32) -> bool {
+    fn drained(&mut self, job: usize, pid: i32) -> bool {
         let Some(routing) = &self.routing else {
             return true;
         };
@@ -286,14 +293,29 @@ impl Loop {
         else {
             return true;
         };
-        routing.drain(
-            job,
-            generation,
-            pid,
-            &self.specs[job],
-            self.opts.grace,
-            &self.tx,
-        )
+        // Its requests get up to the grace period; then the stop signal, and the grace
+        // period again before SIGKILL.
+        let limit = self.opts.grace;
+        let now = routing.drain(job, generation, pid, &self.specs[job], limit, &self.tx);
+        if !now {
+            self.core.signal_at(job, pid, Instant::now() + limit);
+            self.draining.push((job, pid));
+        }
+        now
+    }
+
+    /// Send process group `pid` of `job` its stop signal now (it drained), if it still runs.
+    fn signal(&mut self, job: usize, pid: i32) {
+        let j = &self.core.jobs[job];
+        if j.current
+            .iter()
+            .chain(j.old.iter())
+            .any(|i| i.pid == Some(pid))
+        {
+            let sig = child::stop_signal(&self.specs[job].command);
+            let _ = killpg(Pid::from_raw(pid), sig);
+            self.core.signal_at(job, pid, Instant::now());
+        }
     }
 
     /// Tell the router which apps are down (crashed too often, waiting for a change).
@@ -386,20 +408,11 @@ impl Loop {
                     routing.ready(&self.specs[job], generation);
                 }
             }
-            Event::Drained {
-                job,
-                generation,
-                pid,
-            } => {
-                // Still the same process (it may have ended meanwhile)?
-                let j = &self.core.jobs[job];
-                if j.current
-                    .iter()
-                    .chain(j.old.iter())
-                    .any(|i| i.generation == generation && i.pid == Some(pid))
-                {
-                    let sig = child::stop_signal(&self.specs[job].command);
-                    let _ = killpg(Pid::from_raw(pid), sig);
+            Event::Drained { job, pid } => {
+                // Unless the run's end signalled it already; only while it still runs.
+                if let Some(at) = self.draining.iter().position(|d| *d == (job, pid)) {
+                    self.draining.swap_remove(at);
+                    self.signal(job, pid);
                 }
             }
             Event::Signal(Signal::SIGCHLD) => {

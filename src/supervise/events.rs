@@ -19,7 +19,6 @@ pub(super) enum Event {
     /// requests it was answering: its stop signal may go.
     Drained {
         job: usize,
-        generation: u64,
         pid: i32,
     },
     /// A connection attempt to a job's port ended.

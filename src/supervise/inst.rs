@@ -79,6 +79,16 @@ impl Inst {
         }
     }
 
+    /// A stop under way gets its SIGKILL at `kill_at` instead (its stop signal waited for its
+    /// requests to finish).
+    pub(super) fn kill_at(&mut self, kill_at: Instant) {
+        if let Some(s) = self.stop.as_mut()
+            && !s.killed
+        {
+            s.kill_at = kill_at;
+        }
+    }
+
     /// Its timers that passed by `now`: the probe of `port` is due, or the kill (once; its exit
     /// ends it).
     pub(super) fn tick(

@@ -250,10 +250,31 @@ impl Job {
             if self.ending {
                 return None;
             }
+            let port = self.cfg.probe_port(cur.slot).unwrap_or_default();
+            if self
+                .old
+                .as_ref()
+                .is_some_and(|o| o.ready && o.stop.is_none())
+            {
+                // Overlap: the replacement never listened while the old one served (it may
+                // wait for something the old one holds): it goes, and the core tries once
+                // more with the old one stopped first.
+                cur.stop(self.idx, now + self.cfg.grace, false, acts);
+                self.fallback = true;
+                acts.push(Action::Say(
+                    Level::Error,
+                    format!(
+                        "{}: the new instance did not accept connections on port {port} within {} s while the old one ran; stopping it and starting again after stopping the old one (an app that cannot run twice at once skips this attempt with `run --stop-first APP`)",
+                        self.cfg.name,
+                        self.cfg.ready_timeout.as_secs()
+                    ),
+                ));
+                return None;
+            }
             let msg = format!(
                 "{} did not accept connections on port {} within {} s; the platform's health check would fail the same way (listen on 0.0.0.0:$PORT or 127.0.0.1:$PORT). Last lines:\n    {}{}",
                 self.cfg.name,
-                self.cfg.probe_port(cur.slot).unwrap_or_default(),
+                port,
                 self.cfg.ready_timeout.as_secs(),
                 world.tail(self.idx),
                 world.hint(self.idx)

@@ -249,3 +249,37 @@ fn a_replacement_that_crashes_while_the_old_one_drains_never_takes_its_port() {
     );
     assert_eq!(third, Some(1), "{:?}", sim.log);
 }
+
+#[test]
+fn a_replacement_that_never_listens_beside_the_old_one_is_retried_stop_first() {
+    let mut c = cfg("web.0", Some(5000));
+    c.overlap = true;
+    c.alt_port = Some(5001);
+    c.ready_timeout = std::time::Duration::from_secs(2);
+    let mut sim = Sim::new(vec![(c, 0)], vec![], true);
+    sim.listening.insert((0, 1));
+    sim.next();
+    sim.core.restart(None, Vec::new(), sim.now, &sim.world);
+    sim.pump();
+    // The replacement (generation 2) waits for something the old one holds: it never listens.
+    for _ in 0..2000 {
+        if sim.spawns(0) == 3 {
+            break;
+        }
+        sim.next();
+    }
+    assert!(
+        sim.said("the new instance did not accept connections on port 5001"),
+        "no fallback"
+    );
+    assert!(sim.core.finished().is_none(), "the run goes on");
+    assert_eq!(sim.spawns(0), 3);
+    assert_eq!(
+        sim.running(0).iter().map(|r| r.1).collect::<Vec<_>>(),
+        [3],
+        "alone, after the old one stopped"
+    );
+    sim.listening.insert((0, 3));
+    sim.next();
+    assert!(sim.core.jobs[0].ready());
+}

@@ -17,9 +17,6 @@ use crate::router::table::{InstanceStats, RouteEvent, RouteTable, TailFn};
 
 /// How often a draining instance's in-flight count is looked at.
 const DRAIN_POLL: Duration = Duration::from_millis(5);
-/// The longest drain: long polls and event streams are cut after this (the grace period, then
-/// SIGKILL, still follows the stop signal).
-const DRAIN_MAX: Duration = Duration::from_secs(5);
 
 /// The table's publisher and what it tracks per instance.
 pub(super) struct Routing {
@@ -116,15 +113,15 @@ impl Routing {
     }
 
     /// It is about to be stopped: no new requests for it. Returns `true` when it can be
-    /// signalled now; otherwise a [`Event::Drained`] comes once its requests are done (or
-    /// after [`DRAIN_MAX`], bounded by half the grace period).
+    /// signalled now; otherwise a [`Event::Drained`] comes once its requests are done, or
+    /// after `limit` (long polls and event streams are cut then).
     pub(super) fn drain(
         &self,
         job: usize,
         generation: u64,
         pid: i32,
         spec: &Spec,
-        grace: Duration,
+        limit: Duration,
         tx: &UnboundedSender<Event>,
     ) -> bool {
         let Some(r) = &spec.route else { return true };
@@ -142,18 +139,13 @@ impl Routing {
             return true;
         }
         let tx = tx.clone();
-        let limit = DRAIN_MAX.min(grace / 2);
         tokio::spawn(async move {
             let until = tokio::time::Instant::now() + limit;
             while stats.in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < until
             {
                 tokio::time::sleep(DRAIN_POLL).await;
             }
-            let _ = tx.send(Event::Drained {
-                job,
-                generation,
-                pid,
-            });
+            let _ = tx.send(Event::Drained { job, pid });
         });
         false
     }
