@@ -558,3 +558,30 @@ fn a_long_request_finishes_on_the_old_instance_across_a_restart() {
     assert_eq!(json(&body)["version"], "v1", "answered by the old instance");
     s.interrupt(SHORT);
 }
+
+#[test]
+fn saving_again_and_again_while_the_app_boots_is_never_taken_for_a_restart_loop() {
+    let p = Project::new(&[
+        ("stackato.yml", &manifest("web", "env:\n  BOOT: '1.2'\n")),
+        ("app.py", APP),
+        ("version.txt", "v0\n"),
+    ]);
+    let mut s = p.run(&[]);
+    let port = router_port(&mut s);
+    s.ready("web.0", SHORT);
+    for i in 1..=4 {
+        p.edit("version.txt", &format!("v{i}\n"));
+        std::thread::sleep(Duration::from_millis(800));
+    }
+    let t0 = Instant::now();
+    loop {
+        let (_, _, body) = get(port, "web.localhost", "/");
+        if json(&body)["version"] == "v4" {
+            break;
+        }
+        assert!(t0.elapsed() < SHORT, "v4 never served\n{}", s.dump());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!s.stderr().contains("restart loop"), "{}", s.dump());
+    s.interrupt(SHORT);
+}

@@ -90,6 +90,10 @@ pub(super) struct Rules {
     pub exit_on_crash: bool,
     /// Files are watched: a flapping process waits for a change instead of ending the run.
     pub watching: bool,
+    /// The processes run in the checkout (`--in-place`): what they write there is a change,
+    /// so a restart loop (an app writing files at each start) is looked for. With staged
+    /// copies they write into their copy, and changes are always the user's.
+    pub in_place: bool,
     pub policy: Policy,
 }
 

@@ -280,7 +280,9 @@ impl Core {
                 .saturating_duration_since(self.jobs[j].last_start)
                 < Duration::from_secs(1)
         });
-        if let Some(msg) = self.restarts.detect_loop(&p, recent, now) {
+        if self.rules.in_place
+            && let Some(msg) = self.restarts.detect_loop(&p, recent, now)
+        {
             self.acts.push(Action::Say(Level::Error, msg));
         }
         // Edits reach the staged copies of the apps restarting before they start again.

@@ -96,6 +96,7 @@ impl Loop {
             grace: opts.grace,
             exit_on_crash: opts.exit_on_crash,
             watching: opts.watch.is_some(),
+            in_place: plan.copies.is_empty(),
             policy: health::Policy::PLATFORM,
         };
         let debounce = opts.watch.as_ref().map_or(Duration::ZERO, |w| w.debounce);

@@ -66,6 +66,7 @@ pub(super) fn rules(watching: bool) -> Rules {
         grace: Duration::from_secs(10),
         exit_on_crash: false,
         watching,
+        in_place: true,
         policy: Policy::PLATFORM,
     }
 }
