@@ -27,6 +27,9 @@ pub(crate) const UNTRUSTED: i32 = 8;
 /// `--strict-runtime`: an app declares a runtime (`runtime:`, `runtime.txt`, …) that is not
 /// installed here.
 pub(crate) const RUNTIME: i32 = 9;
+/// `run`: the router cannot listen on its port (`--port`, `--bind`): another program has it,
+/// or the address is not this machine's.
+pub(crate) const PORT: i32 = 10;
 /// The command line is wrong (unknown flag, bad value).
 pub(crate) const USAGE: i32 = 64;
 /// An unexpected internal failure (a bug: please report it).

@@ -67,6 +67,7 @@ mod platform;
 mod process;
 mod programs;
 mod random;
+mod router;
 mod services;
 mod shell;
 mod stage;

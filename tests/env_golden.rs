@@ -91,6 +91,7 @@ fn runtime_env(loaded: &Loaded, profile: Profile, seed: u64) -> EnvSet {
         facts: &f,
         db_url_rule: DbUrlRule::Relational,
         sqlite_env: SqliteEnv::Omit,
+        router_port: None,
     };
     penv::runtime(&input)
 }
@@ -288,6 +289,7 @@ fn profile_2_shapes_match_the_real_2x_dump() {
         facts: &f,
         db_url_rule: DbUrlRule::Relational,
         sqlite_env: SqliteEnv::Omit,
+        router_port: None,
     };
     let env = penv::runtime(&input);
     let ours_vs = json(&env, "VCAP_SERVICES");

@@ -33,6 +33,7 @@ mod php_router;
 mod reader;
 mod red13_apps;
 mod red13_trust;
+mod router;
 mod run;
 mod runtimes;
 mod runtimes_more;

@@ -173,6 +173,12 @@ fn build_env(g: &Global, args: &Args, loaded: &Loaded) -> Result<Built, i32> {
     for n in &built.notes {
         eprintln!("note: {n}");
     }
+    if let Some(url) = &built.url {
+        eprintln!(
+            "note: under `run`, the router serves {} at {url}",
+            built.app
+        );
+    }
     Ok(built)
 }
 

@@ -365,9 +365,14 @@ fn load(g: &Global, root: &Path, shell: Shell) -> Result<(String, String), Strin
     Ok((
         code,
         format!(
-            "stackato-local: loaded {} ({n} variables, profile {}){}",
+            "stackato-local: loaded {} ({n} variables, profile {}){}{}",
             built.app,
             built.profile.profile.number(),
+            built
+                .url
+                .as_ref()
+                .map(|u| format!("; `run` serves it at {u}"))
+                .unwrap_or_default(),
             if skipped.is_empty() {
                 String::new()
             } else {

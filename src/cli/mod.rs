@@ -12,6 +12,7 @@ mod export;
 mod hook;
 mod init;
 mod restart;
+mod router;
 mod run;
 mod services;
 mod trust_prompt;

@@ -97,8 +97,39 @@ pub(crate) struct Args {
     /// the closest installed one with a warning.
     #[arg(long)]
     pub strict_runtime: bool,
+    /// The router's port: one URL per app, `http://<app>.localhost:PORT/` (chosen once and
+    /// remembered for the project; this changes it).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// The router's address (default 127.0.0.1). Another one exposes the apps beyond this
+    /// machine: a warning is printed and error pages stop showing the apps' output.
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<std::net::IpAddr>,
+    /// No access-log lines from the router.
+    #[arg(long)]
+    pub quiet_router: bool,
+    /// No router: each instance only on its own port, restarts stop the old process first.
+    #[arg(long, conflicts_with_all = ["port", "bind", "quiet_router"])]
+    pub no_router: bool,
+    /// Restart this app's processes by stopping the old one before starting the new one
+    /// (for an app that cannot run twice at once: a lock file, a fixed port); repeatable.
+    /// By default a restart starts the new process on a second port, switches the route
+    /// when it is ready, then stops the old one.
+    #[arg(long, value_name = "APP")]
+    pub stop_first: Vec<String>,
     #[command(flatten)]
     pub services: ServiceOpts,
+}
+
+/// The manifest's application names, for a message.
+fn app_names(loaded: &Loaded) -> String {
+    loaded
+        .manifest
+        .apps
+        .iter()
+        .map(|a| a.name.value.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `128 + signal`, the shell's convention.
@@ -145,6 +176,28 @@ pub(super) fn run(g: &Global, args: &Args) -> i32 {
     if let Err(e) = plan::check_selection(&loaded, &args.app) {
         return report_plan_error(g, &loaded, &out, e, &stop);
     }
+    if let Some(unknown) = args
+        .stop_first
+        .iter()
+        .find(|n| loaded.manifest.app(n).is_none())
+    {
+        out.error(&format!(
+            "--stop-first {unknown}: no such application in the manifest (it has: {})",
+            app_names(&loaded)
+        ));
+        return exit::USAGE;
+    }
+    // The router: its port is bound now, before anything starts, so a busy one is said first.
+    let (routes_tx, routes_rx) =
+        tokio::sync::watch::channel(Arc::new(crate::router::table::RouteTable::new(Vec::new())));
+    let router = if args.no_router {
+        None
+    } else {
+        match super::router::start(args, &state, &out, routes_rx) {
+            Ok(r) => Some(r),
+            Err(code) => return code,
+        }
+    };
 
     // From here on, whatever this run starts (services, staging hooks, installers, processes)
     // is stopped or killed by the guardian if the run itself is killed, even with SIGKILL.
@@ -200,6 +253,9 @@ pub(super) fn run(g: &Global, args: &Args) -> i32 {
         first = false;
 
         // 3. Supervise.
+        if let Some(r) = &router {
+            r.announce(&out, &plan.routes);
+        }
         out.phase(if args.no_watch {
             "running: Ctrl-C stops everything"
         } else {
@@ -224,6 +280,7 @@ pub(super) fn run(g: &Global, args: &Args) -> i32 {
                     &stop,
                 )),
                 stop: stop.clone(),
+                routes: router.as_ref().map(|_| routes_tx.clone()),
             },
         );
         if !told_writes {
@@ -268,6 +325,10 @@ pub(super) fn run(g: &Global, args: &Args) -> i32 {
             }
         }
     };
+    // The router stops before the services go.
+    if let Some(r) = router {
+        r.stop();
+    }
     let _ = std::fs::remove_file(state.path("run.sock"));
     if !ours.is_empty() {
         out.phase("stopping the services this run started");
@@ -307,6 +368,8 @@ impl Args {
                     .unwrap_or_else(|_| d.clone())
             }),
             stop: stop.clone(),
+            router: !self.no_router,
+            stop_first: self.stop_first.clone(),
         }
     }
 }

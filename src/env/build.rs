@@ -76,6 +76,8 @@ pub(crate) struct Built {
     pub planned: Vec<Planned>,
     /// One-line messages for the user (fallbacks, skipped services).
     pub notes: Vec<String>,
+    /// Where `run`'s router serves the app (`http://<app>.localhost:PORT/`), if it has a route.
+    pub url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,9 +140,24 @@ pub(crate) fn select_app<'a>(
 
 /// The port of an app instance: remembered in the state dir, allocated on first use.
 pub(crate) fn instance_port(state: &StateDir, app: &str, instance: u32) -> Result<u16, BuildError> {
+    remembered_port(state, &format!("{app}/{instance}"))
+}
+
+/// The second port of an app instance (`app/instance/b`), which its replacement listens on
+/// during an overlap restart behind the router while the old process still holds the first.
+pub(crate) fn alt_instance_port(
+    state: &StateDir,
+    app: &str,
+    instance: u32,
+) -> Result<u16, BuildError> {
+    remembered_port(state, &format!("{app}/{instance}/b"))
+}
+
+/// The port remembered under `key` in `ports.json`, allocated (and remembered) on first use.
+pub(crate) fn remembered_port(state: &StateDir, key: &str) -> Result<u16, BuildError> {
     let _lock = state.lock("ports")?;
     let mut ports: BTreeMap<String, u16> = state.read_json(PORTS)?.unwrap_or_default();
-    let key = format!("{app}/{instance}");
+    let key = key.to_string();
     if let Some(p) = ports.get(&key) {
         return Ok(*p);
     }
@@ -158,7 +175,16 @@ pub(crate) fn ensure_instance_port_free(
     app: &str,
     instance: u32,
 ) -> Result<Option<(u16, u16)>, BuildError> {
-    let port = instance_port(state, app, instance)?;
+    ensure_port_free(state, &format!("{app}/{instance}"))
+}
+
+/// Make sure the port remembered under `key` is free: when another program holds it, move to
+/// a free one (remembered instead); `Some((old, new))` when it moved.
+pub(crate) fn ensure_port_free(
+    state: &StateDir,
+    key: &str,
+) -> Result<Option<(u16, u16)>, BuildError> {
+    let port = remembered_port(state, key)?;
     if crate::services::ports::is_free(port) {
         return Ok(None);
     }
@@ -166,7 +192,7 @@ pub(crate) fn ensure_instance_port_free(
     let mut ports: BTreeMap<String, u16> = state.read_json(PORTS)?.unwrap_or_default();
     let new = crate::services::ports::free_port()
         .map_err(|e| BuildError::Provision(ProvisionError::Port(e)))?;
-    ports.insert(format!("{app}/{instance}"), new);
+    ports.insert(key.to_string(), new);
     state.write_json(PORTS, &ports)?;
     Ok(Some((port, new)))
 }
@@ -261,6 +287,11 @@ pub(crate) fn build(
     } else {
         instance_port(state, &app.name.value, req.instance)?
     };
+    let router_port = if req.staging {
+        None
+    } else {
+        Some(super::routes::port(state)?)
+    };
     let input = penv::Input {
         manifest: &loaded.manifest,
         app,
@@ -272,6 +303,7 @@ pub(crate) fn build(
         facts,
         db_url_rule: req.db_url_rule,
         sqlite_env: req.sqlite_env,
+        router_port,
     };
     let mut env = if req.staging {
         penv::staging(&input)
@@ -358,6 +390,7 @@ pub(crate) fn build(
         records,
         planned,
         notes,
+        url: router_port.and_then(|p| super::routes::app_url(app, facts.domain.as_str(), p)),
     })
 }
 

@@ -10,4 +10,5 @@ pub(crate) mod dump;
 pub(crate) mod host;
 pub(crate) mod mask;
 pub(crate) mod risky;
+pub(crate) mod routes;
 pub(crate) mod user;

@@ -919,6 +919,7 @@ pub(crate) fn app_env(
         facts: &facts,
         db_url_rule: DbUrlRule::Relational,
         sqlite_env: SqliteEnv::Omit,
+        router_port: None,
     };
     let platform = penv::runtime(&pin);
     let mut out = AppEnv::default();

@@ -21,6 +21,7 @@ pub(crate) mod cron;
 pub(crate) mod error;
 pub(crate) mod options;
 pub(crate) mod prepare;
+pub(crate) mod routes;
 pub(crate) mod services;
 
 pub(crate) use apps::{AppPlan, Plan, check_selection};

@@ -52,6 +52,10 @@ pub(crate) struct RunOptions {
     pub buildpack: Option<std::path::PathBuf>,
     /// Stop requests (Ctrl-C): a staging command is stopped at once.
     pub stop: crate::interrupt::Stop,
+    /// The web processes are behind the router (not with `--no-router`).
+    pub router: bool,
+    /// `--stop-first APP`: these apps restart stop-first (no overlap).
+    pub stop_first: Vec<String>,
 }
 
 /// The environment `req` asks for (`prompt` asks for required variables without a value).
@@ -133,6 +137,13 @@ pub(crate) fn prepare(
         sp.copies.extend(copies);
     }
     sp.deps = plan.deps.clone();
+    super::routes::finish(
+        &mut sp,
+        plan,
+        &ctx.facts.domain,
+        opts.router,
+        &opts.stop_first,
+    );
     Ok(sp)
 }
 
@@ -365,12 +376,13 @@ pub(crate) fn processes(
                 }
             }
         }
+        let mut apache = false;
         if app.web == Web::Default
             && app.command.is_none()
             && let Some(port) = built.env.get("PORT").and_then(|p| p.parse().ok())
         {
             let names: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
-            crate::platform::php_apache::install(app, &built.layout, port, &names)
+            apache = crate::platform::php_apache::install(app, &built.layout, port, &names)
                 .map_err(|e| PlanError::Copy(e.to_string()))?;
         }
         // A buildpack app built by no buildpack: nothing to start (its Procfile names the
@@ -434,6 +446,32 @@ pub(crate) fn processes(
             supervise::health::Check::Port
         };
         let cwd = built.layout.home.clone();
+        // A web process with a route goes behind the router, with a second port for overlap
+        // restarts (not Apache's: its configuration holds the port and a pid file).
+        let (route, alt) = match port {
+            Some(p) if kind == "web" && check == supervise::health::Check::Port => {
+                let alt = if apache {
+                    None
+                } else {
+                    let alt_port =
+                        build::ensure_port_free(ctx.state, &format!("{}/{i}/b", app.name.value))
+                            .map_err(PlanError::Build)?
+                            .map_or_else(
+                                || build::alt_instance_port(ctx.state, &app.name.value, i),
+                                |(_, new)| Ok(new),
+                            )
+                            .map_err(PlanError::Build)?;
+                    super::routes::alt_port(&env, &command, p, alt_port)
+                };
+                let route = supervise::child::RouteRef {
+                    app: 0,
+                    index: i,
+                    instance_id: crate::platform::env::instance_id(&app.name.value, i),
+                };
+                (Some(route), alt.map(Arc::new))
+            }
+            _ => (None, None),
+        };
         specs.push(Spec {
             name: a.label(multi, &format!("{kind}.{i}")),
             app: app.name.value.clone(),
@@ -449,6 +487,8 @@ pub(crate) fn processes(
             ),
             tty: opts.tty,
             overlap: false,
+            alt,
+            route,
             host: opts.host,
             declared_runtime: crate::platform::runtime::declared(
                 app,

@@ -68,6 +68,9 @@ pub struct Input<'a> {
     pub facts: &'a Facts,
     pub db_url_rule: DbUrlRule,
     pub sqlite_env: SqliteEnv,
+    /// The local router's port: `VCAP_APPLICATION.uris` are then its URLs
+    /// (`<label>.localhost:PORT`); `None` keeps the manifest's (export).
+    pub router_port: Option<u16>,
 }
 
 /// `STACKATO_APP_NAME_UPCASE`: upper case, `-` → `_`.
@@ -631,15 +634,22 @@ pub(crate) fn format_time(t: i64) -> String {
     )
 }
 
+/// `VCAP_APPLICATION.instance_id` of instance `index` of `app` (stable across runs).
+pub(crate) fn instance_id(app: &str, index: u32) -> String {
+    stable_hex(&["stackato-local", app, &index.to_string(), "instance"], 32)
+}
+
 /// `VCAP_APPLICATION` in the profile's shape.
 pub(crate) fn vcap_application(input: &Input<'_>, staging: bool) -> Value {
     let app = input.app;
     let f = input.facts;
     // Ids derive from the app's name only, so they are stable across runs and machines.
     let project = "stackato-local";
-    let idx = input.instance.to_string();
-    let instance_id = stable_hex(&[project, &app.name.value, &idx, "instance"], 32);
-    let uris = uris(app, &f.domain);
+    let instance_id = instance_id(&app.name.value, input.instance);
+    let uris = match input.router_port {
+        Some(port) => super::routes::uris(&uris(app, &f.domain), port),
+        None => uris(app, &f.domain),
+    };
     let mem_mb = app.memory_limit_mb();
     let disk_mb = app.disk_limit_mb();
     let users = vec![format!("{}@localhost", f.user)];

@@ -10,6 +10,7 @@ pub(crate) mod php_apache;
 pub(crate) mod php_ext;
 pub(crate) mod php_htaccess;
 pub(crate) mod profile;
+pub(crate) mod routes;
 pub(crate) mod runtime;
 pub(crate) mod runtime_bin;
 pub(crate) mod services;

@@ -306,22 +306,23 @@ fn hand_over(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
 }
 
 /// Write the instance's Apache configuration (and, as root, give the services' user its way
-/// to the document root) when `server` is Apache.
+/// to the document root) when `server` is Apache; whether it is (its configuration holds the
+/// port and a pid file: it cannot run twice at once).
 pub(crate) fn install(
     app: &App,
     layout: &Layout,
     port: u16,
     env_names: &[String],
-) -> Result<(), ApacheError> {
+) -> Result<bool, ApacheError> {
     let uses = matches!(
         super::web::default_web_template(app),
         Some(super::web::DefaultWeb::Framework(t)) if t.contains(super::web::PHP_ROUTER)
     );
     if !uses {
-        return Ok(());
+        return Ok(false);
     }
     let PhpServer::Apache { php, .. } = choose(app, layout) else {
-        return Ok(());
+        return Ok(false);
     };
     let doc = layout.document_root(app);
     let user = if nix::unistd::Uid::effective().is_root() {
@@ -357,7 +358,7 @@ pub(crate) fn install(
         env_names,
     );
     crate::state::write_atomic(&layout.app_root.join("apache2.conf"), text.as_bytes())?;
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]

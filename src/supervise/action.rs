@@ -10,10 +10,12 @@ use super::health::Policy;
 /// What the loop must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Action {
-    /// Start instance `generation` of `job`; answer with [`Job::spawned`].
+    /// Start instance `generation` of `job` on its port `slot` (0: `$PORT`; 1: its second
+    /// port, for the replacement in an overlap restart); answer with [`Job::spawned`].
     Spawn {
         job: usize,
         generation: u64,
+        slot: u8,
     },
     /// Send the process group `pid` its stop signal (TERM, INT for a bare uWSGI).
     Stop {
@@ -63,8 +65,21 @@ pub(super) struct Config {
     pub ready_timeout: Duration,
     /// How long it gets between its stop signal and SIGKILL.
     pub grace: Duration,
-    /// Start the replacement before stopping the old instance (off by default).
+    /// Start the replacement before stopping the old instance (off by default). It listens
+    /// on `alt_port` while the old one holds `port` (and the other way round next time).
     pub overlap: bool,
+    /// The second port, for overlap restarts.
+    pub alt_port: Option<u16>,
+}
+
+impl Config {
+    /// The port an instance on `slot` must accept connections on, if it is checked.
+    pub(super) fn probe_port(&self, slot: u8) -> Option<u16> {
+        match (slot, self.alt_port) {
+            (1, Some(alt)) => self.probe.map(|_| alt),
+            _ => self.probe,
+        }
+    }
 }
 
 /// The rules every job follows.

@@ -41,9 +41,13 @@ pub(crate) struct Spec {
     pub ready_timeout: Duration,
     /// Give the child a pseudo-terminal instead of pipes.
     pub tty: bool,
-    /// A restart starts the new instance first and stops the old one once the new one is
-    /// ready (for a router in front; off until one exists).
+    /// A restart starts the new instance first (on [`Spec::alt`]'s port) and stops the old
+    /// one once the new one is ready (a web process behind the router).
     pub overlap: bool,
+    /// Its second port, and the environment and command that use it.
+    pub alt: Option<Arc<AltPort>>,
+    /// Behind the router: which app and instance of its route table it is.
+    pub route: Option<RouteRef>,
     /// How much of the host environment it gets besides `env` (see [`crate::env::host`]).
     pub host: crate::env::host::Host,
     /// The runtime the app declares (`python27`), for the crash hint (`None`: none).
@@ -51,6 +55,27 @@ pub(crate) struct Spec {
     /// When the declared runtime is not installed and another one runs the app: that
     /// warning and what to install, repeated when the process crashes.
     pub runtime_fallback: Option<String>,
+}
+
+/// A web instance's second port: its replacement listens there during an overlap restart while
+/// the old process still holds `$PORT`, then the next replacement on `$PORT` again.
+#[derive(Debug, Clone)]
+pub(crate) struct AltPort {
+    pub port: u16,
+    /// [`Spec::env`] with the second port (`PORT`, `VCAP_APP_PORT`, `VCAP_APPLICATION`, …).
+    pub env: Vec<(String, String)>,
+    /// [`Spec::command`] with the second port.
+    pub command: String,
+}
+
+/// Where a web instance sits in the router's table.
+#[derive(Debug, Clone)]
+pub(crate) struct RouteRef {
+    /// The app's place in the table.
+    pub app: usize,
+    pub index: u32,
+    /// `VCAP_APPLICATION.instance_id` (the affinity cookie's value).
+    pub instance_id: String,
 }
 
 /// The signal that stops `command`'s process group: SIGTERM, except for a command that runs

@@ -154,6 +154,11 @@ impl Core {
         let failed =
             self.jobs[job].exited(generation, code, now, &self.rules, world, &mut self.acts);
         self.fail(failed, now);
+        if self.jobs[job].fallback && !self.stopping() {
+            // A failed overlap restart: once more, the old instance stopped first.
+            self.restarts.request(&[job], Vec::new(), now);
+            self.jobs[job].request_restart(now, &mut self.acts);
+        }
         self.settle(now, world);
     }
 
@@ -229,7 +234,7 @@ impl Core {
             waiting
                 .iter()
                 .map(|&j| &self.jobs[j])
-                .filter(|j| !j.cfg.overlap)
+                .filter(|j| !j.overlaps())
         };
         if !blocking().all(Job::down) {
             // Their exits bring us back here.

@@ -189,7 +189,8 @@ fn a_spawn_failure_stops_the_run() {
         acts,
         [Action::Spawn {
             job: 0,
-            generation: 1
+            generation: 1,
+            slot: 0
         }]
     );
     core.spawned(0, 1, Err("No such file".into()), now, &world);

@@ -116,6 +116,8 @@ impl Crons {
                 ready_timeout: Duration::from_secs(1),
                 tty: false,
                 overlap: false,
+                alt: None,
+                route: None,
                 host: job.host,
                 declared_runtime: None,
                 runtime_fallback: None,

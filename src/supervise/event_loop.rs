@@ -41,6 +41,8 @@ pub(super) struct Loop {
     adopt_step: Duration,
     /// Services whose end no pidfd reports: checked at this deadline.
     service_check_at: Option<tokio::time::Instant>,
+    /// Publishes the routed instances to the router (none without a router).
+    routing: Option<super::routing::Routing>,
     /// The file watcher, dropped once the run stops: the kernel's teardown of its inotify
     /// instance (milliseconds) then overlaps the processes' stopping instead of delaying our
     /// exit.
@@ -82,7 +84,8 @@ impl Loop {
                     port: s.port,
                     ready_timeout: s.ready_timeout,
                     grace: opts.grace,
-                    overlap: s.overlap,
+                    overlap: s.overlap && s.alt.is_some(),
+                    alt_port: s.alt.as_ref().map(|a| a.port),
                 };
                 (cfg, g)
             })
@@ -94,6 +97,16 @@ impl Loop {
             policy: health::Policy::PLATFORM,
         };
         let debounce = opts.watch.as_ref().map_or(Duration::ZERO, |w| w.debounce);
+        let routing = opts.routes.clone().map(|tx| {
+            // A round with apps gets a table of its own (apps may have changed); a round
+            // without (a reload that failed) keeps the last one: requests wait for its apps.
+            if !plan.routes.is_empty() {
+                tx.send_replace(Arc::new(crate::router::table::RouteTable::new(
+                    plan.routes.clone(),
+                )));
+            }
+            super::routing::Routing::new(tx, specs.len())
+        });
         let core = Core::new(jobs, plan.deps.clone(), rules, debounce, Instant::now());
         let lp = Loop {
             core,
@@ -109,6 +122,7 @@ impl Loop {
             adopt_at: None,
             adopt_step: ADOPT_FIRST,
             service_check_at: None,
+            routing,
             watching: None,
         };
         (lp, rx)
@@ -132,6 +146,7 @@ impl Loop {
         self.core.start(Instant::now(), &Tails(&self.tails));
         loop {
             self.carry_out();
+            self.sync_down();
             if self.core.stopping() {
                 self.watching = None;
             }
@@ -202,10 +217,16 @@ impl Loop {
 
     fn act(&mut self, a: Action) {
         match a {
-            Action::Spawn { job, generation } => self.spawn(job, generation),
+            Action::Spawn {
+                job,
+                generation,
+                slot,
+            } => self.spawn(job, generation, slot),
             Action::Stop { job, pid } => {
-                let sig = child::stop_signal(&self.specs[job].command);
-                let _ = killpg(Pid::from_raw(pid), sig);
+                if self.drained(job, pid) {
+                    let sig = child::stop_signal(&self.specs[job].command);
+                    let _ = killpg(Pid::from_raw(pid), sig);
+                }
             }
             Action::Kill { pid, .. } => {
                 let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
@@ -245,14 +266,70 @@ impl Loop {
         }
     }
 
-    fn spawn(&mut self, job: usize, generation: u64) {
+    /// Whether process group `pid` of `job` may get its stop signal now: not routed, the
+    /// run is ending (requests in flight end with it), or it answers no request; otherwise
+    /// the router stops sending it requests and [`Event::Drained`] comes when it is done.
+    fn drained(&self, job: usize, pid: i32) -> bool {
+        let Some(routing) = &self.routing else {
+            return true;
+        };
+        if self.core.stopping() {
+            return true;
+        }
+        let j = &self.core.jobs[job];
+        let Some(generation) = j
+            .current
+            .iter()
+            .chain(j.old.iter())
+            .find(|i| i.pid == Some(pid))
+            .map(|i| i.generation)
+        else {
+            return true;
+        };
+        routing.drain(
+            job,
+            generation,
+            pid,
+            &self.specs[job],
+            self.opts.grace,
+            &self.tx,
+        )
+    }
+
+    /// Tell the router which apps are down (crashed too often, waiting for a change).
+    fn sync_down(&mut self) {
+        let Some(routing) = self.routing.as_mut() else {
+            return;
+        };
+        for (j, job) in self.core.jobs.iter().enumerate() {
+            let down = job.state() == super::job::State::Flapping;
+            routing.set_down(j, &self.specs[j], down);
+        }
+    }
+
+    fn spawn(&mut self, job: usize, generation: u64, slot: u8) {
         if let Ok(mut t) = self.tails[job].lock() {
             t.hook_failure = None;
         }
-        let spec = &self.specs[job];
+        // The replacement of an overlap restart: the second port, and what names it.
+        let alt;
+        let spec = match (slot, &self.specs[job].alt) {
+            (1, Some(a)) => {
+                let mut s = self.specs[job].clone();
+                s.env.clone_from(&a.env);
+                s.command.clone_from(&a.command);
+                s.port = Some(a.port);
+                alt = s;
+                &alt
+            }
+            _ => &self.specs[job],
+        };
         let result = match child::spawn(spec, &self.out, &self.prefixes[job], &self.tails[job]) {
             Ok(running) => {
                 let pid = running.pid;
+                if let (Some(routing), Some(port)) = (self.routing.as_mut(), spec.port) {
+                    routing.starting(job, generation, spec, port, &self.tails[job]);
+                }
                 let tx = self.tx.clone();
                 tokio::spawn(async move {
                     let code = running.finished().await;
@@ -286,6 +363,9 @@ impl Loop {
                 // Whatever the process left in its group goes too.
                 let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
                 crate::process::forget_group(pid);
+                if let Some(routing) = self.routing.as_mut() {
+                    routing.gone(job, generation, &self.specs[job]);
+                }
                 self.core
                     .exited(job, generation, code, now, &Tails(&self.tails));
             }
@@ -296,6 +376,31 @@ impl Loop {
             } => {
                 self.core
                     .probed(job, generation, answered, now, &Tails(&self.tails));
+                if answered
+                    && let Some(routing) = &self.routing
+                    && self.core.jobs[job]
+                        .current
+                        .as_ref()
+                        .is_some_and(|i| i.generation == generation && i.ready)
+                {
+                    routing.ready(&self.specs[job], generation);
+                }
+            }
+            Event::Drained {
+                job,
+                generation,
+                pid,
+            } => {
+                // Still the same process (it may have ended meanwhile)?
+                let j = &self.core.jobs[job];
+                if j.current
+                    .iter()
+                    .chain(j.old.iter())
+                    .any(|i| i.generation == generation && i.pid == Some(pid))
+                {
+                    let sig = child::stop_signal(&self.specs[job].command);
+                    let _ = killpg(Pid::from_raw(pid), sig);
+                }
             }
             Event::Signal(Signal::SIGCHLD) => {
                 if !self.core.stopping() {

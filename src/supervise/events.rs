@@ -15,6 +15,13 @@ pub(super) enum Event {
         pid: i32,
         code: i32,
     },
+    /// Instance `generation` of `job` (process group `pid`), behind the router, finished the
+    /// requests it was answering: its stop signal may go.
+    Drained {
+        job: usize,
+        generation: u64,
+        pid: i32,
+    },
     /// A connection attempt to a job's port ended.
     Probed {
         job: usize,

@@ -11,6 +11,8 @@ use super::action::{Action, Level};
 #[derive(Debug, Clone)]
 pub(super) struct Inst {
     pub generation: u64,
+    /// Which of the job's two ports it listens on (see [`super::action::Config::alt_port`]).
+    pub slot: u8,
     /// `None` until the spawn is confirmed.
     pub pid: Option<i32>,
     pub started: Instant,
@@ -32,9 +34,10 @@ pub(super) struct Signalled {
 }
 
 impl Inst {
-    pub(super) fn new(generation: u64, now: Instant) -> Inst {
+    pub(super) fn new(generation: u64, slot: u8, now: Instant) -> Inst {
         Inst {
             generation,
+            slot,
             pid: None,
             started: now,
             ready: false,
@@ -82,10 +85,11 @@ impl Inst {
         &mut self,
         job: usize,
         name: &str,
-        port: u16,
+        port: Option<u16>,
         now: Instant,
         acts: &mut Vec<Action>,
     ) {
+        let port = port.unwrap_or_default();
         if let Some(at) = self.probe_at
             && at <= now
         {

@@ -48,6 +48,9 @@ pub(super) struct Job {
     pub last_start: Instant,
     /// The run is stopping: nothing starts again.
     ending: bool,
+    /// An overlap restart failed because the new instance exited before it was ready while
+    /// the old one ran: the next start comes after the old one stopped (once).
+    pub fallback: bool,
 }
 
 impl Job {
@@ -64,7 +67,13 @@ impl Job {
             history: Vec::new(),
             last_start: now,
             ending: false,
+            fallback: false,
         }
+    }
+
+    /// Whether its next restart starts the new instance beside the old one.
+    pub(super) fn overlaps(&self) -> bool {
+        self.cfg.overlap && !self.fallback
     }
 
     pub(super) fn state(&self) -> State {
@@ -111,16 +120,28 @@ impl Job {
         self.held = false;
         self.backoff_until = None;
         self.flapping = false;
-        if let Some(cur) = self.current.take() {
-            // Overlap: the old one keeps serving until the new one is ready.
-            self.old = Some(cur);
-        }
+        self.fallback = false;
+        // Overlap: the old one keeps serving (on one port) until the new one (on the other)
+        // is ready. Otherwise the first port.
+        let slot = match self.current.take() {
+            Some(cur) => {
+                let slot = if self.cfg.alt_port.is_some() {
+                    1 - cur.slot.min(1)
+                } else {
+                    cur.slot
+                };
+                self.old = Some(cur);
+                slot
+            }
+            None => 0,
+        };
         self.generation += 1;
         self.last_start = now;
-        self.current = Some(Inst::new(self.generation, now));
+        self.current = Some(Inst::new(self.generation, slot, now));
         acts.push(Action::Spawn {
             job: self.idx,
             generation: self.generation,
+            slot,
         });
     }
 
@@ -141,7 +162,7 @@ impl Job {
                 cur.pid = Some(pid);
                 cur.started = now;
                 self.last_start = now;
-                match self.cfg.probe {
+                match self.cfg.probe_port(cur.slot) {
                     // Without a port check it is up while it runs (spec §4.1).
                     None => self.became_ready(now, acts),
                     Some(port) => acts.push(Action::Probe {
@@ -167,7 +188,7 @@ impl Job {
         };
         cur.ready = true;
         cur.probe_at = None;
-        if let Some(port) = self.cfg.probe {
+        if let Some(port) = self.cfg.probe_port(cur.slot) {
             acts.push(Action::Say(
                 Level::Phase,
                 format!(
@@ -213,7 +234,7 @@ impl Job {
             let msg = format!(
                 "{} did not accept connections on port {} within {} s; the platform's health check would fail the same way (listen on 0.0.0.0:$PORT or 127.0.0.1:$PORT). Last lines:\n    {}{}",
                 self.cfg.name,
-                self.cfg.probe.unwrap_or_default(),
+                self.cfg.probe_port(cur.slot).unwrap_or_default(),
                 self.cfg.ready_timeout.as_secs(),
                 world.tail(self.idx),
                 world.hint(self.idx)
@@ -228,8 +249,8 @@ impl Job {
     /// Deadlines that passed by `now`: probes, kills at the end of a grace period, backoffs.
     pub(super) fn tick(&mut self, now: Instant, acts: &mut Vec<Action>) {
         let (idx, name) = (self.idx, self.cfg.name.as_str());
-        let port = self.cfg.probe.unwrap_or_default();
         for inst in self.current.iter_mut().chain(self.old.iter_mut()) {
+            let port = self.cfg.probe_port(inst.slot);
             inst.tick(idx, name, port, now, acts);
         }
         if let Some(at) = self.backoff_until
@@ -280,7 +301,7 @@ impl Job {
         self.history.clear();
         self.backoff_until = None;
         self.flapping = false;
-        if !self.cfg.overlap {
+        if !self.overlaps() {
             self.stop(now, false, acts);
         }
     }
@@ -312,7 +333,10 @@ impl Job {
         let name = self.cfg.name.clone();
         let ran = now.saturating_duration_since(cur.started);
         if let Some(old) = replaced {
-            // Overlap: the replacement died before it was ready; the old one keeps serving.
+            // Overlap: the replacement died before it was ready while the old one served.
+            // Perhaps the app cannot run twice at once (a lock file, a fixed port): the core
+            // tries once more with the old one stopped first. If that fails too, it is the
+            // app, and its crash is judged as any other.
             self.current = Some(old);
             health::record(
                 &mut self.history,
@@ -322,9 +346,10 @@ impl Job {
                     ready: false,
                 },
             );
+            self.fallback = true;
             acts.push(Action::Say(
                 Level::Error,
-                format!("{name}: the new instance exited with status {code} before it was ready; the old one keeps running"),
+                format!("{name}: the new instance exited with status {code} before it was ready, while the old one ran; starting it again after stopping the old one (an app that cannot run twice at once, with a lock file or a fixed port, skips this attempt with `run --stop-first APP`)"),
             ));
             return None;
         }

@@ -35,6 +35,7 @@ mod requests;
 mod restart;
 #[cfg(test)]
 mod restart_tests;
+mod routing;
 #[cfg(test)]
 mod sim;
 mod sources;
@@ -78,6 +79,8 @@ pub(crate) struct Plan {
     /// Compare the checkouts with the copies in the background once started (the run
     /// started on the last staged copy without looking), then sync and restart what changed.
     pub verify: bool,
+    /// The apps behind the router, in the order of [`child::RouteRef::app`].
+    pub routes: Vec<crate::router::table::AppSpec>,
 }
 
 #[derive(Clone)]
@@ -101,6 +104,8 @@ pub(crate) struct Options {
     /// The run's stop requests (Ctrl-C, SIGTERM, SIGHUP): each one is an event of the loop,
     /// exactly once, also one that came before the loop listened.
     pub stop: crate::interrupt::Stop,
+    /// The router's table, kept up to date with the routed instances (none: no router).
+    pub routes: Option<tokio::sync::watch::Sender<Arc<crate::router::table::RouteTable>>>,
 }
 
 /// Starts a service again by name; returns its new pid and stop signal.

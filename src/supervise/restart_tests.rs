@@ -129,21 +129,54 @@ fn an_overlap_restart_stops_the_old_instance_once_the_new_one_is_ready() {
 }
 
 #[test]
-fn a_replacement_that_dies_before_it_is_ready_leaves_the_old_one_serving() {
+fn a_replacement_that_dies_before_it_is_ready_is_tried_again_after_the_old_one_stopped() {
     let mut c = cfg("web.0", Some(5000));
     c.overlap = true;
+    c.alt_port = Some(5001);
     let mut sim = Sim::new(vec![(c, 0)], vec![], true);
     sim.listening.insert((0, 1));
     sim.next();
     sim.core.restart(None, Vec::new(), sim.now, &sim.world);
     sim.pump();
     sim.next();
+    assert!(sim.log.iter().any(|a| matches!(
+        a,
+        Action::Spawn {
+            generation: 2,
+            slot: 1,
+            ..
+        }
+    )));
     let new = sim.running(0)[1].0;
     sim.exit(new, 1);
     sim.pump();
     assert!(sim.said("the new instance exited with status 1 before it was ready"));
-    assert_eq!(sim.running(0).iter().map(|r| r.1).collect::<Vec<_>>(), [1]);
+    assert!(sim.said("--stop-first"));
+    // The old one is stopped (it exits at its stop signal in the simulation), then the third
+    // instance starts alone, on the first port.
+    for _ in 0..50 {
+        if sim.spawns(0) == 3 {
+            break;
+        }
+        sim.next();
+    }
+    assert_eq!(sim.running(0).iter().map(|r| r.1).collect::<Vec<_>>(), [3]);
+    assert!(sim.log.iter().any(|a| matches!(
+        a,
+        Action::Spawn {
+            generation: 3,
+            slot: 0,
+            ..
+        }
+    )));
+    sim.listening.insert((0, 3));
+    sim.next();
     assert!(sim.core.jobs[0].ready());
+    // The next restart overlaps again, on the second port.
+    sim.core.restart(None, Vec::new(), sim.now, &sim.world);
+    sim.pump();
+    sim.next();
+    assert_eq!(sim.running(0).len(), 2, "old and new side by side");
 }
 
 #[test]

@@ -57,6 +57,7 @@ pub(super) fn cfg(name: &str, probe: Option<u16>) -> Config {
         ready_timeout: Duration::from_secs(60),
         grace: Duration::from_secs(10),
         overlap: false,
+        alt_port: None,
     }
 }
 
@@ -97,7 +98,9 @@ impl Sim {
             for a in acts {
                 self.log.push(a.clone());
                 match a {
-                    Action::Spawn { job, generation } => {
+                    Action::Spawn {
+                        job, generation, ..
+                    } => {
                         self.next_pid += 1;
                         self.alive.insert(self.next_pid, (job, generation));
                         let pid = Ok(self.next_pid);

@@ -1,0 +1,179 @@
+//! The apps of a round behind the router: the route table's apps (host names, how long a
+//! request waits, the access log's prefix), each routed web instance's place in it, and its
+//! second port, with the environment and command that name it, for overlap restarts.
+
+use crate::plan::Plan;
+use crate::router::table::AppSpec;
+use crate::supervise::{self, child::AltPort};
+
+/// Variables that are exactly the instance's port.
+const PORT_VARS: &[&str] = &["PORT", "VCAP_APP_PORT"];
+/// Variables holding a command line that names the port (`--http-socket 127.0.0.1:PORT`,
+/// `--port PORT`).
+const COMMAND_VARS: &[&str] = &["STACKATO_UWSGI", "PROCESSES_WEB"];
+
+/// `env` and `command` of an instance on port `old`, moved to port `new`: the port variables,
+/// `VCAP_APPLICATION`'s `port`/`lxcport`, and the port in the default commands (a whole
+/// number after `:`, `=` or a space). `None` when `old == new`.
+pub(crate) fn alt_port(
+    env: &[(String, String)],
+    command: &str,
+    old: u16,
+    new: u16,
+) -> Option<AltPort> {
+    if old == new {
+        return None;
+    }
+    let (o, n) = (old.to_string(), new.to_string());
+    let env = env
+        .iter()
+        .map(|(k, v)| {
+            let v = if PORT_VARS.contains(&k.as_str()) && *v == o {
+                n.clone()
+            } else if k == "VCAP_APPLICATION" {
+                vcap_port(v, old, new)
+            } else if COMMAND_VARS.contains(&k.as_str()) {
+                replace_port(v, &o, &n)
+            } else {
+                v.clone()
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    Some(AltPort {
+        port: new,
+        env,
+        command: replace_port(command, &o, &n),
+    })
+}
+
+/// `VCAP_APPLICATION` with its `port` and `lxcport` moved (unchanged if it is not JSON).
+fn vcap_port(v: &str, old: u16, new: u16) -> String {
+    let Ok(mut json) = serde_json::from_str::<serde_json::Value>(v) else {
+        return v.to_string();
+    };
+    if let Some(o) = json.as_object_mut() {
+        for k in ["port", "lxcport"] {
+            if o.get(k).and_then(serde_json::Value::as_u64) == Some(u64::from(old)) {
+                o.insert(k.into(), new.into());
+            }
+        }
+    }
+    json.to_string()
+}
+
+/// `text` with each whole number `old` that follows `:`, `=` or a space replaced by `new`.
+fn replace_port(text: &str, old: &str, new: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(old) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + old.len()..].chars().next();
+        let whole = matches!(before, Some(':' | '=' | ' ' | '\t'))
+            && !after.is_some_and(|c| c.is_ascii_digit());
+        out.push_str(&rest[..at]);
+        out.push_str(if whole { new } else { old });
+        rest = &rest[at + old.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Give the routed web instances of `sp` (built from `plan`) their app's place in the route
+/// table, which it fills; overlap restarts for them unless `stop_first` names their app (or
+/// they have no second port). `domain`: of the default URLs.
+pub(crate) fn finish(
+    sp: &mut supervise::Plan,
+    plan: &Plan<'_>,
+    domain: &str,
+    router: bool,
+    stop_first: &[String],
+) {
+    sp.routes.clear();
+    for (g, a) in plan.apps.iter().enumerate() {
+        let Some(specs) = sp.groups.get_mut(g) else {
+            continue;
+        };
+        if !router || !specs.iter().any(|s| s.route.is_some()) {
+            for s in specs.iter_mut() {
+                s.route = None;
+            }
+            continue;
+        }
+        let app = a.app;
+        let place = sp.routes.len();
+        let urls = crate::platform::env::uris(app, domain);
+        sp.routes.push(AppSpec {
+            name: app.name.value.clone(),
+            hosts: crate::platform::routes::hosts(&urls),
+            timeout: std::time::Duration::from_secs(
+                app.timeout.as_ref().map_or(60, |t| u64::from(t.value)),
+            ),
+            log_name: if plan.multi {
+                format!("{}:router", app.name.value)
+            } else {
+                "router".to_string()
+            },
+        });
+        let overlap = !stop_first.contains(&app.name.value);
+        for s in specs.iter_mut() {
+            if let Some(r) = s.route.as_mut() {
+                r.app = place;
+                s.overlap = overlap && s.alt.is_some();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_second_port_replaces_the_first_where_it_names_the_port() {
+        let env: Vec<(String, String)> = [
+            ("PORT", "41234"),
+            ("VCAP_APP_PORT", "41234"),
+            (
+                "VCAP_APPLICATION",
+                r#"{"name":"a","port":41234,"lxcport":41234,"uris":["a.localhost:9000"]}"#,
+            ),
+            (
+                "STACKATO_UWSGI",
+                "/v/bin/uwsgi --http-socket 127.0.0.1:41234 --buffer-size=412340 --x 141234",
+            ),
+            ("PROCESSES_WEB", "plackup --port 41234 --app x"),
+            ("DATABASE_URL", "postgres://u:p@127.0.0.1:41234/db"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let alt = alt_port(&env, "php -S 127.0.0.1:41234 -t x", 41234, 50001).expect("moved");
+        let get = |k: &str| {
+            alt.env
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(alt.port, 50001);
+        assert_eq!(get("PORT"), Some("50001"));
+        assert_eq!(get("VCAP_APP_PORT"), Some("50001"));
+        let vcap: serde_json::Value =
+            serde_json::from_str(get("VCAP_APPLICATION").expect("set")).expect("json");
+        assert_eq!(vcap["port"], 50001);
+        assert_eq!(vcap["lxcport"], 50001);
+        assert_eq!(vcap["uris"][0], "a.localhost:9000");
+        assert_eq!(
+            get("STACKATO_UWSGI"),
+            Some("/v/bin/uwsgi --http-socket 127.0.0.1:50001 --buffer-size=412340 --x 141234")
+        );
+        assert_eq!(get("PROCESSES_WEB"), Some("plackup --port 50001 --app x"));
+        // Not the instance's port: a service's, even when equal.
+        assert_eq!(
+            get("DATABASE_URL"),
+            Some("postgres://u:p@127.0.0.1:41234/db")
+        );
+        assert_eq!(alt.command, "php -S 127.0.0.1:50001 -t x");
+        assert!(alt_port(&env, "x", 41234, 41234).is_none());
+    }
+}
