@@ -37,6 +37,8 @@ class H(BaseHTTPRequestHandler):
             body = json.dumps({'who': NAME, 'instance': idx, 'version': VERSION, 'path': self.path,
                                'headers': {k.lower(): v for k, v in self.headers.items()}}).encode()
         self.send_response(200)
+        if self.path == '/login':
+            self.send_header('Set-Cookie', 'JSESSIONID=s%d; Path=/; HttpOnly' % idx)
         self.send_header('Content-Type', 'application/json')
         self.send_header('Content-Length', str(len(body)))
         self.end_headers()
@@ -103,6 +105,25 @@ fn request(port: u16, host: &str, path: &str) -> Result<(u16, String, String), S
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("bad status line: {head:?}"))?;
     Ok((status, head.to_string(), body.to_string()))
+}
+
+/// [`request`] with a `Cookie` header.
+fn get_with_cookie(port: u16, host: &str, path: &str, cookie: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(SHORT)).expect("timeout");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).expect("write");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an answer");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .expect("status");
+    (status, head.to_string(), body.to_string())
 }
 
 #[track_caller]
@@ -172,7 +193,7 @@ fn a_multi_app_project_routes_by_host_name() {
     let (status, head, body) = get(port, "elsewhere.example.org", "/");
     assert_eq!(status, 404, "{head}\n{body}");
     assert!(
-        body.contains("Requested route ('elsewhere.example.org') does not exist."),
+        body.contains("Requested route (&#39;elsewhere.example.org&#39;) does not exist."),
         "{body}"
     );
     // The app sees the headers the platform's router set.
@@ -378,4 +399,134 @@ fn a_busy_router_port_is_refused_with_the_way_out() {
         .stderr_has(&format!("the router cannot listen on 127.0.0.1:{port}"))
         .stderr_has("--port")
         .stderr_lacks("services:");
+}
+
+/// An app that prints a marker and exits at once.
+const CRASHER: &str =
+    "import sys\nprint('BOOM <b>marker</b> before listening', flush=True)\nsys.exit(1)\n";
+
+#[test]
+fn an_app_that_cannot_start_gets_a_503_page_with_its_last_lines() {
+    let p = Project::new(&[
+        ("stackato.yml", &manifest("broken", "timeout: 30\n")),
+        ("app.py", CRASHER),
+    ]);
+    let mut s = p.run(&[]);
+    let port = router_port(&mut s);
+    // Asked while it starts: the request waits, and gets the page once the app is declared
+    // down (it crashed before ever listening), well before its 30 s timeout.
+    let (status, head, body) = get(port, "broken.localhost", "/");
+    assert_eq!(status, 503, "{head}\n{body}\n{}", s.dump());
+    assert!(
+        head.to_lowercase()
+            .contains("x-stackato-local-router-error: no_instance"),
+        "{head}"
+    );
+    assert!(body.contains("broken"), "names the app: {body}");
+    assert!(
+        body.contains("BOOM &lt;b&gt;marker&lt;/b&gt; before listening"),
+        "its last lines, escaped: {body}"
+    );
+    s.interrupt(SHORT);
+}
+
+#[test]
+fn bound_beyond_loopback_it_warns_and_error_pages_show_no_output() {
+    let p = Project::new(&[
+        ("stackato.yml", &manifest("broken", "timeout: 30\n")),
+        ("app.py", CRASHER),
+    ]);
+    let mut s = p.run(&["--bind", "0.0.0.0"]);
+    s.wait_for(Stream::Err, "warning: --bind 0.0.0.0", SHORT);
+    let needle = "broken: http://broken.localhost:";
+    s.wait_for(Stream::Err, needle, SHORT);
+    let err = s.stderr();
+    let at = err.find(needle).expect("found") + needle.len();
+    let port: u16 = err[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .expect("port");
+    let (status, _, body) = get(port, "broken.localhost", "/");
+    assert_eq!(status, 503, "{body}");
+    assert!(!body.contains("BOOM"), "no output beyond loopback: {body}");
+    s.interrupt(SHORT);
+}
+
+#[test]
+fn a_session_cookie_pins_the_client_to_its_instance() {
+    let p = Project::new(&[
+        ("stackato.yml", &manifest("web", "instances: 2\n")),
+        ("app.py", APP),
+    ]);
+    let mut s = p.run(&["--no-watch"]);
+    let port = router_port(&mut s);
+    s.ready("web.0", SHORT);
+    s.ready("web.1", SHORT);
+    let (status, head, body) = get(port, "web.localhost", "/login");
+    assert_eq!(status, 200, "{body}");
+    let pinned = json(&body)["instance"].clone();
+    let affinity = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.trim())
+        .find(|v| v.starts_with("STACKATO_SESSION_AFFINITY="))
+        .unwrap_or_else(|| panic!("no affinity cookie in {head}"));
+    assert!(affinity.contains("Path=/"), "{affinity}");
+    let pair = affinity.split(';').next().expect("name=value");
+    let session = format!("JSESSIONID=s{pinned}; {pair}");
+    for i in 0..10 {
+        let (status, _, body) = get_with_cookie(port, "web.localhost", "/", &session);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            json(&body)["instance"],
+            pinned,
+            "request {i} left its instance"
+        );
+    }
+    s.interrupt(SHORT);
+}
+
+/// [`APP`] that holds a lock file in its directory and exits when another copy holds it.
+fn locking_app() -> String {
+    format!(
+        "import fcntl, sys\nlock = open('app.lock', 'w')\ntry:\n    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n    print('another copy holds app.lock', flush=True)\n    sys.exit(2)\n{APP}"
+    )
+}
+
+#[test]
+fn an_app_that_cannot_run_twice_is_restarted_stop_first_and_says_how_to_skip_the_attempt() {
+    let p = Project::new(&[
+        ("stackato.yml", &manifest("locky", "")),
+        ("app.py", &locking_app()),
+        ("version.txt", "v1\n"),
+    ]);
+    let mut s = p.run(&[]);
+    let port = router_port(&mut s);
+    s.ready("web.0", SHORT);
+    p.edit("version.txt", "v2\n");
+    s.wait_for(Stream::Err, "--stop-first", SHORT);
+    s.ready_nth("web.0", 2, SHORT);
+    let (status, _, body) = get(port, "locky.localhost", "/");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["version"], "v2", "{}", s.dump());
+    s.assert_out_has("another copy holds app.lock");
+    s.interrupt(SHORT);
+
+    // With --stop-first, no attempt beside the old one.
+    let mut s = p.run(&["--stop-first", "locky"]);
+    let port = router_port(&mut s);
+    s.ready("web.0", SHORT);
+    p.edit("version.txt", "v3\n");
+    s.ready_nth("web.0", 2, SHORT);
+    let (status, _, body) = get(port, "locky.localhost", "/");
+    assert_eq!((status, json(&body)["version"].clone()), (200, "v3".into()));
+    assert!(
+        !s.stdout().contains("another copy holds app.lock"),
+        "{}",
+        s.dump()
+    );
+    s.interrupt(SHORT);
 }

@@ -110,20 +110,38 @@ impl Running {
         drop(self.router);
     }
 
-    /// Say where each app answers.
+    /// Say where each app answers; a host name two apps share goes to the first (said).
     pub(crate) fn announce(&self, out: &Output, apps: &[AppSpec]) {
+        let mut claimed: Vec<(&str, &str)> = Vec::new();
         for (i, a) in apps.iter().enumerate() {
-            let url = a
-                .hosts
-                .first()
-                .map(|h| format!("http://{h}:{}/", self.port));
-            let Some(url) = url else { continue };
+            let mut own = Vec::new();
+            for h in &a.hosts {
+                match claimed.iter().find(|(c, _)| c == h) {
+                    Some((_, first)) => out.note(&format!(
+                        "note: {h} is a URL of {} and of {first}: it goes to {first}",
+                        a.name
+                    )),
+                    None => {
+                        claimed.push((h.as_str(), a.name.as_str()));
+                        own.push(h.as_str());
+                    }
+                }
+            }
             let also = if i == 0 && self.loopback {
                 format!(" (and http://127.0.0.1:{}/)", self.port)
             } else {
                 String::new()
             };
-            out.phase(&format!("{}: {url}{also}", a.name));
+            match own.first() {
+                Some(h) => out.phase(&format!("{}: http://{h}:{}/{also}", a.name, self.port)),
+                None if i == 0 => {
+                    out.phase(&format!("{}: http://127.0.0.1:{}/", a.name, self.port));
+                }
+                None => out.note(&format!(
+                    "note: {} has no URL of its own behind the router",
+                    a.name
+                )),
+            }
         }
     }
 }

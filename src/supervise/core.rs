@@ -217,7 +217,7 @@ impl Core {
     }
 
     /// Start the held jobs again once the changes are quiet, the old processes are gone and
-    /// their ports free (a job with overlap does not wait for its old process).
+    /// their ports free (a job with overlap waits only until one of its two ports is free).
     fn release(&mut self, now: Instant, world: &dyn World) {
         let Some(due) = self.restarts.due() else {
             return;
@@ -230,16 +230,16 @@ impl Core {
             return;
         }
         let waiting = self.restarts.waiting().to_vec();
+        if !waiting.iter().all(|&j| self.jobs[j].can_start()) {
+            // Their exits bring us back here.
+            return;
+        }
         let blocking = || {
             waiting
                 .iter()
                 .map(|&j| &self.jobs[j])
                 .filter(|j| !j.overlaps())
         };
-        if !blocking().all(Job::down) {
-            // Their exits bring us back here.
-            return;
-        }
         // The old process must have let go of its port (no EADDRINUSE for the new one).
         let taken: Vec<String> = blocking()
             .filter_map(|j| j.cfg.port.filter(|p| !world.port_free(*p)).map(|p| (j, p)))

@@ -41,6 +41,9 @@ pub(crate) fn hint(
         if let Some(h) = perl(line).or_else(|| ruby(line)).or_else(|| node(line)) {
             return Some(h);
         }
+        if unresolved_localhost(line, &lines[i.saturating_sub(8)..i]) {
+            return Some(LOCALHOST.to_string());
+        }
     }
     None
 }
@@ -157,9 +160,48 @@ fn node(line: &str) -> Option<String> {
     ))
 }
 
+/// What to do when an app calls another by its router name.
+const LOCALHOST: &str = "help: `<app>.localhost` names resolve in browsers and curl, not through the C library an app's code uses: call the other app at http://127.0.0.1:<router port>/ with a `Host: <app>.localhost` header (the router's URLs are in each app's VCAP_APPLICATION.uris)";
+
+/// Whether `line` is a failed name lookup of a `*.localhost` name (the name on that line or
+/// on one of the lines just `before` it, as Python's tracebacks put it).
+fn unresolved_localhost(line: &str, before: &[String]) -> bool {
+    const FAILED: &[&str] = &[
+        "name or service not known",
+        "temporary failure in name resolution",
+        "no address associated with hostname",
+        "getaddrinfo enotfound",
+        "could not resolve host",
+        "nodename nor servname",
+    ];
+    let l = line.to_ascii_lowercase();
+    FAILED.iter().any(|f| l.contains(f))
+        && std::iter::once(line)
+            .chain(before.iter().map(String::as_str))
+            .any(|x| x.to_ascii_lowercase().contains(".localhost"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calling_another_app_by_its_router_name() {
+        for tail in [
+            "Error: getaddrinfo ENOTFOUND blog.localhost",
+            "requests.exceptions.ConnectionError: HTTPConnectionPool(host='blog.localhost', port=4100): Max retries exceeded (Caused by NewConnectionError('[Errno -2] Name or service not known'))",
+            "  File \"app.py\", line 3, in <module>\n    urlopen('http://blog.localhost:4100/')\nurllib.error.URLError: <urlopen error [Errno -2] Name or service not known>",
+            "curl: (6) Could not resolve host: api.localhost",
+        ] {
+            let got = h(tail).unwrap_or_default();
+            assert!(got.contains("Host: <app>.localhost"), "{tail}: {got}");
+        }
+        assert_eq!(
+            h("socket.gaierror: [Errno -2] Name or service not known"),
+            None
+        );
+        assert_eq!(h("connecting to db.localhost:5432 refused"), None);
+    }
 
     fn lines(text: &str) -> Vec<String> {
         text.lines().map(String::from).collect()

@@ -76,6 +76,21 @@ impl Job {
         self.cfg.overlap && !self.fallback
     }
 
+    /// Whether a held restart may start its new instance now: without overlap once no
+    /// process of it runs; with overlap once at most one runs and is not stopping (so one of
+    /// its two ports is free).
+    pub(super) fn can_start(&self) -> bool {
+        if !self.overlaps() {
+            return self.down();
+        }
+        let mut alive = self.current.iter().chain(self.old.iter());
+        match (alive.next(), alive.next()) {
+            (None, _) => true,
+            (Some(one), None) => one.stop.is_none(),
+            (Some(_), Some(_)) => false,
+        }
+    }
+
     pub(super) fn state(&self) -> State {
         match &self.current {
             Some(i) if i.stop.is_some() => State::Stopping,
@@ -122,18 +137,22 @@ impl Job {
         self.flapping = false;
         self.fallback = false;
         // Overlap: the old one keeps serving (on one port) until the new one (on the other)
-        // is ready. Otherwise the first port.
+        // is ready. The new one never takes the port of one still running (an old one still
+        // draining when its replacement crashed); otherwise the first port.
+        let flip = |slot: u8| {
+            if self.cfg.alt_port.is_some() {
+                1 - slot.min(1)
+            } else {
+                slot
+            }
+        };
         let slot = match self.current.take() {
             Some(cur) => {
-                let slot = if self.cfg.alt_port.is_some() {
-                    1 - cur.slot.min(1)
-                } else {
-                    cur.slot
-                };
+                let slot = flip(cur.slot);
                 self.old = Some(cur);
                 slot
             }
-            None => 0,
+            None => self.old.as_ref().map_or(0, |o| flip(o.slot)),
         };
         self.generation += 1;
         self.last_start = now;
@@ -303,6 +322,12 @@ impl Job {
         self.flapping = false;
         if !self.overlaps() {
             self.stop(now, false, acts);
+        } else if let Some(cur) = self.current.as_mut()
+            && !cur.ready
+        {
+            // An instance not ready yet (a replacement still starting, a first boot) serves
+            // nobody: it is superseded at once. A ready one serves until the next one is.
+            cur.stop(self.idx, now + self.cfg.grace, false, acts);
         }
     }
 

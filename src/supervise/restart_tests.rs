@@ -202,3 +202,50 @@ fn a_change_while_the_restarted_process_starts_restarts_it_again() {
     }
     assert_eq!(sim.spawns(0), 3);
 }
+
+#[test]
+fn a_replacement_that_crashes_while_the_old_one_drains_never_takes_its_port() {
+    let mut c = cfg("web.0", Some(5000));
+    c.overlap = true;
+    c.alt_port = Some(5001);
+    let mut sim = Sim::new(vec![(c, 0)], vec![], true);
+    // The old one takes its time to stop (it ignores its stop signal until killed).
+    sim.ignores_term.insert(0);
+    sim.listening.insert((0, 1));
+    sim.next();
+    sim.core.restart(None, Vec::new(), sim.now, &sim.world);
+    sim.pump();
+    sim.next();
+    sim.listening.insert((0, 2));
+    sim.next();
+    assert_eq!(sim.running(0).len(), 2, "the old one still stops");
+    // The replacement (second port) crashes: its restart must not take the first port,
+    // which the old one still holds.
+    let new = sim
+        .running(0)
+        .into_iter()
+        .find(|r| r.1 == 2)
+        .expect("the replacement")
+        .0;
+    sim.exit(new, 1);
+    sim.pump();
+    for _ in 0..20 {
+        if sim.spawns(0) == 3 {
+            break;
+        }
+        sim.next();
+    }
+    let third = sim.log.iter().find_map(|a| match a {
+        Action::Spawn {
+            generation: 3,
+            slot,
+            ..
+        } => Some(*slot),
+        _ => None,
+    });
+    assert!(
+        sim.running(0).iter().any(|r| r.1 == 1),
+        "the old one still runs when the third starts"
+    );
+    assert_eq!(third, Some(1), "{:?}", sim.log);
+}

@@ -131,9 +131,8 @@ impl Routing {
         let Some(stats) = self.stats.get(&(job, generation)).cloned() else {
             return true;
         };
-        // The router checks this flag after counting a request in: either it sees the flag
-        // and picks another instance, or this sees its count (both sequentially consistent).
-        stats.draining.store(true, Ordering::SeqCst);
+        // The router counts a request in, then checks it against the newest table: either it
+        // sees this update and picks another instance, or the count below sees the request.
         self.publish(RouteEvent::Draining {
             app: r.app,
             index: r.index,
