@@ -69,6 +69,10 @@ pub(crate) fn wants_upgrade(map: &HeaderMap) -> bool {
 /// hyper sends trailers only when it is declared. With `upgrade`, `Upgrade` is kept and
 /// `Connection: upgrade` set.
 pub(crate) fn strip_hop_by_hop(map: &mut HeaderMap, upgrade: bool, request: bool) {
+    if !upgrade && !map.keys().any(is_hop_by_hop) {
+        // The usual case: nothing to remove (a look at each name instead of a lookup each).
+        return;
+    }
     let named: Vec<HeaderName> = map
         .get_all(header::CONNECTION)
         .iter()
@@ -102,6 +106,18 @@ pub(crate) fn strip_hop_by_hop(map: &mut HeaderMap, upgrade: bool, request: bool
     if te_trailers {
         map.insert(header::TE, HeaderValue::from_static("trailers"));
     }
+}
+
+/// Whether `name` is one of the hop-by-hop headers [`strip_hop_by_hop`] acts on.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TE
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == header::PROXY_AUTHORIZATION
+        || name == header::PROXY_AUTHENTICATE
+        || name == "keep-alive"
+        || name == "proxy-connection"
 }
 
 /// Add what the platform's router added: `X-Forwarded-For` (the peer appended), and when
