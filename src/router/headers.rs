@@ -128,8 +128,11 @@ pub(crate) fn add_forwarded(
     peer: &HeaderValue,
     original_host: Option<&HeaderValue>,
 ) {
-    const XFF: &str = "x-forwarded-for";
-    let existing: Vec<&[u8]> = map.get_all(XFF).iter().map(|v| v.as_bytes()).collect();
+    static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+    static XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    static XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
+    static XRS: HeaderName = HeaderName::from_static("x-request-start");
+    let existing: Vec<&[u8]> = map.get_all(&XFF).iter().map(|v| v.as_bytes()).collect();
     let xff = if existing.is_empty() {
         peer.clone()
     } else {
@@ -138,21 +141,21 @@ pub(crate) fn add_forwarded(
         joined.extend_from_slice(peer.as_bytes());
         HeaderValue::from_bytes(&joined).unwrap_or_else(|_| peer.clone())
     };
-    map.insert(XFF, xff);
-    if !map.contains_key("x-forwarded-proto") {
-        map.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    map.insert(XFF.clone(), xff);
+    if !map.contains_key(&XFP) {
+        map.insert(XFP.clone(), HeaderValue::from_static("http"));
     }
-    if !map.contains_key("x-forwarded-host")
+    if !map.contains_key(&XFH)
         && let Some(h) = original_host
     {
-        map.insert("x-forwarded-host", h.clone());
+        map.insert(XFH.clone(), h.clone());
     }
-    if !map.contains_key("x-request-start") {
+    if !map.contains_key(&XRS) {
         let ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        map.insert("x-request-start", HeaderValue::from(ms));
+        map.insert(XRS.clone(), HeaderValue::from(ms));
     }
 }
 

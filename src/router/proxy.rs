@@ -428,7 +428,7 @@ fn no_reuse_unless_stopping(
     }
 }
 
-/// Whether a failure before any response byte looks like a pooled connection the app had just
+/// Whether a failure before any response byte looks like a kept-alive connection the app had just
 /// closed (ROUTER-DESIGN §5.2): worth one more try for an idempotent request without a body.
 fn keepalive_race(e: &hyper::Error) -> bool {
     if e.is_incomplete_message() || e.is_canceled() {
