@@ -1,6 +1,8 @@
 //! Header rules of the router: the request's host, hop-by-hop headers (removed both ways), the
 //! forwarded headers the platform's router added, and the session-affinity cookie.
 
+use std::borrow::Cow;
+
 use hyper::Uri;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -10,18 +12,16 @@ pub(crate) const AFFINITY: &str = "STACKATO_SESSION_AFFINITY";
 const STICKY: [&str; 3] = ["JSESSIONID", "SESSIONID", "PHPSESSID"];
 
 /// The request's authority as written: the absolute-form target's (RFC 9112 §3.2.2) else the
-/// `Host` header. `None` without either; the raw bytes when they are not text.
-pub(crate) fn raw_host(uri: &Uri, headers: &HeaderMap) -> Option<String> {
+/// `Host` header. `None` without either.
+pub(crate) fn raw_host(uri: &Uri, headers: &HeaderMap) -> Option<HeaderValue> {
     if let Some(a) = uri.authority() {
-        return Some(a.as_str().to_owned());
+        return HeaderValue::from_str(a.as_str()).ok();
     }
-    headers
-        .get(header::HOST)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    headers.get(header::HOST).cloned()
 }
 
 /// Lower case, without `:port` and a trailing dot: `Blog.LocalHost.:8080` → `blog.localhost`.
-pub(crate) fn normalize_host(raw: &str) -> String {
+pub(crate) fn normalize_host(raw: &str) -> Cow<'_, str> {
     let h = if raw.starts_with('[') {
         match raw.find(']') {
             Some(end) => &raw[..=end],
@@ -33,7 +33,12 @@ pub(crate) fn normalize_host(raw: &str) -> String {
             _ => raw,
         }
     };
-    h.strip_suffix('.').unwrap_or(h).to_ascii_lowercase()
+    let h = h.strip_suffix('.').unwrap_or(h);
+    if h.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(h.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(h)
+    }
 }
 
 /// Whether a normalised host is an IP address (`192.0.2.7`, `[2001:db8::1]`).
@@ -64,6 +69,10 @@ pub(crate) fn wants_upgrade(map: &HeaderMap) -> bool {
 /// hyper sends trailers only when it is declared. With `upgrade`, `Upgrade` is kept and
 /// `Connection: upgrade` set.
 pub(crate) fn strip_hop_by_hop(map: &mut HeaderMap, upgrade: bool, request: bool) {
+    if !upgrade && !map.keys().any(is_hop_by_hop) {
+        // The usual case: nothing to remove (a look at each name instead of a lookup each).
+        return;
+    }
     let named: Vec<HeaderName> = map
         .get_all(header::CONNECTION)
         .iter()
@@ -99,12 +108,31 @@ pub(crate) fn strip_hop_by_hop(map: &mut HeaderMap, upgrade: bool, request: bool
     }
 }
 
+/// Whether `name` is one of the hop-by-hop headers [`strip_hop_by_hop`] acts on.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TE
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == header::PROXY_AUTHORIZATION
+        || name == header::PROXY_AUTHENTICATE
+        || name == "keep-alive"
+        || name == "proxy-connection"
+}
+
 /// Add what the platform's router added: `X-Forwarded-For` (the peer appended), and when
 /// absent `X-Forwarded-Proto: http`, `X-Forwarded-Host` (the original host, with its port) and
 /// `X-Request-Start` (milliseconds since the epoch).
-pub(crate) fn add_forwarded(map: &mut HeaderMap, peer: &HeaderValue, original_host: Option<&str>) {
-    const XFF: &str = "x-forwarded-for";
-    let existing: Vec<&[u8]> = map.get_all(XFF).iter().map(|v| v.as_bytes()).collect();
+pub(crate) fn add_forwarded(
+    map: &mut HeaderMap,
+    peer: &HeaderValue,
+    original_host: Option<&HeaderValue>,
+) {
+    static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+    static XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    static XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
+    static XRS: HeaderName = HeaderName::from_static("x-request-start");
+    let existing: Vec<&[u8]> = map.get_all(&XFF).iter().map(|v| v.as_bytes()).collect();
     let xff = if existing.is_empty() {
         peer.clone()
     } else {
@@ -113,22 +141,21 @@ pub(crate) fn add_forwarded(map: &mut HeaderMap, peer: &HeaderValue, original_ho
         joined.extend_from_slice(peer.as_bytes());
         HeaderValue::from_bytes(&joined).unwrap_or_else(|_| peer.clone())
     };
-    map.insert(XFF, xff);
-    if !map.contains_key("x-forwarded-proto") {
-        map.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    map.insert(XFF.clone(), xff);
+    if !map.contains_key(&XFP) {
+        map.insert(XFP.clone(), HeaderValue::from_static("http"));
     }
-    if !map.contains_key("x-forwarded-host")
+    if !map.contains_key(&XFH)
         && let Some(h) = original_host
-        && let Ok(v) = HeaderValue::from_str(h)
     {
-        map.insert("x-forwarded-host", v);
+        map.insert(XFH.clone(), h.clone());
     }
-    if !map.contains_key("x-request-start") {
+    if !map.contains_key(&XRS) {
         let ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        map.insert("x-request-start", HeaderValue::from(ms));
+        map.insert(XRS.clone(), HeaderValue::from(ms));
     }
 }
 
@@ -255,7 +282,8 @@ mod tests {
         m.append("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
         m.append("x-forwarded-for", HeaderValue::from_static("5.6.7.8"));
         m.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        add_forwarded(&mut m, &peer, Some("a.localhost:8080"));
+        let host = HeaderValue::from_static("a.localhost:8080");
+        add_forwarded(&mut m, &peer, Some(&host));
         assert_eq!(m["x-forwarded-for"], "1.2.3.4, 5.6.7.8, 127.0.0.1");
         assert_eq!(m["x-forwarded-proto"], "https");
         assert_eq!(m["x-forwarded-host"], "a.localhost:8080");

@@ -16,6 +16,10 @@ use crate::output::{Output, Prefix};
 
 /// Lines waiting for the printer at most; more are dropped (and counted).
 const QUEUE: usize = 8192;
+/// Lines the printer takes at once at most.
+const BATCH: usize = 1024;
+/// How long the printer lets lines gather after a write that did not take all it could.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 /// Paths longer than this (in characters) are cut.
 const MAX_PATH: usize = 200;
 
@@ -122,7 +126,11 @@ async fn printer(
     let mut batch = Vec::new();
     let mut buf = Vec::new();
     reserve(&out, &routes.borrow_and_update());
-    while rx.recv_many(&mut batch, 256).await > 0 {
+    loop {
+        let n = rx.recv_many(&mut batch, BATCH).await;
+        if n == 0 {
+            break;
+        }
         if routes.has_changed().unwrap_or(false) {
             reserve(&out, &routes.borrow_and_update());
             prefixes.clear();
@@ -141,6 +149,11 @@ async fn printer(
             out.format_line(&prefix, text.as_bytes(), &mut buf);
         }
         out.write(&buf);
+        if n < BATCH {
+            // Let lines gather: a wake-up and a write per request would cost the router's
+            // thread more than the request itself.
+            tokio::time::sleep(GATHER).await;
+        }
     }
 }
 

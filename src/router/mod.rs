@@ -22,6 +22,7 @@ mod tests;
 mod tests_more;
 #[cfg(test)]
 mod tests_red15;
+mod upstream;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -31,9 +32,7 @@ use std::time::Duration;
 use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
@@ -71,9 +70,10 @@ impl Drop for Router {
     }
 }
 
-/// Start the router on its own OS thread ("router") with a 2-worker multi-thread runtime. It
-/// serves until the handle is dropped; `routes` may change at any time (a whole new table when
-/// the run reloads its manifest). Access-log lines go through a channel to one printer task.
+/// Start the router on its own OS thread ("router") with a single-threaded runtime. It serves
+/// until the handle is dropped; `routes` may change at any time (a whole new table when the run
+/// reloads its manifest). Access-log lines go through a channel to one printer task, which runs
+/// on a thread of its own ("router-log").
 pub(crate) fn start(
     cfg: Config,
     routes: watch::Receiver<Arc<RouteTable>>,
@@ -98,25 +98,7 @@ pub(crate) fn start(
     } else {
         (None, None)
     };
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(1)));
-    let client = Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(1))
-        .pool_max_idle_per_host(64)
-        .set_host(false)
-        .http1_max_headers(200)
-        .build(connector.clone());
-    // For instances that close kept-alive connections without saying so: no idle pool.
-    let fresh = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(0)
-        .set_host(false)
-        .http1_max_headers(200)
-        .build(connector);
     let ctx = Arc::new(Ctx {
-        client,
-        fresh,
         routes,
         show_tails: cfg.show_tails,
         log,
@@ -131,9 +113,10 @@ pub(crate) fn start(
     let thread = std::thread::Builder::new()
         .name("router".into())
         .spawn(move || {
-            let setup = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("router-worker")
+            // One thread: a request's tasks (client connection, instance connection) wake each
+            // other without crossing threads, which cost a third of the router's CPU time with
+            // two workers; the router needs less than a core at the load a laptop sees.
+            let setup = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .and_then(|rt| {
@@ -156,15 +139,28 @@ pub(crate) fn start(
                     return;
                 }
             };
-            rt.block_on(async move {
-                let printer = printer.map(tokio::spawn);
-                serve(listeners, ctx, stop_rx).await;
-                if let Some(p) = printer {
-                    // Ends once every request's log sender is gone.
-                    let _ = tokio::time::timeout(Duration::from_millis(200), p).await;
-                }
+            // The printer writes to the terminal, which may block: its own thread and runtime.
+            let printed = printer.and_then(|p| {
+                let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<()>(1);
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .ok()?;
+                std::thread::Builder::new()
+                    .name("router-log".into())
+                    .spawn(move || {
+                        rt.block_on(p);
+                        let _ = done_tx.send(());
+                    })
+                    .ok()?;
+                Some(done_rx)
             });
+            rt.block_on(serve(listeners, ctx, stop_rx));
             rt.shutdown_timeout(Duration::from_millis(100));
+            // The printer ends once every request's log sender is gone.
+            if let Some(done) = printed {
+                let _ = done.recv_timeout(Duration::from_millis(200));
+            }
         })?;
     match ready_rx.recv() {
         Ok(Ok(())) => {}
@@ -243,6 +239,7 @@ async fn connection(
         peer: HeaderValue::from_str(&peer_ip.to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("127.0.0.1")),
         local_port,
+        kept: Arc::default(),
     });
     let svc = service_fn(move |req| {
         let ctx = ctx.clone();

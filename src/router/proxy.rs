@@ -7,11 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use hyper::body::{Body as _, Incoming};
+use hyper::client::conn::TrySendError;
 use hyper::header::{self, HeaderValue};
-use hyper::http::uri::{PathAndQuery, Scheme};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
@@ -20,12 +18,10 @@ use super::headers;
 use super::log::{LogTx, Pending};
 use super::page::{Why, page};
 use super::table::{Instance, InstanceStats, RouteTable};
+use super::upstream::{self, Kept, Mode, Watch};
 
 /// What every request of the router shares.
 pub(crate) struct Ctx {
-    pub client: Client<HttpConnector, Reclaim>,
-    /// The same without an idle pool, for instances marked [`Instance::no_reuse`].
-    pub fresh: Client<HttpConnector, Reclaim>,
     pub routes: watch::Receiver<Arc<RouteTable>>,
     pub show_tails: bool,
     pub log: Option<LogTx>,
@@ -53,6 +49,8 @@ pub(crate) struct Conn {
     pub peer: HeaderValue,
     /// The port the client connected to (for the `Host` of a request without one).
     pub local_port: u16,
+    /// The connection to the instance it used last.
+    pub kept: Arc<Kept>,
 }
 
 /// What the access log needs of a request.
@@ -150,9 +148,10 @@ pub(crate) async fn handle(
         );
     }
     let raw = headers::raw_host(req.uri(), req.headers());
-    let host = raw.as_deref().map(headers::normalize_host);
+    let raw_text = raw.as_ref().map(|v| String::from_utf8_lossy(v.as_bytes()));
+    let host = raw_text.as_deref().map(headers::normalize_host);
     let Some(mut app) = ctx.app_for(&table, host.as_deref()) else {
-        return unknown_route(&r, &table, raw.as_deref());
+        return unknown_route(&r, &table, raw_text.as_deref());
     };
     let deadline = tokio::time::Instant::from_std(r.start) + table.apps[app].spec.timeout;
     let upgrade = headers::wants_upgrade(req.headers());
@@ -176,13 +175,15 @@ pub(crate) async fn handle(
     }
     headers::strip_hop_by_hop(&mut parts.headers, upgrade, true);
     parts.headers.remove(header::EXPECT);
-    headers::add_forwarded(&mut parts.headers, &conn.peer, raw.as_deref());
-    let pq = parts
-        .uri
-        .path_and_query()
-        .filter(|pq| pq.as_str().starts_with('/'))
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    headers::add_forwarded(&mut parts.headers, &conn.peer, raw.as_ref());
+    // Origin form (`/path?query`) as the instance gets it; `*` and the like become `/`.
+    let target = match parts.uri.path_and_query() {
+        Some(pq) if parts.uri.authority().is_none() && pq.as_str().starts_with('/') => {
+            parts.uri.clone()
+        }
+        Some(pq) if pq.as_str().starts_with('/') => Uri::from(pq.clone()),
+        _ => Uri::from_static("/"),
+    };
 
     let empty = body.is_end_stream();
     let slot: Option<Slot> = (!empty).then(|| Arc::new(Mutex::new(Some(body))));
@@ -210,7 +211,7 @@ pub(crate) async fn handle(
                 table = routes.borrow_and_update().clone();
                 match ctx.app_for(&table, host.as_deref()) {
                     Some(a) => app = a,
-                    None => return unknown_route(&r, &table, raw.as_deref()),
+                    None => return unknown_route(&r, &table, raw_text.as_deref()),
                 }
                 continue;
             }
@@ -241,10 +242,27 @@ pub(crate) async fn handle(
             table = routes.borrow_and_update().clone();
             match ctx.app_for(&table, host.as_deref()) {
                 Some(a) => app = a,
-                None => return unknown_route(&r, &table, raw.as_deref()),
+                None => return unknown_route(&r, &table, raw_text.as_deref()),
             }
             continue;
         }
+        let mode = if upgrade {
+            Mode::Upgrade
+        } else if inst.no_reuse() {
+            Mode::Fresh
+        } else {
+            Mode::Kept
+        };
+        let w = Watch {
+            kept: &conn.kept,
+            routes: &routes,
+            app,
+        };
+        let Ok(mut lease) = upstream::lease(&inst, mode, &w).await else {
+            // Refused (or no answer to the connect): skip it until the table changes.
+            inst.mark_suspect(table.version);
+            continue;
+        };
         let body = match &slot {
             None => Reclaim::new(None, None),
             Some(s) => match s.lock().ok().and_then(|mut b| b.take()) {
@@ -262,28 +280,43 @@ pub(crate) async fn handle(
                 }
             },
         };
+        // Only a request that may be sent again after a failure needs its head kept.
+        let again = empty && idempotent && !retried;
         let mut up = Request::new(body);
         *up.method_mut() = parts.method.clone();
         *up.version_mut() = Version::HTTP_11;
-        *up.headers_mut() = parts.headers.clone();
-        let mut uri = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(inst.authority.clone())
-            .path_and_query(pq.clone())
-            .build()
-            .unwrap_or_default();
-        std::mem::swap(up.uri_mut(), &mut uri);
-        let client = if inst.no_reuse() {
-            &ctx.fresh
+        *up.uri_mut() = target.clone();
+        *up.headers_mut() = if again {
+            parts.headers.clone()
         } else {
-            &ctx.client
+            std::mem::take(&mut parts.headers)
         };
-        match client.request(up).await {
-            Ok(resp) => break (inst, flight, resp),
-            Err(e) if e.is_connect() => {
-                inst.mark_suspect(table.version);
+        let mut sent = lease.tx.try_send_request(up).await;
+        if let Err(e) = &mut sent
+            && let Some(mut unsent) = e.take_message()
+        {
+            // The kept connection closed before the request went out: a new one.
+            match upstream::connect(&inst, mode, &w).await {
+                Ok(l) => {
+                    lease = l;
+                    sent = lease.tx.try_send_request(unsent).await;
+                }
+                Err(_) => {
+                    parts.headers = std::mem::take(unsent.headers_mut());
+                    drop(unsent); // its body goes back to the slot
+                    inst.mark_suspect(table.version);
+                    continue;
+                }
             }
-            Err(e) if keepalive_race(&e) && (!retried && empty && idempotent) => {
+        }
+        match sent.map_err(TrySendError::into_error) {
+            Ok(resp) => {
+                if mode == Mode::Kept {
+                    conn.kept.put(lease, &inst);
+                }
+                break (inst, flight, resp);
+            }
+            Err(e) if keepalive_race(&e) && again => {
                 // The retry and every later request of this instance use a fresh connection.
                 no_reuse_unless_stopping(&routes, app, &inst);
                 retried = true;
@@ -395,16 +428,14 @@ fn no_reuse_unless_stopping(
     }
 }
 
-/// Whether a failure before any response byte looks like a pooled connection the app had just
+/// Whether a failure before any response byte looks like a kept-alive connection the app had just
 /// closed (ROUTER-DESIGN §5.2): worth one more try for an idempotent request without a body.
-fn keepalive_race(e: &hyper_util::client::legacy::Error) -> bool {
+fn keepalive_race(e: &hyper::Error) -> bool {
+    if e.is_incomplete_message() || e.is_canceled() {
+        return true;
+    }
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
-        if let Some(h) = s.downcast_ref::<hyper::Error>()
-            && (h.is_incomplete_message() || h.is_canceled())
-        {
-            return true;
-        }
         if let Some(io) = s.downcast_ref::<std::io::Error>()
             && matches!(
                 io.kind(),
@@ -421,7 +452,7 @@ fn keepalive_race(e: &hyper_util::client::legacy::Error) -> bool {
 }
 
 /// The innermost cause of a client error, for the 502 page.
-fn cause(e: &hyper_util::client::legacy::Error) -> String {
+fn cause(e: &hyper::Error) -> String {
     let mut last = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {

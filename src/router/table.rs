@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hyper::http::uri::Authority;
-
 /// An instance's last output lines (for the error pages).
 pub(crate) type TailFn = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
@@ -80,8 +78,6 @@ pub(crate) struct Instance {
     pub index: u32,
     pub generation: u64,
     pub port: u16,
-    /// `127.0.0.1:PORT`, the upstream authority.
-    pub authority: Authority,
     pub label: Arc<str>,
     pub instance_id: Arc<str>,
     pub stats: Arc<InstanceStats>,
@@ -186,9 +182,6 @@ impl RouteTable {
                 let Some(a) = self.apps.get_mut(app) else {
                     return;
                 };
-                let Ok(authority) = Authority::try_from(format!("127.0.0.1:{port}")) else {
-                    return;
-                };
                 a.down = None;
                 a.endpoints
                     .retain(|e| !(e.inst.index == index && e.inst.generation == generation));
@@ -201,7 +194,6 @@ impl RouteTable {
                         index,
                         generation,
                         port,
-                        authority,
                         label: Arc::from(label.as_str()),
                         instance_id: Arc::from(instance_id.as_str()),
                         stats,
