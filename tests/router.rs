@@ -133,6 +133,20 @@ fn get(port: u16, host: &str, path: &str) -> (u16, String, String) {
     request(port, host, path).unwrap_or_else(|e| panic!("GET {path} (Host {host}): {e}"))
 }
 
+/// Ask `web.localhost` through the router until it answers `version` (within [`SHORT`]).
+#[track_caller]
+fn wait_for_version(s: &Session, port: u16, version: &str) {
+    let t0 = Instant::now();
+    loop {
+        let (_, _, body) = get(port, "web.localhost", "/");
+        if json(&body)["version"] == version {
+            return;
+        }
+        assert!(t0.elapsed() < SHORT, "{version} never served\n{}", s.dump());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"))
 }
@@ -336,15 +350,7 @@ fn an_edit_restarts_the_app_and_no_request_fails() {
     wait_until(SHORT, || done.load(Ordering::SeqCst) > 10, || s.dump());
     for v in ["v2", "v3"] {
         p.edit("version.txt", &format!("{v}\n"));
-        let t0 = Instant::now();
-        loop {
-            let (_, _, body) = get(port, "web.localhost", "/");
-            if json(&body)["version"] == v {
-                break;
-            }
-            assert!(t0.elapsed() < SHORT, "{v} never served\n{}", s.dump());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_version(&s, port, v);
     }
     stop.store(true, Ordering::SeqCst);
     for c in clients {
@@ -573,15 +579,7 @@ fn saving_again_and_again_while_the_app_boots_is_never_taken_for_a_restart_loop(
         p.edit("version.txt", &format!("v{i}\n"));
         std::thread::sleep(Duration::from_millis(800));
     }
-    let t0 = Instant::now();
-    loop {
-        let (_, _, body) = get(port, "web.localhost", "/");
-        if json(&body)["version"] == "v4" {
-            break;
-        }
-        assert!(t0.elapsed() < SHORT, "v4 never served\n{}", s.dump());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_version(&s, port, "v4");
     assert!(!s.stderr().contains("restart loop"), "{}", s.dump());
     s.interrupt(SHORT);
 }

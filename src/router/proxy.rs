@@ -195,32 +195,24 @@ pub(crate) async fn handle(
 
     let (inst, flight, mut resp) = loop {
         let Some(pick) = table.pick(app, pin.as_deref()) else {
-            if let Some(why) = &table.apps[app].down {
-                let what = format!("{} is not running: {why}", table.apps[app].spec.name);
-                let inst = table.latest(app);
-                return r.page(
-                    &table,
-                    Some(app),
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Why::NoInstance,
-                    inst.as_deref(),
-                    &what,
-                );
-            }
-            if let Ok(Ok(())) = tokio::time::timeout_at(deadline, routes.changed()).await {
+            let spec = &table.apps[app].spec;
+            let what = if let Some(why) = &table.apps[app].down {
+                format!("{} is not running: {why}", spec.name)
+            } else if let Ok(Ok(())) = tokio::time::timeout_at(deadline, routes.changed()).await {
                 table = routes.borrow_and_update().clone();
                 match ctx.app_for(&table, host.as_deref()) {
                     Some(a) => app = a,
                     None => return unknown_route(&r, &table, raw_text.as_deref()),
                 }
                 continue;
-            }
-            let spec = &table.apps[app].spec;
-            let what = format!(
-                "No instance of {} was ready to take the request within {:.1} s (its timeout).",
-                spec.name,
-                spec.timeout.as_secs_f64()
-            );
+            } else {
+                format!(
+                    "No instance of {} was ready to take the request within {:.1} s (its timeout).",
+                    spec.name,
+                    spec.timeout.as_secs_f64()
+                )
+            };
+            // Nothing to send it to: the page, with the newest instance's output.
             let inst = table.latest(app);
             return r.page(
                 &table,
