@@ -119,8 +119,9 @@ pub(crate) fn finish(
         }
         for url in &own.unusable {
             notes.push(format!(
-                "note: {}: the URL `{url}` is not a host name the router can serve (ASCII letters, digits and `-` only); it is left out",
-                app.name.value
+                "note: {}: the URL `{}` is not a host name the router can serve (ASCII letters, digits and `-` only); it is left out",
+                app.name.value,
+                crate::trust::display::escape(url)
             ));
         }
         sp.routes.push(AppSpec {
