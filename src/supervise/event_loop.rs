@@ -232,8 +232,7 @@ impl Loop {
             } => self.spawn(job, generation, slot),
             Action::Stop { job, pid } => {
                 if self.drained(job, pid) {
-                    let sig = child::stop_signal(&self.specs[job].command);
-                    let _ = killpg(Pid::from_raw(pid), sig);
+                    self.stop_group(job, pid);
                 }
             }
             Action::Kill { pid, .. } => {
@@ -313,10 +312,17 @@ impl Loop {
             .chain(j.old.iter())
             .any(|i| i.pid == Some(pid))
         {
-            let sig = child::stop_signal(&self.specs[job].command);
-            let _ = killpg(Pid::from_raw(pid), sig);
+            self.stop_group(job, pid);
             self.core.signal_at(job, pid, Instant::now());
         }
+    }
+
+    /// Send process group `pid` of `job` its stop signal (TERM, INT for a bare uWSGI).
+    fn stop_group(&self, job: usize, pid: i32) {
+        let _ = killpg(
+            Pid::from_raw(pid),
+            child::stop_signal(&self.specs[job].command),
+        );
     }
 
     /// Tell the router which apps are down (crashed too often, waiting for a change).
