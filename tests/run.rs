@@ -1043,6 +1043,8 @@ fn when_watching_a_flapping_web_waits_for_a_change_then_tries_again() {
         "web.0 stays down until a file changes (or `stackato-local restart`)",
         Duration::from_secs(60),
     );
+    // stdout and stderr are two pipes: the third run's line may reach us after the verdict.
+    s.wait_line("web.0", "crash run v1", 3, SHORT);
     assert_eq!(s.lines_of("web.0"), ["crash run v1"; 3], "{}", s.dump());
     p.edit("version.txt", "v2\n");
     // A fresh start: its history starts over (1 s, 2 s, then the verdict again).
