@@ -79,6 +79,33 @@ fn replace_port(text: &str, old: &str, new: &str) -> String {
     out
 }
 
+/// Whether `command` (run with `env`) serves HTTP with uWSGI's `--http-socket`, which answers
+/// HTTP/1.1 without `Connection: close` and then closes the connection (its
+/// `--http-keepalive`, and `--http11-socket`, keep it open). `$STACKATO_UWSGI` and
+/// `$PROCESSES_WEB` are looked through.
+fn closes_kept_connections(command: &str, env: &[(String, String)]) -> bool {
+    let mut text = command.to_string();
+    let mut seen = Vec::new();
+    // Twice: `$PROCESSES_WEB` may itself name `$STACKATO_UWSGI`.
+    for var in COMMAND_VARS.iter().chain(COMMAND_VARS) {
+        let named = text.contains(&format!("${var}")) || text.contains(&format!("${{{var}}}"));
+        if named && !seen.contains(var) {
+            seen.push(var);
+            if let Some((_, v)) = env.iter().find(|(k, _)| k == var) {
+                text.push(' ');
+                text.push_str(v);
+            }
+        }
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let has = |opt: &str| {
+        words
+            .iter()
+            .any(|w| *w == opt || w.strip_prefix(opt).is_some_and(|r| r.starts_with('=')))
+    };
+    text.contains("uwsgi") && has("--http-socket") && !has("--http-keepalive")
+}
+
 /// Give the routed web instances of `sp` (built from `plan`, of `manifest`) their app's place
 /// in the route table, which it fills; overlap restarts for them unless `stop_first` names
 /// their app (or they have no second port). `domain`: of the default URLs. Returns notes
@@ -135,6 +162,9 @@ pub(crate) fn finish(
             } else {
                 "router".to_string()
             },
+            fresh_connections: specs
+                .iter()
+                .any(|s| s.route.is_some() && closes_kept_connections(&s.command, &s.env)),
         });
         let overlap = !stop_first.contains(&app.name.value);
         for s in specs.iter_mut() {
@@ -150,6 +180,35 @@ pub(crate) fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uwsgi_http_socket_is_known_to_close_kept_connections() {
+        let env: Vec<(String, String)> = vec![
+            (
+                "STACKATO_UWSGI".into(),
+                "/v/bin/uwsgi --http-socket 127.0.0.1:5000 --master".into(),
+            ),
+            ("PROCESSES_WEB".into(), "$STACKATO_UWSGI".into()),
+        ];
+        for command in [
+            "$STACKATO_UWSGI",
+            "exec ${STACKATO_UWSGI} --static-map /s=static",
+            "$PROCESSES_WEB",
+            "uwsgi --http-socket=:$PORT --wsgi-file app.py",
+        ] {
+            assert!(closes_kept_connections(command, &env), "{command}");
+        }
+        for command in [
+            "python app.py",
+            "$STACKATO_UWSGI --http-keepalive",
+            "uwsgi --http11-socket :$PORT --wsgi-file app.py",
+            "uwsgi --http :$PORT --wsgi-file app.py",
+            // The variable is set but not used.
+            "gunicorn app:app",
+        ] {
+            assert!(!closes_kept_connections(command, &env), "{command}");
+        }
+    }
 
     #[test]
     fn the_second_port_replaces_the_first_where_it_names_the_port() {

@@ -31,6 +31,10 @@ pub(crate) struct AppSpec {
     pub timeout: Duration,
     /// The prefix of its access-log lines: "router" or "blog:router".
     pub log_name: String,
+    /// Its web is uWSGI's `--http-socket`, which closes kept-alive connections without saying
+    /// so: each request gets a connection of its own from the first one (none is lost to
+    /// learn it, a POST included).
+    pub fresh_connections: bool,
 }
 
 /// A change the supervisor publishes.
@@ -187,7 +191,8 @@ impl RouteTable {
                     .retain(|e| !(e.inst.index == index && e.inst.generation == generation));
                 // The same program closes connections the same way: a restarted or another
                 // instance of an app that did starts without reuse (no request lost to learn it).
-                let no_reuse = a.endpoints.iter().any(|e| e.inst.no_reuse())
+                let no_reuse = a.spec.fresh_connections
+                    || a.endpoints.iter().any(|e| e.inst.no_reuse())
                     || a.last_gone.as_ref().is_some_and(|i| i.no_reuse());
                 a.endpoints.push(Endpoint {
                     inst: Arc::new(Instance {
@@ -369,6 +374,7 @@ mod tests {
             hosts: vec![format!("{name}.localhost")],
             timeout: Duration::from_secs(1),
             log_name: "router".into(),
+            fresh_connections: false,
         }
     }
 

@@ -40,6 +40,7 @@ pub(crate) fn spec(name: &str, timeout: Duration) -> AppSpec {
         hosts: vec![format!("{name}.localhost"), format!("{name}.example.com")],
         timeout,
         log_name: format!("{name}:router"),
+        fresh_connections: false,
     }
 }
 

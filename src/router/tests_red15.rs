@@ -266,3 +266,55 @@ async fn a_request_cut_by_a_restart_does_not_stop_connection_reuse() {
         .collect();
     assert_eq!(marks, [(1, false), (2, false)]);
 }
+
+/// POSTs over keep-alive client connections to uWSGI's `--http-socket` (an app whose spec says
+/// its web closes kept connections): none is lost, the first included (a POST is never sent
+/// twice, so the race must not happen at all).
+async fn posts_to_an_instance_closing_connections(fresh: bool) -> Vec<String> {
+    let mut s = spec("a", PATIENCE);
+    s.fresh_connections = fresh;
+    let f = Arc::new(fixture(vec![s], false, false));
+    let port = closes_a_moment_later().await;
+    f.ready(0, 0, port, "id-a");
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let f = f.clone();
+        tasks.push(tokio::spawn(async move {
+            let client =
+                Client::builder(TokioExecutor::new()).build_http::<http_body_util::Full<Bytes>>();
+            let mut failed = Vec::new();
+            for i in 0..200 {
+                let req = Request::post(f.url("/form"))
+                    .header(header::HOST, "a.localhost")
+                    .body(http_body_util::Full::new(Bytes::from(format!("n={i}"))))
+                    .expect("request");
+                let resp = tokio::time::timeout(PATIENCE, client.request(req))
+                    .await
+                    .expect("in time")
+                    .expect("response");
+                let status = resp.status();
+                let body = resp.into_body().collect().await.expect("body").to_bytes();
+                if status != StatusCode::OK {
+                    failed.push(format!("{status}: {}", String::from_utf8_lossy(&body)));
+                }
+            }
+            failed
+        }));
+    }
+    let mut failed = Vec::new();
+    for t in tasks {
+        failed.extend(t.await.expect("task"));
+    }
+    failed
+}
+
+#[tokio::test]
+async fn no_post_to_uwsgi_http_socket_is_lost_to_a_closed_kept_connection() {
+    let failed = posts_to_an_instance_closing_connections(true).await;
+    assert!(
+        failed.is_empty(),
+        "{} of 800 POSTs failed, the first: {}",
+        failed.len(),
+        failed[0]
+    );
+}
