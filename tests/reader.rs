@@ -1147,3 +1147,29 @@ fn upload_files_of_an_unknown_app_is_a_usage_error() {
         .code(64)
         .stderr_has("no application named \"nope\"");
 }
+
+#[test]
+fn check_warns_at_urls_the_router_cannot_serve_or_an_earlier_app_has() {
+    let d = yml(
+        "applications:\n  - name: front\n    path: front\n    urls: [shop.example.com]\n  - name: back\n    path: back\n    urls:\n      - shop.example.org\n      - \"*.example.net\"\n      - bücher.example.com\n",
+    );
+    std::fs::create_dir_all(d.path().join("front")).unwrap();
+    std::fs::create_dir_all(d.path().join("back")).unwrap();
+    let r = run(d.path(), &["check", "--format", "short"]);
+    r.code(0);
+    let w = r.short_lines("warning");
+    assert_eq!(w.len(), 3, "{}", r.dump());
+    r.diag(
+        "stackato.yml:7:5: warning:",
+        &["shop.localhost", "URL of back", "goes to front"],
+    );
+    r.diag(
+        "stackato.yml:7:5: warning:",
+        &["*.example.net", "cannot serve"],
+    );
+    r.diag(
+        "stackato.yml:7:5: warning:",
+        &["bücher.example.com", "cannot serve"],
+    );
+    run(d.path(), &["check", "--strict"]).code(1);
+}

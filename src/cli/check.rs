@@ -57,6 +57,7 @@ pub(super) fn run(g: &Global, args: &Args) -> i32 {
                     .flat_map(crate::platform::php_ext::missing)
                     .map(|m| Diagnostic::warning(m.message()).at(m.at).hint(m.hint())),
             );
+            warnings.extend(route_warnings(g, &l.manifest));
             print(g, args, &l.sources, &warnings);
             let n = warnings.len();
             let names: Vec<&str> = l
@@ -128,6 +129,40 @@ fn start_warnings(m: &crate::manifest::Manifest) -> Vec<Diagnostic> {
             )
         })
         .collect()
+}
+
+/// A warning at `urls:` for each URL the router cannot serve and each local name an app
+/// before it has (what `run` notes at start).
+fn route_warnings(g: &Global, m: &crate::manifest::Manifest) -> Vec<Diagnostic> {
+    let names =
+        crate::platform::routes::of_manifest(m, &crate::plan::facts(&g.load.target_url).domain);
+    let mut out = Vec::new();
+    for (name, n) in &names {
+        let Some(app) = m.apps.iter().find(|a| a.name.value == *name) else {
+            continue;
+        };
+        let at = app.urls_span.unwrap_or(app.name.span);
+        for url in &n.unusable {
+            out.push(
+                Diagnostic::warning(format!(
+                    "the router cannot serve the URL `{}` of {name}: it is not a host name of ASCII letters, digits and `-`",
+                    crate::trust::display::escape(url)
+                ))
+                .at(at)
+                .hint("`run` leaves it out; write the host name in ASCII (punycode: `xn--…`)"),
+            );
+        }
+        for (host, other) in &n.shared {
+            out.push(
+                Diagnostic::warning(format!(
+                    "{host}, the router's name for a URL of {name}, is {other}'s already ({other} starts first): it goes to {other}"
+                ))
+                .at(at)
+                .hint(format!("{name} still answers at its other names; give it a URL of its own to reach it there")),
+            );
+        }
+    }
+    out
 }
 
 fn print(g: &Global, args: &Args, sources: &Sources, diags: &[Diagnostic]) {

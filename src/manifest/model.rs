@@ -233,6 +233,8 @@ pub struct App {
     pub requirements: Requirements,
     /// `None`: the default URL; `Some([])`: no route.
     pub urls: Option<Vec<String>>,
+    /// Where `urls:` (or a legacy `url:`) is written.
+    pub(crate) urls_span: Option<Span>,
     pub depends_on: Vec<Spanned<String>>,
     pub min_version: MinVersion,
     pub timeout: Option<Spanned<u32>>,
@@ -607,6 +609,7 @@ fn build_app(app: &Node, diags: &mut Vec<Diagnostic>) -> App {
                 .map(|s| s.to_lowercase())
                 .collect()
         }),
+        urls_span: app.get("urls").map(|n| n.span),
         depends_on: list(app.get("depends-on")),
         min_version: MinVersion {
             client: spanned_text(sget("min_version").and_then(|m| m.get("client"))),
