@@ -206,12 +206,15 @@ fn editing_a_source_file_restarts_once_and_the_new_code_answers() {
 #[test]
 fn touching_5000_files_at_once_restarts_once() {
     let p = project(&[
-        ("stackato.yml", &manifest("many", "", "")),
+        ("stackato.yml", &manifest("many", "--stop-delay 1", "")),
         ("assets/keep", ""),
     ]);
     // The default debounce: a burst of many files gets a longer quiet period by itself, so
-    // a pause of the writer (a busy machine) does not split it into two restarts.
-    let mut s = p.run(&[]);
+    // a pause of the writer (a busy machine) does not split it into two restarts. Stop-first,
+    // the old process taking 1 s to stop: the restart cannot go before many files are in
+    // (on a loaded machine the writer once paused after 7 of them, before the burst counted
+    // as one).
+    let mut s = p.run(&["--stop-first", "many"]);
     let port = s.web_ready(1);
     let t0 = Instant::now();
     // Half at the top, half in a subdirectory, then the version: 5,000 files in all.
@@ -744,13 +747,15 @@ fn a_dead_run_sock_does_not_stop_the_control_socket() {
 
 #[test]
 fn a_burst_of_edits_during_a_restart_coalesces_into_at_most_one_more_restart() {
-    // The old process keeps its port 300 ms after SIGTERM; the burst (25 edits 8 ms apart,
+    // The old process keeps its port 2 s after SIGTERM; the burst (25 edits 8 ms apart,
     // under the default 20 ms debounce) begins while it stops. Should the burst outlast it (a
-    // busy machine), the rest makes one more restart — whose old process again takes 300 ms to
-    // stop, longer than what is left of the burst.
+    // busy machine), the rest makes one more restart — whose old process again takes 2 s to
+    // stop, longer than what is left of the burst. (With 0.3 s, a loaded machine stretched
+    // the burst past two stops, and each new process, killed before it set up its handler,
+    // stopped at once.)
     // Stop-first: the coalescing comes from the old process's slow stop, which an overlap
     // restart (the default behind the router) does not wait for.
-    let p = project(&[("stackato.yml", &manifest("burst", "--stop-delay 0.3", ""))]);
+    let p = project(&[("stackato.yml", &manifest("burst", "--stop-delay 2", ""))]);
     let mut s = p.run(&["--stop-first", "burst"]);
     let port = s.web_ready(1);
     p.edit("version.txt", "b0\n");
