@@ -136,7 +136,7 @@ impl Session {
 // HTTP
 // ---------------------------------------------------------------------------------------------
 
-/// `GET /` on 127.0.0.1:`port`: the body. Retries a refused connection for up to 5 s.
+/// `GET /` on 127.0.0.1:`port`: the body. Retries a refused connection (see [`http_exchange`]).
 #[track_caller]
 fn get(port: u16) -> String {
     let (head, body) = http_exchange(port, "/", Duration::from_secs(10));
@@ -821,6 +821,14 @@ fn the_old_process_and_its_port_are_gone_before_the_new_one_starts() {
         assert!(!pids.contains(&pid), "no new process\n{}", s.dump());
         pids.push(pid);
     }
+    assert!(!s.stderr().contains("exited with status"), "{}", s.dump());
+    s.stays(
+        Duration::from_millis(300),
+        &[(Stream::Err, RESTARTING, 5), (Stream::Err, READY, 6)],
+    );
+    // The sixth start's line is on stdout, the `ready at` lines on stderr: two pipes, read
+    // apart. After the end both are read to their end: every line a process printed is there.
+    s.interrupt(SHORT);
     let out = s.text(Stream::Out);
     assert!(
         !out.contains("Address already in use") && !out.contains("FATAL"),
@@ -833,12 +841,6 @@ fn the_old_process_and_its_port_are_gone_before_the_new_one_starts() {
         "{}",
         s.dump()
     );
-    assert!(!s.stderr().contains("exited with status"), "{}", s.dump());
-    s.stays(
-        Duration::from_millis(300),
-        &[(Stream::Err, RESTARTING, 5), (Stream::Err, READY, 6)],
-    );
-    s.interrupt(SHORT);
 }
 
 // ---------------------------------------------------------------------------------------------
