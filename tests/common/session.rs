@@ -1,6 +1,12 @@
 //! A running `stackato-local run`: the real binary as a child, its stdout and stderr read by
 //! threads into buffers the tests wait on (`==>` phase lines on stderr, `name | line` output on
 //! stdout), signals, the exit code, and everything printed for failure messages.
+//!
+//! The two pipes are read by two threads: what the run wrote to one before it wrote the line
+//! a test waited for on the other may be read after that line. So a test waits for what it
+//! expects on the other stream too ([`Session::wait_for`], [`Session::wait_line`],
+//! [`Session::has`] and the `assert_*_has` built on it), or looks once the run has ended
+//! ([`Session::poll_exit`] reads both pipes to their end).
 
 #![allow(dead_code)]
 
