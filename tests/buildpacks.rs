@@ -79,7 +79,9 @@ fn go_project(buildpack: Option<&str>) -> Project {
     Project::new(&refs)
 }
 
-/// Both streams of a session.
+/// Both streams of a session. Look at them once the run ended: then both pipes were read to
+/// their end (while it runs, a line written before the `ready at` the test waited for, on the
+/// other stream, may still be on its way).
 fn all(s: &Session) -> String {
     format!("{}\n{}", s.stdout(), s.stderr())
 }
@@ -124,6 +126,7 @@ fn a_go_app_staged_by_a_local_buildpack_answers_and_the_next_staging_reuses_the_
     let bp_arg = bp.display().to_string();
     let mut s = p.run_env(&["--no-watch", "--buildpack", &bp_arg], &env);
     assert_serves(&mut s);
+    s.interrupt(CTRL_C);
     let out = all(&s);
     assert!(out.contains("Buildpack Go"), "{out}");
     assert!(out.contains("go-local: empty cache"), "{out}");
@@ -132,7 +135,6 @@ fn a_go_app_staged_by_a_local_buildpack_answers_and_the_next_staging_reuses_the_
         !out.contains("Cloning buildpack"),
         "--buildpack replaces the URL: {out}"
     );
-    s.interrupt(CTRL_C);
     // Compile wrote into the staged copy, never into the checkout.
     assert!(!p.app.join("bin").exists(), "compile reached the checkout");
     assert!(
@@ -143,18 +145,18 @@ fn a_go_app_staged_by_a_local_buildpack_answers_and_the_next_staging_reuses_the_
     // Staged again: the cache the first compile wrote is there.
     let mut s = p.run_env(&["--no-watch", "--restage", "--buildpack", &bp_arg], &env);
     assert_serves(&mut s);
+    s.interrupt(CTRL_C);
     let out = all(&s);
     assert!(
         out.contains("go-local: reusing the cache written by an earlier compile"),
         "{out}"
     );
-    s.interrupt(CTRL_C);
 
     // Nothing changed: the staging (and its release) is reused as it is.
     let mut s = p.run_env(&["--no-watch", "--buildpack", &bp_arg], &env);
     assert_serves(&mut s);
-    assert!(!all(&s).contains("go-local: reusing"), "{}", all(&s));
     s.interrupt(CTRL_C);
+    assert!(!all(&s).contains("go-local: reusing"), "{}", all(&s));
 }
 
 fn git(dir: &Path, args: &[&str]) {
@@ -187,8 +189,8 @@ fn a_buildpack_url_is_cloned_once_into_the_users_cache() {
     ];
     let mut s = p.run_env(&["--no-watch"], &env);
     assert_serves(&mut s);
-    assert!(all(&s).contains("Cloning buildpack file://"), "{}", all(&s));
     s.interrupt(CTRL_C);
+    assert!(all(&s).contains("Cloning buildpack file://"), "{}", all(&s));
     let clones: Vec<_> = std::fs::read_dir(Path::new(&cache).join("stackato-local/buildpacks"))
         .unwrap()
         .filter_map(Result::ok)
@@ -200,10 +202,10 @@ fn a_buildpack_url_is_cloned_once_into_the_users_cache() {
     std::fs::remove_dir_all(&repo).unwrap();
     let mut s = p.run_env(&["--no-watch", "--restage"], &env);
     assert_serves(&mut s);
+    s.interrupt(CTRL_C);
     let out = all(&s);
     assert!(out.contains("cloned before"), "{out}");
     assert!(out.contains("go-local: reusing the cache"), "{out}");
-    s.interrupt(CTRL_C);
 }
 
 #[test]
@@ -233,10 +235,10 @@ fn installed_buildpacks_are_tried_in_order_and_the_one_that_detects_the_app_buil
     ];
     let mut s = p.run_env(&["--no-watch"], &env);
     assert_serves(&mut s);
+    s.interrupt(CTRL_C);
     let out = all(&s);
     assert!(out.contains("Go app detected by"), "{out}");
     assert!(out.contains("b-go"), "{out}");
-    s.interrupt(CTRL_C);
 
     // An app no installed buildpack recognises: staged by the built-in installers, saying
     // which buildpacks were tried (its Procfile starts it).
@@ -251,6 +253,7 @@ fn installed_buildpacks_are_tried_in_order_and_the_one_that_detects_the_app_buil
     let mut s = q.run_env(&["--no-watch"], &env);
     let port = s.ready("web.0", BUILD);
     assert_eq!(http_get(port, "/index.txt"), (200, "not go\n".into()));
+    s.interrupt(CTRL_C);
     let out = all(&s);
     assert!(
         out.contains("none of the installed buildpacks")
@@ -259,7 +262,6 @@ fn installed_buildpacks_are_tried_in_order_and_the_one_that_detects_the_app_buil
         "{out}"
     );
     assert!(!out.contains("Default web process"), "{out}");
-    s.interrupt(CTRL_C);
 }
 
 #[test]
@@ -380,12 +382,12 @@ fn an_edit_of_the_source_while_watching_compiles_again_and_exec_and_cron_see_the
     let (code, body) = http_get(port, "/");
     assert_eq!(code, 200, "{body}\n{}", s.dump());
     assert!(body.contains("hello again from go"), "{body}\n{}", s.dump());
+    s.interrupt(CTRL_C);
     assert!(
         all(&s).contains("go-local: reusing the cache written by an earlier compile"),
         "{}",
         all(&s)
     );
-    s.interrupt(CTRL_C);
 }
 
 #[test]

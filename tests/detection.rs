@@ -50,7 +50,9 @@ fn project_of(rel: &str) -> Project {
     Project::new(&refs)
 }
 
-/// Both streams of a session.
+/// Both streams of a session. Look at them once the run ended: then both pipes were read to
+/// their end (while it runs, a line written before the `ready at` the test waited for, on the
+/// other stream, may still be on its way).
 fn all(s: &Session) -> String {
     format!("{}\n{}", s.stdout(), s.stderr())
 }
@@ -107,12 +109,12 @@ fn a_war_without_framework_runs_in_jetty() {
     let (code, body) = http_get(port, "/hello.txt");
     assert_eq!(code, 200, "{body}\n{}", s.dump());
     assert_eq!(body, "hello from the war\n");
+    s.interrupt(CTRL_C);
     assert!(
         all(&s).contains("framework java_web detected (found hello.war)"),
         "{}",
         all(&s)
     );
-    s.interrupt(CTRL_C);
 }
 
 #[test]

@@ -84,15 +84,23 @@ fn exec_leaves_the_services_a_concurrent_run_uses_running() {
         "stackato.yml",
         "name: sharing\nservices:\n  cache: redis\nprocesses:\n  web: python3 -m http.server $PORT --bind 127.0.0.1\n",
     )]);
+    // The command ends once the test says so (never on a timer: the run must be up first,
+    // however long a busy machine takes to start it).
+    let done = p.file("exec-may-end");
+    let script = format!(
+        "echo services-up; while [ ! -e '{}' ]; do sleep 0.1; done",
+        done.display()
+    );
     let mut exec = crate::common::session::Session::start_sub(
         &p.app,
         "exec",
-        &["--", "sh", "-c", "echo services-up; sleep 4"],
+        &["--", "sh", "-c", &script],
         &[],
     );
     exec.wait_for(crate::common::session::Stream::Out, "services-up", SHORT);
     let mut run = p.run(&[]);
     run.ready("web.0", SHORT);
+    std::fs::write(&done, "").expect("tell the exec command to end");
     exec.expect_exit(0, SHORT);
     let said = exec.stderr();
     assert!(

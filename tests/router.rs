@@ -32,6 +32,7 @@ class H(BaseHTTPRequestHandler):
         if self.path == '/ws':
             return self.ws()
         if self.path == '/slow':
+            print('slow request started', flush=True)
             time.sleep(6)
         if self.path == '/pid':
             body = str(os.getpid()).encode()
@@ -531,12 +532,14 @@ fn an_app_that_cannot_run_twice_is_restarted_stop_first_and_says_how_to_skip_the
     s.ready_nth("web.0", 2, SHORT);
     let (status, _, body) = get(port, "locky.localhost", "/");
     assert_eq!((status, json(&body)["version"].clone()), (200, "v3".into()));
+    // Once the run ended, its stdout was read to the end: a line printed by an attempt would
+    // be there (while it runs, it might still be on its way).
+    s.interrupt(SHORT);
     assert!(
         !s.stdout().contains("another copy holds app.lock"),
         "{}",
         s.dump()
     );
-    s.interrupt(SHORT);
 }
 
 #[test]
@@ -551,7 +554,8 @@ fn a_long_request_finishes_on_the_old_instance_across_a_restart() {
     s.ready("web.0", SHORT);
     // Six seconds, longer than any fixed drain bound but within the grace period (10 s).
     let slow = std::thread::spawn(move || request(port, "web.localhost", "/slow"));
-    std::thread::sleep(Duration::from_millis(300));
+    // The old instance has it before the edit.
+    s.wait_line("web.0", "slow request started", 1, SHORT);
     p.edit("version.txt", "v2\n");
     s.ready_nth("web.0", 2, SHORT);
     let (status, _, body) = get(port, "web.localhost", "/");

@@ -7,7 +7,8 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// `GET path` on 127.0.0.1:`port`, reading the answer with `read_timeout`: (head, body).
-/// Retries a refused connection for up to 5 s.
+/// Retries a refused connection for up to [`SHORT`](super::SHORT) (a hang guard: a busy
+/// machine may take seconds to get a process listening).
 #[track_caller]
 pub fn http_exchange(port: u16, path: &str, read_timeout: Duration) -> (String, String) {
     let t0 = Instant::now();
@@ -16,7 +17,7 @@ pub fn http_exchange(port: u16, path: &str, read_timeout: Duration) -> (String, 
             Ok(s) => break s,
             Err(e) => {
                 assert!(
-                    t0.elapsed() < Duration::from_secs(5),
+                    t0.elapsed() < super::SHORT,
                     "cannot connect to port {port}: {e}"
                 );
                 std::thread::sleep(Duration::from_millis(20));

@@ -12,7 +12,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tempfile::TempDir;
@@ -377,7 +376,8 @@ pub fn redis_url(url: &str, args: &[&str]) -> String {
 pub fn memcached(host: &str, port: u16, request: &str) -> String {
     let addr = format!("{host}:{port}");
     let mut s = TcpStream::connect(&addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // A hang guard, not a speed limit: a busy machine may take seconds to answer.
+    s.set_read_timeout(Some(super::SHORT)).unwrap();
     s.write_all(request.as_bytes()).unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 512];

@@ -1,6 +1,12 @@
 //! A running `stackato-local run`: the real binary as a child, its stdout and stderr read by
 //! threads into buffers the tests wait on (`==>` phase lines on stderr, `name | line` output on
 //! stdout), signals, the exit code, and everything printed for failure messages.
+//!
+//! The two pipes are read by two threads: what the run wrote to one before it wrote the line
+//! a test waited for on the other may be read after that line. So a test waits for what it
+//! expects on the other stream too ([`Session::wait_for`], [`Session::wait_line`],
+//! [`Session::has`] and the `assert_*_has` built on it), or looks once the run has ended
+//! ([`Session::poll_exit`] reads both pipes to their end).
 
 #![allow(dead_code)]
 
@@ -368,19 +374,48 @@ impl Session {
             .collect()
     }
 
+    /// Whether `stream` has `needle`, waiting for it (up to [`SHORT`](super::SHORT)) while
+    /// more may still come on it (its pipe is open). stdout and stderr are two pipes read by
+    /// two threads, and one line may be written in several pieces: what was written before
+    /// the text a test waited for, on the other stream or in another write, may be read after
+    /// it. Once the stream's pipe closed (the run ended and [`Session::poll_exit`] drained
+    /// it), only what it printed counts.
+    pub fn has(&self, s: Stream, needle: &str) -> bool {
+        let reader = match s {
+            Stream::Out => &self.readers[0],
+            Stream::Err => &self.readers[1],
+        };
+        let t0 = Instant::now();
+        loop {
+            // Finished before looking: then the text looked at is the whole stream.
+            let closed = reader.is_finished();
+            if self.text(s).contains(needle) {
+                return true;
+            }
+            if closed || t0.elapsed() > super::SHORT {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Assert stderr has `needle` (waiting for it while the run may still print it: see
+    /// [`Session::has`]).
     #[track_caller]
     pub fn assert_err_has(&self, needle: &str) {
         assert!(
-            self.stderr().contains(needle),
+            self.has(Stream::Err, needle),
             "stderr lacks {needle:?}\n{}",
             self.dump()
         );
     }
 
+    /// Assert stdout has `needle` (waiting for it while the run may still print it: see
+    /// [`Session::has`]).
     #[track_caller]
     pub fn assert_out_has(&self, needle: &str) {
         assert!(
-            self.stdout().contains(needle),
+            self.has(Stream::Out, needle),
             "stdout lacks {needle:?}\n{}",
             self.dump()
         );
