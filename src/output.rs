@@ -111,14 +111,12 @@ impl Output {
         } else {
             "==>".into()
         };
-        let _g = self.stdout.lock();
-        let _ = writeln!(std::io::stderr(), "{arrow} {text} [{t:.2}s]");
+        err_line(&self.stdout, &format!("{arrow} {text} [{t:.2}s]"));
     }
 
     /// A message from the tool on stderr (warnings, notes).
     pub(crate) fn note(&self, text: &str) {
-        let _g = self.stdout.lock();
-        let _ = writeln!(std::io::stderr(), "{text}");
+        err_line(&self.stdout, text);
     }
 
     /// An error line on stderr, in red when colour is on.
@@ -129,9 +127,18 @@ impl Output {
         } else {
             "error:".into()
         };
-        let _g = self.stdout.lock();
-        let _ = writeln!(std::io::stderr(), "{label} {text}");
+        err_line(&self.stdout, &format!("{label} {text}"));
     }
+}
+
+/// `text` and a newline on stderr in one write (stderr is unbuffered: `writeln!` would make a
+/// write per piece, and another writer's output could land between them), holding `lock`.
+fn err_line(lock: &Mutex<()>, text: &str) {
+    let mut line = String::with_capacity(text.len() + 1);
+    line.push_str(text);
+    line.push('\n');
+    let _g = lock.lock();
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// `HH:MM:SS.mmm` (UTC).

@@ -139,8 +139,9 @@ pub(crate) struct Running {
 }
 
 /// How long, after a process exited, its last output may take to reach the tail (a daemon
-/// that keeps the pipe open must not hold up the exit).
-const LAST_OUTPUT: Duration = Duration::from_millis(250);
+/// that keeps the pipe open must not hold up the exit for long; a busy machine may take a
+/// while to hand over the last lines of a process that did not leave one).
+const LAST_OUTPUT: Duration = Duration::from_secs(1);
 
 impl Running {
     /// Wait for the process to exit, then briefly for its last lines to reach the tail; its
