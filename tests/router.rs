@@ -299,7 +299,7 @@ fn a_crashed_instance_is_skipped() {
 #[test]
 fn requests_during_the_first_boot_wait_for_it() {
     let p = Project::new(&[
-        ("stackato.yml", &manifest("slow", "env:\n  BOOT: '2'\n")),
+        ("stackato.yml", &manifest("slow", "env:\n  BOOT: '5'\n")),
         ("app.py", APP),
     ]);
     let mut s = p.run(&["--no-watch"]);
