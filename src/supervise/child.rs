@@ -174,11 +174,14 @@ pub(crate) struct Tail {
 pub(crate) type SharedTail = Arc<Mutex<Tail>>;
 
 /// Spawn `spec` in its own process group (dies with us, registered with the guardian); pump its output through `out` behind `prefix`.
+/// Its last lines go to `tail` (the job's, shared by its restarts) and to `own` (this
+/// process's alone: the router's error pages for it) when given.
 pub(crate) fn spawn(
     spec: &Spec,
     out: &Arc<Output>,
     prefix: &Prefix,
     tail: &SharedTail,
+    own: Option<&SharedTail>,
 ) -> std::io::Result<Running> {
     if let Ok(mut t) = tail.lock() {
         t.declared_runtime.clone_from(&spec.declared_runtime);
@@ -206,6 +209,7 @@ pub(crate) fn spawn(
             Arc::clone(out),
             prefix.clone(),
             Arc::clone(tail),
+            own.cloned(),
         ))];
         return Ok(Running { pid, child, output });
     }
@@ -219,6 +223,7 @@ pub(crate) fn spawn(
             Arc::clone(out),
             prefix.clone(),
             Arc::clone(tail),
+            own.cloned(),
         )));
     }
     if let Some(e) = child.stderr.take() {
@@ -227,6 +232,7 @@ pub(crate) fn spawn(
             Arc::clone(out),
             prefix.clone(),
             Arc::clone(tail),
+            own.cloned(),
         )));
     }
     Ok(Running { pid, child, output })
@@ -243,6 +249,7 @@ async fn pump<R: tokio::io::AsyncRead + Unpin>(
     out: Arc<Output>,
     prefix: Prefix,
     tail: SharedTail,
+    own: Option<SharedTail>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
@@ -256,7 +263,7 @@ async fn pump<R: tokio::io::AsyncRead + Unpin>(
                 Err(_) => {
                     // The line has no end yet: show what there is.
                     let line = std::mem::take(&mut pending);
-                    emit(&out, &prefix, &tail, &[&line], &mut batch);
+                    emit(&out, &prefix, (&tail, own.as_ref()), &[&line], &mut batch);
                     continue;
                 }
             }
@@ -268,21 +275,33 @@ async fn pump<R: tokio::io::AsyncRead + Unpin>(
         pending.extend_from_slice(&buf[..n]);
         if let Some(last) = pending.iter().rposition(|b| *b == b'\n') {
             let lines: Vec<&[u8]> = pending[..last].split(|b| *b == b'\n').collect();
-            emit(&out, &prefix, &tail, &lines, &mut batch);
+            emit(&out, &prefix, (&tail, own.as_ref()), &lines, &mut batch);
             pending.drain(..=last);
         }
         if pending.len() > 1024 * 1024 {
             // A megabyte without a newline: print it rather than grow without bound.
             let line = std::mem::take(&mut pending);
-            emit(&out, &prefix, &tail, &[&line], &mut batch);
+            emit(&out, &prefix, (&tail, own.as_ref()), &[&line], &mut batch);
         }
     }
     if !pending.is_empty() {
-        emit(&out, &prefix, &tail, &[&pending], &mut batch);
+        emit(
+            &out,
+            &prefix,
+            (&tail, own.as_ref()),
+            &[&pending],
+            &mut batch,
+        );
     }
 }
 
-fn emit(out: &Output, prefix: &Prefix, tail: &SharedTail, lines: &[&[u8]], batch: &mut Vec<u8>) {
+fn emit(
+    out: &Output,
+    prefix: &Prefix,
+    (tail, own): (&SharedTail, Option<&SharedTail>),
+    lines: &[&[u8]],
+    batch: &mut Vec<u8>,
+) {
     batch.clear();
     for l in lines {
         let l = l.strip_suffix(b"\r").unwrap_or(l);
@@ -301,20 +320,67 @@ fn emit(out: &Output, prefix: &Prefix, tail: &SharedTail, lines: &[&[u8]], batch
     if !batch.is_empty() {
         out.write(batch);
     }
-    if let Ok(mut t) = tail.lock() {
-        for l in lines.iter().rev().take(TAIL_LINES).rev() {
-            t.lines.push_back(String::from_utf8_lossy(l).into_owned());
-        }
-        while t.lines.len() > TAIL_LINES {
-            t.lines.pop_front();
+    for t in std::iter::once(tail).chain(own) {
+        if let Ok(mut t) = t.lock() {
+            for l in lines.iter().rev().take(TAIL_LINES).rev() {
+                t.lines.push_back(String::from_utf8_lossy(l).into_owned());
+            }
+            while t.lines.len() > TAIL_LINES {
+                t.lines.pop_front();
+            }
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::stop_signal;
+    use super::{Output, SharedTail, Spec, spawn, stop_signal};
     use nix::sys::signal::Signal;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn echo(line: &str) -> Spec {
+        Spec {
+            name: "web.0".into(),
+            app: "a".into(),
+            hooks: Vec::new(),
+            command: format!("echo {line}; echo {line}-err >&2"),
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            cwd: std::env::temp_dir(),
+            source: std::env::temp_dir(),
+            port: None,
+            check: super::super::health::Check::Running,
+            ready_timeout: Duration::from_secs(1),
+            tty: false,
+            overlap: false,
+            alt: None,
+            route: None,
+            host: crate::env::host::Host::Clean,
+            declared_runtime: None,
+            runtime_fallback: None,
+        }
+    }
+
+    fn lines(t: &SharedTail) -> Vec<String> {
+        let mut l: Vec<String> = t.lock().unwrap().lines.iter().cloned().collect();
+        l.sort();
+        l
+    }
+
+    #[tokio::test]
+    async fn each_process_has_its_own_tail_beside_the_jobs() {
+        let out = Arc::new(Output::new(false, false, false));
+        let prefix = out.prefix("web.0", 0);
+        let job = SharedTail::default();
+        let (old, new) = (SharedTail::default(), SharedTail::default());
+        for (line, own) in [("old", &old), ("new", &new)] {
+            let r = spawn(&echo(line), &out, &prefix, &job, Some(own)).expect("spawn");
+            assert_eq!(r.finished().await, 0);
+        }
+        assert_eq!(lines(&old), ["old", "old-err"]);
+        assert_eq!(lines(&new), ["new", "new-err"]);
+        assert_eq!(lines(&job), ["new", "new-err", "old", "old-err"]);
+    }
 
     #[test]
     fn uwsgi_without_die_on_term_gets_sigint() {

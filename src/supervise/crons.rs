@@ -124,7 +124,7 @@ impl Crons {
             };
             let prefix = out.prefix(&job.name, 9);
             let tail: SharedTail = Arc::new(Mutex::new(Tail::default()));
-            match child::spawn(&spec, out, &prefix, &tail) {
+            match child::spawn(&spec, out, &prefix, &tail, None) {
                 Ok(running) => {
                     let pid = running.pid;
                     self.pids.push(pid);

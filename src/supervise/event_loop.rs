@@ -353,11 +353,23 @@ impl Loop {
             }
             _ => &self.specs[job],
         };
-        let result = match child::spawn(spec, &self.out, &self.prefixes[job], &self.tails[job]) {
+        // A routed instance's own last lines, for the router's pages about it (the job's mix
+        // the old and the new process of an overlap restart).
+        let own = (self.routing.is_some() && spec.port.is_some()).then(SharedTail::default);
+        let spawned = child::spawn(
+            spec,
+            &self.out,
+            &self.prefixes[job],
+            &self.tails[job],
+            own.as_ref(),
+        );
+        let result = match spawned {
             Ok(running) => {
                 let pid = running.pid;
-                if let (Some(routing), Some(port)) = (self.routing.as_mut(), spec.port) {
-                    routing.starting(job, generation, spec, port, &self.tails[job]);
+                if let (Some(routing), Some(port), Some(own)) =
+                    (self.routing.as_mut(), spec.port, &own)
+                {
+                    routing.starting(job, generation, spec, port, own);
                 }
                 let tx = self.tx.clone();
                 tokio::spawn(async move {
