@@ -62,11 +62,6 @@ const PENDING: &[(&str, Group, &str)] = &[
          user::apply's O(n^2) `push` and EnvSet::set add to",
     ),
     (
-        "gen-10k-names-growing",
-        Group::Dump,
-        "diff::diff (src/env/diff.rs, `get`) scans both lists for every name: O(n^2)",
-    ),
-    (
         "gen-50k-unclosed-braces",
         Group::Dotenv,
         "dotenv::var_ref scans to the end of the line for every unclosed `${`, and \
@@ -83,26 +78,6 @@ const PENDING: &[(&str, Group, &str)] = &[
         Group::Dotenv,
         "user::apply's `push` (`order.iter().any`, `cands.iter_mut().find`) and EnvSet::set \
          (`vars.iter_mut().find`) are linear per variable: O(n^2) for n variables",
-    ),
-    (
-        "gen-lines-100k-vars",
-        Group::Dump,
-        "diff::diff's `get` scans both lists for every name: O(n^2)",
-    ),
-    (
-        "gen-100k-lines-unknown-refs",
-        Group::Dump,
-        "diff::diff's `get` scans both lists for every name: O(n^2)",
-    ),
-    (
-        "gen-json-100k-keys",
-        Group::Dump,
-        "diff::diff's `get` scans both lists for every name: O(n^2)",
-    ),
-    (
-        "gen-json-100k-lowercase-keys",
-        Group::Dump,
-        "diff::diff's `get` scans both lists for every name: O(n^2)",
     ),
     (
         "gen-vcap-services-10k-services",
