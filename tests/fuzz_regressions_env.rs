@@ -62,12 +62,6 @@ const PENDING: &[(&str, Group, &str)] = &[
          user::apply's O(n^2) `push` and EnvSet::set add to",
     ),
     (
-        "gen-50k-unclosed-braces",
-        Group::Dotenv,
-        "dotenv::var_ref scans to the end of the line for every unclosed `${`, and \
-         user::expand scans to the end of the text (`position(|&c| c == '}')`): O(n^2)",
-    ),
-    (
         "gen-100k-lines-unknown-refs",
         Group::Dotenv,
         "dotenv::parse's `defined` scans all earlier entries for each `$NAME` not assigned \

@@ -2,6 +2,7 @@
 //! double quotes (escapes, `$VAR` expansion, several lines) and unquoted values (trimmed,
 //! ` #` starts a comment). Errors name the line and column. Nothing is ever executed.
 
+use std::collections::HashMap;
 use std::fmt;
 
 /// The longest value a `$VAR` expansion may produce: a guard against chains such as
@@ -88,6 +89,8 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
     let mut line = 1;
     let mut line_start = 0;
     let mut out: Vec<Entry> = Vec::new();
+    // Each key's last entry in `out`: a `$NAME` is resolved by lookup, not by a scan.
+    let mut last: HashMap<String, usize> = HashMap::new();
     let err = |line: usize, col: usize, m: &str| Error {
         line,
         col,
@@ -160,10 +163,8 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
             i += 1;
         }
         let defined = |name: &str, out: &[Entry]| {
-            out.iter()
-                .rev()
-                .find(|e| e.key == name)
-                .map(|e| e.value.clone())
+            last.get(name)
+                .map(|&i| out[i].value.clone())
                 .or_else(|| lookup(name))
         };
         let value = if i < chars.len() && chars[i] == '\'' {
@@ -274,6 +275,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
         if total > MAX_TOTAL {
             return Err(err(key_line, col, &too_long(&key, true)));
         }
+        last.insert(key.clone(), out.len());
         out.push(Entry {
             key,
             value,
@@ -287,16 +289,16 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
 fn var_ref(chars: &[char], i: usize) -> (Option<String>, usize) {
     let mut j = i + 1;
     if j < chars.len() && chars[j] == '{' {
+        // Only name characters may come before the `}`: stopping at the first other one
+        // (rather than at the line's end) gives the same answer, and keeps a line of unclosed
+        // `${` linear.
         let s = j + 1;
         let mut k = s;
-        while k < chars.len() && chars[k] != '}' && chars[k] != '\n' {
+        while k < chars.len() && (chars[k] == '_' || chars[k].is_ascii_alphanumeric()) {
             k += 1;
         }
-        if k < chars.len() && chars[k] == '}' {
-            let name: String = chars[s..k].iter().collect();
-            if !name.is_empty() && name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric()) {
-                return (Some(name), k + 1);
-            }
+        if k > s && k < chars.len() && chars[k] == '}' {
+            return (Some(chars[s..k].iter().collect()), k + 1);
         }
         return (None, i + 1);
     }
@@ -385,6 +387,33 @@ mod tests {
         let e = parse("A=1\nB=x\0y\n", &|_| None).unwrap_err();
         assert_eq!((e.line, e.col), (2, 4), "{e}");
         assert!(e.message.contains("NUL"), "{e}");
+    }
+
+    #[test]
+    fn braces_need_a_name_and_a_closing_brace_on_the_line() {
+        assert_eq!(
+            p("A=${HOME}${ HOME}${}${HOME\nB=\"${HOME x}${H-1}${${HOME}}\"\n"),
+            vec![
+                kv("A", "/home/me${ HOME}${}${HOME"),
+                kv("B", "${HOME x}${H-1}${/home/me}"),
+            ]
+        );
+        // A line of unclosed braces stays as it is.
+        let open = "${".repeat(1000);
+        assert_eq!(p(&format!("A={open}\n")), vec![kv("A", &open)]);
+    }
+
+    #[test]
+    fn a_reference_sees_the_last_assignment_before_it() {
+        assert_eq!(
+            p("A=1\nB=$A\nA=2\nC=${A}$HOME$NOPE\n"),
+            vec![
+                kv("A", "1"),
+                kv("B", "1"),
+                kv("A", "2"),
+                kv("C", "2/home/me")
+            ]
+        );
     }
 
     #[test]

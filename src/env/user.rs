@@ -61,6 +61,10 @@ pub fn parse_cli_pair(s: &str) -> Result<(String, String), EnvArgError> {
 pub fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, TooLong> {
     let chars: Vec<char> = value.chars().collect();
     let mut out = String::with_capacity(value.len().min(MAX_VALUE));
+    // The first `}` at or after some earlier index (`None`: there is none after it). Lookups
+    // only move forward, so one answer serves every `${` before it: one scan in all, not one
+    // to the end of the text per unclosed `${`.
+    let mut close: Option<(usize, Option<usize>)> = None;
     let mut i = 0;
     while i < chars.len() {
         match chars[i] {
@@ -69,7 +73,16 @@ pub fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
                 i += 2;
             }
             '$' if i + 1 < chars.len() && chars[i + 1] == '{' => {
-                match chars[i + 2..].iter().position(|&c| c == '}') {
+                let from = i + 2;
+                let found = match close {
+                    Some((at, found)) if at <= from && found.is_none_or(|k| k >= from) => found,
+                    _ => chars[from..]
+                        .iter()
+                        .position(|&c| c == '}')
+                        .map(|p| from + p),
+                };
+                close = Some((from, found));
+                match found.map(|k| k - from) {
                     Some(len) => {
                         let name: String = chars[i + 2..i + 2 + len].iter().collect();
                         if name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric())
@@ -507,6 +520,20 @@ mod tests {
             expand("$(rm -rf /) `id` $", &look).unwrap(),
             "$(rm -rf /) `id` $"
         );
+    }
+
+    #[test]
+    fn braces_expand_up_to_the_next_closing_brace_anywhere() {
+        let look = |n: &str| (n == "A").then(|| "1".to_string());
+        // An invalid name inside braces is kept whole, references in it included.
+        assert_eq!(expand("${x $A}$A", &look).unwrap(), "${x $A}1");
+        assert_eq!(expand("${ ${A}", &look).unwrap(), "${ ${A}");
+        assert_eq!(expand("${A${A}", &look).unwrap(), "${A${A}");
+        assert_eq!(expand("${A}${\n}${A}", &look).unwrap(), "1${\n}1");
+        // Without any closing brace, each `${` stays as it is.
+        let open = "${A".repeat(1000);
+        assert_eq!(expand(&open, &look).unwrap(), open);
+        assert_eq!(expand("${A}${A", &look).unwrap(), "1${A");
     }
 
     #[test]
