@@ -56,24 +56,6 @@ enum Group {
 const PENDING: &[(&str, Group, &str)] = &[
     // Quadratic: seconds to minutes on inputs of some hundred KiB to a few MiB.
     (
-        "gen-10k-names-growing",
-        Group::Dotenv,
-        "as gen-10k-reassignments-growing, with a new name per line (`K1=$K0x`), which \
-         user::apply's O(n^2) `push` and EnvSet::set add to",
-    ),
-    (
-        "gen-100k-lines-unknown-refs",
-        Group::Dotenv,
-        "dotenv::parse's `defined` scans all earlier entries for each `$NAME` not assigned \
-         in the file (`out.iter().rev().find`): O(lines x references)",
-    ),
-    (
-        "gen-lines-100k-vars",
-        Group::Dotenv,
-        "user::apply's `push` (`order.iter().any`, `cands.iter_mut().find`) and EnvSet::set \
-         (`vars.iter_mut().find`) are linear per variable: O(n^2) for n variables",
-    ),
-    (
         "gen-vcap-services-10k-services",
         Group::Dump,
         "Secrets::add (src/env/mask.rs) checks for duplicates linearly and re-sorts all \

@@ -5,7 +5,7 @@
 //! Values from stackato.yml and `--env` are expanded like the platform's shell did
 //! (`$OTHER`, `${OTHER}`; `\$` for a literal dollar); command substitution is never run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Sources, Span};
@@ -144,22 +144,23 @@ pub fn apply(
     let mut diags = Vec::new();
     let mut outcome = Outcome::default();
 
-    // stackato.yml defaults, expanded against the platform only, for .env lookups.
-    let mut yml_defaults: Vec<(String, String)> = Vec::new();
+    // stackato.yml defaults, expanded against the platform only, for .env lookups (the last
+    // one of a name wins).
+    let mut yml_defaults: HashMap<String, String> = HashMap::new();
     let mut total = 0usize;
     for var in &input.app.env {
         if let Some(d) = &var.default {
             let v = expand(&d.value, &|n| {
                 yml_defaults
-                    .iter()
-                    .rev()
-                    .find(|(k, _)| k == n)
-                    .map(|(_, v)| v.clone())
+                    .get(n)
+                    .cloned()
                     .or_else(|| env.get(n).map(str::to_string))
             });
             total += v.as_ref().map_or(0, String::len);
             match v {
-                Ok(v) if total <= MAX_TOTAL => yml_defaults.push((var.name.value.clone(), v)),
+                Ok(v) if total <= MAX_TOTAL => {
+                    yml_defaults.insert(var.name.value.clone(), v);
+                }
                 Ok(_) => {
                     diags.push(Diagnostic::error(too_long(&var.name.value, true)).at(d.span));
                     break;
@@ -173,6 +174,8 @@ pub fn apply(
     }
 
     let mut dotenv_entries: Vec<(String, String, String, Span)> = Vec::new();
+    // Each name's last entry in `dotenv_entries`.
+    let mut dotenv_last: HashMap<String, usize> = HashMap::new();
     for path in input.dotenv_files {
         let text = match read_dotenv(path) {
             Ok(t) => t,
@@ -186,33 +189,27 @@ pub fn apply(
         };
         let id = sources.add(path, text.clone());
         let shown = crate::diag::display_path(path);
-        let earlier = dotenv_entries.clone();
         let lookup = |n: &str| {
-            earlier
-                .iter()
-                .rev()
-                .find(|(k, ..)| k == n)
-                .map(|(_, v, ..)| v.clone())
-                .or_else(|| {
-                    yml_defaults
-                        .iter()
-                        .rev()
-                        .find(|(k, _)| k == n)
-                        .map(|(_, v)| v.clone())
-                })
+            dotenv_last
+                .get(n)
+                .map(|&i| dotenv_entries[i].1.clone())
+                .or_else(|| yml_defaults.get(n).cloned())
                 .or_else(|| env.get(n).map(str::to_string))
                 .or_else(|| (input.shell)(n))
         };
-        match dotenv::parse(&text, &lookup) {
+        let parsed = dotenv::parse(&text, &lookup);
+        let lines = line_starts(&text);
+        match parsed {
             Ok(entries) => {
                 for e in entries {
-                    let span = line_span(&text, id, e.line, 1);
+                    let span = line_span(&text, &lines, id, e.line, 1);
+                    dotenv_last.insert(e.key.clone(), dotenv_entries.len());
                     dotenv_entries.push((e.key, e.value, shown.clone(), span));
                 }
             }
             Err(e) => diags.push(
                 Diagnostic::error(format!("malformed .env file: {}", e.message))
-                    .at(line_span(&text, id, e.line, e.col)),
+                    .at(line_span(&text, &lines, id, e.line, e.col)),
             ),
         }
     }
@@ -224,17 +221,22 @@ pub fn apply(
         why: String,
         expand: bool,
     }
-    let mut order: Vec<String> = Vec::new();
+    // In the order names first appear; `place` finds a name's entry.
     let mut cands: Vec<(String, Vec<Cand>)> = Vec::new();
+    let mut place: HashMap<String, usize> = HashMap::new();
     let mut push = |name: &str, c: Cand| {
-        if !order.iter().any(|o| o == name) {
-            order.push(name.to_string());
+        let i = *place.entry(name.to_string()).or_insert_with(|| {
             cands.push((name.to_string(), Vec::new()));
-        }
-        if let Some((_, list)) = cands.iter_mut().find(|(n, _)| n == name) {
-            list.push(c);
-        }
+            cands.len() - 1
+        });
+        cands[i].1.push(c);
     };
+    // Names a `.env` file or `--env` sets: a required variable they give is not asked for.
+    let later_names: HashSet<&str> = dotenv_entries
+        .iter()
+        .map(|(k, ..)| k.as_str())
+        .chain(input.cli.iter().map(|(k, _)| k.as_str()))
+        .collect();
     for var in &input.app.env {
         let name = var.name.value.as_str();
         let mut have = false;
@@ -276,9 +278,7 @@ pub fn apply(
             );
             have = true;
         }
-        let later = dotenv_entries.iter().any(|(k, ..)| k == name)
-            || input.cli.iter().any(|(k, _)| k == name);
-        if !have && !later && var.required {
+        if !have && !later_names.contains(name) && var.required {
             match prompt(var) {
                 Some(v) if !v.is_empty() => {
                     push(
@@ -352,6 +352,11 @@ pub fn apply(
         }
     }
 
+    // stackato.yml's declaration of each name (the first one).
+    let mut declared: HashMap<&str, &EnvVar> = HashMap::new();
+    for e in &input.app.env {
+        declared.entry(e.name.value.as_str()).or_insert(e);
+    }
     // No program's environment can hold a NUL (a prompt's answer, a remembered one): say which
     // variable and where its value came from, instead of failing at the first spawn.
     for v in env.vars() {
@@ -361,12 +366,10 @@ pub fn apply(
                 v.name.escape_debug(),
                 v.layer
             ));
-            diags.push(
-                match input.app.env.iter().find(|e| e.name.value == v.name) {
-                    Some(e) => d.at(e.name.span),
-                    None => d,
-                },
-            );
+            diags.push(match declared.get(v.name.as_str()) {
+                Some(e) => d.at(e.name.span),
+                None => d,
+            });
         }
     }
 
@@ -378,11 +381,9 @@ pub fn apply(
         if let Some(v) = env.var(&var.name.value)
             && !var.choices.contains(&v.value)
         {
-            let at = dotenv_entries
-                .iter()
-                .rev()
-                .find(|(k, ..)| *k == var.name.value)
-                .map(|(.., s)| *s)
+            let at = dotenv_last
+                .get(&var.name.value)
+                .map(|&i| dotenv_entries[i].3)
                 .filter(|_| matches!(v.layer, Layer::DotEnv(_)))
                 .unwrap_or(var.name.span);
             // Never print a secret in an error: hidden and secret-named variables are not
@@ -414,13 +415,26 @@ pub fn apply(
     }
 }
 
-/// A span covering one line from `col` (1-based) to its end.
-fn line_span(text: &str, file: crate::diag::FileId, line: usize, col: usize) -> Span {
-    let start_of_line: usize = text
-        .split_inclusive('\n')
-        .take(line.saturating_sub(1))
-        .map(str::len)
-        .sum();
+/// Where each line of `text` starts: 0, then just after every `\n`.
+fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect()
+}
+
+/// A span covering one line from `col` (1-based) to its end; `lines` are the
+/// [`line_starts`] of `text`.
+fn line_span(
+    text: &str,
+    lines: &[usize],
+    file: crate::diag::FileId,
+    line: usize,
+    col: usize,
+) -> Span {
+    let start_of_line = lines
+        .get(line.saturating_sub(1))
+        .copied()
+        .unwrap_or(text.len());
     let line_text = text[start_of_line.min(text.len())..]
         .split('\n')
         .next()
@@ -534,6 +548,21 @@ mod tests {
         let open = "${A".repeat(1000);
         assert_eq!(expand(&open, &look).unwrap(), open);
         assert_eq!(expand("${A}${A", &look).unwrap(), "1${A");
+    }
+
+    #[test]
+    fn line_spans_find_their_line() {
+        let text = "A=1\nBB=2\n\nC=3";
+        let lines = line_starts(text);
+        let file = crate::diag::FileId::default();
+        let at = |line: usize, col: usize| {
+            let s = line_span(text, &lines, file, line, col);
+            (s.start, s.end)
+        };
+        assert_eq!(at(1, 1), (0, 3));
+        assert_eq!(at(2, 2), (5, 8));
+        assert_eq!(at(4, 1), (10, 13));
+        assert_eq!(at(9, 1), (13, 13));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! An environment with provenance: each variable remembers which layer set it, why, and the
 //! values it hid, so `env explain VAR` can answer "where does this come from?".
 
+use std::collections::HashMap;
 use std::fmt;
 
 /// The layers, from lowest to highest precedence.
@@ -48,9 +49,27 @@ pub struct Var {
 }
 
 /// An ordered set of variables with provenance.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct EnvSet {
     vars: Vec<Var>,
+    /// Each name's place in `vars`: a lookup per variable, not a scan (a hostile `.env` or
+    /// dump may hold 100 000 names).
+    index: HashMap<String, usize>,
+}
+
+// The index follows from `vars`: equality and debug output are those of the variables.
+impl PartialEq for EnvSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.vars == other.vars
+    }
+}
+
+impl Eq for EnvSet {}
+
+impl fmt::Debug for EnvSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnvSet").field("vars", &self.vars).finish()
+    }
 }
 
 impl EnvSet {
@@ -68,30 +87,35 @@ impl EnvSet {
     ) {
         let value = value.into();
         let why = why.into();
-        match self.vars.iter_mut().find(|v| v.name == name) {
+        match self.index.get(name).map(|&i| &mut self.vars[i]) {
             Some(v) => {
                 let old_layer = std::mem::replace(&mut v.layer, layer);
                 let old_value = std::mem::replace(&mut v.value, value);
                 v.hidden.push((old_layer, old_value));
                 v.why = why;
             }
-            None => self.vars.push(Var {
-                name: name.to_string(),
-                value,
-                layer,
-                why,
-                hidden: Vec::new(),
-            }),
+            None => {
+                self.index.insert(name.to_string(), self.vars.len());
+                self.vars.push(Var {
+                    name: name.to_string(),
+                    value,
+                    layer,
+                    why,
+                    hidden: Vec::new(),
+                });
+            }
         }
     }
 
     /// Change the value of `name` in place (its layer and reason stay); false when unset.
     pub(crate) fn amend(&mut self, name: &str, value: impl Into<String>) -> bool {
-        self.vars
-            .iter_mut()
-            .find(|v| v.name == name)
-            .map(|v| v.value = value.into())
-            .is_some()
+        match self.index.get(name) {
+            Some(&i) => {
+                self.vars[i].value = value.into();
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -99,12 +123,18 @@ impl EnvSet {
     }
 
     pub fn var(&self, name: &str) -> Option<&Var> {
-        self.vars.iter().find(|v| v.name == name)
+        self.index.get(name).map(|&i| &self.vars[i])
     }
 
     pub fn remove(&mut self, name: &str) -> Option<Var> {
-        let i = self.vars.iter().position(|v| v.name == name)?;
-        Some(self.vars.remove(i))
+        let i = self.index.remove(name)?;
+        let v = self.vars.remove(i);
+        for later in &self.vars[i..] {
+            if let Some(at) = self.index.get_mut(&later.name) {
+                *at -= 1;
+            }
+        }
+        Some(v)
     }
 
     pub fn vars(&self) -> &[Var] {
@@ -144,5 +174,28 @@ mod tests {
         assert_eq!(v.value, "2");
         assert_eq!(v.layer, Layer::Manifest);
         assert_eq!(v.hidden, vec![(Layer::Platform, "1".to_string())]);
+    }
+
+    #[test]
+    fn the_index_follows_removals_and_keeps_the_order() {
+        let mut e = EnvSet::new();
+        for n in ["A", "B", "C", "D"] {
+            e.set(n, n.to_lowercase(), Layer::Platform, "rule");
+        }
+        assert_eq!(e.remove("B").map(|v| v.value), Some("b".to_string()));
+        assert_eq!(e.remove("B"), None);
+        assert!(e.amend("C", "c2"));
+        assert!(!e.amend("B", "x"));
+        e.set("B", "b2", Layer::Cli, "--env");
+        e.set("D", "d2", Layer::Cli, "--env");
+        let got: Vec<(&str, &str)> = e
+            .vars()
+            .iter()
+            .map(|v| (v.name.as_str(), v.value.as_str()))
+            .collect();
+        assert_eq!(got, [("A", "a"), ("C", "c2"), ("D", "d2"), ("B", "b2")]);
+        assert_eq!(e.get("C"), Some("c2"));
+        assert_eq!(e.var("D").map(|v| v.hidden.len()), Some(1));
+        assert_eq!(e.get("B"), Some("b2"));
     }
 }
