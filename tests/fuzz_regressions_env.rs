@@ -53,17 +53,7 @@ enum Group {
 }
 
 /// Inputs that still fail in one group, with why; remove an entry once `src/` handles it.
-const PENDING: &[(&str, Group, &str)] = &[
-    // Quadratic: seconds to minutes on inputs of some hundred KiB to a few MiB.
-    (
-        "gen-vcap-services-10k-services",
-        Group::Dump,
-        "Secrets::add (src/env/mask.rs) checks for duplicates linearly and re-sorts all \
-         secrets on every add (O(n^2 log n)); Secrets::mask runs one `contains`/`replace` per \
-         secret over the whole text (O(secrets x length)), and `env diff` masks whole values \
-         before cutting them to 100 characters",
-    ),
-];
+const PENDING: &[(&str, Group, &str)] = &[];
 
 /// How long one input may take, in a debug build, before we call it a hang.
 const TIME_LIMIT: Duration = Duration::from_secs(60);

@@ -1,6 +1,10 @@
 //! Masking secrets in anything we print: service passwords, `hidden: true` variables and
 //! variables whose names say they are secret. `--reveal` turns it off.
 
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
 use serde_json::Value;
 
 use crate::model::EnvSet;
@@ -13,12 +17,79 @@ pub const MASK: &str = "********";
 /// Secret strings to hide wherever they appear.
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
+    /// In the order added, each once (`known` holds them too, for the duplicate check).
     values: Vec<String>,
+    known: HashSet<String>,
     /// Variables whose whole value is secret, however short.
-    names: Vec<String>,
+    names: HashSet<String>,
     /// The user part of URLs that have no password (`https://KEY@sentry.example/1`): in such
-    /// a DSN the user part is the key. Masked where it is followed by `@`.
+    /// a DSN the user part is the key. Masked where it is followed by `@`. Each once.
     users: Vec<String>,
+    known_users: HashSet<String>,
+    /// The searchers over `values` and `users`, built at the first `mask` after a change.
+    matchers: OnceLock<Matchers>,
+}
+
+/// One searcher for all secret values and one for all `user@` parts: a text is masked in one
+/// pass each, however many secrets there are (a dump may bring thousands).
+#[derive(Debug, Clone)]
+struct Matchers {
+    values: Searcher,
+    users: Searcher,
+}
+
+#[derive(Debug, Clone)]
+enum Searcher {
+    /// No patterns.
+    Empty,
+    Patterns(AhoCorasick),
+    /// Too many or too long patterns for a searcher to be built.
+    TooLarge,
+}
+
+impl Searcher {
+    fn new(patterns: &[String]) -> Searcher {
+        if patterns.is_empty() {
+            return Searcher::Empty;
+        }
+        // Leftmost-longest: where secrets overlap, the one starting first is masked whole,
+        // and of those starting at the same place the longest (a secret containing another).
+        match AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(patterns)
+        {
+            Ok(ac) => Searcher::Patterns(ac),
+            Err(_) => Searcher::TooLarge,
+        }
+    }
+
+    /// Every occurrence in `text` of `patterns` (which the searcher was built from) replaced
+    /// by `with`.
+    fn replace(&self, patterns: &[String], text: &str, with: &str) -> String {
+        match self {
+            Searcher::Empty => text.to_string(),
+            Searcher::Patterns(ac) => {
+                let mut out = String::with_capacity(text.len());
+                ac.replace_all_with(text, &mut out, |_, _, dst| {
+                    dst.push_str(with);
+                    true
+                });
+                out
+            }
+            // One replace per pattern, longest first: slow on many, never leaves one unmasked.
+            Searcher::TooLarge => {
+                let mut sorted: Vec<&String> = patterns.iter().collect();
+                sorted.sort_by_key(|p| std::cmp::Reverse(p.len()));
+                let mut out = text.to_string();
+                for p in sorted {
+                    if out.contains(p.as_str()) {
+                        out = out.replace(p.as_str(), with);
+                    }
+                }
+                out
+            }
+        }
+    }
 }
 
 /// Variable names that hold secrets by convention. The one rule, on the name's words (split at
@@ -84,10 +155,10 @@ impl Secrets {
 
     /// Add one secret (short strings are ignored: masking `1` everywhere helps nobody).
     pub fn add(&mut self, s: &str) {
-        if s.len() >= 4 && !self.values.iter().any(|v| v == s) {
+        if s.len() >= 4 && !self.known.contains(s) {
+            self.known.insert(s.to_string());
             self.values.push(s.to_string());
-            // Longest first, so a secret containing another is masked whole.
-            self.values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+            self.matchers = OnceLock::new();
         }
     }
 
@@ -136,9 +207,10 @@ impl Secrets {
     /// Values of variables named like secrets, of `hidden` ones (and the values they hid),
     /// and passwords inside URLs.
     pub fn add_vars(&mut self, env: &EnvSet, hidden: &[String]) {
+        let hidden: HashSet<&str> = hidden.iter().map(String::as_str).collect();
         for v in env.vars() {
-            if is_secret_name(&v.name) || hidden.contains(&v.name) {
-                self.names.push(v.name.clone());
+            if is_secret_name(&v.name) || hidden.contains(v.name.as_str()) {
+                self.names.insert(v.name.clone());
                 self.add(&v.value);
                 for (_, old) in &v.hidden {
                     self.add(old);
@@ -154,17 +226,18 @@ impl Secrets {
     /// The user part of a URL without a password, if `u` is one.
     fn add_url_user(&mut self, u: &str) {
         if let Some(user) = url_user_only(u)
-            && !self.users.contains(&user)
+            && !self.known_users.contains(&user)
         {
-            self.users.push(user);
-            self.users.sort_by_key(|v| std::cmp::Reverse(v.len()));
+            self.known_users.insert(user.clone());
+            self.users.push(format!("{user}@"));
+            self.matchers = OnceLock::new();
         }
     }
 
     /// A variable's value as printed: wholly masked when the variable is secret, else with
     /// every known secret masked inside it.
     pub fn mask_var(&self, name: &str, value: &str) -> String {
-        if self.names.iter().any(|n| n == name) && !value.is_empty() {
+        if self.names.contains(name) && !value.is_empty() {
             MASK.to_string()
         } else {
             self.mask(value)
@@ -175,21 +248,15 @@ impl Secrets {
         self.values.is_empty() && self.users.is_empty()
     }
 
-    /// `text` with every secret replaced by the mask.
+    /// `text` with every secret replaced by the mask, then every `user@` of a DSN by the
+    /// mask and `@`: one pass each over the text.
     pub fn mask(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for s in &self.values {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), MASK);
-            }
-        }
-        for u in &self.users {
-            let at = format!("{u}@");
-            if out.contains(&at) {
-                out = out.replace(&at, &format!("{MASK}@"));
-            }
-        }
-        out
+        let m = self.matchers.get_or_init(|| Matchers {
+            values: Searcher::new(&self.values),
+            users: Searcher::new(&self.users),
+        });
+        let out = m.values.replace(&self.values, text, MASK);
+        m.users.replace(&self.users, &out, &format!("{MASK}@"))
     }
 }
 
@@ -225,6 +292,35 @@ mod tests {
         );
         assert!(is_secret_name("DJANGO_SECRET_KEY"));
         assert!(!is_secret_name("HOME"));
+    }
+
+    #[test]
+    fn a_secret_containing_another_is_masked_whole_and_repeats_each_once() {
+        let mut s = Secrets::new();
+        s.add("Secret");
+        s.add("pSecret123");
+        s.add("Secret");
+        assert_eq!(
+            s.mask("pSecret123 Secret pSecret123pSecret123 xSecret"),
+            "******** ******** **************** x********"
+        );
+        // A copy learns more secrets without changing the original.
+        let mut more = s.clone();
+        more.add("words");
+        assert_eq!(more.mask("Secret words"), "******** ********");
+        assert_eq!(s.mask("Secret words"), "******** words");
+    }
+
+    #[test]
+    fn thousands_of_secrets_are_each_masked() {
+        let mut s = Secrets::new();
+        let pw: Vec<String> = (0..5000).map(|i| format!("pw-{i:06}")).collect();
+        for p in &pw {
+            s.add(p);
+        }
+        let text = pw.join(",");
+        let masked = s.mask(&text);
+        assert_eq!(masked, vec![MASK; pw.len()].join(","));
     }
 
     #[test]
