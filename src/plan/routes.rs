@@ -79,9 +79,10 @@ fn replace_port(text: &str, old: &str, new: &str) -> String {
     out
 }
 
-/// Whether `command` (run with `env`) serves HTTP with uWSGI's `--http-socket`, which answers
-/// HTTP/1.1 without `Connection: close` and then closes the connection (its
-/// `--http-keepalive`, and `--http11-socket`, keep it open). `$STACKATO_UWSGI` and
+/// Whether `command` (run with `env`) serves HTTP with uWSGI's `--http-socket` (or `--socket`
+/// with `--protocol http`, or `$UWSGI_HTTP_SOCKET`), which answers HTTP/1.1 without
+/// `Connection: close` and then closes the connection (`--http11-socket` keeps it open;
+/// `--http-keepalive` is the HTTP router's and does not). `$STACKATO_UWSGI` and
 /// `$PROCESSES_WEB` are looked through.
 fn closes_kept_connections(command: &str, env: &[(String, String)]) -> bool {
     let mut text = command.to_string();
@@ -103,7 +104,12 @@ fn closes_kept_connections(command: &str, env: &[(String, String)]) -> bool {
             .iter()
             .any(|w| *w == opt || w.strip_prefix(opt).is_some_and(|r| r.starts_with('=')))
     };
-    text.contains("uwsgi") && has("--http-socket") && !has("--http-keepalive")
+    let http_protocol =
+        words.contains(&"--protocol=http") || words.windows(2).any(|w| w == ["--protocol", "http"]);
+    text.contains("uwsgi")
+        && (has("--http-socket")
+            || (has("--socket") && http_protocol)
+            || env.iter().any(|(k, _)| k == "UWSGI_HTTP_SOCKET"))
 }
 
 /// Give the routed web instances of `sp` (built from `plan`, of `manifest`) their app's place
@@ -200,7 +206,6 @@ mod tests {
         }
         for command in [
             "python app.py",
-            "$STACKATO_UWSGI --http-keepalive",
             "uwsgi --http11-socket :$PORT --wsgi-file app.py",
             "uwsgi --http :$PORT --wsgi-file app.py",
             // The variable is set but not used.
@@ -208,6 +213,29 @@ mod tests {
         ] {
             assert!(!closes_kept_connections(command, &env), "{command}");
         }
+    }
+
+    /// Forms uWSGI 2.0 serves as `--http-socket` does (checked against Debian's uWSGI 2.0.21):
+    /// `--http-keepalive` is the HTTP router's option and does not keep these connections;
+    /// `--socket` with `--protocol http`; the option given by uWSGI's own `UWSGI_*` variable.
+    #[test]
+    fn other_forms_of_uwsgi_http_socket_are_known_to_close_kept_connections() {
+        let none: Vec<(String, String)> = Vec::new();
+        for command in [
+            "uwsgi --http-socket :$PORT --http-keepalive --wsgi-file app.py",
+            "uwsgi --plugin http --http-socket=:$PORT --http-keepalive=1 --module app",
+            "uwsgi --socket :$PORT --protocol=http --module app",
+            "uwsgi --socket :$PORT --protocol http --module app",
+        ] {
+            assert!(closes_kept_connections(command, &none), "{command}");
+        }
+        let env = vec![("UWSGI_HTTP_SOCKET".to_string(), ":5000".to_string())];
+        assert!(closes_kept_connections("uwsgi --module app", &env));
+        assert!(!closes_kept_connections("gunicorn app:app", &env));
+        assert!(!closes_kept_connections(
+            "uwsgi --socket :$PORT --protocol uwsgi",
+            &none
+        ));
     }
 
     #[test]
