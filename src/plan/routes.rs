@@ -84,21 +84,20 @@ fn replace_port(text: &str, old: &str, new: &str) -> String {
 /// Whether `command` (run with `env`) serves HTTP with uWSGI's `--http-socket` (or `--socket`
 /// with `--protocol http`, or `$UWSGI_HTTP_SOCKET`), which answers HTTP/1.1 without
 /// `Connection: close` and then closes the connection (`--http11-socket` keeps it open;
-/// `--http-keepalive` is the HTTP router's and does not). `$STACKATO_UWSGI` and
-/// `$PROCESSES_WEB` are looked through, and the uWSGI config files it names (`--ini F`,
-/// `uwsgi app.ini`; relative to `dirs`, the first that has it).
+/// `--http-keepalive` is the HTTP router's and does not). The variables it names
+/// (`$STACKATO_UWSGI`, `$PROCESSES_WEB`, the app's own) are looked through, and the uWSGI
+/// config files it names (`--ini F`, `uwsgi app.ini`; relative to `dirs`, the first that
+/// has it).
 fn closes_kept_connections(command: &str, env: &[(String, String)], dirs: &[&Path]) -> bool {
     let mut text = command.to_string();
-    let mut seen = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
     // Twice: `$PROCESSES_WEB` may itself name `$STACKATO_UWSGI`.
-    for var in COMMAND_VARS.iter().chain(COMMAND_VARS) {
-        let named = text.contains(&format!("${var}")) || text.contains(&format!("${{{var}}}"));
-        if named && !seen.contains(var) {
-            seen.push(var);
-            if let Some((_, v)) = env.iter().find(|(k, _)| k == var) {
-                text.push(' ');
-                text.push_str(v);
-            }
+    for (k, v) in env.iter().chain(env) {
+        let named = text.contains(&format!("${k}")) || text.contains(&format!("${{{k}}}"));
+        if named && !seen.contains(&k.as_str()) {
+            seen.push(k);
+            text.push(' ');
+            text.push_str(v);
         }
     }
     let words: Vec<&str> = text.split_whitespace().collect();
@@ -287,6 +286,14 @@ mod tests {
             "uwsgi --socket :$PORT --protocol http --module app",
         ] {
             assert!(closes_kept_connections(command, &none, &[]), "{command}");
+        }
+        // The app's own variable, and one naming another.
+        let env: Vec<(String, String)> = vec![
+            ("UWSGI_OPTS".into(), "--http-socket :$PORT --master".into()),
+            ("WEB_CMD".into(), "uwsgi ${UWSGI_OPTS}".into()),
+        ];
+        for command in ["uwsgi $UWSGI_OPTS --module app", "$WEB_CMD --module app"] {
+            assert!(closes_kept_connections(command, &env, &[]), "{command}");
         }
         let env = vec![("UWSGI_HTTP_SOCKET".to_string(), ":5000".to_string())];
         assert!(closes_kept_connections("uwsgi --module app", &env, &[]));
