@@ -1173,3 +1173,23 @@ fn check_warns_at_urls_the_router_cannot_serve_or_an_earlier_app_has() {
     );
     run(d.path(), &["check", "--strict"]).code(1);
 }
+
+/// A hostile manifest as large as the reader takes (tens of thousands of URLs): `check`
+/// still answers (its routes are not compared each with each).
+#[test]
+fn check_answers_on_a_manifest_with_tens_of_thousands_of_urls() {
+    let mut text = String::from("applications:\n");
+    for a in 0..2 {
+        text.push_str(&format!("  - name: a{a}\n    path: a{a}\n    urls:\n"));
+        for i in 0..60_000 {
+            text.push_str(&format!("      - h{a}x{i}.example.com\n"));
+        }
+    }
+    let d = yml(&text);
+    std::fs::create_dir_all(d.path().join("a0")).unwrap();
+    std::fs::create_dir_all(d.path().join("a1")).unwrap();
+    let mut c = crate::common::cmd(d.path());
+    c.args(["check", "--format", "short"]);
+    let r = crate::common::run_deadline(c, "check");
+    r.code(0).stdout_has("valid, 2 applications");
+}

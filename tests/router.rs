@@ -587,3 +587,51 @@ fn saving_again_and_again_while_the_app_boots_is_never_taken_for_a_restart_loop(
     assert!(!s.stderr().contains("restart loop"), "{}", s.dump());
     s.interrupt(SHORT);
 }
+
+/// An app that crashes just after answering `/crash`, printing why; the process after it
+/// boots silently (it never listens).
+const CRASH_THEN_SILENT: &str = r#"import os, sys, time, threading
+from http.server import HTTPServer, BaseHTTPRequestHandler
+if os.path.exists('crashed'):
+    time.sleep(600)
+class H(BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header('Content-Length', '2')
+        self.end_headers()
+        self.wfile.write(b'ok')
+        if self.path == '/crash':
+            threading.Thread(target=crash).start()
+def crash():
+    time.sleep(0.3)
+    open('crashed', 'w').close()
+    print('BOOM the reason it crashed', flush=True)
+    os._exit(1)
+HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()
+"#;
+
+#[test]
+fn a_503_while_the_next_process_boots_silently_shows_why_the_last_one_crashed() {
+    let p = Project::new(&[
+        ("stackato.yml", &manifest("crashy", "timeout: 10\n")),
+        ("app.py", CRASH_THEN_SILENT),
+    ]);
+    let mut s = p.run(&["--no-watch"]);
+    let port = router_port(&mut s);
+    s.ready("web.0", SHORT);
+    let (status, _, body) = get(port, "crashy.localhost", "/crash");
+    assert_eq!(status, 200, "{body}\n{}", s.dump());
+    s.wait_for(Stream::Out, "BOOM the reason it crashed", SHORT);
+    // The request waits for the next process, which starts (after the crash's 1 s backoff)
+    // but prints nothing and never listens: the page is about it.
+    let (status, _, body) = get(port, "crashy.localhost", "/");
+    assert_eq!(status, 503, "{body}\n{}", s.dump());
+    assert!(
+        body.contains("BOOM the reason it crashed"),
+        "the page says why the app went away: {body}\n{}",
+        s.dump()
+    );
+    s.interrupt(SHORT);
+}

@@ -2,6 +2,8 @@
 //! request waits, the access log's prefix), each routed web instance's place in it, and its
 //! second port, with the environment and command that name it, for overlap restarts.
 
+use std::path::Path;
+
 use crate::plan::Plan;
 use crate::router::table::AppSpec;
 use crate::supervise::{self, child::AltPort};
@@ -79,22 +81,23 @@ fn replace_port(text: &str, old: &str, new: &str) -> String {
     out
 }
 
-/// Whether `command` (run with `env`) serves HTTP with uWSGI's `--http-socket`, which answers
-/// HTTP/1.1 without `Connection: close` and then closes the connection (its
-/// `--http-keepalive`, and `--http11-socket`, keep it open). `$STACKATO_UWSGI` and
-/// `$PROCESSES_WEB` are looked through.
-fn closes_kept_connections(command: &str, env: &[(String, String)]) -> bool {
+/// Whether `command` (run with `env`) serves HTTP with uWSGI's `--http-socket` (or `--socket`
+/// with `--protocol http`, or `$UWSGI_HTTP_SOCKET`), which answers HTTP/1.1 without
+/// `Connection: close` and then closes the connection (`--http11-socket` keeps it open;
+/// `--http-keepalive` is the HTTP router's and does not). The variables it names
+/// (`$STACKATO_UWSGI`, `$PROCESSES_WEB`, the app's own) are looked through, and the uWSGI
+/// config files it names (`--ini F`, `uwsgi app.ini`; relative to `dirs`, the first that
+/// has it).
+fn closes_kept_connections(command: &str, env: &[(String, String)], dirs: &[&Path]) -> bool {
     let mut text = command.to_string();
-    let mut seen = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
     // Twice: `$PROCESSES_WEB` may itself name `$STACKATO_UWSGI`.
-    for var in COMMAND_VARS.iter().chain(COMMAND_VARS) {
-        let named = text.contains(&format!("${var}")) || text.contains(&format!("${{{var}}}"));
-        if named && !seen.contains(var) {
-            seen.push(var);
-            if let Some((_, v)) = env.iter().find(|(k, _)| k == var) {
-                text.push(' ');
-                text.push_str(v);
-            }
+    for (k, v) in env.iter().chain(env) {
+        let named = text.contains(&format!("${k}")) || text.contains(&format!("${{{k}}}"));
+        if named && !seen.contains(&k.as_str()) {
+            seen.push(k);
+            text.push(' ');
+            text.push_str(v);
         }
     }
     let words: Vec<&str> = text.split_whitespace().collect();
@@ -103,7 +106,67 @@ fn closes_kept_connections(command: &str, env: &[(String, String)]) -> bool {
             .iter()
             .any(|w| *w == opt || w.strip_prefix(opt).is_some_and(|r| r.starts_with('=')))
     };
-    text.contains("uwsgi") && has("--http-socket") && !has("--http-keepalive")
+    let http_protocol =
+        words.contains(&"--protocol=http") || words.windows(2).any(|w| w == ["--protocol", "http"]);
+    text.contains("uwsgi")
+        && (has("--http-socket")
+            || (has("--socket") && http_protocol)
+            || env.iter().any(|(k, _)| k == "UWSGI_HTTP_SOCKET")
+            || words
+                .iter()
+                .filter_map(|w| config_file(w, env))
+                .any(|f| config_has_http_socket(&f, dirs)))
+}
+
+/// The uWSGI config file a word of a command names (`--ini=F`, `F.ini`, `F.yaml:section`,
+/// `$HOME/F.json`), its variables put in from `env`.
+fn config_file(word: &str, env: &[(String, String)]) -> Option<String> {
+    let word = word.trim_matches(|c| matches!(c, '"' | '\'' | ';'));
+    let word = ["--ini=", "--yaml=", "--yml=", "--json="]
+        .iter()
+        .find_map(|p| word.strip_prefix(p))
+        .unwrap_or(word);
+    let mut path = word.to_string();
+    for (k, v) in env {
+        path = path.replace(&format!("${{{k}}}"), v);
+        if let Some(at) = path.find(&format!("${k}")) {
+            let end = at + 1 + k.len();
+            let next = path[end..].chars().next();
+            if !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                path.replace_range(at..end, v);
+            }
+        }
+    }
+    let file = match path.rsplit_once(':') {
+        Some((f, section)) if !section.contains('/') => f.to_string(),
+        _ => path,
+    };
+    [".ini", ".yaml", ".yml", ".json"]
+        .iter()
+        .any(|e| file.ends_with(e) && !file.starts_with('-') && !file.contains("://"))
+        .then_some(file)
+}
+
+/// Whether the config file `file` (relative to the first of `dirs` that has it) sets
+/// `http-socket` (a regular file of at most 1 MiB; anything else is not read).
+fn config_has_http_socket(file: &str, dirs: &[&Path]) -> bool {
+    let text = dirs.iter().find_map(|d| {
+        // An absolute `file` replaces `d`.
+        let bytes = crate::fsx::read_capped(&d.join(file), true, 1 << 20).ok()?;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    });
+    text.is_some_and(|t| {
+        t.lines()
+            .filter(|l| !l.trim_start().starts_with([';', '#']))
+            .any(|l| {
+                l.match_indices("http-socket").any(|(at, key)| {
+                    let before = l[..at].chars().next_back();
+                    let after = l[at + key.len()..].trim_start_matches('"').trim_start();
+                    !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                        && after.starts_with(['=', ':'])
+                })
+            })
+    })
 }
 
 /// Give the routed web instances of `sp` (built from `plan`, of `manifest`) their app's place
@@ -162,9 +225,10 @@ pub(crate) fn finish(
             } else {
                 "router".to_string()
             },
-            fresh_connections: specs
-                .iter()
-                .any(|s| s.route.is_some() && closes_kept_connections(&s.command, &s.env)),
+            fresh_connections: specs.iter().any(|s| {
+                s.route.is_some()
+                    && closes_kept_connections(&s.command, &s.env, &[&s.cwd, &s.source])
+            }),
         });
         let overlap = !stop_first.contains(&app.name.value);
         for s in specs.iter_mut() {
@@ -196,17 +260,87 @@ mod tests {
             "$PROCESSES_WEB",
             "uwsgi --http-socket=:$PORT --wsgi-file app.py",
         ] {
-            assert!(closes_kept_connections(command, &env), "{command}");
+            assert!(closes_kept_connections(command, &env, &[]), "{command}");
         }
         for command in [
             "python app.py",
-            "$STACKATO_UWSGI --http-keepalive",
             "uwsgi --http11-socket :$PORT --wsgi-file app.py",
             "uwsgi --http :$PORT --wsgi-file app.py",
             // The variable is set but not used.
             "gunicorn app:app",
         ] {
-            assert!(!closes_kept_connections(command, &env), "{command}");
+            assert!(!closes_kept_connections(command, &env, &[]), "{command}");
+        }
+    }
+
+    /// Forms uWSGI 2.0 serves as `--http-socket` does (checked against Debian's uWSGI 2.0.21):
+    /// `--http-keepalive` is the HTTP router's option and does not keep these connections;
+    /// `--socket` with `--protocol http`; the option given by uWSGI's own `UWSGI_*` variable.
+    #[test]
+    fn other_forms_of_uwsgi_http_socket_are_known_to_close_kept_connections() {
+        let none: Vec<(String, String)> = Vec::new();
+        for command in [
+            "uwsgi --http-socket :$PORT --http-keepalive --wsgi-file app.py",
+            "uwsgi --plugin http --http-socket=:$PORT --http-keepalive=1 --module app",
+            "uwsgi --socket :$PORT --protocol=http --module app",
+            "uwsgi --socket :$PORT --protocol http --module app",
+        ] {
+            assert!(closes_kept_connections(command, &none, &[]), "{command}");
+        }
+        // The app's own variable, and one naming another.
+        let env: Vec<(String, String)> = vec![
+            ("UWSGI_OPTS".into(), "--http-socket :$PORT --master".into()),
+            ("WEB_CMD".into(), "uwsgi ${UWSGI_OPTS}".into()),
+        ];
+        for command in ["uwsgi $UWSGI_OPTS --module app", "$WEB_CMD --module app"] {
+            assert!(closes_kept_connections(command, &env, &[]), "{command}");
+        }
+        let env = vec![("UWSGI_HTTP_SOCKET".to_string(), ":5000".to_string())];
+        assert!(closes_kept_connections("uwsgi --module app", &env, &[]));
+        assert!(!closes_kept_connections("gunicorn app:app", &env, &[]));
+        assert!(!closes_kept_connections(
+            "uwsgi --socket :$PORT --protocol uwsgi",
+            &none,
+            &[]
+        ));
+    }
+
+    /// uWSGI's config files, as apps name them: `--ini`, `--yaml`, a bare `app.ini`, a
+    /// `:section`, `$HOME`; the file read only when it is a regular file.
+    #[test]
+    fn an_http_socket_in_a_uwsgi_config_file_is_known_to_close_kept_connections() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let w = |name: &str, text: &str| std::fs::write(d.path().join(name), text).expect("write");
+        w(
+            "uwsgi.ini",
+            "[uwsgi]\nmaster = true\nhttp-socket = :$(PORT)\n",
+        );
+        w("prod.yaml", "uwsgi:\n  http-socket: 127.0.0.1:8080\n");
+        w("app.json", "{\"uwsgi\": {\"http-socket\": \":8080\"}}\n");
+        w(
+            "plain.ini",
+            "[uwsgi]\nhttp11-socket = :8080\nhttp = :8081\n",
+        );
+        nix::unistd::mkfifo(&d.path().join("fifo.ini"), nix::sys::stat::Mode::S_IRWXU)
+            .expect("fifo");
+        let env = vec![("HOME".to_string(), d.path().to_string_lossy().into_owned())];
+        let dirs = [Path::new("/nonexistent"), d.path()];
+        for command in [
+            "uwsgi --ini uwsgi.ini",
+            "/v/bin/uwsgi --ini=uwsgi.ini:uwsgi --processes 2",
+            "uwsgi uwsgi.ini",
+            "sh -c 'exec uwsgi --ini uwsgi.ini'",
+            "uwsgi --yaml $HOME/prod.yaml",
+            "uwsgi --json ${HOME}/app.json",
+        ] {
+            assert!(closes_kept_connections(command, &env, &dirs), "{command}");
+        }
+        for command in [
+            "uwsgi --ini plain.ini",
+            "uwsgi --ini fifo.ini",
+            "uwsgi --ini missing.ini",
+        ] {
+            assert!(!closes_kept_connections(command, &env, &dirs), "{command}");
         }
     }
 

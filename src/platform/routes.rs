@@ -3,6 +3,8 @@
 //! name two apps share goes to the first in start order) and its URIs with the router's
 //! port. Pure functions of the manifest's URLs.
 
+use std::collections::{HashMap, HashSet};
+
 /// The host part of a manifest URL (`blog.example.com`, `http://blog.example.com:80/x`):
 /// lower-case, without scheme, port, path or trailing dot; `None` when it is not a host name
 /// made of DNS labels (a wildcard, spaces, an empty label).
@@ -54,13 +56,14 @@ pub(crate) struct Names {
 impl Names {
     /// Every host name the router sends to the app, its URLs' labels first.
     pub(crate) fn hosts(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for h in self.labels.iter().chain(&self.by_name).chain(&self.fulls) {
-            if !out.contains(h) {
-                out.push(h.clone());
-            }
-        }
-        out
+        let mut seen = HashSet::new();
+        self.labels
+            .iter()
+            .chain(&self.by_name)
+            .chain(&self.fulls)
+            .filter(|h| seen.insert(*h))
+            .cloned()
+            .collect()
     }
 
     /// The app's URIs as the router serves them (`VCAP_APPLICATION.uris`):
@@ -79,29 +82,31 @@ impl Names {
 /// local name two apps' URLs share goes to the first one; each app is also
 /// `<name>.localhost` when that is free, so every app has a name a browser can open.
 pub(crate) fn names(apps: &[(&str, Vec<String>)]) -> Vec<Names> {
-    let mut taken: Vec<(String, String)> = Vec::new();
+    // Local name -> the app that has it (a manifest may have tens of thousands of URLs).
+    let mut taken: HashMap<String, String> = HashMap::new();
     let mut all = Vec::new();
     for (name, urls) in apps {
         let mut n = Names::default();
+        let mut fulls = HashSet::new();
         for u in urls {
             match (local_host(u), host_of(u)) {
                 (Some(l), Some(full)) => {
-                    match taken.iter().find(|(t, _)| *t == l) {
-                        Some((_, other)) if other != name => {
+                    match taken.get(&l) {
+                        Some(other) if other != name => {
                             n.shared.push((l.clone(), other.clone()));
                         }
                         Some(_) => {}
                         None => {
-                            taken.push((l.clone(), (*name).to_string()));
+                            taken.insert(l.clone(), (*name).to_string());
                             n.labels.push(l);
                         }
                     }
-                    if !n.fulls.contains(&full) {
+                    if fulls.insert(full.clone()) {
                         n.fulls.push(full);
                     }
                 }
                 (None, Some(full)) => {
-                    if !n.fulls.contains(&full) {
+                    if fulls.insert(full.clone()) {
                         n.fulls.push(full);
                     }
                 }
@@ -118,8 +123,8 @@ pub(crate) fn names(apps: &[(&str, Vec<String>)]) -> Vec<Names> {
         let Some(l) = local_host(&name.to_ascii_lowercase()) else {
             continue;
         };
-        if !n.labels.contains(&l) && !taken.iter().any(|(t, _)| *t == l) {
-            taken.push((l.clone(), (*name).to_string()));
+        if !n.labels.contains(&l) && !taken.contains_key(&l) {
+            taken.insert(l.clone(), (*name).to_string());
             n.by_name = Some(l);
         }
     }

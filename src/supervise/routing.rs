@@ -25,6 +25,9 @@ pub(super) struct Routing {
     stats: HashMap<(usize, u64), Arc<InstanceStats>>,
     /// Per job: whether its app was said to be down (it crashed too often).
     down: Vec<bool>,
+    /// Per job: the own last lines of the process spawned last (what a page about the next
+    /// one shows while that one has printed nothing: why the app went away, say).
+    last_tail: Vec<Option<SharedTail>>,
 }
 
 impl Routing {
@@ -33,6 +36,7 @@ impl Routing {
             tx,
             stats: HashMap::new(),
             down: vec![false; jobs],
+            last_tail: vec![None; jobs],
         }
     }
 
@@ -53,11 +57,22 @@ impl Routing {
         let stats = Arc::new(InstanceStats::default());
         self.stats.insert((job, generation), Arc::clone(&stats));
         self.down[job] = false;
-        let tail = Arc::clone(tail);
+        let before = self
+            .last_tail
+            .get_mut(job)
+            .and_then(|t| t.replace(Arc::clone(tail)));
+        let (tail, name) = (Arc::clone(tail), spec.name.clone());
         let tail: TailFn = Arc::new(move || {
-            tail.lock()
-                .map(|t| t.lines.iter().cloned().collect())
-                .unwrap_or_default()
+            let own = lines(&tail);
+            let before = before.as_ref().map(lines).unwrap_or_default();
+            if !own.is_empty() || before.is_empty() {
+                return own;
+            }
+            std::iter::once(format!(
+                "({name} has printed nothing yet; the last lines of the process before it:)"
+            ))
+            .chain(before)
+            .collect()
         });
         self.publish(RouteEvent::Starting {
             app: r.app,
@@ -149,4 +164,11 @@ impl Routing {
         });
         false
     }
+}
+
+/// The lines in `tail`.
+fn lines(tail: &SharedTail) -> Vec<String> {
+    tail.lock()
+        .map(|t| t.lines.iter().cloned().collect())
+        .unwrap_or_default()
 }
