@@ -241,6 +241,24 @@ pub(crate) fn spawn(
 /// How long a partial line may wait for its end before it is printed anyway.
 const PARTIAL_FLUSH: Duration = Duration::from_millis(100);
 const TAIL_LINES: usize = 20;
+/// How much of a line a tail keeps (a process printing megabyte lines must not make each of
+/// its tails hold megabytes; verdicts and pages show a line's start).
+const TAIL_LINE_BYTES: usize = 4096;
+
+/// `line` as a tail keeps it: text, cut at [`TAIL_LINE_BYTES`] (on a character boundary) with
+/// `…` when longer.
+fn tail_line(line: &[u8]) -> String {
+    if line.len() <= TAIL_LINE_BYTES {
+        return String::from_utf8_lossy(line).into_owned();
+    }
+    let mut s = String::from_utf8_lossy(&line[..TAIL_LINE_BYTES]).into_owned();
+    // A character cut in two became U+FFFD at the end: drop it.
+    if s.ends_with('\u{FFFD}') {
+        s.pop();
+    }
+    s.push('…');
+    s
+}
 
 /// Copy a stream to the printer as whole prefixed lines; never split or drop a line; print a
 /// partial line after a short pause.
@@ -320,11 +338,16 @@ fn emit(
     if !batch.is_empty() {
         out.write(batch);
     }
+    let last: Vec<String> = lines
+        .iter()
+        .rev()
+        .take(TAIL_LINES)
+        .rev()
+        .map(|l| tail_line(l))
+        .collect();
     for t in std::iter::once(tail).chain(own) {
         if let Ok(mut t) = t.lock() {
-            for l in lines.iter().rev().take(TAIL_LINES).rev() {
-                t.lines.push_back(String::from_utf8_lossy(l).into_owned());
-            }
+            t.lines.extend(last.iter().cloned());
             while t.lines.len() > TAIL_LINES {
                 t.lines.pop_front();
             }
@@ -365,6 +388,19 @@ mod tests {
         let mut l: Vec<String> = t.lock().unwrap().lines.iter().cloned().collect();
         l.sort();
         l
+    }
+
+    #[test]
+    fn a_tail_keeps_the_start_of_a_huge_line() {
+        assert_eq!(super::tail_line(b"short"), "short");
+        let huge = "é".repeat(1_000_000);
+        let kept = super::tail_line(huge.as_bytes());
+        assert!(
+            kept.len() <= super::TAIL_LINE_BYTES + '…'.len_utf8(),
+            "{}",
+            kept.len()
+        );
+        assert!(kept.ends_with("é…"), "cut inside a character");
     }
 
     #[tokio::test]
