@@ -229,7 +229,35 @@ mod tests {
         assert_eq!(pgid.as_raw(), pid);
         let st = terminate(&mut child, std::time::Duration::from_secs(5)).unwrap();
         assert!(!st.success());
-        assert!(killpg(pgid, None).is_err(), "the group is empty");
+        // The orphaned `sleep` is reaped by PID 1, which may take a while in a container: a
+        // zombie still counts for kill(2), so the group is empty once no member is alive.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while killpg(pgid, None).is_ok() && live_members(pgid.as_raw()) > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the group still has {} live member(s)",
+                live_members(pgid.as_raw())
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Processes of group `pgid` that are not zombies (from /proc).
+    fn live_members(pgid: i32) -> usize {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        dir.filter_map(Result::ok)
+            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+            .filter(|stat| {
+                // `pid (comm) state ppid pgrp …`: fields after the last `)`.
+                let Some((_, rest)) = stat.rsplit_once(')') else {
+                    return false;
+                };
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                f.len() > 2 && f[0] != "Z" && f[2] == pgid.to_string()
+            })
+            .count()
     }
 
     #[test]
