@@ -140,8 +140,9 @@ pub(crate) async fn connect(
         Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
     };
     let _ = tcp.set_nodelay(true);
+    // hyper's default limit of 100 response headers (as for requests): a higher one makes it
+    // allocate and fill that many slots for every response it parses.
     let (tx, conn) = http1::Builder::new()
-        .max_headers(200)
         .handshake::<_, Reclaim>(TokioIo::new(tcp))
         .await
         .map_err(std::io::Error::other)?;
