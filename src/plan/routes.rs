@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use crate::platform::web::expand;
+
 use crate::plan::Plan;
 use crate::router::table::AppSpec;
 use crate::supervise::{self, child::AltPort};
@@ -89,17 +91,9 @@ fn replace_port(text: &str, old: &str, new: &str) -> String {
 /// config files it names (`--ini F`, `uwsgi app.ini`; relative to `dirs`, the first that
 /// has it).
 fn closes_kept_connections(command: &str, env: &[(String, String)], dirs: &[&Path]) -> bool {
-    let mut text = command.to_string();
-    let mut seen: Vec<&str> = Vec::new();
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     // Twice: `$PROCESSES_WEB` may itself name `$STACKATO_UWSGI`.
-    for (k, v) in env.iter().chain(env) {
-        let named = text.contains(&format!("${k}")) || text.contains(&format!("${{{k}}}"));
-        if named && !seen.contains(&k.as_str()) {
-            seen.push(k);
-            text.push(' ');
-            text.push_str(v);
-        }
-    }
+    let text = expand(&expand(command, &vars), &vars);
     let words: Vec<&str> = text.split_whitespace().collect();
     let has = |opt: &str| {
         words
@@ -114,29 +108,19 @@ fn closes_kept_connections(command: &str, env: &[(String, String)], dirs: &[&Pat
             || env.iter().any(|(k, _)| k == "UWSGI_HTTP_SOCKET")
             || words
                 .iter()
-                .filter_map(|w| config_file(w, env))
+                .filter_map(|w| config_file(w, &vars))
                 .any(|f| config_has_http_socket(&f, dirs)))
 }
 
 /// The uWSGI config file a word of a command names (`--ini=F`, `F.ini`, `F.yaml:section`,
 /// `$HOME/F.json`), its variables put in from `env`.
-fn config_file(word: &str, env: &[(String, String)]) -> Option<String> {
+fn config_file(word: &str, vars: &[(&str, &str)]) -> Option<String> {
     let word = word.trim_matches(|c| matches!(c, '"' | '\'' | ';'));
     let word = ["--ini=", "--yaml=", "--yml=", "--json="]
         .iter()
         .find_map(|p| word.strip_prefix(p))
         .unwrap_or(word);
-    let mut path = word.to_string();
-    for (k, v) in env {
-        path = path.replace(&format!("${{{k}}}"), v);
-        if let Some(at) = path.find(&format!("${k}")) {
-            let end = at + 1 + k.len();
-            let next = path[end..].chars().next();
-            if !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
-                path.replace_range(at..end, v);
-            }
-        }
-    }
+    let path = expand(word, vars);
     let file = match path.rsplit_once(':') {
         Some((f, section)) if !section.contains('/') => f.to_string(),
         _ => path,
@@ -225,10 +209,11 @@ pub(crate) fn finish(
             } else {
                 "router".to_string()
             },
-            fresh_connections: specs.iter().any(|s| {
-                s.route.is_some()
-                    && closes_kept_connections(&s.command, &s.env, &[&s.cwd, &s.source])
-            }),
+            // Its instances run one command (their ports aside): the first one tells.
+            fresh_connections: specs
+                .iter()
+                .find(|s| s.route.is_some())
+                .is_some_and(|s| closes_kept_connections(&s.command, &s.env, &[&s.cwd, &s.source])),
         });
         let overlap = !stop_first.contains(&app.name.value);
         for s in specs.iter_mut() {
