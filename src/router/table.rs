@@ -367,6 +367,7 @@ pub(crate) struct Pick {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::router::tests::starting;
 
     fn spec(name: &str) -> AppSpec {
         AppSpec {
@@ -375,19 +376,6 @@ mod tests {
             timeout: Duration::from_secs(1),
             log_name: "router".into(),
             fresh_connections: false,
-        }
-    }
-
-    fn starting(app: usize, index: u32, generation: u64, port: u16) -> RouteEvent {
-        RouteEvent::Starting {
-            app,
-            index,
-            generation,
-            port,
-            label: format!("web.{index}"),
-            instance_id: format!("id{index}"),
-            stats: Arc::default(),
-            tail: Arc::new(Vec::new),
         }
     }
 

@@ -34,6 +34,21 @@ pub(crate) struct Fixture {
     pub client: Client<HttpConnector, Full<Bytes>>,
 }
 
+/// Instance `index` (generation `generation`) of app `app` starting on `port`: `web.N`, no
+/// output.
+pub(crate) fn starting(app: usize, index: u32, generation: u64, port: u16) -> RouteEvent {
+    RouteEvent::Starting {
+        app,
+        index,
+        generation,
+        port,
+        label: format!("web.{index}"),
+        instance_id: format!("id{index}"),
+        stats: Arc::default(),
+        tail: Arc::new(Vec::new),
+    }
+}
+
 pub(crate) fn spec(name: &str, timeout: Duration) -> AppSpec {
     AppSpec {
         name: name.into(),

@@ -187,16 +187,7 @@ async fn two_host_headers_are_refused() {
 #[test]
 fn a_new_instance_of_an_app_that_closes_connections_starts_without_reuse() {
     use super::table::RouteEvent;
-    let starting = |app: usize, index: u32, generation: u64, port: u16| RouteEvent::Starting {
-        app,
-        index,
-        generation,
-        port,
-        label: format!("web.{index}"),
-        instance_id: format!("id{index}"),
-        stats: Arc::default(),
-        tail: Arc::new(Vec::new),
-    };
+    use super::tests::starting;
     let mut t = RouteTable::new(vec![spec("a", PATIENCE), spec("b", PATIENCE)]);
     t.apply(starting(0, 0, 1, 1001));
     let first = t.apps[0].endpoints[0].inst.clone();
